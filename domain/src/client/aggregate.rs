@@ -1,0 +1,154 @@
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use super::{ClientCommand, ClientError, ClientEvent, ClientSettings};
+use crate::values::{GrantType, SecretHash};
+use crate::Services;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientStatus {
+    #[default]
+    Unregistered,
+    Active,
+    Disabled,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Client {
+    pub status: ClientStatus,
+    pub client_id: String,
+    pub settings: Option<ClientSettings>,
+    pub secret_hash: Option<SecretHash>,
+}
+
+impl Aggregate for Client {
+    const TYPE: &'static str = "Client";
+    type Command = ClientCommand;
+    type Event = ClientEvent;
+    type Error = ClientError;
+    type Services = Services;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let now = services.now();
+        let event = match command {
+            ClientCommand::Register {
+                client_id,
+                settings,
+                secret_hash,
+            } => {
+                if self.status != ClientStatus::Unregistered {
+                    return Err(ClientError::AlreadyRegistered);
+                }
+                check_settings(&settings)?;
+                match (settings.public, &secret_hash) {
+                    (true, Some(_)) => return Err(ClientError::PublicClientHasNoSecret),
+                    (false, None) => return Err(ClientError::ConfidentialClientNeedsSecret),
+                    _ => {}
+                }
+                ClientEvent::ClientRegistered {
+                    client_id,
+                    settings,
+                    secret_hash,
+                    registered_at: now,
+                }
+            }
+            ClientCommand::RotateSecret { secret_hash } => {
+                self.ensure_active()?;
+                if self.secret_hash.is_none() {
+                    return Err(ClientError::PublicClientHasNoSecret);
+                }
+                ClientEvent::ClientSecretRotated {
+                    secret_hash,
+                    rotated_at: now,
+                }
+            }
+            ClientCommand::ChangeSettings { settings } => {
+                self.ensure_active()?;
+                check_settings(&settings)?;
+                if settings.public != self.secret_hash.is_none() {
+                    // Switching between public and confidential would leave a
+                    // secret behind or a confidential client without one.
+                    return Err(if settings.public {
+                        ClientError::PublicClientHasNoSecret
+                    } else {
+                        ClientError::ConfidentialClientNeedsSecret
+                    });
+                }
+                ClientEvent::ClientSettingsChanged {
+                    settings,
+                    changed_at: now,
+                }
+            }
+            ClientCommand::Disable { reason } => {
+                self.ensure_active()?;
+                ClientEvent::ClientDisabled {
+                    reason,
+                    disabled_at: now,
+                }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ClientEvent::ClientRegistered {
+                client_id,
+                settings,
+                secret_hash,
+                ..
+            } => {
+                self.status = ClientStatus::Active;
+                self.client_id = client_id;
+                self.settings = Some(settings);
+                self.secret_hash = secret_hash;
+            }
+            ClientEvent::ClientSecretRotated { secret_hash, .. } => {
+                self.secret_hash = Some(secret_hash);
+            }
+            ClientEvent::ClientSettingsChanged { settings, .. } => self.settings = Some(settings),
+            ClientEvent::ClientDisabled { .. } => self.status = ClientStatus::Disabled,
+        }
+    }
+}
+
+impl Client {
+    fn ensure_active(&self) -> Result<(), ClientError> {
+        match self.status {
+            ClientStatus::Unregistered => Err(ClientError::NotFound),
+            ClientStatus::Disabled => Err(ClientError::Disabled),
+            ClientStatus::Active => Ok(()),
+        }
+    }
+}
+
+fn check_settings(settings: &ClientSettings) -> Result<(), ClientError> {
+    if settings.name.trim().is_empty() {
+        return Err(ClientError::EmptyName);
+    }
+    if settings.grant_types.is_empty() {
+        return Err(ClientError::NoGrantTypes);
+    }
+    if settings.grant_types.contains(&GrantType::AuthorizationCode)
+        && settings.redirect_uris.is_empty()
+    {
+        return Err(ClientError::RedirectUriRequired);
+    }
+    if settings.public && settings.grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(ClientError::PublicClientCredentials);
+    }
+    // Loopback http is allowed for web clients too (development setups);
+    // only RFC 8252's variable-port exception is reserved to native
+    // clients, and that is decided at the authorization endpoint.
+    if settings.access_token_ttl_secs == 0 || settings.refresh_token_ttl_secs == 0 {
+        return Err(ClientError::ZeroLifetime);
+    }
+    Ok(())
+}

@@ -1,0 +1,38 @@
+use serde::{Deserialize, Serialize};
+
+use crate::values::{ApplicationType, GrantType, RedirectUri, ScopeSet, SecretHash, TokenFormat};
+
+/// Everything an administrator can set on a client. Lifetimes are seconds
+/// so events stay plain JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSettings {
+    pub name: String,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: ScopeSet,
+    pub public: bool,
+    pub application_type: ApplicationType,
+    pub token_format: TokenFormat,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub audience: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ClientCommand {
+    /// `secret_hash` is `None` exactly for public clients.
+    Register {
+        client_id: String,
+        settings: ClientSettings,
+        secret_hash: Option<SecretHash>,
+    },
+    RotateSecret {
+        secret_hash: SecretHash,
+    },
+    ChangeSettings {
+        settings: ClientSettings,
+    },
+    Disable {
+        reason: String,
+    },
+}

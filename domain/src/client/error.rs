@@ -1,0 +1,25 @@
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClientError {
+    #[error("a client with this id already exists")]
+    AlreadyRegistered,
+    #[error("no such client")]
+    NotFound,
+    #[error("the client is disabled")]
+    Disabled,
+    #[error("a public client has no secret")]
+    PublicClientHasNoSecret,
+    #[error("a confidential client needs a secret")]
+    ConfidentialClientNeedsSecret,
+    #[error("the client name must not be empty")]
+    EmptyName,
+    #[error("at least one grant type is required")]
+    NoGrantTypes,
+    #[error("the authorization_code grant needs at least one redirect URI")]
+    RedirectUriRequired,
+    #[error("public clients cannot use the client_credentials grant")]
+    PublicClientCredentials,
+    #[error("token lifetimes must be at least one second")]
+    ZeroLifetime,
+}

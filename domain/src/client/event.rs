@@ -1,0 +1,54 @@
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use super::command::ClientSettings;
+use crate::values::SecretHash;
+use crate::EVENT_VERSION_1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientEvent {
+    ClientRegistered {
+        client_id: String,
+        settings: ClientSettings,
+        secret_hash: Option<SecretHash>,
+        registered_at: DateTime<Utc>,
+    },
+    ClientSecretRotated {
+        secret_hash: SecretHash,
+        rotated_at: DateTime<Utc>,
+    },
+    ClientSettingsChanged {
+        settings: ClientSettings,
+        changed_at: DateTime<Utc>,
+    },
+    ClientDisabled {
+        reason: String,
+        disabled_at: DateTime<Utc>,
+    },
+}
+
+impl ClientEvent {
+    pub const TYPES: &'static [&'static str] = &[
+        "ClientRegistered",
+        "ClientSecretRotated",
+        "ClientSettingsChanged",
+        "ClientDisabled",
+    ];
+}
+
+impl DomainEvent for ClientEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            Self::ClientRegistered { .. } => "ClientRegistered",
+            Self::ClientSecretRotated { .. } => "ClientSecretRotated",
+            Self::ClientSettingsChanged { .. } => "ClientSettingsChanged",
+            Self::ClientDisabled { .. } => "ClientDisabled",
+        };
+        name.to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION_1.to_owned()
+    }
+}

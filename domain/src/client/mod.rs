@@ -1,0 +1,15 @@
+//! A registered OAuth client. Its stream stays short: settings changes,
+//! secret rotations and disabling only. Token issuance never appends here.
+
+mod aggregate;
+mod command;
+mod error;
+mod event;
+
+pub use aggregate::{Client, ClientStatus};
+pub use command::{ClientCommand, ClientSettings};
+pub use error::ClientError;
+pub use event::ClientEvent;
+
+#[cfg(test)]
+mod tests;

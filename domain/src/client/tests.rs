@@ -1,0 +1,249 @@
+use cqrs_es::test::TestFramework;
+
+use super::*;
+use crate::services::fixtures::{services, t0};
+use crate::values::{ApplicationType, GrantType, RedirectUri, ScopeSet, SecretHash, TokenFormat};
+
+type ClientTest = TestFramework<Client>;
+
+fn settings() -> ClientSettings {
+    ClientSettings {
+        name: "web".into(),
+        redirect_uris: vec![
+            RedirectUri::parse("https://app.example/cb").unwrap_or_else(|e| panic!("{e}"))
+        ],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scopes: ScopeSet::parse("openid profile").unwrap_or_default(),
+        public: false,
+        application_type: ApplicationType::Web,
+        token_format: TokenFormat::Jwt,
+        access_token_ttl_secs: 300,
+        refresh_token_ttl_secs: 86_400,
+        audience: vec![],
+    }
+}
+
+fn secret() -> SecretHash {
+    SecretHash("ab".repeat(32))
+}
+
+fn registered() -> ClientEvent {
+    ClientEvent::ClientRegistered {
+        client_id: "c1".into(),
+        settings: settings(),
+        secret_hash: Some(secret()),
+        registered_at: t0(),
+    }
+}
+
+fn disabled() -> ClientEvent {
+    ClientEvent::ClientDisabled {
+        reason: "r".into(),
+        disabled_at: t0(),
+    }
+}
+
+fn register(settings: ClientSettings, secret_hash: Option<SecretHash>) -> ClientCommand {
+    ClientCommand::Register {
+        client_id: "c1".into(),
+        settings,
+        secret_hash,
+    }
+}
+
+#[test]
+fn registering_a_confidential_client_records_its_settings_and_secret_hash() {
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(settings(), Some(secret())))
+        .then_expect_events(vec![registered()]);
+}
+
+#[test]
+fn registering_twice_is_refused() {
+    ClientTest::with(services())
+        .given(vec![registered()])
+        .when(register(settings(), Some(secret())))
+        .then_expect_error(ClientError::AlreadyRegistered);
+}
+
+#[test]
+fn a_public_client_with_a_secret_is_refused() {
+    let public = ClientSettings {
+        public: true,
+        ..settings()
+    };
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(public, Some(secret())))
+        .then_expect_error(ClientError::PublicClientHasNoSecret);
+}
+
+#[test]
+fn a_confidential_client_without_a_secret_is_refused() {
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(settings(), None))
+        .then_expect_error(ClientError::ConfidentialClientNeedsSecret);
+}
+
+#[test]
+fn an_empty_name_is_refused() {
+    let nameless = ClientSettings {
+        name: " ".into(),
+        ..settings()
+    };
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(nameless, Some(secret())))
+        .then_expect_error(ClientError::EmptyName);
+}
+
+#[test]
+fn a_client_without_grant_types_is_refused() {
+    let none = ClientSettings {
+        grant_types: vec![],
+        ..settings()
+    };
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(none, Some(secret())))
+        .then_expect_error(ClientError::NoGrantTypes);
+}
+
+#[test]
+fn the_code_grant_without_redirect_uris_is_refused() {
+    let no_uris = ClientSettings {
+        redirect_uris: vec![],
+        ..settings()
+    };
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(no_uris, Some(secret())))
+        .then_expect_error(ClientError::RedirectUriRequired);
+}
+
+#[test]
+fn a_public_client_cannot_use_client_credentials() {
+    let public_cc = ClientSettings {
+        public: true,
+        grant_types: vec![GrantType::ClientCredentials],
+        ..settings()
+    };
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(public_cc, None))
+        .then_expect_error(ClientError::PublicClientCredentials);
+}
+
+#[test]
+fn zero_lifetimes_are_refused() {
+    let zero = ClientSettings {
+        access_token_ttl_secs: 0,
+        ..settings()
+    };
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(zero, Some(secret())))
+        .then_expect_error(ClientError::ZeroLifetime);
+}
+
+#[test]
+fn rotating_the_secret_records_the_new_hash() {
+    let new = SecretHash("cd".repeat(32));
+    ClientTest::with(services())
+        .given(vec![registered()])
+        .when(ClientCommand::RotateSecret {
+            secret_hash: new.clone(),
+        })
+        .then_expect_events(vec![ClientEvent::ClientSecretRotated {
+            secret_hash: new,
+            rotated_at: t0(),
+        }]);
+}
+
+#[test]
+fn rotating_the_secret_of_an_unknown_client_is_refused() {
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(ClientCommand::RotateSecret {
+            secret_hash: secret(),
+        })
+        .then_expect_error(ClientError::NotFound);
+}
+
+#[test]
+fn a_public_client_has_no_secret_to_rotate() {
+    let public = ClientEvent::ClientRegistered {
+        client_id: "c1".into(),
+        settings: ClientSettings {
+            public: true,
+            ..settings()
+        },
+        secret_hash: None,
+        registered_at: t0(),
+    };
+    ClientTest::with(services())
+        .given(vec![public])
+        .when(ClientCommand::RotateSecret {
+            secret_hash: secret(),
+        })
+        .then_expect_error(ClientError::PublicClientHasNoSecret);
+}
+
+#[test]
+fn changing_settings_records_them() {
+    let renamed = ClientSettings {
+        name: "renamed".into(),
+        ..settings()
+    };
+    ClientTest::with(services())
+        .given(vec![registered()])
+        .when(ClientCommand::ChangeSettings {
+            settings: renamed.clone(),
+        })
+        .then_expect_events(vec![ClientEvent::ClientSettingsChanged {
+            settings: renamed,
+            changed_at: t0(),
+        }]);
+}
+
+#[test]
+fn a_confidential_client_cannot_become_public() {
+    let public = ClientSettings {
+        public: true,
+        ..settings()
+    };
+    ClientTest::with(services())
+        .given(vec![registered()])
+        .when(ClientCommand::ChangeSettings { settings: public })
+        .then_expect_error(ClientError::PublicClientHasNoSecret);
+}
+
+#[test]
+fn a_disabled_client_cannot_be_changed() {
+    ClientTest::with(services())
+        .given(vec![registered(), disabled()])
+        .when(ClientCommand::ChangeSettings {
+            settings: settings(),
+        })
+        .then_expect_error(ClientError::Disabled);
+}
+
+#[test]
+fn disabling_records_the_reason() {
+    ClientTest::with(services())
+        .given(vec![registered()])
+        .when(ClientCommand::Disable { reason: "r".into() })
+        .then_expect_events(vec![disabled()]);
+}
+
+#[test]
+fn disabling_twice_is_refused() {
+    ClientTest::with(services())
+        .given(vec![registered(), disabled()])
+        .when(ClientCommand::Disable {
+            reason: "again".into(),
+        })
+        .then_expect_error(ClientError::Disabled);
+}

@@ -1,0 +1,532 @@
+use chrono::{DateTime, Duration, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use super::{GrantCommand, GrantError, GrantEvent, GrantKind, TokenRef, TokenRequest};
+use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
+use crate::Services;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantStatus {
+    #[default]
+    Absent,
+    /// A code was issued and not yet redeemed.
+    CodePending,
+    Active,
+    Revoked,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeState {
+    pub hash: SecretHash,
+    pub challenge: Option<CodeChallenge>,
+    pub redirect_uri: RedirectUri,
+    pub expires_at: DateTime<Utc>,
+    pub spent: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedAccess {
+    pub jti: String,
+    pub token_hash: Option<SecretHash>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshFamily {
+    pub current: SecretHash,
+    pub rotated: Vec<SecretHash>,
+    pub idle_expires_at: DateTime<Utc>,
+    pub family_expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Grant {
+    pub gid: String,
+    pub status: GrantStatus,
+    pub kind: Option<GrantKind>,
+    pub client_id: String,
+    pub sub: Option<String>,
+    pub scopes: ScopeSet,
+    pub audience: Vec<String>,
+    pub code: Option<CodeState>,
+    pub access_tokens: Vec<IssuedAccess>,
+    pub refresh: Option<RefreshFamily>,
+}
+
+impl Aggregate for Grant {
+    const TYPE: &'static str = "Grant";
+    type Command = GrantCommand;
+    type Event = GrantEvent;
+    type Error = GrantError;
+    type Services = Services;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command, services)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            GrantEvent::CodeIssued {
+                gid,
+                client_id,
+                sub,
+                scopes,
+                audience,
+                redirect_uri,
+                code_hash,
+                challenge,
+                expires_at,
+                ..
+            } => {
+                self.gid = gid;
+                self.status = GrantStatus::CodePending;
+                self.kind = Some(GrantKind::AuthorizationCode);
+                self.client_id = client_id;
+                self.sub = Some(sub);
+                self.scopes = scopes;
+                self.audience = audience;
+                self.code = Some(CodeState {
+                    hash: code_hash,
+                    challenge,
+                    redirect_uri,
+                    expires_at,
+                    spent: false,
+                });
+            }
+            GrantEvent::CodeRedeemed { .. } => {
+                self.status = GrantStatus::Active;
+                self.spend_code();
+            }
+            GrantEvent::CodeBurned { .. } => {
+                self.status = GrantStatus::Revoked;
+                self.spend_code();
+            }
+            GrantEvent::CodeReplayDetected { .. }
+            | GrantEvent::RefreshTokenReuseDetected { .. } => {}
+            GrantEvent::GrantStarted {
+                gid,
+                kind,
+                client_id,
+                sub,
+                scopes,
+                audience,
+                ..
+            } => {
+                self.gid = gid;
+                self.status = GrantStatus::Active;
+                self.kind = Some(kind);
+                self.client_id = client_id;
+                self.sub = sub;
+                self.scopes = scopes;
+                self.audience = audience;
+            }
+            GrantEvent::AccessTokenIssued {
+                jti,
+                token_hash,
+                expires_at,
+                ..
+            } => self.access_tokens.push(IssuedAccess {
+                jti,
+                token_hash,
+                expires_at,
+                revoked: false,
+            }),
+            GrantEvent::RefreshTokenIssued {
+                token_hash,
+                idle_expires_at,
+                family_expires_at,
+                ..
+            } => {
+                self.refresh = Some(RefreshFamily {
+                    current: token_hash,
+                    rotated: Vec::new(),
+                    idle_expires_at,
+                    family_expires_at,
+                })
+            }
+            GrantEvent::RefreshTokenRotated {
+                previous_hash,
+                token_hash,
+                idle_expires_at,
+                ..
+            } => {
+                if let Some(family) = &mut self.refresh {
+                    family.rotated.push(previous_hash);
+                    family.current = token_hash;
+                    family.idle_expires_at = idle_expires_at;
+                }
+            }
+            GrantEvent::AccessTokenRevoked { jti, .. } => {
+                if let Some(token) = self.access_tokens.iter_mut().find(|t| t.jti == jti) {
+                    token.revoked = true;
+                }
+            }
+            GrantEvent::GrantRevoked { .. } => {
+                self.status = GrantStatus::Revoked;
+                self.access_tokens.iter_mut().for_each(|t| t.revoked = true);
+            }
+        }
+    }
+}
+
+impl Grant {
+    fn decide(
+        &self,
+        command: GrantCommand,
+        services: &Services,
+    ) -> Result<Vec<GrantEvent>, GrantError> {
+        let now = services.now();
+        match command {
+            GrantCommand::IssueCode {
+                gid,
+                client_id,
+                sub,
+                scopes,
+                audience,
+                redirect_uri,
+                code_hash,
+                challenge,
+                nonce,
+                request_id,
+                code_ttl_secs,
+            } => {
+                self.ensure_absent()?;
+                Ok(vec![GrantEvent::CodeIssued {
+                    gid,
+                    client_id,
+                    sub,
+                    scopes,
+                    audience,
+                    redirect_uri,
+                    code_hash,
+                    challenge,
+                    nonce,
+                    request_id,
+                    issued_at: now,
+                    expires_at: now + seconds(code_ttl_secs)?,
+                }])
+            }
+            GrantCommand::RedeemCode {
+                client_id,
+                code_hash,
+                redirect_uri,
+                verifier,
+                tokens,
+            } => self.redeem_code(
+                &client_id,
+                &code_hash,
+                &redirect_uri,
+                verifier.as_deref(),
+                tokens,
+                services,
+            ),
+            GrantCommand::GrantClientCredentials {
+                gid,
+                client_id,
+                scopes,
+                audience,
+                tokens,
+            } => self.start(
+                gid,
+                GrantKind::ClientCredentials,
+                client_id,
+                None,
+                scopes,
+                audience,
+                tokens,
+                services,
+            ),
+            GrantCommand::GrantByPassword {
+                gid,
+                client_id,
+                sub,
+                scopes,
+                audience,
+                tokens,
+            } => self.start(
+                gid,
+                GrantKind::Password,
+                client_id,
+                Some(sub),
+                scopes,
+                audience,
+                tokens,
+                services,
+            ),
+            GrantCommand::Refresh {
+                client_id,
+                token_hash,
+                scopes,
+                tokens,
+            } => self.refresh(&client_id, &token_hash, scopes, tokens, services),
+            GrantCommand::RevokeToken {
+                client_id,
+                token,
+                by,
+            } => self.revoke_token(&client_id, &token, by, now),
+            GrantCommand::Revoke { by, reason } => match self.status {
+                GrantStatus::Absent => Err(GrantError::NotFound),
+                GrantStatus::Revoked => Err(GrantError::Revoked),
+                _ => Ok(vec![self.revocation(by, reason, now)]),
+            },
+        }
+    }
+
+    fn redeem_code(
+        &self,
+        client_id: &str,
+        code_hash: &SecretHash,
+        redirect_uri: &RedirectUri,
+        verifier: Option<&str>,
+        tokens: TokenRequest,
+        services: &Services,
+    ) -> Result<Vec<GrantEvent>, GrantError> {
+        let now = services.now();
+        let code = self
+            .code
+            .as_ref()
+            .filter(|code| code.hash == *code_hash)
+            .ok_or(GrantError::UnknownCode)?;
+        if self.client_id != client_id {
+            return Err(GrantError::ClientMismatch);
+        }
+        if code.spent {
+            // RFC 6749 §4.1.2: a second use revokes what the first one issued.
+            return match self.status {
+                GrantStatus::Revoked => Err(GrantError::Revoked),
+                _ => Ok(vec![
+                    GrantEvent::CodeReplayDetected { detected_at: now },
+                    self.revocation("writ".into(), "code_replay".into(), now),
+                ]),
+            };
+        }
+        if now >= code.expires_at {
+            return Err(GrantError::CodeExpired);
+        }
+        if code.redirect_uri != *redirect_uri {
+            return Err(GrantError::RedirectUriMismatch);
+        }
+        let pkce_failure = match (&code.challenge, verifier) {
+            (Some(challenge), Some(verifier)) if challenge.is_satisfied_by(verifier) => None,
+            (Some(_), Some(_)) => Some("pkce_verifier_mismatch"),
+            (Some(_), None) => Some("pkce_verifier_missing"),
+            // RFC 9700 §2.1.1: a verifier for a code issued without a
+            // challenge is a downgrade attempt.
+            (None, Some(_)) => Some("pkce_downgrade"),
+            (None, None) => None,
+        };
+        if let Some(reason) = pkce_failure {
+            return Ok(vec![GrantEvent::CodeBurned {
+                reason: reason.into(),
+                burned_at: now,
+            }]);
+        }
+        let mut events = vec![GrantEvent::CodeRedeemed { redeemed_at: now }];
+        events.extend(self.mint(&self.scopes, tokens, true, services)?);
+        Ok(events)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &self,
+        gid: String,
+        kind: GrantKind,
+        client_id: String,
+        sub: Option<String>,
+        scopes: ScopeSet,
+        audience: Vec<String>,
+        tokens: TokenRequest,
+        services: &Services,
+    ) -> Result<Vec<GrantEvent>, GrantError> {
+        self.ensure_absent()?;
+        let mut events = vec![GrantEvent::GrantStarted {
+            gid,
+            kind,
+            client_id,
+            sub,
+            scopes: scopes.clone(),
+            audience,
+            started_at: services.now(),
+        }];
+        events.extend(self.mint(&scopes, tokens, true, services)?);
+        Ok(events)
+    }
+
+    fn refresh(
+        &self,
+        client_id: &str,
+        presented: &SecretHash,
+        scopes: Option<ScopeSet>,
+        tokens: TokenRequest,
+        services: &Services,
+    ) -> Result<Vec<GrantEvent>, GrantError> {
+        let now = services.now();
+        let family = self.refresh.as_ref().ok_or(GrantError::NotRefreshable)?;
+        if self.client_id != client_id {
+            return Err(GrantError::ClientMismatch);
+        }
+        if self.status == GrantStatus::Revoked {
+            return Err(GrantError::Revoked);
+        }
+        if family.rotated.contains(presented) {
+            return Ok(vec![
+                GrantEvent::RefreshTokenReuseDetected {
+                    token_hash: presented.clone(),
+                    detected_at: now,
+                },
+                self.revocation("writ".into(), "refresh_token_reuse".into(), now),
+            ]);
+        }
+        if family.current != *presented {
+            return Err(GrantError::UnknownRefreshToken);
+        }
+        if now >= family.idle_expires_at || now >= family.family_expires_at {
+            return Err(GrantError::RefreshExpired);
+        }
+        let scopes = match scopes {
+            Some(requested) if !requested.is_subset(&self.scopes) => {
+                return Err(GrantError::ScopeEscalation)
+            }
+            Some(requested) => requested,
+            None => self.scopes.clone(),
+        };
+        let mut events = Vec::new();
+        if let Some(next) = &tokens.refresh {
+            events.push(GrantEvent::RefreshTokenRotated {
+                previous_hash: presented.clone(),
+                token_hash: next.token_hash.clone(),
+                rotated_at: now,
+                idle_expires_at: (now + seconds(next.idle_ttl_secs)?).min(family.family_expires_at),
+            });
+        }
+        events.extend(self.mint(
+            &scopes,
+            TokenRequest {
+                refresh: None,
+                ..tokens
+            },
+            false,
+            services,
+        )?);
+        Ok(events)
+    }
+
+    fn revoke_token(
+        &self,
+        client_id: &str,
+        token: &TokenRef,
+        by: String,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<GrantEvent>, GrantError> {
+        // RFC 7009 §2.1: a client may only revoke its own tokens; the
+        // endpoint answers 200 either way, so this refusal records nothing.
+        if self.client_id != client_id {
+            return Err(GrantError::ClientMismatch);
+        }
+        if self.status == GrantStatus::Revoked {
+            return Err(GrantError::Revoked);
+        }
+        let live = |t: &&IssuedAccess| !t.revoked;
+        match token {
+            TokenRef::AccessJti(jti) => self
+                .access_tokens
+                .iter()
+                .filter(live)
+                .find(|t| t.jti == *jti),
+            TokenRef::AccessHash(hash) => self
+                .access_tokens
+                .iter()
+                .filter(live)
+                .find(|t| t.token_hash.as_ref() == Some(hash)),
+            TokenRef::RefreshHash(hash) => {
+                // RFC 7009 §2.1: revoking a refresh token revokes the grant's
+                // access tokens too.
+                return match &self.refresh {
+                    Some(family) if family.current == *hash => Ok(vec![self.revocation(
+                        by,
+                        "refresh_token_revoked".into(),
+                        now,
+                    )]),
+                    _ => Err(GrantError::UnknownToken),
+                };
+            }
+        }
+        .map(|t| {
+            vec![GrantEvent::AccessTokenRevoked {
+                jti: t.jti.clone(),
+                by,
+                revoked_at: now,
+            }]
+        })
+        .ok_or(GrantError::UnknownToken)
+    }
+
+    fn mint(
+        &self,
+        scopes: &ScopeSet,
+        tokens: TokenRequest,
+        first_refresh: bool,
+        services: &Services,
+    ) -> Result<Vec<GrantEvent>, GrantError> {
+        let now = services.now();
+        let mut events = vec![GrantEvent::AccessTokenIssued {
+            jti: services.randomness.uuid(),
+            token_hash: tokens.opaque_access_hash,
+            scopes: scopes.clone(),
+            issued_at: now,
+            expires_at: now + seconds(tokens.access_ttl_secs)?,
+        }];
+        if let (true, Some(refresh)) = (first_refresh, tokens.refresh) {
+            let family_expires_at = now + seconds(refresh.family_ttl_secs)?;
+            events.push(GrantEvent::RefreshTokenIssued {
+                token_hash: refresh.token_hash,
+                issued_at: now,
+                idle_expires_at: (now + seconds(refresh.idle_ttl_secs)?).min(family_expires_at),
+                family_expires_at,
+            });
+        }
+        Ok(events)
+    }
+
+    fn revocation(&self, by: String, reason: String, now: DateTime<Utc>) -> GrantEvent {
+        let live: Vec<&IssuedAccess> = self.access_tokens.iter().filter(|t| !t.revoked).collect();
+        GrantEvent::GrantRevoked {
+            by,
+            reason,
+            jtis: live.iter().map(|t| t.jti.clone()).collect(),
+            expires_at: live.iter().map(|t| t.expires_at).max(),
+            revoked_at: now,
+        }
+    }
+
+    fn ensure_absent(&self) -> Result<(), GrantError> {
+        match self.status {
+            GrantStatus::Absent => Ok(()),
+            _ => Err(GrantError::AlreadyExists),
+        }
+    }
+
+    fn spend_code(&mut self) {
+        if let Some(code) = &mut self.code {
+            code.spent = true;
+        }
+    }
+}
+
+fn seconds(secs: u64) -> Result<Duration, GrantError> {
+    match i64::try_from(secs) {
+        Ok(0) | Err(_) => Err(GrantError::ZeroLifetime),
+        Ok(secs) => Duration::try_seconds(secs).ok_or(GrantError::ZeroLifetime),
+    }
+}

@@ -1,0 +1,92 @@
+use serde::{Deserialize, Serialize};
+
+use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantKind {
+    AuthorizationCode,
+    ClientCredentials,
+    Password,
+}
+
+/// What to mint on success. Raw tokens are made and kept by the caller;
+/// only their hashes travel here. JWT access tokens have no hash: they are
+/// found by `jti`, which the aggregate mints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    pub access_ttl_secs: u64,
+    pub opaque_access_hash: Option<SecretHash>,
+    pub refresh: Option<RefreshRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRequest {
+    pub token_hash: SecretHash,
+    /// Idle lifetime: each use must come within this of the previous one.
+    pub idle_ttl_secs: u64,
+    /// Absolute lifetime of the whole family, fixed at its first issuance.
+    pub family_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRef {
+    AccessJti(String),
+    AccessHash(SecretHash),
+    RefreshHash(SecretHash),
+}
+
+#[derive(Debug, Clone)]
+pub enum GrantCommand {
+    IssueCode {
+        gid: String,
+        client_id: String,
+        sub: String,
+        scopes: ScopeSet,
+        audience: Vec<String>,
+        redirect_uri: RedirectUri,
+        code_hash: SecretHash,
+        challenge: Option<CodeChallenge>,
+        nonce: Option<String>,
+        request_id: String,
+        code_ttl_secs: u64,
+    },
+    RedeemCode {
+        client_id: String,
+        code_hash: SecretHash,
+        redirect_uri: RedirectUri,
+        verifier: Option<String>,
+        tokens: TokenRequest,
+    },
+    GrantClientCredentials {
+        gid: String,
+        client_id: String,
+        scopes: ScopeSet,
+        audience: Vec<String>,
+        tokens: TokenRequest,
+    },
+    GrantByPassword {
+        gid: String,
+        client_id: String,
+        sub: String,
+        scopes: ScopeSet,
+        audience: Vec<String>,
+        tokens: TokenRequest,
+    },
+    Refresh {
+        client_id: String,
+        token_hash: SecretHash,
+        /// A narrower set, or `None` for the granted scopes (RFC 6749 §6).
+        scopes: Option<ScopeSet>,
+        tokens: TokenRequest,
+    },
+    RevokeToken {
+        client_id: String,
+        token: TokenRef,
+        by: String,
+    },
+    Revoke {
+        by: String,
+        reason: String,
+    },
+}

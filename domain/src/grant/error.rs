@@ -1,0 +1,33 @@
+use thiserror::Error;
+
+/// Refusals that record nothing. Each maps to `invalid_grant` (or
+/// `invalid_scope`) at the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GrantError {
+    #[error("a grant with this id already exists")]
+    AlreadyExists,
+    #[error("no such grant")]
+    NotFound,
+    #[error("the code is unknown")]
+    UnknownCode,
+    #[error("the grant belongs to another client")]
+    ClientMismatch,
+    #[error("the grant has been revoked")]
+    Revoked,
+    #[error("the code has expired")]
+    CodeExpired,
+    #[error("redirect_uri differs from the authorization request's")]
+    RedirectUriMismatch,
+    #[error("the refresh token is unknown")]
+    UnknownRefreshToken,
+    #[error("the refresh token has expired")]
+    RefreshExpired,
+    #[error("the requested scope exceeds the granted scope")]
+    ScopeEscalation,
+    #[error("this grant has no refresh token")]
+    NotRefreshable,
+    #[error("the token is unknown to this grant")]
+    UnknownToken,
+    #[error("lifetimes must be between one second and a few centuries")]
+    ZeroLifetime,
+}

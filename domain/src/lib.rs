@@ -1,0 +1,19 @@
+//! Writ's domain: aggregates, commands, events and the policies that live
+//! inside one aggregate. Pure: no IO, no runtime of its own. Time and
+//! randomness arrive through [`Services`] so tests fix them.
+
+pub mod account;
+pub mod catalog;
+pub mod client;
+pub mod consent;
+pub mod grant;
+pub mod login;
+pub mod services;
+pub mod signing_key;
+pub mod values;
+
+pub use services::{Clock, Randomness, Services};
+
+/// Every event of every aggregate starts at this version; a change to an
+/// event's shape bumps it and adds an upcaster in infra.
+pub const EVENT_VERSION_1: &str = "1.0";
