@@ -1,1 +1,81 @@
-fn main() {}
+//! The `writ` binary: parse arguments, resolve settings, start logging, run
+//! the subcommand. Errors end as one line on stderr and a non-zero exit.
+
+mod args;
+mod client;
+mod context;
+mod output;
+mod serve;
+mod user;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command, KeysCommand};
+use crate::context::Context;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if err.use_stderr() => {
+            // clap's error comes with tips and usage; one line is clearer.
+            let rendered = err.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("writ: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("writ: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("writ: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
+        _ => None,
+    };
+    let settings = context::resolve_settings(&cli.global, serve_args)?;
+    let default_filter = if serve_args.is_some() { "info" } else { "warn" };
+    writ_infra::telemetry::init(settings.log_format, default_filter);
+    let json = cli.global.json;
+    match cli.command {
+        Command::Serve(_) => serve::run(settings).await,
+        Command::Keys(KeysCommand::Init) => {
+            writ_infra::keys::KeyRing::generate().write_new(&settings.key_file)?;
+            println!("created key file {}", settings.key_file.display());
+            Ok(())
+        }
+        Command::Migrate => {
+            let context = Context::open(settings).await?;
+            println!(
+                "database {} is migrated",
+                context.store.database_path().display()
+            );
+            Ok(())
+        }
+        Command::Client(command) => {
+            client::run(Context::open(settings).await?, command, json).await
+        }
+        Command::User(command) => user::run(Context::open(settings).await?, command, json).await,
+    }
+}

@@ -1,1 +1,16 @@
+//! Writ's adapters: configuration, keys and crypto, the event log with its
+//! committer and inline read rows, the executor, telemetry and health.
 
+pub mod config;
+pub mod crypto;
+pub mod executor;
+pub mod health;
+pub mod keys;
+pub mod metrics;
+pub mod personal;
+pub mod services;
+pub mod store;
+pub mod telemetry;
+
+pub use executor::{Committed, ExecuteError, Executor, Metadata};
+pub use store::{Cursor, Store};

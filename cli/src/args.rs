@@ -1,0 +1,186 @@
+//! Command-line arguments. Every global setting also reads a `WRIT_*`
+//! environment variable; values given neither way come from `--config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "writ",
+    version,
+    about = "Writ: an event-sourced OAuth 2.1 / OpenID Connect authorization server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML file with the same keys as the flags (snake_case).
+    #[arg(long, global = true, env = "WRIT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded SQLite database [default: ./writ-data].
+    #[arg(long, global = true, env = "WRIT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The key file [default: <data-dir>/keys].
+    #[arg(long, global = true, env = "WRIT_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Log format [default: text].
+    #[arg(long, global = true, env = "WRIT_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    /// Print JSON (RFC 7591 field names for clients) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the command API, the query API and the projector in one process.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the key file.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "WRIT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Issuer URL [default: http://<listen address>].
+    #[arg(long, env = "WRIT_ISSUER")]
+    pub issuer: Option<String>,
+    /// How often the projector checks for commits of other processes [default: 200ms].
+    #[arg(long, env = "WRIT_PROJECTOR_CHECK_INTERVAL", value_parser = humantime::parse_duration)]
+    pub projector_check_interval: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a new key file (mode 0600); refuses to overwrite one.
+    Init,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ClientFields {
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Registered redirect URI (repeatable; exact match).
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// Allowed grant type (repeatable): authorization_code, client_credentials, refresh_token, password.
+    #[arg(long = "grant-type")]
+    pub grant_types: Vec<String>,
+    /// Space-separated scopes the client may request.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// web or native.
+    #[arg(long, value_parser = ["web", "native"])]
+    pub application_type: Option<String>,
+    /// jwt or opaque.
+    #[arg(long, value_parser = ["jwt", "opaque"])]
+    pub token_format: Option<String>,
+    /// Access-token lifetime [default: the access_token_ttl setting, 5m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Option<Duration>,
+    /// Refresh-token lifetime [default: the refresh_token_ttl setting, 30d].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub refresh_token_ttl: Option<Duration>,
+    /// Audience of the client's access tokens (repeatable).
+    #[arg(long)]
+    pub audience: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its secret once.
+    Create {
+        #[command(flatten)]
+        fields: ClientFields,
+        /// A public client (no secret; PKCE required).
+        #[arg(long)]
+        public: bool,
+        /// Use this client id instead of a random one (for demos).
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Read the secret from standard input instead of generating one (for demos).
+        #[arg(long)]
+        secret_stdin: bool,
+        /// Accept a secret from stdin shorter than 32 characters (for demos only).
+        #[arg(long, requires = "secret_stdin")]
+        allow_weak_secret: bool,
+    },
+    /// List clients.
+    List,
+    /// Show one client.
+    Show { client_id: String },
+    /// Change a client's settings; flags not given keep their value.
+    Update {
+        client_id: String,
+        #[command(flatten)]
+        fields: ClientFields,
+    },
+    /// Replace the client's secret; prints the new one once.
+    RotateSecret { client_id: String },
+    /// Disable a client; its tokens stop working.
+    Disable {
+        client_id: String,
+        #[arg(long, default_value = "disabled by an administrator")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Show one account.
+    Show { username: String },
+    /// Set a new password, read from standard input.
+    SetPassword {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account.
+    Disable {
+        username: String,
+        #[arg(long, default_value = "disabled by an administrator")]
+        reason: String,
+    },
+    /// Forget a person: delete their data key; the log keeps only ciphertext.
+    Forget { username: String },
+}

@@ -1,0 +1,84 @@
+//! Settings resolution and what every administrative command opens: the
+//! key file (refused when missing), the store and an executor.
+
+use std::io::BufRead;
+
+use anyhow::Context as _;
+use writ_infra::config::{FileConfig, Overrides, Settings};
+use writ_infra::keys::{KeyRing, WhenMissing};
+use writ_infra::telemetry::LogFormat;
+use writ_infra::{Executor, Store};
+
+use crate::args::{GlobalArgs, LogFormatArg, ServeArgs};
+
+pub fn resolve_settings(
+    global: &GlobalArgs,
+    serve: Option<&ServeArgs>,
+) -> anyhow::Result<Settings> {
+    let file = match &global.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let overrides = Overrides {
+        listen: serve.and_then(|s| s.listen),
+        issuer: serve.and_then(|s| s.issuer.clone()),
+        data_dir: global.data_dir.clone(),
+        key_file: global.key_file.clone(),
+        log_format: global.log_format.map(|f| match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }),
+        projector_check_interval: serve.and_then(|s| s.projector_check_interval),
+        ..Default::default()
+    };
+    Ok(Settings::resolve(overrides, file))
+}
+
+pub struct Context {
+    pub settings: Settings,
+    pub keys: KeyRing,
+    pub store: Store,
+    pub executor: Executor,
+}
+
+impl Context {
+    /// For every command but `serve`: a missing key file is an error, so
+    /// two processes never invent different keys for one database.
+    pub async fn open(settings: Settings) -> anyhow::Result<Self> {
+        Self::open_with(settings, WhenMissing::Refuse).await
+    }
+
+    pub async fn open_with(settings: Settings, when_missing: WhenMissing) -> anyhow::Result<Self> {
+        check_data_dir(&settings)?;
+        let keys = KeyRing::load(&settings.key_file, when_missing)?;
+        let store = Store::open_sqlite(&settings.data_dir).await?;
+        let executor = Executor::new(store.clone(), writ_infra::services::system());
+        Ok(Self {
+            settings,
+            keys,
+            store,
+            executor,
+        })
+    }
+}
+
+/// An unreadable data directory is reported as such, before the key file
+/// (which usually lives inside it) is blamed.
+fn check_data_dir(settings: &Settings) -> anyhow::Result<()> {
+    let dir = &settings.data_dir;
+    if dir.exists() {
+        std::fs::read_dir(dir)
+            .with_context(|| format!("data directory {} is not readable", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads one line from standard input without its line ending.
+pub fn read_stdin_line(what: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .with_context(|| format!("cannot read the {what} from standard input"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}

@@ -1,0 +1,245 @@
+//! `writ user …`: accounts. Personal fields are sealed under the subject's
+//! own data key before they reach a command; listings open them again, or
+//! show "forgotten" once the key is gone.
+
+use anyhow::{anyhow, bail};
+use serde_json::{json, Value};
+use sqlx::Row;
+use writ_domain::account::{Account, AccountCommand};
+use writ_domain::values::Sealed;
+use writ_infra::crypto::hash_password;
+use writ_infra::executor::Stream;
+use writ_infra::personal::{account_id, normalize_username, SubjectKey, FORGOTTEN};
+use writ_infra::store::inline::timestamp;
+use writ_infra::store::SideWrite;
+use writ_infra::{ExecuteError, Metadata};
+
+use crate::args::UserCommand;
+use crate::context::{read_stdin_line, Context};
+use crate::output;
+
+const ACTOR: &str = "cli";
+
+pub async fn run(context: Context, command: UserCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create {
+            username,
+            password_stdin,
+            email,
+            name,
+        } => {
+            let normalised = normalize_username(&username)?;
+            if let Some(email) = email.as_deref().filter(|e| !looks_like_email(e)) {
+                bail!("email {email:?} is not an email address");
+            }
+            let password = read_password(password_stdin)?;
+            let sub = uuid::Uuid::new_v4().to_string();
+            let key = SubjectKey::generate(&sub);
+            let command = AccountCommand::Create {
+                sub: sub.clone(),
+                username: key.seal("username", &normalised),
+                email: email.map(|e| key.seal("email", &e)),
+                name: name.map(|n| key.seal("name", &n)),
+                password_hash: key.seal("password_hash", &hash_password(&password)?),
+            };
+            let wrapped = SideWrite::StoreSubjectKey {
+                sub: sub.clone(),
+                wrapped_key: key.wrap(&context.keys),
+                created_at: timestamp(&chrono::Utc::now()),
+            };
+            let id = account_id(&context.keys, &normalised);
+            let outcome = context
+                .executor
+                .execute_with::<Account>(
+                    &id,
+                    command,
+                    &Metadata::cli(ACTOR),
+                    vec![wrapped],
+                    Stream::Existing,
+                )
+                .await;
+            check(outcome, &username)?;
+            show(&context, &normalised, json).await
+        }
+        UserCommand::List => list(&context, json).await,
+        UserCommand::Show { username } => {
+            show(&context, &normalize_username(&username)?, json).await
+        }
+        UserCommand::SetPassword {
+            username,
+            password_stdin,
+        } => {
+            let (id, key) = subject_of(&context, &username).await?;
+            let password = read_password(password_stdin)?;
+            let command = AccountCommand::ChangePassword {
+                password_hash: key.seal("password_hash", &hash_password(&password)?),
+            };
+            check(
+                context
+                    .executor
+                    .execute::<Account>(&id, command, &Metadata::cli(ACTOR))
+                    .await,
+                &username,
+            )?;
+            println!("password of {username} changed");
+            Ok(())
+        }
+        UserCommand::Disable { username, reason } => {
+            let (id, _) = subject_of(&context, &username).await?;
+            check(
+                context
+                    .executor
+                    .execute::<Account>(
+                        &id,
+                        AccountCommand::Disable { reason },
+                        &Metadata::cli(ACTOR),
+                    )
+                    .await,
+                &username,
+            )?;
+            show(&context, &normalize_username(&username)?, json).await
+        }
+        UserCommand::Forget { username } => {
+            let (id, _) = subject_of(&context, &username).await?;
+            let sub: String = sqlx::query_scalar("SELECT sub FROM usernames WHERE account_id = ?")
+                .bind(&id)
+                .fetch_one(context.store.readers())
+                .await?;
+            let delete_key = vec![SideWrite::DeleteSubjectKey { sub: sub.clone() }];
+            let outcome = context
+                .executor
+                .execute_with::<Account>(
+                    &id,
+                    AccountCommand::Forget,
+                    &Metadata::cli(ACTOR),
+                    delete_key,
+                    Stream::Existing,
+                )
+                .await;
+            check(outcome, &username)?;
+            println!("forgot subject {sub}; its personal data can no longer be decrypted");
+            Ok(())
+        }
+    }
+}
+
+fn check<T>(
+    outcome: Result<T, ExecuteError<writ_domain::account::AccountError>>,
+    username: &str,
+) -> anyhow::Result<()> {
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(ExecuteError::Rejected(why)) => Err(anyhow!("user {username}: {why}")),
+        Err(ExecuteError::Conflict) => Err(anyhow!(
+            "user {username}: the account kept changing; try again"
+        )),
+        Err(other) => Err(anyhow!(other)),
+    }
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if !from_stdin {
+        bail!("a password is required: pipe it in and pass --password-stdin");
+    }
+    let password = read_stdin_line("password")?;
+    if password.is_empty() {
+        bail!("the password must not be empty");
+    }
+    Ok(password)
+}
+
+fn looks_like_email(email: &str) -> bool {
+    matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace))
+}
+
+/// The account id and the live subject's data key for a username.
+async fn subject_of(context: &Context, username: &str) -> anyhow::Result<(String, SubjectKey)> {
+    let id = account_id(&context.keys, &normalize_username(username)?);
+    let row = sqlx::query("SELECT u.sub, k.wrapped_key FROM usernames u JOIN subject_keys k ON k.sub = u.sub WHERE u.account_id = ?")
+        .bind(&id)
+        .fetch_optional(context.store.readers())
+        .await?
+        .ok_or_else(|| anyhow!("user {username}: no such account"))?;
+    let sub: String = row.try_get("sub")?;
+    let key = SubjectKey::unwrap(
+        &sub,
+        &row.try_get::<String, _>("wrapped_key")?,
+        &context.keys,
+    )?;
+    Ok((id, key))
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "a.sub, a.username, a.email, a.name, a.status, a.created_at, k.wrapped_key";
+
+fn describe(context: &Context, row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Value> {
+    let sub: String = row.try_get("sub")?;
+    let wrapped: Option<String> = row.try_get("wrapped_key")?;
+    let key = wrapped.and_then(|w| SubjectKey::unwrap(&sub, &w, &context.keys).ok());
+    let open = |field: &str| -> Value {
+        let sealed: Option<String> = row.try_get(field).ok().flatten();
+        match (&key, sealed) {
+            (_, None) => Value::Null,
+            (None, Some(_)) => json!(FORGOTTEN),
+            (Some(key), Some(sealed)) => json!(key
+                .open(field, &Sealed(sealed))
+                .unwrap_or_else(|| FORGOTTEN.into())),
+        }
+    };
+    Ok(json!({
+        "sub": sub,
+        "username": open("username"),
+        "email": open("email"),
+        "name": open("name"),
+        "status": row.try_get::<String, _>("status")?,
+        "created_at": row.try_get::<String, _>("created_at")?,
+    }))
+}
+
+async fn show(context: &Context, normalised: &str, json: bool) -> anyhow::Result<()> {
+    let id = account_id(&context.keys, normalised);
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM usernames u JOIN accounts a ON a.sub = u.sub LEFT JOIN subject_keys k ON k.sub = a.sub WHERE u.account_id = ?");
+    let row = sqlx::query(&sql)
+        .bind(&id)
+        .fetch_optional(context.store.readers())
+        .await?
+        .ok_or_else(|| anyhow!("user {normalised}: no such account"))?;
+    let value = describe(context, &row)?;
+    if json {
+        output::json(&value);
+    } else {
+        output::record(&value);
+    }
+    Ok(())
+}
+
+async fn list(context: &Context, json: bool) -> anyhow::Result<()> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a LEFT JOIN subject_keys k ON k.sub = a.sub ORDER BY a.created_at, a.sub");
+    let rows = sqlx::query(&sql).fetch_all(context.store.readers()).await?;
+    let users = rows
+        .iter()
+        .map(|row| describe(context, row))
+        .collect::<Result<Vec<_>, _>>()?;
+    if json {
+        output::json(&Value::Array(users));
+        return Ok(());
+    }
+    let cell = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let table: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                cell(&u["sub"]),
+                cell(&u["username"]),
+                cell(&u["email"]),
+                cell(&u["status"]),
+                cell(&u["created_at"]),
+            ]
+        })
+        .collect();
+    output::table(
+        &["SUB", "USERNAME", "EMAIL", "STATUS", "CREATED_AT"],
+        &table,
+    );
+    Ok(())
+}

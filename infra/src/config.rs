@@ -1,0 +1,176 @@
+//! Settings. Precedence: command-line flags > `WRIT_*` environment
+//! variables > the `--config` file > defaults. Flags and environment are
+//! merged by the CLI parser into [`Overrides`]; the file is TOML with the
+//! same keys (snake_case); durations use humantime syntax (`5s`, `10m`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::keys::default_key_file;
+use crate::telemetry::LogFormat;
+
+/// Every key, its default, and what it does. Printed by `writ config keys`
+/// and mirrored in the README.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    (
+        "listen",
+        "127.0.0.1:8080",
+        "address and port `serve` listens on",
+    ),
+    (
+        "issuer",
+        "http://<listen>",
+        "the issuer URL written into tokens and discovery",
+    ),
+    (
+        "data_dir",
+        "./writ-data",
+        "directory of the embedded SQLite database",
+    ),
+    (
+        "key_file",
+        "<data_dir>/keys",
+        "the key file (key-encryption, username and checkpoint keys)",
+    ),
+    ("log_format", "text", "`text` or `json`"),
+    (
+        "access_token_ttl",
+        "5m",
+        "default access-token lifetime for new clients",
+    ),
+    (
+        "refresh_token_ttl",
+        "30d",
+        "default refresh-token lifetime for new clients",
+    ),
+    (
+        "projector_check_interval",
+        "200ms",
+        "how often the projector checks for commits made by other processes",
+    ),
+];
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub issuer: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    #[serde(default, with = "humantime_serde")]
+    pub access_token_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub refresh_token_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub projector_check_interval: Option<Duration>,
+}
+
+/// What flags and environment set; `None` falls through to the file.
+pub type Overrides = FileConfig;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub issuer: String,
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub log_format: LogFormat,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub projector_check_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} cannot be read: {1}")]
+    Unreadable(String, String),
+    #[error("config file {0} is invalid: {1}")]
+    Invalid(String, String),
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Unreadable(shown.clone(), e.to_string()))?;
+        toml_from_str(&text).map_err(|e| ConfigError::Invalid(shown, e))
+    }
+}
+
+fn toml_from_str(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.message().to_owned())
+}
+
+impl Settings {
+    pub fn resolve(overrides: Overrides, file: FileConfig) -> Self {
+        let listen = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let data_dir = overrides
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("writ-data"));
+        Self {
+            issuer: overrides
+                .issuer
+                .or(file.issuer)
+                .unwrap_or_else(|| format!("http://{listen}")),
+            key_file: overrides
+                .key_file
+                .or(file.key_file)
+                .unwrap_or_else(|| default_key_file(&data_dir)),
+            log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
+            access_token_ttl: overrides
+                .access_token_ttl
+                .or(file.access_token_ttl)
+                .unwrap_or(Duration::from_secs(300)),
+            refresh_token_ttl: overrides
+                .refresh_token_ttl
+                .or(file.refresh_token_ttl)
+                .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
+            projector_check_interval: overrides
+                .projector_check_interval
+                .or(file.projector_check_interval)
+                .unwrap_or(Duration::from_millis(200)),
+            listen,
+            data_dir,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = toml_from_str(
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/writ\"\naccess_token_ttl = \"10m\"",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let overrides = Overrides {
+            data_dir: Some("/override".into()),
+            ..Default::default()
+        };
+        let settings = Settings::resolve(overrides, file);
+        assert_eq!(settings.listen.port(), 9000);
+        assert_eq!(settings.data_dir, PathBuf::from("/override"));
+        assert_eq!(settings.key_file, PathBuf::from("/override/keys"));
+        assert_eq!(settings.issuer, "http://127.0.0.1:9000");
+        assert_eq!(settings.access_token_ttl, Duration::from_secs(600));
+        assert_eq!(
+            settings.refresh_token_ttl,
+            Duration::from_secs(30 * 24 * 3600)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        assert!(toml_from_str("lisen = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! Runs commands: load the aggregate through cqrs-es's `PersistedEventStore`,
+//! let `handle` decide with an `EventSink`, hand the events to the
+//! committer, and return what was committed with its cursor — which
+//! cqrs-es's `CqrsFramework::execute` cannot tell its caller.
+
+use std::collections::HashMap;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::{PersistedEventStore, SerializedEvent};
+use cqrs_es::{Aggregate, DomainEvent, EventEnvelope, EventStore};
+use writ_domain::Services;
+
+use crate::metrics::Metrics;
+use crate::store::{AppendError, Cursor, SideWrite, Store};
+
+/// How often a command that lost a conflict is re-decided on fresh state
+/// before the caller sees the conflict.
+const MAX_ATTEMPTS: usize = 5;
+
+/// Who asked, and through which request. Never holds a secret.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    pub actor: String,
+    pub request_id: String,
+    pub client_id: Option<String>,
+}
+
+impl Metadata {
+    pub fn cli(actor: &str) -> Self {
+        Self {
+            actor: actor.to_owned(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            client_id: None,
+        }
+    }
+
+    fn to_map(&self) -> HashMap<String, String> {
+        let mut map = HashMap::from([
+            ("actor".to_owned(), self.actor.clone()),
+            ("request_id".to_owned(), self.request_id.clone()),
+        ]);
+        if let Some(client_id) = &self.client_id {
+            map.insert("client_id".to_owned(), client_id.clone());
+        }
+        map
+    }
+}
+
+#[derive(Debug)]
+pub struct Committed<A: Aggregate> {
+    pub events: Vec<EventEnvelope<A>>,
+    /// `None` when the command decided that nothing needed recording.
+    pub cursor: Option<Cursor>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError<E: std::error::Error> {
+    #[error(transparent)]
+    Rejected(E),
+    #[error("the aggregate kept changing under the command")]
+    Conflict,
+    #[error("the event store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the outcome of the commit is unknown")]
+    OutcomeUnknown,
+}
+
+#[derive(Clone)]
+pub struct Executor {
+    store: Store,
+    services: Services,
+}
+
+/// Whether the stream is known to be new, so loading it can be skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Existing,
+    New,
+}
+
+impl Executor {
+    pub fn new(store: Store, services: Services) -> Self {
+        Self { store, services }
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub async fn execute<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &Metadata,
+    ) -> Result<Committed<A>, ExecuteError<A::Error>>
+    where
+        A: Aggregate<Services = Services>,
+        A::Command: Clone,
+    {
+        self.execute_with::<A>(
+            aggregate_id,
+            command,
+            metadata,
+            Vec::new(),
+            Stream::Existing,
+        )
+        .await
+    }
+
+    /// Runs a command whose events must commit together with `side_writes`.
+    /// With `Stream::New` the first attempt skips loading: creations (a new
+    /// grant per token request) cost one append and no read.
+    pub async fn execute_with<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &Metadata,
+        side_writes: Vec<SideWrite>,
+        stream: Stream,
+    ) -> Result<Committed<A>, ExecuteError<A::Error>>
+    where
+        A: Aggregate<Services = Services>,
+        A::Command: Clone,
+    {
+        let event_store = PersistedEventStore::<_, A>::new_event_store(self.store.repository());
+        let metadata = metadata.to_map();
+        let mut assume_new = stream == Stream::New;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let (mut aggregate, sequence) = if assume_new {
+                (A::default(), 0)
+            } else {
+                let context = event_store
+                    .load_aggregate(aggregate_id)
+                    .await
+                    .map_err(|e| ExecuteError::Unavailable(e.to_string()))?;
+                (context.aggregate, context.current_sequence)
+            };
+            let sink = EventSink::<A>::default();
+            aggregate
+                .handle(command.clone(), &self.services, &sink)
+                .await
+                .map_err(ExecuteError::Rejected)?;
+            let events = sink.collect().await;
+            if events.is_empty() {
+                return Ok(Committed {
+                    events: Vec::new(),
+                    cursor: None,
+                });
+            }
+            let envelopes: Vec<EventEnvelope<A>> = events
+                .into_iter()
+                .enumerate()
+                .map(|(offset, payload)| EventEnvelope {
+                    aggregate_id: aggregate_id.to_owned(),
+                    sequence: sequence + offset + 1,
+                    payload,
+                    metadata: metadata.clone(),
+                })
+                .collect();
+            let serialized = envelopes
+                .iter()
+                .map(serialize::<A>)
+                .collect::<Result<Vec<_>, _>>()?;
+            match self.store.append(serialized, side_writes.clone()).await {
+                Ok(receipt) => {
+                    return Ok(Committed {
+                        events: envelopes,
+                        cursor: receipt.cursor(),
+                    })
+                }
+                Err(AppendError::Conflict) if attempt < MAX_ATTEMPTS => {
+                    Metrics::bump(&self.store.metrics().conflicts_retried, 1);
+                    assume_new = false;
+                }
+                Err(AppendError::Conflict) => return Err(ExecuteError::Conflict),
+                Err(AppendError::OutcomeUnknown) => return Err(ExecuteError::OutcomeUnknown),
+                Err(AppendError::Unavailable(why) | AppendError::Rejected(why)) => {
+                    return Err(ExecuteError::Unavailable(why))
+                }
+            }
+        }
+        Err(ExecuteError::Conflict)
+    }
+}
+
+fn serialize<A: Aggregate>(
+    envelope: &EventEnvelope<A>,
+) -> Result<SerializedEvent, ExecuteError<A::Error>> {
+    let to_value = |value: serde_json::Result<serde_json::Value>| {
+        value.map_err(|e| ExecuteError::Unavailable(format!("event does not serialise: {e}")))
+    };
+    Ok(SerializedEvent {
+        aggregate_id: envelope.aggregate_id.clone(),
+        sequence: envelope.sequence,
+        aggregate_type: A::TYPE.to_owned(),
+        event_type: envelope.payload.event_type(),
+        event_version: envelope.payload.event_version(),
+        payload: to_value(serde_json::to_value(&envelope.payload))?,
+        metadata: to_value(serde_json::to_value(&envelope.metadata))?,
+    })
+}
