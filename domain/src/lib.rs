@@ -2,6 +2,11 @@
 //! inside one aggregate. Pure: no IO, no runtime of its own. Time and
 //! randomness arrive through [`Services`] so tests fix them.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod account;
 pub mod catalog;
 pub mod client;

@@ -1,6 +1,11 @@
 //! Writ's adapters: configuration, keys and crypto, the event log with its
 //! committer and inline read rows, the executor, telemetry and health.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod config;
 pub mod crypto;
 pub mod executor;

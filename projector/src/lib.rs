@@ -3,6 +3,11 @@
 //! index), rows and checkpoint in one transaction. One testable step,
 //! [`Projector::project_next`], in a loop, [`Projector::run_until_stopped`].
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod audit;
 mod rebuild;
 

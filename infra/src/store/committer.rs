@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 /// Enough to amortise one fsync over many commands, small enough that a
 /// batch's transaction stays short.
-const MAX_BATCH_COMMANDS: usize = 256;
+pub const DEFAULT_MAX_BATCH: usize = 256;
 /// SQLite's bound-parameter limit is 32,766; ten columns per event.
 const EVENTS_PER_INSERT: usize = 500;
 
@@ -77,10 +77,11 @@ pub(crate) async fn run(
     mut requests: mpsc::Receiver<AppendRequest>,
     metrics: Arc<Metrics>,
     committed: watch::Sender<i64>,
+    max_batch: usize,
 ) {
     while let Some(first) = requests.recv().await {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_COMMANDS {
+        while batch.len() < max_batch {
             match requests.try_recv() {
                 Ok(request) => batch.push(request),
                 Err(_) => break,
@@ -106,6 +107,7 @@ async fn commit_batch(
     batch: &[AppendRequest],
     metrics: &Metrics,
 ) -> Vec<Result<AppendReceipt, AppendError>> {
+    Metrics::bump(&metrics.batches_started, 1);
     let all = |error: AppendError| batch.iter().map(|_| Err(error.clone())).collect();
     if let Err(err) = run_sql(conn, "BEGIN IMMEDIATE").await {
         return all(AppendError::Unavailable(err.to_string()));

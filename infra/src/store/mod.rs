@@ -22,8 +22,8 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use chain::{link as chain_link, RowForHash, GENESIS};
-pub use committer::{AppendError, AppendReceipt, SideWrite};
+pub use chain::{link as chain_link, verify_chains, ChainBreak, RowForHash, GENESIS};
+pub use committer::{AppendError, AppendReceipt, SideWrite, DEFAULT_MAX_BATCH};
 pub use cursor::{Cursor, START};
 pub use repository::WritRepository;
 
@@ -105,6 +105,12 @@ impl Store {
     /// Opens (creating if needed) `<data_dir>/writ.db`, applies migrations
     /// and starts the committer task.
     pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_sqlite_with(data_dir, committer::DEFAULT_MAX_BATCH).await
+    }
+
+    /// `max_batch` 1 turns group commit off (one command per transaction),
+    /// which the append benchmark compares against.
+    pub async fn open_sqlite_with(data_dir: &Path, max_batch: usize) -> Result<Self, StoreError> {
         let shown = data_dir.display().to_string();
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::DataDir(shown.clone(), e.to_string()))?;
@@ -131,6 +137,7 @@ impl Store {
             requests,
             metrics.clone(),
             committed_tx,
+            max_batch.max(1),
         ));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -164,6 +171,11 @@ impl Store {
     /// process. Commits by other processes are seen via `data_version`.
     pub fn commits(&self) -> watch::Receiver<i64> {
         self.inner.committed.clone()
+    }
+
+    /// Commands waiting for the committer to take them into a batch.
+    pub fn queued_appends(&self) -> usize {
+        self.inner.appends.max_capacity() - self.inner.appends.capacity()
     }
 
     pub async fn append(

@@ -1,0 +1,335 @@
+//! The SQLite log: group commit, conflicts and retries, stream lengths, the
+//! hash chain. Real SQLite files in temporary directories.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::persist::SerializedEvent;
+use serde_json::json;
+use sqlx::{Connection, SqliteConnection};
+use writ_domain::client::{Client, ClientCommand, ClientSettings};
+use writ_domain::consent::{Consent, ConsentCommand};
+use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
+use writ_domain::values::{ApplicationType, GrantType, ScopeSet, SecretHash, TokenFormat};
+use writ_infra::executor::Stream;
+use writ_infra::metrics::Metrics;
+use writ_infra::store::{connect_options, run_sql, verify_chains, AppendError};
+use writ_infra::{Executor, Metadata, Store};
+
+async fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open_sqlite(dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (dir, store)
+}
+
+fn executor(store: &Store) -> Executor {
+    Executor::new(store.clone(), writ_infra::services::system())
+}
+
+fn event(aggregate_id: &str, sequence: usize) -> SerializedEvent {
+    SerializedEvent {
+        aggregate_id: aggregate_id.into(),
+        sequence,
+        aggregate_type: "LoginDay".into(),
+        event_type: "LoginFailed".into(),
+        event_version: "1.0".into(),
+        payload: json!({"LoginFailed": {"sub": aggregate_id, "at": "2026-01-01T00:00:00Z"}}),
+        metadata: json!({"actor": "test"}),
+    }
+}
+
+/// Holds SQLite's write lock from another connection until dropped, so
+/// commands queue up and land in one batch when it is released.
+async fn hold_write_lock(store: &Store) -> SqliteConnection {
+    let mut conn = SqliteConnection::connect_with(&connect_options(store.database_path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    run_sql(&mut conn, "BEGIN IMMEDIATE")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    conn
+}
+
+async fn release(mut conn: SqliteConnection) {
+    run_sql(&mut conn, "ROLLBACK")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Sends one append and waits until the committer has started its batch
+/// (and is now waiting for the write lock).
+async fn warm_up(
+    store: &Store,
+) -> tokio::task::JoinHandle<Result<writ_infra::store::AppendReceipt, AppendError>> {
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(vec![event("warm-up", 1)], vec![]).await }
+    });
+    wait_until("the first batch to start", || {
+        Metrics::get(&store.metrics().batches_started) == 1
+    })
+    .await;
+    first
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_with_one_conflicting_command_commits_the_others() {
+    let (_dir, store) = open().await;
+    let lock = hold_write_lock(&store).await;
+    // The first append takes the committer into a transaction that waits
+    // for the lock; everything sent meanwhile forms the next batch.
+    let first = warm_up(&store).await;
+    let mut appends = Vec::new();
+    for id in ["a", "b", "c", "dup", "dup", "d"] {
+        let store = store.clone();
+        appends.push(tokio::spawn(async move {
+            store.append(vec![event(id, 1)], vec![]).await
+        }));
+    }
+    wait_until("six queued commands", || store.queued_appends() == 6).await;
+    release(lock).await;
+    assert!(first.await.map(|r| r.is_ok()).unwrap_or(false));
+    let mut outcomes = Vec::new();
+    for append in appends {
+        outcomes.push(append.await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let conflicts = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(AppendError::Conflict)))
+        .count();
+    let committed = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!((committed, conflicts), (5, 1));
+    assert_eq!(
+        Metrics::get(&store.metrics().batches_committed),
+        2,
+        "the six commands formed one batch"
+    );
+    assert_eq!(store.event_count().await.ok(), Some(6));
+}
+
+fn consent(scopes: &str) -> ConsentCommand {
+    ConsentCommand::Grant {
+        sub: "s1".into(),
+        client_id: "c1".into(),
+        scopes: ScopeSet::parse(scopes).unwrap_or_default(),
+        request_id: "r".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_command_that_loses_a_conflict_is_retried_on_fresh_state() {
+    let (_dir, store) = open().await;
+    let executor = executor(&store);
+    let lock = hold_write_lock(&store).await;
+    let first = warm_up(&store).await;
+    let mut runs = Vec::new();
+    for scopes in ["openid", "email"] {
+        let executor = executor.clone();
+        runs.push(tokio::spawn(async move {
+            executor
+                .execute::<Consent>("s1/c1", consent(scopes), &Metadata::cli("test"))
+                .await
+        }));
+    }
+    wait_until("both commands queued", || store.queued_appends() == 2).await;
+    release(lock).await;
+    assert!(first.await.map(|r| r.is_ok()).unwrap_or(false));
+    for run in runs {
+        assert!(
+            run.await.map(|r| r.is_ok()).unwrap_or(false),
+            "both commands succeed"
+        );
+    }
+    assert!(
+        Metrics::get(&store.metrics().conflicts_retried) > 0,
+        "the retry path ran"
+    );
+    let types: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE aggregate_id = 's1/c1' ORDER BY sequence",
+    )
+    .fetch_all(store.readers())
+    .await
+    .unwrap_or_default();
+    assert_eq!(types, ["ConsentGranted", "ConsentExtended"]);
+}
+
+fn client_settings() -> ClientSettings {
+    ClientSettings {
+        name: "service".into(),
+        redirect_uris: vec![],
+        grant_types: vec![GrantType::ClientCredentials],
+        scopes: ScopeSet::parse("api").unwrap_or_default(),
+        public: false,
+        application_type: ApplicationType::Web,
+        token_format: TokenFormat::Jwt,
+        access_token_ttl_secs: 300,
+        refresh_token_ttl_secs: 3600,
+        audience: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short() {
+    let (_dir, store) = open().await;
+    let executor = executor(&store);
+    let register = ClientCommand::Register {
+        client_id: "svc".into(),
+        settings: client_settings(),
+        secret_hash: Some(SecretHash("00".repeat(32))),
+    };
+    executor
+        .execute::<Client>("svc", register, &Metadata::cli("test"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let executor = Arc::new(executor);
+    let mut workers = Vec::new();
+    for worker in 0..32 {
+        let executor = executor.clone();
+        workers.push(tokio::spawn(async move {
+            for n in (worker..1000).step_by(32) {
+                let gid = format!("grant-{n}");
+                let command = GrantCommand::GrantClientCredentials {
+                    gid: gid.clone(),
+                    client_id: "svc".into(),
+                    scopes: ScopeSet::parse("api").unwrap_or_default(),
+                    audience: vec![],
+                    tokens: TokenRequest {
+                        access_ttl_secs: 300,
+                        opaque_access_hash: None,
+                        refresh: None,
+                    },
+                };
+                executor
+                    .execute_with::<Grant>(
+                        &gid,
+                        command,
+                        &Metadata::cli("test"),
+                        vec![],
+                        Stream::New,
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let client_events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'Client'")
+            .fetch_one(store.readers())
+            .await
+            .unwrap_or_default();
+    let longest: i64 = sqlx::query_scalar("SELECT max(n) FROM (SELECT count(*) AS n FROM events GROUP BY aggregate_type, aggregate_id)")
+        .fetch_one(store.readers())
+        .await
+        .unwrap_or_default();
+    let grants: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM grants WHERE client_id = 'svc' AND status = 'active'",
+    )
+    .fetch_one(store.readers())
+    .await
+    .unwrap_or_default();
+    assert_eq!(client_events, 1);
+    assert!(longest <= 10, "longest stream has {longest} events");
+    assert_eq!(grants, 1000, "every grant has its inline row");
+    assert!(
+        Metrics::get(&store.metrics().batches_committed) < 1000,
+        "group commit batched the grants"
+    );
+}
+
+#[tokio::test]
+async fn positions_are_gap_free_and_follow_commit_order() {
+    let (_dir, store) = open().await;
+    for n in 0..20 {
+        store
+            .append(
+                vec![event(&format!("s{n}"), 1), event(&format!("s{n}"), 2)],
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
+        .fetch_all(store.readers())
+        .await
+        .unwrap_or_default();
+    assert_eq!(positions, (1..=40).collect::<Vec<i64>>());
+    let head = store.head().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(head.to_string(), "00000000000000000040");
+}
+
+#[tokio::test]
+async fn the_chain_verifies_and_an_altered_payload_is_detected() {
+    let (_dir, store) = open().await;
+    for n in 1..=3 {
+        store
+            .append(vec![event("stream", n)], vec![])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    store
+        .append(vec![event("other", 1)], vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (breaks, checked) = verify_chains(store.readers())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((breaks.len(), checked), (0, 4));
+
+    let mut conn = SqliteConnection::connect_with(&connect_options(store.database_path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    sqlx::query("UPDATE events SET payload = replace(payload, 'stream', 'forged') WHERE aggregate_id = 'stream' AND sequence = 2")
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (breaks, _) = verify_chains(store.readers())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(breaks.len(), 1);
+    assert_eq!(
+        (breaks[0].aggregate_id.as_str(), breaks[0].sequence),
+        ("stream", 2)
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_event_is_refused_by_the_inline_rows_and_changes_nothing() {
+    let (_dir, store) = open().await;
+    let mut bogus = event("x", 1);
+    bogus.event_type = "Nonsense".into();
+    let outcome = store.append(vec![bogus], vec![]).await;
+    assert!(
+        matches!(outcome, Err(AppendError::Rejected(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(store.event_count().await.ok(), Some(0));
+    // The store keeps working for the next command.
+    assert!(store.append(vec![event("y", 1)], vec![]).await.is_ok());
+}
+
+#[tokio::test]
+async fn commits_are_signalled_with_their_position() {
+    let (_dir, store) = open().await;
+    let commits = store.commits();
+    store
+        .append(vec![event("a", 1)], vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until("the commit signal", || *commits.borrow() == 1).await;
+}
