@@ -5,7 +5,7 @@ use axum::http::Request;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Span;
 use tracing_subscriber::EnvFilter;
 
@@ -53,6 +53,8 @@ where
                 .unwrap_or("-")
                 .to_owned();
             tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
-        }).on_request(|_: &Request<_>, _: &Span| {}))
+        })
+        .on_request(|_: &Request<_>, _: &Span| {})
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
 }

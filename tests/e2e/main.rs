@@ -1,1 +1,8 @@
+//! End-to-end tests: the real `writ` binary, built from the current
+//! sources by the harness, run as separate processes on temporary data
+//! directories. One test binary, because linking is the slow part.
 
+mod cli;
+mod harness;
+mod privacy;
+mod serve;

@@ -1,0 +1,287 @@
+//! Builds `writ` once per test process and runs it: one-shot CLI commands
+//! and a `serve` process with its log captured.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::SqlitePool;
+
+/// Builds the binary with the same cargo and profile as the tests, so a
+/// stale `target/` binary can never be the one under test.
+pub fn writ_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let output = Command::new(cargo)
+            .current_dir(&workspace)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "writ-cli",
+                "--bin",
+                "writ",
+                "--message-format=json",
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+        assert!(output.status.success(), "building writ failed");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|message| message["target"]["name"] == "writ")
+            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+            .unwrap_or_else(|| panic!("cargo did not report the writ executable"))
+    })
+}
+
+pub struct DataDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl DataDir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.path().join("writ.db")
+    }
+
+    /// Creates the key file the way an operator would.
+    pub fn with_keys() -> Self {
+        let data = Self::new();
+        data.writ(&["keys", "init"]).success();
+        data
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(writ_binary());
+        command
+            .arg("--data-dir")
+            .arg(self.path())
+            .args(args)
+            .env_remove("WRIT_LOG");
+        command
+    }
+
+    pub fn writ(&self, args: &[&str]) -> Run {
+        self.writ_with_stdin(args, "")
+    }
+
+    pub fn writ_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        run(self.command(args), stdin)
+    }
+
+    pub async fn pool(&self) -> SqlitePool {
+        let options = SqliteConnectOptions::new()
+            .filename(self.database())
+            .read_only(true);
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        if !self.database().exists() {
+            return 0;
+        }
+        let pool = self.pool().await;
+        let count = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(-1);
+        pool.close().await;
+        count
+    }
+}
+
+pub fn run(mut command: Command, stdin: &str) -> Run {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start writ: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    Run(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
+}
+
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    pub fn success(self) -> Self {
+        assert!(
+            self.0.status.success(),
+            "writ failed: {}{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout()))
+    }
+
+    /// A refusal: non-zero exit, exactly one line on stderr, no panic.
+    pub fn refused(self) -> String {
+        let stderr = self.stderr();
+        assert!(
+            !self.0.status.success(),
+            "expected a refusal, got success: {}",
+            self.stdout()
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "expected one line, got: {stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+            "{stderr}"
+        );
+        stderr
+    }
+}
+
+/// A running `writ serve`, stopped with SIGTERM when dropped.
+pub struct Server {
+    child: Child,
+    pub address: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start(data: &DataDir) -> Self {
+        Self::start_command(data.command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ]))
+    }
+
+    pub fn start_command(mut command: Command) -> Self {
+        let mut child = command
+            .env("WRIT_PROJECTOR_CHECK_INTERVAL", "20ms")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start writ serve: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.split("writ listening on ").nth(1) {
+                    let address: String = address
+                        .chars()
+                        .take_while(|c| *c != '"' && !c.is_whitespace())
+                        .collect();
+                    let _ = address_tx.send(address);
+                }
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        let address = address_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "writ serve did not start; log: {:?}",
+                    log.lock().map(|l| l.clone())
+                )
+            });
+        Self {
+            child,
+            address,
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Polls `check` until it yields a value or the deadline passes.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Random letters, for names that must not appear in clear anywhere.
+pub fn random_word(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from(rng.gen_range(b'a'..=b'z')))
+        .collect()
+}
