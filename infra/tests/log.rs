@@ -309,7 +309,7 @@ async fn the_chain_verifies_and_an_altered_payload_is_detected() {
 }
 
 #[tokio::test]
-async fn an_unknown_event_is_refused_by_the_inline_rows_and_changes_nothing() {
+async fn an_unknown_event_is_refused_by_the_committer_and_changes_nothing() {
     let (_dir, store) = open().await;
     let mut bogus = event("x", 1);
     bogus.event_type = "Nonsense".into();

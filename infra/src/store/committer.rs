@@ -1,9 +1,10 @@
 //! Group commit. Commands hand their events to one committer task; per
-//! batch it opens one `BEGIN IMMEDIATE` transaction, appends every
-//! command's events (one multi-row insert each) with positions, commit time
-//! and chain hashes, writes the inline rows, commits, and only then answers
-//! each waiting command. A command that loses a conflict is rolled back to
-//! its own savepoint; the rest of the batch still commits.
+//! batch it opens one `BEGIN IMMEDIATE` transaction, reads the heads of the
+//! streams the batch touches, drops the commands decided on a stale head
+//! (conflicts), appends the others' events in a few multi-row inserts with
+//! positions, commit time and chain hashes, writes the inline rows, commits,
+//! and only then answers each waiting command. A conflict fails only its own
+//! command; the rest of the batch commits.
 
 use chrono::Utc;
 use cqrs_es::persist::SerializedEvent;
@@ -13,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::inline::{self, timestamp};
 use super::{chain, run_sql, Cursor, StoredEvent};
 use crate::metrics::Metrics;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Enough to amortise one fsync over many commands, small enough that a
@@ -20,6 +22,8 @@ use std::sync::Arc;
 pub const DEFAULT_MAX_BATCH: usize = 256;
 /// SQLite's bound-parameter limit is 32,766; ten columns per event.
 const EVENTS_PER_INSERT: usize = 500;
+/// Two parameters per stream in the head lookup.
+const STREAMS_PER_LOOKUP: usize = 1000;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
@@ -108,32 +112,19 @@ async fn commit_batch(
     metrics: &Metrics,
 ) -> Vec<Result<AppendReceipt, AppendError>> {
     Metrics::bump(&metrics.batches_started, 1);
-    let all = |error: AppendError| batch.iter().map(|_| Err(error.clone())).collect();
     if let Err(err) = run_sql(conn, "BEGIN IMMEDIATE").await {
-        return all(AppendError::Unavailable(err.to_string()));
+        return batch
+            .iter()
+            .map(|_| Err(AppendError::Unavailable(err.to_string())))
+            .collect();
     }
-    let next: Result<i64, _> =
-        sqlx::query_scalar("SELECT coalesce(max(position), 0) + 1 FROM events")
-            .fetch_one(&mut *conn)
-            .await;
-    let mut next_position = match next {
-        Ok(position) => position,
+    let outcomes = match write_batch(conn, batch).await {
+        Ok(outcomes) => outcomes,
         Err(err) => {
             let _ = run_sql(conn, "ROLLBACK").await;
-            return all(AppendError::Unavailable(err.to_string()));
+            return batch.iter().map(|_| Err(err.clone())).collect();
         }
     };
-    let recorded_at = timestamp(&Utc::now());
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for request in batch {
-        let outcome = append_in_savepoint(conn, request, next_position, &recorded_at).await;
-        if let Ok(receipt) = &outcome {
-            next_position += receipt.stored.len() as i64;
-        } else if matches!(outcome, Err(AppendError::Conflict)) {
-            Metrics::bump(&metrics.conflicts, 1);
-        }
-        outcomes.push(outcome);
-    }
     if let Err(err) = run_sql(conn, "COMMIT").await {
         tracing::error!(error = %err, "COMMIT of an event batch failed; answering 503 to its commands");
         let _ = run_sql(conn, "ROLLBACK").await;
@@ -152,41 +143,122 @@ async fn commit_batch(
         &metrics.events_committed,
         succeeded.iter().map(|r| r.stored.len() as u64).sum(),
     );
+    let conflicts = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(AppendError::Conflict)))
+        .count();
+    Metrics::bump(&metrics.conflicts, conflicts as u64);
     outcomes
 }
 
-async fn append_in_savepoint(
+/// Decides every command's fate against the streams' current heads, read
+/// in one query under the write lock, so losers are dropped before anything
+/// is written; then writes the winners' events in a few multi-row inserts,
+/// their inline rows and side writes. An `Err` fails the whole batch.
+async fn write_batch(
     conn: &mut SqliteConnection,
-    request: &AppendRequest,
-    first_position: i64,
-    recorded_at: &str,
-) -> Result<AppendReceipt, AppendError> {
+    batch: &[AppendRequest],
+) -> Result<Vec<Result<AppendReceipt, AppendError>>, AppendError> {
     let unavailable = |err: sqlx::Error| AppendError::Unavailable(err.to_string());
-    run_sql(conn, "SAVEPOINT command")
-        .await
-        .map_err(unavailable)?;
-    let outcome = append(conn, request, first_position, recorded_at).await;
-    if outcome.is_err() {
-        run_sql(conn, "ROLLBACK TO command")
+    let mut next_position: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(position), 0) + 1 FROM events")
+            .fetch_one(&mut *conn)
             .await
             .map_err(unavailable)?;
+    let mut heads = stream_heads(conn, batch).await.map_err(unavailable)?;
+    let recorded_at = timestamp(&Utc::now());
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for request in batch {
+        let outcome = stage(request, &mut heads, next_position, &recorded_at);
+        if let Ok(receipt) = &outcome {
+            next_position += receipt.stored.len() as i64;
+        }
+        outcomes.push(outcome);
     }
-    run_sql(conn, "RELEASE command")
-        .await
-        .map_err(unavailable)?;
-    outcome
+    let accepted: Vec<&StoredEvent> = outcomes.iter().flatten().flat_map(|r| &r.stored).collect();
+    for chunk in accepted.chunks(EVENTS_PER_INSERT) {
+        insert_events(conn, chunk).await?;
+    }
+    for event in accepted {
+        inline::apply(conn, "main", event)
+            .await
+            .map_err(|err| match err {
+                inline::ApplyError::Sql(sql) => AppendError::Unavailable(sql.to_string()),
+                unknown => AppendError::Rejected(unknown.to_string()),
+            })?;
+    }
+    for (request, outcome) in batch.iter().zip(&outcomes) {
+        if outcome.is_ok() {
+            for write in &request.side_writes {
+                side_write(conn, write).await.map_err(unavailable)?;
+            }
+        }
+    }
+    Ok(outcomes)
 }
 
-async fn append(
+type StreamKey = (String, String);
+
+/// The last sequence and hash of every stream the batch touches.
+async fn stream_heads(
     conn: &mut SqliteConnection,
+    batch: &[AppendRequest],
+) -> Result<HashMap<StreamKey, (i64, String)>, sqlx::Error> {
+    let keys: HashSet<StreamKey> = batch
+        .iter()
+        .filter_map(|r| r.events.first())
+        .map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone()))
+        .collect();
+    let mut heads = HashMap::with_capacity(keys.len());
+    let keys: Vec<StreamKey> = keys.into_iter().collect();
+    for chunk in keys.chunks(STREAMS_PER_LOOKUP) {
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new("WITH wanted(t, i) AS (");
+        query.push_values(chunk, |mut row, (aggregate_type, aggregate_id)| {
+            row.push_bind(aggregate_type).push_bind(aggregate_id);
+        });
+        query.push(
+            ") SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.hash FROM wanted \
+             JOIN events e ON e.aggregate_type = wanted.t AND e.aggregate_id = wanted.i \
+             AND e.sequence = (SELECT max(m.sequence) FROM events m WHERE m.aggregate_type = wanted.t AND m.aggregate_id = wanted.i)",
+        );
+        let rows: Vec<(String, String, i64, String)> =
+            query.build_query_as().fetch_all(&mut *conn).await?;
+        heads.extend(
+            rows.into_iter()
+                .map(|(t, i, sequence, hash)| ((t, i), (sequence, hash))),
+        );
+    }
+    Ok(heads)
+}
+
+/// Chains one command's events onto its stream's head, or reports that the
+/// command was decided on a stale view of the stream.
+fn stage(
     request: &AppendRequest,
+    heads: &mut HashMap<StreamKey, (i64, String)>,
     first_position: i64,
     recorded_at: &str,
 ) -> Result<AppendReceipt, AppendError> {
     let Some(first) = request.events.first() else {
         return Ok(AppendReceipt { stored: Vec::new() });
     };
-    let mut previous = previous_hash(conn, first).await?;
+    if let Some(unknown) = request.events.iter().find(|e| {
+        !writ_domain::catalog::is_known(&e.aggregate_type, &e.event_type, &e.event_version)
+    }) {
+        return Err(AppendError::Rejected(format!(
+            "{}/{} v{} is not an event this version of Writ knows",
+            unknown.aggregate_type, unknown.event_type, unknown.event_version
+        )));
+    }
+    let key = (first.aggregate_type.clone(), first.aggregate_id.clone());
+    let (head_sequence, head_hash) = heads
+        .get(&key)
+        .cloned()
+        .unwrap_or((0, chain::GENESIS.to_owned()));
+    if first.sequence as i64 != head_sequence + 1 {
+        return Err(AppendError::Conflict);
+    }
+    let mut previous = head_hash;
     let mut stored = Vec::with_capacity(request.events.len());
     for (offset, event) in request.events.iter().enumerate() {
         let sequence = event.sequence as i64;
@@ -217,48 +289,17 @@ async fn append(
             hash,
         });
     }
-    for chunk in stored.chunks(EVENTS_PER_INSERT) {
-        insert_events(conn, chunk).await?;
-    }
-    for event in &stored {
-        inline::apply(conn, "main", event)
-            .await
-            .map_err(|err| match err {
-                inline::ApplyError::Sql(sql) => AppendError::Unavailable(sql.to_string()),
-                unknown => AppendError::Rejected(unknown.to_string()),
-            })?;
-    }
-    for write in &request.side_writes {
-        side_write(conn, write)
-            .await
-            .map_err(|err| AppendError::Unavailable(err.to_string()))?;
-    }
+    let last = stored
+        .last()
+        .map(|e| (e.sequence, e.hash.clone()))
+        .unwrap_or_default();
+    heads.insert(key, last);
     Ok(AppendReceipt { stored })
-}
-
-async fn previous_hash(
-    conn: &mut SqliteConnection,
-    first: &SerializedEvent,
-) -> Result<String, AppendError> {
-    if first.sequence <= 1 {
-        return Ok(chain::GENESIS.to_owned());
-    }
-    let previous: Option<String> = sqlx::query_scalar(
-        "SELECT hash FROM events WHERE aggregate_type = ? AND aggregate_id = ? AND sequence = ?",
-    )
-    .bind(&first.aggregate_type)
-    .bind(&first.aggregate_id)
-    .bind(first.sequence as i64 - 1)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|err| AppendError::Unavailable(err.to_string()))?;
-    // A missing predecessor means the command was decided on a stale view.
-    previous.ok_or(AppendError::Conflict)
 }
 
 async fn insert_events(
     conn: &mut SqliteConnection,
-    rows: &[StoredEvent],
+    rows: &[&StoredEvent],
 ) -> Result<(), AppendError> {
     let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position, recorded_at, hash) ",

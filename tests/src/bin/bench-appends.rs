@@ -65,7 +65,13 @@ async fn run(max_batch: usize, seconds: u64) -> Result<Run, Box<dyn std::error::
                 };
                 let begun = Instant::now();
                 let outcome = executor
-                    .execute_with::<Grant>(&gid, command, &Metadata::cli("bench"), vec![], Stream::New)
+                    .execute_with::<Grant>(
+                        &gid,
+                        command,
+                        &Metadata::cli("bench"),
+                        vec![],
+                        Stream::New,
+                    )
                     .await;
                 if outcome.is_err() {
                     return Err("a command failed");
@@ -95,9 +101,15 @@ async fn run(max_batch: usize, seconds: u64) -> Result<Run, Box<dyn std::error::
 async fn durability() -> Result<(String, String), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Store::open_sqlite(dir.path()).await?;
-    let mut conn = sqlx::Connection::connect_with(&writ_infra::store::connect_options(store.database_path())).await?;
-    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut conn).await?;
-    let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await?;
+    let mut conn: sqlx::SqliteConnection =
+        sqlx::Connection::connect_with(&writ_infra::store::connect_options(store.database_path()))
+            .await?;
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut conn)
+        .await?;
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await?;
     let name = match synchronous {
         0 => "OFF",
         1 => "NORMAL",
@@ -110,13 +122,22 @@ async fn durability() -> Result<(String, String), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let (synchronous, journal) = durability().await?;
     println!("SQLite appends, {CONCURRENCY} concurrent commands, {seconds} s per mode");
     println!("durability: journal_mode={journal} synchronous={synchronous} (Writ's default)");
-    println!("{:<28} {:>10} {:>10} {:>12} {:>10} {:>10}", "mode", "commands/s", "events/s", "cmds/batch", "p50 ms", "p99 ms");
+    println!(
+        "{:<28} {:>10} {:>10} {:>12} {:>10} {:>10}",
+        "mode", "commands/s", "events/s", "cmds/batch", "p50 ms", "p99 ms"
+    );
     let mut rates = Vec::new();
-    for (label, max_batch) in [("group commit", DEFAULT_MAX_BATCH), ("one command per transaction", 1)] {
+    for (label, max_batch) in [
+        ("group commit", DEFAULT_MAX_BATCH),
+        ("one command per transaction", 1),
+    ] {
         let run = run(max_batch, seconds).await?;
         println!(
             "{:<28} {:>10.0} {:>10.0} {:>12.1} {:>10.2} {:>10.2}",
@@ -130,7 +151,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rates.push(run.per_second());
     }
     if let [group, single] = rates[..] {
-        println!("group commit / one per transaction: {:.1}x", group / single.max(f64::MIN_POSITIVE));
+        println!(
+            "group commit / one per transaction: {:.1}x",
+            group / single.max(f64::MIN_POSITIVE)
+        );
     }
     Ok(())
 }
