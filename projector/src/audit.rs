@@ -3,15 +3,11 @@
 //! log without decoding every payload.
 
 use serde_json::Value;
-use sqlx::SqliteConnection;
 use writ_infra::store::inline::ApplyError;
+use writ_infra::store::statement::Statement;
 use writ_infra::store::StoredEvent;
 
-pub async fn apply(
-    conn: &mut SqliteConnection,
-    schema: &str,
-    event: &StoredEvent,
-) -> Result<(), ApplyError> {
+pub fn statement(schema: &str, event: &StoredEvent) -> Result<Statement, ApplyError> {
     if !writ_domain::catalog::is_known(
         &event.aggregate_type,
         &event.event_type,
@@ -24,35 +20,7 @@ pub async fn apply(
             position: event.position,
         });
     }
-    let (client_id, subject) = facts(conn, schema, event).await?;
     let actor = event.metadata.get("actor").and_then(Value::as_str);
-    let sql = format!(
-        "INSERT INTO {schema}.audit_index (position, cursor, recorded_at, aggregate_type, aggregate_id, event_type, actor, client_id, subject)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    );
-    sqlx::query(&sql)
-        .bind(event.position)
-        .bind(event.cursor().to_string())
-        .bind(&event.recorded_at)
-        .bind(&event.aggregate_type)
-        .bind(&event.aggregate_id)
-        .bind(&event.event_type)
-        .bind(actor)
-        .bind(client_id)
-        .bind(subject)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// The client and subject an event concerns. Grant events after the first
-/// do not repeat them; the grant's inline row (same schema, so a rebuild
-/// reads its own) does.
-async fn facts(
-    conn: &mut SqliteConnection,
-    schema: &str,
-    event: &StoredEvent,
-) -> Result<(Option<String>, Option<String>), ApplyError> {
     let field = |name: &str| {
         event
             .payload
@@ -62,19 +30,35 @@ async fn facts(
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
+    let columns = "position, cursor, recorded_at, aggregate_type, aggregate_id, event_type, actor, client_id, subject";
+    let row = Statement::new(String::new())
+        .int(event.position)
+        .text(event.cursor().to_string())
+        .text(event.recorded_at.clone())
+        .text(event.aggregate_type.clone())
+        .text(event.aggregate_id.clone())
+        .text(event.event_type.clone())
+        .opt(actor);
+    let known = |client: Option<String>, subject: Option<String>, sql: String| {
+        Statement { sql, ..row.clone() }.opt(client).opt(subject)
+    };
+    let insert = format!(
+        "INSERT INTO {schema}.audit_index ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    );
     Ok(match event.aggregate_type.as_str() {
-        "Client" => (Some(event.aggregate_id.clone()), None),
-        "Account" | "LoginDay" => (None, field("sub")),
-        "Consent" => (field("client_id"), field("sub")),
-        "Grant" => {
-            let sql = format!("SELECT client_id, sub FROM {schema}.grants WHERE gid = ?");
-            sqlx::query_as::<_, (String, Option<String>)>(&sql)
-                .bind(&event.aggregate_id)
-                .fetch_optional(conn)
-                .await?
-                .map(|(client, sub)| (Some(client), sub))
-                .unwrap_or((None, None))
-        }
-        _ => (None, None),
+        "Client" => known(Some(event.aggregate_id.clone()), None, insert),
+        "Account" | "LoginDay" => known(None, field("sub"), insert),
+        "Consent" => known(field("client_id"), field("sub"), insert),
+        // Grant events after the first do not repeat client and subject; the
+        // grant's inline row in the same schema does (a rebuild reads its own).
+        "Grant" => Statement {
+            sql: format!(
+                "INSERT INTO {schema}.audit_index ({columns})
+                 SELECT $1, $2, $3, $4, $5, $6, $7, g.client_id, g.sub
+                 FROM (SELECT 1 AS one) AS anchor LEFT JOIN {schema}.grants g ON g.gid = $5"
+            ),
+            ..row
+        },
+        _ => known(None, None, insert),
     })
 }

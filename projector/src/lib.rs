@@ -18,6 +18,7 @@ use std::time::Duration;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::watch;
 use writ_infra::store::inline::ApplyError;
+use writ_infra::store::statement::execute_sqlite;
 use writ_infra::store::{connect_options, run_sql, Cursor, Store, StoredEvent};
 
 pub use rebuild::{rebuild_and_compare, TableDifference};
@@ -114,9 +115,11 @@ impl Projector {
         from: Cursor,
         last: Cursor,
     ) -> Result<(), ProjectorError> {
-        for event in events {
-            audit::apply(&mut self.conn, "main", event).await?;
-        }
+        let rows = events
+            .iter()
+            .map(|event| audit::statement("main", event))
+            .collect::<Result<Vec<_>, _>>()?;
+        execute_sqlite(&mut self.conn, &rows).await?;
         // Compare-and-set: a second projector that raced us fails here
         // instead of moving the checkpoint twice.
         let moved = sqlx::query(

@@ -5,6 +5,7 @@
 use sqlx::{Connection, SqliteConnection};
 use writ_infra::store::inline;
 use writ_infra::store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
+use writ_infra::store::statement::execute_sqlite;
 use writ_infra::store::{connect_options, run_sql, Store, StoredEvent, EVENT_COLUMNS};
 
 use crate::{audit, ProjectorError, PROJECTION};
@@ -54,11 +55,13 @@ async fn compare(
         let rows = sqlx::query(&sql).bind(after).fetch_all(&mut *conn).await?;
         let Some(last) = rows.last() else { break };
         after = sqlx::Row::try_get(last, "position")?;
+        let mut statements = Vec::new();
         for row in &rows {
             let event = StoredEvent::from_row(row)?;
-            inline::apply(conn, "rebuild", &event).await?;
-            audit::apply(conn, "rebuild", &event).await?;
+            statements.extend(inline::statements("rebuild", &event)?);
+            statements.push(audit::statement("rebuild", &event)?);
         }
+        execute_sqlite(conn, &statements).await?;
     }
     let mut differences = Vec::new();
     for table in REBUILDABLE_TABLES {

@@ -12,6 +12,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::inline::{self, timestamp};
+use super::statement::execute_sqlite;
 use super::{chain, run_sql, Cursor, StoredEvent};
 use crate::metrics::Metrics;
 use std::collections::{HashMap, HashSet};
@@ -179,14 +180,14 @@ async fn write_batch(
     for chunk in accepted.chunks(EVENTS_PER_INSERT) {
         insert_events(conn, chunk).await?;
     }
+    let mut rows = Vec::with_capacity(accepted.len() * 2);
     for event in accepted {
-        inline::apply(conn, "main", event)
-            .await
-            .map_err(|err| match err {
-                inline::ApplyError::Sql(sql) => AppendError::Unavailable(sql.to_string()),
-                unknown => AppendError::Rejected(unknown.to_string()),
-            })?;
+        rows.extend(
+            inline::statements("main", event)
+                .map_err(|err| AppendError::Rejected(err.to_string()))?,
+        );
     }
+    execute_sqlite(conn, &rows).await.map_err(unavailable)?;
     for (request, outcome) in batch.iter().zip(&outcomes) {
         if outcome.is_ok() {
             for write in &request.side_writes {

@@ -7,13 +7,13 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use cqrs_es::Aggregate;
 use serde::de::DeserializeOwned;
-use sqlx::SqliteConnection;
 use writ_domain::account::{Account, AccountEvent};
 use writ_domain::client::{Client, ClientEvent};
 use writ_domain::consent::{Consent, ConsentEvent};
 use writ_domain::grant::{Grant, GrantEvent, GrantKind};
 use writ_domain::signing_key::{SigningKey, SigningKeyEvent};
 
+use super::statement::Statement;
 use super::StoredEvent;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,9 @@ pub enum ApplyError {
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
+
+/// The SQL type of timestamps in read tables: RFC 3339 text with fixed
+/// microsecond precision, so string order is time order on every backend.
 
 pub fn timestamp(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -50,52 +53,23 @@ fn decode<E: DeserializeOwned>(event: &StoredEvent) -> Result<E, ApplyError> {
         })
 }
 
-/// Boxed so callers inside spawned tasks need not prove `Send` through
-/// sqlx's higher-ranked `Executor` bounds (rust-lang/rust#102211).
-pub fn apply<'a>(
-    conn: &'a mut SqliteConnection,
-    schema: &'a str,
-    event: &'a StoredEvent,
-) -> futures::future::BoxFuture<'a, Result<(), ApplyError>> {
-    Box::pin(apply_unboxed(conn, schema, event))
-}
-
-async fn apply_unboxed(
-    conn: &mut SqliteConnection,
-    schema: &str,
-    event: &StoredEvent,
-) -> Result<(), ApplyError> {
+/// The statements that bring the inline rows of `schema` up to date with
+/// one event. Pure: the committer and the rebuild execute them.
+pub fn statements(schema: &str, event: &StoredEvent) -> Result<Vec<Statement>, ApplyError> {
     let id = event.aggregate_id.as_str();
-    match event.aggregate_type.as_str() {
-        Client::TYPE => client(conn, schema, id, decode(event)?).await,
-        Account::TYPE => account(conn, schema, id, decode(event)?).await,
-        Consent::TYPE => consent(conn, schema, decode(event)?).await,
-        Grant::TYPE => grant(conn, schema, id, decode(event)?).await,
-        SigningKey::TYPE => signing_key(conn, schema, decode(event)?).await,
+    Ok(match event.aggregate_type.as_str() {
+        Client::TYPE => client(schema, id, decode(event)?),
+        Account::TYPE => account(schema, id, decode(event)?),
+        Consent::TYPE => consent(schema, decode(event)?),
+        Grant::TYPE => grant(schema, id, decode(event)?),
+        SigningKey::TYPE => signing_key(schema, decode(event)?),
         // Login outcomes have no inline row; decoding still rejects the unknown.
-        _ => decode::<serde_json::Value>(event).map(drop),
-    }
+        _ => decode::<serde_json::Value>(event).map(|_| Vec::new())?,
+    })
 }
 
-async fn exec(
-    conn: &mut SqliteConnection,
-    sql: &str,
-    binds: &[Option<&str>],
-) -> Result<(), ApplyError> {
-    let mut query = sqlx::query(sql);
-    for bind in binds {
-        query = query.bind(*bind);
-    }
-    query.execute(conn).await?;
-    Ok(())
-}
-
-async fn client(
-    conn: &mut SqliteConnection,
-    s: &str,
-    id: &str,
-    event: ClientEvent,
-) -> Result<(), ApplyError> {
+fn client(s: &str, id: &str, event: ClientEvent) -> Vec<Statement> {
+    let stamp = |sql: String, at: &DateTime<Utc>| Statement::new(sql).text(timestamp(at)).text(id);
     match event {
         ClientEvent::ClientRegistered {
             settings,
@@ -104,171 +78,86 @@ async fn client(
             ..
         } => {
             let at = timestamp(&registered_at);
-            let json = serde_json::to_string(&settings).unwrap_or_default();
-            let sql = format!("INSERT INTO {s}.clients (client_id, name, settings, secret_hash, status, registered_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)");
-            let secret = secret_hash.as_ref().map(|h| h.0.as_str());
-            exec(
-                conn,
-                &sql,
-                &[
-                    Some(id),
-                    Some(&settings.name),
-                    Some(&json),
-                    secret,
-                    Some(&at),
-                    Some(&at),
-                ],
-            )
-            .await
+            vec![Statement::new(format!(
+                "INSERT INTO {s}.clients (client_id, name, settings, secret_hash, status, registered_at, updated_at) VALUES ($1, $2, $3, $4, 'active', $5, $5)"
+            ))
+            .text(id)
+            .text(settings.name.clone())
+            .text(serde_json::to_string(&settings).unwrap_or_default())
+            .opt(secret_hash.map(|h| h.0))
+            .text(at)]
         }
         ClientEvent::ClientSecretRotated {
             secret_hash,
             rotated_at,
-        } => {
-            let sql = format!(
-                "UPDATE {s}.clients SET secret_hash = ?, updated_at = ? WHERE client_id = ?"
-            );
-            exec(
-                conn,
-                &sql,
-                &[
-                    Some(&secret_hash.0),
-                    Some(&timestamp(&rotated_at)),
-                    Some(id),
-                ],
-            )
-            .await
-        }
+        } => vec![Statement::new(format!(
+            "UPDATE {s}.clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3"
+        ))
+        .text(secret_hash.0)
+        .text(timestamp(&rotated_at))
+        .text(id)],
         ClientEvent::ClientSettingsChanged {
             settings,
             changed_at,
-        } => {
-            let json = serde_json::to_string(&settings).unwrap_or_default();
-            let sql = format!(
-                "UPDATE {s}.clients SET name = ?, settings = ?, updated_at = ? WHERE client_id = ?"
-            );
-            exec(
-                conn,
-                &sql,
-                &[
-                    Some(&settings.name),
-                    Some(&json),
-                    Some(&timestamp(&changed_at)),
-                    Some(id),
-                ],
-            )
-            .await
-        }
+        } => vec![Statement::new(format!(
+            "UPDATE {s}.clients SET name = $1, settings = $2, updated_at = $3 WHERE client_id = $4"
+        ))
+        .text(settings.name.clone())
+        .text(serde_json::to_string(&settings).unwrap_or_default())
+        .text(timestamp(&changed_at))
+        .text(id)],
         ClientEvent::ClientDisabled { disabled_at, .. } => {
-            let sql = format!(
-                "UPDATE {s}.clients SET status = 'disabled', updated_at = ? WHERE client_id = ?"
-            );
-            exec(conn, &sql, &[Some(&timestamp(&disabled_at)), Some(id)]).await
+            vec![stamp(format!("UPDATE {s}.clients SET status = 'disabled', updated_at = $1 WHERE client_id = $2"), &disabled_at)]
         }
     }
 }
 
-async fn account(
-    conn: &mut SqliteConnection,
-    s: &str,
-    account_id: &str,
-    event: AccountEvent,
-) -> Result<(), ApplyError> {
+fn account(s: &str, account_id: &str, event: AccountEvent) -> Vec<Statement> {
+    let by_sub = |sql: String, at: &DateTime<Utc>, sub: &str| {
+        Statement::new(sql).text(timestamp(at)).text(sub)
+    };
     match event {
-        AccountEvent::AccountCreated {
-            sub,
-            username,
-            email,
-            name,
-            password_hash,
-            created_at,
-        } => {
-            let at = timestamp(&created_at);
-            let sql = format!("INSERT INTO {s}.accounts (sub, account_id, username, email, name, password_hash, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)");
-            let (email, name) = (email.map(|e| e.0), name.map(|n| n.0));
-            exec(
-                conn,
-                &sql,
-                &[
-                    Some(&sub),
-                    Some(account_id),
-                    Some(&username.0),
-                    email.as_deref(),
-                    name.as_deref(),
-                    Some(&password_hash.0),
-                    Some(&at),
-                    Some(&at),
-                ],
-            )
-            .await?;
-            let sql =
-                format!("INSERT OR REPLACE INTO {s}.usernames (account_id, sub) VALUES (?, ?)");
-            exec(conn, &sql, &[Some(account_id), Some(&sub)]).await
+        AccountEvent::AccountCreated { sub, username, email, name, password_hash, created_at } => vec![
+            Statement::new(format!(
+                "INSERT INTO {s}.accounts (sub, account_id, username, email, name, password_hash, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)"
+            ))
+            .text(sub.clone())
+            .text(account_id)
+            .text(username.0)
+            .opt(email.map(|e| e.0))
+            .opt(name.map(|n| n.0))
+            .text(password_hash.0)
+            .text(timestamp(&created_at)),
+            Statement::new(format!(
+                "INSERT INTO {s}.usernames (account_id, sub) VALUES ($1, $2) ON CONFLICT (account_id) DO UPDATE SET sub = excluded.sub"
+            ))
+            .text(account_id)
+            .text(sub),
+        ],
+        AccountEvent::PasswordChanged { sub, password_hash, changed_at } => vec![Statement::new(format!(
+            "UPDATE {s}.accounts SET password_hash = $1, updated_at = $2 WHERE sub = $3"
+        ))
+        .text(password_hash.0)
+        .text(timestamp(&changed_at))
+        .text(sub)],
+        AccountEvent::ClaimsUpdated { sub, email, name, updated_at } => vec![Statement::new(format!(
+            "UPDATE {s}.accounts SET email = $1, name = $2, updated_at = $3 WHERE sub = $4"
+        ))
+        .opt(email.map(|e| e.0))
+        .opt(name.map(|n| n.0))
+        .text(timestamp(&updated_at))
+        .text(sub)],
+        AccountEvent::AccountDisabled { sub, disabled_at, .. } => {
+            vec![by_sub(format!("UPDATE {s}.accounts SET status = 'disabled', updated_at = $1 WHERE sub = $2"), &disabled_at, &sub)]
         }
-        AccountEvent::PasswordChanged {
-            sub,
-            password_hash,
-            changed_at,
-        } => {
-            let sql =
-                format!("UPDATE {s}.accounts SET password_hash = ?, updated_at = ? WHERE sub = ?");
-            exec(
-                conn,
-                &sql,
-                &[
-                    Some(&password_hash.0),
-                    Some(&timestamp(&changed_at)),
-                    Some(&sub),
-                ],
-            )
-            .await
-        }
-        AccountEvent::ClaimsUpdated {
-            sub,
-            email,
-            name,
-            updated_at,
-        } => {
-            let sql = format!(
-                "UPDATE {s}.accounts SET email = ?, name = ?, updated_at = ? WHERE sub = ?"
-            );
-            let (email, name) = (email.map(|e| e.0), name.map(|n| n.0));
-            exec(
-                conn,
-                &sql,
-                &[
-                    email.as_deref(),
-                    name.as_deref(),
-                    Some(&timestamp(&updated_at)),
-                    Some(&sub),
-                ],
-            )
-            .await
-        }
-        AccountEvent::AccountDisabled {
-            sub, disabled_at, ..
-        } => {
-            let sql = format!(
-                "UPDATE {s}.accounts SET status = 'disabled', updated_at = ? WHERE sub = ?"
-            );
-            exec(conn, &sql, &[Some(&timestamp(&disabled_at)), Some(&sub)]).await
-        }
-        AccountEvent::AccountForgotten { sub, forgotten_at } => {
-            let sql = format!(
-                "UPDATE {s}.accounts SET status = 'forgotten', updated_at = ? WHERE sub = ?"
-            );
-            exec(conn, &sql, &[Some(&timestamp(&forgotten_at)), Some(&sub)]).await?;
-            let sql = format!("DELETE FROM {s}.usernames WHERE account_id = ? AND sub = ?");
-            exec(conn, &sql, &[Some(account_id), Some(&sub)]).await
-        }
+        AccountEvent::AccountForgotten { sub, forgotten_at } => vec![
+            by_sub(format!("UPDATE {s}.accounts SET status = 'forgotten', updated_at = $1 WHERE sub = $2"), &forgotten_at, &sub),
+            Statement::new(format!("DELETE FROM {s}.usernames WHERE account_id = $1 AND sub = $2")).text(account_id).text(sub),
+        ],
     }
 }
 
-async fn consent(
-    conn: &mut SqliteConnection,
-    s: &str,
-    event: ConsentEvent,
-) -> Result<(), ApplyError> {
+fn consent(s: &str, event: ConsentEvent) -> Vec<Statement> {
     let (status, scopes, at) = match &event {
         ConsentEvent::ConsentGranted {
             scopes,
@@ -285,24 +174,17 @@ async fn consent(
         }
     };
     let (sub, client_id) = event.subject_and_client();
-    let sql = format!(
-        "INSERT INTO {s}.consents (sub, client_id, scopes, status, updated_at) VALUES (?, ?, ?, ?, ?)
+    vec![Statement::new(format!(
+        "INSERT INTO {s}.consents (sub, client_id, scopes, status, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (sub, client_id) DO UPDATE SET
            scopes = CASE WHEN excluded.status = 'withdrawn' THEN consents.scopes ELSE excluded.scopes END,
            status = excluded.status, updated_at = excluded.updated_at"
-    );
-    exec(
-        conn,
-        &sql,
-        &[
-            Some(sub),
-            Some(client_id),
-            Some(&scopes),
-            Some(status),
-            Some(&timestamp(at)),
-        ],
-    )
-    .await
+    ))
+    .text(sub)
+    .text(client_id)
+    .text(scopes)
+    .text(status)
+    .text(timestamp(at))]
 }
 
 fn kind_name(kind: GrantKind) -> &'static str {
@@ -313,17 +195,50 @@ fn kind_name(kind: GrantKind) -> &'static str {
     }
 }
 
-async fn grant(
-    conn: &mut SqliteConnection,
-    s: &str,
-    gid: &str,
-    event: GrantEvent,
-) -> Result<(), ApplyError> {
-    let set_status = |status: &'static str| {
-        format!("UPDATE {s}.grants SET status = '{status}', updated_at = ? WHERE gid = ?")
+fn grant(s: &str, gid: &str, event: GrantEvent) -> Vec<Statement> {
+    let set_status = |status: &str, at: &DateTime<Utc>| {
+        Statement::new(format!(
+            "UPDATE {s}.grants SET status = '{status}', updated_at = $1 WHERE gid = $2"
+        ))
+        .text(timestamp(at))
+        .text(gid)
     };
-    let extend = format!("UPDATE {s}.grants SET expires_at = max(expires_at, ?) WHERE gid = ?");
-    let insert_token = format!("INSERT INTO {s}.tokens (token_key, kind, gid, jti, expires_at, status) VALUES (?, ?, ?, ?, ?, 'active')");
+    // Portable max(): SQLite's two-argument max() is GREATEST() elsewhere.
+    let extend = |until: &str| {
+        Statement::new(format!(
+            "UPDATE {s}.grants SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END WHERE gid = $2"
+        ))
+        .text(until)
+        .text(gid)
+    };
+    let token = |key: String, kind: &str, jti: Option<String>, until: &str| {
+        Statement::new(format!(
+            "INSERT INTO {s}.tokens (token_key, kind, gid, jti, expires_at, status) VALUES ($1, $2, $3, $4, $5, 'active')"
+        ))
+        .text(key)
+        .text(kind)
+        .text(gid)
+        .opt(jti)
+        .text(until)
+    };
+    let new_grant = |kind: &str,
+                     client_id: String,
+                     sub: Option<String>,
+                     scopes: String,
+                     status: &str,
+                     at: &str,
+                     until: &str| {
+        Statement::new(format!(
+            "INSERT INTO {s}.grants (gid, kind, client_id, sub, scopes, status, created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, '{status}', $6, $6, $7)"
+        ))
+        .text(gid)
+        .text(kind)
+        .text(client_id)
+        .opt(sub)
+        .text(scopes)
+        .text(at)
+        .text(until)
+    };
     match event {
         GrantEvent::CodeIssued {
             client_id,
@@ -335,53 +250,35 @@ async fn grant(
             ..
         } => {
             let (at, until) = (timestamp(&issued_at), timestamp(&expires_at));
-            let sql = format!("INSERT INTO {s}.grants (gid, kind, client_id, sub, scopes, status, created_at, updated_at, expires_at) VALUES (?, 'authorization_code', ?, ?, ?, 'pending', ?, ?, ?)");
-            exec(
-                conn,
-                &sql,
-                &[
-                    Some(gid),
-                    Some(&client_id),
-                    Some(&sub),
-                    Some(&scopes.to_string()),
-                    Some(&at),
-                    Some(&at),
-                    Some(&until),
-                ],
-            )
-            .await?;
-            exec(
-                conn,
-                &insert_token,
-                &[
-                    Some(&code_hash.0),
-                    Some("code"),
-                    Some(gid),
-                    None,
-                    Some(&until),
-                ],
-            )
-            .await
+            vec![
+                new_grant(
+                    "authorization_code",
+                    client_id,
+                    Some(sub),
+                    scopes.to_string(),
+                    "pending",
+                    &at,
+                    &until,
+                ),
+                token(code_hash.0, "code", None, &until),
+            ]
         }
-        GrantEvent::CodeRedeemed { redeemed_at: at }
-        | GrantEvent::CodeBurned { burned_at: at, .. } => {
-            let status = if matches!(event, GrantEvent::CodeRedeemed { .. }) {
-                "active"
-            } else {
-                "revoked"
-            };
-            exec(
-                conn,
-                &set_status(status),
-                &[Some(&timestamp(&at)), Some(gid)],
-            )
-            .await?;
-            let sql =
-                format!("UPDATE {s}.tokens SET status = 'spent' WHERE gid = ? AND kind = 'code'");
-            exec(conn, &sql, &[Some(gid)]).await
-        }
+        GrantEvent::CodeRedeemed { redeemed_at: at } => vec![
+            set_status("active", &at),
+            Statement::new(format!(
+                "UPDATE {s}.tokens SET status = 'spent' WHERE gid = $1 AND kind = 'code'"
+            ))
+            .text(gid),
+        ],
+        GrantEvent::CodeBurned { burned_at: at, .. } => vec![
+            set_status("revoked", &at),
+            Statement::new(format!(
+                "UPDATE {s}.tokens SET status = 'spent' WHERE gid = $1 AND kind = 'code'"
+            ))
+            .text(gid),
+        ],
         GrantEvent::CodeReplayDetected { .. } | GrantEvent::RefreshTokenReuseDetected { .. } => {
-            Ok(())
+            Vec::new()
         }
         GrantEvent::GrantStarted {
             kind,
@@ -392,22 +289,15 @@ async fn grant(
             ..
         } => {
             let at = timestamp(&started_at);
-            let sql = format!("INSERT INTO {s}.grants (gid, kind, client_id, sub, scopes, status, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)");
-            exec(
-                conn,
-                &sql,
-                &[
-                    Some(gid),
-                    Some(kind_name(kind)),
-                    Some(&client_id),
-                    sub.as_deref(),
-                    Some(&scopes.to_string()),
-                    Some(&at),
-                    Some(&at),
-                    Some(&at),
-                ],
-            )
-            .await
+            vec![new_grant(
+                kind_name(kind),
+                client_id,
+                sub,
+                scopes.to_string(),
+                "active",
+                &at,
+                &at,
+            )]
         }
         GrantEvent::AccessTokenIssued {
             jti,
@@ -420,130 +310,62 @@ async fn grant(
             let key = token_hash
                 .map(|h| h.0)
                 .unwrap_or_else(|| format!("jti:{jti}"));
-            exec(
-                conn,
-                &insert_token,
-                &[
-                    Some(&key),
-                    Some("access"),
-                    Some(gid),
-                    Some(&jti),
-                    Some(&until),
-                ],
-            )
-            .await?;
-            exec(conn, &extend, &[Some(&until), Some(gid)]).await
+            vec![token(key, "access", Some(jti), &until), extend(&until)]
         }
         GrantEvent::RefreshTokenIssued {
             token_hash,
             idle_expires_at,
             family_expires_at,
             ..
-        } => {
-            exec(
-                conn,
-                &insert_token,
-                &[
-                    Some(&token_hash.0),
-                    Some("refresh"),
-                    Some(gid),
-                    None,
-                    Some(&timestamp(&idle_expires_at)),
-                ],
-            )
-            .await?;
-            exec(
-                conn,
-                &extend,
-                &[Some(&timestamp(&family_expires_at)), Some(gid)],
-            )
-            .await
-        }
+        } => vec![
+            token(token_hash.0, "refresh", None, &timestamp(&idle_expires_at)),
+            extend(&timestamp(&family_expires_at)),
+        ],
         GrantEvent::RefreshTokenRotated {
             previous_hash,
             token_hash,
             idle_expires_at,
             ..
-        } => {
-            let sql = format!("UPDATE {s}.tokens SET status = 'rotated' WHERE token_key = ?");
-            exec(conn, &sql, &[Some(&previous_hash.0)]).await?;
-            exec(
-                conn,
-                &insert_token,
-                &[
-                    Some(&token_hash.0),
-                    Some("refresh"),
-                    Some(gid),
-                    None,
-                    Some(&timestamp(&idle_expires_at)),
-                ],
-            )
-            .await
-        }
-        GrantEvent::AccessTokenRevoked { jti, .. } => {
-            let sql = format!("UPDATE {s}.tokens SET status = 'revoked' WHERE gid = ? AND jti = ?");
-            exec(conn, &sql, &[Some(gid), Some(&jti)]).await
-        }
-        GrantEvent::GrantRevoked { revoked_at, .. } => {
-            exec(
-                conn,
-                &set_status("revoked"),
-                &[Some(&timestamp(&revoked_at)), Some(gid)],
-            )
-            .await?;
-            let sql = format!(
-                "UPDATE {s}.tokens SET status = 'revoked' WHERE gid = ? AND status = 'active'"
-            );
-            exec(conn, &sql, &[Some(gid)]).await
-        }
+        } => vec![
+            Statement::new(format!(
+                "UPDATE {s}.tokens SET status = 'rotated' WHERE token_key = $1"
+            ))
+            .text(previous_hash.0),
+            token(token_hash.0, "refresh", None, &timestamp(&idle_expires_at)),
+        ],
+        GrantEvent::AccessTokenRevoked { jti, .. } => vec![Statement::new(format!(
+            "UPDATE {s}.tokens SET status = 'revoked' WHERE gid = $1 AND jti = $2"
+        ))
+        .text(gid)
+        .text(jti)],
+        GrantEvent::GrantRevoked { revoked_at, .. } => vec![
+            set_status("revoked", &revoked_at),
+            Statement::new(format!(
+                "UPDATE {s}.tokens SET status = 'revoked' WHERE gid = $1 AND status = 'active'"
+            ))
+            .text(gid),
+        ],
     }
 }
 
-async fn signing_key(
-    conn: &mut SqliteConnection,
-    s: &str,
-    event: SigningKeyEvent,
-) -> Result<(), ApplyError> {
+fn signing_key(s: &str, event: SigningKeyEvent) -> Vec<Statement> {
+    let status = |kid: String, status: &str, at: &DateTime<Utc>| {
+        Statement::new(format!(
+            "UPDATE {s}.signing_keys SET status = $1, updated_at = $2 WHERE kid = $3"
+        ))
+        .text(status)
+        .text(timestamp(at))
+        .text(kid)
+    };
     match event {
-        SigningKeyEvent::SigningKeyGenerated {
-            kid,
-            alg,
-            public_jwk,
-            generated_at,
-        } => {
-            let at = timestamp(&generated_at);
-            let sql = format!("INSERT INTO {s}.signing_keys (kid, alg, public_jwk, status, generated_at, updated_at) VALUES (?, ?, ?, 'generated', ?, ?)");
-            exec(
-                conn,
-                &sql,
-                &[
-                    Some(&kid),
-                    Some(&alg),
-                    Some(&public_jwk.to_string()),
-                    Some(&at),
-                    Some(&at),
-                ],
-            )
-            .await
-        }
-        SigningKeyEvent::SigningKeyActivated {
-            kid,
-            activated_at: at,
-        } => key_status(conn, s, &kid, "active", &at).await,
-        SigningKeyEvent::SigningKeyRetired {
-            kid,
-            retired_at: at,
-        } => key_status(conn, s, &kid, "retired", &at).await,
+        SigningKeyEvent::SigningKeyGenerated { kid, alg, public_jwk, generated_at } => vec![Statement::new(format!(
+            "INSERT INTO {s}.signing_keys (kid, alg, public_jwk, status, generated_at, updated_at) VALUES ($1, $2, $3, 'generated', $4, $4)"
+        ))
+        .text(kid)
+        .text(alg)
+        .text(public_jwk.to_string())
+        .text(timestamp(&generated_at))],
+        SigningKeyEvent::SigningKeyActivated { kid, activated_at } => vec![status(kid, "active", &activated_at)],
+        SigningKeyEvent::SigningKeyRetired { kid, retired_at } => vec![status(kid, "retired", &retired_at)],
     }
-}
-
-async fn key_status(
-    conn: &mut SqliteConnection,
-    s: &str,
-    kid: &str,
-    status: &str,
-    at: &DateTime<Utc>,
-) -> Result<(), ApplyError> {
-    let sql = format!("UPDATE {s}.signing_keys SET status = ?, updated_at = ? WHERE kid = ?");
-    exec(conn, &sql, &[Some(status), Some(&timestamp(at)), Some(kid)]).await
 }

@@ -8,6 +8,7 @@ mod cursor;
 pub mod inline;
 mod repository;
 pub mod schema;
+pub mod statement;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -1,0 +1,60 @@
+//! Backend-neutral statements. Read-model code builds them as plain data —
+//! SQL with `$1`-style placeholders, which both PostgreSQL and SQLite (via
+//! sqlx) accept — and each backend executes them. Keeping the builders pure
+//! means the committer, the projector and the rebuild share one definition
+//! of every row, whatever the database.
+
+use sqlx::SqliteConnection;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(Option<String>),
+    Int(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            binds: Vec::new(),
+        }
+    }
+
+    pub fn text(mut self, value: impl Into<String>) -> Self {
+        self.binds.push(Bind::Text(Some(value.into())));
+        self
+    }
+
+    pub fn opt(mut self, value: Option<impl Into<String>>) -> Self {
+        self.binds.push(Bind::Text(value.map(Into::into)));
+        self
+    }
+
+    pub fn int(mut self, value: i64) -> Self {
+        self.binds.push(Bind::Int(value));
+        self
+    }
+}
+
+pub async fn execute_sqlite(
+    conn: &mut SqliteConnection,
+    statements: &[Statement],
+) -> Result<(), sqlx::Error> {
+    for statement in statements {
+        let mut query = sqlx::query(&statement.sql);
+        for bind in &statement.binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text.as_deref()),
+                Bind::Int(int) => query.bind(*int),
+            };
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
