@@ -29,9 +29,8 @@ pub enum ApplyError {
     Sql(#[from] sqlx::Error),
 }
 
-/// The SQL type of timestamps in read tables: RFC 3339 text with fixed
-/// microsecond precision, so string order is time order on every backend.
-
+/// Timestamps in read tables are RFC 3339 text with fixed microsecond
+/// precision, so string order is time order on every backend.
 pub fn timestamp(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
