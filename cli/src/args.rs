@@ -28,6 +28,9 @@ pub struct GlobalArgs {
     /// Directory of the embedded SQLite database [default: ./writ-data].
     #[arg(long, global = true, env = "WRIT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL; overrides --data-dir, and requires an existing key file.
+    #[arg(long, global = true, env = "WRIT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// The key file [default: <data-dir>/keys].
     #[arg(long, global = true, env = "WRIT_KEY_FILE")]
     pub key_file: Option<PathBuf>,

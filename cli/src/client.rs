@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use serde_json::{json, Value};
-use sqlx::Row;
 use writ_domain::client::{Client, ClientCommand as Register, ClientSettings};
 use writ_domain::values::{
     ApplicationType, GrantType, RedirectUri, ScopeSet, SecretHash, TokenFormat,
 };
 use writ_infra::crypto::{random_token, sha256_hex};
+use writ_infra::store::statement::Statement;
+use writ_infra::store::{Row, RowExt};
 use writ_infra::{ExecuteError, Metadata};
 
 use crate::args::{ClientCommand, ClientFields};
@@ -197,20 +198,26 @@ fn settings_from(
 }
 
 async fn load(context: &Context, client_id: &str) -> anyhow::Result<ClientSettings> {
-    let settings: Option<String> =
-        sqlx::query_scalar("SELECT settings FROM clients WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(context.store.readers())
-            .await?;
-    let settings = settings.ok_or_else(|| anyhow!("client {client_id}: no such client"))?;
+    let row = context
+        .store
+        .db()
+        .fetch_optional(
+            &Statement::new("SELECT settings FROM clients WHERE client_id = $1").text(client_id),
+        )
+        .await?;
+    let settings = row
+        .and_then(|r| r.text("settings"))
+        .ok_or_else(|| anyhow!("client {client_id}: no such client"))?;
     serde_json::from_str(&settings).context("stored client settings are unreadable")
 }
 
+const CLIENT_COLUMNS: &str = "client_id, settings, status, registered_at";
+
 /// RFC 7591 §2 and §3.2.1 field names.
-fn describe(row: &sqlx::sqlite::SqliteRow, secret: Option<&str>) -> anyhow::Result<Value> {
-    let settings: ClientSettings = serde_json::from_str(&row.try_get::<String, _>("settings")?)?;
+fn describe(row: &Row, secret: Option<&str>) -> anyhow::Result<Value> {
+    let settings: ClientSettings = serde_json::from_str(&row.text("settings").unwrap_or_default())?;
     let mut value = json!({
-        "client_id": row.try_get::<String, _>("client_id")?,
+        "client_id": row.text("client_id"),
         "client_name": settings.name,
         "redirect_uris": settings.redirect_uris,
         "grant_types": settings.grant_types,
@@ -222,8 +229,8 @@ fn describe(row: &sqlx::sqlite::SqliteRow, secret: Option<&str>) -> anyhow::Resu
         "access_token_ttl": humantime::format_duration(Duration::from_secs(settings.access_token_ttl_secs)).to_string(),
         "refresh_token_ttl": humantime::format_duration(Duration::from_secs(settings.refresh_token_ttl_secs)).to_string(),
         "audience": settings.audience,
-        "status": row.try_get::<String, _>("status")?,
-        "registered_at": row.try_get::<String, _>("registered_at")?,
+        "status": row.text("status"),
+        "registered_at": row.text("registered_at"),
     });
     if let Some(secret) = secret {
         value["client_secret"] = json!(secret);
@@ -238,13 +245,16 @@ async fn show(
     secret: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let row = sqlx::query(
-        "SELECT client_id, settings, status, registered_at FROM clients WHERE client_id = ?",
-    )
-    .bind(client_id)
-    .fetch_optional(context.store.readers())
-    .await?
-    .ok_or_else(|| anyhow!("client {client_id}: no such client"))?;
+    let query = Statement::new(format!(
+        "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
+    ))
+    .text(client_id);
+    let row = context
+        .store
+        .db()
+        .fetch_optional(&query)
+        .await?
+        .ok_or_else(|| anyhow!("client {client_id}: no such client"))?;
     let value = describe(&row, secret)?;
     if json {
         output::json(&value);
@@ -258,9 +268,10 @@ async fn show(
 }
 
 async fn list(context: &Context, json: bool) -> anyhow::Result<()> {
-    let rows = sqlx::query("SELECT client_id, settings, status, registered_at FROM clients ORDER BY registered_at, client_id")
-        .fetch_all(context.store.readers())
-        .await?;
+    let query = Statement::new(format!(
+        "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY registered_at, client_id"
+    ));
+    let rows = context.store.db().fetch_all(&query).await?;
     let clients = rows
         .iter()
         .map(|row| describe(row, None))

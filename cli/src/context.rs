@@ -6,6 +6,7 @@ use std::io::BufRead;
 use anyhow::Context as _;
 use writ_infra::config::{FileConfig, Overrides, Settings};
 use writ_infra::keys::{KeyRing, WhenMissing};
+use writ_infra::store::DEFAULT_MAX_BATCH;
 use writ_infra::telemetry::LogFormat;
 use writ_infra::{Executor, Store};
 
@@ -23,6 +24,7 @@ pub fn resolve_settings(
         listen: serve.and_then(|s| s.listen),
         issuer: serve.and_then(|s| s.issuer.clone()),
         data_dir: global.data_dir.clone(),
+        database_url: global.database_url.clone(),
         key_file: global.key_file.clone(),
         log_format: global.log_format.map(|f| match f {
             LogFormatArg::Text => LogFormat::Text,
@@ -48,10 +50,20 @@ impl Context {
         Self::open_with(settings, WhenMissing::Refuse).await
     }
 
+    /// `serve` may create the key file, but only for embedded SQLite: with
+    /// a shared PostgreSQL database every process must use the same keys.
     pub async fn open_with(settings: Settings, when_missing: WhenMissing) -> anyhow::Result<Self> {
-        check_data_dir(&settings)?;
-        let keys = KeyRing::load(&settings.key_file, when_missing)?;
-        let store = Store::open_sqlite(&settings.data_dir).await?;
+        let (keys, store) = match &settings.database_url {
+            Some(url) => {
+                let keys = KeyRing::load(&settings.key_file, WhenMissing::Refuse)?;
+                (keys, Store::open_postgres(url, DEFAULT_MAX_BATCH).await?)
+            }
+            None => {
+                check_data_dir(&settings)?;
+                let keys = KeyRing::load(&settings.key_file, when_missing)?;
+                (keys, Store::open_sqlite(&settings.data_dir).await?)
+            }
+        };
         let executor = Executor::new(store.clone(), writ_infra::services::system());
         Ok(Self {
             settings,

@@ -67,10 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let context = Context::open(settings).await?;
-            println!(
-                "database {} is migrated",
-                context.store.database_path().display()
-            );
+            println!("database {} is migrated", context.store.target().describe());
             Ok(())
         }
         Command::Client(command) => {

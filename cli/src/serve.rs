@@ -41,11 +41,16 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     }));
     let app = writ_infra::telemetry::layer(app);
 
+    let durability = context.store.durability().await.unwrap_or_default();
+    let durability: Vec<String> = durability
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
     tracing::info!(
         address = %bound,
         issuer = %issuer,
-        database = %context.store.database_path().display(),
-        sqlite_synchronous = writ_infra::store::SQLITE_SYNCHRONOUS,
+        database = %context.store.target().describe(),
+        durability = %durability.join(" "),
         "writ listening on {bound}"
     );
     axum::serve(listener, app)

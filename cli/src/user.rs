@@ -4,14 +4,14 @@
 
 use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
-use sqlx::Row;
 use writ_domain::account::{Account, AccountCommand};
 use writ_domain::values::Sealed;
 use writ_infra::crypto::hash_password;
 use writ_infra::executor::Stream;
 use writ_infra::personal::{account_id, normalize_username, SubjectKey, FORGOTTEN};
 use writ_infra::store::inline::timestamp;
-use writ_infra::store::SideWrite;
+use writ_infra::store::statement::Statement;
+use writ_infra::store::{Row, RowExt, SideWrite};
 use writ_infra::{ExecuteError, Metadata};
 
 use crate::args::UserCommand;
@@ -101,10 +101,16 @@ pub async fn run(context: Context, command: UserCommand, json: bool) -> anyhow::
         }
         UserCommand::Forget { username } => {
             let (id, _) = subject_of(&context, &username).await?;
-            let sub: String = sqlx::query_scalar("SELECT sub FROM usernames WHERE account_id = ?")
-                .bind(&id)
-                .fetch_one(context.store.readers())
-                .await?;
+            let sub = context
+                .store
+                .db()
+                .fetch_optional(
+                    &Statement::new("SELECT sub FROM usernames WHERE account_id = $1")
+                        .text(id.clone()),
+                )
+                .await?
+                .and_then(|row| row.text("sub"))
+                .ok_or_else(|| anyhow!("user {username}: no such account"))?;
             let delete_key = vec![SideWrite::DeleteSubjectKey { sub: sub.clone() }];
             let outcome = context
                 .executor
@@ -155,29 +161,26 @@ fn looks_like_email(email: &str) -> bool {
 /// The account id and the live subject's data key for a username.
 async fn subject_of(context: &Context, username: &str) -> anyhow::Result<(String, SubjectKey)> {
     let id = account_id(&context.keys, &normalize_username(username)?);
-    let row = sqlx::query("SELECT u.sub, k.wrapped_key FROM usernames u JOIN subject_keys k ON k.sub = u.sub WHERE u.account_id = ?")
-        .bind(&id)
-        .fetch_optional(context.store.readers())
-        .await?
+    let query = Statement::new("SELECT u.sub, k.wrapped_key FROM usernames u JOIN subject_keys k ON k.sub = u.sub WHERE u.account_id = $1")
+        .text(id.clone());
+    let row = context.store.db().fetch_optional(&query).await?;
+    let (sub, wrapped) = row
+        .and_then(|r| r.text("sub").zip(r.text("wrapped_key")))
         .ok_or_else(|| anyhow!("user {username}: no such account"))?;
-    let sub: String = row.try_get("sub")?;
-    let key = SubjectKey::unwrap(
-        &sub,
-        &row.try_get::<String, _>("wrapped_key")?,
-        &context.keys,
-    )?;
+    let key = SubjectKey::unwrap(&sub, &wrapped, &context.keys)?;
     Ok((id, key))
 }
 
 const ACCOUNT_COLUMNS: &str =
     "a.sub, a.username, a.email, a.name, a.status, a.created_at, k.wrapped_key";
 
-fn describe(context: &Context, row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Value> {
-    let sub: String = row.try_get("sub")?;
-    let wrapped: Option<String> = row.try_get("wrapped_key")?;
-    let key = wrapped.and_then(|w| SubjectKey::unwrap(&sub, &w, &context.keys).ok());
+fn describe(context: &Context, row: &Row) -> anyhow::Result<Value> {
+    let sub = row.text("sub").unwrap_or_default();
+    let key = row
+        .text("wrapped_key")
+        .and_then(|w| SubjectKey::unwrap(&sub, &w, &context.keys).ok());
     let open = |field: &str| -> Value {
-        let sealed: Option<String> = row.try_get(field).ok().flatten();
+        let sealed = row.text(field);
         match (&key, sealed) {
             (_, None) => Value::Null,
             (None, Some(_)) => json!(FORGOTTEN),
@@ -191,17 +194,21 @@ fn describe(context: &Context, row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<
         "username": open("username"),
         "email": open("email"),
         "name": open("name"),
-        "status": row.try_get::<String, _>("status")?,
-        "created_at": row.try_get::<String, _>("created_at")?,
+        "status": row.text("status"),
+        "created_at": row.text("created_at"),
     }))
 }
 
 async fn show(context: &Context, normalised: &str, json: bool) -> anyhow::Result<()> {
     let id = account_id(&context.keys, normalised);
-    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM usernames u JOIN accounts a ON a.sub = u.sub LEFT JOIN subject_keys k ON k.sub = a.sub WHERE u.account_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(&id)
-        .fetch_optional(context.store.readers())
+    let query = Statement::new(format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM usernames u JOIN accounts a ON a.sub = u.sub LEFT JOIN subject_keys k ON k.sub = a.sub WHERE u.account_id = $1"
+    ))
+    .text(id);
+    let row = context
+        .store
+        .db()
+        .fetch_optional(&query)
         .await?
         .ok_or_else(|| anyhow!("user {normalised}: no such account"))?;
     let value = describe(context, &row)?;
@@ -215,7 +222,7 @@ async fn show(context: &Context, normalised: &str, json: bool) -> anyhow::Result
 
 async fn list(context: &Context, json: bool) -> anyhow::Result<()> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a LEFT JOIN subject_keys k ON k.sub = a.sub ORDER BY a.created_at, a.sub");
-    let rows = sqlx::query(&sql).fetch_all(context.store.readers()).await?;
+    let rows = context.store.db().fetch_all(&Statement::new(sql)).await?;
     let users = rows
         .iter()
         .map(|row| describe(context, row))

@@ -59,6 +59,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub issuer: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
     pub key_file: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     #[serde(default, with = "humantime_serde")]
@@ -72,11 +73,13 @@ pub struct FileConfig {
 /// What flags and environment set; `None` falls through to the file.
 pub type Overrides = FileConfig;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub issuer: String,
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of the embedded SQLite database under `data_dir`.
+    pub database_url: Option<String>,
     pub key_file: PathBuf,
     pub log_format: LogFormat,
     pub access_token_ttl: Duration,
@@ -90,6 +93,19 @@ pub enum ConfigError {
     Unreadable(String, String),
     #[error("config file {0} is invalid: {1}")]
     Invalid(String, String),
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The database URL may carry a password: never print it.
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|_| "(set)"))
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FileConfig {
@@ -137,6 +153,7 @@ impl Settings {
                 .projector_check_interval
                 .or(file.projector_check_interval)
                 .unwrap_or(Duration::from_millis(200)),
+            database_url: overrides.database_url.or(file.database_url),
             listen,
             data_dir,
         }

@@ -16,6 +16,7 @@ pub mod personal;
 pub mod services;
 pub mod store;
 pub mod telemetry;
+pub mod testing;
 
 pub use executor::{Committed, ExecuteError, Executor, Metadata};
 pub use store::{Cursor, Store};

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub batches_started: AtomicU64,
+    pub batches_rerun: AtomicU64,
     pub batches_committed: AtomicU64,
     pub commands_committed: AtomicU64,
     pub events_committed: AtomicU64,

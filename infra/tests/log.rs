@@ -1,27 +1,57 @@
-//! The SQLite log: group commit, conflicts and retries, stream lengths, the
-//! hash chain. Real SQLite files in temporary directories.
+//! The log on both backends: group commit, conflicts and retries, stream
+//! lengths, the hash chain. Real SQLite files in temporary directories and
+//! a fresh PostgreSQL database per test.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::persist::SerializedEvent;
 use serde_json::json;
-use sqlx::{Connection, SqliteConnection};
 use writ_domain::client::{Client, ClientCommand, ClientSettings};
 use writ_domain::consent::{Consent, ConsentCommand};
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::values::{ApplicationType, GrantType, ScopeSet, SecretHash, TokenFormat};
 use writ_infra::executor::Stream;
 use writ_infra::metrics::Metrics;
-use writ_infra::store::{connect_options, run_sql, verify_chains, AppendError};
+use writ_infra::store::statement::Statement;
+use writ_infra::store::{verify_chains, AppendError, Conn, Dialect, RowExt};
+use writ_infra::testing::{open_store, Backend};
 use writ_infra::{Executor, Metadata, Store};
 
-async fn open() -> (tempfile::TempDir, Store) {
+writ_infra::on_both_backends!(
+    a_batch_with_one_conflicting_command_commits_the_others,
+    a_command_that_loses_a_conflict_is_retried_on_fresh_state,
+    a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short,
+    positions_are_gap_free_and_follow_commit_order,
+    the_chain_verifies_and_an_altered_payload_is_detected,
+    an_unknown_event_is_refused_by_the_committer_and_changes_nothing,
+    commits_are_signalled_with_their_cursor,
+);
+
+/// The temporary directory lives as long as the store is used.
+async fn open(backend: Backend) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open_sqlite(dir.path())
+    let store = open_store(backend, dir.path())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     (dir, store)
+}
+
+async fn texts(store: &Store, sql: &str, column: &str) -> Vec<String> {
+    let rows = store
+        .db()
+        .fetch_all(&Statement::new(sql))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    rows.iter().filter_map(|row| row.text(column)).collect()
+}
+
+async fn number(store: &Store, sql: &str) -> i64 {
+    store
+        .db()
+        .scalar_i64(&Statement::new(sql))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn executor(store: &Store) -> Executor {
@@ -40,26 +70,30 @@ fn event(aggregate_id: &str, sequence: usize) -> SerializedEvent {
     }
 }
 
-/// Holds SQLite's write lock from another connection until dropped, so
-/// commands queue up and land in one batch when it is released.
-async fn hold_write_lock(store: &Store) -> SqliteConnection {
-    let mut conn = SqliteConnection::connect_with(&connect_options(store.database_path()))
+/// Blocks the committer's next batch from another connection until
+/// released, so commands queue up and land in one batch: SQLite's write
+/// lock, or an EXCLUSIVE lock on PostgreSQL's `events` (reads pass, the
+/// batch's insert waits).
+async fn hold_write_lock(store: &Store) -> Conn {
+    let mut conn = Conn::connect(store.target())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    run_sql(&mut conn, "BEGIN IMMEDIATE")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let lock = match conn.dialect() {
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Postgres => "BEGIN; LOCK TABLE events IN EXCLUSIVE MODE",
+    };
+    conn.batch(lock).await.unwrap_or_else(|e| panic!("{e}"));
     conn
 }
 
-async fn release(mut conn: SqliteConnection) {
-    run_sql(&mut conn, "ROLLBACK")
+async fn release(mut conn: Conn) {
+    conn.batch("ROLLBACK")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Sends one append and waits until the committer has started its batch
-/// (and is now waiting for the write lock).
+/// (and is now waiting for the lock).
 async fn warm_up(
     store: &Store,
 ) -> tokio::task::JoinHandle<Result<writ_infra::store::AppendReceipt, AppendError>> {
@@ -85,9 +119,8 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test]
-async fn a_batch_with_one_conflicting_command_commits_the_others() {
-    let (_dir, store) = open().await;
+async fn a_batch_with_one_conflicting_command_commits_the_others(backend: Backend) {
+    let (_dir, store) = open(backend).await;
     let lock = hold_write_lock(&store).await;
     // The first append takes the committer into a transaction that waits
     // for the lock; everything sent meanwhile forms the next batch.
@@ -129,9 +162,8 @@ fn consent(scopes: &str) -> ConsentCommand {
     }
 }
 
-#[tokio::test]
-async fn a_command_that_loses_a_conflict_is_retried_on_fresh_state() {
-    let (_dir, store) = open().await;
+async fn a_command_that_loses_a_conflict_is_retried_on_fresh_state(backend: Backend) {
+    let (_dir, store) = open(backend).await;
     let executor = executor(&store);
     let lock = hold_write_lock(&store).await;
     let first = warm_up(&store).await;
@@ -157,12 +189,12 @@ async fn a_command_that_loses_a_conflict_is_retried_on_fresh_state() {
         Metrics::get(&store.metrics().conflicts_retried) > 0,
         "the retry path ran"
     );
-    let types: Vec<String> = sqlx::query_scalar(
+    let types = texts(
+        &store,
         "SELECT event_type FROM events WHERE aggregate_id = 's1/c1' ORDER BY sequence",
+        "event_type",
     )
-    .fetch_all(store.readers())
-    .await
-    .unwrap_or_default();
+    .await;
     assert_eq!(types, ["ConsentGranted", "ConsentExtended"]);
 }
 
@@ -181,9 +213,8 @@ fn client_settings() -> ClientSettings {
     }
 }
 
-#[tokio::test]
-async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short() {
-    let (_dir, store) = open().await;
+async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short(backend: Backend) {
+    let (_dir, store) = open(backend).await;
     let executor = executor(&store);
     let register = ClientCommand::Register {
         client_id: "svc".into(),
@@ -228,21 +259,17 @@ async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short(
     for worker in workers {
         worker.await.unwrap_or_else(|e| panic!("{e}"));
     }
-    let client_events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'Client'")
-            .fetch_one(store.readers())
-            .await
-            .unwrap_or_default();
-    let longest: i64 = sqlx::query_scalar("SELECT max(n) FROM (SELECT count(*) AS n FROM events GROUP BY aggregate_type, aggregate_id)")
-        .fetch_one(store.readers())
-        .await
-        .unwrap_or_default();
-    let grants: i64 = sqlx::query_scalar(
+    let client_events = number(
+        &store,
+        "SELECT count(*) FROM events WHERE aggregate_type = 'Client'",
+    )
+    .await;
+    let longest = number(&store, "SELECT max(n) FROM (SELECT count(*) AS n FROM events GROUP BY aggregate_type, aggregate_id) AS lengths").await;
+    let grants = number(
+        &store,
         "SELECT count(*) FROM grants WHERE client_id = 'svc' AND status = 'active'",
     )
-    .fetch_one(store.readers())
-    .await
-    .unwrap_or_default();
+    .await;
     assert_eq!(client_events, 1);
     assert!(longest <= 10, "longest stream has {longest} events");
     assert_eq!(grants, 1000, "every grant has its inline row");
@@ -252,30 +279,52 @@ async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short(
     );
 }
 
-#[tokio::test]
-async fn positions_are_gap_free_and_follow_commit_order() {
-    let (_dir, store) = open().await;
+async fn positions_are_gap_free_and_follow_commit_order(backend: Backend) {
+    let (_dir, store) = open(backend).await;
+    let mut cursors = Vec::new();
     for n in 0..20 {
-        store
+        let receipt = store
             .append(
                 vec![event(&format!("s{n}"), 1), event(&format!("s{n}"), 2)],
                 vec![],
             )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        cursors.push(receipt.cursor().unwrap_or_default());
     }
-    let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
-        .fetch_all(store.readers())
-        .await
-        .unwrap_or_default();
-    assert_eq!(positions, (1..=40).collect::<Vec<i64>>());
-    let head = store.head().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(head.to_string(), "00000000000000000040");
+    // On PostgreSQL the reader stops below the oldest open transaction on
+    // the whole cluster (other tests' included), so it may lag: wait.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let read = loop {
+        let read = store
+            .events_after(writ_infra::store::START, 1000)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if read.len() >= 40 || tokio::time::Instant::now() > deadline {
+            break read;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let positions: Vec<i64> = read.iter().map(|e| e.position).collect();
+    assert_eq!(
+        positions,
+        (1..=40).collect::<Vec<i64>>(),
+        "the reader returns every event once, in order"
+    );
+    let shown: Vec<String> = cursors.iter().map(ToString::to_string).collect();
+    let mut sorted = shown.clone();
+    sorted.sort();
+    assert_eq!(shown, sorted, "cursor strings sort in commit order");
+    assert!(
+        shown
+            .last()
+            .is_some_and(|c| c.ends_with("00000000000000000040")),
+        "{shown:?}"
+    );
 }
 
-#[tokio::test]
-async fn the_chain_verifies_and_an_altered_payload_is_detected() {
-    let (_dir, store) = open().await;
+async fn the_chain_verifies_and_an_altered_payload_is_detected(backend: Backend) {
+    let (_dir, store) = open(backend).await;
     for n in 1..=3 {
         store
             .append(vec![event("stream", n)], vec![])
@@ -286,19 +335,20 @@ async fn the_chain_verifies_and_an_altered_payload_is_detected() {
         .append(vec![event("other", 1)], vec![])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let (breaks, checked) = verify_chains(store.readers())
+    let (breaks, checked) = verify_chains(store.db())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((breaks.len(), checked), (0, 4));
 
-    let mut conn = SqliteConnection::connect_with(&connect_options(store.database_path()))
+    let mut conn = Conn::connect(store.target())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    sqlx::query("UPDATE events SET payload = replace(payload, 'stream', 'forged') WHERE aggregate_id = 'stream' AND sequence = 2")
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (breaks, _) = verify_chains(store.readers())
+    let forge = match conn.dialect() {
+        Dialect::Sqlite => "UPDATE events SET payload = replace(payload, 'stream', 'forged') WHERE aggregate_id = 'stream' AND sequence = 2",
+        Dialect::Postgres => "UPDATE events SET payload = replace(payload::text, 'stream', 'forged')::json WHERE aggregate_id = 'stream' AND sequence = 2",
+    };
+    conn.batch(forge).await.unwrap_or_else(|e| panic!("{e}"));
+    let (breaks, _) = verify_chains(store.db())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(breaks.len(), 1);
@@ -308,9 +358,8 @@ async fn the_chain_verifies_and_an_altered_payload_is_detected() {
     );
 }
 
-#[tokio::test]
-async fn an_unknown_event_is_refused_by_the_committer_and_changes_nothing() {
-    let (_dir, store) = open().await;
+async fn an_unknown_event_is_refused_by_the_committer_and_changes_nothing(backend: Backend) {
+    let (_dir, store) = open(backend).await;
     let mut bogus = event("x", 1);
     bogus.event_type = "Nonsense".into();
     let outcome = store.append(vec![bogus], vec![]).await;
@@ -323,13 +372,14 @@ async fn an_unknown_event_is_refused_by_the_committer_and_changes_nothing() {
     assert!(store.append(vec![event("y", 1)], vec![]).await.is_ok());
 }
 
-#[tokio::test]
-async fn commits_are_signalled_with_their_position() {
-    let (_dir, store) = open().await;
+async fn commits_are_signalled_with_their_cursor(backend: Backend) {
+    let (_dir, store) = open(backend).await;
     let commits = store.commits();
-    store
+    let receipt = store
         .append(vec![event("a", 1)], vec![])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    wait_until("the commit signal", || *commits.borrow() == 1).await;
+    let committed = receipt.cursor().unwrap_or_default();
+    assert_eq!(committed.position, 1);
+    wait_until("the commit signal", || *commits.borrow() == committed).await;
 }

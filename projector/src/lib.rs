@@ -13,18 +13,20 @@ mod rebuild;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sqlx::{Connection, SqliteConnection};
 use tokio::sync::watch;
 use writ_infra::store::inline::ApplyError;
-use writ_infra::store::statement::execute_sqlite;
-use writ_infra::store::{connect_options, run_sql, Cursor, Store, StoredEvent};
+use writ_infra::store::statement::Statement;
+use writ_infra::store::{Conn, Cursor, Dialect, RowExt, Store, StoredEvent, Target};
 
 pub use rebuild::{rebuild_and_compare, TableDifference};
 
 const PROJECTION: &str = "audit_index";
 const BATCH: i64 = 500;
+/// How long the global-order bound may hold the projector back before the
+/// backend holding it is named in the log.
+const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -53,14 +55,14 @@ impl From<ApplyError> for ProjectorError {
 
 pub struct Projector {
     store: Store,
-    conn: SqliteConnection,
+    conn: Conn,
     check_interval: Duration,
     stopped: Arc<AtomicBool>,
 }
 
 impl Projector {
     pub async fn new(store: Store, check_interval: Duration) -> Result<Self, ProjectorError> {
-        let conn = SqliteConnection::connect_with(&connect_options(store.database_path())).await?;
+        let conn = Conn::connect(store.target()).await?;
         Ok(Self {
             store,
             conn,
@@ -75,14 +77,21 @@ impl Projector {
     }
 
     pub async fn checkpoint(&mut self) -> Result<Cursor, ProjectorError> {
-        let position: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE projection = ?")
-                .bind(PROJECTION)
-                .fetch_optional(&mut self.conn)
-                .await?;
-        Ok(Cursor {
-            position: position.unwrap_or(0),
-        })
+        let row = self
+            .conn
+            .fetch_optional(
+                &Statement::new(
+                    "SELECT txid, position FROM projector_checkpoints WHERE projection = $1",
+                )
+                .text(PROJECTION),
+            )
+            .await?;
+        Ok(row
+            .map(|r| Cursor {
+                txid: r.int("txid").unwrap_or(0),
+                position: r.int("position").unwrap_or(0),
+            })
+            .unwrap_or_default())
     }
 
     /// Projects the next batch after the checkpoint, rows and checkpoint in
@@ -93,17 +102,17 @@ impl Projector {
         let Some(last) = events.last().map(StoredEvent::cursor) else {
             return Ok(Outcome::Idle);
         };
-        run_sql(&mut self.conn, "BEGIN IMMEDIATE").await?;
+        self.conn.begin_write().await?;
         match self.apply_batch(&events, from, last).await {
             Ok(()) => {
-                run_sql(&mut self.conn, "COMMIT").await?;
+                self.conn.batch("COMMIT").await?;
                 Ok(Outcome::Projected {
                     events: events.len(),
                     through: last,
                 })
             }
             Err(err) => {
-                let _ = run_sql(&mut self.conn, "ROLLBACK").await;
+                let _ = self.conn.batch("ROLLBACK").await;
                 Err(err)
             }
         }
@@ -115,24 +124,32 @@ impl Projector {
         from: Cursor,
         last: Cursor,
     ) -> Result<(), ProjectorError> {
-        let rows = events
+        let schema = main_schema(self.conn.dialect());
+        let mut rows = events
             .iter()
-            .map(|event| audit::statement("main", event))
+            .map(|event| audit::statement(schema, event))
             .collect::<Result<Vec<_>, _>>()?;
-        execute_sqlite(&mut self.conn, &rows).await?;
         // Compare-and-set: a second projector that raced us fails here
         // instead of moving the checkpoint twice.
-        let moved = sqlx::query(
-            "INSERT INTO projector_checkpoints (projection, position) VALUES (?, ?)
-             ON CONFLICT (projection) DO UPDATE SET position = excluded.position
-             WHERE projector_checkpoints.position = ?",
-        )
-        .bind(PROJECTION)
-        .bind(last.position)
-        .bind(from.position)
-        .execute(&mut self.conn)
-        .await?;
-        if moved.rows_affected() == 1 {
+        rows.push(
+            Statement::new(
+                "INSERT INTO projector_checkpoints (projection, txid, position) VALUES ($1, $2, $3)
+                 ON CONFLICT (projection) DO UPDATE SET txid = excluded.txid, position = excluded.position
+                 WHERE projector_checkpoints.txid = $4 AND projector_checkpoints.position = $5",
+            )
+            .text(PROJECTION)
+            .int(last.txid)
+            .int(last.position)
+            .int(from.txid)
+            .int(from.position),
+        );
+        let checkpoint = rows.pop();
+        self.conn.execute(&rows).await?;
+        let moved = match checkpoint {
+            Some(statement) => self.conn.execute(&[statement]).await?,
+            None => 0,
+        };
+        if moved == 1 {
             Ok(())
         } else {
             Err(ProjectorError::Sql(sqlx::Error::Protocol(
@@ -142,16 +159,35 @@ impl Projector {
     }
 
     /// Projects until idle, then waits for a commit of this process (the
-    /// committer's signal) or of another one (`PRAGMA data_version`
-    /// changes when another connection commits), until `shutdown` fires.
+    /// committer's signal) or of another one: on SQLite `PRAGMA
+    /// data_version` changes when another connection commits; on PostgreSQL
+    /// the committer's NOTIFY arrives. Stops when `shutdown` fires.
     pub async fn run_until_stopped(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut commits = self.store.commits();
+        let mut notifications = match self.store.target() {
+            Target::Postgres(url) => match sqlx::postgres::PgListener::connect(url).await {
+                Ok(mut listener) => listener
+                    .listen(writ_infra::store::COMMIT_CHANNEL)
+                    .await
+                    .ok()
+                    .map(|()| listener),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot LISTEN for commits; checking every interval instead");
+                    None
+                }
+            },
+            Target::Sqlite(_) => None,
+        };
         let mut seen_version = None;
         let mut tick = tokio::time::interval(self.check_interval);
+        let mut held_back_since: Option<Instant> = None;
         loop {
             match self.project_next().await {
-                Ok(Outcome::Projected { .. }) => continue,
-                Ok(Outcome::Idle) => {}
+                Ok(Outcome::Projected { .. }) => {
+                    held_back_since = None;
+                    continue;
+                }
+                Ok(Outcome::Idle) => self.report_held_back(&mut held_back_since).await,
                 Err(ProjectorError::Poison(why)) => {
                     tracing::error!(projection = PROJECTION, reason = %why, "projection stopped on an event it cannot read");
                     self.stopped.store(true, Ordering::Relaxed);
@@ -160,14 +196,21 @@ impl Projector {
                 Err(err) => tracing::warn!(error = %err, "projector step failed; retrying"),
             }
             loop {
+                let notified = async {
+                    match notifications.as_mut() {
+                        Some(listener) => listener.recv().await.map(drop),
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     _ = commits.changed() => break,
+                    _ = notified => break,
                     _ = tick.tick() => {
-                        let version: Option<i64> = sqlx::query_scalar("PRAGMA data_version")
-                            .fetch_one(&mut self.conn)
-                            .await
-                            .ok();
+                        if self.conn.dialect() == Dialect::Postgres {
+                            break;
+                        }
+                        let version = self.conn.fetch_optional(&Statement::new("PRAGMA data_version")).await.ok().flatten();
                         if version != seen_version {
                             seen_version = version;
                             break;
@@ -176,5 +219,27 @@ impl Projector {
                 }
             }
         }
+    }
+
+    /// On PostgreSQL, committed events above the global-order bound wait
+    /// for an older open transaction; after a few seconds name it.
+    async fn report_held_back(&mut self, since: &mut Option<Instant>) {
+        match self.store.global_order_holder().await {
+            Ok(Some(holder)) => {
+                let started = *since.get_or_insert_with(Instant::now);
+                if started.elapsed() >= HELD_BACK_WARNING {
+                    tracing::warn!(holder = %holder, waited_secs = started.elapsed().as_secs(), "the projector is held back by an open transaction");
+                    *since = Some(Instant::now());
+                }
+            }
+            _ => *since = None,
+        }
+    }
+}
+
+fn main_schema(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "main",
+        Dialect::Postgres => "public",
     }
 }

@@ -1,20 +1,48 @@
-//! The projector step, poison events, and rebuild equality on real SQLite.
+//! The projector step, poison events, and rebuild equality, on SQLite and
+//! PostgreSQL.
 
-use sqlx::{Connection, SqliteConnection};
+use std::time::Duration;
+
 use writ_domain::client::{Client, ClientCommand, ClientSettings};
 use writ_domain::consent::{Consent, ConsentCommand};
 use writ_domain::values::{ApplicationType, GrantType, ScopeSet, SecretHash, TokenFormat};
-use writ_infra::store::connect_options;
+use writ_infra::store::statement::Statement;
+use writ_infra::store::{Conn, Dialect, RowExt};
+use writ_infra::testing::{open_store, Backend};
 use writ_infra::{Executor, Metadata, Store};
 use writ_projector::{rebuild_and_compare, Outcome, Projector, ProjectorError};
 
-async fn open() -> (tempfile::TempDir, Store, Executor) {
+writ_infra::on_both_backends!(
+    the_projector_indexes_every_event_once_then_idles,
+    an_unknown_event_stops_the_projection_without_moving_the_checkpoint,
+    a_rebuild_equals_the_live_tables_and_notices_a_tampered_row,
+);
+
+async fn open(backend: Backend) -> (tempfile::TempDir, Store, Executor) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open_sqlite(dir.path())
+    let store = open_store(backend, dir.path())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let executor = Executor::new(store.clone(), writ_infra::services::system());
     (dir, store, executor)
+}
+
+/// Projects until `expected` events are in; on PostgreSQL the global-order
+/// bound may hold the projector back while other tests' transactions run.
+async fn project_all(projector: &mut Projector, expected: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut total = 0;
+    while total < expected && tokio::time::Instant::now() < deadline {
+        match projector
+            .project_next()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
+            Outcome::Projected { events, .. } => total += events,
+            Outcome::Idle => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    total
 }
 
 async fn workload(executor: &Executor) {
@@ -70,40 +98,54 @@ async fn workload(executor: &Executor) {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
-async fn project_all(projector: &mut Projector) -> usize {
-    let mut total = 0;
-    while let Outcome::Projected { events, .. } = projector
-        .project_next()
+async fn rows(store: &Store, sql: &str) -> Vec<writ_infra::store::Row> {
+    store
+        .db()
+        .fetch_all(&Statement::new(sql))
         .await
         .unwrap_or_else(|e| panic!("{e}"))
-    {
-        total += events;
-    }
-    total
 }
 
-#[tokio::test]
-async fn the_projector_indexes_every_event_once_then_idles() {
-    let (_dir, store, executor) = open().await;
-    workload(&executor).await;
-    let mut projector = Projector::new(store.clone(), std::time::Duration::from_millis(50))
+async fn tamper(store: &Store, sqlite: &str, postgres: &str) {
+    let mut conn = Conn::connect(store.target())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(project_all(&mut projector).await, 4);
+    let sql = if conn.dialect() == Dialect::Sqlite {
+        sqlite
+    } else {
+        postgres
+    };
+    conn.batch(sql).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+async fn the_projector_indexes_every_event_once_then_idles(backend: Backend) {
+    let (_dir, store, executor) = open(backend).await;
+    workload(&executor).await;
+    let mut projector = Projector::new(store.clone(), Duration::from_millis(50))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(project_all(&mut projector, 4).await, 4);
     assert_eq!(projector.project_next().await.ok(), Some(Outcome::Idle));
-    let rows: Vec<(String, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT event_type, client_id, subject FROM audit_index ORDER BY position")
-            .fetch_all(store.readers())
-            .await
-            .unwrap_or_default();
+    let indexed = rows(
+        &store,
+        "SELECT event_type, client_id, subject FROM audit_index ORDER BY position",
+    )
+    .await;
+    let facts = |i: usize| {
+        (
+            indexed[i].text("event_type"),
+            indexed[i].text("client_id"),
+            indexed[i].text("subject"),
+        )
+    };
     assert_eq!(
-        rows[0],
-        ("ClientRegistered".into(), Some("c1".into()), None)
+        facts(0),
+        (Some("ClientRegistered".into()), Some("c1".into()), None)
     );
     assert_eq!(
-        rows[2],
+        facts(2),
         (
-            "ConsentWithdrawn".into(),
+            Some("ConsentWithdrawn".into()),
             Some("c1".into()),
             Some("s1".into())
         )
@@ -114,60 +156,73 @@ async fn the_projector_indexes_every_event_once_then_idles() {
     );
 }
 
-#[tokio::test]
-async fn an_unknown_event_stops_the_projection_without_moving_the_checkpoint() {
-    let (_dir, store, executor) = open().await;
+async fn an_unknown_event_stops_the_projection_without_moving_the_checkpoint(backend: Backend) {
+    let (_dir, store, executor) = open(backend).await;
     workload(&executor).await;
-    let mut conn = SqliteConnection::connect_with(&connect_options(store.database_path()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    sqlx::query(
+    tamper(
+        &store,
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position, recorded_at, hash)
          VALUES ('Client', 'c9', 1, 'ClientTeleported', '9.0', '{}', '{}', 5, '2026-01-01T00:00:00Z', 'x')",
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, hash)
+         VALUES ('Client', 'c9', 1, 'ClientTeleported', '9.0', '{}', '{}', 'x')",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut projector = Projector::new(store.clone(), std::time::Duration::from_millis(50))
+    .await;
+    let mut projector = Projector::new(store.clone(), Duration::from_millis(50))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let outcome = projector.project_next().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let outcome = loop {
+        match projector.project_next().await {
+            Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            other => break other,
+        }
+    };
     assert!(
         matches!(&outcome, Err(ProjectorError::Poison(why)) if why.contains("ClientTeleported")),
         "{outcome:?}"
     );
-    assert_eq!(
-        projector.checkpoint().await.ok().map(|c| c.position),
-        Some(0),
-        "the batch rolled back"
+    assert!(
+        matches!(
+            projector.project_next().await,
+            Err(ProjectorError::Poison(_))
+        ),
+        "it stays stopped"
     );
-    let indexed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_index")
-        .fetch_one(store.readers())
+    // The batch holding the poison rolled back: the checkpoint is before it
+    // and it was never indexed (nor anything after it).
+    assert!(projector
+        .checkpoint()
         .await
-        .unwrap_or(-1);
-    assert_eq!(indexed, 0);
+        .map(|c| c.position < 5)
+        .unwrap_or(false));
+    assert!(rows(
+        &store,
+        "SELECT position FROM audit_index WHERE position >= 5"
+    )
+    .await
+    .is_empty());
 }
 
-#[tokio::test]
-async fn a_rebuild_equals_the_live_tables_and_notices_a_tampered_row() {
-    let (_dir, store, executor) = open().await;
+async fn a_rebuild_equals_the_live_tables_and_notices_a_tampered_row(backend: Backend) {
+    let (_dir, store, executor) = open(backend).await;
     workload(&executor).await;
-    let mut projector = Projector::new(store.clone(), std::time::Duration::from_millis(50))
+    let mut projector = Projector::new(store.clone(), Duration::from_millis(50))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    project_all(&mut projector).await;
+    assert_eq!(project_all(&mut projector, 4).await, 4);
     let differences = rebuild_and_compare(&store)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(differences.is_empty(), "{differences:?}");
 
-    let mut conn = SqliteConnection::connect_with(&connect_options(store.database_path()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    sqlx::query("UPDATE consents SET status = 'active'")
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    tamper(
+        &store,
+        "UPDATE consents SET status = 'active'",
+        "UPDATE consents SET status = 'active'",
+    )
+    .await;
     let differences = rebuild_and_compare(&store)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

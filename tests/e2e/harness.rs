@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::SqlitePool;
 
-/// Builds the binary with the same cargo and profile as the tests, so a
+/// Builds the binary with the same cargo, profile and feature selection as
+/// the test run (`--workspace --all-targets`, which unifies features the
+/// way `cargo test` does), so this is a no-op after the test build and a
 /// stale `target/` binary can never be the one under test.
 pub fn writ_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
@@ -35,7 +37,9 @@ pub fn writ_binary() -> &'static Path {
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|message| message["target"]["name"] == "writ")
+            .filter(|message| {
+                message["target"]["name"] == "writ" && message["profile"]["test"] == false
+            })
             .find_map(|message| message["executable"].as_str().map(PathBuf::from))
             .unwrap_or_else(|| panic!("cargo did not report the writ executable"))
     })

@@ -116,7 +116,7 @@ async fn forgetting_a_person_leaves_ciphertext_only_and_everything_else_intact()
     assert_ne!(reborn["sub"], old["sub"]);
 
     let store = caught_up_store(&data).await;
-    let (breaks, checked) = verify_chains(store.readers())
+    let (breaks, checked) = verify_chains(store.db())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(

@@ -4,10 +4,9 @@
 
 use serde_json::{json, Value};
 
-use futures::TryStreamExt;
-use sqlx::SqlitePool;
-
-use super::{StoredEvent, EVENT_COLUMNS};
+use super::conn::Db;
+use super::statement::Statement;
+use super::{event_columns, StoredEvent};
 use crate::crypto::sha256_hex;
 
 /// A stream whose stored hashes do not match a recomputation.
@@ -19,63 +18,79 @@ pub struct ChainBreak {
     pub position: i64,
 }
 
+/// The `previous` of a stream's first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const VERIFY_PAGE: i64 = 5_000;
+
 /// Recomputes every stream's chain from its stored rows; returns the first
-/// broken link of each broken stream, so an empty result means intact.
-pub async fn verify_chains(pool: &SqlitePool) -> Result<(Vec<ChainBreak>, u64), sqlx::Error> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events ORDER BY aggregate_type, aggregate_id, sequence"
-    );
-    let mut rows = sqlx::query(&sql).fetch(pool);
+/// broken link of each broken stream (empty means intact) and how many
+/// events were checked. Reads in keyset pages, so memory stays flat.
+pub async fn verify_chains(db: &Db) -> Result<(Vec<ChainBreak>, u64), sqlx::Error> {
+    let columns = event_columns(db.dialect());
     let (mut breaks, mut checked) = (Vec::new(), 0_u64);
     let mut stream: Option<(String, String, String, bool)> = None;
-    while let Some(row) = rows.try_next().await? {
-        let event = StoredEvent::from_row(&row)?;
-        checked += 1;
-        let same_stream = stream
-            .as_ref()
-            .is_some_and(|(t, id, _, _)| *t == event.aggregate_type && *id == event.aggregate_id);
-        if !same_stream {
-            stream = Some((
-                event.aggregate_type.clone(),
-                event.aggregate_id.clone(),
-                GENESIS.to_owned(),
-                false,
-            ));
+    let mut after = (String::new(), String::new(), -1_i64);
+    loop {
+        let page = Statement::new(format!(
+            "SELECT {columns} FROM events WHERE (aggregate_type, aggregate_id, sequence) > ($1, $2, $3) \
+             ORDER BY aggregate_type, aggregate_id, sequence LIMIT $4"
+        ))
+        .text(after.0.clone())
+        .text(after.1.clone())
+        .int(after.2)
+        .int(VERIFY_PAGE);
+        let rows = db.fetch_all(&page).await?;
+        if rows.is_empty() {
+            break;
         }
-        let Some((_, _, previous, broken)) = stream.as_mut() else {
-            continue;
-        };
-        let expected = link(
-            previous,
-            &RowForHash {
-                aggregate_type: &event.aggregate_type,
-                aggregate_id: &event.aggregate_id,
-                sequence: event.sequence,
-                event_type: &event.event_type,
-                event_version: &event.event_version,
-                payload: &event.payload,
-                metadata: &event.metadata,
-                recorded_at: &event.recorded_at,
-            },
-        );
-        if expected != event.hash && !*broken {
-            *broken = true;
-            breaks.push(ChainBreak {
-                aggregate_type: event.aggregate_type.clone(),
-                aggregate_id: event.aggregate_id.clone(),
-                sequence: event.sequence,
-                position: event.position,
+        for row in &rows {
+            let event = StoredEvent::from_row(row)?;
+            checked += 1;
+            let same_stream = stream.as_ref().is_some_and(|(t, id, _, _)| {
+                *t == event.aggregate_type && *id == event.aggregate_id
             });
+            if !same_stream {
+                stream = Some((
+                    event.aggregate_type.clone(),
+                    event.aggregate_id.clone(),
+                    GENESIS.to_owned(),
+                    false,
+                ));
+            }
+            let Some((_, _, previous, broken)) = stream.as_mut() else {
+                continue;
+            };
+            let expected = link(
+                previous,
+                &RowForHash {
+                    aggregate_type: &event.aggregate_type,
+                    aggregate_id: &event.aggregate_id,
+                    sequence: event.sequence,
+                    event_type: &event.event_type,
+                    event_version: &event.event_version,
+                    payload: &event.payload,
+                    metadata: &event.metadata,
+                    recorded_at: &event.recorded_at,
+                },
+            );
+            if expected != event.hash && !*broken {
+                *broken = true;
+                breaks.push(ChainBreak {
+                    aggregate_type: event.aggregate_type.clone(),
+                    aggregate_id: event.aggregate_id.clone(),
+                    sequence: event.sequence,
+                    position: event.position,
+                });
+            }
+            // Continue from the stored hash: one altered row is reported
+            // once, not as a cascade over the rest of its stream.
+            *previous = event.hash.clone();
+            after = (event.aggregate_type, event.aggregate_id, event.sequence);
         }
-        // Continue from the stored hash: one altered row is reported once,
-        // not as a cascade over the rest of its stream.
-        *previous = event.hash;
     }
     Ok((breaks, checked))
 }
-
-/// The `previous` of a stream's first event.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 pub struct RowForHash<'a> {
     pub aggregate_type: &'a str,

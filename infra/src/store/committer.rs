@@ -6,25 +6,30 @@
 //! and only then answers each waiting command. A conflict fails only its own
 //! command; the rest of the batch commits.
 
-use chrono::Utc;
-use cqrs_es::persist::SerializedEvent;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
-use tokio::sync::{mpsc, oneshot, watch};
-
-use super::inline::{self, timestamp};
-use super::statement::execute_sqlite;
-use super::{chain, run_sql, Cursor, StoredEvent};
-use crate::metrics::Metrics;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use chrono::Utc;
+use cqrs_es::persist::SerializedEvent;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::conn::{Conn, Dialect, RowExt};
+use super::inline::{self, timestamp};
+use super::statement::{placeholders, Statement};
+use super::{chain, Cursor, StoredEvent};
+use crate::metrics::Metrics;
 
 /// Enough to amortise one fsync over many commands, small enough that a
 /// batch's transaction stays short.
 pub const DEFAULT_MAX_BATCH: usize = 256;
-/// SQLite's bound-parameter limit is 32,766; ten columns per event.
+/// Bound parameters stay under SQLite's 32,766 and PostgreSQL's 65,535:
+/// ten columns per event.
 const EVENTS_PER_INSERT: usize = 500;
 /// Two parameters per stream in the head lookup.
 const STREAMS_PER_LOOKUP: usize = 1000;
+/// How often a PostgreSQL batch is re-run after another process won a
+/// stream it touched, before its commands are answered "unavailable".
+const MAX_BATCH_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
@@ -65,9 +70,7 @@ pub struct AppendReceipt {
 
 impl AppendReceipt {
     pub fn cursor(&self) -> Option<Cursor> {
-        self.stored.last().map(|event| Cursor {
-            position: event.position,
-        })
+        self.stored.iter().map(StoredEvent::cursor).max()
     }
 }
 
@@ -78,10 +81,10 @@ pub(crate) struct AppendRequest {
 }
 
 pub(crate) async fn run(
-    mut conn: SqliteConnection,
+    mut conn: Conn,
     mut requests: mpsc::Receiver<AppendRequest>,
     metrics: Arc<Metrics>,
-    committed: watch::Sender<i64>,
+    committed: watch::Sender<Cursor>,
     max_batch: usize,
 ) {
     while let Some(first) = requests.recv().await {
@@ -98,7 +101,7 @@ pub(crate) async fn run(
             .filter_map(|o| o.as_ref().ok().and_then(AppendReceipt::cursor))
             .max()
         {
-            committed.send_replace(last.position);
+            committed.send_replace(last);
         }
         for (request, outcome) in batch.into_iter().zip(outcomes) {
             // A command that gave up waiting is not our concern.
@@ -108,27 +111,43 @@ pub(crate) async fn run(
 }
 
 async fn commit_batch(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     batch: &[AppendRequest],
     metrics: &Metrics,
 ) -> Vec<Result<AppendReceipt, AppendError>> {
     Metrics::bump(&metrics.batches_started, 1);
-    if let Err(err) = run_sql(conn, "BEGIN IMMEDIATE").await {
-        return batch
-            .iter()
-            .map(|_| Err(AppendError::Unavailable(err.to_string())))
-            .collect();
-    }
-    let outcomes = match write_batch(conn, batch).await {
-        Ok(outcomes) => outcomes,
-        Err(err) => {
-            let _ = run_sql(conn, "ROLLBACK").await;
-            return batch.iter().map(|_| Err(err.clone())).collect();
+    let fail_all = |err: AppendError| batch.iter().map(|_| Err(err.clone())).collect();
+    let mut attempt = 0;
+    let outcomes = loop {
+        attempt += 1;
+        if let Err(err) = conn.begin_write().await {
+            return fail_all(AppendError::Unavailable(err.to_string()));
+        }
+        match write_batch(conn, batch).await {
+            Ok(outcomes) => break outcomes,
+            // Another process appended to one of our streams between our
+            // head lookup and our insert (PostgreSQL has no single writer):
+            // re-run the batch, whose lookup now sees the winner.
+            Err(AppendError::Conflict) if attempt < MAX_BATCH_ATTEMPTS => {
+                let _ = conn.batch("ROLLBACK").await;
+                Metrics::bump(&metrics.batches_rerun, 1);
+            }
+            Err(err) => {
+                let _ = conn.batch("ROLLBACK").await;
+                let err = if matches!(err, AppendError::Conflict) {
+                    AppendError::Unavailable(
+                        "the batch kept conflicting with another writer".into(),
+                    )
+                } else {
+                    err
+                };
+                return fail_all(err);
+            }
         }
     };
-    if let Err(err) = run_sql(conn, "COMMIT").await {
+    if let Err(err) = conn.batch("COMMIT").await {
         tracing::error!(error = %err, "COMMIT of an event batch failed; answering 503 to its commands");
-        let _ = run_sql(conn, "ROLLBACK").await;
+        let _ = conn.batch("ROLLBACK").await;
         return outcomes
             .into_iter()
             .map(|o| match o {
@@ -153,56 +172,95 @@ async fn commit_batch(
 }
 
 /// Decides every command's fate against the streams' current heads, read
-/// in one query under the write lock, so losers are dropped before anything
-/// is written; then writes the winners' events in a few multi-row inserts,
-/// their inline rows and side writes. An `Err` fails the whole batch.
+/// in one query inside the transaction, so losers are dropped before
+/// anything is written; then writes the winners' events in a few multi-row
+/// inserts, their inline rows and side writes. An `Err` fails the attempt.
 async fn write_batch(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     batch: &[AppendRequest],
 ) -> Result<Vec<Result<AppendReceipt, AppendError>>, AppendError> {
     let unavailable = |err: sqlx::Error| AppendError::Unavailable(err.to_string());
-    let mut next_position: i64 =
-        sqlx::query_scalar("SELECT coalesce(max(position), 0) + 1 FROM events")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(unavailable)?;
+    let (txid, mut next_position, recorded_at) = batch_context(conn).await.map_err(unavailable)?;
     let mut heads = stream_heads(conn, batch).await.map_err(unavailable)?;
-    let recorded_at = timestamp(&Utc::now());
     let mut outcomes = Vec::with_capacity(batch.len());
     for request in batch {
-        let outcome = stage(request, &mut heads, next_position, &recorded_at);
+        let outcome = stage(request, &mut heads, txid, next_position, &recorded_at);
         if let Ok(receipt) = &outcome {
             next_position += receipt.stored.len() as i64;
         }
         outcomes.push(outcome);
     }
-    let accepted: Vec<&StoredEvent> = outcomes.iter().flatten().flat_map(|r| &r.stored).collect();
-    for chunk in accepted.chunks(EVENTS_PER_INSERT) {
+    let mut accepted: Vec<&mut StoredEvent> = outcomes
+        .iter_mut()
+        .flatten()
+        .flat_map(|r| r.stored.iter_mut())
+        .collect();
+    for chunk in accepted.chunks_mut(EVENTS_PER_INSERT) {
         insert_events(conn, chunk).await?;
     }
     let mut rows = Vec::with_capacity(accepted.len() * 2);
-    for event in accepted {
+    for event in &accepted {
         rows.extend(
-            inline::statements("main", event)
+            inline::statements(main_schema(conn.dialect()), event)
                 .map_err(|err| AppendError::Rejected(err.to_string()))?,
         );
     }
-    execute_sqlite(conn, &rows).await.map_err(unavailable)?;
     for (request, outcome) in batch.iter().zip(&outcomes) {
         if outcome.is_ok() {
-            for write in &request.side_writes {
-                side_write(conn, write).await.map_err(unavailable)?;
-            }
+            rows.extend(request.side_writes.iter().map(side_write));
         }
     }
+    if conn.dialect() == Dialect::Postgres {
+        // Delivered at COMMIT, to projectors in any process.
+        rows.push(Statement::new("SELECT pg_notify($1, '')").text(super::COMMIT_CHANNEL));
+    }
+    conn.execute(&rows).await.map_err(unavailable)?;
     Ok(outcomes)
+}
+
+pub fn main_schema(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "main",
+        Dialect::Postgres => "public",
+    }
+}
+
+/// The batch's transaction id, first position and commit time. On SQLite
+/// the committer holds the only write lock, so it numbers positions itself;
+/// on PostgreSQL the identity column does, and `now()` is the transaction's.
+async fn batch_context(conn: &mut Conn) -> Result<(i64, i64, String), sqlx::Error> {
+    match conn.dialect() {
+        Dialect::Sqlite => {
+            let row = conn
+                .fetch_optional(&Statement::new(
+                    "SELECT coalesce(max(position), 0) + 1 AS next FROM events",
+                ))
+                .await?
+                .unwrap_or_default();
+            Ok((0, row.int("next").unwrap_or(1), timestamp(&Utc::now())))
+        }
+        Dialect::Postgres => {
+            let row = conn
+                .fetch_optional(&Statement::new(
+                    "SELECT pg_current_xact_id()::text::bigint AS txid, \
+                     to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS now",
+                ))
+                .await?
+                .unwrap_or_default();
+            Ok((
+                row.int("txid").unwrap_or(0),
+                0,
+                row.text("now").unwrap_or_default(),
+            ))
+        }
+    }
 }
 
 type StreamKey = (String, String);
 
 /// The last sequence and hash of every stream the batch touches.
 async fn stream_heads(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     batch: &[AppendRequest],
 ) -> Result<HashMap<StreamKey, (i64, String)>, sqlx::Error> {
     let keys: HashSet<StreamKey> = batch
@@ -213,21 +271,34 @@ async fn stream_heads(
     let mut heads = HashMap::with_capacity(keys.len());
     let keys: Vec<StreamKey> = keys.into_iter().collect();
     for chunk in keys.chunks(STREAMS_PER_LOOKUP) {
-        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new("WITH wanted(t, i) AS (");
-        query.push_values(chunk, |mut row, (aggregate_type, aggregate_id)| {
-            row.push_bind(aggregate_type).push_bind(aggregate_id);
-        });
-        query.push(
-            ") SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.hash FROM wanted \
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * 2, 2)))
+            .collect();
+        let mut lookup = Statement::new(format!(
+            "WITH wanted(t, i) AS (VALUES {}) \
+             SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.hash FROM wanted \
              JOIN events e ON e.aggregate_type = wanted.t AND e.aggregate_id = wanted.i \
              AND e.sequence = (SELECT max(m.sequence) FROM events m WHERE m.aggregate_type = wanted.t AND m.aggregate_id = wanted.i)",
-        );
-        let rows: Vec<(String, String, i64, String)> =
-            query.build_query_as().fetch_all(&mut *conn).await?;
-        heads.extend(
-            rows.into_iter()
-                .map(|(t, i, sequence, hash)| ((t, i), (sequence, hash))),
-        );
+            values.join(", ")
+        ));
+        for (aggregate_type, aggregate_id) in chunk {
+            lookup = lookup
+                .text(aggregate_type.clone())
+                .text(aggregate_id.clone());
+        }
+        for row in conn.fetch_all(&lookup).await? {
+            let key = (
+                row.text("aggregate_type").unwrap_or_default(),
+                row.text("aggregate_id").unwrap_or_default(),
+            );
+            heads.insert(
+                key,
+                (
+                    row.int("sequence").unwrap_or(0),
+                    row.text("hash").unwrap_or_default(),
+                ),
+            );
+        }
     }
     Ok(heads)
 }
@@ -237,6 +308,7 @@ async fn stream_heads(
 fn stage(
     request: &AppendRequest,
     heads: &mut HashMap<StreamKey, (i64, String)>,
+    txid: i64,
     first_position: i64,
     recorded_at: &str,
 ) -> Result<AppendReceipt, AppendError> {
@@ -278,6 +350,7 @@ fn stage(
         );
         previous = hash.clone();
         stored.push(StoredEvent {
+            txid,
             position: first_position + offset as i64,
             recorded_at: recorded_at.to_owned(),
             aggregate_type: event.aggregate_type.clone(),
@@ -298,62 +371,106 @@ fn stage(
     Ok(AppendReceipt { stored })
 }
 
-async fn insert_events(
-    conn: &mut SqliteConnection,
-    rows: &[&StoredEvent],
-) -> Result<(), AppendError> {
-    let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position, recorded_at, hash) ",
-    );
-    insert.push_values(rows, |mut row, event| {
-        row.push_bind(&event.aggregate_type)
-            .push_bind(&event.aggregate_id)
-            .push_bind(event.sequence)
-            .push_bind(&event.event_type)
-            .push_bind(&event.event_version)
-            .push_bind(event.payload.to_string())
-            .push_bind(event.metadata.to_string())
-            .push_bind(event.position)
-            .push_bind(&event.recorded_at)
-            .push_bind(&event.hash);
-    });
-    match insert.build().execute(&mut *conn).await {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(AppendError::Conflict),
-        Err(err) => Err(AppendError::Unavailable(err.to_string())),
+/// One multi-row insert. SQLite takes the committer's positions; on
+/// PostgreSQL the identity assigns them and `RETURNING` reports them back.
+async fn insert_events(conn: &mut Conn, rows: &mut [&mut StoredEvent]) -> Result<(), AppendError> {
+    let dialect = conn.dialect();
+    let (columns, per_row, casts) = match dialect {
+        Dialect::Sqlite => (
+            "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, hash, position",
+            10,
+            ["", "", "", "", "", "", "", "", "", ""],
+        ),
+        Dialect::Postgres => (
+            "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, hash",
+            9,
+            ["", "", "", "", "", "::json", "::json", "::timestamptz", "", ""],
+        ),
+    };
+    let values: Vec<String> = (0..rows.len())
+        .map(|row| {
+            let cells: Vec<String> = (0..per_row)
+                .map(|column| format!("${}{}", row * per_row + column + 1, casts[column]))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    let returning = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " RETURNING aggregate_type, aggregate_id, sequence, position",
+    };
+    let mut insert = Statement::new(format!(
+        "INSERT INTO events ({columns}) VALUES {}{returning}",
+        values.join(", ")
+    ));
+    for event in rows.iter() {
+        insert = insert
+            .text(event.aggregate_type.clone())
+            .text(event.aggregate_id.clone())
+            .int(event.sequence)
+            .text(event.event_type.clone())
+            .text(event.event_version.clone())
+            .text(event.payload.to_string())
+            .text(event.metadata.to_string())
+            .text(event.recorded_at.clone())
+            .text(event.hash.clone());
+        if dialect == Dialect::Sqlite {
+            insert = insert.int(event.position);
+        }
     }
+    let returned = match conn.fetch_all(&insert).await {
+        Ok(returned) => returned,
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            return Err(AppendError::Conflict)
+        }
+        Err(err) => return Err(AppendError::Unavailable(err.to_string())),
+    };
+    if dialect == Dialect::Postgres {
+        let positions: HashMap<(String, String, i64), i64> = returned
+            .iter()
+            .map(|row| {
+                let key = (
+                    row.text("aggregate_type").unwrap_or_default(),
+                    row.text("aggregate_id").unwrap_or_default(),
+                    row.int("sequence").unwrap_or(0),
+                );
+                (key, row.int("position").unwrap_or(0))
+            })
+            .collect();
+        for event in rows.iter_mut() {
+            let key = (
+                event.aggregate_type.clone(),
+                event.aggregate_id.clone(),
+                event.sequence,
+            );
+            event.position = positions.get(&key).copied().unwrap_or(0);
+        }
+    }
+    Ok(())
 }
 
-async fn side_write(conn: &mut SqliteConnection, write: &SideWrite) -> Result<(), sqlx::Error> {
+fn side_write(write: &SideWrite) -> Statement {
     match write {
         SideWrite::StoreSubjectKey {
             sub,
             wrapped_key,
             created_at,
-        } => {
-            sqlx::query("INSERT INTO subject_keys (sub, wrapped_key, created_at) VALUES (?, ?, ?)")
-                .bind(sub)
-                .bind(wrapped_key)
-                .bind(created_at)
-                .execute(conn)
-                .await?
-        }
+        } => Statement::new(
+            "INSERT INTO subject_keys (sub, wrapped_key, created_at) VALUES ($1, $2, $3)",
+        )
+        .text(sub.clone())
+        .text(wrapped_key.clone())
+        .text(created_at.clone()),
         SideWrite::DeleteSubjectKey { sub } => {
-            sqlx::query("DELETE FROM subject_keys WHERE sub = ?")
-                .bind(sub)
-                .execute(conn)
-                .await?
+            Statement::new("DELETE FROM subject_keys WHERE sub = $1").text(sub.clone())
         }
         SideWrite::StoreSigningSecret {
             kid,
             wrapped_private,
         } => {
-            sqlx::query("INSERT INTO signing_key_secrets (kid, wrapped_private) VALUES (?, ?)")
-                .bind(kid)
-                .bind(wrapped_private)
-                .execute(conn)
-                .await?
+            Statement::new("INSERT INTO signing_key_secrets (kid, wrapped_private) VALUES ($1, $2)")
+                .text(kid.clone())
+                .text(wrapped_private.clone())
         }
-    };
-    Ok(())
+    }
 }

@@ -1,34 +1,39 @@
-//! The event log and read tables on SQLite (embedded). Reads of a stream go
-//! through sqlite-es over its own tables; appends go through Writ's
-//! committer, which sqlite-es's one-transaction-per-call `persist` cannot do.
+//! The event log and read tables, on embedded SQLite or on PostgreSQL.
+//! Reads of one stream go through sqlite-es or postgres-es over their own
+//! tables; appends go through Writ's committer, which the crates'
+//! one-transaction-per-call `persist` cannot do.
 
 mod chain;
 mod committer;
+mod conn;
 mod cursor;
 pub mod inline;
 mod repository;
 pub mod schema;
 pub mod statement;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use chain::{link as chain_link, verify_chains, ChainBreak, RowForHash, GENESIS};
 pub use committer::{AppendError, AppendReceipt, SideWrite, DEFAULT_MAX_BATCH};
+pub use conn::{Conn, Db, Dialect, Row, RowExt, Target};
 pub use cursor::{Cursor, START};
 pub use repository::WritRepository;
 
 use crate::metrics::Metrics;
+use statement::Statement;
+
+/// The channel the committer NOTIFYs on PostgreSQL after each batch.
+pub const COMMIT_CHANNEL: &str = "writ_events";
 
 /// The synchronous mode Writ runs SQLite in (ADR 0006): FULL, so a commit
 /// that was answered survives power loss. Never OFF.
@@ -38,13 +43,15 @@ pub const SQLITE_SYNCHRONOUS: &str = "FULL";
 pub enum StoreError {
     #[error("data directory {0} is not usable: {1}")]
     DataDir(String, String),
-    #[error("the event store is unavailable: {0}")]
-    Unavailable(String),
+    #[error("database {0} is unavailable: {1}")]
+    Unavailable(String, String),
 }
 
 /// One event as stored: the row plus its place in the global order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
+    /// The writing transaction on PostgreSQL; 0 on SQLite.
+    pub txid: i64,
     pub position: i64,
     pub recorded_at: String,
     pub aggregate_type: String,
@@ -60,32 +67,62 @@ pub struct StoredEvent {
 impl StoredEvent {
     pub fn cursor(&self) -> Cursor {
         Cursor {
+            txid: self.txid,
             position: self.position,
         }
     }
 
-    pub fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
-        let json = |column: &str| -> Result<Value, sqlx::Error> {
-            let text: String = row.try_get(column)?;
-            serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    pub fn from_row(row: &Row) -> Result<Self, sqlx::Error> {
+        let text = |column: &str| row.text(column).ok_or_else(|| missing(column));
+        // SQLite stores JSON as text; PostgreSQL's `json` arrives parsed.
+        let json = |column: &str| match row.get(column) {
+            Some(Value::String(text)) => {
+                serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            }
+            Some(value) => Ok(value.clone()),
+            None => Err(missing(column)),
         };
         Ok(Self {
-            position: row.try_get("position")?,
-            recorded_at: row.try_get("recorded_at")?,
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            event_type: row.try_get("event_type")?,
-            event_version: row.try_get("event_version")?,
+            txid: row.int("txid").unwrap_or(0),
+            position: row.int("position").ok_or_else(|| missing("position"))?,
+            recorded_at: text("recorded_at")?,
+            aggregate_type: text("aggregate_type")?,
+            aggregate_id: text("aggregate_id")?,
+            sequence: row.int("sequence").ok_or_else(|| missing("sequence"))?,
+            event_type: text("event_type")?,
+            event_version: text("event_version")?,
             payload: json("payload")?,
             metadata: json("metadata")?,
-            hash: row.try_get("hash")?,
+            hash: text("hash")?,
         })
     }
 }
 
-pub const EVENT_COLUMNS: &str =
-    "position, recorded_at, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, hash";
+fn missing(column: &str) -> sqlx::Error {
+    sqlx::Error::ColumnNotFound(column.to_owned())
+}
+
+/// The event columns in the shape [`StoredEvent::from_row`] reads, with
+/// PostgreSQL's `xid8` and `timestamptz` rendered as integer and text.
+pub fn event_columns(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "0 AS txid, position, recorded_at, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, hash"
+        }
+        Dialect::Postgres => {
+            "txid::text::bigint AS txid, position, to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS recorded_at, \
+             aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, hash"
+        }
+    }
+}
+
+/// Global order, as an `ORDER BY` list.
+pub fn log_order(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "position",
+        Dialect::Postgres => "txid, position",
+    }
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -93,10 +130,10 @@ pub struct Store {
 }
 
 struct Inner {
-    database: PathBuf,
-    readers: SqlitePool,
+    target: Target,
+    db: Db,
     appends: mpsc::Sender<AppendRequest>,
-    committed: watch::Receiver<i64>,
+    committed: watch::Receiver<Cursor>,
     metrics: Arc<Metrics>,
 }
 
@@ -106,7 +143,7 @@ impl Store {
     /// Opens (creating if needed) `<data_dir>/writ.db`, applies migrations
     /// and starts the committer task.
     pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
-        Self::open_sqlite_with(data_dir, committer::DEFAULT_MAX_BATCH).await
+        Self::open_sqlite_with(data_dir, DEFAULT_MAX_BATCH).await
     }
 
     /// `max_batch` 1 turns group commit off (one command per transaction),
@@ -116,23 +153,50 @@ impl Store {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::DataDir(shown.clone(), e.to_string()))?;
         let database = data_dir.join("writ.db");
-        let options = connect_options(&database);
-        let mut writer = options
-            .connect()
+        let target = Target::Sqlite(database.clone());
+        let writer = Conn::connect(&target)
             .await
             .map_err(|e| StoreError::DataDir(shown.clone(), e.to_string()))?;
-        schema::migrate(&mut writer)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
-            .connect_with(options.read_only(true))
+            .connect_with(connect_options(&database).read_only(true));
+        Self::start(target, writer, max_batch, async {
+            readers.await.map(Db::Sqlite)
+        })
+        .await
+    }
+
+    /// Connects to PostgreSQL with Writ's own pool (no panics on failure),
+    /// applies migrations and starts the committer task.
+    pub async fn open_postgres(url: &str, max_batch: usize) -> Result<Self, StoreError> {
+        let target = Target::Postgres(url.to_owned());
+        let shown = target.describe();
+        let writer = Conn::connect(&target)
             .await
-            .map_err(|e| StoreError::DataDir(shown, e.to_string()))?;
+            .map_err(|e| StoreError::Unavailable(shown.clone(), e.to_string()))?;
+        Self::start(target, writer, max_batch, async {
+            Db::connect_postgres(url, 8).await.map(Db::Postgres)
+        })
+        .await
+    }
+
+    async fn start(
+        target: Target,
+        mut writer: Conn,
+        max_batch: usize,
+        readers: impl std::future::Future<Output = Result<Db, sqlx::Error>>,
+    ) -> Result<Self, StoreError> {
+        let shown = target.describe();
+        schema::migrate(&mut writer).await.map_err(|e| {
+            StoreError::Unavailable(shown.clone(), format!("migrations failed: {e}"))
+        })?;
+        let db = readers
+            .await
+            .map_err(|e| StoreError::Unavailable(shown, e.to_string()))?;
         let metrics = Arc::new(Metrics::default());
         let (appends, requests) = mpsc::channel(4096);
-        let (committed_tx, committed) = watch::channel(0);
+        let (committed_tx, committed) = watch::channel(START);
         tokio::spawn(committer::run(
             writer,
             requests,
@@ -142,8 +206,8 @@ impl Store {
         ));
         Ok(Self {
             inner: Arc::new(Inner {
-                database,
-                readers,
+                target,
+                db,
                 appends,
                 committed,
                 metrics,
@@ -151,13 +215,26 @@ impl Store {
         })
     }
 
-    pub fn database_path(&self) -> &Path {
-        &self.inner.database
+    pub fn target(&self) -> &Target {
+        &self.inner.target
     }
 
-    /// Pool of read-only connections: reads never wait for the committer.
-    pub fn readers(&self) -> &SqlitePool {
-        &self.inner.readers
+    pub fn dialect(&self) -> Dialect {
+        self.inner.target.dialect()
+    }
+
+    /// The SQLite database file; `None` on PostgreSQL.
+    pub fn database_path(&self) -> Option<&Path> {
+        match &self.inner.target {
+            Target::Sqlite(path) => Some(path),
+            Target::Postgres(_) => None,
+        }
+    }
+
+    /// Pool for reads (read-only connections on SQLite, so reads never wait
+    /// for the committer).
+    pub fn db(&self) -> &Db {
+        &self.inner.db
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -168,9 +245,10 @@ impl Store {
         WritRepository::new(self.clone())
     }
 
-    /// Fires with the last committed position after each batch of this
-    /// process. Commits by other processes are seen via `data_version`.
-    pub fn commits(&self) -> watch::Receiver<i64> {
+    /// Fires with the last committed cursor after each batch of this
+    /// process. Other processes' commits are seen through `PRAGMA
+    /// data_version` (SQLite) or LISTEN/NOTIFY (PostgreSQL).
+    pub fn commits(&self) -> watch::Receiver<Cursor> {
         self.inner.committed.clone()
     }
 
@@ -190,51 +268,131 @@ impl Store {
             side_writes,
             reply,
         };
+        let stopped = || AppendError::Unavailable("the committer has stopped".into());
         self.inner
             .appends
             .send(request)
             .await
-            .map_err(|_| AppendError::Unavailable("the committer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| AppendError::Unavailable("the committer has stopped".into()))?
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
-    /// Events after `after` in global order, at most `limit`.
+    /// Events after `after` in global order, at most `limit`. On PostgreSQL
+    /// only transactions below the oldest one still running are read, so a
+    /// late commit with a lower transaction id is never skipped (ADR 0002).
     pub async fn events_after(
         &self,
         after: Cursor,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(after.position)
-            .bind(limit)
-            .fetch_all(self.readers())
+        let dialect = self.dialect();
+        let columns = event_columns(dialect);
+        let statement = match dialect {
+            Dialect::Sqlite => Statement::new(format!(
+                "SELECT {columns} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+            ))
+            .int(after.position)
+            .int(limit),
+            Dialect::Postgres => Statement::new(format!(
+                "SELECT {columns} FROM events
+                 WHERE (txid, position) > ($1::text::xid8, $2)
+                   AND txid < pg_snapshot_xmin(pg_current_snapshot())
+                 ORDER BY txid, position LIMIT $3"
+            ))
+            .text(after.txid.to_string())
+            .int(after.position)
+            .int(limit),
+        };
+        self.db()
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(StoredEvent::from_row)
+            .collect()
+    }
+
+    /// When committed events wait above the global-order bound, the
+    /// backend whose open transaction holds it: pid, application, state
+    /// and start. Always `None` on SQLite, whose order has no bound.
+    pub async fn global_order_holder(&self) -> Result<Option<String>, sqlx::Error> {
+        if self.dialect() == Dialect::Sqlite {
+            return Ok(None);
+        }
+        let waiting = self
+            .db()
+            .scalar_i64(&Statement::new(
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1) AS waiting",
+            ))
             .await?;
-        rows.iter().map(StoredEvent::from_row).collect()
+        if waiting == 0 {
+            return Ok(None);
+        }
+        let holder = self
+            .db()
+            .fetch_optional(&Statement::new(
+                "SELECT pid::bigint AS pid, application_name, state, xact_start::text AS xact_start FROM pg_stat_activity
+                 WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+                 ORDER BY age(backend_xid) DESC LIMIT 1",
+            ))
+            .await?;
+        Ok(holder.map(|row| {
+            format!(
+                "pid {} ({}), {}, transaction started {}",
+                row.int("pid").unwrap_or(0),
+                row.text("application_name").unwrap_or_default(),
+                row.text("state").unwrap_or_default(),
+                row.text("xact_start").unwrap_or_default()
+            )
+        }))
     }
 
     pub async fn event_count(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(self.readers())
+        self.db()
+            .scalar_i64(&Statement::new("SELECT count(*) FROM events"))
             .await
-    }
-
-    pub async fn head(&self) -> Result<Cursor, sqlx::Error> {
-        let position: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
-            .fetch_one(self.readers())
-            .await?;
-        Ok(Cursor { position })
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(self.readers())
+        self.db()
+            .fetch_all(&Statement::new("SELECT 1 AS one"))
             .await
             .map(drop)
+    }
+
+    /// The durability settings in force for Writ's sessions, for logs and
+    /// benchmarks: never lowered by Writ (ADR 0006).
+    pub async fn durability(&self) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let mut settings = Vec::new();
+        let queries: &[(&str, &str)] = match self.dialect() {
+            Dialect::Sqlite => &[
+                ("journal_mode", "PRAGMA journal_mode"),
+                ("synchronous", "PRAGMA synchronous"),
+            ],
+            Dialect::Postgres => &[
+                ("synchronous_commit", "SHOW synchronous_commit"),
+                ("fsync", "SHOW fsync"),
+            ],
+        };
+        let mut conn = Conn::connect(self.target()).await?;
+        for (name, sql) in queries {
+            let row = conn
+                .fetch_optional(&Statement::new(*sql))
+                .await?
+                .unwrap_or_default();
+            let value = match row.values().next() {
+                Some(Value::String(text)) => text.clone(),
+                Some(Value::Number(number)) => match number.as_i64() {
+                    Some(0) => "OFF".into(),
+                    Some(1) => "NORMAL".into(),
+                    Some(2) => "FULL".into(),
+                    Some(3) => "EXTRA".into(),
+                    _ => number.to_string(),
+                },
+                _ => "?".into(),
+            };
+            settings.push(((*name).to_owned(), value));
+        }
+        Ok(settings)
     }
 }
 

@@ -7,21 +7,40 @@ use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
 use cqrs_es::Aggregate;
+use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
 
-use super::{AppendError, Store};
+use super::{AppendError, Db, Store};
+
+/// An enum, not a trait object: the trait's methods are generic.
+enum Reads {
+    Sqlite(SqliteEventRepository),
+    Postgres(PostgresEventRepository),
+}
 
 pub struct WritRepository {
     store: Store,
-    reads: SqliteEventRepository,
+    reads: Reads,
 }
 
 impl WritRepository {
     pub fn new(store: Store) -> Self {
-        let reads = SqliteEventRepository::new(store.readers().clone());
+        let reads = match store.db() {
+            Db::Sqlite(pool) => Reads::Sqlite(SqliteEventRepository::new(pool.clone())),
+            Db::Postgres(pool) => Reads::Postgres(PostgresEventRepository::new(pool.clone())),
+        };
         Self { store, reads }
     }
+}
+
+macro_rules! delegate {
+    ($self:ident, $method:ident :: <$a:ty> ($($arg:expr),*)) => {
+        match &$self.reads {
+            Reads::Sqlite(reads) => reads.$method::<$a>($($arg),*).await,
+            Reads::Postgres(reads) => reads.$method::<$a>($($arg),*).await,
+        }
+    };
 }
 
 impl PersistedEventRepository for WritRepository {
@@ -29,7 +48,7 @@ impl PersistedEventRepository for WritRepository {
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.reads.get_events::<A>(aggregate_id).await
+        delegate!(self, get_events::<A>(aggregate_id))
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -37,16 +56,14 @@ impl PersistedEventRepository for WritRepository {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.reads
-            .get_last_events::<A>(aggregate_id, last_sequence)
-            .await
+        delegate!(self, get_last_events::<A>(aggregate_id, last_sequence))
     }
 
     async fn get_snapshot<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        self.reads.get_snapshot::<A>(aggregate_id).await
+        delegate!(self, get_snapshot::<A>(aggregate_id))
     }
 
     async fn persist<A: Aggregate>(
@@ -62,7 +79,8 @@ impl PersistedEventRepository for WritRepository {
     }
 
     /// sqlite-es unwraps row errors inside its streaming task; loading the
-    /// (short) stream and feeding it ourselves keeps errors as values.
+    /// (short) stream and feeding it ourselves keeps errors as values on
+    /// both backends.
     async fn stream_events<A: Aggregate>(
         &self,
         aggregate_id: &str,

@@ -2,9 +2,8 @@
 //! a schema name, so a rebuild can create the very same tables in an
 //! attached database and compare them row for row.
 
-use sqlx::SqliteConnection;
-
-use super::run_sql;
+use super::conn::{Conn, Dialect};
+use super::statement::Statement;
 
 /// Tables that can be rebuilt from the log alone, in comparison order.
 pub const REBUILDABLE_TABLES: &[&str] = &[
@@ -18,11 +17,13 @@ pub const REBUILDABLE_TABLES: &[&str] = &[
     "audit_index",
 ];
 
-/// The log itself: sqlite-es's `events` and `snapshots`, plus Writ's
-/// global `position`, commit time and chain hash. The primary key stays
-/// `(aggregate_type, aggregate_id, sequence)` because that is the
-/// violation sqlite-es reports as a conflict.
-const LOG_DDL: &str = "
+/// The log itself: the crates' `events` and `snapshots`, plus Writ's
+/// global order, commit time and chain hash. The primary key stays
+/// `(aggregate_type, aggregate_id, sequence)`: it is the violation the
+/// crates report as a conflict. On SQLite `position` is assigned by the
+/// committer inside its write transaction; on PostgreSQL it is an identity
+/// and the order is `(txid, position)` (ADR 0002).
+const SQLITE_LOG_DDL: &str = "
 CREATE TABLE events (
   aggregate_type text NOT NULL,
   aggregate_id   text NOT NULL,
@@ -45,6 +46,37 @@ CREATE TABLE snapshots (
   payload          text NOT NULL,
   PRIMARY KEY (aggregate_type, aggregate_id, last_sequence)
 ) STRICT;
+";
+
+const POSTGRES_LOG_DDL: &str = "
+CREATE TABLE events (
+  aggregate_type text NOT NULL,
+  aggregate_id   text NOT NULL,
+  sequence       bigint CHECK (sequence >= 0) NOT NULL,
+  event_type     text NOT NULL,
+  event_version  text NOT NULL,
+  payload        json NOT NULL,
+  metadata       json NOT NULL,
+  position       bigint GENERATED ALWAYS AS IDENTITY,
+  txid           xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  recorded_at    timestamptz NOT NULL DEFAULT now(),
+  hash           text NOT NULL DEFAULT '',
+  PRIMARY KEY (aggregate_type, aggregate_id, sequence)
+);
+CREATE UNIQUE INDEX events_position ON events (position);
+CREATE INDEX events_global_order ON events (txid, position);
+CREATE TABLE snapshots (
+  aggregate_type   text NOT NULL,
+  aggregate_id     text NOT NULL,
+  last_sequence    bigint CHECK (last_sequence >= 0) NOT NULL,
+  current_snapshot bigint CHECK (current_snapshot >= 0) NOT NULL,
+  payload          json NOT NULL,
+  PRIMARY KEY (aggregate_type, aggregate_id, last_sequence)
+);
+";
+
+/// Tables that are not projections: keys, and the projector's checkpoints.
+const STATE_DDL: &str = "
 CREATE TABLE subject_keys (
   sub         text PRIMARY KEY,
   wrapped_key text NOT NULL,
@@ -56,12 +88,24 @@ CREATE TABLE signing_key_secrets (
 ) STRICT;
 CREATE TABLE projector_checkpoints (
   projection text PRIMARY KEY,
+  txid       integer NOT NULL,
   position   integer NOT NULL
 ) STRICT;
 ";
 
-pub fn read_tables_ddl(schema: &str) -> String {
-    format!(
+/// SQLite's DDL is the template: PostgreSQL has no STRICT tables and names
+/// 64-bit integers `bigint`.
+fn for_dialect(ddl: &str, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite => ddl.to_owned(),
+        Dialect::Postgres => ddl
+            .replace(") STRICT;", ");")
+            .replace(" integer ", " bigint "),
+    }
+}
+
+pub fn read_tables_ddl(schema: &str, dialect: Dialect) -> String {
+    let ddl = format!(
         "
 CREATE TABLE {schema}.clients (
   client_id     text PRIMARY KEY,
@@ -139,49 +183,92 @@ CREATE TABLE {schema}.audit_index (
 CREATE INDEX {schema}.audit_by_subject ON audit_index (subject);
 CREATE INDEX {schema}.audit_by_client ON audit_index (client_id);
 "
-    )
+    );
+    let ddl = for_dialect(&ddl, dialect);
+    match dialect {
+        Dialect::Sqlite => ddl,
+        // SQLite qualifies the index and not the table; PostgreSQL the
+        // table, and the index lives in its table's schema.
+        Dialect::Postgres => ddl
+            .lines()
+            .map(
+                |line| match line.strip_prefix(&format!("CREATE INDEX {schema}.")) {
+                    Some(rest) => rest
+                        .split_once(" ON ")
+                        .map(|(index, table)| format!("CREATE INDEX {index} ON {schema}.{table}"))
+                        .unwrap_or_else(|| line.to_owned()),
+                    None => line.to_owned(),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
 }
 
-/// Applies the migrations not yet recorded, each in its own transaction.
-pub async fn migrate(conn: &mut SqliteConnection) -> Result<usize, sqlx::Error> {
-    run_sql(
-        conn,
-        "CREATE TABLE IF NOT EXISTS writ_migrations (version integer PRIMARY KEY, applied_at text NOT NULL) STRICT",
-    )
-    .await?;
-    let migrations = [(1_i64, format!("{LOG_DDL}{}", read_tables_ddl("main")))];
+/// Serialises migrators across processes on PostgreSQL.
+const MIGRATION_LOCK: i64 = 0x0057_5249_544d_4947; // "WRITMIG"
+
+/// Applies the migrations not yet recorded, each in its own transaction
+/// (`BEGIN IMMEDIATE` on SQLite; an advisory lock on PostgreSQL), so
+/// concurrent starters apply each one once.
+pub async fn migrate(conn: &mut Conn) -> Result<usize, sqlx::Error> {
+    let dialect = conn.dialect();
+    let (log, main) = match dialect {
+        Dialect::Sqlite => (SQLITE_LOG_DDL, "main"),
+        Dialect::Postgres => (POSTGRES_LOG_DDL, "public"),
+    };
+    let migrations = [(
+        1_i64,
+        format!(
+            "{log}{}{}",
+            for_dialect(STATE_DDL, dialect),
+            read_tables_ddl(main, dialect)
+        ),
+    )];
     let mut applied = 0;
     for (version, sql) in migrations {
-        run_sql(conn, "BEGIN IMMEDIATE").await?;
-        let done: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM writ_migrations WHERE version = ?")
-                .bind(version)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if done.is_some() {
-            run_sql(conn, "ROLLBACK").await?;
-            continue;
-        }
-        let outcome = async {
-            run_sql(conn, &sql).await?;
-            sqlx::query(
-                "INSERT INTO writ_migrations (version, applied_at) VALUES (?, datetime('now'))",
-            )
-            .bind(version)
-            .execute(&mut *conn)
-            .await
-        }
-        .await;
+        conn.begin_write().await?;
+        let outcome = apply_one(conn, version, &sql).await;
         match outcome {
-            Ok(_) => {
-                run_sql(conn, "COMMIT").await?;
+            Ok(true) => {
+                conn.batch("COMMIT").await?;
                 applied += 1;
             }
+            Ok(false) => conn.batch("ROLLBACK").await?,
             Err(err) => {
-                run_sql(conn, "ROLLBACK").await?;
+                let _ = conn.batch("ROLLBACK").await;
                 return Err(err);
             }
         }
     }
     Ok(applied)
+}
+
+async fn apply_one(conn: &mut Conn, version: i64, sql: &str) -> Result<bool, sqlx::Error> {
+    let dialect = conn.dialect();
+    if dialect == Dialect::Postgres {
+        conn.execute(&[Statement::new("SELECT pg_advisory_xact_lock($1)").int(MIGRATION_LOCK)])
+            .await?;
+    }
+    conn.batch(&for_dialect(
+        "CREATE TABLE IF NOT EXISTS writ_migrations (version integer PRIMARY KEY, applied_at text NOT NULL) STRICT;",
+        dialect,
+    ))
+    .await?;
+    let done = conn
+        .fetch_optional(
+            &Statement::new("SELECT version FROM writ_migrations WHERE version = $1").int(version),
+        )
+        .await?;
+    if done.is_some() {
+        return Ok(false);
+    }
+    conn.batch(sql).await?;
+    conn.execute(&[Statement::new(
+        "INSERT INTO writ_migrations (version, applied_at) VALUES ($1, $2)",
+    )
+    .int(version)
+    .text(super::inline::timestamp(&chrono::Utc::now()))])
+        .await?;
+    Ok(true)
 }

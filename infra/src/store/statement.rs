@@ -1,10 +1,8 @@
 //! Backend-neutral statements. Read-model code builds them as plain data —
 //! SQL with `$1`-style placeholders, which both PostgreSQL and SQLite (via
-//! sqlx) accept — and each backend executes them. Keeping the builders pure
-//! means the committer, the projector and the rebuild share one definition
-//! of every row, whatever the database.
-
-use sqlx::SqliteConnection;
+//! sqlx) accept — and a [`super::Conn`] or [`super::Db`] executes them.
+//! Keeping the builders pure means the committer, the projector and the
+//! rebuild share one definition of every row, whatever the database.
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bind {
@@ -42,19 +40,10 @@ impl Statement {
     }
 }
 
-pub async fn execute_sqlite(
-    conn: &mut SqliteConnection,
-    statements: &[Statement],
-) -> Result<(), sqlx::Error> {
-    for statement in statements {
-        let mut query = sqlx::query(&statement.sql);
-        for bind in &statement.binds {
-            query = match bind {
-                Bind::Text(text) => query.bind(text.as_deref()),
-                Bind::Int(int) => query.bind(*int),
-            };
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
+/// `$1, $2, …` for `count` parameters starting after `offset`.
+pub fn placeholders(offset: usize, count: usize) -> String {
+    (offset + 1..=offset + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

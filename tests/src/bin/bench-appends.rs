@@ -98,37 +98,24 @@ async fn run(max_batch: usize, seconds: u64) -> Result<Run, Box<dyn std::error::
     })
 }
 
-async fn durability() -> Result<(String, String), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let store = Store::open_sqlite(dir.path()).await?;
-    let mut conn: sqlx::SqliteConnection =
-        sqlx::Connection::connect_with(&writ_infra::store::connect_options(store.database_path()))
-            .await?;
-    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&mut conn)
-        .await?;
-    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut conn)
-        .await?;
-    let name = match synchronous {
-        0 => "OFF",
-        1 => "NORMAL",
-        2 => "FULL",
-        3 => "EXTRA",
-        _ => "?",
-    };
-    Ok((name.to_owned(), journal))
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let (synchronous, journal) = durability().await?;
+    let settings = {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open_sqlite(dir.path()).await?;
+        let settings = store.durability().await?;
+        settings
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!("SQLite appends, {CONCURRENCY} concurrent commands, {seconds} s per mode");
-    println!("durability: journal_mode={journal} synchronous={synchronous} (Writ's default)");
+    println!("durability: {settings} (Writ's default)");
     println!(
         "{:<28} {:>10} {:>10} {:>12} {:>10} {:>10}",
         "mode", "commands/s", "events/s", "cmds/batch", "p50 ms", "p99 ms"

@@ -1,0 +1,284 @@
+//! One connection or pool over either backend. Everything above this file
+//! speaks [`Statement`]s and [`Row`]s; only here, the committer's insert and
+//! the schema do the two databases differ.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::{Column, ConnectOptions, Connection, Row as _};
+
+use super::statement::{Bind, Statement};
+
+/// A row as column name → JSON value (text, integer, JSON or null).
+pub type Row = Map<String, Value>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the log lives.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Target {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Shown in logs and errors: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(url) => match PgConnectOptions::from_str(url) {
+                Ok(options) => format!(
+                    "postgres://{}@{}:{}/{}",
+                    options.get_username(),
+                    options.get_host(),
+                    options.get_port(),
+                    options.get_database().unwrap_or("")
+                ),
+                Err(_) => "postgres://(unparsable URL)".into(),
+            },
+        }
+    }
+}
+
+pub fn pg_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(url)?
+        .application_name("writ")
+        .log_statements(tracing::log::LevelFilter::Off))
+}
+
+pub enum Conn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl Conn {
+    pub async fn connect(target: &Target) -> Result<Self, sqlx::Error> {
+        Ok(match target {
+            Target::Sqlite(path) => Self::Sqlite(super::connect_options(path).connect().await?),
+            Target::Postgres(url) => {
+                Self::Postgres(PgConnection::connect_with(&pg_options(url)?).await?)
+            }
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// SQL text without parameters, one or more statements.
+    pub async fn batch(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(conn) => super::run_sql(conn, sql).await,
+            Self::Postgres(conn) => sqlx::Executor::execute(&mut *conn, sql).await.map(drop),
+        }
+    }
+
+    /// Starts a write transaction. On SQLite `BEGIN IMMEDIATE` takes the
+    /// write lock now (waiting for it) instead of failing on upgrade later.
+    pub async fn begin_write(&mut self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(_) => self.batch("BEGIN IMMEDIATE").await,
+            Self::Postgres(_) => self.batch("BEGIN").await,
+        }
+    }
+
+    /// Runs the statements in order; returns the rows they affected.
+    pub async fn execute(&mut self, statements: &[Statement]) -> Result<u64, sqlx::Error> {
+        let mut affected = 0;
+        for statement in statements {
+            affected += match self {
+                Self::Sqlite(conn) => sqlite_query(statement)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected(),
+                Self::Postgres(conn) => pg_query(statement)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected(),
+            };
+        }
+        Ok(affected)
+    }
+
+    pub async fn fetch_all(&mut self, statement: &Statement) -> Result<Vec<Row>, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(conn) => sqlite_query(statement)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(sqlite_row)
+                .collect(),
+            Self::Postgres(conn) => pg_query(statement)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(pg_row)
+                .collect(),
+        })
+    }
+
+    pub async fn fetch_optional(
+        &mut self,
+        statement: &Statement,
+    ) -> Result<Option<Row>, sqlx::Error> {
+        Ok(self.fetch_all(statement).await?.into_iter().next())
+    }
+}
+
+/// A pool for reads and autocommitted writes outside the committer.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(pg_options(url)?)
+            .await
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    pub async fn fetch_all(&self, statement: &Statement) -> Result<Vec<Row>, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(pool) => sqlite_query(statement)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(sqlite_row)
+                .collect(),
+            Self::Postgres(pool) => pg_query(statement)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(pg_row)
+                .collect(),
+        })
+    }
+
+    pub async fn fetch_optional(&self, statement: &Statement) -> Result<Option<Row>, sqlx::Error> {
+        Ok(self.fetch_all(statement).await?.into_iter().next())
+    }
+
+    /// The first column of the first row as an integer (counts, maxima).
+    pub async fn scalar_i64(&self, statement: &Statement) -> Result<i64, sqlx::Error> {
+        let row = self.fetch_optional(statement).await?;
+        Ok(row
+            .and_then(|r| r.values().next().and_then(Value::as_i64))
+            .unwrap_or(0))
+    }
+}
+
+fn sqlite_query(
+    statement: &Statement,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    let mut query = sqlx::query(&statement.sql);
+    for bind in &statement.binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text.as_deref()),
+            Bind::Int(int) => query.bind(*int),
+        };
+    }
+    query
+}
+
+fn pg_query(
+    statement: &Statement,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut query = sqlx::query(&statement.sql);
+    for bind in &statement.binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text.as_deref()),
+            Bind::Int(int) => query.bind(*int),
+        };
+    }
+    query
+}
+
+fn sqlite_row(row: &SqliteRow) -> Row {
+    row.columns()
+        .iter()
+        .map(|column| {
+            let index = column.ordinal();
+            let value = row
+                .try_get::<Option<String>, _>(index)
+                .map(|v| v.map(Value::String))
+                .or_else(|_| {
+                    row.try_get::<Option<i64>, _>(index)
+                        .map(|v| v.map(Value::from))
+                })
+                .ok()
+                .flatten()
+                .unwrap_or(Value::Null);
+            (column.name().to_owned(), value)
+        })
+        .collect()
+}
+
+fn pg_row(row: &PgRow) -> Row {
+    row.columns()
+        .iter()
+        .map(|column| {
+            let index = column.ordinal();
+            let value = row
+                .try_get::<Option<String>, _>(index)
+                .map(|v| v.map(Value::String))
+                .or_else(|_| {
+                    row.try_get::<Option<i64>, _>(index)
+                        .map(|v| v.map(Value::from))
+                })
+                .or_else(|_| {
+                    row.try_get::<Option<i32>, _>(index)
+                        .map(|v| v.map(Value::from))
+                })
+                .or_else(|_| row.try_get::<Option<Value>, _>(index))
+                .ok()
+                .flatten()
+                .unwrap_or(Value::Null);
+            (column.name().to_owned(), value)
+        })
+        .collect()
+}
+
+/// Typed access to [`Row`] columns.
+pub trait RowExt {
+    fn text(&self, column: &str) -> Option<String>;
+    fn int(&self, column: &str) -> Option<i64>;
+}
+
+impl RowExt for Row {
+    fn text(&self, column: &str) -> Option<String> {
+        self.get(column).and_then(Value::as_str).map(str::to_owned)
+    }
+
+    fn int(&self, column: &str) -> Option<i64> {
+        self.get(column).and_then(Value::as_i64)
+    }
+}
