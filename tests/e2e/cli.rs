@@ -1,7 +1,15 @@
 //! The administrative CLI: the examples as written, and every bad
 //! input refused with one line, a non-zero exit, and no new event.
 
-use crate::harness::DataDir;
+use crate::harness::{Backend, DataDir, Deployment};
+
+writ_infra::on_both_backends!(
+    the_documented_client_and_user_examples_work_as_written,
+    clients_can_be_updated_rotated_and_disabled,
+    users_can_change_password_be_disabled_and_listed,
+    bad_input_is_refused_with_one_line_and_changes_nothing,
+    ten_concurrent_creates_of_one_username_make_exactly_one_account,
+);
 
 const WEB_CLIENT: &[&str] = &[
     "client",
@@ -19,9 +27,8 @@ const WEB_CLIENT: &[&str] = &[
     "--json",
 ];
 
-#[tokio::test]
-async fn the_documented_client_and_user_examples_work_as_written() {
-    let data = DataDir::with_keys();
+async fn the_documented_client_and_user_examples_work_as_written(backend: Backend) {
+    let data = Deployment::with_keys(backend).await;
     let client = data.writ(WEB_CLIENT).success().json();
     assert_eq!(client["client_name"], "web");
     assert_eq!(client["redirect_uris"][0], "http://127.0.0.1:9999/cb");
@@ -67,9 +74,8 @@ async fn the_documented_client_and_user_examples_work_as_written() {
     assert!(listed.contains(client_id) && listed.contains("CLIENT_ID"));
 }
 
-#[tokio::test]
-async fn clients_can_be_updated_rotated_and_disabled() {
-    let data = DataDir::with_keys();
+async fn clients_can_be_updated_rotated_and_disabled(backend: Backend) {
+    let data = Deployment::with_keys(backend).await;
     let client = data
         .writ(&[
             "client", "create", "--name", "svc", "--scope", "api", "--json",
@@ -143,9 +149,8 @@ async fn a_demo_client_takes_its_id_and_secret_from_the_caller() {
     );
 }
 
-#[tokio::test]
-async fn users_can_change_password_be_disabled_and_listed() {
-    let data = DataDir::with_keys();
+async fn users_can_change_password_be_disabled_and_listed(backend: Backend) {
+    let data = Deployment::with_keys(backend).await;
     data.writ_with_stdin(
         &[
             "user",
@@ -374,9 +379,8 @@ const BAD_INPUTS: &[BadInput] = &[
     },
 ];
 
-#[tokio::test]
-async fn bad_input_is_refused_with_one_line_and_changes_nothing() {
-    let data = DataDir::with_keys();
+async fn bad_input_is_refused_with_one_line_and_changes_nothing(backend: Backend) {
+    let data = Deployment::with_keys(backend).await;
     data.writ_with_stdin(
         &["user", "create", "--username", "taken", "--password-stdin"],
         "pw\n",
@@ -434,9 +438,8 @@ async fn an_unusable_data_directory_is_refused() {
     assert!(line.contains("data directory"), "{line}");
 }
 
-#[tokio::test]
-async fn ten_concurrent_creates_of_one_username_make_exactly_one_account() {
-    let data = DataDir::with_keys();
+async fn ten_concurrent_creates_of_one_username_make_exactly_one_account(backend: Backend) {
+    let data = Deployment::with_keys(backend).await;
     data.writ(&["migrate"]).success();
     let children: Vec<_> = (0..10)
         .map(|_| {
@@ -459,15 +462,8 @@ async fn ten_concurrent_creates_of_one_username_make_exactly_one_account() {
     for failed in runs.into_iter().filter(|r| !r.0.status.success()) {
         assert!(failed.refused().contains("already exists"));
     }
-    let pool = data.pool().await;
-    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
-        .fetch_one(&pool)
-        .await
-        .unwrap_or(-1);
-    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_keys")
-        .fetch_one(&pool)
-        .await
-        .unwrap_or(-1);
+    let accounts = data.count("SELECT count(*) FROM accounts").await;
+    let keys = data.count("SELECT count(*) FROM subject_keys").await;
     assert_eq!((accounts, keys), (1, 1));
 }
 

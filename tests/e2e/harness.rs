@@ -289,3 +289,99 @@ pub fn random_word(len: usize) -> String {
         .map(|_| char::from(rng.gen_range(b'a'..=b'z')))
         .collect()
 }
+
+pub use writ_infra::testing::Backend;
+
+/// A data directory, plus a fresh PostgreSQL database when the backend is
+/// PostgreSQL. Every command gets the matching flags.
+pub struct Deployment {
+    pub data: DataDir,
+    pub database_url: Option<String>,
+}
+
+impl Deployment {
+    /// With PostgreSQL the key file must exist before any command runs, as
+    /// for an operator; on SQLite the first `serve` may create it.
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => Self {
+                data: DataDir::new(),
+                database_url: None,
+            },
+            Backend::Postgres => {
+                let url = writ_infra::testing::fresh_postgres_database()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let deployment = Self {
+                    data: DataDir::new(),
+                    database_url: Some(url),
+                };
+                deployment.writ(&["keys", "init"]).success();
+                deployment
+            }
+        }
+    }
+
+    pub async fn with_keys(backend: Backend) -> Self {
+        let deployment = Self::new(backend).await;
+        if deployment.database_url.is_none() {
+            deployment.writ(&["keys", "init"]).success();
+        }
+        deployment
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.data.command(&[]);
+        if let Some(url) = &self.database_url {
+            command.arg("--database-url").arg(url);
+        }
+        command.args(args);
+        command
+    }
+
+    pub fn writ(&self, args: &[&str]) -> Run {
+        self.writ_with_stdin(args, "")
+    }
+
+    pub fn writ_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        run(self.command(args), stdin)
+    }
+
+    pub fn serve(&self) -> Server {
+        Server::start_command(self.command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ]))
+    }
+
+    /// The store, opened in this process (its own committer and pools).
+    pub async fn store(&self) -> writ_infra::Store {
+        let opened = match &self.database_url {
+            Some(url) => {
+                writ_infra::Store::open_postgres(url, writ_infra::store::DEFAULT_MAX_BATCH).await
+            }
+            None => writ_infra::Store::open_sqlite(self.data.path()).await,
+        };
+        opened.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let statement = writ_infra::store::statement::Statement::new(sql);
+        self.store()
+            .await
+            .db()
+            .scalar_i64(&statement)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        if self.database_url.is_none() && !self.data.database().exists() {
+            return 0;
+        }
+        self.count("SELECT count(*) FROM events").await
+    }
+}

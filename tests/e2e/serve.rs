@@ -2,7 +2,15 @@
 //! log, restart with state and keys kept, and the CLI beside a running
 //! server with the projector seeing its commits.
 
-use crate::harness::{eventually, DataDir, Server};
+use writ_infra::store::statement::Statement;
+use writ_infra::store::RowExt;
+
+use crate::harness::{eventually, Backend, DataDir, Deployment, Server};
+
+writ_infra::on_both_backends!(
+    a_restart_keeps_clients_users_and_keys,
+    the_cli_works_while_serve_runs_and_the_projector_sees_its_commits,
+);
 
 #[tokio::test]
 async fn serve_starts_with_no_configuration_under_writ_data() {
@@ -69,35 +77,33 @@ async fn health_and_readiness_answer_with_a_request_id_that_is_logged() {
     );
 }
 
-#[tokio::test]
-async fn a_restart_keeps_clients_users_and_keys() {
-    let data = DataDir::new();
-    let server = Server::start(&data);
-    let keys_before = std::fs::read(data.path().join("keys")).unwrap_or_default();
+async fn a_restart_keeps_clients_users_and_keys(backend: Backend) {
+    let data = Deployment::new(backend).await;
+    let server = data.serve();
+    let key_file = data.data.path().join("keys");
+    let keys_before = std::fs::read(&key_file).unwrap_or_default();
+    assert!(!keys_before.is_empty(), "a key file exists");
     let client = data
         .writ(&[
             "client", "create", "--name", "kept", "--scope", "api", "--json",
         ])
         .success()
         .json();
-    data.writ_with_stdin(
-        &[
-            "user",
-            "create",
-            "--username",
-            "carol",
-            "--email",
-            "carol@example.com",
-            "--password-stdin",
-        ],
-        "pw\n",
-    )
-    .success();
+    let user = [
+        "user",
+        "create",
+        "--username",
+        "carol",
+        "--email",
+        "carol@example.com",
+        "--password-stdin",
+    ];
+    data.writ_with_stdin(&user, "pw\n").success();
     server.stop();
 
-    let server = Server::start(&data);
+    let server = data.serve();
     assert_eq!(
-        std::fs::read(data.path().join("keys")).unwrap_or_default(),
+        std::fs::read(&key_file).unwrap_or_default(),
         keys_before,
         "the key file is reused"
     );
@@ -119,10 +125,9 @@ async fn a_restart_keeps_clients_users_and_keys() {
     server.stop();
 }
 
-#[tokio::test]
-async fn the_cli_works_while_serve_runs_and_the_projector_sees_its_commits() {
-    let data = DataDir::new();
-    let _server = Server::start(&data);
+async fn the_cli_works_while_serve_runs_and_the_projector_sees_its_commits(backend: Backend) {
+    let data = Deployment::new(backend).await;
+    let _server = data.serve();
     let client = data
         .writ(&[
             "client", "create", "--name", "beside", "--scope", "api", "--json",
@@ -130,16 +135,17 @@ async fn the_cli_works_while_serve_runs_and_the_projector_sees_its_commits() {
         .success()
         .json();
     let id = client["client_id"].as_str().unwrap_or_default().to_owned();
-    let pool = data.pool().await;
-    let indexed: String = eventually("the projector to index the CLI's event", || {
-        let (pool, id) = (pool.clone(), id.clone());
+    let store = data.store().await;
+    let indexed = eventually("the projector to index the CLI's event", || {
+        let query = Statement::new("SELECT event_type FROM audit_index WHERE client_id = $1")
+            .text(id.clone());
+        let db = store.db().clone();
         async move {
-            sqlx::query_scalar("SELECT event_type FROM audit_index WHERE client_id = ?")
-                .bind(id)
-                .fetch_optional(&pool)
+            db.fetch_optional(&query)
                 .await
                 .ok()
                 .flatten()
+                .and_then(|row| row.text("event_type"))
         }
     })
     .await;
