@@ -74,3 +74,200 @@ macro_rules! on_both_backends {
         }
     )*};
 }
+
+/// A PostgreSQL cluster of the test's own (`pg_createcluster`), for tests
+/// that hold transactions open, stop the server or cut connections: the
+/// global-order bound is cluster-wide, so they would stall everyone else.
+/// Dropped with its data when the value is.
+pub struct PrivateCluster {
+    version: String,
+    name: String,
+    pub port: u16,
+}
+
+impl PrivateCluster {
+    pub fn create(test: &str) -> Result<Self, String> {
+        let version = std::fs::read_dir("/usr/lib/postgresql")
+            .map_err(|e| format!("PostgreSQL is not installed: {e}"))?
+            .flatten()
+            .filter_map(|entry| {
+                entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|v| v.parse::<u32>().ok())
+            })
+            .max()
+            .ok_or("PostgreSQL is not installed")?
+            .to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let name = format!(
+            "writ_{test}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let cluster = Self {
+            version,
+            name,
+            port,
+        };
+        cluster.run(
+            "pg_createcluster",
+            &["-p", &port.to_string(), &cluster.version, &cluster.name],
+        )?;
+        cluster.start()?;
+        let create_role = "CREATE ROLE writ LOGIN SUPERUSER PASSWORD 'writ'";
+        let status = std::process::Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "psql",
+                "-q",
+                "-p",
+                &port.to_string(),
+                "-c",
+                create_role,
+            ])
+            .current_dir("/")
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !status.status.success() {
+            return Err(format!(
+                "cannot create the writ role: {}",
+                String::from_utf8_lossy(&status.stderr)
+            ));
+        }
+        Ok(cluster)
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://writ:writ@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn start(&self) -> Result<(), String> {
+        self.run("pg_ctlcluster", &[&self.version, &self.name, "start"])
+    }
+
+    /// Stops at once, as a crash would.
+    pub fn stop(&self) -> Result<(), String> {
+        self.run(
+            "pg_ctlcluster",
+            &["--mode=immediate", &self.version, &self.name, "stop"],
+        )
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<(), String> {
+        let output = std::process::Command::new(program)
+            .args(args)
+            .current_dir("/")
+            .output()
+            .map_err(|e| format!("{program}: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pg_dropcluster")
+            .args(["--stop", &self.version, &self.name])
+            .current_dir("/")
+            .output();
+    }
+}
+
+/// A TCP proxy in front of PostgreSQL that, once armed, forwards the next
+/// client message containing `COMMIT` and then cuts that connection: the
+/// server may commit, the client never hears (fault F2).
+pub struct CuttingProxy {
+    pub port: u16,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingProxy {
+    pub async fn start(upstream_port: u16) -> Result<Self, String> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        use std::sync::Arc;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let (armed_for_loop, cuts_for_loop) = (armed.clone(), cuts.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
+                else {
+                    continue;
+                };
+                tokio::spawn(relay(
+                    client,
+                    server,
+                    armed_for_loop.clone(),
+                    cuts_for_loop.clone(),
+                ));
+            }
+        });
+        Ok(Self { port, armed, cuts })
+    }
+
+    pub fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn cuts(&self) -> usize {
+        self.cuts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn relay(
+    client: tokio::net::TcpStream,
+    server: tokio::net::TcpStream,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let upstream = async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = client_read.read(&mut buffer).await.unwrap_or(0);
+            if read == 0 || server_write.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+            let chunk = &buffer[..read];
+            let commits = chunk.windows(6).any(|w| w == b"COMMIT");
+            if commits && armed.swap(false, Ordering::SeqCst) {
+                let _ = server_write.flush().await;
+                cuts.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+        }
+    };
+    let downstream = async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = server_read.read(&mut buffer).await.unwrap_or(0);
+            if read == 0 || client_write.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+        }
+    };
+    // When either side ends, both halves are dropped: the cut.
+    tokio::select! {
+        _ = upstream => {},
+        _ = downstream => {},
+    }
+}

@@ -24,6 +24,10 @@ pub use rebuild::{rebuild_and_compare, TableDifference};
 
 const PROJECTION: &str = "audit_index";
 const BATCH: i64 = 500;
+/// A projector transaction's target length (design: about 50 ms).
+const SLICE: Duration = Duration::from_millis(50);
+/// Events applied between two looks at the slice's clock.
+const SLICE_CHUNK: usize = 50;
 /// How long the global-order bound may hold the projector back before the
 /// backend holding it is named in the log.
 const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
@@ -94,20 +98,23 @@ impl Projector {
             .unwrap_or_default())
     }
 
-    /// Projects the next batch after the checkpoint, rows and checkpoint in
-    /// one transaction, or reports that there is nothing to do.
+    /// Projects the next slice after the checkpoint, rows and checkpoint in
+    /// one transaction, or reports that there is nothing to do. A slice
+    /// ends after [`BATCH`] events or about [`SLICE`], whichever comes
+    /// first, so its transaction never holds PostgreSQL's global-order
+    /// bound back for long.
     pub async fn project_next(&mut self) -> Result<Outcome, ProjectorError> {
         let from = self.checkpoint().await?;
         let events = self.store.events_after(from, BATCH).await?;
-        let Some(last) = events.last().map(StoredEvent::cursor) else {
+        if events.is_empty() {
             return Ok(Outcome::Idle);
-        };
+        }
         self.conn.begin_write().await?;
-        match self.apply_batch(&events, from, last).await {
-            Ok(()) => {
+        match self.apply_slice(&events, from).await {
+            Ok((count, last)) => {
                 self.conn.batch("COMMIT").await?;
                 Ok(Outcome::Projected {
-                    events: events.len(),
+                    events: count,
                     through: last,
                 })
             }
@@ -118,39 +125,41 @@ impl Projector {
         }
     }
 
-    async fn apply_batch(
+    async fn apply_slice(
         &mut self,
         events: &[StoredEvent],
         from: Cursor,
-        last: Cursor,
-    ) -> Result<(), ProjectorError> {
+    ) -> Result<(usize, Cursor), ProjectorError> {
         let schema = main_schema(self.conn.dialect());
-        let mut rows = events
-            .iter()
-            .map(|event| audit::statement(schema, event))
-            .collect::<Result<Vec<_>, _>>()?;
+        let started = Instant::now();
+        let mut last = from;
+        let mut count = 0;
+        for chunk in events.chunks(SLICE_CHUNK) {
+            let rows = chunk
+                .iter()
+                .map(|event| audit::statement(schema, event))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.conn.execute(&rows).await?;
+            count += chunk.len();
+            last = chunk.last().map(StoredEvent::cursor).unwrap_or(last);
+            if started.elapsed() >= SLICE {
+                break;
+            }
+        }
         // Compare-and-set: a second projector that raced us fails here
         // instead of moving the checkpoint twice.
-        rows.push(
-            Statement::new(
-                "INSERT INTO projector_checkpoints (projection, txid, position) VALUES ($1, $2, $3)
-                 ON CONFLICT (projection) DO UPDATE SET txid = excluded.txid, position = excluded.position
-                 WHERE projector_checkpoints.txid = $4 AND projector_checkpoints.position = $5",
-            )
-            .text(PROJECTION)
-            .int(last.txid)
-            .int(last.position)
-            .int(from.txid)
-            .int(from.position),
-        );
-        let checkpoint = rows.pop();
-        self.conn.execute(&rows).await?;
-        let moved = match checkpoint {
-            Some(statement) => self.conn.execute(&[statement]).await?,
-            None => 0,
-        };
-        if moved == 1 {
-            Ok(())
+        let checkpoint = Statement::new(
+            "INSERT INTO projector_checkpoints (projection, txid, position) VALUES ($1, $2, $3)
+             ON CONFLICT (projection) DO UPDATE SET txid = excluded.txid, position = excluded.position
+             WHERE projector_checkpoints.txid = $4 AND projector_checkpoints.position = $5",
+        )
+        .text(PROJECTION)
+        .int(last.txid)
+        .int(last.position)
+        .int(from.txid)
+        .int(from.position);
+        if self.conn.execute(&[checkpoint]).await? == 1 {
+            Ok((count, last))
         } else {
             Err(ProjectorError::Sql(sqlx::Error::Protocol(
                 "checkpoint moved under the projector".into(),

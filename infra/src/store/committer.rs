@@ -13,7 +13,7 @@ use chrono::Utc;
 use cqrs_es::persist::SerializedEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::conn::{Conn, Dialect, RowExt};
+use super::conn::{Conn, Dialect, RowExt, Target};
 use super::inline::{self, timestamp};
 use super::statement::{placeholders, Statement};
 use super::{chain, Cursor, StoredEvent};
@@ -81,12 +81,14 @@ pub(crate) struct AppendRequest {
 }
 
 pub(crate) async fn run(
-    mut conn: Conn,
+    target: Target,
+    conn: Conn,
     mut requests: mpsc::Receiver<AppendRequest>,
     metrics: Arc<Metrics>,
     committed: watch::Sender<Cursor>,
     max_batch: usize,
 ) {
+    let mut conn = Some(conn);
     while let Some(first) = requests.recv().await {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -95,7 +97,20 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        let outcomes = commit_batch(&mut conn, &batch, &metrics).await;
+        let outcomes = match conn.as_mut() {
+            Some(live) => commit_batch(live, &batch, &metrics).await,
+            None => batch
+                .iter()
+                .map(|_| {
+                    Err(AppendError::Unavailable(
+                        "no connection to the database".into(),
+                    ))
+                })
+                .collect(),
+        };
+        if outcomes.iter().any(Result::is_err) {
+            conn = healthy_or_reconnected(conn, &target).await;
+        }
         if let Some(last) = outcomes
             .iter()
             .filter_map(|o| o.as_ref().ok().and_then(AppendReceipt::cursor))
@@ -106,6 +121,34 @@ pub(crate) async fn run(
         for (request, outcome) in batch.into_iter().zip(outcomes) {
             // A command that gave up waiting is not our concern.
             let _ = request.reply.send(outcome);
+        }
+    }
+}
+
+/// After a failed batch: keep the connection if it still answers, else
+/// open a new one (the database restarted, or the connection was cut). A
+/// command that failed is never retried here; only the next batch gains.
+async fn healthy_or_reconnected(conn: Option<Conn>, target: &Target) -> Option<Conn> {
+    if let Some(mut live) = conn {
+        // A transaction left open by the failure must not swallow the next
+        // batch; ROLLBACK outside one is harmless.
+        let _ = live.batch("ROLLBACK").await;
+        if live
+            .fetch_optional(&Statement::new("SELECT 1 AS alive"))
+            .await
+            .is_ok()
+        {
+            return Some(live);
+        }
+    }
+    match Conn::connect(target).await {
+        Ok(fresh) => {
+            tracing::info!("the committer reconnected to the database");
+            Some(fresh)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "the committer cannot reach the database; commands answer 503");
+            None
         }
     }
 }

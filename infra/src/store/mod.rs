@@ -198,6 +198,7 @@ impl Store {
         let (appends, requests) = mpsc::channel(4096);
         let (committed_tx, committed) = watch::channel(START);
         tokio::spawn(committer::run(
+            target.clone(),
             writer,
             requests,
             metrics.clone(),

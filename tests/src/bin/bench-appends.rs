@@ -1,8 +1,10 @@
-//! Append throughput on SQLite: 32 concurrent commands, with group commit
-//! and with one command per transaction, side by side, at Writ's default
-//! durability. Prints numbers; it is not a test.
+//! Append throughput: 32 concurrent commands, with group commit and with
+//! one command per transaction, side by side, at Writ's default durability,
+//! on SQLite and — when `WRIT_TEST_POSTGRES` names a server, as in
+//! `bash scripts/test` — on PostgreSQL. Prints numbers; it is not a test.
 //!
-//! cargo run --release -p writ-tests --bin bench-appends [-- SECONDS]
+//! WRIT_TEST_POSTGRES=postgres://writ:writ@127.0.0.1:5432/postgres \
+//!   cargo run --release -p writ-tests --bin bench-appends [-- SECONDS]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,9 +39,33 @@ impl Run {
 
 /// One client-credentials issuance per command: a new `Grant` stream with
 /// two events, the write Writ does most.
-async fn run(max_batch: usize, seconds: u64) -> Result<Run, Box<dyn std::error::Error>> {
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+async fn open(
+    backend: Backend,
+    dir: &std::path::Path,
+    max_batch: usize,
+) -> Result<Store, Box<dyn std::error::Error>> {
+    Ok(match backend {
+        Backend::Sqlite => Store::open_sqlite_with(dir, max_batch).await?,
+        Backend::Postgres => {
+            let url = writ_infra::testing::fresh_postgres_database().await?;
+            Store::open_postgres(&url, max_batch).await?
+        }
+    })
+}
+
+async fn run(
+    backend: Backend,
+    max_batch: usize,
+    seconds: u64,
+) -> Result<Run, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open_sqlite_with(dir.path(), max_batch).await?;
+    let store = open(backend, dir.path(), max_batch).await?;
     let executor = Arc::new(Executor::new(store.clone(), writ_infra::services::system()));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -104,44 +130,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let settings = {
+    let mut backends = vec![("SQLite", Backend::Sqlite)];
+    if std::env::var(writ_infra::testing::ADMIN_URL_VARIABLE).is_ok() {
+        backends.push(("PostgreSQL", Backend::Postgres));
+    } else {
+        println!(
+            "({} is not set: PostgreSQL skipped)",
+            writ_infra::testing::ADMIN_URL_VARIABLE
+        );
+    }
+    println!("appends from {CONCURRENCY} concurrent commands (one client-credentials grant each), {seconds} s per mode");
+    for (name, backend) in backends {
         let dir = tempfile::tempdir()?;
-        let store = Store::open_sqlite(dir.path()).await?;
-        let settings = store.durability().await?;
-        settings
+        let settings = open(backend, dir.path(), DEFAULT_MAX_BATCH)
+            .await?
+            .durability()
+            .await?;
+        let settings: Vec<String> = settings
             .iter()
             .map(|(name, value)| format!("{name}={value}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    println!("SQLite appends, {CONCURRENCY} concurrent commands, {seconds} s per mode");
-    println!("durability: {settings} (Writ's default)");
-    println!(
-        "{:<28} {:>10} {:>10} {:>12} {:>10} {:>10}",
-        "mode", "commands/s", "events/s", "cmds/batch", "p50 ms", "p99 ms"
-    );
-    let mut rates = Vec::new();
-    for (label, max_batch) in [
-        ("group commit", DEFAULT_MAX_BATCH),
-        ("one command per transaction", 1),
-    ] {
-        let run = run(max_batch, seconds).await?;
+            .collect();
+        println!("\n{name}: {} (Writ's defaults)", settings.join(" "));
         println!(
-            "{:<28} {:>10.0} {:>10.0} {:>12.1} {:>10.2} {:>10.2}",
-            label,
-            run.per_second(),
-            run.per_second() * 2.0,
-            run.commands as f64 / run.batches.max(1) as f64,
-            run.percentile(0.50).as_secs_f64() * 1e3,
-            run.percentile(0.99).as_secs_f64() * 1e3,
+            "{:<28} {:>10} {:>10} {:>12} {:>10} {:>10}",
+            "mode", "commands/s", "events/s", "cmds/batch", "p50 ms", "p99 ms"
         );
-        rates.push(run.per_second());
-    }
-    if let [group, single] = rates[..] {
-        println!(
-            "group commit / one per transaction: {:.1}x",
-            group / single.max(f64::MIN_POSITIVE)
-        );
+        let mut rates = Vec::new();
+        for (label, max_batch) in [
+            ("group commit", DEFAULT_MAX_BATCH),
+            ("one command per transaction", 1),
+        ] {
+            let run = run(backend, max_batch, seconds).await?;
+            println!(
+                "{:<28} {:>10.0} {:>10.0} {:>12.1} {:>10.2} {:>10.2}",
+                label,
+                run.per_second(),
+                run.per_second() * 2.0,
+                run.commands as f64 / run.batches.max(1) as f64,
+                run.percentile(0.50).as_secs_f64() * 1e3,
+                run.percentile(0.99).as_secs_f64() * 1e3,
+            );
+            rates.push(run.per_second());
+        }
+        if let [group, single] = rates[..] {
+            println!(
+                "group commit / one per transaction: {:.1}x",
+                group / single.max(f64::MIN_POSITIVE)
+            );
+        }
     }
     Ok(())
 }
