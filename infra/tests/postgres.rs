@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use cqrs_es::persist::SerializedEvent;
 use serde_json::json;
+use writ_domain::account::{Account, AccountCommand};
 use writ_domain::client::{Client, ClientCommand, ClientSettings};
+use writ_domain::consent::{Consent, ConsentCommand};
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::login::{LoginCommand, LoginDay};
-use writ_domain::values::{ApplicationType, GrantType, ScopeSet, SecretHash, TokenFormat};
+use writ_domain::values::{ApplicationType, GrantType, ScopeSet, Sealed, SecretHash, TokenFormat};
 use writ_infra::executor::Stream;
 use writ_infra::metrics::Metrics;
 use writ_infra::store::statement::Statement;
@@ -106,6 +108,27 @@ async fn inline_rows_commit_in_their_events_transaction() {
         .execute_with::<Grant>("g1", grant, &meta, vec![], Stream::New)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let create = AccountCommand::Create {
+        sub: "s1".into(),
+        username: Sealed("sealed-name".into()),
+        email: None,
+        name: None,
+        password_hash: Sealed("sealed-hash".into()),
+    };
+    executor
+        .execute::<Account>("a1", create, &meta)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let consent = ConsentCommand::Grant {
+        sub: "s1".into(),
+        client_id: "c1".into(),
+        scopes: ScopeSet::parse("api").unwrap_or_default(),
+        request_id: "r1".into(),
+    };
+    executor
+        .execute::<Consent>("s1/c1", consent, &meta)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let low_bits = |aggregate: &str, id: &str| {
         Statement::new(
@@ -126,6 +149,18 @@ async fn inline_rows_commit_in_their_events_transaction() {
         (
             "SELECT xmin::text::bigint AS x FROM tokens WHERE gid = 'g1'",
             low_bits("Grant", "g1"),
+        ),
+        (
+            "SELECT xmin::text::bigint AS x FROM accounts WHERE sub = 's1'",
+            low_bits("Account", "a1"),
+        ),
+        (
+            "SELECT xmin::text::bigint AS x FROM usernames WHERE account_id = 'a1'",
+            low_bits("Account", "a1"),
+        ),
+        (
+            "SELECT xmin::text::bigint AS x FROM consents WHERE sub = 's1'",
+            low_bits("Consent", "s1/c1"),
         ),
     ] {
         let row_xmin = store
@@ -286,6 +321,12 @@ async fn race_against_an_open_transaction(store: &Store, reader: Reader) -> Read
         .unwrap_or_else(|e| panic!("{e}"))
         .and_then(|row| row.int("position"))
         .unwrap_or(0);
+    let held_pid = held
+        .fetch_optional(&Statement::new("SELECT pg_backend_pid()::bigint AS pid"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .and_then(|row| row.int("pid"))
+        .unwrap_or(0);
     let held_since = Instant::now();
     let held_open = Arc::new(AtomicBool::new(true));
     let done = Arc::new(AtomicBool::new(false));
@@ -335,6 +376,13 @@ async fn race_against_an_open_transaction(store: &Store, reader: Reader) -> Read
         writer.await.unwrap_or_else(|e| panic!("{e}"));
     }
     tokio::time::sleep(Duration::from_secs(2).saturating_sub(held_since.elapsed())).await;
+    // What the projector logs when held back: the backend holding the bound.
+    let holder = store
+        .global_order_holder()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_default();
+    assert!(holder.starts_with(&format!("pid {held_pid} ")), "{holder}");
     held_open.store(false, Ordering::SeqCst);
     held.batch("COMMIT").await.unwrap_or_else(|e| panic!("{e}"));
     done.store(true, Ordering::SeqCst);

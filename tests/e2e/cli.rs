@@ -499,3 +499,28 @@ async fn settings_come_from_flags_then_environment_then_the_config_file() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn a_database_url_without_a_key_file_is_refused_even_for_serve() {
+    let url = writ_infra::testing::fresh_postgres_database()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let data = DataDir::new();
+    for args in [
+        &["client", "list"][..],
+        &["serve", "--listen", "127.0.0.1:0"],
+        &["migrate"],
+    ] {
+        let mut command = data.command(&["--database-url", &url]);
+        command.args(args);
+        let line = crate::harness::run(command, "").refused();
+        assert!(
+            line.contains("key file") && line.contains("writ keys init --key-file"),
+            "{line}"
+        );
+    }
+    assert!(
+        !data.path().join("keys").exists(),
+        "no key file was invented"
+    );
+}

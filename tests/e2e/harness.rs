@@ -19,7 +19,28 @@ pub fn writ_binary() -> &'static Path {
     BINARY.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let output = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        // Cargo gives this test process the variables of the crate under
+        // test; some build scripts (ring's) rerun when they change, which
+        // would rebuild half the tree. The build must see the shell's view.
+        for (name, _) in std::env::vars() {
+            let per_crate = name.starts_with("CARGO_PKG_")
+                || matches!(
+                    name.as_str(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                );
+            if per_crate {
+                build.env_remove(name);
+            }
+        }
+        let output = build
             .current_dir(&workspace)
             .args([
                 "build",

@@ -108,7 +108,13 @@ pub(crate) async fn run(
                 })
                 .collect(),
         };
-        if outcomes.iter().any(Result::is_err) {
+        let lost = |o: &Result<AppendReceipt, AppendError>| {
+            matches!(
+                o,
+                Err(AppendError::Unavailable(_) | AppendError::OutcomeUnknown)
+            )
+        };
+        if conn.is_none() || outcomes.iter().any(lost) {
             conn = healthy_or_reconnected(conn, &target).await;
         }
         if let Some(last) = outcomes
@@ -129,10 +135,8 @@ pub(crate) async fn run(
 /// open a new one (the database restarted, or the connection was cut). A
 /// command that failed is never retried here; only the next batch gains.
 async fn healthy_or_reconnected(conn: Option<Conn>, target: &Target) -> Option<Conn> {
+    // commit_batch has already rolled back whatever it began.
     if let Some(mut live) = conn {
-        // A transaction left open by the failure must not swallow the next
-        // batch; ROLLBACK outside one is harmless.
-        let _ = live.batch("ROLLBACK").await;
         if live
             .fetch_optional(&Statement::new("SELECT 1 AS alive"))
             .await

@@ -35,10 +35,6 @@ use statement::Statement;
 /// The channel the committer NOTIFYs on PostgreSQL after each batch.
 pub const COMMIT_CHANNEL: &str = "writ_events";
 
-/// The synchronous mode Writ runs SQLite in (ADR 0006): FULL, so a commit
-/// that was answered survives power loss. Never OFF.
-pub const SQLITE_SYNCHRONOUS: &str = "FULL";
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("data directory {0} is not usable: {1}")]
