@@ -196,75 +196,62 @@ impl Db {
     }
 }
 
+/// The typed drivers share no trait that binds `Option<&str>` and `i64`
+/// without higher-ranked bounds sqlx cannot satisfy, so one macro writes
+/// the same body for both.
+macro_rules! bound_query {
+    ($statement:expr) => {{
+        let mut query = sqlx::query(&$statement.sql);
+        for bind in &$statement.binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text.as_deref()),
+                Bind::Int(int) => query.bind(*int),
+            };
+        }
+        query
+    }};
+}
+
 fn sqlite_query(
     statement: &Statement,
 ) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
-    let mut query = sqlx::query(&statement.sql);
-    for bind in &statement.binds {
-        query = match bind {
-            Bind::Text(text) => query.bind(text.as_deref()),
-            Bind::Int(int) => query.bind(*int),
-        };
-    }
-    query
+    bound_query!(statement)
 }
 
 fn pg_query(
     statement: &Statement,
 ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    let mut query = sqlx::query(&statement.sql);
-    for bind in &statement.binds {
-        query = match bind {
-            Bind::Text(text) => query.bind(text.as_deref()),
-            Bind::Int(int) => query.bind(*int),
-        };
-    }
-    query
+    bound_query!(statement)
+}
+
+/// Text, then integer, then the extra types given: the types Writ's tables
+/// use. Anything else reads as null; queries cast such columns to text.
+macro_rules! json_row {
+    ($row:expr $(, $extra:ty)*) => {
+        $row.columns()
+            .iter()
+            .map(|column| {
+                let index = column.ordinal();
+                let value = $row
+                    .try_get::<Option<String>, _>(index)
+                    .map(|v| v.map(Value::String))
+                    .or_else(|_| $row.try_get::<Option<i64>, _>(index).map(|v| v.map(Value::from)))
+                    $(.or_else(|_| $row.try_get::<Option<$extra>, _>(index).map(|v| v.map(Value::from))))*
+                    .ok()
+                    .flatten()
+                    .unwrap_or(Value::Null);
+                (column.name().to_owned(), value)
+            })
+            .collect()
+    };
 }
 
 fn sqlite_row(row: &SqliteRow) -> Row {
-    row.columns()
-        .iter()
-        .map(|column| {
-            let index = column.ordinal();
-            let value = row
-                .try_get::<Option<String>, _>(index)
-                .map(|v| v.map(Value::String))
-                .or_else(|_| {
-                    row.try_get::<Option<i64>, _>(index)
-                        .map(|v| v.map(Value::from))
-                })
-                .ok()
-                .flatten()
-                .unwrap_or(Value::Null);
-            (column.name().to_owned(), value)
-        })
-        .collect()
+    json_row!(row)
 }
 
 fn pg_row(row: &PgRow) -> Row {
-    row.columns()
-        .iter()
-        .map(|column| {
-            let index = column.ordinal();
-            let value = row
-                .try_get::<Option<String>, _>(index)
-                .map(|v| v.map(Value::String))
-                .or_else(|_| {
-                    row.try_get::<Option<i64>, _>(index)
-                        .map(|v| v.map(Value::from))
-                })
-                .or_else(|_| {
-                    row.try_get::<Option<i32>, _>(index)
-                        .map(|v| v.map(Value::from))
-                })
-                .or_else(|_| row.try_get::<Option<Value>, _>(index))
-                .ok()
-                .flatten()
-                .unwrap_or(Value::Null);
-            (column.name().to_owned(), value)
-        })
-        .collect()
+    json_row!(row, i32, Value)
 }
 
 /// Typed access to [`Row`] columns.
