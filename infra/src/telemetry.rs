@@ -20,8 +20,11 @@ pub enum LogFormat {
 pub fn init(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_env("WRIT_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Colours only for a person at a terminal, never into files or pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     // A second init (tests running in one process) keeps the first.
     let _ = match format {

@@ -31,6 +31,10 @@ async fn serve_starts_with_no_configuration_under_writ_data() {
     );
     let started = server.log_lines().join("\n");
     assert!(
+        !started.contains('\u{1b}'),
+        "no terminal colours in a piped log: {started}"
+    );
+    assert!(
         started.contains("FULL"),
         "the SQLite synchronous mode is logged: {started}"
     );
