@@ -11,8 +11,6 @@
 mod audit;
 mod rebuild;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -61,7 +59,6 @@ pub struct Projector {
     store: Store,
     conn: Conn,
     check_interval: Duration,
-    stopped: Arc<AtomicBool>,
 }
 
 impl Projector {
@@ -71,13 +68,7 @@ impl Projector {
             store,
             conn,
             check_interval,
-            stopped: Arc::new(AtomicBool::new(false)),
         })
-    }
-
-    /// True once a poison event has stopped the projection.
-    pub fn stopped_flag(&self) -> Arc<AtomicBool> {
-        self.stopped.clone()
     }
 
     pub async fn checkpoint(&mut self) -> Result<Cursor, ProjectorError> {
@@ -199,7 +190,6 @@ impl Projector {
                 Ok(Outcome::Idle) => self.report_held_back(&mut held_back_since).await,
                 Err(ProjectorError::Poison(why)) => {
                     tracing::error!(projection = PROJECTION, reason = %why, "projection stopped on an event it cannot read");
-                    self.stopped.store(true, Ordering::Relaxed);
                     return;
                 }
                 Err(err) => tracing::warn!(error = %err, "projector step failed; retrying"),
