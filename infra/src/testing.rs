@@ -271,3 +271,26 @@ async fn relay(
         _ = downstream => {},
     }
 }
+
+/// Registers a confidential client-credentials client: the fixture the log,
+/// projector and PostgreSQL tests share.
+pub fn service_client_registration(client_id: &str) -> writ_domain::client::ClientCommand {
+    use writ_domain::client::{ClientCommand, ClientSettings};
+    use writ_domain::values::{ApplicationType, GrantType, ScopeSet, SecretHash, TokenFormat};
+    ClientCommand::Register {
+        client_id: client_id.to_owned(),
+        settings: ClientSettings {
+            name: "service".into(),
+            redirect_uris: vec![],
+            grant_types: vec![GrantType::ClientCredentials],
+            scopes: ScopeSet::parse("api").unwrap_or_default(),
+            public: false,
+            application_type: ApplicationType::Web,
+            token_format: TokenFormat::Jwt,
+            access_token_ttl_secs: 300,
+            refresh_token_ttl_secs: 3600,
+            audience: vec![],
+        },
+        secret_hash: Some(SecretHash("ab".repeat(32))),
+    }
+}

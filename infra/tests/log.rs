@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use cqrs_es::persist::SerializedEvent;
 use serde_json::json;
-use writ_domain::client::{Client, ClientCommand, ClientSettings};
+use writ_domain::client::Client;
 use writ_domain::consent::{Consent, ConsentCommand};
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
-use writ_domain::values::{ApplicationType, GrantType, ScopeSet, SecretHash, TokenFormat};
+use writ_domain::values::ScopeSet;
 use writ_infra::executor::Stream;
 use writ_infra::metrics::Metrics;
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{verify_chains, AppendError, Conn, Dialect, RowExt};
-use writ_infra::testing::{open_store, Backend};
+use writ_infra::testing::{open_store, service_client_registration, Backend};
 use writ_infra::{Executor, Metadata, Store};
 
 writ_infra::on_both_backends!(
@@ -198,29 +198,10 @@ async fn a_command_that_loses_a_conflict_is_retried_on_fresh_state(backend: Back
     assert_eq!(types, ["ConsentGranted", "ConsentExtended"]);
 }
 
-fn client_settings() -> ClientSettings {
-    ClientSettings {
-        name: "service".into(),
-        redirect_uris: vec![],
-        grant_types: vec![GrantType::ClientCredentials],
-        scopes: ScopeSet::parse("api").unwrap_or_default(),
-        public: false,
-        application_type: ApplicationType::Web,
-        token_format: TokenFormat::Jwt,
-        access_token_ttl_secs: 300,
-        refresh_token_ttl_secs: 3600,
-        audience: vec![],
-    }
-}
-
 async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short(backend: Backend) {
     let (_dir, store) = open(backend).await;
     let executor = executor(&store);
-    let register = ClientCommand::Register {
-        client_id: "svc".into(),
-        settings: client_settings(),
-        secret_hash: Some(SecretHash("00".repeat(32))),
-    };
+    let register = service_client_registration("svc");
     executor
         .execute::<Client>("svc", register, &Metadata::cli("test"))
         .await

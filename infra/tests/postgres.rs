@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use cqrs_es::persist::SerializedEvent;
 use serde_json::json;
 use writ_domain::account::{Account, AccountCommand};
-use writ_domain::client::{Client, ClientCommand, ClientSettings};
+use writ_domain::client::Client;
 use writ_domain::consent::{Consent, ConsentCommand};
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::login::{LoginCommand, LoginDay};
-use writ_domain::values::{ApplicationType, GrantType, ScopeSet, Sealed, SecretHash, TokenFormat};
+use writ_domain::values::{ScopeSet, Sealed};
 use writ_infra::executor::Stream;
 use writ_infra::metrics::Metrics;
 use writ_infra::store::statement::Statement;
@@ -24,7 +24,8 @@ use writ_infra::store::{
     START,
 };
 use writ_infra::testing::{
-    fresh_postgres_database, open_store, Backend, CuttingProxy, PrivateCluster,
+    fresh_postgres_database, open_store, service_client_registration, Backend, CuttingProxy,
+    PrivateCluster,
 };
 use writ_infra::{ExecuteError, Executor, Metadata, Store};
 
@@ -72,23 +73,7 @@ async fn inline_rows_commit_in_their_events_transaction() {
         .unwrap_or_else(|e| panic!("{e}"));
     let executor = executor(&store);
     let meta = Metadata::cli("test");
-    let settings = ClientSettings {
-        name: "svc".into(),
-        redirect_uris: vec![],
-        grant_types: vec![GrantType::ClientCredentials],
-        scopes: ScopeSet::parse("api").unwrap_or_default(),
-        public: false,
-        application_type: ApplicationType::Web,
-        token_format: TokenFormat::Jwt,
-        access_token_ttl_secs: 60,
-        refresh_token_ttl_secs: 60,
-        audience: vec![],
-    };
-    let register = ClientCommand::Register {
-        client_id: "c1".into(),
-        settings,
-        secret_hash: Some(SecretHash("ab".repeat(32))),
-    };
+    let register = service_client_registration("c1");
     executor
         .execute::<Client>("c1", register, &meta)
         .await
@@ -337,9 +322,12 @@ async fn race_against_an_open_transaction(store: &Store, reader: Reader) -> Read
             let (mut after, mut positions, mut returned_while_held) = (START, Vec::new(), 0);
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
-                let open = held_open.load(Ordering::SeqCst);
                 let finished = done.load(Ordering::SeqCst);
                 let events = read(&store, reader, after).await;
+                // Sampled after the read: the flag is cleared before COMMIT
+                // is sent, so "still set" means the read ran wholly while
+                // the transaction was open.
+                let open = held_open.load(Ordering::SeqCst);
                 // After the commit, one empty read means the reader is
                 // through everything it will ever return.
                 if finished && events.is_empty() {

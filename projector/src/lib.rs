@@ -47,11 +47,8 @@ pub enum ProjectorError {
 }
 
 impl From<ApplyError> for ProjectorError {
-    fn from(err: ApplyError) -> Self {
-        match err {
-            ApplyError::Sql(sql) => Self::Sql(sql),
-            unknown => Self::Poison(unknown.to_string()),
-        }
+    fn from(unknown: ApplyError) -> Self {
+        Self::Poison(unknown.to_string())
     }
 }
 
@@ -121,7 +118,7 @@ impl Projector {
         events: &[StoredEvent],
         from: Cursor,
     ) -> Result<(usize, Cursor), ProjectorError> {
-        let schema = main_schema(self.conn.dialect());
+        let schema = self.conn.dialect().live_schema();
         let started = Instant::now();
         let mut last = from;
         let mut count = 0;
@@ -233,12 +230,5 @@ impl Projector {
             }
             _ => *since = None,
         }
-    }
-}
-
-fn main_schema(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Sqlite => "main",
-        Dialect::Postgres => "public",
     }
 }

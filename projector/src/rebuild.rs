@@ -10,7 +10,7 @@ use writ_infra::store::{
     event_columns, inline, log_order, Conn, Dialect, RowExt, Store, StoredEvent, Target,
 };
 
-use crate::{audit, main_schema, ProjectorError, PROJECTION};
+use crate::{audit, ProjectorError, PROJECTION};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableDifference {
@@ -77,7 +77,7 @@ async fn replay_and_diff(
     scratch: &str,
 ) -> Result<Vec<TableDifference>, ProjectorError> {
     let dialect = conn.dialect();
-    let live = main_schema(dialect);
+    let live = dialect.live_schema();
     let checkpoint = conn
         .fetch_optional(
             &Statement::new(format!(

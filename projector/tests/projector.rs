@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use writ_domain::client::{Client, ClientCommand, ClientSettings};
+use writ_domain::client::{Client, ClientCommand};
 use writ_domain::consent::{Consent, ConsentCommand};
-use writ_domain::values::{ApplicationType, GrantType, ScopeSet, SecretHash, TokenFormat};
+use writ_domain::values::ScopeSet;
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{Conn, Dialect, RowExt};
-use writ_infra::testing::{open_store, Backend};
+use writ_infra::testing::{open_store, service_client_registration, Backend};
 use writ_infra::{Executor, Metadata, Store};
 use writ_projector::{rebuild_and_compare, Outcome, Projector, ProjectorError};
 
@@ -46,24 +46,8 @@ async fn project_all(projector: &mut Projector, expected: usize) -> usize {
 }
 
 async fn workload(executor: &Executor) {
-    let settings = ClientSettings {
-        name: "svc".into(),
-        redirect_uris: vec![],
-        grant_types: vec![GrantType::ClientCredentials],
-        scopes: ScopeSet::parse("api").unwrap_or_default(),
-        public: false,
-        application_type: ApplicationType::Web,
-        token_format: TokenFormat::Opaque,
-        access_token_ttl_secs: 60,
-        refresh_token_ttl_secs: 60,
-        audience: vec![],
-    };
     let meta = Metadata::cli("test");
-    let register = ClientCommand::Register {
-        client_id: "c1".into(),
-        settings,
-        secret_hash: Some(SecretHash("aa".repeat(32))),
-    };
+    let register = service_client_registration("c1");
     executor
         .execute::<Client>("c1", register, &meta)
         .await

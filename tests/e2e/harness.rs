@@ -318,6 +318,9 @@ pub use writ_infra::testing::Backend;
 pub struct Deployment {
     pub data: DataDir,
     pub database_url: Option<String>,
+    /// Opened once, on first use: each opening runs migrations and starts
+    /// a committer.
+    store: tokio::sync::OnceCell<writ_infra::Store>,
 }
 
 impl Deployment {
@@ -328,6 +331,7 @@ impl Deployment {
             Backend::Sqlite => Self {
                 data: DataDir::new(),
                 database_url: None,
+                store: Default::default(),
             },
             Backend::Postgres => {
                 let url = writ_infra::testing::fresh_postgres_database()
@@ -336,6 +340,7 @@ impl Deployment {
                 let deployment = Self {
                     data: DataDir::new(),
                     database_url: Some(url),
+                    store: Default::default(),
                 };
                 deployment.writ(&["keys", "init"]).success();
                 deployment
@@ -380,13 +385,17 @@ impl Deployment {
 
     /// The store, opened in this process (its own committer and pools).
     pub async fn store(&self) -> writ_infra::Store {
-        let opened = match &self.database_url {
-            Some(url) => {
-                writ_infra::Store::open_postgres(url, writ_infra::store::DEFAULT_MAX_BATCH).await
-            }
-            None => writ_infra::Store::open_sqlite(self.data.path()).await,
+        let open = || async {
+            let opened = match &self.database_url {
+                Some(url) => {
+                    writ_infra::Store::open_postgres(url, writ_infra::store::DEFAULT_MAX_BATCH)
+                        .await
+                }
+                None => writ_infra::Store::open_sqlite(self.data.path()).await,
+            };
+            opened.unwrap_or_else(|e| panic!("{e}"))
         };
-        opened.unwrap_or_else(|e| panic!("{e}"))
+        self.store.get_or_init(open).await.clone()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

@@ -22,6 +22,16 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The schema holding the live tables; rebuilds write beside it.
+    pub fn live_schema(self) -> &'static str {
+        match self {
+            Self::Sqlite => "main",
+            Self::Postgres => "public",
+        }
+    }
+}
+
 /// Where the log lives.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -83,10 +93,13 @@ impl Conn {
         }
     }
 
-    /// SQL text without parameters, one or more statements.
+    /// SQL text without parameters, one or more statements. Through
+    /// `Executor::execute` on purpose: sqlx's `raw_sql(..).execute(..)`
+    /// future cannot be proven `Send` inside the committer's spawned task
+    /// (rust-lang/rust#102211).
     pub async fn batch(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         match self {
-            Self::Sqlite(conn) => super::run_sql(conn, sql).await,
+            Self::Sqlite(conn) => sqlx::Executor::execute(&mut *conn, sql).await.map(drop),
             Self::Postgres(conn) => sqlx::Executor::execute(&mut *conn, sql).await.map(drop),
         }
     }

@@ -25,8 +25,6 @@ pub enum ApplyError {
         event_version: String,
         position: i64,
     },
-    #[error(transparent)]
-    Sql(#[from] sqlx::Error),
 }
 
 /// Timestamps in read tables are RFC 3339 text with fixed microsecond

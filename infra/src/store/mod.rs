@@ -393,17 +393,7 @@ impl Store {
     }
 }
 
-/// Runs SQL text (one or more statements, no parameters). A plain function
-/// over `Executor::execute` because sqlx's `raw_sql(..).execute(..)` future
-/// cannot be proven `Send` inside spawned tasks (rust-lang/rust#102211).
-pub fn run_sql<'a>(
-    conn: &'a mut sqlx::SqliteConnection,
-    sql: &'a str,
-) -> futures::future::BoxFuture<'a, Result<(), sqlx::Error>> {
-    Box::pin(async move { sqlx::Executor::execute(conn, sql).await.map(drop) })
-}
-
-pub fn connect_options(database: &Path) -> SqliteConnectOptions {
+pub(crate) fn connect_options(database: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::from_str("sqlite://")
         .unwrap_or_default()
         .filename(database)

@@ -213,16 +213,16 @@ const MIGRATION_LOCK: i64 = 0x0057_5249_544d_4947; // "WRITMIG"
 /// concurrent starters apply each one once.
 pub async fn migrate(conn: &mut Conn) -> Result<usize, sqlx::Error> {
     let dialect = conn.dialect();
-    let (log, main) = match dialect {
-        Dialect::Sqlite => (SQLITE_LOG_DDL, "main"),
-        Dialect::Postgres => (POSTGRES_LOG_DDL, "public"),
+    let log = match dialect {
+        Dialect::Sqlite => SQLITE_LOG_DDL,
+        Dialect::Postgres => POSTGRES_LOG_DDL,
     };
     let migrations = [(
         1_i64,
         format!(
             "{log}{}{}",
             for_dialect(STATE_DDL, dialect),
-            read_tables_ddl(main, dialect)
+            read_tables_ddl(dialect.live_schema(), dialect)
         ),
     )];
     let mut applied = 0;
