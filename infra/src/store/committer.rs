@@ -248,7 +248,7 @@ async fn write_batch(
     let mut rows = Vec::with_capacity(accepted.len() * 2);
     for event in &accepted {
         rows.extend(
-            inline::statements(main_schema(conn.dialect()), event)
+            inline::statements(conn.dialect().live_schema(), event)
                 .map_err(|err| AppendError::Rejected(err.to_string()))?,
         );
     }
@@ -263,13 +263,6 @@ async fn write_batch(
     }
     conn.execute(&rows).await.map_err(unavailable)?;
     Ok(outcomes)
-}
-
-pub fn main_schema(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Sqlite => "main",
-        Dialect::Postgres => "public",
-    }
 }
 
 /// The batch's transaction id, first position and commit time. On SQLite
@@ -317,6 +310,9 @@ async fn stream_heads(
         .collect();
     let mut heads = HashMap::with_capacity(keys.len());
     let keys: Vec<StreamKey> = keys.into_iter().collect();
+    if conn.dialect() == Dialect::Postgres {
+        lock_streams(conn, &keys).await?;
+    }
     for chunk in keys.chunks(STREAMS_PER_LOOKUP) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("({})", placeholders(i * 2, 2)))
@@ -348,6 +344,39 @@ async fn stream_heads(
         }
     }
     Ok(heads)
+}
+
+/// PostgreSQL has many writers: each batch takes a transaction-scoped
+/// advisory lock per stream it touches, in one global order so batches
+/// cannot deadlock. A batch then reads heads only after any rival batch on
+/// its streams has committed, instead of losing at insert time and re-running.
+/// (SQLite's single write lock already gives this.)
+async fn lock_streams(conn: &mut Conn, keys: &[StreamKey]) -> Result<(), sqlx::Error> {
+    let mut locks: Vec<i64> = keys.iter().map(|(t, i)| stream_lock_key(t, i)).collect();
+    locks.sort_unstable();
+    locks.dedup();
+    for chunk in locks.chunks(STREAMS_PER_LOOKUP) {
+        // The sorted subquery feeds the lock calls in key order.
+        let values: Vec<String> = (1..=chunk.len())
+            .map(|n| format!("(${n}::bigint)"))
+            .collect();
+        let mut lock = Statement::new(format!(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM (VALUES {}) AS v(k) ORDER BY k) AS ordered",
+            values.join(", ")
+        ));
+        for key in chunk {
+            lock = lock.int(*key);
+        }
+        conn.execute(&[lock]).await?;
+    }
+    Ok(())
+}
+
+/// 64 bits of SHA-256 over the stream's identity. A collision only makes
+/// two streams share a lock.
+fn stream_lock_key(aggregate_type: &str, aggregate_id: &str) -> i64 {
+    let digest = crate::crypto::sha256_hex(format!("{aggregate_type}\n{aggregate_id}").as_bytes());
+    i64::from_str_radix(&digest[..15], 16).unwrap_or(0)
 }
 
 /// Chains one command's events onto its stream's head, or reports that the
