@@ -76,12 +76,41 @@ pub struct ServeArgs {
     /// How often the projector checks for commits of other processes [default: 200ms].
     #[arg(long, env = "WRIT_PROJECTOR_CHECK_INTERVAL", value_parser = humantime::parse_duration)]
     pub projector_check_interval: Option<Duration>,
+    /// Idle lifetime of refresh tokens [default: 14d].
+    #[arg(long, env = "WRIT_REFRESH_TOKEN_IDLE_TTL", value_parser = humantime::parse_duration)]
+    pub refresh_token_idle_ttl: Option<Duration>,
+    /// Access-token signature algorithm: ES256 or EdDSA [default: ES256].
+    #[arg(long, env = "WRIT_SIGNING_ALG", value_parser = parse_signing_alg)]
+    pub signing_alg: Option<writ_infra::config::SigningAlg>,
+    /// Failed authentications per client or account and window [default: 10].
+    #[arg(long, env = "WRIT_AUTH_FAILURE_LIMIT")]
+    pub auth_failure_limit: Option<u32>,
+    /// Window of --auth-failure-limit [default: 1m].
+    #[arg(long, env = "WRIT_AUTH_FAILURE_WINDOW", value_parser = humantime::parse_duration)]
+    pub auth_failure_window: Option<Duration>,
+    /// Initial access token for dynamic client registration [default: unset, /register disabled].
+    #[arg(long, env = "WRIT_REGISTRATION_TOKEN", hide_env_values = true)]
+    pub registration_token: Option<String>,
+}
+
+fn parse_signing_alg(raw: &str) -> Result<writ_infra::config::SigningAlg, String> {
+    writ_infra::config::SigningAlg::parse(raw)
+        .ok_or_else(|| format!("{raw:?} is not ES256 or EdDSA"))
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a new key file (mode 0600); refuses to overwrite one.
     Init,
+    /// List the signing keys and their status.
+    List,
+    /// Generate and activate a new signing key; the previous one is
+    /// retired but stays published while tokens it signed live.
+    Rotate {
+        /// ES256, EdDSA or RS256 [default: the signing_alg setting].
+        #[arg(long)]
+        alg: Option<String>,
+    },
 }
 
 #[derive(Debug, Args, Default)]

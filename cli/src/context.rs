@@ -31,6 +31,11 @@ pub fn resolve_settings(
             LogFormatArg::Json => LogFormat::Json,
         }),
         projector_check_interval: serve.and_then(|s| s.projector_check_interval),
+        refresh_token_idle_ttl: serve.and_then(|s| s.refresh_token_idle_ttl),
+        signing_alg: serve.and_then(|s| s.signing_alg),
+        auth_failure_limit: serve.and_then(|s| s.auth_failure_limit),
+        auth_failure_window: serve.and_then(|s| s.auth_failure_window),
+        registration_token: serve.and_then(|s| s.registration_token.clone()),
         ..Default::default()
     };
     Ok(Settings::resolve(overrides, file))

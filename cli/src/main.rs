@@ -4,6 +4,7 @@
 mod args;
 mod client;
 mod context;
+mod keys;
 mod output;
 mod serve;
 mod user;
@@ -60,6 +61,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.global.json;
     match cli.command {
         Command::Serve(_) => serve::run(settings).await,
+        Command::Keys(KeysCommand::List) => keys::list(Context::open(settings).await?, json).await,
+        Command::Keys(KeysCommand::Rotate { alg }) => {
+            let alg = alg.unwrap_or_else(|| settings.signing_alg.as_str().to_owned());
+            keys::rotate(Context::open(settings).await?, &alg, json).await
+        }
         Command::Keys(KeysCommand::Init) => {
             writ_infra::keys::KeyRing::generate().write_new(&settings.key_file)?;
             println!("created key file {}", settings.key_file.display());

@@ -4,9 +4,11 @@
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use writ_command_api::CommandState;
+use writ_command_api::{CommandState, RegistrationDefaults};
 use writ_infra::config::Settings;
+use writ_infra::http::Throttle;
 use writ_infra::keys::WhenMissing;
+use writ_infra::signing::{self, KeySet};
 use writ_projector::Projector;
 use writ_query_api::QueryState;
 
@@ -27,17 +29,49 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         context.store.clone(),
         context.settings.projector_check_interval,
     )
-    .await?;
+    .await?
+    .with_policies(context.executor.clone());
     let projector = tokio::spawn(projector.run_until_stopped(stopped));
 
-    let issuer = context.settings.issuer.clone();
+    let settings = &context.settings;
+    let signing_alg = settings.signing_alg.as_str();
+    // id_tokens are RS256 by default (OpenID Connect), so that key exists too.
+    signing::ensure_active(
+        &context.executor,
+        &context.store,
+        &context.keys,
+        &[signing_alg, "RS256"],
+    )
+    .await
+    .context("cannot prepare the signing keys")?;
+    let keys = KeySet::load(context.store.clone(), context.keys.clone())
+        .await
+        .context("cannot load the signing keys")?;
+    keys.spawn_reloader();
+    let throttle = Throttle::new(settings.auth_failure_limit, settings.auth_failure_window);
+    let issuer = settings.issuer.clone();
     let app = writ_command_api::router(CommandState {
         executor: context.executor.clone(),
+        store: context.store.clone(),
         issuer: issuer.clone(),
+        keys: keys.clone(),
+        key_ring: context.keys.clone(),
+        throttle: throttle.clone(),
+        signing_alg: signing_alg.to_owned(),
+        refresh_token_idle_ttl: settings.refresh_token_idle_ttl,
+        registration: RegistrationDefaults {
+            initial_access_token: settings.registration_token.clone(),
+            access_token_ttl: settings.access_token_ttl,
+            refresh_token_ttl: settings.refresh_token_ttl,
+        },
     })
     .merge(writ_query_api::router(QueryState {
         store: context.store.clone(),
         issuer: issuer.clone(),
+        keys,
+        key_ring: context.keys.clone(),
+        throttle,
+        registration_enabled: settings.registration_token.is_some(),
     }));
     let app = writ_infra::telemetry::layer(app);
 

@@ -1,21 +1,49 @@
-//! The write side's HTTP API. The authorization, token, revocation and
-//! registration endpoints arrive with the token-service and browser-flow
-//! issues; the router, its state and its place in `serve` are real now.
+//! The write side's HTTP API: the token endpoint (client credentials,
+//! refresh, and the legacy password grant), revocation (RFC 7009) and
+//! dynamic client registration (RFC 7591). The authorization endpoint and
+//! its pages arrive with the browser-flows issue.
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod audience;
+mod issue;
+mod password;
+mod register;
+mod revoke;
+mod token;
+
+use std::time::Duration;
+
+use axum::routing::post;
 use axum::Router;
-use writ_infra::Executor;
+use writ_infra::http::Throttle;
+use writ_infra::keys::KeyRing;
+use writ_infra::signing::KeySet;
+use writ_infra::{Executor, Store};
+
+pub use register::RegistrationDefaults;
 
 #[derive(Clone)]
 pub struct CommandState {
     pub executor: Executor,
+    pub store: Store,
     pub issuer: String,
+    pub keys: KeySet,
+    pub key_ring: KeyRing,
+    /// Failed client and password authentications, per client and account.
+    pub throttle: Throttle,
+    pub signing_alg: String,
+    pub refresh_token_idle_ttl: Duration,
+    pub registration: RegistrationDefaults,
 }
 
 pub fn router(state: CommandState) -> Router {
-    Router::new().with_state(state)
+    Router::new()
+        .route("/token", post(token::token))
+        .route("/revoke", post(revoke::revoke))
+        .route("/register", post(register::register))
+        .with_state(state)
 }

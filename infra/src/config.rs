@@ -47,6 +47,31 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "default refresh-token lifetime for new clients",
     ),
     (
+        "refresh_token_idle_ttl",
+        "14d",
+        "a refresh token unused this long expires, within its family's lifetime",
+    ),
+    (
+        "signing_alg",
+        "ES256",
+        "access-token signature: `ES256` or `EdDSA`",
+    ),
+    (
+        "auth_failure_limit",
+        "10",
+        "failed client or password authentications per client or account and window, per process",
+    ),
+    (
+        "auth_failure_window",
+        "1m",
+        "the window of `auth_failure_limit`; a throttled caller gets 429 and Retry-After",
+    ),
+    (
+        "registration_token",
+        "(unset)",
+        "initial access token for dynamic client registration; unset disables /register",
+    ),
+    (
         "projector_check_interval",
         "200ms",
         "how often the projector checks for commits made by other processes",
@@ -68,6 +93,37 @@ pub struct FileConfig {
     pub refresh_token_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub projector_check_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub refresh_token_idle_ttl: Option<Duration>,
+    pub signing_alg: Option<SigningAlg>,
+    pub auth_failure_limit: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub auth_failure_window: Option<Duration>,
+    pub registration_token: Option<String>,
+}
+
+/// Signature algorithms for access tokens (design: ES256 or EdDSA, never
+/// RS256 on the hot path).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum SigningAlg {
+    #[default]
+    ES256,
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::ES256, Self::EdDSA]
+            .into_iter()
+            .find(|alg| alg.as_str() == raw)
+    }
 }
 
 /// What flags and environment set; `None` falls through to the file.
@@ -85,6 +141,12 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub projector_check_interval: Duration,
+    pub refresh_token_idle_ttl: Duration,
+    pub signing_alg: SigningAlg,
+    pub auth_failure_limit: u32,
+    pub auth_failure_window: Duration,
+    /// Never logged: `Debug` shows only whether it is set.
+    pub registration_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +166,10 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_ref().map(|_| "(set)"))
             .field("key_file", &self.key_file)
+            .field(
+                "registration_token",
+                &self.registration_token.as_ref().map(|_| "(set)"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -153,6 +219,26 @@ impl Settings {
                 .projector_check_interval
                 .or(file.projector_check_interval)
                 .unwrap_or(Duration::from_millis(200)),
+            refresh_token_idle_ttl: overrides
+                .refresh_token_idle_ttl
+                .or(file.refresh_token_idle_ttl)
+                .unwrap_or(Duration::from_secs(14 * 24 * 3600)),
+            signing_alg: overrides
+                .signing_alg
+                .or(file.signing_alg)
+                .unwrap_or_default(),
+            auth_failure_limit: overrides
+                .auth_failure_limit
+                .or(file.auth_failure_limit)
+                .unwrap_or(10),
+            auth_failure_window: overrides
+                .auth_failure_window
+                .or(file.auth_failure_window)
+                .unwrap_or(Duration::from_secs(60)),
+            registration_token: overrides
+                .registration_token
+                .or(file.registration_token)
+                .filter(|token| !token.is_empty()),
             database_url: overrides.database_url.or(file.database_url),
             listen,
             data_dir,

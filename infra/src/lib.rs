@@ -10,13 +10,16 @@ pub mod config;
 pub mod crypto;
 pub mod executor;
 pub mod health;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod personal;
 pub mod services;
+pub mod signing;
 pub mod store;
 pub mod telemetry;
 pub mod testing;
+pub mod tokens;
 
 pub use executor::{Committed, ExecuteError, Executor, Metadata};
 pub use store::{Cursor, Store};

@@ -9,6 +9,7 @@
 )]
 
 mod audit;
+mod policies;
 mod rebuild;
 
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use writ_infra::store::inline::ApplyError;
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{Conn, Cursor, Dialect, RowExt, Store, StoredEvent, Target};
 
+pub use policies::Policies;
 pub use rebuild::{rebuild_and_compare, TableDifference};
 
 const PROJECTION: &str = "audit_index";
@@ -56,6 +58,7 @@ pub struct Projector {
     store: Store,
     conn: Conn,
     check_interval: Duration,
+    policies: Option<Policies>,
 }
 
 impl Projector {
@@ -65,7 +68,31 @@ impl Projector {
             store,
             conn,
             check_interval,
+            policies: None,
         })
+    }
+
+    /// Also runs the cross-aggregate policies, which issue commands.
+    pub fn with_policies(mut self, executor: writ_infra::Executor) -> Self {
+        self.policies = Some(Policies::new(self.store.clone(), executor));
+        self
+    }
+
+    /// Runs the policies until they have seen every committed event.
+    async fn run_policies(&mut self) {
+        let Some(policies) = &self.policies else {
+            return;
+        };
+        loop {
+            match policies.step().await {
+                Ok(0) => return,
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::warn!(error = %err, "policy step failed; retrying at the next wake-up");
+                    return;
+                }
+            }
+        }
     }
 
     pub async fn checkpoint(&mut self) -> Result<Cursor, ProjectorError> {
@@ -184,7 +211,10 @@ impl Projector {
                     held_back_since = None;
                     continue;
                 }
-                Ok(Outcome::Idle) => self.report_held_back(&mut held_back_since).await,
+                Ok(Outcome::Idle) => {
+                    self.run_policies().await;
+                    self.report_held_back(&mut held_back_since).await
+                }
                 Err(ProjectorError::Poison(why)) => {
                     tracing::error!(projection = PROJECTION, reason = %why, "projection stopped on an event it cannot read");
                     return;

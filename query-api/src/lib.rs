@@ -1,20 +1,50 @@
-//! The read side's HTTP API: health now; introspection, userinfo, JWKS,
-//! discovery and audit queries arrive with their issues.
+//! The read side's HTTP API: introspection (RFC 7662), userinfo, the JWKS,
+//! discovery (OpenID Connect Discovery and RFC 8414), health. Every answer
+//! about a token comes from the inline rows on the primary database.
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod discovery;
+mod introspect;
+mod userinfo;
+
+use axum::routing::{get, post};
 use axum::Router;
+use writ_infra::http::Throttle;
+use writ_infra::keys::KeyRing;
+use writ_infra::signing::KeySet;
 use writ_infra::Store;
 
 #[derive(Clone)]
 pub struct QueryState {
     pub store: Store,
     pub issuer: String,
+    pub keys: KeySet,
+    pub key_ring: KeyRing,
+    pub throttle: Throttle,
+    /// Whether `/register` is open, so discovery lists it only then.
+    pub registration_enabled: bool,
 }
 
 pub fn router(state: QueryState) -> Router {
-    writ_infra::health::router(state.store)
+    let api = Router::new()
+        .route("/introspect", post(introspect::introspect))
+        .route(
+            "/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        .route("/jwks", get(discovery::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::oauth_authorization_server),
+        )
+        .with_state(state.clone());
+    api.merge(writ_infra::health::router(state.store))
 }

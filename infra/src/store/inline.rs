@@ -58,7 +58,7 @@ pub fn statements(schema: &str, event: &StoredEvent) -> Result<Vec<Statement>, A
         Client::TYPE => client(schema, id, decode(event)?),
         Account::TYPE => account(schema, id, decode(event)?),
         Consent::TYPE => consent(schema, decode(event)?),
-        Grant::TYPE => grant(schema, id, decode(event)?),
+        Grant::TYPE => grant(schema, id, &event.cursor().to_string(), decode(event)?),
         SigningKey::TYPE => signing_key(schema, decode(event)?),
         // Login outcomes have no inline row; decoding still rejects the unknown.
         _ => decode::<serde_json::Value>(event).map(|_| Vec::new())?,
@@ -116,7 +116,7 @@ fn account(s: &str, account_id: &str, event: AccountEvent) -> Vec<Statement> {
     match event {
         AccountEvent::AccountCreated { sub, username, email, name, password_hash, created_at } => vec![
             Statement::new(format!(
-                "INSERT INTO {s}.accounts (sub, account_id, username, email, name, password_hash, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)"
+                "INSERT INTO {s}.accounts (sub, account_id, username, email, name, password_hash, status, created_at, updated_at, credentials_changed_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7, $7)"
             ))
             .text(sub.clone())
             .text(account_id)
@@ -132,7 +132,8 @@ fn account(s: &str, account_id: &str, event: AccountEvent) -> Vec<Statement> {
             .text(sub),
         ],
         AccountEvent::PasswordChanged { sub, password_hash, changed_at } => vec![Statement::new(format!(
-            "UPDATE {s}.accounts SET password_hash = $1, updated_at = $2 WHERE sub = $3"
+            // Grants created before this instant stop being active (R31).
+            "UPDATE {s}.accounts SET password_hash = $1, updated_at = $2, credentials_changed_at = $2 WHERE sub = $3"
         ))
         .text(password_hash.0)
         .text(timestamp(&changed_at))
@@ -192,7 +193,9 @@ fn kind_name(kind: GrantKind) -> &'static str {
     }
 }
 
-fn grant(s: &str, gid: &str, event: GrantEvent) -> Vec<Statement> {
+/// Every grant event moves the grant's `cursor`: an introspection answer
+/// reports it as `writ_cursor`, the log position the answer reflects.
+fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> {
     let set_status = |status: &str, at: &DateTime<Utc>| {
         Statement::new(format!(
             "UPDATE {s}.grants SET status = '{status}', updated_at = $1 WHERE gid = $2"
@@ -200,47 +203,70 @@ fn grant(s: &str, gid: &str, event: GrantEvent) -> Vec<Statement> {
         .text(timestamp(at))
         .text(gid)
     };
+    let touch = Statement::new(format!("UPDATE {s}.grants SET cursor = $1 WHERE gid = $2"))
+        .text(cursor)
+        .text(gid);
     // Portable max(): SQLite's two-argument max() is GREATEST() elsewhere.
     let extend = |until: &str| {
         Statement::new(format!(
-            "UPDATE {s}.grants SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END WHERE gid = $2"
+            "UPDATE {s}.grants SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END, cursor = $2 WHERE gid = $3"
         ))
         .text(until)
+        .text(cursor)
         .text(gid)
     };
-    let token = |key: String, kind: &str, jti: Option<String>, until: &str| {
+    let token = |key: String,
+                 kind: &str,
+                 jti: Option<String>,
+                 scopes: Option<String>,
+                 at: &str,
+                 until: &str| {
         Statement::new(format!(
-            "INSERT INTO {s}.tokens (token_key, kind, gid, jti, expires_at, status) VALUES ($1, $2, $3, $4, $5, 'active')"
+            "INSERT INTO {s}.tokens (token_key, kind, gid, jti, scopes, issued_at, expires_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active')"
         ))
         .text(key)
         .text(kind)
         .text(gid)
         .opt(jti)
+        .opt(scopes)
+        .text(at)
         .text(until)
     };
     let new_grant = |kind: &str,
                      client_id: String,
                      sub: Option<String>,
                      scopes: String,
+                     audience: &[String],
                      status: &str,
                      at: &str,
                      until: &str| {
         Statement::new(format!(
-            "INSERT INTO {s}.grants (gid, kind, client_id, sub, scopes, status, created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, '{status}', $6, $6, $7)"
+            "INSERT INTO {s}.grants (gid, kind, client_id, sub, scopes, audience, status, created_at, updated_at, expires_at, cursor) VALUES ($1, $2, $3, $4, $5, $6, '{status}', $7, $7, $8, $9)"
         ))
         .text(gid)
         .text(kind)
         .text(client_id)
         .opt(sub)
         .text(scopes)
+        .text(serde_json::to_string(audience).unwrap_or_default())
         .text(at)
         .text(until)
+        .text(cursor)
     };
-    match event {
+    // Creations and extensions set the cursor themselves.
+    let sets_cursor = matches!(
+        event,
+        GrantEvent::CodeIssued { .. }
+            | GrantEvent::GrantStarted { .. }
+            | GrantEvent::AccessTokenIssued { .. }
+            | GrantEvent::RefreshTokenIssued { .. }
+    );
+    let mut statements = match event {
         GrantEvent::CodeIssued {
             client_id,
             sub,
             scopes,
+            audience,
             code_hash,
             issued_at,
             expires_at,
@@ -253,11 +279,12 @@ fn grant(s: &str, gid: &str, event: GrantEvent) -> Vec<Statement> {
                     client_id,
                     Some(sub),
                     scopes.to_string(),
+                    &audience,
                     "pending",
                     &at,
                     &until,
                 ),
-                token(code_hash.0, "code", None, &until),
+                token(code_hash.0, "code", None, None, &at, &until),
             ]
         }
         GrantEvent::CodeRedeemed { redeemed_at: at } => vec![
@@ -282,6 +309,7 @@ fn grant(s: &str, gid: &str, event: GrantEvent) -> Vec<Statement> {
             client_id,
             sub,
             scopes,
+            audience,
             started_at,
             ..
         } => {
@@ -291,6 +319,7 @@ fn grant(s: &str, gid: &str, event: GrantEvent) -> Vec<Statement> {
                 client_id,
                 sub,
                 scopes.to_string(),
+                &audience,
                 "active",
                 &at,
                 &at,
@@ -299,36 +328,61 @@ fn grant(s: &str, gid: &str, event: GrantEvent) -> Vec<Statement> {
         GrantEvent::AccessTokenIssued {
             jti,
             token_hash,
+            scopes,
+            issued_at,
             expires_at,
-            ..
         } => {
             let until = timestamp(&expires_at);
             // JWTs are found by jti; opaque tokens by their hash.
             let key = token_hash
                 .map(|h| h.0)
                 .unwrap_or_else(|| format!("jti:{jti}"));
-            vec![token(key, "access", Some(jti), &until), extend(&until)]
+            vec![
+                token(
+                    key,
+                    "access",
+                    Some(jti),
+                    Some(scopes.to_string()),
+                    &timestamp(&issued_at),
+                    &until,
+                ),
+                extend(&until),
+            ]
         }
         GrantEvent::RefreshTokenIssued {
             token_hash,
+            issued_at,
             idle_expires_at,
             family_expires_at,
-            ..
         } => vec![
-            token(token_hash.0, "refresh", None, &timestamp(&idle_expires_at)),
+            token(
+                token_hash.0,
+                "refresh",
+                None,
+                None,
+                &timestamp(&issued_at),
+                &timestamp(&idle_expires_at),
+            ),
             extend(&timestamp(&family_expires_at)),
         ],
         GrantEvent::RefreshTokenRotated {
             previous_hash,
             token_hash,
+            rotated_at,
             idle_expires_at,
-            ..
         } => vec![
             Statement::new(format!(
                 "UPDATE {s}.tokens SET status = 'rotated' WHERE token_key = $1"
             ))
             .text(previous_hash.0),
-            token(token_hash.0, "refresh", None, &timestamp(&idle_expires_at)),
+            token(
+                token_hash.0,
+                "refresh",
+                None,
+                None,
+                &timestamp(&rotated_at),
+                &timestamp(&idle_expires_at),
+            ),
         ],
         GrantEvent::AccessTokenRevoked { jti, .. } => vec![Statement::new(format!(
             "UPDATE {s}.tokens SET status = 'revoked' WHERE gid = $1 AND jti = $2"
@@ -342,7 +396,11 @@ fn grant(s: &str, gid: &str, event: GrantEvent) -> Vec<Statement> {
             ))
             .text(gid),
         ],
+    };
+    if !sets_cursor {
+        statements.push(touch);
     }
+    statements
 }
 
 fn signing_key(s: &str, event: SigningKeyEvent) -> Vec<Statement> {

@@ -125,6 +125,7 @@ CREATE TABLE {schema}.accounts (
   password_hash text NOT NULL,
   status        text NOT NULL,
   created_at    text NOT NULL,
+  credentials_changed_at text NOT NULL,
   updated_at    text NOT NULL
 ) STRICT;
 CREATE TABLE {schema}.usernames (
@@ -145,10 +146,12 @@ CREATE TABLE {schema}.grants (
   client_id  text NOT NULL,
   sub        text,
   scopes     text NOT NULL,
+  audience   text NOT NULL,
   status     text NOT NULL,
   created_at text NOT NULL,
   updated_at text NOT NULL,
-  expires_at text NOT NULL
+  expires_at text NOT NULL,
+  cursor     text NOT NULL
 ) STRICT;
 CREATE INDEX {schema}.grants_by_client ON grants (client_id);
 CREATE INDEX {schema}.grants_by_sub ON grants (sub);
@@ -157,6 +160,8 @@ CREATE TABLE {schema}.tokens (
   kind       text NOT NULL,
   gid        text NOT NULL,
   jti        text,
+  scopes     text,
+  issued_at  text NOT NULL,
   expires_at text NOT NULL,
   status     text NOT NULL
 ) STRICT;

@@ -1,0 +1,64 @@
+//! `writ keys list|rotate`: the signing keys' public side and rotation.
+
+use anyhow::{anyhow, Context as _};
+use serde_json::{json, Value};
+use writ_infra::signing::{self, keypair};
+use writ_infra::store::statement::Statement;
+use writ_infra::store::RowExt;
+
+use crate::context::Context;
+use crate::output;
+
+pub async fn list(context: Context, json: bool) -> anyhow::Result<()> {
+    let rows = context
+        .store
+        .db()
+        .fetch_all(&Statement::new(
+            "SELECT kid, alg, status, generated_at, updated_at FROM signing_keys ORDER BY generated_at",
+        ))
+        .await
+        .context("cannot read the signing keys")?;
+    let keys: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "kid": row.text("kid"),
+                "alg": row.text("alg"),
+                "status": row.text("status"),
+                "generated_at": row.text("generated_at"),
+                "updated_at": row.text("updated_at"),
+            })
+        })
+        .collect();
+    if json {
+        output::json(&Value::Array(keys));
+    } else {
+        let cells = |k: &Value, f: &str| k[f].as_str().unwrap_or("-").to_owned();
+        let rows: Vec<Vec<String>> = keys
+            .iter()
+            .map(|k| {
+                ["kid", "alg", "status", "generated_at", "updated_at"]
+                    .iter()
+                    .map(|f| cells(k, f))
+                    .collect()
+            })
+            .collect();
+        output::table(&["KID", "ALG", "STATUS", "GENERATED", "CHANGED"], &rows);
+    }
+    Ok(())
+}
+
+pub async fn rotate(context: Context, alg: &str, json: bool) -> anyhow::Result<()> {
+    if !keypair::ALGS.contains(&alg) {
+        return Err(anyhow!(
+            "unknown algorithm {alg:?}; use ES256, EdDSA or RS256"
+        ));
+    }
+    let kid = signing::rotate(&context.executor, &context.store, &context.keys, alg, "cli").await?;
+    if json {
+        output::json(&json!({"kid": kid, "alg": alg, "status": "active"}));
+    } else {
+        println!("activated {alg} key {kid}; the previous {alg} key is retired and stays published while its tokens live");
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Minting: raw tokens are made here and only their hashes enter the
+//! command; after the commit, JWTs are signed from the committed
+//! `AccessTokenIssued` (its `jti`, `iat`, `exp`) and the response is sent.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cqrs_es::EventEnvelope;
+use serde_json::{json, Value};
+use writ_domain::client::ClientSettings;
+use writ_domain::grant::{Grant, GrantError, GrantEvent, RefreshRequest, TokenRequest};
+use writ_domain::values::{SecretHash, TokenFormat};
+use writ_infra::crypto::{random_token, sha256_hex};
+use writ_infra::http::{no_store, OAuthError};
+use writ_infra::signing::jwt;
+use writ_infra::ExecuteError;
+
+use crate::CommandState;
+
+pub struct Prepared {
+    pub request: TokenRequest,
+    access: Option<String>,
+    refresh: Option<String>,
+}
+
+fn hash(raw: &str) -> SecretHash {
+    SecretHash(sha256_hex(raw.as_bytes()))
+}
+
+/// Fresh secrets for one token response: an opaque access token when the
+/// client wants those, and a refresh token when `with_refresh`.
+pub fn prepare(settings: &ClientSettings, with_refresh: bool, idle: Duration) -> Prepared {
+    let access = (settings.token_format == TokenFormat::Opaque).then(random_token);
+    let refresh = with_refresh.then(random_token);
+    Prepared {
+        request: TokenRequest {
+            access_ttl_secs: settings.access_token_ttl_secs,
+            opaque_access_hash: access.as_deref().map(hash),
+            refresh: refresh.as_deref().map(|raw| RefreshRequest {
+                token_hash: hash(raw),
+                idle_ttl_secs: idle.as_secs().max(1),
+                family_ttl_secs: settings.refresh_token_ttl_secs,
+            }),
+        },
+        access,
+        refresh,
+    }
+}
+
+/// Who the token is about, for the JWT claims.
+pub struct Subject<'a> {
+    pub client_id: &'a str,
+    pub sub: Option<&'a str>,
+    pub audience: &'a [String],
+    pub gid: &'a str,
+}
+
+pub fn respond(
+    state: &CommandState,
+    subject: Subject<'_>,
+    events: &[EventEnvelope<Grant>],
+    prepared: Prepared,
+) -> Result<Response, OAuthError> {
+    let issued = events.iter().find_map(|e| match &e.payload {
+        GrantEvent::AccessTokenIssued {
+            jti,
+            scopes,
+            issued_at,
+            expires_at,
+            ..
+        } => Some((jti, scopes, issued_at, expires_at)),
+        _ => None,
+    });
+    let Some((jti, scopes, issued_at, expires_at)) = issued else {
+        return Err(OAuthError::unavailable());
+    };
+    let access_token = match prepared.access {
+        Some(opaque) => opaque,
+        None => {
+            let signer = state
+                .keys
+                .signer(&state.signing_alg)
+                .ok_or_else(OAuthError::unavailable)?;
+            let aud = match subject.audience {
+                [one] => json!(one),
+                many => json!(many),
+            };
+            let claims = json!({
+                "iss": state.issuer,
+                "sub": subject.sub.unwrap_or(subject.client_id),
+                "aud": aud,
+                "exp": expires_at.timestamp(),
+                "iat": issued_at.timestamp(),
+                "nbf": issued_at.timestamp(),
+                "jti": jti,
+                "client_id": subject.client_id,
+                "scope": scopes.to_string(),
+                "gid": subject.gid,
+            });
+            jwt::encode(&signer, "at+jwt", &claims).map_err(|_| OAuthError::unavailable())?
+        }
+    };
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": (*expires_at - *issued_at).num_seconds(),
+    });
+    if !scopes.is_empty() {
+        body["scope"] = Value::String(scopes.to_string());
+    }
+    if let Some(refresh) = prepared.refresh {
+        body["refresh_token"] = Value::String(refresh);
+    }
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    no_store(&mut response);
+    Ok(response)
+}
+
+/// Refusals map to `invalid_grant` (scope escalation to `invalid_scope`);
+/// a store that is down or a commit whose outcome is unknown to 503.
+pub fn refused(err: ExecuteError<GrantError>) -> OAuthError {
+    match err {
+        ExecuteError::Rejected(GrantError::ScopeEscalation) => {
+            OAuthError::invalid_scope("the requested scope exceeds the granted scope")
+        }
+        ExecuteError::Rejected(why) => OAuthError::invalid_grant(why.to_string()),
+        ExecuteError::Conflict | ExecuteError::Unavailable(_) | ExecuteError::OutcomeUnknown => {
+            OAuthError::unavailable()
+        }
+    }
+}

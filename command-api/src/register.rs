@@ -1,0 +1,254 @@
+//! `POST /register`: dynamic client registration (RFC 7591), open only to
+//! holders of the configured initial access token. The same checks as
+//! `writ client create` apply; the password grant stays CLI-only.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use writ_domain::client::{Client, ClientCommand, ClientSettings};
+use writ_domain::values::{
+    ApplicationType, GrantType, RedirectUri, ScopeSet, SecretHash, TokenFormat,
+};
+use writ_infra::crypto::{constant_time_eq, random_token, sha256_hex};
+use writ_infra::executor::Stream;
+use writ_infra::http::{no_store, OAuthError};
+use writ_infra::{ExecuteError, Metadata};
+
+use crate::token::request_id;
+use crate::CommandState;
+
+const MAX_BODY: usize = 16 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct RegistrationDefaults {
+    /// The initial access token; `None` turns registration off.
+    pub initial_access_token: Option<String>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+struct Metadata7591 {
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    grant_types: Vec<String>,
+    #[serde(default)]
+    response_types: Vec<String>,
+    client_name: Option<String>,
+    scope: Option<String>,
+    token_endpoint_auth_method: Option<String>,
+    application_type: Option<String>,
+}
+
+fn invalid(error: &'static str, description: impl Into<String>) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, error, description)
+}
+
+pub async fn register(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+fn authorised(state: &CommandState, headers: &HeaderMap) -> Result<(), OAuthError> {
+    let Some(expected) = &state.registration.initial_access_token else {
+        return Err(OAuthError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "dynamic registration is not enabled on this server",
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(
+        sha256_hex(presented.as_bytes()).as_bytes(),
+        sha256_hex(expected.as_bytes()).as_bytes(),
+    ) && !presented.is_empty()
+    {
+        return Ok(());
+    }
+    Err(OAuthError {
+        www_authenticate: Some("Bearer error=\"invalid_token\"".into()),
+        ..OAuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "a valid initial access token is required",
+        )
+    })
+}
+
+async fn handle(
+    state: &CommandState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    authorised(state, headers)?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| invalid("invalid_client_metadata", "the body is too large"))?;
+    let metadata: Metadata7591 = serde_json::from_slice(&bytes).map_err(|_| {
+        invalid(
+            "invalid_client_metadata",
+            "the body must be a JSON object of client metadata",
+        )
+    })?;
+    let (settings, method) = settings_from(state, metadata)?;
+    let client_id = uuid::Uuid::new_v4().simple().to_string();
+    let secret = (!settings.public).then(random_token);
+    let command = ClientCommand::Register {
+        client_id: client_id.clone(),
+        settings: settings.clone(),
+        secret_hash: secret
+            .as_deref()
+            .map(|s| SecretHash(sha256_hex(s.as_bytes()))),
+    };
+    let metadata = Metadata {
+        actor: "registration".into(),
+        request_id: request_id(headers),
+        client_id: Some(client_id.clone()),
+    };
+    let committed = state
+        .executor
+        .execute_with::<Client>(&client_id, command, &metadata, Vec::new(), Stream::New)
+        .await;
+    match committed {
+        Ok(_) => {}
+        Err(ExecuteError::Rejected(why)) => {
+            return Err(invalid("invalid_client_metadata", why.to_string()))
+        }
+        Err(_) => return Err(OAuthError::unavailable()),
+    }
+    let mut body = json!({
+        "client_id": client_id,
+        "client_id_issued_at": chrono::Utc::now().timestamp(),
+        "client_name": settings.name,
+        "redirect_uris": settings.redirect_uris,
+        "grant_types": settings.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "response_types": if settings.grant_types.contains(&GrantType::AuthorizationCode) { json!(["code"]) } else { json!([]) },
+        "token_endpoint_auth_method": method,
+        "application_type": match settings.application_type { ApplicationType::Web => "web", ApplicationType::Native => "native" },
+        "scope": settings.scopes.to_string(),
+    });
+    if let Some(secret) = secret {
+        body["client_secret"] = Value::String(secret);
+        body["client_secret_expires_at"] = json!(0);
+    }
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    no_store(&mut response);
+    Ok(response)
+}
+
+fn settings_from(
+    state: &CommandState,
+    metadata: Metadata7591,
+) -> Result<(ClientSettings, String), OAuthError> {
+    let redirect_uris = metadata
+        .redirect_uris
+        .iter()
+        .map(|raw| RedirectUri::parse(raw))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|why| invalid("invalid_redirect_uri", why.to_string()))?;
+    let method = metadata
+        .token_endpoint_auth_method
+        .unwrap_or_else(|| "client_secret_basic".into());
+    let public = match method.as_str() {
+        "client_secret_basic" | "client_secret_post" => false,
+        "none" => true,
+        other => {
+            return Err(invalid(
+                "invalid_client_metadata",
+                format!("token_endpoint_auth_method {other} is not supported"),
+            ))
+        }
+    };
+    let mut grant_types = Vec::new();
+    for raw in &metadata.grant_types {
+        match GrantType::parse(raw) {
+            Some(GrantType::Password) | None => {
+                return Err(invalid(
+                    "invalid_client_metadata",
+                    format!("grant type {raw} cannot be registered dynamically"),
+                ))
+            }
+            Some(grant) => grant_types.push(grant),
+        }
+    }
+    if grant_types.is_empty() {
+        grant_types = if redirect_uris.is_empty() {
+            vec![GrantType::ClientCredentials]
+        } else {
+            vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+        };
+    }
+    grant_types.sort();
+    grant_types.dedup();
+    if metadata.response_types.iter().any(|r| r != "code") {
+        return Err(invalid(
+            "invalid_client_metadata",
+            "only response_type code is supported",
+        ));
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+        return Err(invalid(
+            "invalid_redirect_uri",
+            "the authorization_code grant needs redirect_uris",
+        ));
+    }
+    if public && grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(invalid(
+            "invalid_client_metadata",
+            "a public client cannot use client_credentials",
+        ));
+    }
+    let scopes = ScopeSet::parse(metadata.scope.as_deref().unwrap_or("openid"))
+        .map_err(|why| invalid("invalid_client_metadata", why.to_string()))?;
+    let application_type = match metadata.application_type.as_deref() {
+        None | Some("web") => ApplicationType::Web,
+        Some("native") => ApplicationType::Native,
+        Some(other) => {
+            return Err(invalid(
+                "invalid_client_metadata",
+                format!("application_type {other} is not web or native"),
+            ))
+        }
+    };
+    let name = metadata
+        .client_name
+        .unwrap_or_else(|| "registered client".into());
+    if name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "invalid_client_metadata",
+            "client_name must be up to 200 printable characters",
+        ));
+    }
+    Ok((
+        ClientSettings {
+            name,
+            redirect_uris,
+            grant_types,
+            scopes,
+            public,
+            application_type,
+            token_format: TokenFormat::Jwt,
+            access_token_ttl_secs: state.registration.access_token_ttl.as_secs(),
+            refresh_token_ttl_secs: state.registration.refresh_token_ttl.as_secs(),
+            audience: Vec::new(),
+        },
+        method,
+    ))
+}

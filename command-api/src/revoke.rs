@@ -1,0 +1,82 @@
+//! `POST /revoke` (RFC 7009). 200 for a revoked or unknown token, and only
+//! once the revocation is committed; 503 when the store cannot confirm it.
+//! Another client's token is left alone and still answered 200 (§2.1).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use writ_domain::grant::{Grant, GrantCommand, TokenRef};
+use writ_domain::values::SecretHash;
+use writ_infra::http::{self, form, no_store, OAuthError};
+use writ_infra::tokens::{self, Kind};
+use writ_infra::{ExecuteError, Metadata};
+
+use crate::token::request_id;
+use crate::CommandState;
+
+pub const CURSOR_HEADER: &str = "writ-cursor";
+
+pub async fn revoke(State(state): State<CommandState>, headers: HeaderMap, body: Body) -> Response {
+    match handle(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn handle(
+    state: &CommandState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let form = form::read(headers, body).await?;
+    let client = http::authenticate(&state.store, &state.throttle, headers, &form, true).await?;
+    let presented = form.require("token")?;
+    // token_type_hint is only a hint (§2.1); the lookup finds either kind.
+    let record = tokens::find(&state.store, &state.keys, presented)
+        .await
+        .map_err(|_| OAuthError::unavailable())?;
+    let mut cursor = state.store.commits().borrow().to_string();
+    if let Some(record) = record.filter(|r| r.client_id == client.client_id) {
+        let token = match (&record.kind, &record.jti) {
+            (Kind::Access, Some(jti)) if record.key.starts_with("jti:") => {
+                Some(TokenRef::AccessJti(jti.clone()))
+            }
+            (Kind::Access, _) => Some(TokenRef::AccessHash(SecretHash(record.key.clone()))),
+            (Kind::Refresh, _) => Some(TokenRef::RefreshHash(SecretHash(record.key.clone()))),
+            (Kind::Code, _) => None,
+        };
+        if let Some(token) = token {
+            let metadata = Metadata {
+                actor: format!("client:{}", client.client_id),
+                request_id: request_id(headers),
+                client_id: Some(client.client_id.clone()),
+            };
+            let command = GrantCommand::RevokeToken {
+                client_id: client.client_id.clone(),
+                token,
+                by: metadata.actor.clone(),
+            };
+            match state
+                .executor
+                .execute::<Grant>(&record.gid, command, &metadata)
+                .await
+            {
+                Ok(committed) => {
+                    if let Some(at) = committed.cursor {
+                        cursor = at.to_string();
+                    }
+                }
+                // Already revoked, rotated or otherwise dead: nothing to do.
+                Err(ExecuteError::Rejected(_)) => {}
+                Err(_) => return Err(OAuthError::unavailable()),
+            }
+        }
+    }
+    let mut response = StatusCode::OK.into_response();
+    no_store(&mut response);
+    if let Ok(value) = HeaderValue::from_str(&cursor) {
+        response.headers_mut().insert(CURSOR_HEADER, value);
+    }
+    Ok(response)
+}

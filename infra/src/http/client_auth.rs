@@ -1,0 +1,205 @@
+//! Client authentication (RFC 6749 §2.3): `client_secret_basic`,
+//! `client_secret_post`, or `none` for public clients; exactly one method
+//! per request; throttled before the secret is looked at.
+
+use axum::http::{header, HeaderMap};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use writ_domain::client::ClientSettings;
+
+use super::{Form, OAuthError, Throttle};
+use crate::crypto::{constant_time_eq, sha256_hex};
+use crate::store::statement::Statement;
+use crate::store::{RowExt, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Basic,
+    Post,
+    None,
+}
+
+impl Method {
+    fn scheme(self) -> &'static str {
+        match self {
+            Self::Basic => "Basic",
+            _ => "Form",
+        }
+    }
+}
+
+struct Presented {
+    method: Method,
+    client_id: String,
+    secret: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub client_id: String,
+    pub settings: ClientSettings,
+    pub method: Method,
+}
+
+/// RFC 6749 §2.3.1: id and secret are form-urlencoded, then joined by a
+/// colon and base64-encoded. Anything else is refused, not guessed at.
+fn parse_basic(value: &str) -> Result<(String, String), OAuthError> {
+    let bad = || OAuthError::invalid_client("malformed Basic credentials", "Basic");
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+        .ok_or_else(bad)?;
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    let unescape = |part: &str| -> Result<String, OAuthError> {
+        let bytes: Vec<u8> = form_urlencoded::parse(format!("x={part}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned().into_bytes())
+            .unwrap_or_default();
+        String::from_utf8(bytes).map_err(|_| bad())
+    };
+    let (id, secret) = (unescape(id)?, unescape(secret)?);
+    if id.is_empty() {
+        return Err(bad());
+    }
+    Ok((id, secret))
+}
+
+fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> {
+    let authorization = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .collect::<Vec<_>>();
+    if authorization.len() > 1 {
+        return Err(OAuthError::invalid_request(
+            "more than one Authorization header",
+        ));
+    }
+    let form_id = form.get("client_id");
+    let form_secret = form.get("client_secret");
+    match authorization.first() {
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| OAuthError::invalid_client("malformed Basic credentials", "Basic"))?;
+            let (client_id, secret) = parse_basic(value)?;
+            if form_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method, not Basic and client_secret together",
+                ));
+            }
+            if form_id.is_some_and(|id| id != client_id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id differs from the authenticated client",
+                ));
+            }
+            Ok(Presented {
+                method: Method::Basic,
+                client_id,
+                secret: Some(secret),
+            })
+        }
+        None => {
+            let client_id = form_id
+                .ok_or_else(|| {
+                    OAuthError::invalid_client("client authentication is required", "Basic")
+                })?
+                .to_owned();
+            Ok(Presented {
+                method: if form_secret.is_some() {
+                    Method::Post
+                } else {
+                    Method::None
+                },
+                client_id,
+                secret: form_secret.map(str::to_owned),
+            })
+        }
+    }
+}
+
+/// Authenticates the client of a request. `allow_public` is false where
+/// only confidential clients may call (introspection).
+pub async fn authenticate(
+    store: &Store,
+    throttle: &Throttle,
+    headers: &HeaderMap,
+    form: &Form,
+    allow_public: bool,
+) -> Result<AuthenticatedClient, OAuthError> {
+    let presented = presented(headers, form)?;
+    let scheme = presented.method.scheme();
+    let throttle_key = format!("client:{}", presented.client_id);
+    throttle
+        .check(&throttle_key)
+        .map_err(OAuthError::throttled)?;
+    let row = store
+        .db()
+        .fetch_optional(
+            &Statement::new(
+                "SELECT settings, secret_hash, status FROM clients WHERE client_id = $1",
+            )
+            .text(&presented.client_id),
+        )
+        .await
+        .map_err(|_| OAuthError::unavailable())?;
+    let refuse = |why: &str| {
+        throttle.record_failure(&throttle_key);
+        Err(OAuthError::invalid_client(why, scheme))
+    };
+    let Some(row) = row else {
+        return refuse("client authentication failed");
+    };
+    let settings: ClientSettings =
+        match serde_json::from_str(&row.text("settings").unwrap_or_default()) {
+            Ok(settings) => settings,
+            Err(_) => return refuse("client authentication failed"),
+        };
+    if row.text("status").as_deref() != Some("active") {
+        return refuse("client authentication failed");
+    }
+    match (row.text("secret_hash"), presented.secret) {
+        (Some(stored), Some(secret)) => {
+            let computed = sha256_hex(secret.as_bytes());
+            if !constant_time_eq(computed.as_bytes(), stored.as_bytes()) {
+                return refuse("client authentication failed");
+            }
+        }
+        // R36: a confidential client without credentials is not public.
+        (Some(_), None) => return refuse("client authentication failed"),
+        (None, Some(_)) => return refuse("a public client has no secret"),
+        (None, None) if !allow_public => {
+            return refuse("public clients may not call this endpoint")
+        }
+        (None, None) => {}
+    }
+    Ok(AuthenticatedClient {
+        client_id: presented.client_id,
+        settings,
+        method: presented.method,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(raw: &str) -> String {
+        format!("Basic {}", STANDARD.encode(raw))
+    }
+
+    #[test]
+    fn basic_credentials_are_parsed_strictly() {
+        assert_eq!(
+            parse_basic(&basic("id:s%3Acret")).ok(),
+            Some(("id".to_owned(), "s:cret".to_owned()))
+        );
+        assert!(parse_basic("Basic !!!").is_err(), "bad base64");
+        assert!(parse_basic(&basic("no-colon")).is_err());
+        assert!(parse_basic(&basic(":secret")).is_err(), "empty id");
+        let not_utf8 = format!("Basic {}", STANDARD.encode([0xff, b':', b'x']));
+        assert!(parse_basic(&not_utf8).is_err());
+        assert!(parse_basic("Bearer abc").is_err());
+    }
+}

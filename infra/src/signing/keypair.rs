@@ -1,0 +1,230 @@
+//! Key pairs for JWS: generation, the public JWK, signing and verifying.
+//! ring signs ES256 and EdDSA fast; it cannot generate RSA keys, so RS256
+//! keys (for id_tokens, where OpenID Connect expects them) come from the
+//! `rsa` crate and are then used through ring.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("unsupported signing algorithm {0:?}; use ES256, EdDSA or RS256")]
+    UnsupportedAlg(String),
+    #[error("key generation failed")]
+    Generation,
+    #[error("the stored private key does not load: {0}")]
+    Rejected(String),
+    #[error("signing failed")]
+    Signing,
+}
+
+pub const ALGS: &[&str] = &["ES256", "EdDSA", "RS256"];
+
+enum Pair {
+    Es256(EcdsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+    Rs256(RsaKeyPair),
+}
+
+/// A private key ready to sign, with its id and algorithm.
+pub struct Signer {
+    pub kid: String,
+    pub alg: &'static str,
+    pair: Pair,
+    rng: SystemRandom,
+}
+
+/// A new key pair: its PKCS#8 private half (to be sealed) and public JWK.
+pub struct Generated {
+    pub kid: String,
+    pub alg: &'static str,
+    pub pkcs8: Vec<u8>,
+    pub public_jwk: Value,
+}
+
+fn canonical_alg(alg: &str) -> Result<&'static str, KeyError> {
+    ALGS.iter()
+        .copied()
+        .find(|known| *known == alg)
+        .ok_or_else(|| KeyError::UnsupportedAlg(alg.to_owned()))
+}
+
+pub fn generate(alg: &str) -> Result<Generated, KeyError> {
+    let alg = canonical_alg(alg)?;
+    let rng = SystemRandom::new();
+    let pkcs8 = match alg {
+        "ES256" => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| KeyError::Generation)?
+            .as_ref()
+            .to_vec(),
+        "EdDSA" => Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(|_| KeyError::Generation)?
+            .as_ref()
+            .to_vec(),
+        _ => rsa_pkcs8()?,
+    };
+    let signer = Signer::from_pkcs8("", alg, &pkcs8)?;
+    let public = signer.public_members();
+    let kid = thumbprint(&public);
+    let mut public_jwk = public;
+    if let Value::Object(map) = &mut public_jwk {
+        map.insert("kid".into(), json!(kid));
+        map.insert("alg".into(), json!(alg));
+        map.insert("use".into(), json!("sig"));
+    }
+    Ok(Generated {
+        kid,
+        alg,
+        pkcs8,
+        public_jwk,
+    })
+}
+
+fn rsa_pkcs8() -> Result<Vec<u8>, KeyError> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key =
+        rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|_| KeyError::Generation)?;
+    let der = key.to_pkcs8_der().map_err(|_| KeyError::Generation)?;
+    Ok(der.as_bytes().to_vec())
+}
+
+/// RFC 7638 thumbprint: the key id is a function of the public key.
+fn thumbprint(public: &Value) -> String {
+    let required: &[&str] = match public["kty"].as_str() {
+        Some("EC") => &["crv", "kty", "x", "y"],
+        Some("OKP") => &["crv", "kty", "x"],
+        _ => &["e", "kty", "n"],
+    };
+    let members: Vec<String> = required
+        .iter()
+        .map(|name| format!("\"{name}\":{}", public[*name]))
+        .collect();
+    URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{{{}}}", members.join(","))))
+}
+
+impl Signer {
+    pub fn from_pkcs8(kid: &str, alg: &str, pkcs8: &[u8]) -> Result<Self, KeyError> {
+        let alg = canonical_alg(alg)?;
+        let rng = SystemRandom::new();
+        let rejected = |e: ring::error::KeyRejected| KeyError::Rejected(e.to_string());
+        let pair = match alg {
+            "ES256" => Pair::Es256(
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
+                    .map_err(rejected)?,
+            ),
+            "EdDSA" => Pair::EdDsa(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(rejected)?),
+            _ => Pair::Rs256(RsaKeyPair::from_pkcs8(pkcs8).map_err(rejected)?),
+        };
+        Ok(Self {
+            kid: kid.to_owned(),
+            alg,
+            pair,
+            rng,
+        })
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match &self.pair {
+            Pair::Es256(pair) => pair
+                .sign(&self.rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| KeyError::Signing),
+            Pair::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+            Pair::Rs256(pair) => {
+                let mut out = vec![0; pair.public().modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &self.rng, message, &mut out)
+                    .map_err(|_| KeyError::Signing)?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// The public JWK members a thumbprint covers.
+    fn public_members(&self) -> Value {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        match &self.pair {
+            Pair::Es256(pair) => {
+                // Uncompressed point: 0x04 || x || y.
+                let point = pair.public_key().as_ref();
+                json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])})
+            }
+            Pair::EdDsa(pair) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref())})
+            }
+            Pair::Rs256(pair) => {
+                let components = signature::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
+                json!({"kty": "RSA", "n": b64(&components.n), "e": b64(&components.e)})
+            }
+        }
+    }
+}
+
+/// Checks a signature against a published JWK; the algorithm comes from
+/// the stored key, never from the token's header.
+pub fn verify(public_jwk: &Value, alg: &str, message: &[u8], sig: &[u8]) -> bool {
+    let field = |name: &str| {
+        public_jwk[name]
+            .as_str()
+            .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+    };
+    match alg {
+        "ES256" => match (field("x"), field("y")) {
+            (Some(x), Some(y)) => {
+                let mut point = vec![4u8];
+                point.extend(x);
+                point.extend(y);
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                    .verify(message, sig)
+                    .is_ok()
+            }
+            _ => false,
+        },
+        "EdDSA" => field("x").is_some_and(|x| {
+            signature::UnparsedPublicKey::new(&signature::ED25519, x)
+                .verify(message, sig)
+                .is_ok()
+        }),
+        "RS256" => match (field("n"), field("e")) {
+            (Some(n), Some(e)) => signature::RsaPublicKeyComponents { n, e }
+                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig)
+                .is_ok(),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_signs_and_verifies_with_its_published_key() {
+        for alg in ALGS {
+            let generated = generate(alg).unwrap_or_else(|e| panic!("{e}"));
+            let signer = Signer::from_pkcs8(&generated.kid, alg, &generated.pkcs8)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let sig = signer.sign(b"message").unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                verify(&generated.public_jwk, alg, b"message", &sig),
+                "{alg}"
+            );
+            assert!(!verify(&generated.public_jwk, alg, b"other", &sig), "{alg}");
+            assert_eq!(generated.public_jwk["kid"], json!(generated.kid));
+        }
+    }
+
+    #[test]
+    fn a_signature_never_verifies_under_another_algorithm() {
+        let es = generate("ES256").unwrap_or_else(|e| panic!("{e}"));
+        let signer =
+            Signer::from_pkcs8(&es.kid, "ES256", &es.pkcs8).unwrap_or_else(|e| panic!("{e}"));
+        let sig = signer.sign(b"m").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!verify(&es.public_jwk, "EdDSA", b"m", &sig));
+        assert!(!verify(&es.public_jwk, "none", b"m", &sig));
+    }
+}

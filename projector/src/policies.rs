@@ -1,0 +1,175 @@
+//! Cross-aggregate policies as a process manager driven by the log:
+//! disabling a client or an account, changing a password, or withdrawing a
+//! consent revokes the affected grants with `GrantRevoked` events. The
+//! inline rows already make those tokens inactive at once; these events
+//! make the revocation part of each grant's own history (and of the
+//! revocation feed). Idempotent by construction: revoking a revoked grant
+//! is refused and recorded nowhere, so a replay after a crash is harmless.
+
+use cqrs_es::Aggregate;
+use writ_domain::account::{Account, AccountEvent};
+use writ_domain::client::{Client, ClientEvent};
+use writ_domain::consent::{Consent, ConsentEvent};
+use writ_domain::grant::{Grant, GrantCommand};
+use writ_infra::store::inline::timestamp;
+use writ_infra::store::statement::Statement;
+use writ_infra::store::{Cursor, RowExt, Store, StoredEvent};
+use writ_infra::{ExecuteError, Executor, Metadata};
+
+use crate::ProjectorError;
+
+const CHECKPOINT: &str = "policies";
+const BATCH: i64 = 500;
+
+/// Which grants an event ends, and why.
+struct Consequence {
+    /// `WHERE` clause over `grants` with `$1`, `$2`, `$3` bound below.
+    filter: &'static str,
+    binds: Vec<String>,
+    reason: &'static str,
+}
+
+fn consequence(event: &StoredEvent) -> Option<Consequence> {
+    let payload = event.payload.clone();
+    match event.aggregate_type.as_str() {
+        Client::TYPE => match serde_json::from_value(payload).ok()? {
+            ClientEvent::ClientDisabled { .. } => Some(Consequence {
+                filter: "client_id = $1",
+                binds: vec![event.aggregate_id.clone()],
+                reason: "client_disabled",
+            }),
+            _ => None,
+        },
+        Account::TYPE => match serde_json::from_value(payload).ok()? {
+            AccountEvent::AccountDisabled { sub, .. } => Some(Consequence {
+                filter: "sub = $1",
+                binds: vec![sub],
+                reason: "account_disabled",
+            }),
+            AccountEvent::AccountForgotten { sub, .. } => Some(Consequence {
+                filter: "sub = $1",
+                binds: vec![sub],
+                reason: "account_forgotten",
+            }),
+            // Only grants that began before the change: later ones were
+            // obtained with the new password.
+            AccountEvent::PasswordChanged {
+                sub, changed_at, ..
+            } => Some(Consequence {
+                filter: "sub = $1 AND created_at < $2",
+                binds: vec![sub, timestamp(&changed_at)],
+                reason: "password_changed",
+            }),
+            _ => None,
+        },
+        Consent::TYPE => match serde_json::from_value(payload).ok()? {
+            ConsentEvent::ConsentWithdrawn {
+                sub,
+                client_id,
+                withdrawn_at,
+                ..
+            } => Some(Consequence {
+                filter: "sub = $1 AND client_id = $2 AND created_at < $3",
+                binds: vec![sub, client_id, timestamp(&withdrawn_at)],
+                reason: "consent_withdrawn",
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub struct Policies {
+    store: Store,
+    executor: Executor,
+}
+
+impl Policies {
+    pub fn new(store: Store, executor: Executor) -> Self {
+        Self { store, executor }
+    }
+
+    async fn checkpoint(&self) -> Result<Cursor, ProjectorError> {
+        let row = self
+            .store
+            .db()
+            .fetch_optional(
+                &Statement::new(
+                    "SELECT txid, position FROM projector_checkpoints WHERE projection = $1",
+                )
+                .text(CHECKPOINT),
+            )
+            .await?;
+        Ok(row
+            .map(|r| Cursor {
+                txid: r.int("txid").unwrap_or(0),
+                position: r.int("position").unwrap_or(0),
+            })
+            .unwrap_or_default())
+    }
+
+    /// Handles the next events after the checkpoint; `Ok(0)` when idle.
+    /// The checkpoint moves only after every consequence is committed.
+    pub async fn step(&self) -> Result<usize, ProjectorError> {
+        let from = self.checkpoint().await?;
+        let events = self.store.events_after(from, BATCH).await?;
+        let Some(last) = events.last().map(StoredEvent::cursor) else {
+            return Ok(0);
+        };
+        for event in &events {
+            if let Some(consequence) = consequence(event) {
+                self.revoke_grants(event, consequence).await?;
+            }
+        }
+        self.store
+            .db()
+            .fetch_all(&Statement::new(
+                "INSERT INTO projector_checkpoints (projection, txid, position) VALUES ($1, $2, $3)
+                 ON CONFLICT (projection) DO UPDATE SET txid = excluded.txid, position = excluded.position",
+            )
+            .text(CHECKPOINT)
+            .int(last.txid)
+            .int(last.position))
+            .await?;
+        Ok(events.len())
+    }
+
+    async fn revoke_grants(
+        &self,
+        cause: &StoredEvent,
+        consequence: Consequence,
+    ) -> Result<(), ProjectorError> {
+        let mut query = Statement::new(format!(
+            "SELECT gid FROM grants WHERE status IN ('active', 'pending') AND {}",
+            consequence.filter
+        ));
+        for bind in consequence.binds {
+            query = query.text(bind);
+        }
+        let grants = self.store.db().fetch_all(&query).await?;
+        let metadata = Metadata {
+            actor: "policy".into(),
+            request_id: format!("policy:{}", cause.cursor()),
+            client_id: None,
+        };
+        for gid in grants.iter().filter_map(|row| row.text("gid")) {
+            let command = GrantCommand::Revoke {
+                by: "policy".into(),
+                reason: consequence.reason.into(),
+            };
+            match self
+                .executor
+                .execute::<Grant>(&gid, command, &metadata)
+                .await
+            {
+                Ok(_) | Err(ExecuteError::Rejected(_)) => {}
+                Err(err) => {
+                    return Err(ProjectorError::Sql(sqlx::Error::Protocol(format!(
+                        "policy revocation of grant {gid} failed: {err}"
+                    ))))
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! Discovery documents (OpenID Connect Discovery 1.0, RFC 8414) and the
+//! JWKS. Endpoints that arrive with later issues are listed when they exist.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use writ_domain::client::ClientSettings;
+use writ_infra::store::statement::Statement;
+use writ_infra::store::RowExt;
+
+use crate::QueryState;
+
+fn metadata(state: &QueryState) -> Value {
+    let issuer = state.issuer.trim_end_matches('/');
+    let mut document = json!({
+        "issuer": state.issuer,
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "grant_types_supported": ["client_credentials", "refresh_token", "password"],
+        "response_types_supported": ["code"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "name", "email"],
+        "subject_types_supported": ["public"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "access_token_signing_alg_values_supported": ["ES256", "EdDSA"],
+        "authorization_response_iss_parameter_supported": true,
+    });
+    if state.registration_enabled {
+        document["registration_endpoint"] = json!(format!("{issuer}/register"));
+    }
+    document
+}
+
+fn cacheable(body: Value, seconds: u32) -> Response {
+    let mut response = Json(body).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={seconds}")) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    response
+}
+
+pub async fn openid_configuration(State(state): State<QueryState>) -> Response {
+    cacheable(metadata(&state), 300)
+}
+
+pub async fn oauth_authorization_server(State(state): State<QueryState>) -> Response {
+    cacheable(metadata(&state), 300)
+}
+
+/// Retired keys stay published for the longest access-token lifetime any
+/// client has, so every token they signed can still be verified.
+async fn longest_token_ttl(state: &QueryState) -> Duration {
+    let rows = state
+        .store
+        .db()
+        .fetch_all(&Statement::new("SELECT settings FROM clients"))
+        .await
+        .unwrap_or_default();
+    let longest = rows
+        .iter()
+        .filter_map(|row| serde_json::from_str::<ClientSettings>(&row.text("settings")?).ok())
+        .map(|settings| settings.access_token_ttl_secs)
+        .max()
+        .unwrap_or(0);
+    Duration::from_secs(longest)
+}
+
+pub async fn jwks(State(state): State<QueryState>) -> Response {
+    let ttl = longest_token_ttl(&state).await;
+    cacheable(state.keys.jwks(chrono::Utc::now(), ttl), 60)
+}
