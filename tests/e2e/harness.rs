@@ -374,13 +374,13 @@ impl Deployment {
     }
 
     pub fn serve(&self) -> Server {
-        Server::start_command(self.command(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ]))
+        self.serve_with(&[])
+    }
+
+    pub fn serve_with(&self, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--log-format", "json"];
+        args.extend_from_slice(extra);
+        Server::start_command(self.command(&args))
     }
 
     /// The store, opened in this process (its own committer and pools).

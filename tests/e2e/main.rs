@@ -4,5 +4,7 @@
 
 mod cli;
 mod harness;
+mod oauth;
 mod privacy;
 mod serve;
+mod tokens;

@@ -1,0 +1,287 @@
+//! The token service seen from outside: an independent client library,
+//! RFC 9068 JWTs checked by an independent JWT library against the JWKS,
+//! key rotation, introspection and revocation with read-your-writes.
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use oauth2::basic::BasicClient;
+use oauth2::{
+    ClientId, ClientSecret, ResourceOwnerPassword, ResourceOwnerUsername, Scope, TokenResponse,
+    TokenUrl,
+};
+use serde_json::Value;
+
+use crate::harness::{Backend, Deployment};
+use crate::oauth::{self, Api};
+
+writ_infra::on_both_backends!(
+    an_independent_client_library_gets_client_credentials_password_and_refresh_tokens,
+    access_tokens_are_rfc9068_jwts_that_verify_against_the_jwks,
+    five_hundred_tokens_are_active_when_issued_and_inactive_when_revoked,
+    rotated_keys_stay_published_and_old_tokens_stay_valid,
+);
+
+async fn an_independent_client_library_gets_client_credentials_password_and_refresh_tokens(
+    backend: Backend,
+) {
+    let deployment = Deployment::with_keys(backend).await;
+    let service = oauth::client(&deployment, &["--scope", "read write"]);
+    let app = oauth::client(
+        &deployment,
+        &[
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid profile",
+        ],
+    );
+    deployment
+        .writ_with_stdin(
+            &["user", "create", "--username", "alice", "--password-stdin"],
+            "correct horse battery\n",
+        )
+        .success();
+    let server = deployment.serve();
+    let api = Api::new(&server);
+    let token_url = TokenUrl::new(api.url("/token")).unwrap_or_else(|e| panic!("{e}"));
+    let http = api.http.clone();
+
+    let service_client = BasicClient::new(ClientId::new(service.id.clone()))
+        .set_client_secret(ClientSecret::new(service.secret.clone()))
+        .set_token_uri(token_url.clone());
+    let issued = service_client
+        .exchange_client_credentials()
+        .add_scope(Scope::new("read".into()))
+        .request_async(&http)
+        .await
+        .unwrap_or_else(|e| panic!("client credentials: {e:?}"));
+    assert_eq!(
+        issued
+            .scopes()
+            .map(|s| s.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        Some(vec!["read".to_owned()])
+    );
+    assert!(issued.refresh_token().is_none(), "RFC 6749 §4.4.3");
+    assert!(
+        api.is_active(&service, issued.access_token().secret())
+            .await
+    );
+
+    let app_client = BasicClient::new(ClientId::new(app.id.clone()))
+        .set_client_secret(ClientSecret::new(app.secret.clone()))
+        .set_token_uri(token_url);
+    let first = app_client
+        .exchange_password(
+            &ResourceOwnerUsername::new("alice".into()),
+            &ResourceOwnerPassword::new("correct horse battery".into()),
+        )
+        .add_scope(Scope::new("openid".into()))
+        .request_async(&http)
+        .await
+        .unwrap_or_else(|e| panic!("password: {e:?}"));
+    let refresh = first
+        .refresh_token()
+        .unwrap_or_else(|| panic!("the password grant issues a refresh token"));
+    let second = app_client
+        .exchange_refresh_token(refresh)
+        .request_async(&http)
+        .await
+        .unwrap_or_else(|e| panic!("refresh: {e:?}"));
+    let rotated = second
+        .refresh_token()
+        .unwrap_or_else(|| panic!("rotation returns a new refresh token"));
+    assert_ne!(rotated.secret(), refresh.secret());
+    assert!(api.is_active(&app, second.access_token().secret()).await);
+    let wrong = app_client
+        .exchange_password(
+            &ResourceOwnerUsername::new("alice".into()),
+            &ResourceOwnerPassword::new("wrong".into()),
+        )
+        .request_async(&http)
+        .await;
+    assert!(wrong.is_err(), "a wrong password gets no token");
+}
+
+async fn jwks(api: &Api) -> JwkSet {
+    api.http
+        .get(api.url("/jwks"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Verifies with the `jsonwebtoken` crate, not with Writ's own code.
+fn verify(token: &str, keys: &JwkSet, audience: &str, issuer: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1");
+    let kid = header.kid.unwrap_or_else(|| panic!("no kid"));
+    let jwk = keys
+        .find(&kid)
+        .unwrap_or_else(|| panic!("kid {kid} is not in the JWKS"));
+    let key = DecodingKey::from_jwk(jwk).unwrap_or_else(|e| panic!("{e}"));
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[issuer]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .unwrap_or_else(|e| panic!("the token does not verify: {e}"))
+        .claims
+}
+
+async fn access_tokens_are_rfc9068_jwts_that_verify_against_the_jwks(backend: Backend) {
+    let deployment = Deployment::with_keys(backend).await;
+    let resource = "https://api.example.com";
+    let service = oauth::client(
+        &deployment,
+        &[
+            "--scope",
+            "read",
+            "--audience",
+            resource,
+            "--audience",
+            "https://other.example.com",
+        ],
+    );
+    let server = deployment.serve();
+    let api = Api::new(&server);
+    let reply = api
+        .token(
+            &service,
+            &[("grant_type", "client_credentials"), ("resource", resource)],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let token = reply.field("access_token");
+    let claims = verify(&token, &jwks(&api).await, resource, &api.base);
+    for claim in [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "jti",
+        "client_id",
+        "scope",
+        "gid",
+    ] {
+        assert!(
+            claims.get(claim).is_some(),
+            "RFC 9068 claim {claim} missing: {claims}"
+        );
+    }
+    assert_eq!(
+        claims["aud"], resource,
+        "RFC 8707: aud is the requested resource"
+    );
+    assert_eq!(claims["client_id"], service.id.as_str());
+    let ttl = claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0);
+    assert_eq!(ttl, 300, "the default access-token lifetime");
+    let refused = api
+        .token(
+            &service,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.error(), "invalid_target");
+    let edd = deployment.serve_with(&["--signing-alg", "EdDSA"]);
+    let api = Api::new(&edd);
+    let token = api.client_credentials(&service).await;
+    let header = jsonwebtoken::decode_header(&token).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    verify(&token, &jwks(&api).await, resource, &api.base);
+}
+
+async fn five_hundred_tokens_are_active_when_issued_and_inactive_when_revoked(backend: Backend) {
+    let deployment = Deployment::with_keys(backend).await;
+    let jwt_client = oauth::client(&deployment, &[]);
+    let opaque_client = oauth::client(&deployment, &["--token-format", "opaque"]);
+    let server = deployment.serve();
+    let api = Api::new(&server);
+    for round in 0..500 {
+        let creds = if round % 2 == 0 {
+            &jwt_client
+        } else {
+            &opaque_client
+        };
+        let token = api.client_credentials(creds).await;
+        let answer = api.introspect(creds, &token).await;
+        assert_eq!(
+            answer["active"], true,
+            "round {round}: issued then {answer}"
+        );
+        let writ_cursor = answer["writ_cursor"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let revoked = api.revoke(creds, &token).await;
+        assert_eq!(revoked.status, 200);
+        let cursor = revoked.header("writ-cursor").unwrap_or_default();
+        assert!(
+            cursor > writ_cursor,
+            "round {round}: the revocation is later in the log"
+        );
+        let answer = api.introspect(creds, &token).await;
+        assert_eq!(
+            answer,
+            serde_json::json!({"active": false}),
+            "round {round}"
+        );
+    }
+}
+
+async fn rotated_keys_stay_published_and_old_tokens_stay_valid(backend: Backend) {
+    let deployment = Deployment::with_keys(backend).await;
+    let service = oauth::client(&deployment, &[]);
+    let server = deployment.serve();
+    let api = Api::new(&server);
+    let old_token = api.client_credentials(&service).await;
+    let old_kid = jsonwebtoken::decode_header(&old_token)
+        .ok()
+        .and_then(|h| h.kid)
+        .unwrap_or_default();
+    let rotated = deployment
+        .writ(&["--json", "keys", "rotate"])
+        .success()
+        .json();
+    let new_kid = rotated["kid"].as_str().unwrap_or_default().to_owned();
+    assert_ne!(new_kid, old_kid);
+    let listed = deployment
+        .writ(&["--json", "keys", "list"])
+        .success()
+        .json();
+    let status_of = |kid: &str| {
+        listed
+            .as_array()
+            .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
+            .map(|k| k["status"].clone())
+    };
+    assert_eq!(status_of(&old_kid), Some("retired".into()));
+    assert_eq!(status_of(&new_kid), Some("active".into()));
+    // The running server picks up a rotation made by another process.
+    let fresh = crate::harness::eventually("the server to sign with the new key", || async {
+        let token = api.client_credentials(&service).await;
+        let kid = jsonwebtoken::decode_header(&token).ok()?.kid?;
+        (kid == new_kid).then_some(token)
+    })
+    .await;
+    let published = jwks(&api).await;
+    assert!(
+        published.find(&old_kid).is_some(),
+        "R50: the old key stays published"
+    );
+    assert!(published.find(&new_kid).is_some());
+    assert!(api.is_active(&service, &old_token).await);
+    assert!(api.is_active(&service, &fresh).await);
+    let secrets = deployment
+        .count("SELECT count(*) FROM signing_key_secrets")
+        .await;
+    assert_eq!(secrets, 3, "ES256 twice and RS256 once, each sealed");
+}
