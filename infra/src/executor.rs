@@ -4,6 +4,7 @@
 //! cqrs-es's `CqrsFramework::execute` cannot tell its caller.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{PersistedEventStore, SerializedEvent};
@@ -69,6 +70,32 @@ pub enum ExecuteError<E: std::error::Error> {
 pub struct Executor {
     store: Store,
     services: Services,
+    turns: Arc<StreamTurns>,
+}
+
+/// Commands on one existing stream take turns inside a process: deciding
+/// them concurrently could only produce conflicts (one winner per batch),
+/// so eight parallel logins of one account would exhaust their retries.
+/// Other processes still meet through the store's conflict check.
+#[derive(Default)]
+struct StreamTurns(Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>);
+
+/// Beyond this many idle entries the map is swept.
+const MAX_TURN_ENTRIES: usize = 10_000;
+
+impl StreamTurns {
+    fn for_stream(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = turns.get(&key).and_then(Weak::upgrade) {
+            return existing;
+        }
+        if turns.len() >= MAX_TURN_ENTRIES {
+            turns.retain(|_, turn| turn.strong_count() > 0);
+        }
+        let fresh = Arc::new(tokio::sync::Mutex::new(()));
+        turns.insert(key, Arc::downgrade(&fresh));
+        fresh
+    }
 }
 
 /// Whether the stream is known to be new, so loading it can be skipped.
@@ -80,7 +107,11 @@ pub enum Stream {
 
 impl Executor {
     pub fn new(store: Store, services: Services) -> Self {
-        Self { store, services }
+        Self {
+            store,
+            services,
+            turns: Arc::default(),
+        }
     }
 
     pub fn services(&self) -> &Services {
@@ -122,6 +153,13 @@ impl Executor {
         A: Aggregate<Services = Services>,
         A::Command: Clone,
     {
+        // New streams have fresh ids: nobody to wait for.
+        let turn = (stream == Stream::Existing)
+            .then(|| self.turns.for_stream(format!("{}/{aggregate_id}", A::TYPE)));
+        let _my_turn = match &turn {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        };
         let event_store = PersistedEventStore::<_, A>::new_event_store(self.store.repository());
         let metadata = metadata.to_map();
         let mut assume_new = stream == Stream::New;

@@ -84,7 +84,7 @@ impl Projector {
             return;
         };
         loop {
-            match policies.step().await {
+            match policies.step(&mut self.conn).await {
                 Ok(0) => return,
                 Ok(_) => continue,
                 Err(err) => {

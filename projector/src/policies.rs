@@ -13,7 +13,7 @@ use writ_domain::consent::{Consent, ConsentEvent};
 use writ_domain::grant::{Grant, GrantCommand};
 use writ_infra::store::inline::timestamp;
 use writ_infra::store::statement::Statement;
-use writ_infra::store::{Cursor, RowExt, Store, StoredEvent};
+use writ_infra::store::{Conn, Cursor, RowExt, Store, StoredEvent};
 use writ_infra::{ExecuteError, Executor, Metadata};
 
 use crate::ProjectorError;
@@ -89,10 +89,8 @@ impl Policies {
         Self { store, executor }
     }
 
-    async fn checkpoint(&self) -> Result<Cursor, ProjectorError> {
-        let row = self
-            .store
-            .db()
+    async fn checkpoint(conn: &mut Conn) -> Result<Cursor, ProjectorError> {
+        let row = conn
             .fetch_optional(
                 &Statement::new(
                     "SELECT txid, position FROM projector_checkpoints WHERE projection = $1",
@@ -109,9 +107,11 @@ impl Policies {
     }
 
     /// Handles the next events after the checkpoint; `Ok(0)` when idle.
-    /// The checkpoint moves only after every consequence is committed.
-    pub async fn step(&self) -> Result<usize, ProjectorError> {
-        let from = self.checkpoint().await?;
+    /// The checkpoint moves only after every consequence is committed. The
+    /// checkpoint goes through the projector's own connection: the store's
+    /// SQLite pool is read-only.
+    pub async fn step(&self, conn: &mut Conn) -> Result<usize, ProjectorError> {
+        let from = Self::checkpoint(conn).await?;
         let events = self.store.events_after(from, BATCH).await?;
         let Some(last) = events.last().map(StoredEvent::cursor) else {
             return Ok(0);
@@ -121,15 +121,13 @@ impl Policies {
                 self.revoke_grants(event, consequence).await?;
             }
         }
-        self.store
-            .db()
-            .fetch_all(&Statement::new(
+        conn.execute(&[Statement::new(
                 "INSERT INTO projector_checkpoints (projection, txid, position) VALUES ($1, $2, $3)
                  ON CONFLICT (projection) DO UPDATE SET txid = excluded.txid, position = excluded.position",
             )
             .text(CHECKPOINT)
             .int(last.txid)
-            .int(last.position))
+            .int(last.position)])
             .await?;
         Ok(events.len())
     }

@@ -302,6 +302,18 @@ where
     }
 }
 
+/// Runs `rounds` numbered rounds, `concurrency` at a time.
+pub async fn rounds<F, Fut>(rounds: usize, concurrency: usize, round: F)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(0..rounds)
+        .for_each_concurrent(concurrency, round)
+        .await;
+}
+
 /// Random letters, for names that must not appear in clear anywhere.
 pub fn random_word(len: usize) -> String {
     use rand::Rng;

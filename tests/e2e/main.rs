@@ -6,5 +6,6 @@ mod cli;
 mod harness;
 mod oauth;
 mod privacy;
+mod refresh;
 mod serve;
 mod tokens;

@@ -15,7 +15,10 @@ pub struct Creds {
 
 /// Registers a client through the CLI and returns its id and secret.
 pub fn client(deployment: &Deployment, args: &[&str]) -> Creds {
-    let mut all = vec!["--json", "client", "create", "--name", "test client"];
+    let mut all = vec!["--json", "client", "create"];
+    if !args.contains(&"--name") {
+        all.extend(["--name", "test client"]);
+    }
     all.extend_from_slice(args);
     let created = deployment.writ(&all).success().json();
     Creds {

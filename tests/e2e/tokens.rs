@@ -205,36 +205,40 @@ async fn five_hundred_tokens_are_active_when_issued_and_inactive_when_revoked(ba
     let opaque_client = oauth::client(&deployment, &["--token-format", "opaque"]);
     let server = deployment.serve();
     let api = Api::new(&server);
-    for round in 0..500 {
+    crate::harness::rounds(500, 8, |round| {
+        let api = &api;
         let creds = if round % 2 == 0 {
             &jwt_client
         } else {
             &opaque_client
         };
-        let token = api.client_credentials(creds).await;
-        let answer = api.introspect(creds, &token).await;
-        assert_eq!(
-            answer["active"], true,
-            "round {round}: issued then {answer}"
-        );
-        let writ_cursor = answer["writ_cursor"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let revoked = api.revoke(creds, &token).await;
-        assert_eq!(revoked.status, 200);
-        let cursor = revoked.header("writ-cursor").unwrap_or_default();
-        assert!(
-            cursor > writ_cursor,
-            "round {round}: the revocation is later in the log"
-        );
-        let answer = api.introspect(creds, &token).await;
-        assert_eq!(
-            answer,
-            serde_json::json!({"active": false}),
-            "round {round}"
-        );
-    }
+        async move {
+            let token = api.client_credentials(creds).await;
+            let answer = api.introspect(creds, &token).await;
+            assert_eq!(
+                answer["active"], true,
+                "round {round}: issued then {answer}"
+            );
+            let writ_cursor = answer["writ_cursor"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let revoked = api.revoke(creds, &token).await;
+            assert_eq!(revoked.status, 200);
+            let cursor = revoked.header("writ-cursor").unwrap_or_default();
+            assert!(
+                cursor > writ_cursor,
+                "round {round}: the revocation is later in the log"
+            );
+            let answer = api.introspect(creds, &token).await;
+            assert_eq!(
+                answer,
+                serde_json::json!({"active": false}),
+                "round {round}"
+            );
+        }
+    })
+    .await;
 }
 
 async fn rotated_keys_stay_published_and_old_tokens_stay_valid(backend: Backend) {
