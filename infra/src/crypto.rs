@@ -142,8 +142,8 @@ mod tests {
     #[test]
     fn random_tokens_are_url_safe_and_unique() {
         let tokens: std::collections::HashSet<String> =
-            (0..10_000).map(|_| random_token()).collect();
-        assert_eq!(tokens.len(), 10_000);
+            (0..100_000).map(|_| random_token()).collect();
+        assert_eq!(tokens.len(), 100_000, "R48");
         assert!(tokens.iter().all(|t| t.len() == 43
             && t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')));

@@ -2,6 +2,7 @@
 //! sources by the harness, run as separate processes on temporary data
 //! directories. One test binary, because linking is the slow part.
 
+mod attacks;
 mod cli;
 mod harness;
 mod oauth;
