@@ -5,6 +5,7 @@
 mod attacks;
 mod cli;
 mod harness;
+mod leaks;
 mod oauth;
 mod privacy;
 mod refresh;

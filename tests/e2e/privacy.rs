@@ -50,7 +50,7 @@ impl Person {
 /// Opens the store in this process and brings the projector up to date, so
 /// rebuilds compare against a caught-up audit index. On PostgreSQL other
 /// tests' open transactions may hold the reader back for a moment.
-async fn caught_up_store(data: &Deployment) -> Store {
+pub(crate) async fn caught_up_store(data: &Deployment) -> Store {
     let store = data.store().await;
     let expected = store.event_count().await.unwrap_or_else(|e| panic!("{e}"));
     let mut projector = Projector::new(store.clone(), std::time::Duration::from_millis(20))
@@ -77,7 +77,7 @@ async fn caught_up_store(data: &Deployment) -> Store {
 }
 
 /// Everything the database holds, as bytes: the SQLite files, or a dump.
-fn database_bytes(data: &Deployment) -> Vec<u8> {
+pub(crate) fn database_bytes(data: &Deployment) -> Vec<u8> {
     match &data.database_url {
         None => {
             let mut bytes = Vec::new();

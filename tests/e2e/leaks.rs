@@ -1,0 +1,121 @@
+//! R51 and R61 after a full run of the token service: no raw token,
+//! secret or password in the database files or the server's log, and the
+//! read model rebuilt from the log equals the live one.
+
+use writ_projector::rebuild_and_compare;
+
+use crate::harness::{Backend, Deployment};
+use crate::oauth::{self, form, Api};
+use crate::privacy::{caught_up_store, database_bytes};
+
+writ_infra::on_both_backends!(no_raw_secret_reaches_the_store_or_the_log_and_the_model_rebuilds);
+
+const PASSWORD: &str = "pw-zebra-quartz-19";
+const REGISTRATION: &str = "registration-token-xylophone-42";
+
+async fn no_raw_secret_reaches_the_store_or_the_log_and_the_model_rebuilds(backend: Backend) {
+    let deployment = Deployment::with_keys(backend).await;
+    let service = oauth::client(&deployment, &[]);
+    let opaque = oauth::client(&deployment, &["--token-format", "opaque"]);
+    let app = oauth::client(
+        &deployment,
+        &[
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid profile email",
+        ],
+    );
+    deployment
+        .writ_with_stdin(
+            &["user", "create", "--username", "carol", "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        )
+        .success();
+    let server = deployment.serve_with(&["--registration-token", REGISTRATION]);
+    let api = Api::new(&server);
+    let mut needles = vec![
+        PASSWORD.to_owned(),
+        REGISTRATION.to_owned(),
+        service.secret.clone(),
+        opaque.secret.clone(),
+        app.secret.clone(),
+    ];
+    needles.push(api.client_credentials(&service).await);
+    let opaque_token = api.client_credentials(&opaque).await;
+    needles.push(opaque_token.clone());
+    let login = api.password(&app, "carol", PASSWORD).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let refresh = login.field("refresh_token");
+    let rotated = api.refresh(&app, &refresh).await;
+    needles.extend([
+        login.field("access_token"),
+        refresh.clone(),
+        rotated.field("access_token"),
+        rotated.field("refresh_token"),
+    ]);
+    assert_eq!(api.refresh(&app, &refresh).await.error(), "invalid_grant");
+    assert_eq!(api.revoke(&opaque, &opaque_token).await.status, 200);
+    assert_eq!(
+        api.password(&app, "carol", "wrong-password-31")
+            .await
+            .error(),
+        "invalid_grant"
+    );
+    needles.push("wrong-password-31".into());
+    let registered = api
+        .http
+        .post(api.url("/register"))
+        .bearer_auth(REGISTRATION)
+        .json(&serde_json::json!({"client_name": "dynamic", "grant_types": ["client_credentials"]}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(registered.status(), 201);
+    let registered: serde_json::Value = registered.json().await.unwrap_or_default();
+    needles.push(
+        registered["client_secret"]
+            .as_str()
+            .unwrap_or("missing")
+            .to_owned(),
+    );
+    let bad_basic = api
+        .post(
+            "/token",
+            None,
+            form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &service.id),
+                ("client_secret", "leaky-secret-7777"),
+            ]),
+        )
+        .await;
+    assert_eq!(bad_basic.status, 401);
+    needles.push("leaky-secret-7777".into());
+    let log = server.log_lines().join("\n");
+    server.stop();
+
+    assert!(
+        needles.iter().all(|n| n.len() >= 16),
+        "every needle is specific"
+    );
+    let haystack = database_bytes(&deployment);
+    let text = String::from_utf8_lossy(&haystack);
+    for needle in &needles {
+        assert!(
+            !text.contains(needle.as_str()),
+            "R51: {needle:?} is in the database"
+        );
+        assert!(
+            !log.contains(needle.as_str()),
+            "R51: {needle:?} is in the log"
+        );
+    }
+    let store = caught_up_store(&deployment).await;
+    let differences = rebuild_and_compare(&store)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(differences.is_empty(), "R61: {differences:?}");
+}
