@@ -9,5 +9,6 @@ mod leaks;
 mod oauth;
 mod privacy;
 mod refresh;
+mod registration;
 mod serve;
 mod tokens;

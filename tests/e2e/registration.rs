@@ -1,0 +1,152 @@
+//! Dynamic client registration (RFC 7591) behind the initial access token,
+//! with the CLI's checks (R5); the discovery documents (R15).
+
+use serde_json::{json, Value};
+
+use crate::harness::{Backend, Deployment};
+use crate::oauth::{Api, Creds};
+
+writ_infra::on_both_backends!(
+    registration_needs_the_initial_token_and_refuses_dangerous_redirect_uris,
+    discovery_lists_every_endpoint_in_both_documents,
+);
+
+const INITIAL: &str = "initial-access-token-for-tests-0123";
+
+async fn register(api: &Api, token: Option<&str>, metadata: Value) -> (u16, Value) {
+    let mut request = api.http.post(api.url("/register")).json(&metadata);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let reply = Api::reply(request).await;
+    (reply.status.as_u16(), reply.body)
+}
+
+async fn registration_needs_the_initial_token_and_refuses_dangerous_redirect_uris(
+    backend: Backend,
+) {
+    let deployment = Deployment::with_keys(backend).await;
+    let closed = deployment.serve();
+    let (status, _) = register(&Api::new(&closed), Some(INITIAL), json!({})).await;
+    assert_eq!(status, 403, "registration is off unless configured");
+    closed.stop();
+
+    let server = deployment.serve_with(&["--registration-token", INITIAL]);
+    let api = Api::new(&server);
+    let before = deployment.event_count().await;
+    let (status, body) = register(&api, None, json!({"client_name": "x"})).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (401, json!("invalid_token"))
+    );
+    let (status, _) = register(&api, Some("wrong"), json!({"client_name": "x"})).await;
+    assert_eq!(status, 401);
+    let dangerous = [
+        "https://app.example/cb#fragment",
+        "javascript:alert(1)",
+        "data:text/html,hi",
+        "vbscript:msgbox",
+        "http://app.example/cb",
+        "http://localhost:80@evil.example/cb",
+        "/relative/path",
+    ];
+    for uri in dangerous {
+        let (status, body) = register(&api, Some(INITIAL), json!({"redirect_uris": [uri]})).await;
+        assert_eq!(status, 400, "R5: {uri}");
+        assert_eq!(body["error"], "invalid_redirect_uri", "R5: {uri}");
+    }
+    for metadata in [
+        json!({"grant_types": ["password"]}),
+        json!({"token_endpoint_auth_method": "private_key_jwt"}),
+        json!({"token_endpoint_auth_method": "none", "grant_types": ["client_credentials"]}),
+        json!({"response_types": ["token"], "redirect_uris": ["https://app.example/cb"]}),
+        json!(["not", "an", "object"]),
+    ] {
+        let (status, body) = register(&api, Some(INITIAL), metadata.clone()).await;
+        assert_eq!(status, 400, "{metadata}");
+        assert_eq!(body["error"], "invalid_client_metadata", "{metadata}");
+    }
+    assert_eq!(
+        deployment.event_count().await,
+        before,
+        "refusals record nothing"
+    );
+
+    let (status, web) = register(
+        &api,
+        Some(INITIAL),
+        json!({"client_name": "web app", "redirect_uris": ["https://app.example/cb"], "scope": "openid profile", "unknown_field": 1}),
+    )
+    .await;
+    assert_eq!(status, 201, "{web}");
+    assert_eq!(
+        web["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(web["token_endpoint_auth_method"], "client_secret_basic");
+    let (status, service) = register(
+        &api,
+        Some(INITIAL),
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{service}");
+    let creds = Creds {
+        id: service["client_id"].as_str().unwrap_or_default().into(),
+        secret: service["client_secret"].as_str().unwrap_or_default().into(),
+    };
+    assert!(creds.secret.len() >= 43, "256-bit secrets");
+    let token = api.client_credentials(&creds).await;
+    assert!(
+        api.is_active(&creds, &token).await,
+        "a registered client works at once"
+    );
+    let shown = deployment
+        .writ(&["--json", "client", "show", &creds.id])
+        .success()
+        .json();
+    assert_eq!(shown["status"], "active");
+}
+
+async fn discovery_lists_every_endpoint_in_both_documents(backend: Backend) {
+    let deployment = Deployment::with_keys(backend).await;
+    let server = deployment.serve_with(&["--registration-token", INITIAL]);
+    let api = Api::new(&server);
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let document: Value = api
+            .http
+            .get(api.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(document["issuer"], api.base.as_str(), "{path}");
+        for endpoint in [
+            "token_endpoint",
+            "jwks_uri",
+            "revocation_endpoint",
+            "introspection_endpoint",
+            "userinfo_endpoint",
+            "registration_endpoint",
+        ] {
+            let url = document[endpoint].as_str().unwrap_or_default();
+            assert!(url.starts_with(&api.base), "{path}: {endpoint} = {url:?}");
+        }
+        assert_eq!(
+            document["code_challenge_methods_supported"],
+            json!(["S256"]),
+            "R15"
+        );
+        let jwks = api
+            .http
+            .get(document["jwks_uri"].as_str().unwrap_or_default())
+            .send()
+            .await;
+        assert_eq!(jwks.map(|r| r.status().as_u16()).unwrap_or(0), 200);
+    }
+}
