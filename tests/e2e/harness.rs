@@ -263,6 +263,12 @@ impl Server {
         self.terminate();
     }
 
+    /// SIGKILL: no graceful shutdown, as in a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn terminate(&mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
@@ -358,6 +364,18 @@ impl Deployment {
                 deployment
             }
         }
+    }
+
+    /// A deployment on a given PostgreSQL database (a private cluster's),
+    /// with its key file.
+    pub fn on_postgres(url: String) -> Self {
+        let deployment = Self {
+            data: DataDir::new(),
+            database_url: Some(url),
+            store: Default::default(),
+        };
+        deployment.writ(&["keys", "init"]).success();
+        deployment
     }
 
     pub async fn with_keys(backend: Backend) -> Self {

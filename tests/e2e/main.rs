@@ -4,6 +4,7 @@
 
 mod attacks;
 mod cli;
+mod faults;
 mod harness;
 mod leaks;
 mod oauth;

@@ -154,6 +154,38 @@ impl Api {
         self.introspect(caller, token).await["active"] == Value::Bool(true)
     }
 
+    /// A client-credentials token, or `None` when no 200 came back (the
+    /// server may be dying).
+    pub async fn try_client_credentials(&self, creds: &Creds) -> Option<String> {
+        let response = self
+            .http
+            .post(self.url("/token"))
+            .basic_auth(&creds.id, Some(&creds.secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("grant_type", "client_credentials")]))
+            .send()
+            .await
+            .ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        let body: Value = response.json().await.ok()?;
+        body["access_token"].as_str().map(str::to_owned)
+    }
+
+    /// The status of a revocation, or `None` if no answer came back.
+    pub async fn try_revoke(&self, creds: &Creds, token: &str) -> Option<u16> {
+        self.http
+            .post(self.url("/revoke"))
+            .basic_auth(&creds.id, Some(&creds.secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("token", token)]))
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+
     pub async fn revoke(&self, creds: &Creds, token: &str) -> Reply {
         self.post("/revoke", Some(creds), form(&[("token", token)]))
             .await
