@@ -11,7 +11,7 @@ use oauth2::{
 };
 use serde_json::Value;
 
-use crate::harness::{Backend, Deployment};
+use crate::harness::{eventually, Backend, Deployment};
 use crate::oauth::{self, Api};
 
 writ_infra::on_both_backends!(
@@ -19,6 +19,7 @@ writ_infra::on_both_backends!(
     access_tokens_are_rfc9068_jwts_that_verify_against_the_jwks,
     five_hundred_tokens_are_active_when_issued_and_inactive_when_revoked,
     rotated_keys_stay_published_and_old_tokens_stay_valid,
+    disabling_a_client_kills_its_five_hundred_tokens_and_its_secret,
 );
 
 async fn an_independent_client_library_gets_client_credentials_password_and_refresh_tokens(
@@ -288,4 +289,54 @@ async fn rotated_keys_stay_published_and_old_tokens_stay_valid(backend: Backend)
         .count("SELECT count(*) FROM signing_key_secrets")
         .await;
     assert_eq!(secrets, 3, "ES256 twice and RS256 once, each sealed");
+}
+
+async fn disabling_a_client_kills_its_five_hundred_tokens_and_its_secret(backend: Backend) {
+    let deployment = Deployment::with_keys(backend).await;
+    let doomed = oauth::client(&deployment, &["--audience", "rs"]);
+    let bystander = oauth::client(&deployment, &[]);
+    let resource_server = oauth::client(&deployment, &["--client-id", "rs"]);
+    let server = deployment.serve();
+    let api = Api::new(&server);
+    let tokens = std::sync::Mutex::new(Vec::new());
+    crate::harness::rounds(500, 8, |_| {
+        let (api, doomed, tokens) = (&api, &doomed, &tokens);
+        async move {
+            let token = api.client_credentials(doomed).await;
+            tokens.lock().unwrap_or_else(|p| p.into_inner()).push(token);
+        }
+    })
+    .await;
+    let tokens = tokens.into_inner().unwrap_or_else(|p| p.into_inner());
+    let kept = api.client_credentials(&bystander).await;
+    deployment
+        .writ(&["client", "disable", &doomed.id])
+        .success();
+    // Read-your-writes: the CLI has exited, so every token is inactive now,
+    // also to the resource server in its audience.
+    for token in &tokens {
+        assert_eq!(
+            api.introspect(&resource_server, token).await,
+            serde_json::json!({"active": false})
+        );
+    }
+    let refused = api
+        .token(&doomed, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(
+        refused.status, 401,
+        "the secret is refused: {}",
+        refused.body
+    );
+    assert!(
+        api.is_active(&bystander, &kept).await,
+        "other clients are untouched"
+    );
+    eventually("the policy to record GrantRevoked for every grant", || async {
+        let revoked = deployment
+            .count("SELECT count(*) FROM events WHERE event_type = 'GrantRevoked' AND CAST(payload AS text) LIKE '%client_disabled%'")
+            .await;
+        (revoked == 500).then_some(())
+    })
+    .await;
 }
