@@ -74,10 +74,12 @@ impl TokenRecord {
         a.client_status == "active" && account_ok
     }
 
-    /// RFC 7662 §4 and RFC 9068: the token's own client, or a client its
-    /// audience names.
+    /// RFC 7662 §4 and RFC 9068: the token's own client, or, for access
+    /// tokens, a client its audience names. Refresh tokens are the client's
+    /// alone.
     pub fn may_be_seen_by(&self, client_id: &str) -> bool {
-        self.client_id == client_id || self.audience.iter().any(|aud| aud == client_id)
+        self.client_id == client_id
+            || (self.kind == Kind::Access && self.audience.iter().any(|aud| aud == client_id))
     }
 }
 

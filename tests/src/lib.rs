@@ -1,1 +1,6 @@
-//! End-to-end tests live in `e2e/`; this library is empty on purpose.
+//! End-to-end tests live in `e2e/`; this library holds what the
+//! benchmarks share.
+
+pub mod load;
+pub mod node_oidc;
+pub mod writ_process;

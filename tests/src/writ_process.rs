@@ -1,0 +1,110 @@
+//! The release `writ` binary as a separate process, for benchmarks.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// Builds the release binary (a no-op when it is current) and returns it.
+pub fn release_binary() -> Result<PathBuf, String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--bin", "writ"])
+        .current_dir(&workspace)
+        .status()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !status.success() {
+        return Err("cargo build --release --bin writ failed".into());
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace.join("target"));
+    Ok(target.join("release/writ"))
+}
+
+/// Where a deployment lives: its data directory and, optionally, PostgreSQL.
+pub struct Deployment {
+    pub binary: PathBuf,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+}
+
+impl Deployment {
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.arg("--data-dir").arg(&self.data_dir);
+        if let Some(url) = &self.database_url {
+            command.arg("--database-url").arg(url);
+        }
+        command.args(args);
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Result<Output, String> {
+        let output = self
+            .command(args)
+            .output()
+            .map_err(|e| format!("writ: {e}"))?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(output)
+    }
+
+    /// `writ serve` with the defaults, its log going to a file.
+    pub fn serve(&self) -> Result<Server, String> {
+        let log =
+            std::fs::File::create(self.data_dir.join("serve.log")).map_err(|e| e.to_string())?;
+        let mut child = self
+            .command(&["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("writ serve: {e}"))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut log = log;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.split("writ listening on ").nth(1) {
+                    let address: String = address
+                        .chars()
+                        .take_while(|c| *c != '"' && !c.is_whitespace())
+                        .collect();
+                    let _ = address_tx.send(address);
+                }
+                let _ = writeln!(log, "{line}");
+            }
+        });
+        let address = address_rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "writ serve did not start".to_owned())?;
+        Ok(Server {
+            child,
+            base: format!("http://{address}"),
+        })
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// SIGTERM, then wait for the graceful stop.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
