@@ -5,16 +5,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-/// Builds the release binary (a no-op when it is current) and returns it.
+/// Builds the release binary and returns it. The packages are the ones the
+/// benchmarks are documented to be built with, so features unify the same
+/// way and this is a no-op (`-p writ-cli` alone would rebuild sqlx).
 pub fn release_binary() -> Result<PathBuf, String> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--bin", "writ"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "writ-cli",
+            "-p",
+            "writ-tests",
+            "--bins",
+        ])
         .current_dir(&workspace)
         .status()
         .map_err(|e| format!("cargo: {e}"))?;
     if !status.success() {
-        return Err("cargo build --release --bin writ failed".into());
+        return Err("cargo build --release -p writ-cli -p writ-tests --bins failed".into());
     }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -6,7 +6,8 @@
 //! Writ runs as the release binary with its defaults (SQLite WAL with
 //! synchronous=FULL, or PostgreSQL with `--postgres URL`).
 //!
-//!   cargo run --release -p writ-tests --bin bench-tokens -- [SECONDS] [--postgres URL]
+//!   cargo build --release -p writ-cli -p writ-tests --bins
+//!   target/release/bench-tokens [SECONDS] [--postgres URL]
 
 use std::sync::Arc;
 use std::time::Duration;
