@@ -10,6 +10,7 @@ use serde_json::json;
 use writ_domain::client::Client;
 use writ_domain::consent::{Consent, ConsentCommand};
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
+use writ_domain::login::{LoginCommand, LoginDay};
 use writ_domain::values::ScopeSet;
 use writ_infra::executor::Stream;
 use writ_infra::metrics::Metrics;
@@ -21,6 +22,7 @@ use writ_infra::{Executor, Metadata, Store};
 writ_infra::on_both_backends!(
     a_batch_with_one_conflicting_command_commits_the_others,
     a_command_that_loses_a_conflict_is_retried_on_fresh_state,
+    parallel_commands_on_one_stream_take_turns_without_conflicts,
     a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short,
     positions_are_gap_free_and_follow_commit_order,
     the_chain_verifies_and_an_altered_payload_is_detected,
@@ -162,14 +164,15 @@ fn consent(scopes: &str) -> ConsentCommand {
     }
 }
 
+/// Two executors (as in two processes; one executor lets commands on a
+/// stream take turns) decide on the same state; one loses and is re-decided.
 async fn a_command_that_loses_a_conflict_is_retried_on_fresh_state(backend: Backend) {
     let (_dir, store) = open(backend).await;
-    let executor = executor(&store);
     let lock = hold_write_lock(&store).await;
     let first = warm_up(&store).await;
     let mut runs = Vec::new();
     for scopes in ["openid", "email"] {
-        let executor = executor.clone();
+        let executor = executor(&store);
         runs.push(tokio::spawn(async move {
             executor
                 .execute::<Consent>("s1/c1", consent(scopes), &Metadata::cli("test"))
@@ -196,6 +199,39 @@ async fn a_command_that_loses_a_conflict_is_retried_on_fresh_state(backend: Back
     )
     .await;
     assert_eq!(types, ["ConsentGranted", "ConsentExtended"]);
+}
+
+/// Inside one executor, parallel commands on one stream take turns: all
+/// succeed without a single conflict, however many there are.
+async fn parallel_commands_on_one_stream_take_turns_without_conflicts(backend: Backend) {
+    let (_dir, store) = open(backend).await;
+    let executor = executor(&store);
+    let runs: Vec<_> = (0..16)
+        .map(|_| {
+            let executor = executor.clone();
+            tokio::spawn(async move {
+                let command = LoginCommand::RecordOutcome {
+                    sub: "s1".into(),
+                    succeeded: false,
+                };
+                executor
+                    .execute::<LoginDay>("a1/2026-01-01", command, &Metadata::cli("test"))
+                    .await
+            })
+        })
+        .collect();
+    for run in runs {
+        assert!(run.await.map(|r| r.is_ok()).unwrap_or(false));
+    }
+    assert_eq!(Metrics::get(&store.metrics().conflicts_retried), 0);
+    assert_eq!(
+        number(
+            &store,
+            "SELECT count(*) FROM events WHERE aggregate_type = 'LoginDay'"
+        )
+        .await,
+        16
+    );
 }
 
 async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short(backend: Backend) {
