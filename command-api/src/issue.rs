@@ -10,12 +10,15 @@ use axum::Json;
 use cqrs_es::EventEnvelope;
 use serde_json::{json, Value};
 use writ_domain::client::ClientSettings;
-use writ_domain::grant::{Grant, GrantError, GrantEvent, RefreshRequest, TokenRequest};
+use writ_domain::grant::{
+    Grant, GrantCommand, GrantError, GrantEvent, RefreshRequest, TokenRequest,
+};
 use writ_domain::values::{SecretHash, TokenFormat};
 use writ_infra::crypto::{random_token, sha256_hex};
+use writ_infra::executor::Stream;
 use writ_infra::http::{no_store, OAuthError};
 use writ_infra::signing::jwt;
-use writ_infra::ExecuteError;
+use writ_infra::{ExecuteError, Metadata};
 
 use crate::CommandState;
 
@@ -116,6 +119,25 @@ pub fn respond(
     let mut response = (StatusCode::OK, Json(body)).into_response();
     no_store(&mut response);
     Ok(response)
+}
+
+/// Starts a new grant (a fresh stream, so nothing to load) with the
+/// command `build` makes from the prepared token request, and answers with
+/// its tokens once committed.
+pub async fn start_grant(
+    state: &CommandState,
+    metadata: &Metadata,
+    subject: Subject<'_>,
+    prepared: Prepared,
+    build: impl FnOnce(TokenRequest) -> GrantCommand,
+) -> Result<Response, OAuthError> {
+    let command = build(prepared.request.clone());
+    let committed = state
+        .executor
+        .execute_with::<Grant>(subject.gid, command, metadata, Vec::new(), Stream::New)
+        .await
+        .map_err(refused)?;
+    respond(state, subject, &committed.events, prepared)
 }
 
 /// Refusals map to `invalid_grant` (scope escalation to `invalid_scope`);

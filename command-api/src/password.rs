@@ -6,11 +6,10 @@ use std::sync::OnceLock;
 
 use axum::response::Response;
 use chrono::Utc;
-use writ_domain::grant::{Grant, GrantCommand};
+use writ_domain::grant::GrantCommand;
 use writ_domain::login::{self, LoginCommand, LoginDay};
 use writ_domain::values::Sealed;
 use writ_infra::crypto::{hash_password, verify_password};
-use writ_infra::executor::Stream;
 use writ_infra::http::{AuthenticatedClient, Form, OAuthError};
 use writ_infra::personal::{account_id, normalize_username, SubjectKey};
 use writ_infra::store::statement::Statement;
@@ -77,30 +76,23 @@ pub async fn grant(
         .contains(&writ_domain::values::GrantType::RefreshToken);
     let prepared = issue::prepare(&client.settings, with_refresh, state.refresh_token_idle_ttl);
     let gid = new_gid();
-    let command = GrantCommand::GrantByPassword {
-        gid: gid.clone(),
-        client_id: client.client_id.clone(),
-        sub: candidate.sub.clone(),
-        scopes,
-        audience: audience.clone(),
-        tokens: prepared.request.clone(),
+    let subject = Subject {
+        client_id: &client.client_id,
+        sub: Some(&candidate.sub),
+        audience: &audience,
+        gid: &gid,
     };
-    let committed = state
-        .executor
-        .execute_with::<Grant>(&gid, command, metadata, Vec::new(), Stream::New)
-        .await
-        .map_err(issue::refused)?;
-    issue::respond(
-        state,
-        Subject {
-            client_id: &client.client_id,
-            sub: Some(&candidate.sub),
-            audience: &audience,
-            gid: &gid,
-        },
-        &committed.events,
-        prepared,
-    )
+    issue::start_grant(state, metadata, subject, prepared, |tokens| {
+        GrantCommand::GrantByPassword {
+            gid: gid.clone(),
+            client_id: client.client_id.clone(),
+            sub: candidate.sub.clone(),
+            scopes,
+            audience: audience.clone(),
+            tokens,
+        }
+    })
+    .await
 }
 
 /// The account a username names, if it exists and is enabled; `phc` is

@@ -17,18 +17,12 @@ use crate::CommandState;
 
 pub const CURSOR_HEADER: &str = "writ-cursor";
 
-pub async fn revoke(State(state): State<CommandState>, headers: HeaderMap, body: Body) -> Response {
-    match handle(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
-}
-
-async fn handle(
-    state: &CommandState,
-    headers: &HeaderMap,
+pub async fn revoke(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let form = form::read(headers, body).await?;
     let client = http::authenticate(&state.store, &state.throttle, headers, &form, true).await?;
     let presented = form.require("token")?;

@@ -6,10 +6,9 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
 use writ_domain::values::{GrantType, ScopeSet};
-use writ_infra::executor::Stream;
 use writ_infra::http::{self, form, AuthenticatedClient, Form, OAuthError};
 use writ_infra::tokens;
 use writ_infra::Metadata;
@@ -17,18 +16,12 @@ use writ_infra::Metadata;
 use crate::issue::{self, Subject};
 use crate::{audience, password, CommandState};
 
-pub async fn token(State(state): State<CommandState>, headers: HeaderMap, body: Body) -> Response {
-    match handle(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
-}
-
-async fn handle(
-    state: &CommandState,
-    headers: &HeaderMap,
+pub async fn token(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let form = form::read(headers, body).await?;
     let grant_type = form.require("grant_type")?;
     let client = http::authenticate(&state.store, &state.throttle, headers, &form, true).await?;
@@ -91,29 +84,22 @@ async fn client_credentials(
     // RFC 6749 §4.4.3: no refresh token for client credentials.
     let prepared = issue::prepare(&client.settings, false, state.refresh_token_idle_ttl);
     let gid = new_gid();
-    let command = GrantCommand::GrantClientCredentials {
-        gid: gid.clone(),
-        client_id: client.client_id.clone(),
-        scopes,
-        audience: audience.clone(),
-        tokens: prepared.request.clone(),
+    let subject = Subject {
+        client_id: &client.client_id,
+        sub: None,
+        audience: &audience,
+        gid: &gid,
     };
-    let committed = state
-        .executor
-        .execute_with::<Grant>(&gid, command, metadata, Vec::new(), Stream::New)
-        .await
-        .map_err(issue::refused)?;
-    issue::respond(
-        state,
-        Subject {
-            client_id: &client.client_id,
-            sub: None,
-            audience: &audience,
-            gid: &gid,
-        },
-        &committed.events,
-        prepared,
-    )
+    issue::start_grant(state, metadata, subject, prepared, |tokens| {
+        GrantCommand::GrantClientCredentials {
+            gid: gid.clone(),
+            client_id: client.client_id.clone(),
+            scopes,
+            audience: audience.clone(),
+            tokens,
+        }
+    })
+    .await
 }
 
 async fn refresh(

@@ -54,6 +54,27 @@ impl From<ApplyError> for ProjectorError {
     }
 }
 
+/// Where a projection (or the policies) has got to in the log.
+pub(crate) async fn read_checkpoint(
+    conn: &mut Conn,
+    projection: &str,
+) -> Result<Cursor, ProjectorError> {
+    let row = conn
+        .fetch_optional(
+            &Statement::new(
+                "SELECT txid, position FROM projector_checkpoints WHERE projection = $1",
+            )
+            .text(projection),
+        )
+        .await?;
+    Ok(row
+        .map(|r| Cursor {
+            txid: r.int("txid").unwrap_or(0),
+            position: r.int("position").unwrap_or(0),
+        })
+        .unwrap_or_default())
+}
+
 pub struct Projector {
     store: Store,
     conn: Conn,
@@ -96,21 +117,7 @@ impl Projector {
     }
 
     pub async fn checkpoint(&mut self) -> Result<Cursor, ProjectorError> {
-        let row = self
-            .conn
-            .fetch_optional(
-                &Statement::new(
-                    "SELECT txid, position FROM projector_checkpoints WHERE projection = $1",
-                )
-                .text(PROJECTION),
-            )
-            .await?;
-        Ok(row
-            .map(|r| Cursor {
-                txid: r.int("txid").unwrap_or(0),
-                position: r.int("position").unwrap_or(0),
-            })
-            .unwrap_or_default())
+        read_checkpoint(&mut self.conn, PROJECTION).await
     }
 
     /// Projects the next slice after the checkpoint, rows and checkpoint in

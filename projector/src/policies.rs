@@ -13,7 +13,7 @@ use writ_domain::consent::{Consent, ConsentEvent};
 use writ_domain::grant::{Grant, GrantCommand};
 use writ_infra::store::inline::timestamp;
 use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Cursor, RowExt, Store, StoredEvent};
+use writ_infra::store::{Conn, RowExt, Store, StoredEvent};
 use writ_infra::{ExecuteError, Executor, Metadata};
 
 use crate::ProjectorError;
@@ -89,29 +89,12 @@ impl Policies {
         Self { store, executor }
     }
 
-    async fn checkpoint(conn: &mut Conn) -> Result<Cursor, ProjectorError> {
-        let row = conn
-            .fetch_optional(
-                &Statement::new(
-                    "SELECT txid, position FROM projector_checkpoints WHERE projection = $1",
-                )
-                .text(CHECKPOINT),
-            )
-            .await?;
-        Ok(row
-            .map(|r| Cursor {
-                txid: r.int("txid").unwrap_or(0),
-                position: r.int("position").unwrap_or(0),
-            })
-            .unwrap_or_default())
-    }
-
     /// Handles the next events after the checkpoint; `Ok(0)` when idle.
     /// The checkpoint moves only after every consequence is committed. The
     /// checkpoint goes through the projector's own connection: the store's
     /// SQLite pool is read-only.
     pub async fn step(&self, conn: &mut Conn) -> Result<usize, ProjectorError> {
-        let from = Self::checkpoint(conn).await?;
+        let from = crate::read_checkpoint(conn, CHECKPOINT).await?;
         let events = self.store.events_after(from, BATCH).await?;
         let Some(last) = events.last().map(StoredEvent::cursor) else {
             return Ok(0);

@@ -226,11 +226,7 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("writ listening on ").nth(1) {
-                    let address: String = address
-                        .chars()
-                        .take_while(|c| *c != '"' && !c.is_whitespace())
-                        .collect();
+                if let Some(address) = writ_tests::writ_process::listen_address(&line) {
                     let _ = address_tx.send(address);
                 }
                 sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);

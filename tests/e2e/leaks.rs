@@ -7,33 +7,18 @@ use writ_projector::rebuild_and_compare;
 use crate::harness::{Backend, Deployment};
 use crate::oauth::{self, form, Api};
 use crate::privacy::{caught_up_store, database_bytes};
+use crate::refresh::{password_app, user, PASSWORD};
 
 writ_infra::on_both_backends!(no_raw_secret_reaches_the_store_or_the_log_and_the_model_rebuilds);
 
-const PASSWORD: &str = "pw-zebra-quartz-19";
 const REGISTRATION: &str = "registration-token-xylophone-42";
 
 async fn no_raw_secret_reaches_the_store_or_the_log_and_the_model_rebuilds(backend: Backend) {
     let deployment = Deployment::with_keys(backend).await;
     let service = oauth::client(&deployment, &[]);
     let opaque = oauth::client(&deployment, &["--token-format", "opaque"]);
-    let app = oauth::client(
-        &deployment,
-        &[
-            "--grant-type",
-            "password",
-            "--grant-type",
-            "refresh_token",
-            "--scope",
-            "openid profile email",
-        ],
-    );
-    deployment
-        .writ_with_stdin(
-            &["user", "create", "--username", "carol", "--password-stdin"],
-            &format!("{PASSWORD}\n"),
-        )
-        .success();
+    let app = password_app(&deployment, &[]);
+    user(&deployment, "carol");
     let server = deployment.serve_with(&["--registration-token", REGISTRATION]);
     let api = Api::new(&server);
     let mut needles = vec![

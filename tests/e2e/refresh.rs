@@ -18,9 +18,9 @@ writ_infra::on_both_backends!(
     a_password_change_or_disable_kills_the_accounts_tokens,
 );
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
-fn password_app(deployment: &Deployment, extra: &[&str]) -> Creds {
+pub(crate) fn password_app(deployment: &Deployment, extra: &[&str]) -> Creds {
     let mut args = vec![
         "--grant-type",
         "password",
@@ -33,7 +33,7 @@ fn password_app(deployment: &Deployment, extra: &[&str]) -> Creds {
     oauth::client(deployment, &args)
 }
 
-fn user(deployment: &Deployment, username: &str) {
+pub(crate) fn user(deployment: &Deployment, username: &str) {
     deployment
         .writ_with_stdin(
             &[

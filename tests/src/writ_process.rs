@@ -32,6 +32,16 @@ pub fn release_binary() -> Result<PathBuf, String> {
     Ok(target.join("release/writ"))
 }
 
+/// The address in `serve`'s "writ listening on ADDR" line, if this is it.
+pub fn listen_address(log_line: &str) -> Option<String> {
+    let rest = log_line.split("writ listening on ").nth(1)?;
+    Some(
+        rest.chars()
+            .take_while(|c| *c != '"' && !c.is_whitespace())
+            .collect(),
+    )
+}
+
 /// Where a deployment lives: its data directory and, optionally, PostgreSQL.
 pub struct Deployment {
     pub binary: PathBuf,
@@ -77,11 +87,7 @@ impl Deployment {
             use std::io::Write;
             let mut log = log;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("writ listening on ").nth(1) {
-                    let address: String = address
-                        .chars()
-                        .take_while(|c| *c != '"' && !c.is_whitespace())
-                        .collect();
+                if let Some(address) = listen_address(&line) {
                     let _ = address_tx.send(address);
                 }
                 let _ = writeln!(log, "{line}");

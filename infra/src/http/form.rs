@@ -76,12 +76,35 @@ pub async fn read(headers: &HeaderMap, body: Body) -> Result<Form, OAuthError> {
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| {
-            OAuthError::invalid_request(format!("the body exceeds {MAX_FORM_BYTES} bytes"))
-        })?;
-    Form::parse(&bytes)
+    Form::parse(&capped_body(body).await?)
+}
+
+/// Past the cap, the rest of an oversized body (up to [`MAX_DRAIN_BYTES`])
+/// is read and dropped before the 400 goes out: closing a socket with
+/// unread data resets it, and the client would never see the answer.
+const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
+
+async fn capped_body(body: Body) -> Result<Vec<u8>, OAuthError> {
+    use futures::StreamExt;
+    let too_big =
+        || OAuthError::invalid_request(format!("the body exceeds {MAX_FORM_BYTES} bytes"));
+    let unreadable = || OAuthError::invalid_request("the body could not be read");
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| unreadable())?;
+        seen += chunk.len();
+        if seen <= MAX_FORM_BYTES {
+            kept.extend_from_slice(&chunk);
+        } else if seen > MAX_DRAIN_BYTES {
+            return Err(too_big());
+        }
+    }
+    if seen > MAX_FORM_BYTES {
+        return Err(too_big());
+    }
+    Ok(kept)
 }
 
 #[cfg(test)]
