@@ -42,13 +42,14 @@ pub fn writ_binary() -> &'static Path {
         }
         let output = build
             .current_dir(&workspace)
+            // The same selection as the test script's build phase, so
+            // features unify alike and this is a no-op there; `-p writ-cli`
+            // alone would rebuild sqlx with other features (minutes in CI).
             .args([
                 "build",
                 "--quiet",
-                "-p",
-                "writ-cli",
-                "--bin",
-                "writ",
+                "--workspace",
+                "--all-targets",
                 "--message-format=json",
             ])
             .stderr(Stdio::inherit())

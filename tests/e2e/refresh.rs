@@ -265,6 +265,25 @@ async fn the_password_grant_is_opt_in_throttled_and_records_outcomes(backend: Ba
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(in_query.status(), 401, "R39: never from the query");
+    let posted = api
+        .post("/userinfo", None, oauth::form(&[("access_token", &access)]))
+        .await;
+    assert_eq!(posted.status, 200, "RFC 6750 §2.2: {}", posted.body);
+    assert_eq!(posted.body["sub"], claims["sub"]);
+    let service = oauth::client(&deployment, &["--scope", "openid"]);
+    let no_user = api.client_credentials(&service).await;
+    let refused = api
+        .http
+        .get(api.url("/userinfo"))
+        .bearer_auth(&no_user)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        refused.status(),
+        403,
+        "a client credentials token has no user"
+    );
 
     let before = deployment.event_count().await;
     for attempt in 0..3 {
