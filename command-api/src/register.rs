@@ -17,13 +17,11 @@ use writ_domain::values::{
 };
 use writ_infra::crypto::{constant_time_eq, random_token, sha256_hex};
 use writ_infra::executor::Stream;
-use writ_infra::http::{no_store, OAuthError};
+use writ_infra::http::{form, no_store, OAuthError};
 use writ_infra::{ExecuteError, Metadata};
 
 use crate::token::request_id;
 use crate::CommandState;
-
-const MAX_BODY: usize = 16 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct RegistrationDefaults {
@@ -98,7 +96,7 @@ async fn handle(
     body: Body,
 ) -> Result<Response, OAuthError> {
     authorised(state, headers)?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
+    let bytes = form::capped_body(body)
         .await
         .map_err(|_| invalid("invalid_client_metadata", "the body is too large"))?;
     let metadata: Metadata7591 = serde_json::from_slice(&bytes).map_err(|_| {

@@ -29,7 +29,20 @@ struct Consequence {
     reason: &'static str,
 }
 
+/// The only event types with consequences; every other event is skipped
+/// without decoding its payload.
+const TRIGGERS: &[&str] = &[
+    "ClientDisabled",
+    "AccountDisabled",
+    "AccountForgotten",
+    "PasswordChanged",
+    "ConsentWithdrawn",
+];
+
 fn consequence(event: &StoredEvent) -> Option<Consequence> {
+    if !TRIGGERS.contains(&event.event_type.as_str()) {
+        return None;
+    }
     let payload = event.payload.clone();
     match event.aggregate_type.as_str() {
         Client::TYPE => match serde_json::from_value(payload).ok()? {

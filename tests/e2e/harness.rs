@@ -352,13 +352,7 @@ impl Deployment {
                 let url = writ_infra::testing::fresh_postgres_database()
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
-                let deployment = Self {
-                    data: DataDir::new(),
-                    database_url: Some(url),
-                    store: Default::default(),
-                };
-                deployment.writ(&["keys", "init"]).success();
-                deployment
+                Self::on_postgres(url)
             }
         }
     }
@@ -433,6 +427,15 @@ impl Deployment {
             .scalar_i64(&statement)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `GrantRevoked` events whose reason is `reason` (the policies').
+    pub async fn count_revocations(&self, reason: &str) -> i64 {
+        self.count(&format!(
+            "SELECT count(*) FROM events WHERE event_type = 'GrantRevoked' \
+             AND CAST(payload AS text) LIKE '%{reason}%'"
+        ))
+        .await
     }
 
     pub async fn event_count(&self) -> i64 {

@@ -83,6 +83,19 @@ impl Api {
 
     /// POSTs a raw form body with optional Basic credentials.
     pub async fn post(&self, path: &str, basic: Option<&Creds>, body: String) -> Reply {
+        self.try_post(path, basic, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`Api::post`], but a request that gets no answer (a dying server)
+    /// is an `Err` instead of a panic.
+    pub async fn try_post(
+        &self,
+        path: &str,
+        basic: Option<&Creds>,
+        body: String,
+    ) -> Result<Reply, reqwest::Error> {
         let mut request = self
             .http
             .post(self.url(path))
@@ -91,19 +104,25 @@ impl Api {
         if let Some(creds) = basic {
             request = request.basic_auth(&creds.id, Some(&creds.secret));
         }
-        Self::reply(request).await
+        Self::try_reply(request).await
     }
 
     pub async fn reply(request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+        Self::try_reply(request)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn try_reply(request: reqwest::RequestBuilder) -> Result<Reply, reqwest::Error> {
+        let response = request.send().await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        Reply {
+        let text = response.text().await?;
+        Ok(Reply {
             status,
             headers,
             body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        }
+        })
     }
 
     pub async fn token(&self, creds: &Creds, params: &[(&str, &str)]) -> Reply {
@@ -157,33 +176,17 @@ impl Api {
     /// A client-credentials token, or `None` when no 200 came back (the
     /// server may be dying).
     pub async fn try_client_credentials(&self, creds: &Creds) -> Option<String> {
-        let response = self
-            .http
-            .post(self.url("/token"))
-            .basic_auth(&creds.id, Some(&creds.secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("grant_type", "client_credentials")]))
-            .send()
-            .await
-            .ok()?;
-        if response.status() != 200 {
-            return None;
-        }
-        let body: Value = response.json().await.ok()?;
-        body["access_token"].as_str().map(str::to_owned)
+        let body = form(&[("grant_type", "client_credentials")]);
+        let reply = self.try_post("/token", Some(creds), body).await.ok()?;
+        let token = reply.field("access_token");
+        (reply.status == 200 && !token.is_empty()).then_some(token)
     }
 
     /// The status of a revocation, or `None` if no answer came back.
     pub async fn try_revoke(&self, creds: &Creds, token: &str) -> Option<u16> {
-        self.http
-            .post(self.url("/revoke"))
-            .basic_auth(&creds.id, Some(&creds.secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("token", token)]))
-            .send()
-            .await
-            .ok()
-            .map(|r| r.status().as_u16())
+        let body = form(&[("token", token)]);
+        let reply = self.try_post("/revoke", Some(creds), body).await.ok()?;
+        Some(reply.status.as_u16())
     }
 
     pub async fn revoke(&self, creds: &Creds, token: &str) -> Reply {

@@ -79,12 +79,12 @@ pub async fn read(headers: &HeaderMap, body: Body) -> Result<Form, OAuthError> {
     Form::parse(&capped_body(body).await?)
 }
 
-/// Past the cap, the rest of an oversized body (up to [`MAX_DRAIN_BYTES`])
+/// A request body of at most [`MAX_FORM_BYTES`]. Past the cap, the rest of an oversized body (up to [`MAX_DRAIN_BYTES`])
 /// is read and dropped before the 400 goes out: closing a socket with
 /// unread data resets it, and the client would never see the answer.
 const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
 
-async fn capped_body(body: Body) -> Result<Vec<u8>, OAuthError> {
+pub async fn capped_body(body: Body) -> Result<Vec<u8>, OAuthError> {
     use futures::StreamExt;
     let too_big =
         || OAuthError::invalid_request(format!("the body exceeds {MAX_FORM_BYTES} bytes"));
