@@ -88,6 +88,15 @@ pub struct ServeArgs {
     /// Window of --auth-failure-limit [default: 1m].
     #[arg(long, env = "WRIT_AUTH_FAILURE_WINDOW", value_parser = humantime::parse_duration)]
     pub auth_failure_window: Option<Duration>,
+    /// Failed sign-ins per client IP address and window [default: 100].
+    #[arg(long, env = "WRIT_IP_FAILURE_LIMIT")]
+    pub ip_failure_limit: Option<u32>,
+    /// Lifetime of authorization codes [default: 60s].
+    #[arg(long, env = "WRIT_CODE_TTL", value_parser = humantime::parse_duration)]
+    pub code_ttl: Option<Duration>,
+    /// Lifetime of a browser session after sign-in [default: 12h].
+    #[arg(long, env = "WRIT_SESSION_TTL", value_parser = humantime::parse_duration)]
+    pub session_ttl: Option<Duration>,
     /// Initial access token for dynamic client registration [default: unset, /register disabled].
     #[arg(long, env = "WRIT_REGISTRATION_TOKEN", hide_env_values = true)]
     pub registration_token: Option<String>,
@@ -142,6 +151,12 @@ pub struct ClientFields {
     /// Audience of the client's access tokens (repeatable).
     #[arg(long)]
     pub audience: Vec<String>,
+    /// Where RP-initiated logout may return the browser (repeatable; exact match).
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// id_token signature: RS256 (the default), ES256 or EdDSA.
+    #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
+    pub id_token_alg: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context as _};
 use serde_json::{json, Value};
 use writ_domain::client::{Client, ClientCommand as Register, ClientSettings};
 use writ_domain::values::{
-    ApplicationType, GrantType, RedirectUri, ScopeSet, SecretHash, TokenFormat,
+    ApplicationType, GrantType, IdTokenAlg, RedirectUri, ScopeSet, SecretHash, TokenFormat,
 };
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::store::statement::Statement;
@@ -126,6 +126,11 @@ fn settings_from(
         .iter()
         .map(|raw| RedirectUri::parse(raw))
         .collect::<Result<Vec<_>, _>>()?;
+    let post_logout_redirect_uris = fields
+        .post_logout_redirect_uris
+        .iter()
+        .map(|raw| RedirectUri::parse(raw))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut grant_types = fields
         .grant_types
         .iter()
@@ -150,6 +155,8 @@ fn settings_from(
         access_token_ttl_secs: access_default.as_secs(),
         refresh_token_ttl_secs: refresh_default.as_secs(),
         audience: Vec::new(),
+        post_logout_redirect_uris: Vec::new(),
+        id_token_signed_response_alg: None,
     });
     let is_new = current.name.is_empty();
     let grant_types = match (grant_types.is_empty(), is_new) {
@@ -194,6 +201,16 @@ fn settings_from(
         } else {
             fields.audience
         },
+        post_logout_redirect_uris: if post_logout_redirect_uris.is_empty() {
+            current.post_logout_redirect_uris
+        } else {
+            post_logout_redirect_uris
+        },
+        id_token_signed_response_alg: fields
+            .id_token_alg
+            .as_deref()
+            .and_then(IdTokenAlg::parse)
+            .or(current.id_token_signed_response_alg),
     })
 }
 
@@ -229,6 +246,8 @@ fn describe(row: &Row, secret: Option<&str>) -> anyhow::Result<Value> {
         "access_token_ttl": humantime::format_duration(Duration::from_secs(settings.access_token_ttl_secs)).to_string(),
         "refresh_token_ttl": humantime::format_duration(Duration::from_secs(settings.refresh_token_ttl_secs)).to_string(),
         "audience": settings.audience,
+        "post_logout_redirect_uris": settings.post_logout_redirect_uris,
+        "id_token_signed_response_alg": settings.id_token_signed_response_alg.unwrap_or_default().as_str(),
         "status": row.text("status"),
         "registered_at": row.text("registered_at"),
     });

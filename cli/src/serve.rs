@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use writ_command_api::browser::{BrowserKey, BrowserSettings};
 use writ_command_api::{CommandState, RegistrationDefaults};
 use writ_infra::config::Settings;
 use writ_infra::http::Throttle;
@@ -35,12 +36,14 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
 
     let settings = &context.settings;
     let signing_alg = settings.signing_alg.as_str();
-    // id_tokens are RS256 by default (OpenID Connect), so that key exists too.
+    // id_tokens are RS256 by default (OpenID Connect); clients may ask for
+    // ES256 or EdDSA instead, so all three keys exist.
     signing::ensure_active(
         &context.executor,
         &context.store,
         &context.keys,
-        &[signing_alg, "RS256"],
+        // Every id_token algorithm a client may choose.
+        &["ES256", "EdDSA", "RS256"],
     )
     .await
     .context("cannot prepare the signing keys")?;
@@ -63,6 +66,13 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             initial_access_token: settings.registration_token.clone(),
             access_token_ttl: settings.access_token_ttl,
             refresh_token_ttl: settings.refresh_token_ttl,
+        },
+        browser: BrowserSettings {
+            key: BrowserKey::derive(&context.keys),
+            code_ttl: settings.code_ttl,
+            session_ttl: settings.session_ttl,
+            ip_throttle: Throttle::new(settings.ip_failure_limit, settings.auth_failure_window),
+            secure_cookies: issuer.starts_with("https://"),
         },
     })
     .merge(writ_query_api::router(QueryState {
@@ -87,6 +97,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         durability = %durability.join(" "),
         "writ listening on {bound}"
     );
+    // The peer address feeds the per-IP sign-in throttle.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

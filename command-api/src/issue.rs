@@ -66,6 +66,31 @@ pub fn respond(
     events: &[EventEnvelope<Grant>],
     prepared: Prepared,
 ) -> Result<Response, OAuthError> {
+    body(state, subject, events, prepared).map(|issued| send(issued.body))
+}
+
+/// A token response's body, and what an id_token needs to know of it.
+pub struct Issued {
+    pub body: Value,
+    pub access_token: String,
+    pub issued_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub scopes: writ_domain::values::ScopeSet,
+}
+
+pub fn send(body: Value) -> Response {
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    no_store(&mut response);
+    response
+}
+
+/// The token response for the committed `AccessTokenIssued`.
+pub fn body(
+    state: &CommandState,
+    subject: Subject<'_>,
+    events: &[EventEnvelope<Grant>],
+    prepared: Prepared,
+) -> Result<Issued, OAuthError> {
     let issued = events.iter().find_map(|e| match &e.payload {
         GrantEvent::AccessTokenIssued {
             jti,
@@ -106,7 +131,7 @@ pub fn respond(
         }
     };
     let mut body = json!({
-        "access_token": access_token,
+        "access_token": access_token.clone(),
         "token_type": "Bearer",
         "expires_in": (*expires_at - *issued_at).num_seconds(),
     });
@@ -116,9 +141,13 @@ pub fn respond(
     if let Some(refresh) = prepared.refresh {
         body["refresh_token"] = Value::String(refresh);
     }
-    let mut response = (StatusCode::OK, Json(body)).into_response();
-    no_store(&mut response);
-    Ok(response)
+    Ok(Issued {
+        body,
+        access_token,
+        issued_at: *issued_at,
+        expires_at: *expires_at,
+        scopes: scopes.clone(),
+    })
 }
 
 /// Starts a new grant (a fresh stream, so nothing to load) with the

@@ -1,7 +1,7 @@
-//! The write side's HTTP API: the token endpoint (client credentials,
-//! refresh, and the legacy password grant), revocation (RFC 7009) and
-//! dynamic client registration (RFC 7591). The authorization endpoint and
-//! its pages arrive with the browser-flows issue.
+//! The write side's HTTP API: the authorization endpoint and Writ's pages
+//! (sign-in, consent, account, logout), the token endpoint (authorization
+//! code, client credentials, refresh, and the legacy password grant),
+//! revocation (RFC 7009) and dynamic client registration (RFC 7591).
 
 #![cfg_attr(
     not(test),
@@ -9,6 +9,10 @@
 )]
 
 mod audience;
+mod authorization_code;
+pub mod browser;
+mod credentials;
+mod id_token;
 mod issue;
 mod password;
 mod register;
@@ -38,6 +42,7 @@ pub struct CommandState {
     pub signing_alg: String,
     pub refresh_token_idle_ttl: Duration,
     pub registration: RegistrationDefaults,
+    pub browser: browser::BrowserSettings,
 }
 
 pub fn router(state: CommandState) -> Router {
@@ -45,5 +50,6 @@ pub fn router(state: CommandState) -> Router {
         .route("/token", post(token::token))
         .route("/revoke", post(revoke::revoke))
         .route("/register", post(register::register))
+        .merge(browser::router())
         .with_state(state)
 }

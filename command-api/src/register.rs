@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use writ_domain::client::{Client, ClientCommand, ClientSettings};
 use writ_domain::values::{
-    ApplicationType, GrantType, RedirectUri, ScopeSet, SecretHash, TokenFormat,
+    ApplicationType, GrantType, IdTokenAlg, RedirectUri, ScopeSet, SecretHash, TokenFormat,
 };
 use writ_infra::crypto::{constant_time_eq, random_token, sha256_hex};
 use writ_infra::executor::Stream;
@@ -43,6 +43,9 @@ struct Metadata7591 {
     scope: Option<String>,
     token_endpoint_auth_method: Option<String>,
     application_type: Option<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    id_token_signed_response_alg: Option<String>,
 }
 
 fn invalid(error: &'static str, description: impl Into<String>) -> OAuthError {
@@ -141,6 +144,8 @@ async fn handle(
         "token_endpoint_auth_method": method,
         "application_type": match settings.application_type { ApplicationType::Web => "web", ApplicationType::Native => "native" },
         "scope": settings.scopes.to_string(),
+        "post_logout_redirect_uris": settings.post_logout_redirect_uris,
+        "id_token_signed_response_alg": settings.id_token_signed_response_alg.unwrap_or_default().as_str(),
     });
     if let Some(secret) = secret {
         body["client_secret"] = Value::String(secret);
@@ -161,6 +166,22 @@ fn settings_from(
         .map(|raw| RedirectUri::parse(raw))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|why| invalid("invalid_redirect_uri", why.to_string()))?;
+    let post_logout_redirect_uris = metadata
+        .post_logout_redirect_uris
+        .iter()
+        .map(|raw| RedirectUri::parse(raw))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|why| invalid("invalid_client_metadata", why.to_string()))?;
+    // Never `none`: OpenID Connect Dynamic Registration §2 would allow it.
+    let id_token_alg = match metadata.id_token_signed_response_alg.as_deref() {
+        None => None,
+        Some(raw) => Some(IdTokenAlg::parse(raw).ok_or_else(|| {
+            invalid(
+                "invalid_client_metadata",
+                "id_token_signed_response_alg must be RS256, ES256 or EdDSA",
+            )
+        })?),
+    };
     let method = metadata
         .token_endpoint_auth_method
         .unwrap_or_else(|| "client_secret_basic".into());
@@ -246,6 +267,8 @@ fn settings_from(
             access_token_ttl_secs: state.registration.access_token_ttl.as_secs(),
             refresh_token_ttl_secs: state.registration.refresh_token_ttl.as_secs(),
             audience: Vec::new(),
+            post_logout_redirect_uris,
+            id_token_signed_response_alg: id_token_alg,
         },
         method,
     ))

@@ -14,7 +14,7 @@ use writ_infra::tokens;
 use writ_infra::Metadata;
 
 use crate::issue::{self, Subject};
-use crate::{audience, password, CommandState};
+use crate::{audience, authorization_code, password, CommandState};
 
 pub async fn token(
     State(state): State<CommandState>,
@@ -47,11 +47,9 @@ pub async fn token(
         GrantType::ClientCredentials => client_credentials(state, &client, &form, &metadata).await,
         GrantType::RefreshToken => refresh(state, &client, &form, &metadata).await,
         GrantType::Password => password::grant(state, &client, &form, &metadata).await,
-        GrantType::AuthorizationCode => Err(OAuthError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "the authorization code grant arrives with the browser flows",
-        )),
+        GrantType::AuthorizationCode => {
+            authorization_code::grant(state, &client, &form, &metadata).await
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use crate::client::{Client, ClientEvent};
 use crate::consent::{Consent, ConsentEvent};
 use crate::grant::{Grant, GrantEvent};
 use crate::login::{LoginDay, LoginEvent};
+use crate::session::{Session, SessionEvent};
 use crate::signing_key::{SigningKey, SigningKeyEvent};
 use crate::EVENT_VERSION_1;
 
@@ -19,6 +20,7 @@ const CATALOGUE: &[(&str, &[&str])] = &[
     (Consent::TYPE, ConsentEvent::TYPES),
     (Grant::TYPE, GrantEvent::TYPES),
     (SigningKey::TYPE, SigningKeyEvent::TYPES),
+    (Session::TYPE, SessionEvent::TYPES),
 ];
 
 pub fn is_known(aggregate_type: &str, event_type: &str, event_version: &str) -> bool {

@@ -14,6 +14,7 @@ pub mod consent;
 pub mod grant;
 pub mod login;
 pub mod services;
+pub mod session;
 pub mod signing_key;
 pub mod values;
 

@@ -80,8 +80,12 @@ pub(crate) mod fixtures {
     }
 
     pub fn services() -> Services {
+        services_at(t0())
+    }
+
+    pub fn services_at(time: DateTime<Utc>) -> Services {
         Services::new(
-            Arc::new(FixedClock::at(t0())),
+            Arc::new(FixedClock::at(time)),
             Arc::new(SequentialIds::default()),
         )
     }

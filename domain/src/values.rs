@@ -214,6 +214,31 @@ pub enum ApplicationType {
     Native,
 }
 
+/// id_token signature algorithms (OpenID Connect Core §2); never `none`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdTokenAlg {
+    #[default]
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl IdTokenAlg {
+    pub const ALL: [Self; 3] = [Self::RS256, Self::ES256, Self::EdDSA];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.as_str() == raw)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenFormat {

@@ -67,6 +67,17 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "the window of `auth_failure_limit`; a throttled caller gets 429 and Retry-After",
     ),
     (
+        "ip_failure_limit",
+        "100",
+        "failed sign-ins per client IP address and window (`auth_failure_window`), per process",
+    ),
+    ("code_ttl", "60s", "lifetime of authorization codes"),
+    (
+        "session_ttl",
+        "12h",
+        "lifetime of a browser session after sign-in",
+    ),
+    (
         "registration_token",
         "(unset)",
         "initial access token for dynamic client registration; unset disables /register",
@@ -100,6 +111,11 @@ pub struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     pub auth_failure_window: Option<Duration>,
     pub registration_token: Option<String>,
+    pub ip_failure_limit: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub code_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub session_ttl: Option<Duration>,
 }
 
 /// Signature algorithms for access tokens (design: ES256 or EdDSA, never
@@ -147,6 +163,9 @@ pub struct Settings {
     pub auth_failure_window: Duration,
     /// Never logged: `Debug` shows only whether it is set.
     pub registration_token: Option<String>,
+    pub ip_failure_limit: u32,
+    pub code_ttl: Duration,
+    pub session_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +258,18 @@ impl Settings {
                 .registration_token
                 .or(file.registration_token)
                 .filter(|token| !token.is_empty()),
+            ip_failure_limit: overrides
+                .ip_failure_limit
+                .or(file.ip_failure_limit)
+                .unwrap_or(100),
+            code_ttl: overrides
+                .code_ttl
+                .or(file.code_ttl)
+                .unwrap_or(Duration::from_secs(60)),
+            session_ttl: overrides
+                .session_ttl
+                .or(file.session_ttl)
+                .unwrap_or(Duration::from_secs(12 * 3600)),
             database_url: overrides.database_url.or(file.database_url),
             listen,
             data_dir,

@@ -52,6 +52,9 @@ pub struct Committed<A: Aggregate> {
     pub events: Vec<EventEnvelope<A>>,
     /// `None` when the command decided that nothing needed recording.
     pub cursor: Option<Cursor>,
+    /// The aggregate with the committed events applied: what a caller
+    /// needs beyond the new events (a code grant's nonce for its id_token).
+    pub state: A,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +186,12 @@ impl Executor {
                 return Ok(Committed {
                     events: Vec::new(),
                     cursor: None,
+                    state: aggregate,
                 });
+            }
+            let mut decided = aggregate;
+            for event in &events {
+                decided.apply(event.clone());
             }
             let envelopes: Vec<EventEnvelope<A>> = events
                 .into_iter()
@@ -204,6 +212,7 @@ impl Executor {
                     return Ok(Committed {
                         events: envelopes,
                         cursor: receipt.cursor(),
+                        state: decided,
                     })
                 }
                 Err(AppendError::Conflict) if attempt < MAX_ATTEMPTS => {

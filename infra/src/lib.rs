@@ -6,6 +6,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod claims;
 pub mod config;
 pub mod crypto;
 pub mod executor;

@@ -43,6 +43,7 @@ struct ActiveInputs {
     client_status: String,
     account_status: Option<String>,
     credentials_changed_at: Option<String>,
+    consent_withdrawn_at: Option<String>,
 }
 
 impl TokenRecord {
@@ -58,17 +59,21 @@ impl TokenRecord {
             && self.expires_at > timestamp(&now)
     }
 
-    /// The client is enabled, and the account (if any) is enabled and has
-    /// not changed its password since the grant began.
+    /// The client is enabled, and the account (if any) is enabled, has
+    /// not changed its password since the grant began, and has not
+    /// withdrawn its consent to this client since then.
     pub fn holder_is_live(&self) -> bool {
         let a = &self.active_at;
+        let since_grant = |instant: Option<&str>| {
+            instant.is_none_or(|changed| a.grant_created_at.as_str() >= changed)
+        };
         let account_ok = match &self.sub {
             None => true,
             Some(_) => {
                 a.account_status.as_deref() == Some("active")
-                    && a.credentials_changed_at
-                        .as_deref()
-                        .is_some_and(|changed| a.grant_created_at.as_str() >= changed)
+                    && a.credentials_changed_at.is_some()
+                    && since_grant(a.credentials_changed_at.as_deref())
+                    && since_grant(a.consent_withdrawn_at.as_deref())
             }
         };
         a.client_status == "active" && account_ok
@@ -86,9 +91,10 @@ impl TokenRecord {
 const LOOKUP: &str = "SELECT t.token_key, t.kind, t.gid, t.jti, coalesce(t.scopes, g.scopes) AS scopes, t.issued_at, t.expires_at, \
   t.status AS token_status, g.client_id, g.sub, g.audience, g.cursor, g.status AS grant_status, \
   g.created_at AS grant_created_at, c.status AS client_status, a.status AS account_status, \
-  a.credentials_changed_at \
+  a.credentials_changed_at, cs.withdrawn_at AS consent_withdrawn_at \
   FROM tokens t JOIN grants g ON g.gid = t.gid JOIN clients c ON c.client_id = g.client_id \
-  LEFT JOIN accounts a ON a.sub = g.sub WHERE t.token_key = $1";
+  LEFT JOIN accounts a ON a.sub = g.sub \
+  LEFT JOIN consents cs ON cs.sub = g.sub AND cs.client_id = g.client_id WHERE t.token_key = $1";
 
 /// Tokens longer than this were never issued by Writ.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -149,6 +155,7 @@ pub async fn find(
             client_status: text("client_status"),
             account_status: row.text("account_status"),
             credentials_changed_at: row.text("credentials_changed_at"),
+            consent_withdrawn_at: row.text("consent_withdrawn_at"),
         },
     }))
 }

@@ -1,5 +1,5 @@
 //! Discovery documents (OpenID Connect Discovery 1.0, RFC 8414) and the
-//! JWKS. Endpoints that arrive with later issues are listed when they exist.
+//! JWKS.
 
 use std::time::Duration;
 
@@ -18,23 +18,30 @@ fn metadata(state: &QueryState) -> Value {
     let issuer = state.issuer.trim_end_matches('/');
     let mut document = json!({
         "issuer": state.issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
+        "end_session_endpoint": format!("{issuer}/logout"),
         "jwks_uri": format!("{issuer}/jwks"),
         "revocation_endpoint": format!("{issuer}/revoke"),
         "introspection_endpoint": format!("{issuer}/introspect"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),
-        "grant_types_supported": ["client_credentials", "refresh_token", "password"],
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token", "password"],
         "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "name", "email"],
+        "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "email"],
         "subject_types_supported": ["public"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "access_token_signing_alg_values_supported": ["ES256", "EdDSA"],
         "authorization_response_iss_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
     });
     if state.registration_enabled {
         document["registration_endpoint"] = json!(format!("{issuer}/register"));

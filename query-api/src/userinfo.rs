@@ -10,11 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde_json::{json, Value};
-use writ_domain::values::Sealed;
 use writ_infra::http::{form, no_store};
-use writ_infra::personal::SubjectKey;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
 use writ_infra::tokens::{self, Kind};
 
 use crate::QueryState;
@@ -125,36 +121,7 @@ pub async fn userinfo(
 }
 
 async fn claims(state: &QueryState, sub: &str, scopes: &[&str]) -> Result<Value, ()> {
-    let row = state
-        .store
-        .db()
-        .fetch_optional(
-            &Statement::new(
-                "SELECT a.email, a.name, k.wrapped_key FROM accounts a \
-                 LEFT JOIN subject_keys k ON k.sub = a.sub WHERE a.sub = $1",
-            )
-            .text(sub),
-        )
+    writ_infra::claims::for_scopes(&state.store, &state.key_ring, sub, scopes)
         .await
-        .map_err(|_| ())?
-        .unwrap_or_default();
-    let key = row
-        .text("wrapped_key")
-        .and_then(|wrapped| SubjectKey::unwrap(sub, &wrapped, &state.key_ring).ok());
-    let open = |field: &str| {
-        let sealed = row.text(field)?;
-        key.as_ref()?.open(field, &Sealed(sealed))
-    };
-    let mut body = json!({ "sub": sub });
-    if scopes.contains(&"profile") {
-        if let Some(name) = open("name") {
-            body["name"] = Value::String(name);
-        }
-    }
-    if scopes.contains(&"email") {
-        if let Some(email) = open("email") {
-            body["email"] = Value::String(email);
-        }
-    }
-    Ok(body)
+        .map_err(|_| ())
 }

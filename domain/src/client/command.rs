@@ -1,6 +1,8 @@
 use serde::{Deserialize, Serialize};
 
-use crate::values::{ApplicationType, GrantType, RedirectUri, ScopeSet, SecretHash, TokenFormat};
+use crate::values::{
+    ApplicationType, GrantType, IdTokenAlg, RedirectUri, ScopeSet, SecretHash, TokenFormat,
+};
 
 /// Everything an administrator can set on a client. Lifetimes are seconds
 /// so events stay plain JSON.
@@ -16,6 +18,12 @@ pub struct ClientSettings {
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
     pub audience: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to (exact match).
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    /// The id_token signature; `None` is RS256, OpenID Connect's default.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<IdTokenAlg>,
 }
 
 #[derive(Debug, Clone)]

@@ -20,6 +20,8 @@ fn settings() -> ClientSettings {
         access_token_ttl_secs: 300,
         refresh_token_ttl_secs: 86_400,
         audience: vec![],
+        post_logout_redirect_uris: Vec::new(),
+        id_token_signed_response_alg: None,
     }
 }
 

@@ -24,6 +24,8 @@ pub struct CodeState {
     pub redirect_uri: RedirectUri,
     pub expires_at: DateTime<Utc>,
     pub spent: bool,
+    #[serde(default)]
+    pub redirect_uri_defaulted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +56,16 @@ pub struct Grant {
     pub code: Option<CodeState>,
     pub access_tokens: Vec<IssuedAccess>,
     pub refresh: Option<RefreshFamily>,
+    /// The sign-in behind a code grant, for its id_token.
+    pub authentication: Option<Authentication>,
+}
+
+/// What the id_token of a code grant says about the sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Authentication {
+    pub nonce: Option<String>,
+    pub auth_time: Option<DateTime<Utc>>,
+    pub sid: Option<String>,
 }
 
 impl Aggregate for Grant {
@@ -87,10 +99,19 @@ impl Aggregate for Grant {
                 code_hash,
                 challenge,
                 expires_at,
+                nonce,
+                auth_time,
+                sid,
+                redirect_uri_defaulted,
                 ..
             } => {
                 self.gid = gid;
                 self.status = GrantStatus::CodePending;
+                self.authentication = Some(Authentication {
+                    nonce,
+                    auth_time,
+                    sid,
+                });
                 self.kind = Some(GrantKind::AuthorizationCode);
                 self.client_id = client_id;
                 self.sub = Some(sub);
@@ -102,6 +123,7 @@ impl Aggregate for Grant {
                     redirect_uri,
                     expires_at,
                     spent: false,
+                    redirect_uri_defaulted,
                 });
             }
             GrantEvent::CodeRedeemed { .. } => {
@@ -200,6 +222,9 @@ impl Grant {
                 nonce,
                 request_id,
                 code_ttl_secs,
+                auth_time,
+                sid,
+                redirect_uri_defaulted,
             } => {
                 self.ensure_absent()?;
                 Ok(vec![GrantEvent::CodeIssued {
@@ -215,6 +240,9 @@ impl Grant {
                     request_id,
                     issued_at: now,
                     expires_at: now + seconds(code_ttl_secs)?,
+                    auth_time,
+                    sid,
+                    redirect_uri_defaulted,
                 }])
             }
             GrantCommand::RedeemCode {
@@ -226,7 +254,7 @@ impl Grant {
             } => self.redeem_code(
                 &client_id,
                 &code_hash,
-                &redirect_uri,
+                redirect_uri.as_ref(),
                 verifier.as_deref(),
                 tokens,
                 services,
@@ -287,7 +315,7 @@ impl Grant {
         &self,
         client_id: &str,
         code_hash: &SecretHash,
-        redirect_uri: &RedirectUri,
+        redirect_uri: Option<&RedirectUri>,
         verifier: Option<&str>,
         tokens: TokenRequest,
         services: &Services,
@@ -314,7 +342,11 @@ impl Grant {
         if now >= code.expires_at {
             return Err(GrantError::CodeExpired);
         }
-        if code.redirect_uri != *redirect_uri {
+        let redirect_ok = match redirect_uri {
+            Some(given) => *given == code.redirect_uri,
+            None => code.redirect_uri_defaulted,
+        };
+        if !redirect_ok {
             return Err(GrantError::RedirectUriMismatch);
         }
         let pkce_failure = match (&code.challenge, verifier) {

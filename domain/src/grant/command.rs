@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
@@ -50,11 +51,15 @@ pub enum GrantCommand {
         nonce: Option<String>,
         request_id: String,
         code_ttl_secs: u64,
+        auth_time: Option<DateTime<Utc>>,
+        sid: Option<String>,
+        redirect_uri_defaulted: bool,
     },
     RedeemCode {
         client_id: String,
         code_hash: SecretHash,
-        redirect_uri: RedirectUri,
+        /// RFC 6749 §4.1.3: required when the authorization request had one.
+        redirect_uri: Option<RedirectUri>,
         verifier: Option<String>,
         tokens: TokenRequest,
     },

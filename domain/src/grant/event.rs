@@ -21,6 +21,17 @@ pub enum GrantEvent {
         request_id: String,
         issued_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        /// When the person signed in (OpenID Connect `auth_time`).
+        #[serde(default)]
+        auth_time: Option<DateTime<Utc>>,
+        /// The browser session (its stream id) the code was issued in, so
+        /// logging out revokes what that session granted.
+        #[serde(default)]
+        sid: Option<String>,
+        /// The authorization request named no `redirect_uri` (one was
+        /// registered), so the token request need not repeat it.
+        #[serde(default)]
+        redirect_uri_defaulted: bool,
     },
     CodeRedeemed {
         redeemed_at: DateTime<Utc>,

@@ -1,25 +1,14 @@
-use std::sync::Arc;
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use cqrs_es::test::TestFramework;
 
 use super::*;
-use crate::services::fixtures::{services, t0};
-use crate::services::{FixedClock, SequentialIds};
+use crate::services::fixtures::{services, services_at, t0};
 use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
-use crate::Services;
 
 type GrantTest = TestFramework<Grant>;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-fn services_at(time: DateTime<Utc>) -> Services {
-    Services::new(
-        Arc::new(FixedClock::at(time)),
-        Arc::new(SequentialIds::default()),
-    )
-}
 
 fn hash(tag: &str) -> SecretHash {
     SecretHash(format!("hash-{tag}"))
@@ -63,6 +52,9 @@ fn code_issued() -> GrantEvent {
         request_id: "req".into(),
         issued_at: t0(),
         expires_at: t0() + Duration::seconds(60),
+        auth_time: Some(t0()),
+        sid: Some("session".into()),
+        redirect_uri_defaulted: false,
     }
 }
 
@@ -70,7 +62,7 @@ fn redeem(verifier: Option<&str>) -> GrantCommand {
     GrantCommand::RedeemCode {
         client_id: "c1".into(),
         code_hash: hash("code"),
-        redirect_uri: uri("https://app.example/cb"),
+        redirect_uri: Some(uri("https://app.example/cb")),
         verifier: verifier.map(str::to_owned),
         tokens: tokens(Some("r1")),
     }
@@ -148,6 +140,9 @@ fn issuing_a_code_records_its_hash_challenge_and_expiry() {
             nonce: Some("n".into()),
             request_id: "req".into(),
             code_ttl_secs: 60,
+            auth_time: Some(t0()),
+            sid: Some("session".into()),
+            redirect_uri_defaulted: false,
         })
         .then_expect_events(vec![code_issued()]);
 }
@@ -206,7 +201,7 @@ fn an_unknown_code_is_refused() {
         .when(GrantCommand::RedeemCode {
             client_id: "c1".into(),
             code_hash: hash("other"),
-            redirect_uri: uri("https://app.example/cb"),
+            redirect_uri: Some(uri("https://app.example/cb")),
             verifier: Some(VERIFIER.into()),
             tokens: tokens(None),
         })
@@ -220,7 +215,7 @@ fn a_code_is_bound_to_its_client() {
         .when(GrantCommand::RedeemCode {
             client_id: "c2".into(),
             code_hash: hash("code"),
-            redirect_uri: uri("https://app.example/cb"),
+            redirect_uri: Some(uri("https://app.example/cb")),
             verifier: Some(VERIFIER.into()),
             tokens: tokens(None),
         })
@@ -242,7 +237,7 @@ fn a_different_redirect_uri_is_refused() {
         .when(GrantCommand::RedeemCode {
             client_id: "c1".into(),
             code_hash: hash("code"),
-            redirect_uri: uri("https://app.example/cb/"),
+            redirect_uri: Some(uri("https://app.example/cb/")),
             verifier: Some(VERIFIER.into()),
             tokens: tokens(None),
         })
@@ -285,6 +280,9 @@ fn a_verifier_for_a_code_without_challenge_is_a_downgrade_and_burns_it() {
         request_id,
         issued_at,
         expires_at,
+        auth_time,
+        sid,
+        redirect_uri_defaulted,
         ..
     } = code_issued()
     else {
@@ -303,6 +301,9 @@ fn a_verifier_for_a_code_without_challenge_is_a_downgrade_and_burns_it() {
         request_id,
         issued_at,
         expires_at,
+        auth_time,
+        sid,
+        redirect_uri_defaulted,
     };
     GrantTest::with(services())
         .given(vec![without_challenge])
@@ -577,4 +578,42 @@ fn revoking_twice_is_refused() {
             reason: "y".into(),
         })
         .then_expect_error(GrantError::Revoked);
+}
+
+#[test]
+fn a_token_request_without_redirect_uri_is_refused_when_the_authorization_request_had_one() {
+    GrantTest::with(services())
+        .given(vec![code_issued()])
+        .when(GrantCommand::RedeemCode {
+            client_id: "c1".into(),
+            code_hash: hash("code"),
+            redirect_uri: None,
+            verifier: Some(VERIFIER.into()),
+            tokens: tokens(None),
+        })
+        .then_expect_error(GrantError::RedirectUriMismatch);
+}
+
+#[test]
+fn a_defaulted_redirect_uri_need_not_be_repeated() {
+    let mut issued = code_issued();
+    if let GrantEvent::CodeIssued {
+        redirect_uri_defaulted,
+        ..
+    } = &mut issued
+    {
+        *redirect_uri_defaulted = true;
+    }
+    let events = GrantTest::with(services())
+        .given(vec![issued])
+        .when(GrantCommand::RedeemCode {
+            client_id: "c1".into(),
+            code_hash: hash("code"),
+            redirect_uri: None,
+            verifier: Some(VERIFIER.into()),
+            tokens: tokens(None),
+        })
+        .inspect_result();
+    let events = events.unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(events[0], GrantEvent::CodeRedeemed { .. }));
 }

@@ -11,6 +11,7 @@ use writ_domain::account::{Account, AccountEvent};
 use writ_domain::client::{Client, ClientEvent};
 use writ_domain::consent::{Consent, ConsentEvent};
 use writ_domain::grant::{Grant, GrantEvent, GrantKind};
+use writ_domain::session::{Session, SessionEvent};
 use writ_domain::signing_key::{SigningKey, SigningKeyEvent};
 
 use super::statement::Statement;
@@ -60,6 +61,7 @@ pub fn statements(schema: &str, event: &StoredEvent) -> Result<Vec<Statement>, A
         Consent::TYPE => consent(schema, decode(event)?),
         Grant::TYPE => grant(schema, id, &event.cursor().to_string(), decode(event)?),
         SigningKey::TYPE => signing_key(schema, decode(event)?),
+        Session::TYPE => session(schema, id, decode(event)?),
         // Login outcomes have no inline row; decoding still rejects the unknown.
         _ => decode::<serde_json::Value>(event).map(|_| Vec::new())?,
     })
@@ -155,34 +157,74 @@ fn account(s: &str, account_id: &str, event: AccountEvent) -> Vec<Statement> {
     }
 }
 
+/// `withdrawn_at` survives a later grant: tokens of grants created before
+/// the last withdrawal stay inactive (ADR 0012).
 fn consent(s: &str, event: ConsentEvent) -> Vec<Statement> {
-    let (status, scopes, at) = match &event {
-        ConsentEvent::ConsentGranted {
-            scopes,
-            granted_at: at,
-            ..
-        }
-        | ConsentEvent::ConsentExtended {
-            scopes,
-            extended_at: at,
-            ..
-        } => ("active", scopes.to_string(), at),
-        ConsentEvent::ConsentWithdrawn { withdrawn_at, .. } => {
-            ("withdrawn", String::new(), withdrawn_at)
-        }
-    };
     let (sub, client_id) = event.subject_and_client();
-    vec![Statement::new(format!(
-        "INSERT INTO {s}.consents (sub, client_id, scopes, status, updated_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (sub, client_id) DO UPDATE SET
-           scopes = CASE WHEN excluded.status = 'withdrawn' THEN consents.scopes ELSE excluded.scopes END,
-           status = excluded.status, updated_at = excluded.updated_at"
-    ))
-    .text(sub)
-    .text(client_id)
-    .text(scopes)
-    .text(status)
-    .text(timestamp(at))]
+    let upsert = |scopes: String, at: &DateTime<Utc>, on_conflict: &str| {
+        Statement::new(format!(
+            "INSERT INTO {s}.consents (sub, client_id, scopes, status, granted_at, updated_at) VALUES ($1, $2, $3, 'active', $4, $4)
+             ON CONFLICT (sub, client_id) DO UPDATE SET {on_conflict}"
+        ))
+        .text(sub)
+        .text(client_id)
+        .text(scopes)
+        .text(timestamp(at))
+    };
+    match &event {
+        ConsentEvent::ConsentGranted {
+            scopes, granted_at, ..
+        } => vec![upsert(
+            scopes.to_string(),
+            granted_at,
+            "scopes = excluded.scopes, status = 'active', granted_at = excluded.granted_at, updated_at = excluded.updated_at",
+        )],
+        ConsentEvent::ConsentExtended {
+            scopes,
+            extended_at,
+            ..
+        } => vec![upsert(
+            scopes.to_string(),
+            extended_at,
+            "scopes = excluded.scopes, status = 'active', updated_at = excluded.updated_at",
+        )],
+        ConsentEvent::ConsentWithdrawn { withdrawn_at, .. } => vec![Statement::new(format!(
+            "UPDATE {s}.consents SET status = 'withdrawn', withdrawn_at = $1, updated_at = $1 WHERE sub = $2 AND client_id = $3"
+        ))
+        .text(timestamp(withdrawn_at))
+        .text(sub)
+        .text(client_id)],
+    }
+}
+
+fn session(s: &str, sid: &str, event: SessionEvent) -> Vec<Statement> {
+    match event {
+        SessionEvent::SessionStarted {
+            sub,
+            auth_time,
+            expires_at,
+        } => vec![Statement::new(format!(
+            "INSERT INTO {s}.sessions (sid, sub, auth_time, expires_at, status, updated_at) VALUES ($1, $2, $3, $4, 'live', $3)"
+        ))
+        .text(sid)
+        .text(sub)
+        .text(timestamp(&auth_time))
+        .text(timestamp(&expires_at))],
+        SessionEvent::SessionRenewed {
+            auth_time,
+            expires_at,
+        } => vec![Statement::new(format!(
+            "UPDATE {s}.sessions SET auth_time = $1, expires_at = $2, updated_at = $1 WHERE sid = $3"
+        ))
+        .text(timestamp(&auth_time))
+        .text(timestamp(&expires_at))
+        .text(sid)],
+        SessionEvent::SessionEnded { ended_at, .. } => vec![Statement::new(format!(
+            "UPDATE {s}.sessions SET status = 'ended', updated_at = $1 WHERE sid = $2"
+        ))
+        .text(timestamp(&ended_at))
+        .text(sid)],
+    }
 }
 
 fn kind_name(kind: GrantKind) -> &'static str {
@@ -239,9 +281,10 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
                      audience: &[String],
                      status: &str,
                      at: &str,
-                     until: &str| {
+                     until: &str,
+                     sid: Option<String>| {
         Statement::new(format!(
-            "INSERT INTO {s}.grants (gid, kind, client_id, sub, scopes, audience, status, created_at, updated_at, expires_at, cursor) VALUES ($1, $2, $3, $4, $5, $6, '{status}', $7, $7, $8, $9)"
+            "INSERT INTO {s}.grants (gid, kind, client_id, sub, scopes, audience, status, created_at, updated_at, expires_at, cursor, sid) VALUES ($1, $2, $3, $4, $5, $6, '{status}', $7, $7, $8, $9, $10)"
         ))
         .text(gid)
         .text(kind)
@@ -252,6 +295,7 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
         .text(at)
         .text(until)
         .text(cursor)
+        .opt(sid)
     };
     // Creations and extensions set the cursor themselves.
     let sets_cursor = matches!(
@@ -270,6 +314,7 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
             code_hash,
             issued_at,
             expires_at,
+            sid,
             ..
         } => {
             let (at, until) = (timestamp(&issued_at), timestamp(&expires_at));
@@ -283,6 +328,7 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
                     "pending",
                     &at,
                     &until,
+                    sid,
                 ),
                 token(code_hash.0, "code", None, None, &at, &until),
             ]
@@ -323,6 +369,7 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
                 "active",
                 &at,
                 &at,
+                None,
             )]
         }
         GrantEvent::AccessTokenIssued {

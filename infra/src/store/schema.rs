@@ -14,6 +14,7 @@ pub const REBUILDABLE_TABLES: &[&str] = &[
     "grants",
     "tokens",
     "signing_keys",
+    "sessions",
     "audit_index",
 ];
 
@@ -133,11 +134,13 @@ CREATE TABLE {schema}.usernames (
   sub        text NOT NULL
 ) STRICT;
 CREATE TABLE {schema}.consents (
-  sub        text NOT NULL,
-  client_id  text NOT NULL,
-  scopes     text NOT NULL,
-  status     text NOT NULL,
-  updated_at text NOT NULL,
+  sub          text NOT NULL,
+  client_id    text NOT NULL,
+  scopes       text NOT NULL,
+  status       text NOT NULL,
+  granted_at   text NOT NULL,
+  withdrawn_at text,
+  updated_at   text NOT NULL,
   PRIMARY KEY (sub, client_id)
 ) STRICT;
 CREATE TABLE {schema}.grants (
@@ -151,9 +154,11 @@ CREATE TABLE {schema}.grants (
   created_at text NOT NULL,
   updated_at text NOT NULL,
   expires_at text NOT NULL,
-  cursor     text NOT NULL
+  cursor     text NOT NULL,
+  sid        text
 ) STRICT;
 CREATE INDEX {schema}.grants_by_client ON grants (client_id);
+CREATE INDEX {schema}.grants_by_sid ON grants (sid);
 CREATE INDEX {schema}.grants_by_sub ON grants (sub);
 CREATE TABLE {schema}.tokens (
   token_key  text PRIMARY KEY,
@@ -173,6 +178,14 @@ CREATE TABLE {schema}.signing_keys (
   status       text NOT NULL,
   generated_at text NOT NULL,
   updated_at   text NOT NULL
+) STRICT;
+CREATE TABLE {schema}.sessions (
+  sid        text PRIMARY KEY,
+  sub        text NOT NULL,
+  auth_time  text NOT NULL,
+  expires_at text NOT NULL,
+  status     text NOT NULL,
+  updated_at text NOT NULL
 ) STRICT;
 CREATE TABLE {schema}.audit_index (
   position       integer PRIMARY KEY,

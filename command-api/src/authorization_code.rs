@@ -1,0 +1,90 @@
+//! The authorization code grant at `/token` (RFC 6749 §4.1.3, RFC 7636
+//! §4.6): the code is found by its hash, and the grant's aggregate decides
+//! redemption, replay (which revokes the grant, the winner's tokens
+//! included) and PKCE failure (which burns the code). Both outcomes are
+//! committed before the `invalid_grant` answer leaves.
+
+use axum::response::Response;
+use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
+use writ_domain::values::{GrantType, RedirectUri, SecretHash};
+use writ_infra::http::{AuthenticatedClient, Form, OAuthError};
+use writ_infra::tokens::{self, Kind};
+use writ_infra::Metadata;
+
+use crate::issue::{self, Subject};
+use crate::{id_token, CommandState};
+
+pub async fn grant(
+    state: &CommandState,
+    client: &AuthenticatedClient,
+    form: &Form,
+    metadata: &Metadata,
+) -> Result<Response, OAuthError> {
+    let code = form.require("code")?;
+    let unknown = || OAuthError::invalid_grant("the code is invalid, expired or already used");
+    let redirect_uri = form
+        .get("redirect_uri")
+        .map(RedirectUri::parse)
+        .transpose()
+        .map_err(|_| {
+            OAuthError::invalid_grant("redirect_uri differs from the authorization request's")
+        })?;
+    let record = tokens::find(&state.store, &state.keys, code)
+        .await
+        .map_err(|_| OAuthError::unavailable())?
+        .filter(|record| record.kind == Kind::Code)
+        .ok_or_else(unknown)?;
+    if !record.holder_is_live() {
+        return Err(unknown());
+    }
+    let with_refresh = client
+        .settings
+        .grant_types
+        .contains(&GrantType::RefreshToken);
+    let prepared = issue::prepare(&client.settings, with_refresh, state.refresh_token_idle_ttl);
+    let command = GrantCommand::RedeemCode {
+        client_id: client.client_id.clone(),
+        code_hash: SecretHash(record.key.clone()),
+        redirect_uri,
+        verifier: form.get("code_verifier").map(str::to_owned),
+        tokens: prepared.request.clone(),
+    };
+    let committed = state
+        .executor
+        .execute::<Grant>(&record.gid, command, metadata)
+        .await
+        .map_err(issue::refused)?;
+    for event in &committed.events {
+        match event.payload {
+            GrantEvent::CodeReplayDetected { .. } => {
+                return Err(OAuthError::invalid_grant(
+                    "the code was already used; every token it issued is revoked",
+                ))
+            }
+            GrantEvent::CodeBurned { .. } => {
+                return Err(OAuthError::invalid_grant(
+                    "the code_verifier does not match; the code can no longer be used",
+                ))
+            }
+            _ => {}
+        }
+    }
+    let issued = issue::body(
+        state,
+        Subject {
+            client_id: &client.client_id,
+            sub: record.sub.as_deref(),
+            audience: &record.audience,
+            gid: &record.gid,
+        },
+        &committed.events,
+        prepared,
+    )?;
+    let mut body = issued.body.clone();
+    if issued.scopes.contains("openid") {
+        let sub = record.sub.as_deref().unwrap_or_default();
+        let token = id_token::sign(state, client, sub, &committed.state, &issued).await?;
+        body["id_token"] = serde_json::Value::String(token);
+    }
+    Ok(issue::send(body))
+}

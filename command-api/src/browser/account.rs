@@ -1,0 +1,114 @@
+//! The account page: the apps the signed-in person consented to, with
+//! scopes and dates, and a button to withdraw each. Withdrawal is in force
+//! before the 303 leaves: the consent's inline row makes that client's
+//! tokens for this person inactive in the same commit (ADR 0012), and the
+//! policy then records a `GrantRevoked` for each grant.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use writ_domain::consent::{Consent, ConsentCommand};
+use writ_infra::http::form;
+use writ_infra::store::statement::Statement;
+use writ_infra::store::RowExt;
+use writ_infra::ExecuteError;
+
+use super::authorize::{consent_stream, user_metadata};
+use super::login::expired;
+use super::pages::{self, see_other, ConsentRow};
+use super::session;
+use super::state::{self, BROWSER_COOKIE};
+use crate::token::request_id;
+use crate::CommandState;
+
+pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Response {
+    let session = match session::current(&state, &headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return see_other("/login"),
+        Err(_) => return pages::unavailable(),
+    };
+    let Some(binding) = state::cookie(&headers, BROWSER_COOKIE) else {
+        return see_other("/login");
+    };
+    let rows = state
+        .store
+        .db()
+        .fetch_all(
+            &Statement::new(
+                "SELECT c.client_id, cl.name, c.scopes, c.granted_at FROM consents c \
+                 JOIN clients cl ON cl.client_id = c.client_id \
+                 WHERE c.sub = $1 AND c.status = 'active' ORDER BY cl.name, c.client_id",
+            )
+            .text(session.sub.clone()),
+        )
+        .await;
+    let Ok(rows) = rows else {
+        return pages::unavailable();
+    };
+    let consents = rows
+        .iter()
+        .map(|row| {
+            let granted_at = row.text("granted_at").unwrap_or_default();
+            ConsentRow {
+                client_id: row.text("client_id").unwrap_or_default(),
+                client_name: row.text("name").unwrap_or_default(),
+                scopes: row.text("scopes").unwrap_or_default(),
+                granted_on: granted_at.get(..10).unwrap_or_default().to_owned(),
+                granted_at,
+            }
+        })
+        .collect();
+    let username = writ_infra::claims::username(&state.store, &state.key_ring, &session.sub)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| session.sub.clone());
+    pages::render(
+        StatusCode::OK,
+        &pages::Account {
+            username: &username,
+            consents,
+            csrf: &state.browser.key.csrf(&binding),
+        },
+    )
+}
+
+/// `POST /account/consents`: withdraw one app's access.
+pub async fn withdraw(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let Ok(form) = form::read(&headers, body).await else {
+        return pages::error(StatusCode::BAD_REQUEST, "The form was malformed.");
+    };
+    let Some(binding) = state::cookie(&headers, BROWSER_COOKIE) else {
+        return expired();
+    };
+    if !state.browser.key.csrf_ok(&binding, form.get("csrf")) {
+        return expired();
+    }
+    let session = match session::current(&state, &headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return see_other("/login"),
+        Err(_) => return pages::unavailable(),
+    };
+    let Some(client_id) = form.get("client_id") else {
+        return pages::error(StatusCode::BAD_REQUEST, "Choose an app.");
+    };
+    let command = ConsentCommand::Withdraw {
+        by: format!("user:{}", session.sub),
+        reason: "withdrawn by the user on the account page".into(),
+    };
+    let metadata = user_metadata(&session.sub, &request_id(&headers), Some(client_id));
+    let stream = consent_stream(&session.sub, client_id);
+    match state
+        .executor
+        .execute::<Consent>(&stream, command, &metadata)
+        .await
+    {
+        // Withdrawing twice, or an app never consented to, changes nothing.
+        Ok(_) | Err(ExecuteError::Rejected(_)) => see_other("/account"),
+        Err(_) => pages::unavailable(),
+    }
+}

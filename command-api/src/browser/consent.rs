@@ -1,0 +1,128 @@
+//! The consent page: the client's name and the requested scopes in words,
+//! Allow and Deny. Allow records the consent (remembered until withdrawn
+//! or outgrown) and issues the code; Deny sends `access_denied` back.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use writ_domain::consent::{Consent, ConsentCommand};
+use writ_infra::http::form;
+use writ_infra::ExecuteError;
+
+use super::authorize::{consent_stream, fresh, issue_code, load_client, refuse, user_metadata};
+use super::login::expired;
+use super::pages::{self, describe_scope};
+use super::request::{Pending, Refusal};
+use super::session::{self, LiveSession};
+use super::state::{self, BROWSER_COOKIE};
+use crate::CommandState;
+
+pub async fn page(
+    state: &CommandState,
+    binding: &str,
+    mut pending: Pending,
+    session: &LiveSession,
+) -> Response {
+    let client = match load_client(state, &pending.client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "This application is no longer available.",
+            )
+        }
+        Err(()) => return pages::unavailable(),
+    };
+    let username = writ_infra::claims::username(&state.store, &state.key_ring, &session.sub)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "you".into());
+    pending.consent_for = Some(session.sub.clone());
+    let request = state.browser.key.seal(binding, "consent", &pending);
+    pages::render(
+        StatusCode::OK,
+        &pages::Consent {
+            client_name: &client.settings.name,
+            username: &username,
+            scopes: pending.scopes.iter().map(describe_scope).collect(),
+            csrf: &state.browser.key.csrf(binding),
+            request: &request,
+        },
+    )
+}
+
+/// `POST /consent`: only the person the page was shown to, in the browser
+/// it was shown in, can answer it (R46).
+pub async fn submit(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let Ok(form) = form::read(&headers, body).await else {
+        return pages::error(StatusCode::BAD_REQUEST, "The consent form was malformed.");
+    };
+    let Some(binding) = state::cookie(&headers, BROWSER_COOKIE) else {
+        return expired();
+    };
+    if !state.browser.key.csrf_ok(&binding, form.get("csrf")) {
+        return expired();
+    }
+    let Some(pending) = state
+        .browser
+        .key
+        .open::<Pending>(&binding, "consent", form.get("request"))
+        .filter(fresh)
+    else {
+        return expired();
+    };
+    let session = match session::current(&state, &headers).await {
+        Ok(Some(session)) if pending.consent_for.as_deref() == Some(session.sub.as_str()) => {
+            session
+        }
+        Ok(_) => return expired(),
+        Err(_) => return pages::unavailable(),
+    };
+    match form.get("decision") {
+        Some("allow") => {}
+        Some("deny") => {
+            return refuse(
+                &state,
+                Refusal::Redirect {
+                    redirect_uri: pending.redirect_uri.clone(),
+                    state: pending.state.clone(),
+                    error: "access_denied",
+                    description: "the user denied the request".into(),
+                },
+            )
+        }
+        _ => return pages::error(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+    }
+    // The client may have been disabled while the page was open.
+    match load_client(&state, &pending.client_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "This application is no longer available.",
+            )
+        }
+        Err(()) => return pages::unavailable(),
+    }
+    let command = ConsentCommand::Grant {
+        sub: session.sub.clone(),
+        client_id: pending.client_id.clone(),
+        scopes: pending.scopes.clone(),
+        request_id: pending.request_id.clone(),
+    };
+    let metadata = user_metadata(&session.sub, &pending.request_id, Some(&pending.client_id));
+    let stream = consent_stream(&session.sub, &pending.client_id);
+    match state
+        .executor
+        .execute::<Consent>(&stream, command, &metadata)
+        .await
+    {
+        Ok(_) | Err(ExecuteError::Rejected(_)) => issue_code(&state, &pending, &session).await,
+        Err(_) => pages::unavailable(),
+    }
+}

@@ -1,0 +1,185 @@
+//! The sign-in page. Its form carries a CSRF token and the sealed
+//! authorization request, both bound to this browser; a right password
+//! starts (or renews) the session and answers 303, a wrong one issues
+//! nothing and shows the page again.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use writ_infra::http::form;
+
+use super::authorize::{fresh, load_client};
+use super::pages::{self, see_other, with_query};
+use super::request::Pending;
+use super::session;
+use super::state::{self, BROWSER_COOKIE, SESSION_COOKIE};
+use crate::credentials::{self, Checked};
+use crate::token::request_id;
+use crate::CommandState;
+
+/// The sign-in page for this browser, with `pending` sealed into it.
+pub async fn page(
+    state: &CommandState,
+    binding: &str,
+    pending: Option<&Pending>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let client_name = match pending {
+        Some(pending) => match load_client(state, &pending.client_id).await {
+            Ok(client) => client.map(|c| c.settings.name),
+            Err(()) => return pages::unavailable(),
+        },
+        None => None,
+    };
+    let request = pending
+        .map(|p| state.browser.key.seal(binding, "login", p))
+        .unwrap_or_default();
+    pages::render(
+        status,
+        &pages::Login {
+            client_name: client_name.as_deref(),
+            error,
+            csrf: &state.browser.key.csrf(binding),
+            request: &request,
+            username: pending
+                .and_then(|p| p.login_hint.as_deref())
+                .unwrap_or_default(),
+        },
+    )
+}
+
+/// `GET /login`: for the account page; signed-in browsers go straight there.
+pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Response {
+    match session::current(&state, &headers).await {
+        Ok(Some(_)) => return see_other("/account"),
+        Ok(None) => {}
+        Err(_) => return pages::unavailable(),
+    }
+    let (binding, new_binding) = state::binding(&headers);
+    let mut response = page(&state, &binding, None, None, StatusCode::OK).await;
+    if new_binding {
+        state::set_cookie(
+            &mut response,
+            BROWSER_COOKIE,
+            &binding,
+            state.browser.secure_cookies,
+            None,
+        );
+    }
+    response
+}
+
+pub fn expired() -> Response {
+    pages::error(
+        StatusCode::FORBIDDEN,
+        "This form has expired or was opened in another browser. Start again from the application.",
+    )
+}
+
+/// The caller's address; behind a proxy this is the proxy's (documented).
+pub fn client_ip(request: &Request) -> Option<String> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+}
+
+/// `POST /login`.
+pub async fn submit(State(state): State<CommandState>, request: Request) -> Response {
+    let ip = client_ip(&request);
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let Ok(form) = form::read(&headers, body).await else {
+        return pages::error(StatusCode::BAD_REQUEST, "The sign-in form was malformed.");
+    };
+    let Some(binding) = state::cookie(&headers, BROWSER_COOKIE) else {
+        return expired();
+    };
+    if !state.browser.key.csrf_ok(&binding, form.get("csrf")) {
+        return expired();
+    }
+    let pending: Option<Pending> = match form.get("request") {
+        None => None,
+        Some(sealed) => match state.browser.key.open(&binding, "login", Some(sealed)) {
+            Some(pending) if fresh(&pending) => Some(pending),
+            _ => return expired(),
+        },
+    };
+    let again = |error: &'static str, status| {
+        let state = state.clone();
+        let binding = binding.clone();
+        let pending = pending.clone();
+        async move { page(&state, &binding, pending.as_ref(), Some(error), status).await }
+    };
+    let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
+        return again("Enter your username and password.", StatusCode::BAD_REQUEST).await;
+    };
+    let metadata = writ_infra::Metadata {
+        actor: "browser".into(),
+        request_id: request_id(&headers),
+        client_id: pending.as_ref().map(|p| p.client_id.clone()),
+    };
+    let sub = match credentials::check(
+        &state,
+        username,
+        password.to_owned(),
+        ip.as_deref(),
+        &metadata,
+    )
+    .await
+    {
+        Ok(Checked::Verified(sub)) => sub,
+        Ok(Checked::Failed) => {
+            return again(
+                "The username or password is wrong.",
+                StatusCode::UNAUTHORIZED,
+            )
+            .await
+        }
+        Ok(Checked::Throttled(wait)) => {
+            let mut response = again(
+                "Too many failed attempts. Wait a minute and try again.",
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+            return response;
+        }
+        Err(_) => return pages::unavailable(),
+    };
+    let existing = match session::current(&state, &headers).await {
+        Ok(existing) => existing,
+        Err(_) => return pages::unavailable(),
+    };
+    let metadata =
+        super::authorize::user_metadata(&sub, &metadata.request_id, metadata.client_id.as_deref());
+    let Ok((_, cookie)) = session::sign_in(&state, existing, &sub, &metadata).await else {
+        return pages::unavailable();
+    };
+    let mut response = match &pending {
+        Some(pending) => see_other(&with_query(
+            "/authorize/resume",
+            &[(
+                "request",
+                Some(&state.browser.key.seal(&binding, "resume", pending)),
+            )],
+        )),
+        None => see_other("/account"),
+    };
+    if let Some(cookie) = cookie {
+        let max_age = state.browser.session_ttl.as_secs();
+        state::set_cookie(
+            &mut response,
+            SESSION_COOKIE,
+            &cookie,
+            state.browser.secure_cookies,
+            Some(max_age),
+        );
+    }
+    response
+}

@@ -1,0 +1,183 @@
+//! The signed-in browser session: found by the SHA-256 of its cookie in
+//! the inline `sessions` row, started or renewed at sign-in, ended at
+//! logout together with the grants issued in it.
+
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use writ_domain::grant::{Grant, GrantCommand, GrantError};
+use writ_domain::session::{Session, SessionCommand};
+use writ_infra::crypto::{random_token, sha256_hex};
+use writ_infra::executor::Stream;
+use writ_infra::store::inline::timestamp;
+use writ_infra::store::statement::Statement;
+use writ_infra::store::RowExt;
+use writ_infra::{ExecuteError, Metadata};
+
+use super::state::{cookie, SESSION_COOKIE};
+use crate::CommandState;
+
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    /// The session's stream id: the SHA-256 of its cookie.
+    pub sid: String,
+    pub sub: String,
+    pub auth_time: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+pub struct Unavailable;
+
+/// The live session this browser presents, if any: not ended, not expired,
+/// and its account still enabled.
+pub async fn current(
+    state: &CommandState,
+    headers: &HeaderMap,
+) -> Result<Option<LiveSession>, Unavailable> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let sid = sha256_hex(token.as_bytes());
+    let row = state
+        .store
+        .db()
+        .fetch_optional(
+            &Statement::new(
+                "SELECT s.sub, s.auth_time, s.expires_at, s.status, a.status AS account_status \
+                 FROM sessions s JOIN accounts a ON a.sub = s.sub WHERE s.sid = $1",
+            )
+            .text(sid.clone()),
+        )
+        .await
+        .map_err(|_| Unavailable)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let live = row.text("status").as_deref() == Some("live")
+        && row.text("account_status").as_deref() == Some("active")
+        && row
+            .text("expires_at")
+            .is_some_and(|until| until > timestamp(&Utc::now()));
+    let auth_time = row
+        .text("auth_time")
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    Ok(match (live, row.text("sub"), auth_time) {
+        (true, Some(sub), Some(auth_time)) => Some(LiveSession {
+            sid,
+            sub,
+            auth_time,
+        }),
+        _ => None,
+    })
+}
+
+/// After a successful sign-in: renews the browser's live session of the
+/// same person, or starts a new one (ending another person's). Returns the
+/// session and, for a new one, the cookie to set.
+pub async fn sign_in(
+    state: &CommandState,
+    existing: Option<LiveSession>,
+    sub: &str,
+    metadata: &Metadata,
+) -> Result<(LiveSession, Option<String>), Unavailable> {
+    let ttl_secs = state.browser.session_ttl.as_secs().max(1);
+    if let Some(existing) = existing {
+        if existing.sub == sub {
+            let renewed = state
+                .executor
+                .execute::<Session>(
+                    &existing.sid,
+                    SessionCommand::Renew {
+                        sub: sub.to_owned(),
+                        ttl_secs,
+                    },
+                    metadata,
+                )
+                .await
+                .map_err(|_| Unavailable)?;
+            let auth_time = renewed.state.auth_time.ok_or(Unavailable)?;
+            return Ok((
+                LiveSession {
+                    auth_time,
+                    ..existing
+                },
+                None,
+            ));
+        }
+        end(state, &existing, "replaced by another sign-in", metadata).await?;
+    }
+    let token = random_token();
+    let sid = sha256_hex(token.as_bytes());
+    let started = state
+        .executor
+        .execute_with::<Session>(
+            &sid,
+            SessionCommand::Start {
+                sub: sub.to_owned(),
+                ttl_secs,
+            },
+            metadata,
+            Vec::new(),
+            Stream::New,
+        )
+        .await
+        .map_err(|_| Unavailable)?;
+    let auth_time = started.state.auth_time.ok_or(Unavailable)?;
+    Ok((
+        LiveSession {
+            sid,
+            sub: sub.to_owned(),
+            auth_time,
+        },
+        Some(token),
+    ))
+}
+
+/// Ends the session and revokes every grant issued in it, before the
+/// caller answers (RP-Initiated Logout; R31).
+pub async fn end(
+    state: &CommandState,
+    session: &LiveSession,
+    reason: &str,
+    metadata: &Metadata,
+) -> Result<(), Unavailable> {
+    let command = SessionCommand::End {
+        by: format!("user:{}", session.sub),
+        reason: reason.to_owned(),
+    };
+    match state
+        .executor
+        .execute::<Session>(&session.sid, command, metadata)
+        .await
+    {
+        Ok(_) | Err(ExecuteError::Rejected(_)) => {}
+        Err(_) => return Err(Unavailable),
+    }
+    let grants = state
+        .store
+        .db()
+        .fetch_all(
+            &Statement::new(
+                "SELECT gid FROM grants WHERE sid = $1 AND status IN ('active', 'pending')",
+            )
+            .text(session.sid.clone()),
+        )
+        .await
+        .map_err(|_| Unavailable)?;
+    for gid in grants.iter().filter_map(|row| row.text("gid")) {
+        let command = GrantCommand::Revoke {
+            by: format!("user:{}", session.sub),
+            reason: "logout".into(),
+        };
+        match state
+            .executor
+            .execute::<Grant>(&gid, command, metadata)
+            .await
+        {
+            Ok(_) | Err(ExecuteError::Rejected(GrantError::Revoked)) => {}
+            Err(ExecuteError::Rejected(_)) => {}
+            Err(_) => return Err(Unavailable),
+        }
+    }
+    Ok(())
+}
