@@ -35,6 +35,7 @@ async fn with_postgres_down_tokens_and_revocations_answer_503_and_nothing_is_iss
     assert!(created.success());
     let deployment = Deployment::on_postgres(cluster.url("f1"));
     let service = oauth::client(&deployment, &[]);
+    let web = crate::browser::web_client(&deployment, &[]);
     let server = deployment.serve();
     let api = Api::new(&server);
     let issued = api.client_credentials(&service).await;
@@ -62,6 +63,10 @@ async fn with_postgres_down_tokens_and_revocations_answer_503_and_nothing_is_iss
         .await
         .map(|r| r.status().as_u16());
     assert_eq!(live.unwrap_or(0), 200, "liveness holds");
+    let authorize = crate::browser::Browser::new(&server)
+        .authorize(&crate::browser::oidc_params(&web.id, "s"))
+        .await;
+    authorize.assert_error_page("F1: authorize shows an error page, never redirects");
 
     cluster.start().unwrap_or_else(|e| panic!("{e}"));
     eventually("the server to reach PostgreSQL again", || async {

@@ -3,7 +3,11 @@
 //! directories. One test binary, because linking is the slow part.
 
 mod attacks;
+mod authorize_attacks;
+mod browser;
+mod chromium;
 mod cli;
+mod code_flow;
 mod faults;
 mod harness;
 mod leaks;

@@ -105,7 +105,7 @@ async fn an_independent_client_library_gets_client_credentials_password_and_refr
     assert!(wrong.is_err(), "a wrong password gets no token");
 }
 
-async fn jwks(api: &Api) -> JwkSet {
+pub async fn jwks(api: &Api) -> JwkSet {
     api.http
         .get(api.url("/jwks"))
         .send()
