@@ -59,6 +59,15 @@ pub fn statement(schema: &str, event: &StoredEvent) -> Result<Statement, ApplyEr
             ),
             ..row
         },
+        // Only a session's start names its person; its row does after that.
+        "Session" => Statement {
+            sql: format!(
+                "INSERT INTO {schema}.audit_index ({columns})
+                 SELECT $1, $2, $3, $4, $5, $6, $7, NULL, s.sub
+                 FROM (SELECT 1 AS one) AS anchor LEFT JOIN {schema}.sessions s ON s.sid = $5"
+            ),
+            ..row
+        },
         _ => known(None, None, insert),
     })
 }

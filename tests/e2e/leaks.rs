@@ -1,9 +1,11 @@
-//! R51 and R61 after a full run of the token service: no raw token,
-//! secret or password in the database files or the server's log, and the
-//! read model rebuilt from the log equals the live one.
+//! R51 and R61 after a full run of the token service and the browser
+//! flows: no raw token, code, verifier, cookie, secret or password in the
+//! database files or the server's log, and the read model rebuilt from the
+//! log equals the live one.
 
 use writ_projector::rebuild_and_compare;
 
+use crate::browser::{self, Browser};
 use crate::harness::{Backend, Deployment};
 use crate::oauth::{self, form, Api};
 use crate::privacy::{caught_up_store, database_bytes};
@@ -79,6 +81,7 @@ async fn no_raw_secret_reaches_the_store_or_the_log_and_the_model_rebuilds(backe
         .await;
     assert_eq!(bad_basic.status, 401);
     needles.push("leaky-secret-7777".into());
+    needles.extend(browser_flow(&deployment, &server, &api).await);
     let log = server.log_lines().join("\n");
     server.stop();
 
@@ -103,4 +106,59 @@ async fn no_raw_secret_reaches_the_store_or_the_log_and_the_model_rebuilds(backe
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(differences.is_empty(), "R61: {differences:?}");
+}
+
+/// Sign-in (one wrong password first), consent, code exchange, withdrawal
+/// and logout; returns every secret the flow saw.
+async fn browser_flow(
+    deployment: &Deployment,
+    server: &crate::harness::Server,
+    api: &Api,
+) -> Vec<String> {
+    let web = browser::web_client(deployment, &[]);
+    browser::user(deployment, "dana");
+    let person = Browser::new(server);
+    let login = person
+        .authorize(&browser::oidc_params(&web.id, "leak-state"))
+        .await;
+    let wrong = person
+        .sign_in(&login, "dana", "wrong-browser-password-5")
+        .await;
+    assert_eq!(wrong.status, 401);
+    let signed_in = person.sign_in(&login, "dana", browser::PASSWORD).await;
+    let cookie = signed_in.header("set-cookie").unwrap_or_default();
+    let session = cookie
+        .strip_prefix("writ_session=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {cookie}"))
+        .to_owned();
+    let consent = person.follow(&signed_in).await;
+    let back = person.decide(&consent, "allow").await;
+    let code = back.redirect_query(browser::REDIRECT_URI)["code"].clone();
+    let tokens = browser::redeem(api, &web, &code).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let account = person.get("/account").await;
+    let withdrawn = person
+        .post(
+            "/account/consents",
+            &[("csrf", &account.hidden("csrf")), ("client_id", &web.id)],
+        )
+        .await;
+    assert_eq!(withdrawn.status, 303);
+    let out = person
+        .post("/logout", &[("csrf", &account.hidden("csrf"))])
+        .await;
+    assert_eq!(out.status, 200, "signed out");
+    vec![
+        browser::PASSWORD.to_owned(),
+        "wrong-browser-password-5".to_owned(),
+        browser::VERIFIER.to_owned(),
+        web.secret,
+        session,
+        login.hidden("csrf"),
+        code,
+        tokens.field("access_token"),
+        tokens.field("refresh_token"),
+        tokens.field("id_token"),
+    ]
 }

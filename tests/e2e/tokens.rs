@@ -288,7 +288,10 @@ async fn rotated_keys_stay_published_and_old_tokens_stay_valid(backend: Backend)
     let secrets = deployment
         .count("SELECT count(*) FROM signing_key_secrets")
         .await;
-    assert_eq!(secrets, 3, "ES256 twice and RS256 once, each sealed");
+    assert_eq!(
+        secrets, 4,
+        "ES256 twice, EdDSA and RS256 (for id_tokens) once, each sealed"
+    );
 }
 
 async fn disabling_a_client_kills_its_five_hundred_tokens_and_its_secret(backend: Backend) {

@@ -4,7 +4,7 @@
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use writ_domain::grant::{Grant, GrantCommand, GrantError};
+use writ_domain::grant::{Grant, GrantCommand};
 use writ_domain::session::{Session, SessionCommand};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::executor::Stream;
@@ -104,7 +104,9 @@ pub async fn sign_in(
                 None,
             ));
         }
-        end(state, &existing, "replaced by another sign-in", metadata).await?;
+        // Another person signs in here: the old session ends, but its
+        // grants are that person's and stay live.
+        end_session(state, &existing, "replaced by another sign-in", metadata).await?;
     }
     let token = random_token();
     let sid = sha256_hex(token.as_bytes());
@@ -141,6 +143,16 @@ pub async fn end(
     reason: &str,
     metadata: &Metadata,
 ) -> Result<(), Unavailable> {
+    end_session(state, session, reason, metadata).await?;
+    revoke_grants(state, session, metadata).await
+}
+
+async fn end_session(
+    state: &CommandState,
+    session: &LiveSession,
+    reason: &str,
+    metadata: &Metadata,
+) -> Result<(), Unavailable> {
     let command = SessionCommand::End {
         by: format!("user:{}", session.sub),
         reason: reason.to_owned(),
@@ -150,9 +162,16 @@ pub async fn end(
         .execute::<Session>(&session.sid, command, metadata)
         .await
     {
-        Ok(_) | Err(ExecuteError::Rejected(_)) => {}
-        Err(_) => return Err(Unavailable),
+        Ok(_) | Err(ExecuteError::Rejected(_)) => Ok(()),
+        Err(_) => Err(Unavailable),
     }
+}
+
+async fn revoke_grants(
+    state: &CommandState,
+    session: &LiveSession,
+    metadata: &Metadata,
+) -> Result<(), Unavailable> {
     let grants = state
         .store
         .db()
@@ -174,8 +193,8 @@ pub async fn end(
             .execute::<Grant>(&gid, command, metadata)
             .await
         {
-            Ok(_) | Err(ExecuteError::Rejected(GrantError::Revoked)) => {}
-            Err(ExecuteError::Rejected(_)) => {}
+            // Revoked meanwhile (by a replay, a policy): nothing to add.
+            Ok(_) | Err(ExecuteError::Rejected(_)) => {}
             Err(_) => return Err(Unavailable),
         }
     }
