@@ -8,13 +8,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use writ_domain::consent::{Consent, ConsentCommand};
-use writ_infra::http::form;
 use writ_infra::store::statement::Statement;
 use writ_infra::store::RowExt;
 use writ_infra::ExecuteError;
 
 use super::authorize::{consent_stream, user_metadata};
-use super::login::expired;
+use super::guard;
 use super::pages::{self, see_other, ConsentRow};
 use super::session;
 use super::state::{self, BROWSER_COOKIE};
@@ -79,15 +78,10 @@ pub async fn withdraw(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let Ok(form) = form::read(&headers, body).await else {
-        return pages::error(StatusCode::BAD_REQUEST, "The form was malformed.");
+    let (form, _) = match guard::posted_form(&state, &headers, body).await {
+        Ok(posted) => posted,
+        Err(page) => return page,
     };
-    let Some(binding) = state::cookie(&headers, BROWSER_COOKIE) else {
-        return expired();
-    };
-    if !state.browser.key.csrf_ok(&binding, form.get("csrf")) {
-        return expired();
-    }
     let session = match session::current(&state, &headers).await {
         Ok(Some(session)) => session,
         Ok(None) => return see_other("/login"),

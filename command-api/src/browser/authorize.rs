@@ -17,10 +17,11 @@ use writ_infra::store::statement::Statement;
 use writ_infra::store::RowExt;
 use writ_infra::Metadata;
 
+use super::guard;
 use super::pages::{self, see_other, with_query};
 use super::request::{self, KnownClient, Pending, Refusal};
 use super::session::{self, LiveSession};
-use super::state::{self, BROWSER_COOKIE};
+use super::state;
 use crate::token::{new_gid, request_id};
 use crate::CommandState;
 
@@ -185,7 +186,7 @@ pub async fn proceed(state: &CommandState, headers: &HeaderMap, pending: Pending
         Ok(session) => session.filter(|s| signed_in_enough(&pending, s)),
         Err(_) => return pages::unavailable(),
     };
-    let mut response = match session {
+    let response = match session {
         None if pending.prompt.none => redirect_error(
             state,
             &pending,
@@ -205,16 +206,7 @@ pub async fn proceed(state: &CommandState, headers: &HeaderMap, pending: Pending
             Ok(_) => super::consent::page(state, &binding, pending, &session).await,
         },
     };
-    if new_binding {
-        state::set_cookie(
-            &mut response,
-            BROWSER_COOKIE,
-            &binding,
-            state.browser.secure_cookies,
-            None,
-        );
-    }
-    response
+    guard::remember_browser(state, response, &binding, new_binding)
 }
 
 /// A remembered consent skips the page until withdrawn or outgrown.

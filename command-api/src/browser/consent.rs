@@ -6,15 +6,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use writ_domain::consent::{Consent, ConsentCommand};
-use writ_infra::http::form;
 use writ_infra::ExecuteError;
 
 use super::authorize::{consent_stream, fresh, issue_code, load_client, refuse, user_metadata};
-use super::login::expired;
+use super::guard::{self, expired};
 use super::pages::{self, describe_scope};
 use super::request::{Pending, Refusal};
 use super::session::{self, LiveSession};
-use super::state::{self, BROWSER_COOKIE};
 use crate::CommandState;
 
 pub async fn page(
@@ -59,15 +57,10 @@ pub async fn submit(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let Ok(form) = form::read(&headers, body).await else {
-        return pages::error(StatusCode::BAD_REQUEST, "The consent form was malformed.");
+    let (form, binding) = match guard::posted_form(&state, &headers, body).await {
+        Ok(posted) => posted,
+        Err(page) => return page,
     };
-    let Some(binding) = state::cookie(&headers, BROWSER_COOKIE) else {
-        return expired();
-    };
-    if !state.browser.key.csrf_ok(&binding, form.get("csrf")) {
-        return expired();
-    }
     let Some(pending) = state
         .browser
         .key

@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use writ_infra::http::form;
 
 use super::authorize::{fresh, load_client};
+use super::guard::{self, expired};
 use super::pages::{self, see_other, with_query};
 use super::request::Pending;
 use super::session;
-use super::state::{self, BROWSER_COOKIE, SESSION_COOKIE};
+use super::state::{self, SESSION_COOKIE};
 use crate::credentials::{self, Checked};
 use crate::token::request_id;
 use crate::CommandState;
@@ -59,24 +59,8 @@ pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Resp
         Err(_) => return pages::unavailable(),
     }
     let (binding, new_binding) = state::binding(&headers);
-    let mut response = page(&state, &binding, None, None, StatusCode::OK).await;
-    if new_binding {
-        state::set_cookie(
-            &mut response,
-            BROWSER_COOKIE,
-            &binding,
-            state.browser.secure_cookies,
-            None,
-        );
-    }
-    response
-}
-
-pub fn expired() -> Response {
-    pages::error(
-        StatusCode::FORBIDDEN,
-        "This form has expired or was opened in another browser. Start again from the application.",
-    )
+    let response = page(&state, &binding, None, None, StatusCode::OK).await;
+    guard::remember_browser(&state, response, &binding, new_binding)
 }
 
 /// The caller's address; behind a proxy this is the proxy's (documented).
@@ -92,15 +76,10 @@ pub async fn submit(State(state): State<CommandState>, request: Request) -> Resp
     let ip = client_ip(&request);
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let Ok(form) = form::read(&headers, body).await else {
-        return pages::error(StatusCode::BAD_REQUEST, "The sign-in form was malformed.");
+    let (form, binding) = match guard::posted_form(&state, &headers, body).await {
+        Ok(posted) => posted,
+        Err(page) => return page,
     };
-    let Some(binding) = state::cookie(&headers, BROWSER_COOKIE) else {
-        return expired();
-    };
-    if !state.browser.key.csrf_ok(&binding, form.get("csrf")) {
-        return expired();
-    }
     let pending: Option<Pending> = match form.get("request") {
         None => None,
         Some(sealed) => match state.browser.key.open(&binding, "login", Some(sealed)) {

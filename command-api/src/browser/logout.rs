@@ -9,13 +9,13 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use writ_infra::http::{form, Form};
+use writ_infra::http::Form;
 
 use super::authorize::{load_client, user_metadata};
-use super::login::expired;
+use super::guard::{self, expired};
 use super::pages::{self, see_other, with_query};
 use super::session::{self, LiveSession};
-use super::state::{self, BROWSER_COOKIE, SESSION_COOKIE};
+use super::state::{self, SESSION_COOKIE};
 use crate::token::request_id;
 use crate::CommandState;
 
@@ -126,38 +126,24 @@ pub async fn logout(
         }
         Some(_) => {
             let (binding, new_binding) = state::binding(&headers);
-            let mut response = pages::render(
+            let response = pages::render(
                 StatusCode::OK,
                 &pages::Logout {
                     csrf: &state.browser.key.csrf(&binding),
                     request: &state.browser.key.seal(&binding, "logout", &after),
                 },
             );
-            if new_binding {
-                state::set_cookie(
-                    &mut response,
-                    BROWSER_COOKIE,
-                    &binding,
-                    state.browser.secure_cookies,
-                    None,
-                );
-            }
-            response
+            guard::remember_browser(&state, response, &binding, new_binding)
         }
     }
 }
 
 /// `POST /logout`: the confirmation form, or the account page's button.
 async fn confirm(state: &CommandState, headers: &HeaderMap, body: Body) -> Response {
-    let Ok(form) = form::read(headers, body).await else {
-        return pages::error(StatusCode::BAD_REQUEST, "The sign-out form was malformed.");
+    let (form, binding) = match guard::posted_form(state, headers, body).await {
+        Ok(posted) => posted,
+        Err(page) => return page,
     };
-    let Some(binding) = state::cookie(headers, BROWSER_COOKIE) else {
-        return expired();
-    };
-    if !state.browser.key.csrf_ok(&binding, form.get("csrf")) {
-        return expired();
-    }
     let after = match form.get("request") {
         None => AfterLogout::default(),
         Some(sealed) => match state.browser.key.open(&binding, "logout", Some(sealed)) {

@@ -5,6 +5,7 @@
 mod account;
 mod authorize;
 mod consent;
+mod guard;
 mod login;
 mod logout;
 mod pages;
