@@ -14,6 +14,7 @@ writ_infra::on_both_backends!(
     token_requests_for_codes_enforce_pkce_binding_and_redirect_uri,
     pages_are_bound_to_their_browser_and_carry_security_headers,
     sign_in_failures_issue_nothing_and_are_throttled,
+    sign_ins_from_one_address_are_throttled_whatever_the_names,
 );
 
 /// A name, the request's parameters, and the error it must come back with.
@@ -683,4 +684,23 @@ impl Page {
     fn is_login_again(&self) -> bool {
         self.html.contains("action=\"/login\"") && self.html.contains("role=\"alert\"")
     }
+}
+
+async fn sign_ins_from_one_address_are_throttled_whatever_the_names(backend: Backend) {
+    let f = fixture(backend, &["--ip-failure-limit", "2"]).await;
+    let person = Browser::new(&f.server);
+    let login = person.authorize(&request(&f.web.id, REDIRECT_URI)).await;
+    for name in ["nobody-1", "nobody-2"] {
+        assert_eq!(person.sign_in(&login, name, "guess").await.status, 401);
+    }
+    let throttled = person.sign_in(&login, "alice", browser::PASSWORD).await;
+    assert_eq!(throttled.status, 429, "the address used up its failures");
+    assert!(throttled.header("retry-after").is_some());
+    assert!(throttled.html.contains("Too many failed attempts"));
+    assert_eq!(
+        f.deployment
+            .count("SELECT count(*) FROM events WHERE event_type = 'SessionStarted'")
+            .await,
+        0
+    );
 }

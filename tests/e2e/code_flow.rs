@@ -161,6 +161,23 @@ async fn a_remembered_consent_skips_the_page_until_it_is_withdrawn_on_the_accoun
         again.redirect_query(REDIRECT_URI).contains_key("code"),
         "a remembered consent skips the page"
     );
+    let mut silent = narrow.to_vec();
+    silent.push(("prompt", "none"));
+    let silent_back = person.authorize(&silent).await.redirect_query(REDIRECT_URI);
+    assert!(
+        silent_back.contains_key("code"),
+        "R42: prompt=none with session and consent"
+    );
+    let mut silent_wider = silent.clone();
+    silent_wider[3] = ("scope", "openid profile email");
+    let refused = person
+        .authorize(&silent_wider)
+        .await
+        .redirect_query(REDIRECT_URI);
+    assert_eq!(
+        refused["error"], "consent_required",
+        "prompt=none cannot ask"
+    );
     let mut wider = narrow.to_vec();
     wider[3] = ("scope", "openid profile email");
     assert!(

@@ -127,6 +127,8 @@ async fn discovery_lists_every_endpoint_in_both_documents(backend: Backend) {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(document["issuer"], api.base.as_str(), "{path}");
         for endpoint in [
+            "authorization_endpoint",
+            "end_session_endpoint",
             "token_endpoint",
             "jwks_uri",
             "revocation_endpoint",
@@ -141,6 +143,17 @@ async fn discovery_lists_every_endpoint_in_both_documents(backend: Backend) {
             document["code_challenge_methods_supported"],
             json!(["S256"]),
             "R15"
+        );
+        assert_eq!(
+            document["authorization_response_iss_parameter_supported"],
+            json!(true),
+            "R22"
+        );
+        assert_eq!(document["response_types_supported"], json!(["code"]), "R41");
+        assert_eq!(
+            document["id_token_signing_alg_values_supported"],
+            json!(["RS256", "ES256", "EdDSA"]),
+            "R50: never none"
         );
         let jwks = api
             .http

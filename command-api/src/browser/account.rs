@@ -7,12 +7,12 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use writ_domain::consent::{Consent, ConsentCommand};
+use writ_domain::consent::{stream_id, Consent, ConsentCommand};
 use writ_infra::store::statement::Statement;
 use writ_infra::store::RowExt;
 use writ_infra::ExecuteError;
 
-use super::authorize::{consent_stream, user_metadata};
+use super::authorize::user_metadata;
 use super::guard;
 use super::pages::{self, see_other, ConsentRow};
 use super::session;
@@ -95,7 +95,7 @@ pub async fn withdraw(
         reason: "withdrawn by the user on the account page".into(),
     };
     let metadata = user_metadata(&session.sub, &request_id(&headers), Some(client_id));
-    let stream = consent_stream(&session.sub, client_id);
+    let stream = stream_id(&session.sub, client_id);
     match state
         .executor
         .execute::<Consent>(&stream, command, &metadata)

@@ -7,7 +7,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
-use writ_domain::consent::stream_id;
 use writ_domain::grant::{Grant, GrantCommand};
 use writ_domain::values::{CodeChallenge, RedirectUri, SecretHash};
 use writ_infra::crypto::{random_token, sha256_hex};
@@ -291,9 +290,4 @@ pub fn user_metadata(sub: &str, request_id: &str, client_id: Option<&str>) -> Me
         request_id: request_id.to_owned(),
         client_id: client_id.map(str::to_owned),
     }
-}
-
-/// The consent stream of a person and a client.
-pub fn consent_stream(sub: &str, client_id: &str) -> String {
-    stream_id(sub, client_id)
 }

@@ -5,10 +5,10 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use writ_domain::consent::{Consent, ConsentCommand};
+use writ_domain::consent::{stream_id, Consent, ConsentCommand};
 use writ_infra::ExecuteError;
 
-use super::authorize::{consent_stream, fresh, issue_code, load_client, refuse, user_metadata};
+use super::authorize::{fresh, issue_code, load_client, refuse, user_metadata};
 use super::guard::{self, expired};
 use super::pages::{self, describe_scope};
 use super::request::{Pending, Refusal};
@@ -109,7 +109,7 @@ pub async fn submit(
         request_id: pending.request_id.clone(),
     };
     let metadata = user_metadata(&session.sub, &pending.request_id, Some(&pending.client_id));
-    let stream = consent_stream(&session.sub, &pending.client_id);
+    let stream = stream_id(&session.sub, &pending.client_id);
     match state
         .executor
         .execute::<Consent>(&stream, command, &metadata)
