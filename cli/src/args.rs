@@ -94,6 +94,9 @@ pub struct ServeArgs {
     /// Lifetime of authorization codes [default: 60s].
     #[arg(long, env = "WRIT_CODE_TTL", value_parser = humantime::parse_duration)]
     pub code_ttl: Option<Duration>,
+    /// How long a sign-in or consent form stays usable [default: 30m].
+    #[arg(long, env = "WRIT_AUTHORIZATION_REQUEST_TTL", value_parser = humantime::parse_duration)]
+    pub authorization_request_ttl: Option<Duration>,
     /// Lifetime of a browser session after sign-in [default: 12h].
     #[arg(long, env = "WRIT_SESSION_TTL", value_parser = humantime::parse_duration)]
     pub session_ttl: Option<Duration>,

@@ -39,6 +39,7 @@ pub fn resolve_settings(
         ip_failure_limit: serve.and_then(|s| s.ip_failure_limit),
         code_ttl: serve.and_then(|s| s.code_ttl),
         session_ttl: serve.and_then(|s| s.session_ttl),
+        authorization_request_ttl: serve.and_then(|s| s.authorization_request_ttl),
         ..Default::default()
     };
     Ok(Settings::resolve(overrides, file))

@@ -71,6 +71,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             key: BrowserKey::derive(&context.keys),
             code_ttl: settings.code_ttl,
             session_ttl: settings.session_ttl,
+            request_ttl: settings.authorization_request_ttl,
             ip_throttle: Throttle::new(settings.ip_failure_limit, settings.auth_failure_window),
             secure_cookies: issuer.starts_with("https://"),
         },

@@ -78,6 +78,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "lifetime of a browser session after sign-in",
     ),
     (
+        "authorization_request_ttl",
+        "30m",
+        "how long a sign-in or consent form stays usable",
+    ),
+    (
         "registration_token",
         "(unset)",
         "initial access token for dynamic client registration; unset disables /register",
@@ -116,6 +121,8 @@ pub struct FileConfig {
     pub code_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub session_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub authorization_request_ttl: Option<Duration>,
 }
 
 /// Signature algorithms for access tokens (design: ES256 or EdDSA, never
@@ -166,6 +173,7 @@ pub struct Settings {
     pub ip_failure_limit: u32,
     pub code_ttl: Duration,
     pub session_ttl: Duration,
+    pub authorization_request_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -270,6 +278,10 @@ impl Settings {
                 .session_ttl
                 .or(file.session_ttl)
                 .unwrap_or(Duration::from_secs(12 * 3600)),
+            authorization_request_ttl: overrides
+                .authorization_request_ttl
+                .or(file.authorization_request_ttl)
+                .unwrap_or(Duration::from_secs(30 * 60)),
             database_url: overrides.database_url.or(file.database_url),
             listen,
             data_dir,

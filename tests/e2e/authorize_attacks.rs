@@ -15,6 +15,8 @@ writ_infra::on_both_backends!(
     pages_are_bound_to_their_browser_and_carry_security_headers,
     sign_in_failures_issue_nothing_and_are_throttled,
     sign_ins_from_one_address_are_throttled_whatever_the_names,
+    a_stale_sign_in_form_is_refused,
+    an_https_issuer_sets_secure_cookies,
 );
 
 /// A name, the request's parameters, and the error it must come back with.
@@ -485,6 +487,33 @@ async fn token_requests_for_codes_enforce_pkce_binding_and_redirect_uri(backend:
     let reply = exchange(&f.web, &code, REDIRECT_URI, Some(VERIFIER)).await;
     assert_eq!(reply.error(), "invalid_grant", "R13 PKCE downgrade");
     assert_eq!(burned().await, before + 1, "R13 burns the code");
+
+    // A public client proves nothing but the verifier (`none`, RFC 6749 §2.3).
+    let public = |code: &str, verifier: Option<&str>| {
+        let mut params = vec![
+            ("grant_type", "authorization_code"),
+            ("client_id", f.public.id.as_str()),
+            ("code", code),
+            ("redirect_uri", REDIRECT_URI),
+        ];
+        params.extend(verifier.map(|v| ("code_verifier", v)));
+        api.post("/token", None, oauth::form(&params))
+    };
+    let code = code_for(&person, &f.public.id, true, "alice").await;
+    let reply = public(&code, None).await;
+    assert_eq!(
+        reply.error(),
+        "invalid_grant",
+        "R9: a public client without its verifier"
+    );
+    let code = code_for(&person, &f.public.id, true, "alice").await;
+    let reply = public(&code, Some(VERIFIER)).await;
+    assert_eq!(
+        reply.status, 200,
+        "a public client with PKCE: {}",
+        reply.body
+    );
+    assert!(reply.body["id_token"].is_string());
 }
 
 fn assert_page_headers(page: &Page, what: &str) {
@@ -521,8 +550,22 @@ async fn pages_are_bound_to_their_browser_and_carry_security_headers(backend: Ba
     let attacker = Browser::new(&f.server);
     let params = request(&f.web.id, REDIRECT_URI);
 
-    let login = person.authorize(&params).await;
+    let mut hinted = params.clone();
+    hinted.push(("login_hint", "alice"));
+    let login = person.authorize(&hinted).await;
     assert_page_headers(&login, "sign-in page");
+    assert!(
+        login.html.contains("value=\"alice\""),
+        "login_hint fills the username"
+    );
+    let cookie = login.header("set-cookie").unwrap_or_default();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(
+            cookie.contains(attribute),
+            "the binding cookie is {attribute}: {cookie}"
+        );
+    }
+    assert!(!cookie.contains("Secure"), "plain http issuer: {cookie}");
     let events = f.deployment.event_count().await;
     // R46: the victim's sign-in form, replayed from another browser.
     let replayed = attacker
@@ -702,5 +745,32 @@ async fn sign_ins_from_one_address_are_throttled_whatever_the_names(backend: Bac
             .count("SELECT count(*) FROM events WHERE event_type = 'SessionStarted'")
             .await,
         0
+    );
+}
+
+async fn a_stale_sign_in_form_is_refused(backend: Backend) {
+    let f = fixture(backend, &["--authorization-request-ttl", "1s"]).await;
+    let person = Browser::new(&f.server);
+    let login = person.authorize(&request(&f.web.id, REDIRECT_URI)).await;
+    let shown = Instant::now();
+    // The form's configured lifetime is 1 s: wait it out, no longer.
+    tokio::time::sleep(Duration::from_millis(1100).saturating_sub(shown.elapsed())).await;
+    let events = f.deployment.event_count().await;
+    let late = person.sign_in(&login, "alice", browser::PASSWORD).await;
+    late.assert_error_page("a sign-in form past authorization_request_ttl");
+    assert_eq!(late.status, 403);
+    assert_eq!(f.deployment.event_count().await, events, "nothing recorded");
+}
+
+async fn an_https_issuer_sets_secure_cookies(backend: Backend) {
+    // Behind the user's TLS proxy the issuer is https; cookies say Secure.
+    let f = fixture(backend, &["--issuer", "https://login.example.com"]).await;
+    let person = Browser::new(&f.server);
+    let login = person.authorize(&request(&f.web.id, REDIRECT_URI)).await;
+    assert!(login.is_login());
+    let cookie = login.header("set-cookie").unwrap_or_default();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
     );
 }

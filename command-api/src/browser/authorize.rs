@@ -24,9 +24,6 @@ use super::state;
 use crate::token::{new_gid, request_id};
 use crate::CommandState;
 
-/// How long a sign-in or consent form stays usable.
-const PENDING_TTL_SECS: i64 = 30 * 60;
-
 pub async fn authorize(
     State(state): State<CommandState>,
     method: Method,
@@ -100,7 +97,7 @@ pub async fn resume(
             .key
             .open(&binding, "resume", params.get("request"));
     match pending {
-        Some(pending) if fresh(&pending) => proceed(&state, &headers, pending).await,
+        Some(pending) if fresh(&state, &pending) => proceed(&state, &headers, pending).await,
         _ => pages::error(
             StatusCode::FORBIDDEN,
             "This sign-in link has expired or belongs to another browser. Start again from the application.",
@@ -108,8 +105,12 @@ pub async fn resume(
     }
 }
 
-pub fn fresh(pending: &Pending) -> bool {
-    (Utc::now() - pending.requested_at).num_seconds() < PENDING_TTL_SECS
+/// Whether a sealed request is still within `authorization_request_ttl`.
+pub fn fresh(state: &CommandState, pending: &Pending) -> bool {
+    let age = (Utc::now() - pending.requested_at)
+        .to_std()
+        .unwrap_or_default();
+    age < state.browser.request_ttl
 }
 
 pub async fn load_client(state: &CommandState, client_id: &str) -> Result<Option<KnownClient>, ()> {

@@ -65,7 +65,7 @@ pub async fn submit(
         .browser
         .key
         .open::<Pending>(&binding, "consent", form.get("request"))
-        .filter(fresh)
+        .filter(|pending| fresh(&state, pending))
     else {
         return expired();
     };

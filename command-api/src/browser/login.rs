@@ -83,7 +83,7 @@ pub async fn submit(State(state): State<CommandState>, request: Request) -> Resp
     let pending: Option<Pending> = match form.get("request") {
         None => None,
         Some(sealed) => match state.browser.key.open(&binding, "login", Some(sealed)) {
-            Some(pending) if fresh(&pending) => Some(pending),
+            Some(pending) if fresh(&state, &pending) => Some(pending),
             _ => return expired(),
         },
     };

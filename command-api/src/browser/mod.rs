@@ -29,6 +29,8 @@ pub struct BrowserSettings {
     pub key: BrowserKey,
     pub code_ttl: Duration,
     pub session_ttl: Duration,
+    /// How long a sealed request (a sign-in or consent form) stays usable.
+    pub request_ttl: Duration,
     /// Failed sign-ins per client IP address.
     pub ip_throttle: Throttle,
     /// `Secure` cookies, when the issuer is https.
