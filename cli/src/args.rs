@@ -52,6 +52,14 @@ pub enum LogFormatArg {
 pub enum Command {
     /// Run the command API, the query API and the projector in one process.
     Serve(ServeArgs),
+    /// Run only the write side (authorize, pages, token, revoke, register) on PostgreSQL.
+    #[command(name = "command-api")]
+    WriteApi(ServeArgs),
+    /// Run only the read side (introspect, userinfo, jwks, discovery) on PostgreSQL.
+    #[command(name = "query-api")]
+    ReadApi(ServeArgs),
+    /// Run only the projector (active/standby) on PostgreSQL; serves health and metrics.
+    Projector(ServeArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage OAuth clients.
@@ -70,9 +78,15 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "WRIT_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Issuer URL [default: http://<listen address>].
+    /// Issuer URL [default: http://<listen address>; required by command-api and query-api].
     #[arg(long, env = "WRIT_ISSUER")]
     pub issuer: Option<String>,
+    /// Public base URL of the command API, in discovery [default: the issuer].
+    #[arg(long, env = "WRIT_PUBLIC_COMMAND_URL")]
+    pub public_command_url: Option<String>,
+    /// Public base URL of the query API, in discovery [default: the issuer].
+    #[arg(long, env = "WRIT_PUBLIC_QUERY_URL")]
+    pub public_query_url: Option<String>,
     /// How often the projector checks for commits of other processes [default: 200ms].
     #[arg(long, env = "WRIT_PROJECTOR_CHECK_INTERVAL", value_parser = humantime::parse_duration)]
     pub projector_check_interval: Option<Duration>,

@@ -40,6 +40,8 @@ pub fn resolve_settings(
         code_ttl: serve.and_then(|s| s.code_ttl),
         session_ttl: serve.and_then(|s| s.session_ttl),
         authorization_request_ttl: serve.and_then(|s| s.authorization_request_ttl),
+        public_command_url: serve.and_then(|s| s.public_command_url.clone()),
+        public_query_url: serve.and_then(|s| s.public_query_url.clone()),
         ..Default::default()
     };
     Ok(Settings::resolve(overrides, file))

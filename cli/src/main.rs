@@ -7,6 +7,7 @@ mod context;
 mod keys;
 mod output;
 mod serve;
+mod split;
 mod user;
 
 use std::process::ExitCode;
@@ -52,7 +53,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let serve_args = match &cli.command {
-        Command::Serve(args) => Some(args),
+        Command::Serve(args)
+        | Command::WriteApi(args)
+        | Command::ReadApi(args)
+        | Command::Projector(args) => Some(args),
         _ => None,
     };
     let settings = context::resolve_settings(&cli.global, serve_args)?;
@@ -61,6 +65,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.global.json;
     match cli.command {
         Command::Serve(_) => serve::run(settings).await,
+        Command::WriteApi(_) => split::command_api(settings).await,
+        Command::ReadApi(_) => split::query_api(settings).await,
+        Command::Projector(_) => split::projector(settings).await,
         Command::Keys(KeysCommand::List) => keys::list(Context::open(settings).await?, json).await,
         Command::Keys(KeysCommand::Rotate { alg }) => {
             let alg = alg.unwrap_or_else(|| settings.signing_alg.as_str().to_owned());

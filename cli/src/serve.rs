@@ -1,7 +1,12 @@
 //! `writ serve`: command API, query API and projector in one process, on
-//! the embedded SQLite store, until SIGINT or SIGTERM.
+//! the embedded SQLite store (or PostgreSQL), until SIGINT or SIGTERM. The
+//! pieces are built here once and shared with the split processes
+//! (`split.rs`).
+
+use std::net::SocketAddr;
 
 use anyhow::Context as _;
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use writ_command_api::browser::{BrowserKey, BrowserSettings};
@@ -9,58 +14,99 @@ use writ_command_api::{CommandState, RegistrationDefaults};
 use writ_infra::config::Settings;
 use writ_infra::http::Throttle;
 use writ_infra::keys::WhenMissing;
+use writ_infra::metrics::Registry;
 use writ_infra::signing::{self, KeySet};
 use writ_projector::Projector;
 use writ_query_api::QueryState;
 
 use crate::context::Context;
 
-pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let (listener, settings) = bind(settings).await?;
+    let context = Context::open_with(settings, WhenMissing::Create).await?;
+    let (stop, stopped) = watch::channel(false);
+    let projector = projector(&context).await?;
+    let registry = Registry::new(context.store.metrics_handle()).with(projector.metrics());
+    let projector = tokio::spawn(projector.run_until_stopped(stopped));
+    let keys = signing_keys(&context, true).await?;
+    let throttle = throttle(&context.settings);
+    let app =
+        command_router(&context, &keys, &throttle).merge(query_router(&context, &keys, &throttle));
+    serve_http(listener, &context, app, registry).await?;
+    let _ = stop.send(true);
+    let _ = projector.await;
+    tracing::info!("writ stopped");
+    Ok(())
+}
+
+/// Binds `listen`; with port 0 the default issuer (and the public URLs
+/// that follow it) take the port actually bound.
+pub async fn bind(mut settings: Settings) -> anyhow::Result<(TcpListener, Settings)> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let bound = listener.local_addr()?;
-    if settings.issuer.ends_with(":0") {
-        // `--listen 127.0.0.1:0` picks a port; the default issuer follows it.
-        settings.issuer = format!("http://{bound}");
+    if !settings.issuer_given && settings.issuer.ends_with(":0") {
+        let derived = format!("http://{bound}");
+        for url in [
+            &mut settings.public_command_url,
+            &mut settings.public_query_url,
+        ] {
+            if *url == settings.issuer {
+                *url = derived.clone();
+            }
+        }
+        settings.issuer = derived;
     }
-    let context = Context::open_with(settings, WhenMissing::Create).await?;
-    let (stop, stopped) = watch::channel(false);
-    let projector = Projector::new(
+    Ok((listener, settings))
+}
+
+pub async fn projector(context: &Context) -> anyhow::Result<Projector> {
+    Ok(Projector::new(
         context.store.clone(),
         context.settings.projector_check_interval,
     )
     .await?
-    .with_policies(context.executor.clone());
-    let projector = tokio::spawn(projector.run_until_stopped(stopped));
+    .with_policies(context.executor.clone()))
+}
 
-    let settings = &context.settings;
-    let signing_alg = settings.signing_alg.as_str();
-    // id_tokens are RS256 by default (OpenID Connect); clients may ask for
-    // ES256 or EdDSA instead, so all three keys exist.
-    signing::ensure_active(
-        &context.executor,
-        &context.store,
-        &context.keys,
-        // Every id_token algorithm a client may choose.
-        &["ES256", "EdDSA", "RS256"],
-    )
-    .await
-    .context("cannot prepare the signing keys")?;
+/// The signing keys; `ensure` creates any that are missing (the processes
+/// that sign do, the query API only reads them).
+pub async fn signing_keys(context: &Context, ensure: bool) -> anyhow::Result<KeySet> {
+    if ensure {
+        // Access tokens use the configured algorithm; id_tokens are RS256
+        // by default (OpenID Connect) and clients may ask for ES256 or
+        // EdDSA, so all three keys exist.
+        signing::ensure_active(
+            &context.executor,
+            &context.store,
+            &context.keys,
+            &["ES256", "EdDSA", "RS256"],
+        )
+        .await
+        .context("cannot prepare the signing keys")?;
+    }
     let keys = KeySet::load(context.store.clone(), context.keys.clone())
         .await
         .context("cannot load the signing keys")?;
     keys.spawn_reloader();
-    let throttle = Throttle::new(settings.auth_failure_limit, settings.auth_failure_window);
-    let issuer = settings.issuer.clone();
-    let app = writ_command_api::router(CommandState {
+    Ok(keys)
+}
+
+pub fn throttle(settings: &Settings) -> Throttle {
+    Throttle::new(settings.auth_failure_limit, settings.auth_failure_window)
+}
+
+pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Router {
+    let settings = &context.settings;
+    writ_command_api::router(CommandState {
         executor: context.executor.clone(),
         store: context.store.clone(),
-        issuer: issuer.clone(),
+        issuer: settings.issuer.clone(),
         keys: keys.clone(),
         key_ring: context.keys.clone(),
         throttle: throttle.clone(),
-        signing_alg: signing_alg.to_owned(),
+        signing_alg: settings.signing_alg.as_str().to_owned(),
         refresh_token_idle_ttl: settings.refresh_token_idle_ttl,
         registration: RegistrationDefaults {
             initial_access_token: settings.registration_token.clone(),
@@ -73,19 +119,35 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             session_ttl: settings.session_ttl,
             request_ttl: settings.authorization_request_ttl,
             ip_throttle: Throttle::new(settings.ip_failure_limit, settings.auth_failure_window),
-            secure_cookies: issuer.starts_with("https://"),
+            secure_cookies: settings.issuer.starts_with("https://"),
         },
     })
-    .merge(writ_query_api::router(QueryState {
-        store: context.store.clone(),
-        issuer: issuer.clone(),
-        keys,
-        key_ring: context.keys.clone(),
-        throttle,
-        registration_enabled: settings.registration_token.is_some(),
-    }));
-    let app = writ_infra::telemetry::layer(app);
+}
 
+pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Router {
+    let settings = &context.settings;
+    writ_query_api::router(QueryState {
+        store: context.store.clone(),
+        issuer: settings.issuer.clone(),
+        command_url: settings.public_command_url.clone(),
+        query_url: settings.public_query_url.clone(),
+        keys: keys.clone(),
+        key_ring: context.keys.clone(),
+        throttle: throttle.clone(),
+        registration_enabled: settings.registration_token.is_some(),
+    })
+}
+
+/// Serves `app` with `/metrics`, request ids and the access log until
+/// SIGINT or SIGTERM; in-flight requests finish first.
+pub async fn serve_http(
+    listener: TcpListener,
+    context: &Context,
+    app: Router,
+    registry: Registry,
+) -> anyhow::Result<()> {
+    let bound = listener.local_addr()?;
+    let app = writ_infra::telemetry::layer(registry.attach(app));
     let durability = context.store.durability().await.unwrap_or_default();
     let durability: Vec<String> = durability
         .iter()
@@ -93,24 +155,20 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .collect();
     tracing::info!(
         address = %bound,
-        issuer = %issuer,
+        issuer = %context.settings.issuer,
         database = %context.store.target().describe(),
         durability = %durability.join(" "),
         "writ listening on {bound}"
     );
     // The peer address feeds the per-IP sign-in throttle.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("the HTTP server failed")?;
-    let _ = stop.send(true);
-    let _ = projector.await;
-    tracing::info!("writ stopped");
-    Ok(())
+        .context("the HTTP server failed")
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -83,6 +83,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "how long a sign-in or consent form stays usable",
     ),
     (
+        "public_command_url",
+        "<issuer>",
+        "the command API's public base URL, for discovery in a split deployment",
+    ),
+    (
+        "public_query_url",
+        "<issuer>",
+        "the query API's public base URL, for discovery in a split deployment",
+    ),
+    (
         "registration_token",
         "(unset)",
         "initial access token for dynamic client registration; unset disables /register",
@@ -123,6 +133,8 @@ pub struct FileConfig {
     pub session_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub authorization_request_ttl: Option<Duration>,
+    pub public_command_url: Option<String>,
+    pub public_query_url: Option<String>,
 }
 
 /// Signature algorithms for access tokens (design: ES256 or EdDSA, never
@@ -174,6 +186,11 @@ pub struct Settings {
     pub code_ttl: Duration,
     pub session_ttl: Duration,
     pub authorization_request_ttl: Duration,
+    /// Whether `issuer` was given, not derived from `listen`: the split
+    /// processes must agree on it, so they require it.
+    pub issuer_given: bool,
+    pub public_command_url: String,
+    pub public_query_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,11 +241,21 @@ impl Settings {
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("writ-data"));
+        let issuer_given = overrides.issuer.is_some() || file.issuer.is_some();
+        let issuer = overrides
+            .issuer
+            .or(file.issuer)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let public = |given: Option<String>| {
+            given
+                .filter(|url| !url.is_empty())
+                .unwrap_or_else(|| issuer.clone())
+        };
         Self {
-            issuer: overrides
-                .issuer
-                .or(file.issuer)
-                .unwrap_or_else(|| format!("http://{listen}")),
+            public_command_url: public(overrides.public_command_url.or(file.public_command_url)),
+            public_query_url: public(overrides.public_query_url.or(file.public_query_url)),
+            issuer_given,
+            issuer,
             key_file: overrides
                 .key_file
                 .or(file.key_file)

@@ -9,9 +9,11 @@
 )]
 
 mod audit;
+mod metrics;
 mod policies;
 mod rebuild;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -19,6 +21,7 @@ use writ_infra::store::inline::ApplyError;
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{Conn, Cursor, Dialect, RowExt, Store, StoredEvent, Target};
 
+pub use metrics::ProjectorMetrics;
 pub use policies::Policies;
 pub use rebuild::{rebuild_and_compare, TableDifference};
 
@@ -80,7 +83,25 @@ pub struct Projector {
     conn: Conn,
     check_interval: Duration,
     policies: Option<Policies>,
+    metrics: Arc<ProjectorMetrics>,
+    /// `recorded_at` of the last event projected, for the lag gauge.
+    last_recorded_at: Option<String>,
+    lag_measured_at: Option<Instant>,
+    /// On PostgreSQL only the holder of [`LEADER_LOCK`] projects; its rows
+    /// and checkpoints go through the connection that holds the lock, so
+    /// a former leader that lost it cannot write.
+    leading: bool,
 }
+
+/// How often the lag in events is counted while catching up.
+const LAG_MEASURE_INTERVAL: Duration = Duration::from_millis(500);
+/// The session-level advisory lock whose holder is the active projector.
+const LEADER_LOCK: i64 = 0x0057_5249_5450_524f; // "WRITPRO"
+/// How often a standby tries the lock.
+const STANDBY_POLL: Duration = Duration::from_millis(500);
+/// The lock connection's keepalives (user-settable on the server): a
+/// holder whose host vanished is noticed in about 3 s.
+const KEEPALIVES: &str = "SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 2; SET tcp_user_timeout = 3000";
 
 impl Projector {
     pub async fn new(store: Store, check_interval: Duration) -> Result<Self, ProjectorError> {
@@ -90,7 +111,93 @@ impl Projector {
             conn,
             check_interval,
             policies: None,
+            metrics: Arc::default(),
+            last_recorded_at: None,
+            lag_measured_at: None,
+            leading: false,
         })
+    }
+
+    /// Whether this projector may project: always on SQLite (one process
+    /// owns the file); on PostgreSQL while it holds the leader lock.
+    async fn lead(&mut self) -> Result<bool, ProjectorError> {
+        if self.conn.dialect() == Dialect::Sqlite || self.leading {
+            return Ok(true);
+        }
+        let row = self
+            .conn
+            .fetch_optional(
+                &Statement::new("SELECT pg_try_advisory_lock($1)::int AS held").int(LEADER_LOCK),
+            )
+            .await?;
+        self.leading = row.and_then(|r| r.int("held")) == Some(1);
+        if self.leading {
+            ProjectorMetrics::set(&self.metrics.active, 1);
+            tracing::info!("this projector is now the active one");
+        }
+        Ok(self.leading)
+    }
+
+    /// After a storage error the connection may be gone, and the lock with
+    /// it: reconnect and stand by until the lock is won again.
+    async fn reconnect(&mut self) {
+        self.leading = false;
+        ProjectorMetrics::set(&self.metrics.active, 0);
+        match Conn::connect(self.store.target()).await {
+            Ok(mut conn) => {
+                if conn.dialect() == Dialect::Postgres {
+                    let _ = conn.batch(KEEPALIVES).await;
+                }
+                self.conn = conn;
+            }
+            Err(err) => tracing::warn!(error = %err, "projector cannot reconnect; retrying"),
+        }
+    }
+
+    pub fn metrics(&self) -> Arc<ProjectorMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Updates the lag gauges after a step; counting runs at most every
+    /// [`LAG_MEASURE_INTERVAL`] so catching up is not slowed by it.
+    async fn measure_lag(&mut self, outcome: &Outcome) {
+        let (lag_events, lag_micros) = match outcome {
+            Outcome::Idle => (0, 0),
+            Outcome::Projected { through, events } => {
+                self.metrics
+                    .events_projected
+                    .fetch_add(*events as u64, std::sync::atomic::Ordering::Relaxed);
+                if self
+                    .lag_measured_at
+                    .is_some_and(|at| at.elapsed() < LAG_MEASURE_INTERVAL)
+                {
+                    return;
+                }
+                self.lag_measured_at = Some(Instant::now());
+                let behind = self
+                    .store
+                    .db()
+                    .scalar_i64(
+                        &Statement::new("SELECT count(*) FROM events WHERE position > $1")
+                            .int(through.position),
+                    )
+                    .await
+                    .unwrap_or(0);
+                let age = self
+                    .last_recorded_at
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| {
+                        (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                            .num_microseconds()
+                            .unwrap_or(0)
+                    })
+                    .unwrap_or(0);
+                (behind.max(0) as u64, age.max(0) as u64)
+            }
+        };
+        ProjectorMetrics::set(&self.metrics.lag_events, lag_events);
+        ProjectorMetrics::set(&self.metrics.lag_micros, lag_micros);
     }
 
     /// Also runs the cross-aggregate policies, which issue commands.
@@ -164,6 +271,7 @@ impl Projector {
             self.conn.execute(&rows).await?;
             count += chunk.len();
             last = chunk.last().map(StoredEvent::cursor).unwrap_or(last);
+            self.last_recorded_at = chunk.last().map(|e| e.recorded_at.clone());
             if started.elapsed() >= SLICE {
                 break;
             }
@@ -212,8 +320,32 @@ impl Projector {
         let mut seen_version = None;
         let mut tick = tokio::time::interval(self.check_interval);
         let mut held_back_since: Option<Instant> = None;
+        if self.conn.dialect() == Dialect::Postgres {
+            let _ = self.conn.batch(KEEPALIVES).await;
+        }
         loop {
-            match self.project_next().await {
+            match self.lead().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(STANDBY_POLL) => continue,
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "projector lost its connection; reconnecting");
+                    self.reconnect().await;
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(STANDBY_POLL) => continue,
+                    }
+                }
+            }
+            let step = self.project_next().await;
+            if let Ok(outcome) = &step {
+                self.measure_lag(outcome).await;
+            }
+            match step {
                 Ok(Outcome::Projected { .. }) => {
                     held_back_since = None;
                     continue;
@@ -223,10 +355,21 @@ impl Projector {
                     self.report_held_back(&mut held_back_since).await
                 }
                 Err(ProjectorError::Poison(why)) => {
+                    ProjectorMetrics::set(&self.metrics.stopped, 1);
                     tracing::error!(projection = PROJECTION, reason = %why, "projection stopped on an event it cannot read");
+                    // Stay up (health, metrics) until told to stop; the
+                    // projection resumes only after an upgrade or a fix.
+                    let _ = shutdown.changed().await;
                     return;
                 }
-                Err(err) => tracing::warn!(error = %err, "projector step failed; retrying"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "projector step failed; reconnecting");
+                    self.reconnect().await;
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(STANDBY_POLL) => continue,
+                    }
+                }
             }
             loop {
                 let notified = async {

@@ -15,16 +15,17 @@ use writ_infra::store::RowExt;
 use crate::QueryState;
 
 fn metadata(state: &QueryState) -> Value {
-    let issuer = state.issuer.trim_end_matches('/');
+    let command = state.command_url.trim_end_matches('/');
+    let query = state.query_url.trim_end_matches('/');
     let mut document = json!({
         "issuer": state.issuer,
-        "authorization_endpoint": format!("{issuer}/authorize"),
-        "token_endpoint": format!("{issuer}/token"),
-        "end_session_endpoint": format!("{issuer}/logout"),
-        "jwks_uri": format!("{issuer}/jwks"),
-        "revocation_endpoint": format!("{issuer}/revoke"),
-        "introspection_endpoint": format!("{issuer}/introspect"),
-        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "authorization_endpoint": format!("{command}/authorize"),
+        "token_endpoint": format!("{command}/token"),
+        "end_session_endpoint": format!("{command}/logout"),
+        "revocation_endpoint": format!("{command}/revoke"),
+        "jwks_uri": format!("{query}/jwks"),
+        "introspection_endpoint": format!("{query}/introspect"),
+        "userinfo_endpoint": format!("{query}/userinfo"),
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token", "password"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -44,7 +45,7 @@ fn metadata(state: &QueryState) -> Value {
         "claims_parameter_supported": false,
     });
     if state.registration_enabled {
-        document["registration_endpoint"] = json!(format!("{issuer}/register"));
+        document["registration_endpoint"] = json!(format!("{command}/register"));
     }
     document
 }

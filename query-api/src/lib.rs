@@ -22,6 +22,10 @@ use writ_infra::Store;
 pub struct QueryState {
     pub store: Store,
     pub issuer: String,
+    /// Public base URLs of the two APIs, for discovery (both the issuer
+    /// unless a split deployment sets them).
+    pub command_url: String,
+    pub query_url: String,
     pub keys: KeySet,
     pub key_ring: KeyRing,
     pub throttle: Throttle,

@@ -16,4 +16,5 @@ mod privacy;
 mod refresh;
 mod registration;
 mod serve;
+mod split;
 mod tokens;

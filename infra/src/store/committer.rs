@@ -206,6 +206,7 @@ async fn commit_batch(
     let succeeded: Vec<&AppendReceipt> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
     Metrics::bump(&metrics.batches_committed, 1);
     Metrics::bump(&metrics.commands_committed, succeeded.len() as u64);
+    metrics.batch_sizes.observe_count(succeeded.len() as u64);
     Metrics::bump(
         &metrics.events_committed,
         succeeded.iter().map(|r| r.stored.len() as u64).sum(),

@@ -234,6 +234,11 @@ impl Store {
         &self.inner.db
     }
 
+    /// Shared with `/metrics`.
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.inner.metrics.clone()
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
