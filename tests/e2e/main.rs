@@ -13,6 +13,7 @@ mod harness;
 mod leaks;
 mod oauth;
 mod privacy;
+mod projector_faults;
 mod refresh;
 mod registration;
 mod serve;

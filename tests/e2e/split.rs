@@ -10,7 +10,7 @@ use crate::refresh::{password_app, user, PASSWORD};
 
 const ISSUER: &str = "http://writ.test";
 
-fn start(deployment: &Deployment, process: &str, extra: &[&str]) -> Server {
+pub(crate) fn start(deployment: &Deployment, process: &str, extra: &[&str]) -> Server {
     let mut args = vec![
         process,
         "--listen",
@@ -24,7 +24,7 @@ fn start(deployment: &Deployment, process: &str, extra: &[&str]) -> Server {
     Server::start_command(deployment.command(&args))
 }
 
-async fn metric(api: &Api, name: &str) -> Option<f64> {
+pub(crate) async fn metric(api: &Api, name: &str) -> Option<f64> {
     let text = api
         .http
         .get(api.url("/metrics"))
@@ -156,7 +156,7 @@ async fn reads_at_any_query_api_see_every_write_of_the_command_api() {
 }
 
 /// The backend holding the leader lock in this test's database.
-async fn lock_holder(deployment: &Deployment) -> i64 {
+pub(crate) async fn lock_holder(deployment: &Deployment) -> i64 {
     deployment
         .count(
             "SELECT coalesce(max(pid), 0) FROM pg_locks WHERE locktype = 'advisory' AND granted \
