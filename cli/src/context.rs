@@ -75,7 +75,7 @@ impl Context {
                 (keys, Store::open_sqlite(&settings.data_dir).await?)
             }
         };
-        let executor = Executor::new(store.clone(), writ_infra::services::system());
+        let executor = Executor::new(store.clone(), writ_infra::services::synced(&store).await);
         Ok(Self {
             settings,
             keys,

@@ -132,6 +132,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Ro
         command_url: settings.public_command_url.clone(),
         query_url: settings.public_query_url.clone(),
         keys: keys.clone(),
+        services: context.executor.services().clone(),
         key_ring: context.keys.clone(),
         throttle: throttle.clone(),
         registration_enabled: settings.registration_token.is_some(),

@@ -6,7 +6,6 @@
 
 use std::sync::OnceLock;
 
-use chrono::Utc;
 use writ_domain::login::{self, LoginCommand, LoginDay};
 use writ_domain::values::Sealed;
 use writ_infra::crypto::{hash_password, verify_password};
@@ -125,7 +124,8 @@ async fn record_outcome(
     succeeded: bool,
     metadata: &Metadata,
 ) -> Result<(), Unavailable> {
-    let stream = login::stream_id(&candidate.account_id, Utc::now().date_naive());
+    let today = state.executor.services().now().date_naive();
+    let stream = login::stream_id(&candidate.account_id, today);
     let command = LoginCommand::RecordOutcome {
         sub: candidate.sub.clone(),
         succeeded,

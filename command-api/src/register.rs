@@ -136,7 +136,7 @@ async fn handle(
     }
     let mut body = json!({
         "client_id": client_id,
-        "client_id_issued_at": chrono::Utc::now().timestamp(),
+        "client_id_issued_at": state.executor.services().now().timestamp(),
         "client_name": settings.name,
         "redirect_uris": settings.redirect_uris,
         "grant_types": settings.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),

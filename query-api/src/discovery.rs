@@ -86,5 +86,5 @@ async fn longest_token_ttl(state: &QueryState) -> Duration {
 
 pub async fn jwks(State(state): State<QueryState>) -> Response {
     let ttl = longest_token_ttl(&state).await;
-    cacheable(state.keys.jwks(chrono::Utc::now(), ttl), 60)
+    cacheable(state.keys.jwks(state.services.now(), ttl), 60)
 }

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use serde_json::{json, Value};
 use writ_infra::http::{self, form, no_store, OAuthError};
 use writ_infra::tokens::{self, Kind, TokenRecord};
@@ -36,7 +36,7 @@ async fn handle(state: &QueryState, headers: &HeaderMap, body: Body) -> Result<V
     let record = tokens::find(&state.store, &state.keys, presented)
         .await
         .map_err(|_| OAuthError::unavailable())?;
-    let now = Utc::now();
+    let now = state.services.now();
     Ok(match record {
         Some(record) if record.is_active(now) && record.may_be_seen_by(&client.client_id) => {
             active(state, &record)

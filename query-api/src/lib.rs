@@ -27,6 +27,8 @@ pub struct QueryState {
     pub command_url: String,
     pub query_url: String,
     pub keys: KeySet,
+    /// The clock expiry is judged by: the database's (F12).
+    pub services: writ_domain::Services,
     pub key_ring: KeyRing,
     pub throttle: Throttle,
     /// Whether `/register` is open, so discovery lists it only then.

@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
 use serde_json::{json, Value};
 use writ_infra::http::{form, no_store};
 use writ_infra::tokens::{self, Kind};
@@ -91,7 +90,11 @@ pub async fn userinfo(
         Err(response) => return response,
     };
     let record = match tokens::find(&state.store, &state.keys, &token).await {
-        Ok(Some(record)) if record.kind == Kind::Access && record.is_active(Utc::now()) => record,
+        Ok(Some(record))
+            if record.kind == Kind::Access && record.is_active(state.services.now()) =>
+        {
+            record
+        }
         Ok(_) => return invalid_token(),
         Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
     };

@@ -7,6 +7,7 @@ mod authorize_attacks;
 mod browser;
 mod chromium;
 mod cli;
+mod clock_skew;
 mod code_flow;
 mod faults;
 mod harness;

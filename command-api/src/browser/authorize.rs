@@ -6,7 +6,6 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use chrono::Utc;
 use writ_domain::grant::{Grant, GrantCommand};
 use writ_domain::values::{CodeChallenge, RedirectUri, SecretHash};
 use writ_infra::crypto::{random_token, sha256_hex};
@@ -76,7 +75,8 @@ pub async fn authorize(
         },
         None => None,
     };
-    match request::validate(client.as_ref(), &params, &request_id(&headers)) {
+    let now = state.executor.services().now();
+    match request::validate(client.as_ref(), &params, &request_id(&headers), now) {
         Ok(pending) => proceed(&state, &headers, pending).await,
         Err(refusal) => refuse(&state, refusal),
     }
@@ -107,7 +107,7 @@ pub async fn resume(
 
 /// Whether a sealed request is still within `authorization_request_ttl`.
 pub fn fresh(state: &CommandState, pending: &Pending) -> bool {
-    let age = (Utc::now() - pending.requested_at)
+    let age = (state.executor.services().now() - pending.requested_at)
         .to_std()
         .unwrap_or_default();
     age < state.browser.request_ttl
@@ -171,11 +171,15 @@ fn redirect_error(
 
 /// Whether the session satisfies the request: a sign-in after the request
 /// began always does; otherwise `prompt=login` and `max_age` may demand one.
-fn signed_in_enough(pending: &Pending, session: &LiveSession) -> bool {
+fn signed_in_enough(
+    pending: &Pending,
+    session: &LiveSession,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
     if session.auth_time >= pending.requested_at {
         return true;
     }
-    let age = (Utc::now() - session.auth_time).num_seconds().max(0) as u64;
+    let age = (now - session.auth_time).num_seconds().max(0) as u64;
     !pending.prompt.login && pending.max_age.is_none_or(|max| age <= max)
 }
 
@@ -183,7 +187,10 @@ fn signed_in_enough(pending: &Pending, session: &LiveSession) -> bool {
 pub async fn proceed(state: &CommandState, headers: &HeaderMap, pending: Pending) -> Response {
     let (binding, new_binding) = state::binding(headers);
     let session = match session::current(state, headers).await {
-        Ok(session) => session.filter(|s| signed_in_enough(&pending, s)),
+        Ok(session) => {
+            let now = state.executor.services().now();
+            session.filter(|s| signed_in_enough(&pending, s, now))
+        }
         Err(_) => return pages::unavailable(),
     };
     let response = match session {

@@ -151,6 +151,7 @@ fn rest(
     redirect_uri: String,
     redirect_uri_defaulted: bool,
     request_id: &str,
+    now: DateTime<Utc>,
 ) -> Result<Pending, Refusal> {
     let state = form.get("state").map(str::to_owned);
     let refuse = |error: &'static str, description: &str| Refusal::Redirect {
@@ -259,7 +260,7 @@ fn rest(
         prompt,
         max_age,
         login_hint: form.get("login_hint").map(str::to_owned),
-        requested_at: Utc::now(),
+        requested_at: now,
         request_id: request_id.to_owned(),
         consent_for: None,
     })
@@ -270,6 +271,7 @@ pub fn validate(
     client: Option<&KnownClient>,
     form: &Form,
     request_id: &str,
+    now: DateTime<Utc>,
 ) -> Result<Pending, Refusal> {
     let Some(client) = client else {
         return Err(Refusal::Page(
@@ -283,7 +285,7 @@ pub fn validate(
     if RedirectUri::parse(&redirect_uri).is_err() {
         return Err(Refusal::Page("The registered redirect URI is not usable."));
     }
-    rest(client, form, redirect_uri, defaulted, request_id)
+    rest(client, form, redirect_uri, defaulted, request_id, now)
 }
 
 /// Parameters past the length cap, before anything else is looked at.

@@ -56,7 +56,7 @@ pub async fn current(
         && row.text("account_status").as_deref() == Some("active")
         && row
             .text("expires_at")
-            .is_some_and(|until| until > timestamp(&Utc::now()));
+            .is_some_and(|until| until > timestamp(&state.executor.services().now()));
     let auth_time = row
         .text("auth_time")
         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
