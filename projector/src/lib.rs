@@ -26,11 +26,11 @@ pub use policies::Policies;
 pub use rebuild::{rebuild_and_compare, TableDifference};
 
 const PROJECTION: &str = "audit_index";
-const BATCH: i64 = 500;
+const BATCH: i64 = 1000;
 /// A projector transaction's target length (design: about 50 ms).
 const SLICE: Duration = Duration::from_millis(50);
 /// Events applied between two looks at the slice's clock.
-const SLICE_CHUNK: usize = 50;
+const SLICE_CHUNK: usize = 250;
 /// How long the global-order bound may hold the projector back before the
 /// backend holding it is named in the log.
 const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
@@ -264,11 +264,9 @@ impl Projector {
         let mut last = from;
         let mut count = 0;
         for chunk in events.chunks(SLICE_CHUNK) {
-            let rows = chunk
-                .iter()
-                .map(|event| audit::statement(schema, event))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.conn.execute(&rows).await?;
+            if let Some(rows) = audit::rows(schema, chunk)? {
+                self.conn.execute(&[rows]).await?;
+            }
             count += chunk.len();
             last = chunk.last().map(StoredEvent::cursor).unwrap_or(last);
             self.last_recorded_at = chunk.last().map(|e| e.recorded_at.clone());

@@ -107,13 +107,16 @@ async fn replay_and_diff(
         }
         offset += rows.len() as i64;
         let mut statements = Vec::new();
+        let mut projected = Vec::new();
         for row in &rows {
             let event = StoredEvent::from_row(row)?;
             statements.extend(inline::statements(scratch, &event)?);
             if (event.txid, event.position) <= checkpoint {
-                statements.push(audit::statement(scratch, &event)?);
+                projected.push(event);
             }
         }
+        // After the page's inline rows, which the audit rows may join.
+        statements.extend(audit::rows(scratch, &projected)?);
         conn.execute(&statements).await?;
     }
     let mut differences = Vec::new();

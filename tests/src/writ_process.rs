@@ -73,14 +73,23 @@ impl Deployment {
 
     /// `writ serve` with the defaults, its log going to a file.
     pub fn serve(&self) -> Result<Server, String> {
-        let log =
-            std::fs::File::create(self.data_dir.join("serve.log")).map_err(|e| e.to_string())?;
+        self.start(&["serve", "--listen", "127.0.0.1:0"])
+    }
+
+    /// A long-running `writ` process (`serve`, `command-api`, …) with JSON
+    /// logs going to a file named after it.
+    pub fn start(&self, args: &[&str]) -> Result<Server, String> {
+        let name = args.first().copied().unwrap_or("writ");
+        let log = std::fs::File::create(self.data_dir.join(format!("{name}.log")))
+            .map_err(|e| e.to_string())?;
+        let mut args = args.to_vec();
+        args.extend(["--log-format", "json"]);
         let mut child = self
-            .command(&["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .command(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("writ serve: {e}"))?;
+            .map_err(|e| format!("writ {name}: {e}"))?;
         let stderr = child.stderr.take().ok_or("no stderr")?;
         let (address_tx, address_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -95,7 +104,7 @@ impl Deployment {
         });
         let address = address_rx
             .recv_timeout(Duration::from_secs(60))
-            .map_err(|_| "writ serve did not start".to_owned())?;
+            .map_err(|_| format!("writ {name} did not start"))?;
         Ok(Server {
             child,
             base: format!("http://{address}"),
