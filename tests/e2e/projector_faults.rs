@@ -201,3 +201,85 @@ async fn a_long_transaction_pauses_the_projector_which_reports_it_and_loses_noth
     .await;
     assert_eq!(after, before + 40, "every event of the pause is there");
 }
+
+/// F1 for the split processes: PostgreSQL stops under them (private cluster).
+#[tokio::test]
+async fn with_postgres_down_the_split_processes_refuse_writes_and_recover() {
+    let cluster =
+        writ_infra::testing::PrivateCluster::create("f1split").unwrap_or_else(|e| panic!("{e}"));
+    let created = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "postgres",
+            "--",
+            "createdb",
+            "-p",
+            &cluster.port.to_string(),
+            "-O",
+            "writ",
+            "f1split",
+        ])
+        .current_dir("/")
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(created.success());
+    let deployment = Deployment::on_postgres(cluster.url("f1split"));
+    let service = oauth::client(&deployment, &[]);
+    let processes = [
+        start(&deployment, "command-api", &[]),
+        start(&deployment, "query-api", &[]),
+        start(&deployment, "projector", &[]),
+    ];
+    let [command, query, projector] = &processes;
+    let (writes, reads) = (Api::new(command), Api::new(query));
+    let issued = writes.client_credentials(&service).await;
+    let events = deployment.event_count().await;
+
+    cluster.stop().unwrap_or_else(|e| panic!("{e}"));
+    let token = writes
+        .token(&service, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(token.status, 503, "F1: {}", token.body);
+    assert_eq!(writes.revoke(&service, &issued).await.status, 503, "R53");
+    for server in [command, query, projector] {
+        let api = Api::new(server);
+        let status = |path: &'static str| {
+            let api = &api;
+            async move {
+                api.http
+                    .get(api.url(path))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        };
+        assert_eq!(status("/readyz").await, 503, "readiness fails");
+        assert_eq!(status("/healthz").await, 200, "liveness holds");
+    }
+
+    cluster.start().unwrap_or_else(|e| panic!("{e}"));
+    eventually("the command API to reach PostgreSQL again", || async {
+        let reply = writes
+            .token(&service, &[("grant_type", "client_credentials")])
+            .await;
+        (reply.status == 200).then_some(())
+    })
+    .await;
+    assert_eq!(
+        deployment.event_count().await,
+        events + 2,
+        "nothing half-written; one grant after"
+    );
+    assert!(
+        reads.is_active(&service, &issued).await,
+        "the failed revocation changed nothing"
+    );
+    assert_eq!(writes.revoke(&service, &issued).await.status, 200);
+    assert!(!reads.is_active(&service, &issued).await);
+    let after = deployment.event_count().await;
+    eventually("the projector to resume", || async {
+        (deployment.count("SELECT count(*) FROM audit_index").await == after).then_some(())
+    })
+    .await;
+}
