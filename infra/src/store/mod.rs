@@ -112,11 +112,13 @@ pub fn event_columns(dialect: Dialect) -> &'static str {
     }
 }
 
-/// Global order, as an `ORDER BY` list.
+/// Global order, as an `ORDER BY` list. Qualified on purpose: a bare
+/// `txid` would name the selected `txid::text::bigint`, which no index
+/// serves, and every read of the tail would sort the whole log.
 pub fn log_order(dialect: Dialect) -> &'static str {
     match dialect {
-        Dialect::Sqlite => "position",
-        Dialect::Postgres => "txid, position",
+        Dialect::Sqlite => "events.position",
+        Dialect::Postgres => "events.txid, events.position",
     }
 }
 
@@ -299,7 +301,7 @@ impl Store {
                 "SELECT {columns} FROM events
                  WHERE (txid, position) > ($1::text::xid8, $2)
                    AND txid < pg_snapshot_xmin(pg_current_snapshot())
-                 ORDER BY txid, position LIMIT $3"
+                 ORDER BY events.txid, events.position LIMIT $3"
             ))
             .text(after.txid.to_string())
             .int(after.position)
