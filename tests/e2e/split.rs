@@ -77,7 +77,7 @@ async fn reads_at_any_query_api_see_every_write_of_the_command_api() {
         );
     })
     .await;
-    rounds(100, 8, |_| async {
+    rounds(500, 8, |_| async {
         let login = writes.password(&app, "alice", PASSWORD).await;
         assert_eq!(login.status, 200, "{}", login.body);
         let (access, refresh) = (login.field("access_token"), login.field("refresh_token"));
@@ -98,7 +98,7 @@ async fn reads_at_any_query_api_see_every_write_of_the_command_api() {
     })
     .await;
     let live: Vec<String> =
-        futures::future::join_all((0..50).map(|_| writes.client_credentials(&service))).await;
+        futures::future::join_all((0..500).map(|_| writes.client_credentials(&service))).await;
     for token in &live {
         assert!(
             read_a.is_active(&observer, token).await,
@@ -189,6 +189,7 @@ async fn a_standby_projector_takes_over_within_five_seconds() {
     let second = start(&deployment, "projector", &[]);
     let projectors = [(&first, Api::new(&first)), (&second, Api::new(&second))];
     let active = active_one(&projectors).await;
+    let sampler = checkpoint_sampler(deployment.database_url.clone().unwrap_or_default());
 
     let checkpoint = || {
         deployment.count("SELECT coalesce(max(position), 0) FROM projector_checkpoints WHERE projection = 'audit_index'")
@@ -271,4 +272,54 @@ async fn a_standby_projector_takes_over_within_five_seconds() {
         events,
         "no event applied twice"
     );
+    let samples = sampler.stop().await;
+    assert!(
+        samples > 10,
+        "the checkpoint was watched throughout ({samples} samples)"
+    );
+}
+
+/// Reads the audit checkpoint every 20 ms until stopped and fails the test
+/// if it ever moves backwards.
+struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<usize>,
+}
+
+fn checkpoint_sampler(url: String) -> Sampler {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let task = tokio::spawn(async move {
+        let db = writ_infra::store::Db::connect_postgres(&url, 1)
+            .await
+            .map(writ_infra::store::Db::Postgres)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let query = writ_infra::store::statement::Statement::new(
+            "SELECT coalesce(max(position), 0) FROM projector_checkpoints WHERE projection = 'audit_index'",
+        );
+        let (mut highest, mut samples) = (0, 0);
+        while !stopped.load(Ordering::Relaxed) {
+            if let Ok(position) = db.scalar_i64(&query).await {
+                assert!(
+                    position >= highest,
+                    "the checkpoint moved back from {highest} to {position}"
+                );
+                highest = position;
+                samples += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        samples
+    });
+    Sampler { stop, task }
+}
+
+impl Sampler {
+    async fn stop(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task
+            .await
+            .unwrap_or_else(|e| panic!("the sampler failed: {e}"))
+    }
 }
