@@ -2,42 +2,39 @@
 //! 5 s behind (Debian's `faketime`, monotonic clocks left alone) agree on
 //! every expiry, because Writ judges time by the database server's clock.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::browser::{self, Browser, REDIRECT_URI};
-use crate::harness::{writ_binary, Backend, Deployment, Server};
+use crate::harness::{Backend, Deployment, Server};
 use crate::oauth::Api;
 use crate::split::start;
 
+/// libfaketime preloaded straight into `writ`: the `faketime` wrapper
+/// forks, so stopping it would leave `writ` running.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
 fn skewed(deployment: &Deployment, offset: &str) -> Server {
-    let mut command = Command::new("faketime");
+    assert!(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing; the test script installs faketime"
+    );
+    let mut command = deployment.command(&[
+        "command-api",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--issuer",
+        "http://writ.test",
+        "--code-ttl",
+        "3s",
+        "--refresh-token-idle-ttl",
+        "3s",
+    ]);
     command
-        .args(["-f", offset])
-        .arg(writ_binary())
-        .arg("--data-dir")
-        .arg(deployment.data.path());
-    if let Some(url) = &deployment.database_url {
-        command.arg("--database-url").arg(url);
-    }
-    command
-        .args([
-            "command-api",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .args([
-            "--issuer",
-            "http://writ.test",
-            "--code-ttl",
-            "3s",
-            "--refresh-token-idle-ttl",
-            "3s",
-        ])
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .env_remove("WRIT_LOG");
+        .env("LD_PRELOAD", LIBFAKETIME)
+        .env("FAKETIME", offset)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     Server::start_command(command)
 }
 

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use rand::Rng;
-use writ_infra::testing::PrivateCluster;
 
 use crate::harness::{eventually, Backend, Deployment};
 use crate::oauth::{self, Api, Creds};
@@ -14,26 +13,7 @@ writ_infra::on_both_backends!(every_2xx_survives_a_sigkill_under_token_and_revok
 
 #[tokio::test]
 async fn with_postgres_down_tokens_and_revocations_answer_503_and_nothing_is_issued() {
-    let cluster = PrivateCluster::create("f1").unwrap_or_else(|e| panic!("{e}"));
-    let admin = writ_infra::Store::open_postgres(&cluster.url("postgres"), 1).await;
-    drop(admin);
-    let created = std::process::Command::new("runuser")
-        .args([
-            "-u",
-            "postgres",
-            "--",
-            "createdb",
-            "-p",
-            &cluster.port.to_string(),
-            "-O",
-            "writ",
-            "f1",
-        ])
-        .current_dir("/")
-        .status()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(created.success());
-    let deployment = Deployment::on_postgres(cluster.url("f1"));
+    let (cluster, deployment) = Deployment::on_private_cluster("f1");
     let service = oauth::client(&deployment, &[]);
     let web = crate::browser::web_client(&deployment, &[]);
     let server = deployment.serve();

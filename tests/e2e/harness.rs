@@ -373,6 +373,25 @@ impl Deployment {
         deployment
     }
 
+    /// A deployment on a database `name` in a PostgreSQL cluster of the
+    /// test's own, for tests that stop the server or hold transactions
+    /// open; the cluster is dropped with the returned guard.
+    pub fn on_private_cluster(name: &str) -> (writ_infra::testing::PrivateCluster, Self) {
+        let cluster =
+            writ_infra::testing::PrivateCluster::create(name).unwrap_or_else(|e| panic!("{e}"));
+        let port = cluster.port.to_string();
+        let created = Command::new("runuser")
+            .args([
+                "-u", "postgres", "--", "createdb", "-p", &port, "-O", "writ", name,
+            ])
+            .current_dir("/")
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(created.success(), "createdb {name} failed");
+        let deployment = Self::on_postgres(cluster.url(name));
+        (cluster, deployment)
+    }
+
     pub async fn with_keys(backend: Backend) -> Self {
         let deployment = Self::new(backend).await;
         if deployment.database_url.is_none() {

@@ -134,25 +134,7 @@ async fn a_standby_takes_over_at_once_after_sigterm() {
 /// F13 holds a transaction open on the cluster, so it gets a cluster of its own.
 #[tokio::test]
 async fn a_long_transaction_pauses_the_projector_which_reports_it_and_loses_nothing() {
-    let cluster =
-        writ_infra::testing::PrivateCluster::create("f13").unwrap_or_else(|e| panic!("{e}"));
-    let created = std::process::Command::new("runuser")
-        .args([
-            "-u",
-            "postgres",
-            "--",
-            "createdb",
-            "-p",
-            &cluster.port.to_string(),
-            "-O",
-            "writ",
-            "f13",
-        ])
-        .current_dir("/")
-        .status()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(created.success());
-    let deployment = Deployment::on_postgres(cluster.url("f13"));
+    let (cluster, deployment) = Deployment::on_private_cluster("f13");
     let service = oauth::client(&deployment, &[]);
     let command = start(&deployment, "command-api", &[]);
     let writes = Api::new(&command);
@@ -205,25 +187,7 @@ async fn a_long_transaction_pauses_the_projector_which_reports_it_and_loses_noth
 /// F1 for the split processes: PostgreSQL stops under them (private cluster).
 #[tokio::test]
 async fn with_postgres_down_the_split_processes_refuse_writes_and_recover() {
-    let cluster =
-        writ_infra::testing::PrivateCluster::create("f1split").unwrap_or_else(|e| panic!("{e}"));
-    let created = std::process::Command::new("runuser")
-        .args([
-            "-u",
-            "postgres",
-            "--",
-            "createdb",
-            "-p",
-            &cluster.port.to_string(),
-            "-O",
-            "writ",
-            "f1split",
-        ])
-        .current_dir("/")
-        .status()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(created.success());
-    let deployment = Deployment::on_postgres(cluster.url("f1split"));
+    let (cluster, deployment) = Deployment::on_private_cluster("f1split");
     let service = oauth::client(&deployment, &[]);
     let processes = [
         start(&deployment, "command-api", &[]),
