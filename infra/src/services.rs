@@ -99,7 +99,9 @@ pub async fn synced(store: &Store) -> Services {
     if let Err(err) = clock.sync(store).await {
         tracing::warn!(error = %err, "cannot read the database clock; using this host's");
     }
-    clock.spawn_sync(store.clone());
+    if store.db().dialect() == Dialect::Postgres {
+        clock.spawn_sync(store.clone());
+    }
     if clock.offset().num_milliseconds().abs() > 1000 {
         tracing::warn!(
             offset_ms = clock.offset().num_milliseconds(),

@@ -1,10 +1,11 @@
-//! The checklist's attacks on the authorization endpoint and the pages
-//! (R1–R4, R7–R14, R20–R22, R41–R46, R63), as raw HTTP. Each case asserts
-//! that the log did not grow unless the checklist expects an event.
+//! The checklist's attacks on the authorization endpoint and on code
+//! redemption (R1–R4, R6, R9–R14, R20–R22, R41, R42, R63), as raw HTTP.
+//! Each case asserts that the log did not grow unless the checklist expects
+//! an event. The pages' own attacks are in `page_attacks.rs`.
 
 use std::time::{Duration, Instant};
 
-use crate::browser::{self, Browser, Page, CHALLENGE, REDIRECT_URI, VERIFIER};
+use crate::browser::{self, Browser, CHALLENGE, REDIRECT_URI, VERIFIER};
 use crate::harness::{Backend, Deployment, Server};
 use crate::oauth::{self, Api, Creds};
 
@@ -12,11 +13,6 @@ writ_infra::on_both_backends!(
     requests_with_a_bad_client_or_redirect_uri_get_an_error_page_and_record_nothing,
     other_bad_requests_are_redirected_with_an_error_state_and_iss,
     token_requests_for_codes_enforce_pkce_binding_and_redirect_uri,
-    pages_are_bound_to_their_browser_and_carry_security_headers,
-    sign_in_failures_issue_nothing_and_are_throttled,
-    sign_ins_from_one_address_are_throttled_whatever_the_names,
-    a_stale_sign_in_form_is_refused,
-    an_https_issuer_sets_secure_cookies,
 );
 
 /// A name, the request's parameters, and the error it must come back with.
@@ -25,16 +21,16 @@ type RedirectCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
 const REGISTERED: &str = "https://app.example.com/cb";
 const NATIVE: &str = "http://127.0.0.1/native-cb";
 
-struct Fixture {
-    deployment: Deployment,
-    server: Server,
-    web: Creds,
-    strict: Creds,
-    native: Creds,
-    public: Creds,
+pub(crate) struct Fixture {
+    pub deployment: Deployment,
+    pub server: Server,
+    pub web: Creds,
+    pub strict: Creds,
+    pub native: Creds,
+    pub public: Creds,
 }
 
-async fn fixture(backend: Backend, serve: &[&str]) -> Fixture {
+pub(crate) async fn fixture(backend: Backend, serve: &[&str]) -> Fixture {
     let deployment = Deployment::with_keys(backend).await;
     let web = browser::web_client(&deployment, &[]);
     let strict = oauth::client(
@@ -76,7 +72,7 @@ async fn fixture(backend: Backend, serve: &[&str]) -> Fixture {
     }
 }
 
-fn request<'a>(client_id: &'a str, redirect_uri: &'a str) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn request<'a>(client_id: &'a str, redirect_uri: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("client_id", client_id),
         ("redirect_uri", redirect_uri),
@@ -514,263 +510,4 @@ async fn token_requests_for_codes_enforce_pkce_binding_and_redirect_uri(backend:
         reply.body
     );
     assert!(reply.body["id_token"].is_string());
-}
-
-fn assert_page_headers(page: &Page, what: &str) {
-    let csp = page.header("content-security-policy").unwrap_or_default();
-    assert!(
-        csp.contains("frame-ancestors 'none'"),
-        "{what}: R43 CSP {csp}"
-    );
-    assert_eq!(
-        page.header("x-frame-options").as_deref(),
-        Some("DENY"),
-        "{what}: R43"
-    );
-    assert_eq!(
-        page.header("referrer-policy").as_deref(),
-        Some("no-referrer"),
-        "{what}: R44"
-    );
-    assert!(
-        page.header("access-control-allow-origin").is_none(),
-        "{what}: R45 no CORS"
-    );
-    for attribute in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
-        assert!(
-            !page.html.contains(attribute),
-            "{what}: R44 no third-party resources"
-        );
-    }
-}
-
-async fn pages_are_bound_to_their_browser_and_carry_security_headers(backend: Backend) {
-    let f = fixture(backend, &[]).await;
-    let person = Browser::new(&f.server);
-    let attacker = Browser::new(&f.server);
-    let params = request(&f.web.id, REDIRECT_URI);
-
-    let mut hinted = params.clone();
-    hinted.push(("login_hint", "alice"));
-    let login = person.authorize(&hinted).await;
-    assert_page_headers(&login, "sign-in page");
-    assert!(
-        login.html.contains("value=\"alice\""),
-        "login_hint fills the username"
-    );
-    let cookie = login.header("set-cookie").unwrap_or_default();
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
-        assert!(
-            cookie.contains(attribute),
-            "the binding cookie is {attribute}: {cookie}"
-        );
-    }
-    assert!(!cookie.contains("Secure"), "plain http issuer: {cookie}");
-    let events = f.deployment.event_count().await;
-    // R46: the victim's sign-in form, replayed from another browser.
-    let replayed = attacker
-        .post(
-            "/login",
-            &[
-                ("csrf", &login.hidden("csrf")),
-                ("request", &login.hidden("request")),
-                ("username", "mallory"),
-                ("password", browser::PASSWORD),
-            ],
-        )
-        .await;
-    replayed.assert_error_page("R46 sign-in form from another browser");
-    let attacker_login = attacker.authorize(&params).await;
-    let mixed = attacker
-        .post(
-            "/login",
-            &[
-                ("csrf", &attacker_login.hidden("csrf")),
-                ("request", &login.hidden("request")),
-                ("username", "mallory"),
-                ("password", browser::PASSWORD),
-            ],
-        )
-        .await;
-    mixed.assert_error_page("R46 another browser's sealed request");
-    let no_csrf = person
-        .post(
-            "/login",
-            &[
-                ("request", &login.hidden("request")),
-                ("username", "alice"),
-                ("password", browser::PASSWORD),
-            ],
-        )
-        .await;
-    no_csrf.assert_error_page("CSRF token missing");
-    assert_page_headers(&no_csrf, "error page");
-    assert_eq!(
-        f.deployment.event_count().await,
-        events,
-        "replays record nothing"
-    );
-
-    let signed_in = person.sign_in(&login, "alice", browser::PASSWORD).await;
-    assert_eq!(signed_in.status, 303, "R7");
-    assert_page_headers(&signed_in, "the 303 after sign-in");
-    let consent = person.follow(&signed_in).await;
-    assert_page_headers(&consent, "consent page");
-    let events = f.deployment.event_count().await;
-    // R46: mallory, signed in elsewhere, posts alice's consent form.
-    let mallory_login = attacker.authorize(&params).await;
-    let mallory_in = attacker
-        .sign_in(&mallory_login, "mallory", browser::PASSWORD)
-        .await;
-    let _ = attacker.follow(&mallory_in).await;
-    let events_mallory = f.deployment.event_count().await;
-    assert!(events_mallory > events, "mallory's sign-in is recorded");
-    let forged = attacker
-        .post(
-            "/consent",
-            &[
-                ("csrf", &consent.hidden("csrf")),
-                ("request", &consent.hidden("request")),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
-    forged.assert_error_page("R46 consent form from another session");
-    assert_eq!(
-        f.deployment.event_count().await,
-        events_mallory,
-        "the forgery records nothing"
-    );
-
-    let account = person.get("/account").await;
-    assert_page_headers(&account, "account page");
-    let logout = person.get("/logout").await;
-    assert_page_headers(&logout, "logout confirmation");
-    assert!(
-        logout.html.contains("Sign out?"),
-        "without a hint, logout asks first"
-    );
-    let css = person.get("/assets/writ.css").await;
-    assert_eq!(css.status, 200);
-
-    // R45: an opaque origin is refused outright.
-    let null_origin = Browser::page(
-        person
-            .http
-            .post(person.base.clone() + "/authorize")
-            .header("origin", "null")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(oauth::form(&params)),
-    )
-    .await;
-    null_origin.assert_error_page("R45 Origin: null");
-    // R8: no `next` redirector after sign-in.
-    let fresh = Browser::new(&f.server);
-    let page = fresh.get("/login?next=https://evil.example/").await;
-    let done = fresh.sign_in(&page, "alice", browser::PASSWORD).await;
-    assert_eq!(done.location().as_deref(), Some("/account"), "R8");
-}
-
-async fn sign_in_failures_issue_nothing_and_are_throttled(backend: Backend) {
-    let f = fixture(
-        backend,
-        &["--auth-failure-limit", "3", "--auth-failure-window", "1m"],
-    )
-    .await;
-    let person = Browser::new(&f.server);
-    let params = request(&f.web.id, REDIRECT_URI);
-    let login = person.authorize(&params).await;
-    let sessions = || {
-        f.deployment
-            .count("SELECT count(*) FROM events WHERE event_type = 'SessionStarted'")
-    };
-    let failed = || {
-        f.deployment
-            .count("SELECT count(*) FROM events WHERE event_type = 'LoginFailed'")
-    };
-
-    let events = f.deployment.event_count().await;
-    let unknown = person.sign_in(&login, "nobody", "whatever").await;
-    assert_eq!(unknown.status, 401);
-    assert!(
-        unknown.is_login_again(),
-        "the page comes back with a message"
-    );
-    assert_eq!(
-        f.deployment.event_count().await,
-        events,
-        "an unknown name records nothing"
-    );
-    for attempt in 0..3 {
-        let wrong = person.sign_in(&login, "alice", "not the password").await;
-        assert_eq!(wrong.status, 401, "attempt {attempt}");
-        assert!(wrong
-            .header("set-cookie")
-            .is_none_or(|c| !c.contains("writ_session")));
-    }
-    assert_eq!(
-        failed().await,
-        3,
-        "each failure on a known account is recorded"
-    );
-    assert_eq!(sessions().await, 0, "a wrong password issues nothing");
-    let throttled = person.sign_in(&login, "alice", browser::PASSWORD).await;
-    assert_eq!(
-        throttled.status, 429,
-        "throttled before the password is checked"
-    );
-    assert!(throttled.header("retry-after").is_some());
-    assert_eq!(sessions().await, 0);
-}
-
-impl Page {
-    fn is_login_again(&self) -> bool {
-        self.html.contains("action=\"/login\"") && self.html.contains("role=\"alert\"")
-    }
-}
-
-async fn sign_ins_from_one_address_are_throttled_whatever_the_names(backend: Backend) {
-    let f = fixture(backend, &["--ip-failure-limit", "2"]).await;
-    let person = Browser::new(&f.server);
-    let login = person.authorize(&request(&f.web.id, REDIRECT_URI)).await;
-    for name in ["nobody-1", "nobody-2"] {
-        assert_eq!(person.sign_in(&login, name, "guess").await.status, 401);
-    }
-    let throttled = person.sign_in(&login, "alice", browser::PASSWORD).await;
-    assert_eq!(throttled.status, 429, "the address used up its failures");
-    assert!(throttled.header("retry-after").is_some());
-    assert!(throttled.html.contains("Too many failed attempts"));
-    assert_eq!(
-        f.deployment
-            .count("SELECT count(*) FROM events WHERE event_type = 'SessionStarted'")
-            .await,
-        0
-    );
-}
-
-async fn a_stale_sign_in_form_is_refused(backend: Backend) {
-    let f = fixture(backend, &["--authorization-request-ttl", "1s"]).await;
-    let person = Browser::new(&f.server);
-    let login = person.authorize(&request(&f.web.id, REDIRECT_URI)).await;
-    let shown = Instant::now();
-    // The form's configured lifetime is 1 s: wait it out, no longer.
-    tokio::time::sleep(Duration::from_millis(1100).saturating_sub(shown.elapsed())).await;
-    let events = f.deployment.event_count().await;
-    let late = person.sign_in(&login, "alice", browser::PASSWORD).await;
-    late.assert_error_page("a sign-in form past authorization_request_ttl");
-    assert_eq!(late.status, 403);
-    assert_eq!(f.deployment.event_count().await, events, "nothing recorded");
-}
-
-async fn an_https_issuer_sets_secure_cookies(backend: Backend) {
-    // Behind the user's TLS proxy the issuer is https; cookies say Secure.
-    let f = fixture(backend, &["--issuer", "https://login.example.com"]).await;
-    let person = Browser::new(&f.server);
-    let login = person.authorize(&request(&f.web.id, REDIRECT_URI)).await;
-    assert!(login.is_login());
-    let cookie = login.header("set-cookie").unwrap_or_default();
-    assert!(
-        cookie.contains("Secure") && cookie.contains("HttpOnly"),
-        "{cookie}"
-    );
 }

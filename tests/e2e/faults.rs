@@ -29,20 +29,8 @@ async fn with_postgres_down_tokens_and_revocations_answer_503_and_nothing_is_iss
     assert_eq!(token.error(), "temporarily_unavailable");
     let revoke = api.revoke(&service, &issued).await;
     assert_eq!(revoke.status, 503, "R53: never 200 without a commit");
-    let ready = api
-        .http
-        .get(api.url("/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16());
-    assert_eq!(ready.unwrap_or(0), 503, "readiness fails");
-    let live = api
-        .http
-        .get(api.url("/healthz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16());
-    assert_eq!(live.unwrap_or(0), 200, "liveness holds");
+    assert_eq!(api.status("/readyz").await, 503, "readiness fails");
+    assert_eq!(api.status("/healthz").await, 200, "liveness holds");
     let authorize = crate::browser::Browser::new(&server)
         .authorize(&crate::browser::oidc_params(&web.id, "s"))
         .await;

@@ -13,6 +13,7 @@ mod faults;
 mod harness;
 mod leaks;
 mod oauth;
+mod page_attacks;
 mod privacy;
 mod projector_faults;
 mod refresh;

@@ -81,6 +81,16 @@ impl Api {
         format!("{}{path}", self.base)
     }
 
+    /// The status of a GET, or 0 when nothing answered.
+    pub async fn status(&self, path: &str) -> u16 {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
     /// POSTs a raw form body with optional Basic credentials.
     pub async fn post(&self, path: &str, basic: Option<&Creds>, body: String) -> Reply {
         self.try_post(path, basic, body)

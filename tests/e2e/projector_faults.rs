@@ -207,19 +207,8 @@ async fn with_postgres_down_the_split_processes_refuse_writes_and_recover() {
     assert_eq!(writes.revoke(&service, &issued).await.status, 503, "R53");
     for server in [command, query, projector] {
         let api = Api::new(server);
-        let status = |path: &'static str| {
-            let api = &api;
-            async move {
-                api.http
-                    .get(api.url(path))
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(0)
-            }
-        };
-        assert_eq!(status("/readyz").await, 503, "readiness fails");
-        assert_eq!(status("/healthz").await, 200, "liveness holds");
+        assert_eq!(api.status("/readyz").await, 503, "readiness fails");
+        assert_eq!(api.status("/healthz").await, 200, "liveness holds");
     }
 
     cluster.start().unwrap_or_else(|e| panic!("{e}"));

@@ -97,7 +97,17 @@ pub async fn resume(
             .key
             .open(&binding, "resume", params.get("request"));
     match pending {
-        Some(pending) if fresh(&state, &pending) => proceed(&state, &headers, pending).await,
+        Some(pending) if fresh(&state, &pending) => {
+            // The client may have been disabled while the person signed in.
+            match load_client(&state, &pending.client_id).await {
+                Ok(Some(_)) => proceed(&state, &headers, pending).await,
+                Ok(None) => pages::error(
+                    StatusCode::BAD_REQUEST,
+                    "This application is no longer available.",
+                ),
+                Err(()) => pages::unavailable(),
+            }
+        }
         _ => pages::error(
             StatusCode::FORBIDDEN,
             "This sign-in link has expired or belongs to another browser. Start again from the application.",

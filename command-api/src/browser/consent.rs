@@ -21,16 +21,6 @@ pub async fn page(
     mut pending: Pending,
     session: &LiveSession,
 ) -> Response {
-    let client = match load_client(state, &pending.client_id).await {
-        Ok(Some(client)) => client,
-        Ok(None) => {
-            return pages::error(
-                StatusCode::BAD_REQUEST,
-                "This application is no longer available.",
-            )
-        }
-        Err(()) => return pages::unavailable(),
-    };
     let username = writ_infra::claims::username(&state.store, &state.key_ring, &session.sub)
         .await
         .ok()
@@ -41,7 +31,7 @@ pub async fn page(
     pages::render(
         StatusCode::OK,
         &pages::Consent {
-            client_name: &client.settings.name,
+            client_name: &pending.client_name,
             username: &username,
             scopes: pending.scopes.iter().map(describe_scope).collect(),
             csrf: &state.browser.key.csrf(binding),

@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::authorize::{fresh, load_client};
+use super::authorize::fresh;
 use super::guard::{self, expired};
 use super::pages::{self, see_other, with_query};
 use super::request::Pending;
@@ -27,20 +27,13 @@ pub async fn page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let client_name = match pending {
-        Some(pending) => match load_client(state, &pending.client_id).await {
-            Ok(client) => client.map(|c| c.settings.name),
-            Err(()) => return pages::unavailable(),
-        },
-        None => None,
-    };
     let request = pending
         .map(|p| state.browser.key.seal(binding, "login", p))
         .unwrap_or_default();
     pages::render(
         status,
         &pages::Login {
-            client_name: client_name.as_deref(),
+            client_name: pending.map(|p| p.client_name.as_str()),
             error,
             csrf: &state.browser.key.csrf(binding),
             request: &request,

@@ -17,6 +17,8 @@ use crate::audience;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {
     pub client_id: String,
+    /// For the pages' wording; the client's state is checked where it matters.
+    pub client_name: String,
     pub redirect_uri: String,
     pub redirect_uri_defaulted: bool,
     pub scopes: ScopeSet,
@@ -250,6 +252,7 @@ fn rest(
         })?;
     Ok(Pending {
         client_id: client.client_id.clone(),
+        client_name: client.settings.name.clone(),
         redirect_uri,
         redirect_uri_defaulted,
         scopes,

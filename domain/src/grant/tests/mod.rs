@@ -1,3 +1,9 @@
+//! Given/when/then for every grant command: fixtures here, with the
+//! client-credentials, password, refresh and revocation paths; the code
+//! paths are in `code.rs`.
+
+mod code;
+
 use chrono::Duration;
 use cqrs_es::test::TestFramework;
 
@@ -5,28 +11,28 @@ use super::*;
 use crate::services::fixtures::{services, services_at, t0};
 use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
 
-type GrantTest = TestFramework<Grant>;
+pub(super) type GrantTest = TestFramework<Grant>;
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub(super) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(super) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-fn hash(tag: &str) -> SecretHash {
+pub(super) fn hash(tag: &str) -> SecretHash {
     SecretHash(format!("hash-{tag}"))
 }
 
-fn scopes(raw: &str) -> ScopeSet {
+pub(super) fn scopes(raw: &str) -> ScopeSet {
     ScopeSet::parse(raw).unwrap_or_default()
 }
 
-fn uri(raw: &str) -> RedirectUri {
+pub(super) fn uri(raw: &str) -> RedirectUri {
     RedirectUri::parse(raw).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn challenge() -> Option<CodeChallenge> {
+pub(super) fn challenge() -> Option<CodeChallenge> {
     CodeChallenge::parse_s256(CHALLENGE).ok()
 }
 
-fn tokens(refresh: Option<&str>) -> TokenRequest {
+pub(super) fn tokens(refresh: Option<&str>) -> TokenRequest {
     TokenRequest {
         access_ttl_secs: 300,
         opaque_access_hash: None,
@@ -38,7 +44,7 @@ fn tokens(refresh: Option<&str>) -> TokenRequest {
     }
 }
 
-fn code_issued() -> GrantEvent {
+pub(super) fn code_issued() -> GrantEvent {
     GrantEvent::CodeIssued {
         gid: "g1".into(),
         client_id: "c1".into(),
@@ -58,7 +64,7 @@ fn code_issued() -> GrantEvent {
     }
 }
 
-fn redeem(verifier: Option<&str>) -> GrantCommand {
+pub(super) fn redeem(verifier: Option<&str>) -> GrantCommand {
     GrantCommand::RedeemCode {
         client_id: "c1".into(),
         code_hash: hash("code"),
@@ -68,7 +74,7 @@ fn redeem(verifier: Option<&str>) -> GrantCommand {
     }
 }
 
-fn access_issued(jti: &str, raw_scopes: &str) -> GrantEvent {
+pub(super) fn access_issued(jti: &str, raw_scopes: &str) -> GrantEvent {
     GrantEvent::AccessTokenIssued {
         jti: jti.into(),
         token_hash: None,
@@ -78,7 +84,7 @@ fn access_issued(jti: &str, raw_scopes: &str) -> GrantEvent {
     }
 }
 
-fn refresh_issued() -> GrantEvent {
+pub(super) fn refresh_issued() -> GrantEvent {
     GrantEvent::RefreshTokenIssued {
         token_hash: hash("r1"),
         issued_at: t0(),
@@ -87,7 +93,7 @@ fn refresh_issued() -> GrantEvent {
     }
 }
 
-fn redeemed_history() -> Vec<GrantEvent> {
+pub(super) fn redeemed_history() -> Vec<GrantEvent> {
     vec![
         code_issued(),
         GrantEvent::CodeRedeemed { redeemed_at: t0() },
@@ -96,7 +102,7 @@ fn redeemed_history() -> Vec<GrantEvent> {
     ]
 }
 
-fn rotated() -> GrantEvent {
+pub(super) fn rotated() -> GrantEvent {
     GrantEvent::RefreshTokenRotated {
         previous_hash: hash("r1"),
         token_hash: hash("r2"),
@@ -105,7 +111,7 @@ fn rotated() -> GrantEvent {
     }
 }
 
-fn revoked(reason: &str, jtis: &[&str]) -> GrantEvent {
+pub(super) fn revoked(reason: &str, jtis: &[&str]) -> GrantEvent {
     GrantEvent::GrantRevoked {
         by: "writ".into(),
         reason: reason.into(),
@@ -115,217 +121,13 @@ fn revoked(reason: &str, jtis: &[&str]) -> GrantEvent {
     }
 }
 
-fn refresh(token: &str, requested: Option<&str>) -> GrantCommand {
+pub(super) fn refresh(token: &str, requested: Option<&str>) -> GrantCommand {
     GrantCommand::Refresh {
         client_id: "c1".into(),
         token_hash: hash(token),
         scopes: requested.map(scopes),
         tokens: tokens(Some("r2")),
     }
-}
-
-#[test]
-fn issuing_a_code_records_its_hash_challenge_and_expiry() {
-    GrantTest::with(services())
-        .given_no_previous_events()
-        .when(GrantCommand::IssueCode {
-            gid: "g1".into(),
-            client_id: "c1".into(),
-            sub: "s1".into(),
-            scopes: scopes("openid offline_access"),
-            audience: vec!["api".into()],
-            redirect_uri: uri("https://app.example/cb"),
-            code_hash: hash("code"),
-            challenge: challenge(),
-            nonce: Some("n".into()),
-            request_id: "req".into(),
-            code_ttl_secs: 60,
-            auth_time: Some(t0()),
-            sid: Some("session".into()),
-            redirect_uri_defaulted: false,
-        })
-        .then_expect_events(vec![code_issued()]);
-}
-
-#[test]
-fn issuing_a_code_on_an_existing_grant_is_refused() {
-    GrantTest::with(services())
-        .given(vec![code_issued()])
-        .when(GrantCommand::GrantClientCredentials {
-            gid: "g1".into(),
-            client_id: "c1".into(),
-            scopes: scopes("api"),
-            audience: vec![],
-            tokens: tokens(None),
-        })
-        .then_expect_error(GrantError::AlreadyExists);
-}
-
-#[test]
-fn redeeming_a_code_issues_access_and_refresh_tokens() {
-    GrantTest::with(services())
-        .given(vec![code_issued()])
-        .when(redeem(Some(VERIFIER)))
-        .then_expect_events(vec![
-            GrantEvent::CodeRedeemed { redeemed_at: t0() },
-            access_issued("id-1", "openid offline_access"),
-            refresh_issued(),
-        ]);
-}
-
-#[test]
-fn redeeming_a_code_twice_revokes_the_grant_and_the_winners_tokens() {
-    GrantTest::with(services())
-        .given(redeemed_history())
-        .when(redeem(Some(VERIFIER)))
-        .then_expect_events(vec![
-            GrantEvent::CodeReplayDetected { detected_at: t0() },
-            revoked("code_replay", &["a1"]),
-        ]);
-}
-
-#[test]
-fn replaying_a_code_of_a_revoked_grant_records_nothing_more() {
-    let mut history = redeemed_history();
-    history.push(revoked("code_replay", &["a1"]));
-    GrantTest::with(services())
-        .given(history)
-        .when(redeem(Some(VERIFIER)))
-        .then_expect_error(GrantError::Revoked);
-}
-
-#[test]
-fn an_unknown_code_is_refused() {
-    GrantTest::with(services())
-        .given(vec![code_issued()])
-        .when(GrantCommand::RedeemCode {
-            client_id: "c1".into(),
-            code_hash: hash("other"),
-            redirect_uri: Some(uri("https://app.example/cb")),
-            verifier: Some(VERIFIER.into()),
-            tokens: tokens(None),
-        })
-        .then_expect_error(GrantError::UnknownCode);
-}
-
-#[test]
-fn a_code_is_bound_to_its_client() {
-    GrantTest::with(services())
-        .given(vec![code_issued()])
-        .when(GrantCommand::RedeemCode {
-            client_id: "c2".into(),
-            code_hash: hash("code"),
-            redirect_uri: Some(uri("https://app.example/cb")),
-            verifier: Some(VERIFIER.into()),
-            tokens: tokens(None),
-        })
-        .then_expect_error(GrantError::ClientMismatch);
-}
-
-#[test]
-fn an_expired_code_is_refused() {
-    GrantTest::with(services_at(t0() + Duration::seconds(60)))
-        .given(vec![code_issued()])
-        .when(redeem(Some(VERIFIER)))
-        .then_expect_error(GrantError::CodeExpired);
-}
-
-#[test]
-fn a_different_redirect_uri_is_refused() {
-    GrantTest::with(services())
-        .given(vec![code_issued()])
-        .when(GrantCommand::RedeemCode {
-            client_id: "c1".into(),
-            code_hash: hash("code"),
-            redirect_uri: Some(uri("https://app.example/cb/")),
-            verifier: Some(VERIFIER.into()),
-            tokens: tokens(None),
-        })
-        .then_expect_error(GrantError::RedirectUriMismatch);
-}
-
-#[test]
-fn a_wrong_verifier_burns_the_code() {
-    GrantTest::with(services())
-        .given(vec![code_issued()])
-        .when(redeem(Some(&"x".repeat(43))))
-        .then_expect_events(vec![GrantEvent::CodeBurned {
-            reason: "pkce_verifier_mismatch".into(),
-            burned_at: t0(),
-        }]);
-}
-
-#[test]
-fn a_missing_verifier_burns_the_code() {
-    GrantTest::with(services())
-        .given(vec![code_issued()])
-        .when(redeem(None))
-        .then_expect_events(vec![GrantEvent::CodeBurned {
-            reason: "pkce_verifier_missing".into(),
-            burned_at: t0(),
-        }]);
-}
-
-#[test]
-fn a_verifier_for_a_code_without_challenge_is_a_downgrade_and_burns_it() {
-    let GrantEvent::CodeIssued {
-        gid,
-        client_id,
-        sub,
-        scopes,
-        audience,
-        redirect_uri,
-        code_hash,
-        nonce,
-        request_id,
-        issued_at,
-        expires_at,
-        auth_time,
-        sid,
-        redirect_uri_defaulted,
-        ..
-    } = code_issued()
-    else {
-        unreachable!("fixture is a CodeIssued")
-    };
-    let without_challenge = GrantEvent::CodeIssued {
-        gid,
-        client_id,
-        sub,
-        scopes,
-        audience,
-        redirect_uri,
-        code_hash,
-        challenge: None,
-        nonce,
-        request_id,
-        issued_at,
-        expires_at,
-        auth_time,
-        sid,
-        redirect_uri_defaulted,
-    };
-    GrantTest::with(services())
-        .given(vec![without_challenge])
-        .when(redeem(Some(VERIFIER)))
-        .then_expect_events(vec![GrantEvent::CodeBurned {
-            reason: "pkce_downgrade".into(),
-            burned_at: t0(),
-        }]);
-}
-
-#[test]
-fn a_burnt_code_cannot_be_redeemed() {
-    GrantTest::with(services())
-        .given(vec![
-            code_issued(),
-            GrantEvent::CodeBurned {
-                reason: "x".into(),
-                burned_at: t0(),
-            },
-        ])
-        .when(redeem(Some(VERIFIER)))
-        .then_expect_error(GrantError::Revoked);
 }
 
 #[test]
@@ -578,42 +380,4 @@ fn revoking_twice_is_refused() {
             reason: "y".into(),
         })
         .then_expect_error(GrantError::Revoked);
-}
-
-#[test]
-fn a_token_request_without_redirect_uri_is_refused_when_the_authorization_request_had_one() {
-    GrantTest::with(services())
-        .given(vec![code_issued()])
-        .when(GrantCommand::RedeemCode {
-            client_id: "c1".into(),
-            code_hash: hash("code"),
-            redirect_uri: None,
-            verifier: Some(VERIFIER.into()),
-            tokens: tokens(None),
-        })
-        .then_expect_error(GrantError::RedirectUriMismatch);
-}
-
-#[test]
-fn a_defaulted_redirect_uri_need_not_be_repeated() {
-    let mut issued = code_issued();
-    if let GrantEvent::CodeIssued {
-        redirect_uri_defaulted,
-        ..
-    } = &mut issued
-    {
-        *redirect_uri_defaulted = true;
-    }
-    let events = GrantTest::with(services())
-        .given(vec![issued])
-        .when(GrantCommand::RedeemCode {
-            client_id: "c1".into(),
-            code_hash: hash("code"),
-            redirect_uri: None,
-            verifier: Some(VERIFIER.into()),
-            tokens: tokens(None),
-        })
-        .inspect_result();
-    let events = events.unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(events[0], GrantEvent::CodeRedeemed { .. }));
 }
