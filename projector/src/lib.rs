@@ -12,28 +12,25 @@ mod audit;
 mod metrics;
 mod policies;
 mod rebuild;
+mod run;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
 use writ_infra::store::inline::ApplyError;
 use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Cursor, Dialect, RowExt, Store, StoredEvent, Target};
+use writ_infra::store::{Conn, Cursor, EventHeader, RowExt, Store};
 
 pub use metrics::ProjectorMetrics;
 pub use policies::Policies;
 pub use rebuild::{rebuild_and_compare, TableDifference};
 
 const PROJECTION: &str = "audit_index";
-const BATCH: i64 = 1000;
+const BATCH: i64 = 2000;
 /// A projector transaction's target length (design: about 50 ms).
 const SLICE: Duration = Duration::from_millis(50);
 /// Events applied between two looks at the slice's clock.
-const SLICE_CHUNK: usize = 250;
-/// How long the global-order bound may hold the projector back before the
-/// backend holding it is named in the log.
-const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
+const SLICE_CHUNK: usize = 500;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -78,6 +75,33 @@ pub(crate) async fn read_checkpoint(
         .unwrap_or_default())
 }
 
+/// Moves a checkpoint from `from` to `to`, compare-and-set: a second
+/// projector that raced this one fails here instead of moving it twice.
+pub(crate) async fn advance_checkpoint(
+    conn: &mut Conn,
+    projection: &str,
+    from: Cursor,
+    to: Cursor,
+) -> Result<(), ProjectorError> {
+    let checkpoint = Statement::new(
+        "INSERT INTO projector_checkpoints (projection, txid, position) VALUES ($1, $2, $3)
+         ON CONFLICT (projection) DO UPDATE SET txid = excluded.txid, position = excluded.position
+         WHERE projector_checkpoints.txid = $4 AND projector_checkpoints.position = $5",
+    )
+    .text(projection)
+    .int(to.txid)
+    .int(to.position)
+    .int(from.txid)
+    .int(from.position);
+    if conn.execute(&[checkpoint]).await? == 1 {
+        Ok(())
+    } else {
+        Err(ProjectorError::Sql(sqlx::Error::Protocol(format!(
+            "checkpoint {projection} moved under the projector"
+        ))))
+    }
+}
+
 pub struct Projector {
     store: Store,
     conn: Conn,
@@ -91,18 +115,17 @@ pub struct Projector {
     /// and checkpoints go through the connection that holds the lock, so
     /// a former leader that lost it cannot write.
     leading: bool,
+    /// The slice after the one being written, read meanwhile on another
+    /// connection while catching up.
+    prefetched: Option<(Cursor, Prefetch)>,
 }
 
+type Prefetch = tokio::task::JoinHandle<Result<Vec<EventHeader>, sqlx::Error>>;
+
+/// Up to how many events behind the lag is counted exactly.
+const EXACT_LAG: i64 = 10_000;
 /// How often the lag in events is counted while catching up.
 const LAG_MEASURE_INTERVAL: Duration = Duration::from_millis(500);
-/// The session-level advisory lock whose holder is the active projector.
-const LEADER_LOCK: i64 = 0x0057_5249_5450_524f; // "WRITPRO"
-/// How often a standby tries the lock.
-const STANDBY_POLL: Duration = Duration::from_millis(500);
-/// The lock connection's keepalives (user-settable on the server): a
-/// holder whose host vanished is noticed in about 3 s.
-const KEEPALIVES: &str = "SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 2; SET tcp_user_timeout = 3000";
-
 impl Projector {
     pub async fn new(store: Store, check_interval: Duration) -> Result<Self, ProjectorError> {
         let conn = Conn::connect(store.target()).await?;
@@ -115,43 +138,8 @@ impl Projector {
             last_recorded_at: None,
             lag_measured_at: None,
             leading: false,
+            prefetched: None,
         })
-    }
-
-    /// Whether this projector may project: always on SQLite (one process
-    /// owns the file); on PostgreSQL while it holds the leader lock.
-    async fn lead(&mut self) -> Result<bool, ProjectorError> {
-        if self.conn.dialect() == Dialect::Sqlite || self.leading {
-            return Ok(true);
-        }
-        let row = self
-            .conn
-            .fetch_optional(
-                &Statement::new("SELECT pg_try_advisory_lock($1)::int AS held").int(LEADER_LOCK),
-            )
-            .await?;
-        self.leading = row.and_then(|r| r.int("held")) == Some(1);
-        if self.leading {
-            ProjectorMetrics::set(&self.metrics.active, 1);
-            tracing::info!("this projector is now the active one");
-        }
-        Ok(self.leading)
-    }
-
-    /// After a storage error the connection may be gone, and the lock with
-    /// it: reconnect and stand by until the lock is won again.
-    async fn reconnect(&mut self) {
-        self.leading = false;
-        ProjectorMetrics::set(&self.metrics.active, 0);
-        match Conn::connect(self.store.target()).await {
-            Ok(mut conn) => {
-                if conn.dialect() == Dialect::Postgres {
-                    let _ = conn.batch(KEEPALIVES).await;
-                }
-                self.conn = conn;
-            }
-            Err(err) => tracing::warn!(error = %err, "projector cannot reconnect; retrying"),
-        }
     }
 
     pub fn metrics(&self) -> Arc<ProjectorMetrics> {
@@ -174,15 +162,7 @@ impl Projector {
                     return;
                 }
                 self.lag_measured_at = Some(Instant::now());
-                let behind = self
-                    .store
-                    .db()
-                    .scalar_i64(
-                        &Statement::new("SELECT count(*) FROM events WHERE position > $1")
-                            .int(through.position),
-                    )
-                    .await
-                    .unwrap_or(0);
+                let behind = self.events_behind(*through).await;
                 let age = self
                     .last_recorded_at
                     .as_deref()
@@ -198,6 +178,33 @@ impl Projector {
         };
         ProjectorMetrics::set(&self.metrics.lag_events, lag_events);
         ProjectorMetrics::set(&self.metrics.lag_micros, lag_micros);
+    }
+
+    /// Events after `through`: counted exactly up to [`EXACT_LAG`], beyond
+    /// which counting would cost the catch-up it measures, so the identity
+    /// values' difference stands in (rolled-back inserts make it a slight
+    /// overcount).
+    async fn events_behind(&self, through: Cursor) -> i64 {
+        let db = self.store.db();
+        let counted = db
+            .scalar_i64(
+                &Statement::new(
+                    "SELECT count(*) FROM (SELECT 1 FROM events WHERE position > $1 LIMIT $2) AS behind",
+                )
+                .int(through.position)
+                .int(EXACT_LAG),
+            )
+            .await
+            .unwrap_or(0);
+        if counted < EXACT_LAG {
+            return counted;
+        }
+        db.scalar_i64(
+            &Statement::new("SELECT coalesce(max(position), 0) - $1 FROM events")
+                .int(through.position),
+        )
+        .await
+        .unwrap_or(counted)
     }
 
     /// Also runs the cross-aggregate policies, which issue commands.
@@ -234,14 +241,48 @@ impl Projector {
     /// bound back for long.
     pub async fn project_next(&mut self) -> Result<Outcome, ProjectorError> {
         let from = self.checkpoint().await?;
-        let events = self.store.events_after(from, BATCH).await?;
-        if events.is_empty() {
+        let headers = self.headers_after(from).await?;
+        let Some(first) = headers.first() else {
             return Ok(Outcome::Idle);
+        };
+        // Up to the first event this version cannot read, which stops the
+        // projection once everything before it is indexed.
+        let readable = headers
+            .iter()
+            .position(|header| audit::check_known(header).is_err())
+            .unwrap_or(headers.len());
+        if readable == 0 {
+            return Err(audit::check_known(first).err().map_or_else(
+                || ProjectorError::Poison("unreadable event".into()),
+                ProjectorError::from,
+            ));
+        }
+        if readable == headers.len() && readable == BATCH as usize {
+            let next = headers[readable - 1].cursor();
+            let store = self.store.clone();
+            let task = tokio::spawn(async move { store.headers_after(next, BATCH).await });
+            self.prefetched = Some((next, task));
         }
         self.conn.begin_write().await?;
-        match self.apply_slice(&events, from).await {
+        match self.apply_slice(&headers[..readable], from).await {
             Ok((count, last)) => {
+                let slice = &headers[..count];
+                // A slice without consequences moves the policies' checkpoint
+                // in its own commit; one with them, after it, since the
+                // revocations are commands of their own.
+                let consequential = Policies::has_triggers(slice);
+                if let (Some(policies), false) = (&self.policies, consequential) {
+                    if let Err(err) = policies.follow(&mut self.conn, from, slice).await {
+                        let _ = self.conn.batch("ROLLBACK").await;
+                        return Err(err);
+                    }
+                }
                 self.conn.batch("COMMIT").await?;
+                if let (Some(policies), true) = (&self.policies, consequential) {
+                    if let Err(err) = policies.follow(&mut self.conn, from, slice).await {
+                        tracing::warn!(error = %err, "policy step failed; retrying when idle");
+                    }
+                }
                 Ok(Outcome::Projected {
                     events: count,
                     through: last,
@@ -254,159 +295,52 @@ impl Projector {
         }
     }
 
+    /// The headers after `from`: the prefetched slice when it starts there
+    /// and holds events (an empty one may be stale), else a fresh read.
+    async fn headers_after(&mut self, from: Cursor) -> Result<Vec<EventHeader>, sqlx::Error> {
+        if let Some((at, task)) = self.prefetched.take() {
+            if at != from {
+                task.abort();
+            } else if let Ok(Ok(headers)) = task.await {
+                if !headers.is_empty() {
+                    return Ok(headers);
+                }
+            }
+        }
+        self.store.headers_after(from, BATCH).await
+    }
+
     async fn apply_slice(
         &mut self,
-        events: &[StoredEvent],
+        headers: &[EventHeader],
         from: Cursor,
     ) -> Result<(usize, Cursor), ProjectorError> {
-        let schema = self.conn.dialect().live_schema();
+        let dialect = self.conn.dialect();
+        let schema = dialect.live_schema();
         let started = Instant::now();
         let mut last = from;
         let mut count = 0;
-        for chunk in events.chunks(SLICE_CHUNK) {
-            if let Some(rows) = audit::rows(schema, chunk)? {
-                self.conn.execute(&[rows]).await?;
+        for chunk in headers.chunks(SLICE_CHUNK) {
+            let through = chunk.last().map(EventHeader::cursor).unwrap_or(last);
+            let positions: Vec<i64> = chunk.iter().map(|header| header.position).collect();
+            let indexed = self
+                .conn
+                .execute(&[audit::insert_events(dialect, schema, schema, &positions)])
+                .await?;
+            if indexed != chunk.len() as u64 {
+                return Err(ProjectorError::Sql(sqlx::Error::Protocol(format!(
+                    "indexed {indexed} events where the log showed {} up to {through}",
+                    chunk.len()
+                ))));
             }
             count += chunk.len();
-            last = chunk.last().map(StoredEvent::cursor).unwrap_or(last);
+            last = through;
             self.last_recorded_at = chunk.last().map(|e| e.recorded_at.clone());
             if started.elapsed() >= SLICE {
                 break;
             }
         }
-        // Compare-and-set: a second projector that raced us fails here
-        // instead of moving the checkpoint twice.
-        let checkpoint = Statement::new(
-            "INSERT INTO projector_checkpoints (projection, txid, position) VALUES ($1, $2, $3)
-             ON CONFLICT (projection) DO UPDATE SET txid = excluded.txid, position = excluded.position
-             WHERE projector_checkpoints.txid = $4 AND projector_checkpoints.position = $5",
-        )
-        .text(PROJECTION)
-        .int(last.txid)
-        .int(last.position)
-        .int(from.txid)
-        .int(from.position);
-        if self.conn.execute(&[checkpoint]).await? == 1 {
-            Ok((count, last))
-        } else {
-            Err(ProjectorError::Sql(sqlx::Error::Protocol(
-                "checkpoint moved under the projector".into(),
-            )))
-        }
-    }
-
-    /// Projects until idle, then waits for a commit of this process (the
-    /// committer's signal) or of another one: on SQLite `PRAGMA
-    /// data_version` changes when another connection commits; on PostgreSQL
-    /// the committer's NOTIFY arrives. Stops when `shutdown` fires.
-    pub async fn run_until_stopped(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut commits = self.store.commits();
-        let mut notifications = match self.store.target() {
-            Target::Postgres(url) => match sqlx::postgres::PgListener::connect(url).await {
-                Ok(mut listener) => listener
-                    .listen(writ_infra::store::COMMIT_CHANNEL)
-                    .await
-                    .ok()
-                    .map(|()| listener),
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot LISTEN for commits; checking every interval instead");
-                    None
-                }
-            },
-            Target::Sqlite(_) => None,
-        };
-        let mut seen_version = None;
-        let mut tick = tokio::time::interval(self.check_interval);
-        let mut held_back_since: Option<Instant> = None;
-        if self.conn.dialect() == Dialect::Postgres {
-            let _ = self.conn.batch(KEEPALIVES).await;
-        }
-        loop {
-            match self.lead().await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tokio::select! {
-                        _ = shutdown.changed() => return,
-                        _ = tokio::time::sleep(STANDBY_POLL) => continue,
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "projector lost its connection; reconnecting");
-                    self.reconnect().await;
-                    tokio::select! {
-                        _ = shutdown.changed() => return,
-                        _ = tokio::time::sleep(STANDBY_POLL) => continue,
-                    }
-                }
-            }
-            let step = self.project_next().await;
-            if let Ok(outcome) = &step {
-                self.measure_lag(outcome).await;
-            }
-            match step {
-                Ok(Outcome::Projected { .. }) => {
-                    held_back_since = None;
-                    continue;
-                }
-                Ok(Outcome::Idle) => {
-                    self.run_policies().await;
-                    self.report_held_back(&mut held_back_since).await
-                }
-                Err(ProjectorError::Poison(why)) => {
-                    ProjectorMetrics::set(&self.metrics.stopped, 1);
-                    tracing::error!(projection = PROJECTION, reason = %why, "projection stopped on an event it cannot read");
-                    // Stay up (health, metrics) until told to stop; the
-                    // projection resumes only after an upgrade or a fix.
-                    let _ = shutdown.changed().await;
-                    return;
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "projector step failed; reconnecting");
-                    self.reconnect().await;
-                    tokio::select! {
-                        _ = shutdown.changed() => return,
-                        _ = tokio::time::sleep(STANDBY_POLL) => continue,
-                    }
-                }
-            }
-            loop {
-                let notified = async {
-                    match notifications.as_mut() {
-                        Some(listener) => listener.recv().await.map(drop),
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = commits.changed() => break,
-                    _ = notified => break,
-                    _ = tick.tick() => {
-                        if self.conn.dialect() == Dialect::Postgres {
-                            break;
-                        }
-                        let version = self.conn.fetch_optional(&Statement::new("PRAGMA data_version")).await.ok().flatten();
-                        if version != seen_version {
-                            seen_version = version;
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// On PostgreSQL, committed events above the global-order bound wait
-    /// for an older open transaction; after a few seconds name it.
-    async fn report_held_back(&mut self, since: &mut Option<Instant>) {
-        match self.store.global_order_holder().await {
-            Ok(Some(holder)) => {
-                let started = *since.get_or_insert_with(Instant::now);
-                if started.elapsed() >= HELD_BACK_WARNING {
-                    tracing::warn!(holder = %holder, waited_secs = started.elapsed().as_secs(), "the projector is held back by an open transaction");
-                    *since = Some(Instant::now());
-                }
-            }
-            _ => *since = None,
-        }
+        advance_checkpoint(&mut self.conn, PROJECTION, from, last).await?;
+        Ok((count, last))
     }
 }

@@ -13,13 +13,13 @@ use writ_domain::consent::{Consent, ConsentEvent};
 use writ_domain::grant::{Grant, GrantCommand};
 use writ_infra::store::inline::timestamp;
 use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, RowExt, Store, StoredEvent};
+use writ_infra::store::{Conn, Cursor, EventHeader, RowExt, Store, StoredEvent};
 use writ_infra::{ExecuteError, Executor, Metadata};
 
 use crate::ProjectorError;
 
 const CHECKPOINT: &str = "policies";
-const BATCH: i64 = 500;
+const BATCH: i64 = 1000;
 
 /// Which grants an event ends, and why.
 struct Consequence {
@@ -29,8 +29,8 @@ struct Consequence {
     reason: &'static str,
 }
 
-/// The only event types with consequences; every other event is skipped
-/// without decoding its payload.
+/// The only event types with consequences; no other event's payload is
+/// read.
 const TRIGGERS: &[&str] = &[
     "ClientDisabled",
     "AccountDisabled",
@@ -108,24 +108,52 @@ impl Policies {
     /// SQLite pool is read-only.
     pub async fn step(&self, conn: &mut Conn) -> Result<usize, ProjectorError> {
         let from = crate::read_checkpoint(conn, CHECKPOINT).await?;
-        let events = self.store.events_after(from, BATCH).await?;
-        let Some(last) = events.last().map(StoredEvent::cursor) else {
-            return Ok(0);
+        let headers = self.store.headers_after(from, BATCH).await?;
+        self.handle(conn, from, &headers).await?;
+        Ok(headers.len())
+    }
+
+    /// Handles a slice the projector has just indexed, when the policies
+    /// are at its start, so catching up reads the log once; otherwise
+    /// [`Policies::step`] catches up by itself when the projector idles.
+    pub async fn follow(
+        &self,
+        conn: &mut Conn,
+        from: Cursor,
+        headers: &[EventHeader],
+    ) -> Result<(), ProjectorError> {
+        if crate::read_checkpoint(conn, CHECKPOINT).await? == from {
+            self.handle(conn, from, headers).await?;
+        }
+        Ok(())
+    }
+
+    pub fn has_triggers(headers: &[EventHeader]) -> bool {
+        headers
+            .iter()
+            .any(|header| TRIGGERS.contains(&header.event_type.as_str()))
+    }
+
+    async fn handle(
+        &self,
+        conn: &mut Conn,
+        from: Cursor,
+        headers: &[EventHeader],
+    ) -> Result<(), ProjectorError> {
+        let Some(last) = headers.last().map(EventHeader::cursor) else {
+            return Ok(());
         };
-        for event in &events {
-            if let Some(consequence) = consequence(event) {
-                self.revoke_grants(event, consequence).await?;
+        let triggers: Vec<i64> = headers
+            .iter()
+            .filter(|header| TRIGGERS.contains(&header.event_type.as_str()))
+            .map(|header| header.position)
+            .collect();
+        for event in self.store.events_at(&triggers).await? {
+            if let Some(consequence) = consequence(&event) {
+                self.revoke_grants(&event, consequence).await?;
             }
         }
-        conn.execute(&[Statement::new(
-                "INSERT INTO projector_checkpoints (projection, txid, position) VALUES ($1, $2, $3)
-                 ON CONFLICT (projection) DO UPDATE SET txid = excluded.txid, position = excluded.position",
-            )
-            .text(CHECKPOINT)
-            .int(last.txid)
-            .int(last.position)])
-            .await?;
-        Ok(events.len())
+        crate::advance_checkpoint(conn, CHECKPOINT, from, last).await
     }
 
     async fn revoke_grants(

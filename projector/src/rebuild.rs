@@ -112,11 +112,13 @@ async fn replay_and_diff(
             let event = StoredEvent::from_row(row)?;
             statements.extend(inline::statements(scratch, &event)?);
             if (event.txid, event.position) <= checkpoint {
-                projected.push(event);
+                projected.push(event.position);
             }
         }
         // After the page's inline rows, which the audit rows may join.
-        statements.extend(audit::rows(scratch, &projected)?);
+        if !projected.is_empty() {
+            statements.push(audit::insert_events(dialect, scratch, live, &projected));
+        }
         conn.execute(&statements).await?;
     }
     let mut differences = Vec::new();

@@ -19,5 +19,6 @@ mod projector_faults;
 mod refresh;
 mod registration;
 mod serve;
+mod shutdown;
 mod split;
 mod tokens;

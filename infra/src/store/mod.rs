@@ -8,6 +8,7 @@ mod committer;
 mod conn;
 mod cursor;
 pub mod inline;
+mod reader;
 mod repository;
 pub mod schema;
 pub mod statement;
@@ -27,6 +28,7 @@ pub use chain::{link as chain_link, verify_chains, ChainBreak, RowForHash, GENES
 pub use committer::{AppendError, AppendReceipt, SideWrite, DEFAULT_MAX_BATCH};
 pub use conn::{Conn, Db, Dialect, Row, RowExt, Target};
 pub use cursor::{Cursor, START};
+pub use reader::EventHeader;
 pub use repository::WritRepository;
 
 use crate::metrics::Metrics;
@@ -279,75 +281,6 @@ impl Store {
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
-    }
-
-    /// Events after `after` in global order, at most `limit`. On PostgreSQL
-    /// only transactions below the oldest one still running are read, so a
-    /// late commit with a lower transaction id is never skipped (ADR 0002).
-    pub async fn events_after(
-        &self,
-        after: Cursor,
-        limit: i64,
-    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        let dialect = self.dialect();
-        let columns = event_columns(dialect);
-        let statement = match dialect {
-            Dialect::Sqlite => Statement::new(format!(
-                "SELECT {columns} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
-            ))
-            .int(after.position)
-            .int(limit),
-            Dialect::Postgres => Statement::new(format!(
-                "SELECT {columns} FROM events
-                 WHERE (txid, position) > ($1::text::xid8, $2)
-                   AND txid < pg_snapshot_xmin(pg_current_snapshot())
-                 ORDER BY events.txid, events.position LIMIT $3"
-            ))
-            .text(after.txid.to_string())
-            .int(after.position)
-            .int(limit),
-        };
-        self.db()
-            .fetch_all(&statement)
-            .await?
-            .iter()
-            .map(StoredEvent::from_row)
-            .collect()
-    }
-
-    /// When committed events wait above the global-order bound, the
-    /// backend whose open transaction holds it: pid, application, state
-    /// and start. Always `None` on SQLite, whose order has no bound.
-    pub async fn global_order_holder(&self) -> Result<Option<String>, sqlx::Error> {
-        if self.dialect() == Dialect::Sqlite {
-            return Ok(None);
-        }
-        let waiting = self
-            .db()
-            .scalar_i64(&Statement::new(
-                "SELECT count(*) FROM (SELECT 1 FROM events WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1) AS waiting",
-            ))
-            .await?;
-        if waiting == 0 {
-            return Ok(None);
-        }
-        let holder = self
-            .db()
-            .fetch_optional(&Statement::new(
-                "SELECT pid::bigint AS pid, application_name, state, xact_start::text AS xact_start FROM pg_stat_activity
-                 WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
-                 ORDER BY age(backend_xid) DESC LIMIT 1",
-            ))
-            .await?;
-        Ok(holder.map(|row| {
-            format!(
-                "pid {} ({}), {}, transaction started {}",
-                row.int("pid").unwrap_or(0),
-                row.text("application_name").unwrap_or_default(),
-                row.text("state").unwrap_or_default(),
-                row.text("xact_start").unwrap_or_default()
-            )
-        }))
     }
 
     pub async fn event_count(&self) -> Result<i64, sqlx::Error> {

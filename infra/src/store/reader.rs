@@ -1,0 +1,173 @@
+//! Reading the log in global order: whole events, or only their headers
+//! for projections that decide from the type which payloads to read.
+
+use super::conn::{Dialect, Row, RowExt};
+use super::cursor::Cursor;
+use super::statement::{placeholders, Statement};
+use super::{event_columns, log_order, Store, StoredEvent};
+
+/// An event without its payload, metadata and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventHeader {
+    pub txid: i64,
+    pub position: i64,
+    pub recorded_at: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub event_type: String,
+    pub event_version: String,
+}
+
+impl EventHeader {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            txid: self.txid,
+            position: self.position,
+        }
+    }
+
+    fn from_row(row: &Row) -> Result<Self, sqlx::Error> {
+        let text = |column: &str| {
+            row.text(column)
+                .ok_or_else(|| sqlx::Error::ColumnNotFound(column.to_owned()))
+        };
+        Ok(Self {
+            txid: row.int("txid").unwrap_or(0),
+            position: row
+                .int("position")
+                .ok_or_else(|| sqlx::Error::ColumnNotFound("position".into()))?,
+            recorded_at: text("recorded_at")?,
+            aggregate_type: text("aggregate_type")?,
+            aggregate_id: text("aggregate_id")?,
+            event_type: text("event_type")?,
+            event_version: text("event_version")?,
+        })
+    }
+}
+
+fn header_columns(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "0 AS txid, position, recorded_at, aggregate_type, aggregate_id, event_type, event_version"
+        }
+        Dialect::Postgres => {
+            "txid::text::bigint AS txid, position, to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS recorded_at, \
+             aggregate_type, aggregate_id, event_type, event_version"
+        }
+    }
+}
+
+/// `columns` of the events after `after`, at most `limit`, in global order
+/// and below PostgreSQL's global-order bound.
+fn after_bound(dialect: Dialect, columns: &str, after: Cursor, limit: i64) -> Statement {
+    match dialect {
+        Dialect::Sqlite => Statement::new(format!(
+            "SELECT {columns} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        ))
+        .int(after.position)
+        .int(limit),
+        Dialect::Postgres => Statement::new(format!(
+            "SELECT {columns} FROM events
+             WHERE (txid, position) > ($1::text::xid8, $2)
+               AND txid < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY events.txid, events.position LIMIT $3"
+        ))
+        .text(after.txid.to_string())
+        .int(after.position)
+        .int(limit),
+    }
+}
+
+impl Store {
+    /// Events after `after` in global order, at most `limit`. On PostgreSQL
+    /// only transactions below the oldest one still running are read, so a
+    /// late commit with a lower transaction id is never skipped (ADR 0002).
+    pub async fn events_after(
+        &self,
+        after: Cursor,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let statement = after_bound(self.dialect(), event_columns(self.dialect()), after, limit);
+        self.db()
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(StoredEvent::from_row)
+            .collect()
+    }
+
+    /// The same slice of the log as [`Store::events_after`] without
+    /// payloads, metadata or hashes: what a projection needs to decide
+    /// which events it must read in full (most need none).
+    pub async fn headers_after(
+        &self,
+        after: Cursor,
+        limit: i64,
+    ) -> Result<Vec<EventHeader>, sqlx::Error> {
+        let statement = after_bound(self.dialect(), header_columns(self.dialect()), after, limit);
+        self.db()
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(EventHeader::from_row)
+            .collect()
+    }
+
+    /// The events at these positions, in global order.
+    pub async fn events_at(&self, positions: &[i64]) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dialect = self.dialect();
+        let mut statement = Statement::new(format!(
+            "SELECT {} FROM events WHERE position IN ({}) ORDER BY {}",
+            event_columns(dialect),
+            placeholders(0, positions.len()),
+            log_order(dialect)
+        ));
+        for position in positions {
+            statement = statement.int(*position);
+        }
+        self.db()
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(StoredEvent::from_row)
+            .collect()
+    }
+
+    /// When committed events wait above the global-order bound, the
+    /// backend whose open transaction holds it: pid, application, state
+    /// and start. Always `None` on SQLite, whose order has no bound.
+    pub async fn global_order_holder(&self) -> Result<Option<String>, sqlx::Error> {
+        if self.dialect() == Dialect::Sqlite {
+            return Ok(None);
+        }
+        let waiting = self
+            .db()
+            .scalar_i64(&Statement::new(
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1) AS waiting",
+            ))
+            .await?;
+        if waiting == 0 {
+            return Ok(None);
+        }
+        let holder = self
+            .db()
+            .fetch_optional(&Statement::new(
+                "SELECT pid::bigint AS pid, application_name, state, xact_start::text AS xact_start FROM pg_stat_activity
+                 WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+                 ORDER BY age(backend_xid) DESC LIMIT 1",
+            ))
+            .await?;
+        Ok(holder.map(|row| {
+            format!(
+                "pid {} ({}), {}, transaction started {}",
+                row.int("pid").unwrap_or(0),
+                row.text("application_name").unwrap_or_default(),
+                row.text("state").unwrap_or_default(),
+                row.text("xact_start").unwrap_or_default()
+            )
+        }))
+    }
+}

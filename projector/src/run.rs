@@ -1,0 +1,178 @@
+//! The projector's life: active or standby on PostgreSQL's advisory lock,
+//! woken by commits, reconnecting after storage errors, stopped by a
+//! poison event or by shutdown.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use writ_infra::store::statement::Statement;
+use writ_infra::store::{Conn, Dialect, RowExt, Target};
+
+use crate::{Outcome, Projector, ProjectorError, ProjectorMetrics, PROJECTION};
+
+/// How long the global-order bound may hold the projector back before the
+/// backend holding it is named in the log.
+const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
+/// The session-level advisory lock whose holder is the active projector.
+const LEADER_LOCK: i64 = 0x0057_5249_5450_524f; // "WRITPRO"
+/// How often a standby tries the lock.
+const STANDBY_POLL: Duration = Duration::from_millis(500);
+/// The projector connection's session settings. Keepalives (user-settable
+/// on the server): a lock holder whose host vanished is noticed in about
+/// 3 s. Custom plans: the audit statement's generic plan, made while the
+/// tables were small, would go on scanning them as they grow (seen: 1 s a
+/// slice after a few thousand events).
+const SESSION_SETTINGS: &str = "SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 2; SET tcp_user_timeout = 3000; SET plan_cache_mode = force_custom_plan";
+
+impl Projector {
+    /// Whether this projector may project: always on SQLite (one process
+    /// owns the file); on PostgreSQL while it holds the leader lock.
+    async fn lead(&mut self) -> Result<bool, ProjectorError> {
+        if self.conn.dialect() == Dialect::Sqlite || self.leading {
+            return Ok(true);
+        }
+        let row = self
+            .conn
+            .fetch_optional(
+                &Statement::new("SELECT pg_try_advisory_lock($1)::int AS held").int(LEADER_LOCK),
+            )
+            .await?;
+        self.leading = row.and_then(|r| r.int("held")) == Some(1);
+        if self.leading {
+            ProjectorMetrics::set(&self.metrics.active, 1);
+            tracing::info!("this projector is now the active one");
+        }
+        Ok(self.leading)
+    }
+
+    /// After a storage error the connection may be gone, and the lock with
+    /// it: reconnect and stand by until the lock is won again.
+    async fn reconnect(&mut self) {
+        self.leading = false;
+        ProjectorMetrics::set(&self.metrics.active, 0);
+        match Conn::connect(self.store.target()).await {
+            Ok(mut conn) => {
+                if conn.dialect() == Dialect::Postgres {
+                    let _ = conn.batch(SESSION_SETTINGS).await;
+                }
+                self.conn = conn;
+            }
+            Err(err) => tracing::warn!(error = %err, "projector cannot reconnect; retrying"),
+        }
+    }
+
+    /// Projects until idle, then waits for a commit of this process (the
+    /// committer's signal) or of another one: on SQLite `PRAGMA
+    /// data_version` changes when another connection commits; on PostgreSQL
+    /// the committer's NOTIFY arrives. Stops when `shutdown` fires.
+    pub async fn run_until_stopped(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut commits = self.store.commits();
+        let mut notifications = match self.store.target() {
+            Target::Postgres(url) => match sqlx::postgres::PgListener::connect(url).await {
+                Ok(mut listener) => listener
+                    .listen(writ_infra::store::COMMIT_CHANNEL)
+                    .await
+                    .ok()
+                    .map(|()| listener),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot LISTEN for commits; checking every interval instead");
+                    None
+                }
+            },
+            Target::Sqlite(_) => None,
+        };
+        let mut seen_version = None;
+        let mut tick = tokio::time::interval(self.check_interval);
+        let mut held_back_since: Option<Instant> = None;
+        if self.conn.dialect() == Dialect::Postgres {
+            let _ = self.conn.batch(SESSION_SETTINGS).await;
+        }
+        loop {
+            match self.lead().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(STANDBY_POLL) => continue,
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "projector lost its connection; reconnecting");
+                    self.reconnect().await;
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(STANDBY_POLL) => continue,
+                    }
+                }
+            }
+            let step = self.project_next().await;
+            if let Ok(outcome) = &step {
+                self.measure_lag(outcome).await;
+            }
+            match step {
+                Ok(Outcome::Projected { .. }) => {
+                    held_back_since = None;
+                    continue;
+                }
+                Ok(Outcome::Idle) => {
+                    self.run_policies().await;
+                    self.report_held_back(&mut held_back_since).await
+                }
+                Err(ProjectorError::Poison(why)) => {
+                    ProjectorMetrics::set(&self.metrics.stopped, 1);
+                    tracing::error!(projection = PROJECTION, reason = %why, "projection stopped on an event it cannot read");
+                    // Stay up (health, metrics) until told to stop; the
+                    // projection resumes only after an upgrade or a fix.
+                    let _ = shutdown.changed().await;
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "projector step failed; reconnecting");
+                    self.reconnect().await;
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(STANDBY_POLL) => continue,
+                    }
+                }
+            }
+            loop {
+                let notified = async {
+                    match notifications.as_mut() {
+                        Some(listener) => listener.recv().await.map(drop),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = commits.changed() => break,
+                    _ = notified => break,
+                    _ = tick.tick() => {
+                        if self.conn.dialect() == Dialect::Postgres {
+                            break;
+                        }
+                        let version = self.conn.fetch_optional(&Statement::new("PRAGMA data_version")).await.ok().flatten();
+                        if version != seen_version {
+                            seen_version = version;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// On PostgreSQL, committed events above the global-order bound wait
+    /// for an older open transaction; after a few seconds name it.
+    async fn report_held_back(&mut self, since: &mut Option<Instant>) {
+        match self.store.global_order_holder().await {
+            Ok(Some(holder)) => {
+                let started = *since.get_or_insert_with(Instant::now);
+                if started.elapsed() >= HELD_BACK_WARNING {
+                    tracing::warn!(holder = %holder, waited_secs = started.elapsed().as_secs(), "the projector is held back by an open transaction");
+                    *since = Some(Instant::now());
+                }
+            }
+            _ => *since = None,
+        }
+    }
+}
