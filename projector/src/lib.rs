@@ -242,20 +242,20 @@ impl Projector {
     pub async fn project_next(&mut self) -> Result<Outcome, ProjectorError> {
         let from = self.checkpoint().await?;
         let headers = self.headers_after(from).await?;
-        let Some(first) = headers.first() else {
+        if headers.is_empty() {
             return Ok(Outcome::Idle);
-        };
+        }
         // Up to the first event this version cannot read, which stops the
         // projection once everything before it is indexed.
-        let readable = headers
-            .iter()
-            .position(|header| audit::check_known(header).is_err())
-            .unwrap_or(headers.len());
-        if readable == 0 {
-            return Err(audit::check_known(first).err().map_or_else(
-                || ProjectorError::Poison("unreadable event".into()),
-                ProjectorError::from,
-            ));
+        let mut readable = headers.len();
+        for (index, header) in headers.iter().enumerate() {
+            if let Err(unknown) = audit::check_known(header) {
+                if index == 0 {
+                    return Err(unknown.into());
+                }
+                readable = index;
+                break;
+            }
         }
         if readable == headers.len() && readable == BATCH as usize {
             let next = headers[readable - 1].cursor();

@@ -119,8 +119,8 @@ impl Projector {
                     self.report_held_back(&mut held_back_since).await
                 }
                 Err(ProjectorError::Poison(why)) => {
-                    ProjectorMetrics::set(&self.metrics.stopped, 1);
                     tracing::error!(projection = PROJECTION, reason = %why, "projection stopped on an event it cannot read");
+                    ProjectorMetrics::set(&self.metrics.stopped, 1);
                     // Stay up (health, metrics) until told to stop; the
                     // projection resumes only after an upgrade or a fix.
                     let _ = shutdown.changed().await;

@@ -48,13 +48,15 @@ async fn a_poison_event_stops_the_projection_and_the_metric_shows_it() {
         (metric(&api, "writ_projections_stopped").await? == 1.0).then_some(())
     })
     .await;
-    assert!(
+    // The log is read by another thread, so the line may trail the metric.
+    eventually("a clear log line that names the event", || async {
         projector
             .log_lines()
             .iter()
-            .any(|l| l.contains("GrantTeleported") && l.contains("stopped")),
-        "a clear log line names the event"
-    );
+            .any(|l| l.contains("GrantTeleported") && l.contains("stopped"))
+            .then_some(())
+    })
+    .await;
     let writes_after = start(&deployment, "command-api", &[]);
     Api::new(&writes_after).client_credentials(&service).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

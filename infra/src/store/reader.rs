@@ -79,6 +79,15 @@ fn after_bound(dialect: Dialect, columns: &str, after: Cursor, limit: i64) -> St
 }
 
 impl Store {
+    async fn fetch_events(&self, statement: &Statement) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        self.db()
+            .fetch_all(statement)
+            .await?
+            .iter()
+            .map(StoredEvent::from_row)
+            .collect()
+    }
+
     /// Events after `after` in global order, at most `limit`. On PostgreSQL
     /// only transactions below the oldest one still running are read, so a
     /// late commit with a lower transaction id is never skipped (ADR 0002).
@@ -88,12 +97,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
         let statement = after_bound(self.dialect(), event_columns(self.dialect()), after, limit);
-        self.db()
-            .fetch_all(&statement)
-            .await?
-            .iter()
-            .map(StoredEvent::from_row)
-            .collect()
+        self.fetch_events(&statement).await
     }
 
     /// The same slice of the log as [`Store::events_after`] without
@@ -128,12 +132,7 @@ impl Store {
         for position in positions {
             statement = statement.int(*position);
         }
-        self.db()
-            .fetch_all(&statement)
-            .await?
-            .iter()
-            .map(StoredEvent::from_row)
-            .collect()
+        self.fetch_events(&statement).await
     }
 
     /// When committed events wait above the global-order bound, the

@@ -68,7 +68,11 @@ async fn start(deployment: &Deployment, process: &str) -> Result<Server, Failure
     ])?)
 }
 
-async fn catch_up(binary: &std::path::Path, events: i64) -> Result<(), Failure> {
+/// A fresh database and data directory with a key file; the directory
+/// lives as long as the returned guard.
+async fn fresh_deployment(
+    binary: &std::path::Path,
+) -> Result<(String, tempfile::TempDir, Deployment), Failure> {
     let url = writ_infra::testing::fresh_postgres_database().await?;
     let dir = tempfile::tempdir()?;
     let deployment = Deployment {
@@ -77,6 +81,11 @@ async fn catch_up(binary: &std::path::Path, events: i64) -> Result<(), Failure> 
         database_url: Some(url.clone()),
     };
     deployment.run(&["keys", "init"])?;
+    Ok((url, dir, deployment))
+}
+
+async fn catch_up(binary: &std::path::Path, events: i64) -> Result<(), Failure> {
+    let (url, _dir, deployment) = fresh_deployment(binary).await?;
     deployment.run(&["migrate"])?;
     let db = Db::connect_postgres(&url, 2).await.map(Db::Postgres)?;
     let inserted = Instant::now();
@@ -112,14 +121,7 @@ async fn catch_up(binary: &std::path::Path, events: i64) -> Result<(), Failure> 
 }
 
 async fn steady_state(binary: &std::path::Path) -> Result<(), Failure> {
-    let url = writ_infra::testing::fresh_postgres_database().await?;
-    let dir = tempfile::tempdir()?;
-    let deployment = Deployment {
-        binary: binary.to_owned(),
-        data_dir: dir.path().to_owned(),
-        database_url: Some(url.clone()),
-    };
-    deployment.run(&["keys", "init"])?;
+    let (url, _dir, deployment) = fresh_deployment(binary).await?;
     let created = deployment.run(&[
         "--json", "client", "create", "--name", "bench", "--scope", "read",
     ])?;
