@@ -117,6 +117,31 @@ pub struct ServeArgs {
     /// Initial access token for dynamic client registration [default: unset, /register disabled].
     #[arg(long, env = "WRIT_REGISTRATION_TOKEN", hide_env_values = true)]
     pub registration_token: Option<String>,
+    /// Kafka bootstrap servers; revocations are published there [default: unset].
+    #[arg(long, env = "WRIT_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The revocation topic [default: writ.revocations].
+    #[arg(long, env = "WRIT_KAFKA_TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// Partitions of the topic when Writ creates it [default: 3].
+    #[arg(long, env = "WRIT_KAFKA_PARTITIONS")]
+    pub kafka_partitions: Option<i32>,
+    /// Replication factor of the topic when Writ creates it; -1 is the broker's default [default: -1].
+    #[arg(long, env = "WRIT_KAFKA_REPLICATION", allow_hyphen_values = true)]
+    pub kafka_replication: Option<i32>,
+    /// retention.ms of the topic when Writ creates it [default: 7d].
+    #[arg(long, env = "WRIT_KAFKA_RETENTION", value_parser = humantime::parse_duration)]
+    pub kafka_retention: Option<Duration>,
+    /// Another librdkafka property, KEY=VALUE (TLS, SASL, …); repeatable.
+    #[arg(long = "kafka-property", value_parser = parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+fn parse_property(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{raw:?} is not KEY=VALUE"))
 }
 
 fn parse_signing_alg(raw: &str) -> Result<writ_infra::config::SigningAlg, String> {

@@ -42,6 +42,14 @@ pub fn resolve_settings(
         authorization_request_ttl: serve.and_then(|s| s.authorization_request_ttl),
         public_command_url: serve.and_then(|s| s.public_command_url.clone()),
         public_query_url: serve.and_then(|s| s.public_query_url.clone()),
+        kafka_brokers: serve.and_then(|s| s.kafka_brokers.clone()),
+        kafka_topic: serve.and_then(|s| s.kafka_topic.clone()),
+        kafka_partitions: serve.and_then(|s| s.kafka_partitions),
+        kafka_replication: serve.and_then(|s| s.kafka_replication),
+        kafka_retention: serve.and_then(|s| s.kafka_retention),
+        kafka_properties: serve
+            .filter(|s| !s.kafka_properties.is_empty())
+            .map(|s| s.kafka_properties.iter().cloned().collect()),
         ..Default::default()
     };
     Ok(Settings::resolve(overrides, file))

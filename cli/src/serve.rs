@@ -16,7 +16,7 @@ use writ_infra::http::Throttle;
 use writ_infra::keys::WhenMissing;
 use writ_infra::metrics::Registry;
 use writ_infra::signing::{self, KeySet};
-use writ_projector::Projector;
+use writ_projector::{Projector, Publisher};
 use writ_query_api::QueryState;
 
 use crate::context::Context;
@@ -26,7 +26,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let context = Context::open_with(settings, WhenMissing::Create).await?;
     let (stop, stopped) = watch::channel(false);
     let projector = projector(&context).await?;
-    let registry = Registry::new(context.store.metrics_handle()).with(projector.metrics());
+    let mut registry = Registry::new(context.store.metrics_handle()).with(projector.metrics());
+    let publisher = match publisher(&context).await? {
+        Some(publisher) => {
+            registry = registry.with(publisher.metrics());
+            Some(tokio::spawn(publisher.run_until_stopped(stopped.clone())))
+        }
+        None => None,
+    };
     let projector = tokio::spawn(projector.run_until_stopped(stopped));
     let keys = signing_keys(&context, true).await?;
     let throttle = throttle(&context.settings);
@@ -35,6 +42,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     serve_http(listener, &context, app, registry).await?;
     let _ = stop.send(true);
     let _ = projector.await;
+    if let Some(publisher) = publisher {
+        let _ = publisher.await;
+    }
     tracing::info!("writ stopped");
     Ok(())
 }
@@ -68,6 +78,32 @@ pub async fn projector(context: &Context) -> anyhow::Result<Projector> {
     )
     .await?
     .with_policies(context.executor.clone()))
+}
+
+/// The revocation publisher when Kafka is configured. The topic is
+/// created if missing and its retention checked; a broker that cannot be
+/// reached yet is only warned about, since the publisher waits for it.
+pub async fn publisher(context: &Context) -> anyhow::Result<Option<Publisher>> {
+    let Some(kafka) = &context.settings.kafka else {
+        return Ok(None);
+    };
+    if let Err(err) = kafka.ensure_topic().await {
+        tracing::warn!(topic = %kafka.topic, error = %err, "cannot create the revocation topic; publishing will wait for the broker");
+    }
+    if let Some(problem) = kafka
+        .retention_problem(context.settings.access_token_ttl)
+        .await
+    {
+        tracing::warn!(topic = %kafka.topic, problem = %problem, "the revocation topic may drop revocations of tokens still alive");
+    }
+    let publisher = Publisher::new(
+        context.store.clone(),
+        kafka,
+        context.settings.projector_check_interval,
+    )
+    .await?;
+    tracing::info!(brokers = %kafka.brokers, topic = %kafka.topic, "publishing revocations to Kafka");
+    Ok(Some(publisher))
 }
 
 /// The signing keys; `ensure` creates any that are missing (the processes

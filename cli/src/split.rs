@@ -56,13 +56,23 @@ pub async fn projector(settings: Settings) -> anyhow::Result<()> {
     let (listener, settings) = serve::bind(settings).await?;
     let context = Context::open(settings).await?;
     let projector = serve::projector(&context).await?;
-    let registry = Registry::new(context.store.metrics_handle()).with(projector.metrics());
+    let mut registry = Registry::new(context.store.metrics_handle()).with(projector.metrics());
     let (stop, stopped) = watch::channel(false);
+    let publisher = match serve::publisher(&context).await? {
+        Some(publisher) => {
+            registry = registry.with(publisher.metrics());
+            Some(tokio::spawn(publisher.run_until_stopped(stopped.clone())))
+        }
+        None => None,
+    };
     let running = tokio::spawn(projector.run_until_stopped(stopped));
     let app: Router = writ_infra::health::router(context.store.clone());
     serve::serve_http(listener, &context, app, registry).await?;
     let _ = stop.send(true);
     let _ = running.await;
+    if let Some(publisher) = publisher {
+        let _ = publisher.await;
+    }
     tracing::info!("projector stopped");
     Ok(())
 }

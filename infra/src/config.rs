@@ -102,6 +102,32 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "200ms",
         "how often the projector checks for commits made by other processes",
     ),
+    (
+        "kafka_brokers",
+        "(unset)",
+        "Kafka bootstrap servers; set, `serve` and `projector` publish revocations there",
+    ),
+    ("kafka_topic", "writ.revocations", "the revocation topic"),
+    (
+        "kafka_partitions",
+        "3",
+        "partitions of the revocation topic when Writ creates it",
+    ),
+    (
+        "kafka_replication",
+        "-1",
+        "replication factor of the topic when Writ creates it; -1 is the broker's default",
+    ),
+    (
+        "kafka_retention",
+        "7d",
+        "retention.ms of the topic when Writ creates it",
+    ),
+    (
+        "kafka_properties",
+        "(none)",
+        "other librdkafka properties (TLS, SASL), a table in the file or --kafka-property KEY=VALUE",
+    ),
 ];
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -135,6 +161,13 @@ pub struct FileConfig {
     pub authorization_request_ttl: Option<Duration>,
     pub public_command_url: Option<String>,
     pub public_query_url: Option<String>,
+    pub kafka_brokers: Option<String>,
+    pub kafka_topic: Option<String>,
+    pub kafka_partitions: Option<i32>,
+    pub kafka_replication: Option<i32>,
+    #[serde(default, with = "humantime_serde")]
+    pub kafka_retention: Option<Duration>,
+    pub kafka_properties: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Signature algorithms for access tokens (design: ES256 or EdDSA, never
@@ -191,6 +224,8 @@ pub struct Settings {
     pub issuer_given: bool,
     pub public_command_url: String,
     pub public_query_url: String,
+    /// Set when revocations go to Kafka.
+    pub kafka: Option<crate::kafka::KafkaSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +268,7 @@ fn toml_from_str(text: &str) -> Result<FileConfig, String> {
 
 impl Settings {
     pub fn resolve(overrides: Overrides, file: FileConfig) -> Self {
+        let kafka = kafka_settings(&overrides, &file);
         let listen = overrides
             .listen
             .or(file.listen)
@@ -309,11 +345,42 @@ impl Settings {
                 .authorization_request_ttl
                 .or(file.authorization_request_ttl)
                 .unwrap_or(Duration::from_secs(30 * 60)),
+            kafka,
             database_url: overrides.database_url.or(file.database_url),
             listen,
             data_dir,
         }
     }
+}
+
+/// Kafka from flags over the file; the file's properties first, so a
+/// flag with the same key wins.
+fn kafka_settings(overrides: &Overrides, file: &FileConfig) -> Option<crate::kafka::KafkaSettings> {
+    let brokers = overrides
+        .kafka_brokers
+        .clone()
+        .or(file.kafka_brokers.clone())
+        .filter(|brokers| !brokers.is_empty())?;
+    let mut kafka = crate::kafka::KafkaSettings::new(brokers);
+    if let Some(topic) = overrides.kafka_topic.clone().or(file.kafka_topic.clone()) {
+        kafka.topic = topic;
+    }
+    if let Some(partitions) = overrides.kafka_partitions.or(file.kafka_partitions) {
+        kafka.partitions = partitions;
+    }
+    if let Some(replication) = overrides.kafka_replication.or(file.kafka_replication) {
+        kafka.replication = replication;
+    }
+    if let Some(retention) = overrides.kafka_retention.or(file.kafka_retention) {
+        kafka.retention = retention;
+    }
+    for properties in [&file.kafka_properties, &overrides.kafka_properties] {
+        for (key, value) in properties.iter().flatten() {
+            kafka.properties.retain(|(known, _)| known != key);
+            kafka.properties.push((key.clone(), value.clone()));
+        }
+    }
+    Some(kafka)
 }
 
 #[cfg(test)]

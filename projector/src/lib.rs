@@ -11,6 +11,7 @@
 mod audit;
 mod metrics;
 mod policies;
+mod publisher;
 mod rebuild;
 mod run;
 
@@ -23,6 +24,7 @@ use writ_infra::store::{Conn, Cursor, EventHeader, RowExt, Store};
 
 pub use metrics::ProjectorMetrics;
 pub use policies::Policies;
+pub use publisher::{Publisher, PublisherMetrics, CHECKPOINT as PUBLISHER_CHECKPOINT};
 pub use rebuild::{rebuild_and_compare, TableDifference};
 
 const PROJECTION: &str = "audit_index";
@@ -46,6 +48,8 @@ pub enum ProjectorError {
     Poison(String),
     #[error("projector storage error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("Kafka: {0}")]
+    Kafka(String),
 }
 
 impl From<ApplyError> for ProjectorError {

@@ -16,7 +16,7 @@ const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
 /// The session-level advisory lock whose holder is the active projector.
 const LEADER_LOCK: i64 = 0x0057_5249_5450_524f; // "WRITPRO"
 /// How often a standby tries the lock.
-const STANDBY_POLL: Duration = Duration::from_millis(500);
+pub(crate) const STANDBY_POLL: Duration = Duration::from_millis(500);
 /// The projector connection's session settings. Keepalives (user-settable
 /// on the server): a lock holder whose host vanished is noticed in about
 /// 3 s. Custom plans: the audit statement's generic plan, made while the
@@ -31,13 +31,7 @@ impl Projector {
         if self.conn.dialect() == Dialect::Sqlite || self.leading {
             return Ok(true);
         }
-        let row = self
-            .conn
-            .fetch_optional(
-                &Statement::new("SELECT pg_try_advisory_lock($1)::int AS held").int(LEADER_LOCK),
-            )
-            .await?;
-        self.leading = row.and_then(|r| r.int("held")) == Some(1);
+        self.leading = try_lock(&mut self.conn, LEADER_LOCK).await?;
         if self.leading {
             ProjectorMetrics::set(&self.metrics.active, 1);
             tracing::info!("this projector is now the active one");
@@ -61,28 +55,10 @@ impl Projector {
         }
     }
 
-    /// Projects until idle, then waits for a commit of this process (the
-    /// committer's signal) or of another one: on SQLite `PRAGMA
-    /// data_version` changes when another connection commits; on PostgreSQL
-    /// the committer's NOTIFY arrives. Stops when `shutdown` fires.
+    /// Projects until idle, then waits for a commit ([`Wakeups`]). Stops
+    /// when `shutdown` fires.
     pub async fn run_until_stopped(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut commits = self.store.commits();
-        let mut notifications = match self.store.target() {
-            Target::Postgres(url) => match sqlx::postgres::PgListener::connect(url).await {
-                Ok(mut listener) => listener
-                    .listen(writ_infra::store::COMMIT_CHANNEL)
-                    .await
-                    .ok()
-                    .map(|()| listener),
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot LISTEN for commits; checking every interval instead");
-                    None
-                }
-            },
-            Target::Sqlite(_) => None,
-        };
-        let mut seen_version = None;
-        let mut tick = tokio::time::interval(self.check_interval);
+        let mut wakeups = Wakeups::new(&self.store, self.check_interval).await;
         let mut held_back_since: Option<Instant> = None;
         if self.conn.dialect() == Dialect::Postgres {
             let _ = self.conn.batch(SESSION_SETTINGS).await;
@@ -135,28 +111,9 @@ impl Projector {
                     }
                 }
             }
-            loop {
-                let notified = async {
-                    match notifications.as_mut() {
-                        Some(listener) => listener.recv().await.map(drop),
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = commits.changed() => break,
-                    _ = notified => break,
-                    _ = tick.tick() => {
-                        if self.conn.dialect() == Dialect::Postgres {
-                            break;
-                        }
-                        let version = self.conn.fetch_optional(&Statement::new("PRAGMA data_version")).await.ok().flatten();
-                        if version != seen_version {
-                            seen_version = version;
-                            break;
-                        }
-                    }
-                }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = wakeups.next() => {}
             }
         }
     }
@@ -173,6 +130,89 @@ impl Projector {
                 }
             }
             _ => *since = None,
+        }
+    }
+}
+
+/// Takes a session-level advisory lock if it is free.
+pub(crate) async fn try_lock(conn: &mut Conn, lock: i64) -> Result<bool, sqlx::Error> {
+    let row = conn
+        .fetch_optional(&Statement::new("SELECT pg_try_advisory_lock($1)::int AS held").int(lock))
+        .await?;
+    Ok(row.and_then(|r| r.int("held")) == Some(1))
+}
+
+/// Commits to wake up for: this process's (the committer's signal) or
+/// another one's. On PostgreSQL the committer's NOTIFY arrives, with the
+/// interval as a backstop; on SQLite `PRAGMA data_version` changes on a
+/// connection of its own when another connection commits.
+pub(crate) struct Wakeups {
+    commits: watch::Receiver<writ_infra::store::Cursor>,
+    notifications: Option<sqlx::postgres::PgListener>,
+    sqlite: Option<(Conn, Option<i64>)>,
+    tick: tokio::time::Interval,
+}
+
+impl Wakeups {
+    pub(crate) async fn new(store: &writ_infra::store::Store, interval: Duration) -> Self {
+        let (notifications, sqlite) = match store.target() {
+            Target::Postgres(url) => match sqlx::postgres::PgListener::connect(url).await {
+                Ok(mut listener) => (
+                    listener
+                        .listen(writ_infra::store::COMMIT_CHANNEL)
+                        .await
+                        .ok()
+                        .map(|()| listener),
+                    None,
+                ),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot LISTEN for commits; checking every interval instead");
+                    (None, None)
+                }
+            },
+            Target::Sqlite(_) => (
+                None,
+                Conn::connect(store.target())
+                    .await
+                    .ok()
+                    .map(|conn| (conn, None)),
+            ),
+        };
+        Self {
+            commits: store.commits(),
+            notifications,
+            sqlite,
+            tick: tokio::time::interval(interval),
+        }
+    }
+
+    pub(crate) async fn next(&mut self) {
+        loop {
+            let notified = async {
+                match self.notifications.as_mut() {
+                    Some(listener) => listener.recv().await.map(drop),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.commits.changed() => return,
+                _ = notified => return,
+                _ = self.tick.tick() => {
+                    let Some((conn, seen)) = self.sqlite.as_mut() else {
+                        return;
+                    };
+                    let version = conn
+                        .fetch_optional(&Statement::new("PRAGMA data_version"))
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|row| row.int("data_version"));
+                    if version != *seen {
+                        *seen = version;
+                        return;
+                    }
+                }
+            }
         }
     }
 }

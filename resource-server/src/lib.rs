@@ -1,3 +1,26 @@
-//! For APIs that accept Writ tokens: JWT/JWKS verification, the revocation
-//! consumer and an axum extractor. Filled in by the revocation-stream issue;
-//! it will depend on nothing of Writ's but shared wire types.
+//! For APIs that accept Writ access tokens.
+//!
+//! - JWTs are verified locally against Writ's JWKS (fetched, cached,
+//!   fetched again when a token names an unknown `kid`), with `iss`, `aud`,
+//!   `exp` and `typ: at+jwt` checked; opaque tokens are introspected when
+//!   introspection is configured.
+//! - A [`DenyList`] fed by Writ's revocation stream ([`feed::follow_kafka`])
+//!   rejects revoked tokens the moment the message arrives, without asking
+//!   Writ.
+//! - [`Authenticated`] is an axum extractor that answers with RFC 6750
+//!   `WWW-Authenticate` errors; [`Authenticated::require_scope`] enforces a
+//!   scope.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod denylist;
+mod extractor;
+pub mod feed;
+mod verify;
+
+pub use denylist::{DenyList, TokenFacts};
+pub use extractor::{Authenticated, Rejection};
+pub use verify::{Config, Introspection, ResourceServer};

@@ -18,6 +18,8 @@ mod privacy;
 mod projector_faults;
 mod refresh;
 mod registration;
+mod revocation_stream;
+mod schema;
 mod serve;
 mod shutdown;
 mod split;

@@ -1,0 +1,213 @@
+//! The revocation publisher: the events table is the outbox. It follows
+//! the log from its own checkpoint, sends one message per revocation to
+//! Kafka and moves the checkpoint only once the broker has acknowledged
+//! every message of the slice, so nothing committed is lost and nothing
+//! uncommitted is sent. A broker outage delays delivery; the slice is sent
+//! again (consumers apply duplicates harmlessly) and order per key holds,
+//! since a slice goes out in log order after the one before it was
+//! acknowledged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::watch;
+use writ_infra::kafka::KafkaSettings;
+use writ_infra::metrics::{gauge_line, Source};
+use writ_infra::revocations;
+use writ_infra::store::{Conn, Cursor, Dialect, Store};
+
+use crate::{advance_checkpoint, read_checkpoint, ProjectorError};
+
+pub const CHECKPOINT: &str = "revocations";
+/// The session-level advisory lock whose holder is the active publisher.
+const PUBLISHER_LOCK: i64 = 0x0057_5249_5450_5542; // "WRITPUB"
+const SLICE: i64 = 1000;
+/// How long to wait before sending an unacknowledged slice again.
+const RETRY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Default)]
+pub struct PublisherMetrics {
+    pub published: AtomicU64,
+    /// Age of the oldest revocation committed and not yet acknowledged.
+    pub oldest_unpublished_micros: AtomicU64,
+    pub active: AtomicU64,
+}
+
+impl Source for PublisherMetrics {
+    fn render(&self, out: &mut String) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        gauge_line(
+            out,
+            "writ_revocations_published",
+            "revocation messages the broker acknowledged since start",
+            get(&self.published),
+        );
+        gauge_line(
+            out,
+            "writ_revocations_oldest_unpublished_seconds",
+            "age of the oldest committed revocation the broker has not acknowledged",
+            get(&self.oldest_unpublished_micros) / 1e6,
+        );
+        gauge_line(
+            out,
+            "writ_revocation_publisher_active",
+            "1 when this process is the active revocation publisher",
+            get(&self.active),
+        );
+    }
+}
+
+pub struct Publisher {
+    store: Store,
+    conn: Conn,
+    producer: FutureProducer,
+    topic: String,
+    check_interval: Duration,
+    metrics: Arc<PublisherMetrics>,
+    leading: bool,
+}
+
+impl Publisher {
+    pub async fn new(
+        store: Store,
+        kafka: &KafkaSettings,
+        check_interval: Duration,
+    ) -> Result<Self, ProjectorError> {
+        let producer = kafka
+            .producer()
+            .map_err(|err| ProjectorError::Kafka(err.to_string()))?;
+        Ok(Self {
+            conn: Conn::connect(store.target()).await?,
+            store,
+            producer,
+            topic: kafka.topic.clone(),
+            check_interval,
+            metrics: Arc::default(),
+            leading: false,
+        })
+    }
+
+    pub fn metrics(&self) -> Arc<PublisherMetrics> {
+        self.metrics.clone()
+    }
+
+    pub async fn checkpoint(&mut self) -> Result<Cursor, ProjectorError> {
+        read_checkpoint(&mut self.conn, CHECKPOINT).await
+    }
+
+    /// Sends the revocations of the next slice and moves the checkpoint
+    /// past it; the number of events passed, 0 when caught up.
+    pub async fn publish_next(&mut self) -> Result<usize, ProjectorError> {
+        let from = self.checkpoint().await?;
+        let headers = self.store.headers_after(from, SLICE).await?;
+        let Some(last) = headers.last().map(|header| header.cursor()) else {
+            self.metrics
+                .oldest_unpublished_micros
+                .store(0, Ordering::Relaxed);
+            return Ok(0);
+        };
+        let messages = revocations::messages_for(&self.store, &headers).await?;
+        if let Some(oldest) = messages.first() {
+            let age = (chrono::Utc::now() - oldest.revoked_at)
+                .num_microseconds()
+                .unwrap_or(0);
+            self.metrics
+                .oldest_unpublished_micros
+                .store(age.max(0) as u64, Ordering::Relaxed);
+        }
+        let mut deliveries = Vec::with_capacity(messages.len());
+        for message in &messages {
+            let payload = serde_json::to_vec(message)
+                .map_err(|err| ProjectorError::Kafka(err.to_string()))?;
+            let record = FutureRecord::to(&self.topic)
+                .key(message.key())
+                .payload(&payload);
+            let delivery = self
+                .producer
+                .send_result(record)
+                .map_err(|(err, _)| ProjectorError::Kafka(err.to_string()))?;
+            deliveries.push(delivery);
+        }
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((err, _))) => return Err(ProjectorError::Kafka(err.to_string())),
+                Err(_) => return Err(ProjectorError::Kafka("delivery cancelled".into())),
+            }
+        }
+        advance_checkpoint(&mut self.conn, CHECKPOINT, from, last).await?;
+        self.metrics
+            .published
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        Ok(headers.len())
+    }
+
+    async fn lead(&mut self) -> Result<bool, ProjectorError> {
+        if self.conn.dialect() == Dialect::Sqlite || self.leading {
+            return Ok(true);
+        }
+        self.leading = crate::run::try_lock(&mut self.conn, PUBLISHER_LOCK).await?;
+        if self.leading {
+            self.metrics.active.store(1, Ordering::Relaxed);
+            tracing::info!("this process is now the active revocation publisher");
+        }
+        Ok(self.leading)
+    }
+
+    async fn reconnect(&mut self) {
+        self.leading = false;
+        self.metrics.active.store(0, Ordering::Relaxed);
+        match Conn::connect(self.store.target()).await {
+            Ok(conn) => self.conn = conn,
+            Err(err) => tracing::warn!(error = %err, "publisher cannot reconnect; retrying"),
+        }
+    }
+
+    /// Publishes until caught up, then waits for a commit; stops when
+    /// `shutdown` fires. Errors (broker or database) are retried.
+    pub async fn run_until_stopped(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut wakeups = crate::run::Wakeups::new(&self.store, self.check_interval).await;
+        loop {
+            let pause = match self.lead().await {
+                Ok(false) => Some(crate::run::STANDBY_POLL),
+                Err(err) => {
+                    tracing::warn!(error = %err, "publisher lost its connection; reconnecting");
+                    self.reconnect().await;
+                    Some(crate::run::STANDBY_POLL)
+                }
+                Ok(true) => match self.publish_next().await {
+                    Ok(0) => None,
+                    Ok(_) => continue,
+                    Err(ProjectorError::Sql(err)) => {
+                        tracing::warn!(error = %err, "publisher storage error; reconnecting");
+                        self.reconnect().await;
+                        Some(RETRY)
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "revocations not acknowledged; sending again");
+                        Some(RETRY)
+                    }
+                },
+            };
+            match pause {
+                Some(pause) => tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                },
+                None => tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = wakeups.next() => {}
+                },
+            }
+        }
+        // What was sent is delivered or abandoned; either way the
+        // checkpoint says what to send next.
+        let _ = tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            self.producer.flush(Duration::from_secs(5))
+        })
+        .await;
+    }
+}

@@ -1,0 +1,156 @@
+//! The axum side: an extractor that authenticates the bearer token and
+//! RFC 6750 errors with their `WWW-Authenticate` challenge.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::verify::{Principal, ResourceServer};
+
+/// Why a request is refused (RFC 6750 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    status: StatusCode,
+    /// `None` when no token was presented: the challenge carries no error.
+    error: Option<&'static str>,
+    description: String,
+    scope: Option<String>,
+}
+
+impl Rejection {
+    pub fn missing() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: None,
+            description: String::new(),
+            scope: None,
+        }
+    }
+
+    pub fn invalid_request(description: &str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: Some("invalid_request"),
+            description: description.to_owned(),
+            scope: None,
+        }
+    }
+
+    pub fn invalid_token(description: &str) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: Some("invalid_token"),
+            description: description.to_owned(),
+            scope: None,
+        }
+    }
+
+    pub fn insufficient_scope(scope: &str) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            error: Some("insufficient_scope"),
+            description: format!("the {scope} scope is required"),
+            scope: Some(scope.to_owned()),
+        }
+    }
+
+    /// Introspection failed: the token's state is unknown, not bad.
+    pub fn unavailable() -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: None,
+            description: "the authorization server cannot be reached".to_owned(),
+            scope: None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn error(&self) -> Option<&'static str> {
+        self.error
+    }
+
+    fn challenge(&self) -> String {
+        let mut challenge = String::from("Bearer realm=\"api\"");
+        if let Some(error) = self.error {
+            // Descriptions are ours and plain; quotes would break the header.
+            let description = self.description.replace(['"', '\\'], "'");
+            challenge.push_str(&format!(
+                ", error=\"{error}\", error_description=\"{description}\""
+            ));
+        }
+        if let Some(scope) = &self.scope {
+            challenge.push_str(&format!(", scope=\"{scope}\""));
+        }
+        challenge
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let challenge = HeaderValue::from_str(&self.challenge())
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+        let body = serde_json::json!({
+            "error": self.error.unwrap_or(if self.status == StatusCode::SERVICE_UNAVAILABLE { "temporarily_unavailable" } else { "invalid_token" }),
+            "error_description": self.description,
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status != StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}
+
+/// A request whose bearer token verified and is not revoked. The router's
+/// state must give a [`ResourceServer`] (`FromRef`).
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl Authenticated {
+    /// Refuses with `insufficient_scope` unless the token carries `scope`.
+    pub fn require_scope(&self, scope: &str) -> Result<&Principal, Rejection> {
+        if self.0.scopes.contains(scope) {
+            Ok(&self.0)
+        } else {
+            Err(Rejection::insufficient_scope(scope))
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    ResourceServer: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
+        let server = ResourceServer::from_ref(state);
+        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(if parts.headers.contains_key(header::AUTHORIZATION) {
+                Rejection::invalid_request("more than one Authorization header")
+            } else {
+                Rejection::missing()
+            });
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| Rejection::invalid_request("the Authorization header is not text"))?;
+        let token = match value.split_once(' ') {
+            Some((scheme, token))
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+            {
+                token.trim()
+            }
+            _ => return Err(Rejection::missing()),
+        };
+        server.authenticate(token).await.map(Authenticated)
+    }
+}

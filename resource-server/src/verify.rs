@@ -1,0 +1,333 @@
+//! Token verification: local for JWTs, by introspection for opaque tokens,
+//! and the deny-list last.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use writ_domain::revocation::Revocation;
+use writ_infra::signing::jwt;
+
+use crate::denylist::{DenyList, TokenFacts};
+use crate::extractor::Rejection;
+
+/// An unknown `kid` fetches the JWKS again at most this often, so tokens
+/// with invented key ids cannot make the server hammer Writ.
+const JWKS_REFETCH: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Writ's issuer, exactly as in its tokens' `iss`.
+    pub issuer: String,
+    /// This API's identifier; tokens must name it in `aud`.
+    pub audience: String,
+    /// Writ's JWKS [default: `<issuer>/jwks`].
+    pub jwks_url: String,
+    /// Unset: opaque tokens are refused and no call goes to Writ.
+    pub introspection: Option<Introspection>,
+    /// Clock-skew allowance for `exp` and the deny-list's `iat` rules.
+    pub skew: Duration,
+}
+
+impl Config {
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        Self {
+            jwks_url: format!("{}/jwks", issuer.trim_end_matches('/')),
+            issuer,
+            audience: audience.into(),
+            introspection: None,
+            skew: Duration::from_secs(5),
+        }
+    }
+}
+
+/// RFC 7662 introspection with this API's client credentials.
+#[derive(Clone)]
+pub struct Introspection {
+    pub url: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspection")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token that verified and is not revoked.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub sub: Option<String>,
+    pub client_id: Option<String>,
+    pub scopes: HashSet<String>,
+    pub jti: Option<String>,
+    pub claims: Value,
+}
+
+#[derive(Clone)]
+pub struct ResourceServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    http: reqwest::Client,
+    /// kid → (alg, public JWK).
+    keys: RwLock<HashMap<String, (String, Value)>>,
+    fetched_at: Mutex<Option<Instant>>,
+    denylist: RwLock<DenyList>,
+    introspection_calls: AtomicU64,
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl ResourceServer {
+    pub fn new(config: Config) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                denylist: RwLock::new(DenyList::new(config.skew)),
+                config,
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .unwrap_or_default(),
+                keys: RwLock::default(),
+                fetched_at: Mutex::default(),
+                introspection_calls: AtomicU64::default(),
+                ready: tokio::sync::watch::channel(false).0,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Verifies a bearer token and checks the deny-list.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, Rejection> {
+        let principal = if jwt::looks_like_jwt(token) {
+            self.verify_jwt(token).await?
+        } else {
+            self.introspect(token).await?
+        };
+        let issued_at = principal.claims["iat"]
+            .as_i64()
+            .and_then(|iat| DateTime::<Utc>::from_timestamp(iat, 0))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let facts = TokenFacts {
+            jti: principal.jti.clone().unwrap_or_default(),
+            gid: principal.claims["gid"].as_str().map(str::to_owned),
+            sub: principal.sub.clone(),
+            client_id: principal.client_id.clone(),
+            issued_at,
+        };
+        if self.read_denylist().denies(&facts) {
+            return Err(Rejection::invalid_token("the token was revoked"));
+        }
+        Ok(principal)
+    }
+
+    fn read_denylist(&self) -> std::sync::RwLockReadGuard<'_, DenyList> {
+        self.inner
+            .denylist
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Applies one revocation message; duplicates are harmless.
+    pub fn apply(&self, message: &Revocation) {
+        let now = Utc::now();
+        let mut list = self
+            .inner
+            .denylist
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        list.apply(message, now);
+        list.prune(now);
+    }
+
+    /// The cursor of the newest revocation applied and when it was applied.
+    pub fn lag(&self) -> (Option<String>, Option<DateTime<Utc>>) {
+        let list = self.read_denylist();
+        let (cursor, at) = list.position();
+        (cursor.map(str::to_owned), at)
+    }
+
+    pub fn denied_entries(&self) -> usize {
+        self.read_denylist().len()
+    }
+
+    /// Calls made to Writ's introspection endpoint since start.
+    pub fn introspection_calls(&self) -> u64 {
+        self.inner.introspection_calls.load(Ordering::Relaxed)
+    }
+
+    /// Set once the revocation feed has read everything the stream held
+    /// when it started; before that, revoked tokens may still pass.
+    pub(crate) fn mark_ready(&self) {
+        self.inner.ready.send_replace(true);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self.inner.ready.borrow()
+    }
+
+    /// Waits until [`Self::is_ready`].
+    pub async fn caught_up(&self) {
+        let mut ready = self.inner.ready.subscribe();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    async fn verify_jwt(&self, token: &str) -> Result<Principal, Rejection> {
+        let known = |kid: &str| {
+            self.inner
+                .keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(kid)
+                .cloned()
+        };
+        let verified = match jwt::verify(token, known) {
+            Some(verified) => verified,
+            None => {
+                self.refetch_keys().await;
+                jwt::verify(token, known)
+                    .ok_or_else(|| Rejection::invalid_token("the token does not verify"))?
+            }
+        };
+        if verified.header["typ"]
+            .as_str()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+            != Some("at+jwt")
+        {
+            return Err(Rejection::invalid_token("not an access token (typ)"));
+        }
+        let claims = verified.claims;
+        self.check_claims(&claims)?;
+        Ok(principal_from(claims))
+    }
+
+    fn check_claims(&self, claims: &Value) -> Result<(), Rejection> {
+        let config = &self.inner.config;
+        if claims["iss"].as_str() != Some(config.issuer.as_str()) {
+            return Err(Rejection::invalid_token("issued by someone else"));
+        }
+        let audience_matches = match &claims["aud"] {
+            Value::String(one) => *one == config.audience,
+            Value::Array(many) => many
+                .iter()
+                .any(|aud| aud.as_str() == Some(&config.audience)),
+            _ => false,
+        };
+        if !audience_matches {
+            return Err(Rejection::invalid_token("not meant for this API (aud)"));
+        }
+        let skew = config.skew.as_secs() as i64;
+        match claims["exp"].as_i64() {
+            Some(exp) if exp + skew > Utc::now().timestamp() => Ok(()),
+            _ => Err(Rejection::invalid_token("the token has expired")),
+        }
+    }
+
+    async fn refetch_keys(&self) {
+        {
+            let mut fetched_at = self
+                .inner
+                .fetched_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if fetched_at.is_some_and(|at| at.elapsed() < JWKS_REFETCH) {
+                return;
+            }
+            *fetched_at = Some(Instant::now());
+        }
+        let fetched = async {
+            self.inner
+                .http
+                .get(&self.inner.config.jwks_url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<Value>()
+                .await
+        };
+        match fetched.await {
+            Ok(jwks) => {
+                let keys: HashMap<String, (String, Value)> = jwks["keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|jwk| {
+                        Some((
+                            jwk["kid"].as_str()?.to_owned(),
+                            (jwk["alg"].as_str()?.to_owned(), jwk.clone()),
+                        ))
+                    })
+                    .collect();
+                *self
+                    .inner
+                    .keys
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, url = %self.inner.config.jwks_url, "cannot fetch Writ's JWKS")
+            }
+        }
+    }
+
+    async fn introspect(&self, token: &str) -> Result<Principal, Rejection> {
+        let Some(introspection) = &self.inner.config.introspection else {
+            return Err(Rejection::invalid_token(
+                "opaque tokens need introspection, which is off",
+            ));
+        };
+        self.inner
+            .introspection_calls
+            .fetch_add(1, Ordering::Relaxed);
+        let answer = self
+            .inner
+            .http
+            .post(&introspection.url)
+            .basic_auth(&introspection.client_id, Some(&introspection.client_secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .map_err(|_| Rejection::unavailable())?;
+        let claims: Value = answer
+            .error_for_status()
+            .map_err(|_| Rejection::unavailable())?
+            .json()
+            .await
+            .map_err(|_| Rejection::unavailable())?;
+        if claims["active"] != Value::Bool(true) {
+            return Err(Rejection::invalid_token("the token is not active"));
+        }
+        self.check_claims(&claims)?;
+        Ok(principal_from(claims))
+    }
+}
+
+fn principal_from(claims: Value) -> Principal {
+    let text = |name: &str| claims[name].as_str().map(str::to_owned);
+    Principal {
+        sub: text("sub"),
+        client_id: text("client_id"),
+        jti: text("jti"),
+        scopes: claims["scope"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        claims,
+    }
+}

@@ -1,0 +1,234 @@
+//! The revocation stream end to end: `writ serve` on PostgreSQL publishing
+//! to a real Kafka-protocol broker, and resource servers built on the
+//! `writ-resource-server` crate with introspection off, so every rejection
+//! comes from the stream.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use writ_infra::kafka::KafkaSettings;
+use writ_resource_server::{Config, ResourceServer};
+
+use crate::harness::{eventually, random_word, rounds, Backend, Deployment, Server};
+use crate::oauth::{self, Api, Creds};
+use crate::refresh::{password_app, user, PASSWORD};
+use crate::split::metric;
+
+const ISSUER: &str = "http://writ.test";
+
+/// The broker the test script started (`WRIT_TEST_KAFKA`), and a topic of
+/// this test's own.
+pub(crate) fn kafka() -> KafkaSettings {
+    let brokers = std::env::var("WRIT_TEST_KAFKA")
+        .unwrap_or_else(|_| panic!("WRIT_TEST_KAFKA is not set: run the suite with `bash scripts/test`, which starts the broker"));
+    let mut kafka = KafkaSettings::new(brokers);
+    kafka.topic = format!("writ.revocations.{}", random_word(12));
+    kafka.partitions = 2;
+    kafka
+}
+
+pub(crate) fn serve(deployment: &Deployment, kafka: &KafkaSettings) -> Server {
+    let partitions = kafka.partitions.to_string();
+    deployment.serve_with(&[
+        "--issuer",
+        ISSUER,
+        "--kafka-brokers",
+        &kafka.brokers,
+        "--kafka-topic",
+        &kafka.topic,
+        "--kafka-partitions",
+        &partitions,
+    ])
+}
+
+/// A resource server for tokens meant for `audience`, fed by the topic,
+/// without introspection; ready once it has read what the topic held.
+pub(crate) async fn resource_server(
+    writ: &Server,
+    kafka: &KafkaSettings,
+    audience: &str,
+) -> ResourceServer {
+    let mut config = Config::new(ISSUER, audience);
+    config.jwks_url = writ.url("/jwks");
+    let server = ResourceServer::new(config);
+    tokio::spawn(writ_resource_server::feed::follow_kafka(
+        server.clone(),
+        kafka.clone(),
+        format!("rs-{}", random_word(8)),
+    ));
+    tokio::time::timeout(Duration::from_secs(30), server.caught_up())
+        .await
+        .unwrap_or_else(|_| panic!("the resource server did not catch up with {}", kafka.topic));
+    server
+}
+
+async fn accepted(server: &ResourceServer, token: &str) -> bool {
+    server.authenticate(token).await.is_ok()
+}
+
+/// Every message on the topic, read from the start until `count` arrived.
+async fn messages(kafka: &KafkaSettings, count: usize) -> Vec<serde_json::Value> {
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", format!("check-{}", random_word(8)))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap_or_else(|e| panic!("{e}"));
+    consumer
+        .subscribe(&[&kafka.topic])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {count} messages arrived", seen.len()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body: serde_json::Value =
+            serde_json::from_slice(message.payload().unwrap_or_default()).unwrap_or_default();
+        let key = message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned());
+        let expected_key = ["gid", "client_id", "sub"]
+            .iter()
+            .find_map(|field| body[field].as_str().map(str::to_owned));
+        assert_eq!(key, expected_key, "keyed by gid, else client_id, else sub");
+        seen.push(body);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_rejected_from_the_stream_alone() {
+    let deployment = Deployment::with_keys(Backend::Postgres).await;
+    let api_identity = oauth::client(&deployment, &[]);
+    let service = oauth::client(&deployment, &["--audience", &api_identity.id]);
+    let kafka = kafka();
+    let writ = serve(&deployment, &kafka);
+    let api = Api::new(&writ);
+    let server = resource_server(&writ, &kafka, &api_identity.id).await;
+
+    let (revoked, kept) = (
+        api.client_credentials(&service).await,
+        api.client_credentials(&service).await,
+    );
+    assert!(
+        accepted(&server, &revoked).await,
+        "a fresh token is accepted"
+    );
+    assert_eq!(api.revoke(&service, &revoked).await.status, 200);
+    eventually(
+        "the resource server to reject the revoked token",
+        || async { (!accepted(&server, &revoked).await).then_some(()) },
+    )
+    .await;
+    assert!(accepted(&server, &kept).await, "only the revoked token");
+    assert_eq!(server.introspection_calls(), 0);
+    let served = api
+        .http
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        served.contains("route=\"/revoke\""),
+        "Writ counts its routes"
+    );
+    assert!(
+        !served.contains("route=\"/introspect\""),
+        "nobody asked Writ to introspect"
+    );
+
+    let message = messages(&kafka, 1).await.remove(0);
+    // A JWT access token is revoked alone (RFC 7009 §2.1), by its jti.
+    assert_eq!(message["type"], "token_revoked");
+    assert_eq!(message["client_id"], service.id.as_str());
+    assert_eq!(message["jtis"].as_array().map(Vec::len), Some(1));
+    crate::schema::assert_valid(&message);
+}
+
+#[tokio::test]
+async fn client_and_account_disable_reject_their_tokens_and_only_those() {
+    let deployment = Deployment::with_keys(Backend::Postgres).await;
+    let api_identity = oauth::client(&deployment, &[]);
+    let (disabled, other) = (
+        oauth::client(&deployment, &["--audience", &api_identity.id]),
+        oauth::client(&deployment, &["--audience", &api_identity.id]),
+    );
+    let app = password_app(&deployment, &["--audience", &api_identity.id]);
+    user(&deployment, "alice");
+    user(&deployment, "bob");
+    let kafka = kafka();
+    let writ = serve(&deployment, &kafka);
+    let api = Api::new(&writ);
+    let server = resource_server(&writ, &kafka, &api_identity.id).await;
+    let token_of = |creds: Creds| {
+        let api = &api;
+        async move { api.client_credentials(&creds).await }
+    };
+    let (of_disabled, of_other) = (token_of(disabled.clone()).await, token_of(other).await);
+    let person = |name: &'static str| {
+        let (api, app) = (&api, &app);
+        async move {
+            let reply = api.password(app, name, PASSWORD).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            reply.field("access_token")
+        }
+    };
+    let (of_alice, of_bob) = (person("alice").await, person("bob").await);
+    for token in [&of_disabled, &of_other, &of_alice, &of_bob] {
+        assert!(accepted(&server, token).await);
+    }
+
+    deployment
+        .writ(&["client", "disable", &disabled.id])
+        .success();
+    deployment.writ(&["user", "disable", "alice"]).success();
+    eventually("both disables to reach the resource server", || async {
+        (!accepted(&server, &of_disabled).await && !accepted(&server, &of_alice).await)
+            .then_some(())
+    })
+    .await;
+    assert!(accepted(&server, &of_other).await, "another client's token");
+    assert!(accepted(&server, &of_bob).await, "another person's token");
+    for message in messages(&kafka, 2).await {
+        crate::schema::assert_valid(&message);
+    }
+}
+
+#[tokio::test]
+async fn a_resource_server_started_late_rejects_every_live_revoked_token_before_serving() {
+    let deployment = Deployment::with_keys(Backend::Postgres).await;
+    let api_identity = oauth::client(&deployment, &[]);
+    let service = oauth::client(&deployment, &["--audience", &api_identity.id]);
+    let kafka = kafka();
+    let writ = serve(&deployment, &kafka);
+    let api = Api::new(&writ);
+    let tokens = std::sync::Mutex::new(Vec::new());
+    rounds(100, 8, |_| async {
+        let token = api.client_credentials(&service).await;
+        assert_eq!(api.revoke(&service, &token).await.status, 200);
+        tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(token);
+    })
+    .await;
+    eventually("the publisher to send all 100", || async {
+        (metric(&api, "writ_revocations_published").await? >= 100.0).then_some(())
+    })
+    .await;
+
+    let server = resource_server(&writ, &kafka, &api_identity.id).await;
+    let tokens = tokens.into_inner().unwrap_or_default();
+    for token in &tokens {
+        assert!(
+            !accepted(&server, token).await,
+            "F14: rejected as soon as it is ready"
+        );
+    }
+    assert!(accepted(&server, &api.client_credentials(&service).await).await);
+}
