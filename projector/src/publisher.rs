@@ -63,6 +63,7 @@ pub struct Publisher {
     store: Store,
     conn: Conn,
     producer: FutureProducer,
+    kafka: KafkaSettings,
     topic: String,
     check_interval: Duration,
     metrics: Arc<PublisherMetrics>,
@@ -82,6 +83,7 @@ impl Publisher {
             conn: Conn::connect(store.target()).await?,
             store,
             producer,
+            kafka: kafka.clone(),
             topic: kafka.topic.clone(),
             check_interval,
             metrics: Arc::default(),
@@ -144,6 +146,21 @@ impl Publisher {
         Ok(headers.len())
     }
 
+    /// A fresh producer after a failed slice. An idempotent producer whose
+    /// sends timed out may be left fenced for good (librdkafka calls it a
+    /// fatal error: the instance must be replaced); the slice is sent again
+    /// from the checkpoint either way.
+    async fn renew_producer(&mut self) {
+        match self.kafka.producer() {
+            Ok(fresh) => {
+                let stale = std::mem::replace(&mut self.producer, fresh);
+                // Dropping purges and waits for librdkafka's threads.
+                let _ = tokio::task::spawn_blocking(move || drop(stale)).await;
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot create a Kafka producer; retrying"),
+        }
+    }
+
     async fn lead(&mut self) -> Result<bool, ProjectorError> {
         if self.conn.dialect() == Dialect::Sqlite || self.leading {
             return Ok(true);
@@ -187,6 +204,7 @@ impl Publisher {
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "revocations not acknowledged; sending again");
+                        self.renew_producer().await;
                         Some(RETRY)
                     }
                 },

@@ -4,6 +4,7 @@
 
 mod attacks;
 mod authorize_attacks;
+mod broker;
 mod browser;
 mod chromium;
 mod cli;
@@ -18,6 +19,7 @@ mod privacy;
 mod projector_faults;
 mod refresh;
 mod registration;
+mod revocation_faults;
 mod revocation_stream;
 mod schema;
 mod serve;

@@ -11,6 +11,7 @@ use writ_infra::kafka::KafkaSettings;
 use writ_resource_server::{Config, ResourceServer};
 
 use crate::harness::{eventually, random_word, rounds, Backend, Deployment, Server};
+
 use crate::oauth::{self, Api, Creds};
 use crate::refresh::{password_app, user, PASSWORD};
 use crate::split::metric;
@@ -67,8 +68,9 @@ async fn accepted(server: &ResourceServer, token: &str) -> bool {
     server.authenticate(token).await.is_ok()
 }
 
-/// Every message on the topic, read from the start until `count` arrived.
-async fn messages(kafka: &KafkaSettings, count: usize) -> Vec<serde_json::Value> {
+/// Messages on the topic, read from the start until `count` distinct ones
+/// (by cursor) arrived; duplicates are kept, in arrival order.
+pub(crate) async fn messages(kafka: &KafkaSettings, count: usize) -> Vec<serde_json::Value> {
     let consumer: StreamConsumer = kafka
         .client_config()
         .set("group.id", format!("check-{}", random_word(8)))
@@ -79,10 +81,11 @@ async fn messages(kafka: &KafkaSettings, count: usize) -> Vec<serde_json::Value>
         .subscribe(&[&kafka.topic])
         .unwrap_or_else(|e| panic!("{e}"));
     let mut seen = Vec::new();
-    while seen.len() < count {
-        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+    let mut distinct = std::collections::HashSet::new();
+    while distinct.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
             .await
-            .unwrap_or_else(|_| panic!("only {} of {count} messages arrived", seen.len()))
+            .unwrap_or_else(|_| panic!("only {} of {count} messages arrived", distinct.len()))
             .unwrap_or_else(|e| panic!("{e}"));
         let body: serde_json::Value =
             serde_json::from_slice(message.payload().unwrap_or_default()).unwrap_or_default();
@@ -93,6 +96,7 @@ async fn messages(kafka: &KafkaSettings, count: usize) -> Vec<serde_json::Value>
             .iter()
             .find_map(|field| body[field].as_str().map(str::to_owned));
         assert_eq!(key, expected_key, "keyed by gid, else client_id, else sub");
+        distinct.insert(body["cursor"].as_str().unwrap_or_default().to_owned());
         seen.push(body);
     }
     seen
