@@ -60,6 +60,9 @@ pub struct Context {
     pub keys: KeyRing,
     pub store: Store,
     pub executor: Executor,
+    /// Set when the process is told to stop, for responses that never end
+    /// on their own (the revocation feed).
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Context {
@@ -89,6 +92,7 @@ impl Context {
             keys,
             store,
             executor,
+            stopping: tokio::sync::watch::channel(false).0,
         })
     }
 }

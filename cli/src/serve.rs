@@ -172,6 +172,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Ro
         key_ring: context.keys.clone(),
         throttle: throttle.clone(),
         registration_enabled: settings.registration_token.is_some(),
+        stopping: context.stopping.subscribe(),
     })
 }
 
@@ -199,8 +200,12 @@ pub async fn serve_http(
     );
     // The peer address feeds the per-IP sign-in throttle.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let stopping = context.stopping.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            stopping.send_replace(true);
+        })
         .await
         .context("the HTTP server failed")
 }

@@ -1,5 +1,5 @@
 //! The read side's HTTP API: introspection (RFC 7662), userinfo, the JWKS,
-//! discovery (OpenID Connect Discovery and RFC 8414), health. Every answer
+//! the revocation feed (server-sent events), discovery (OpenID Connect Discovery and RFC 8414), health. Every answer
 //! about a token comes from the inline rows on the primary database.
 
 #![cfg_attr(
@@ -9,6 +9,7 @@
 
 mod discovery;
 mod introspect;
+mod revocations;
 mod userinfo;
 
 use axum::routing::{get, post};
@@ -33,6 +34,9 @@ pub struct QueryState {
     pub throttle: Throttle,
     /// Whether `/register` is open, so discovery lists it only then.
     pub registration_enabled: bool,
+    /// Becomes true at shutdown: the revocation feed's streams end then,
+    /// so they do not hold the graceful shutdown open.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 pub fn router(state: QueryState) -> Router {
@@ -43,6 +47,7 @@ pub fn router(state: QueryState) -> Router {
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
         .route("/jwks", get(discovery::jwks))
+        .route("/revocations", get(revocations::revocations))
         .route(
             "/.well-known/openid-configuration",
             get(discovery::openid_configuration),

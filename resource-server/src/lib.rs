@@ -4,8 +4,8 @@
 //!   fetched again when a token names an unknown `kid`), with `iss`, `aud`,
 //!   `exp` and `typ: at+jwt` checked; opaque tokens are introspected when
 //!   introspection is configured.
-//! - A [`DenyList`] fed by Writ's revocation stream ([`feed::follow_kafka`])
-//!   rejects revoked tokens the moment the message arrives, without asking
+//! - A [`DenyList`] fed by Writ's revocation stream ([`feed::follow_kafka`],
+//!   or the server-sent-event feed, [`sse::follow_sse`]) rejects revoked tokens the moment the message arrives, without asking
 //!   Writ.
 //! - [`Authenticated`] is an axum extractor that answers with RFC 6750
 //!   `WWW-Authenticate` errors; [`Authenticated::require_scope`] enforces a
@@ -19,6 +19,7 @@
 pub mod denylist;
 mod extractor;
 pub mod feed;
+pub mod sse;
 mod verify;
 
 pub use denylist::{DenyList, TokenFacts};

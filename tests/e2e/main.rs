@@ -20,6 +20,7 @@ mod projector_faults;
 mod refresh;
 mod registration;
 mod revocation_faults;
+mod revocation_feed;
 mod revocation_stream;
 mod schema;
 mod serve;
