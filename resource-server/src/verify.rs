@@ -85,6 +85,7 @@ struct Inner {
     fetched_at: Mutex<Option<Instant>>,
     denylist: RwLock<DenyList>,
     introspection_calls: AtomicU64,
+    applied: AtomicU64,
     ready: tokio::sync::watch::Sender<bool>,
 }
 
@@ -101,6 +102,7 @@ impl ResourceServer {
                 keys: RwLock::default(),
                 fetched_at: Mutex::default(),
                 introspection_calls: AtomicU64::default(),
+                applied: AtomicU64::default(),
                 ready: tokio::sync::watch::channel(false).0,
             }),
         }
@@ -151,6 +153,12 @@ impl ResourceServer {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         list.apply(message, now);
         list.prune(now);
+        self.inner.applied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Messages applied since start, duplicates included.
+    pub fn messages_applied(&self) -> u64 {
+        self.inner.applied.load(Ordering::Relaxed)
     }
 
     /// The cursor of the newest revocation applied and when it was applied.

@@ -19,6 +19,7 @@ mod privacy;
 mod projector_faults;
 mod refresh;
 mod registration;
+mod revocation_duplicates;
 mod revocation_faults;
 mod revocation_feed;
 mod revocation_stream;

@@ -71,6 +71,15 @@ async fn accepted(server: &ResourceServer, token: &str) -> bool {
 /// Messages on the topic, read from the start until `count` distinct ones
 /// (by cursor) arrived; duplicates are kept, in arrival order.
 pub(crate) async fn messages(kafka: &KafkaSettings, count: usize) -> Vec<serde_json::Value> {
+    messages_until(kafka, |_, distinct| distinct >= count).await
+}
+
+/// Messages on the topic, read from the start until `done` (given them and
+/// how many distinct cursors they hold) says so.
+pub(crate) async fn messages_until(
+    kafka: &KafkaSettings,
+    done: impl Fn(&[serde_json::Value], usize) -> bool,
+) -> Vec<serde_json::Value> {
     let consumer: StreamConsumer = kafka
         .client_config()
         .set("group.id", format!("check-{}", random_word(8)))
@@ -82,10 +91,10 @@ pub(crate) async fn messages(kafka: &KafkaSettings, count: usize) -> Vec<serde_j
         .unwrap_or_else(|e| panic!("{e}"));
     let mut seen = Vec::new();
     let mut distinct = std::collections::HashSet::new();
-    while distinct.len() < count {
+    while !done(&seen, distinct.len()) {
         let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
             .await
-            .unwrap_or_else(|_| panic!("only {} of {count} messages arrived", distinct.len()))
+            .unwrap_or_else(|_| panic!("the topic went quiet after {} messages", seen.len()))
             .unwrap_or_else(|e| panic!("{e}"));
         let body: serde_json::Value =
             serde_json::from_slice(message.payload().unwrap_or_default()).unwrap_or_default();
@@ -235,4 +244,33 @@ async fn a_resource_server_started_late_rejects_every_live_revoked_token_before_
         );
     }
     assert!(accepted(&server, &api.client_credentials(&service).await).await);
+}
+
+#[tokio::test]
+async fn writ_warns_at_start_when_the_topic_would_drop_live_revocations() {
+    let deployment = Deployment::with_keys(Backend::Postgres).await;
+    let mut kafka = kafka();
+    // Made beforehand by someone else, keeping one minute: shorter than the
+    // five-minute access tokens.
+    kafka.retention = Duration::from_secs(60);
+    kafka.ensure_topic().await.unwrap_or_else(|e| panic!("{e}"));
+    let writ = serve(&deployment, &kafka);
+    let warned = || {
+        writ.log_lines()
+            .iter()
+            .any(|line| line.contains("may drop revocations") && line.contains("shorter than"))
+    };
+    eventually("the retention warning", || async { warned().then_some(()) }).await;
+
+    let mut roomy = self::kafka();
+    roomy.brokers = kafka.brokers.clone();
+    let writ = serve(&deployment, &roomy);
+    assert!(Api::new(&writ).status("/readyz").await == 200);
+    assert!(
+        !writ
+            .log_lines()
+            .iter()
+            .any(|line| line.contains("may drop revocations")),
+        "a topic Writ created with a week's retention draws no warning"
+    );
 }
