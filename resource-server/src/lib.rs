@@ -24,4 +24,4 @@ mod verify;
 
 pub use denylist::{DenyList, TokenFacts};
 pub use extractor::{Authenticated, Rejection};
-pub use verify::{Config, Introspection, ResourceServer};
+pub use verify::{Config, Introspection, Principal, ResourceServer};

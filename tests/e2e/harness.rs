@@ -226,11 +226,14 @@ impl Server {
         let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
         let sink = log.clone();
         std::thread::spawn(move || {
+            // The line is kept before the address is announced, so a test
+            // that has the address also has the line that gave it.
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = writ_tests::writ_process::listen_address(&line) {
+                let address = writ_tests::writ_process::listen_address(&line);
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                if let Some(address) = address {
                     let _ = address_tx.send(address);
                 }
-                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
             }
         });
         let address = address_rx

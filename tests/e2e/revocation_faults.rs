@@ -24,6 +24,9 @@ async fn two_revocations(api: &Api, app: &Creds) {
 
 /// Every revocation in the log arrived, and each key's in log order.
 async fn assert_all_delivered_in_order(deployment: &Deployment, received: &[serde_json::Value]) {
+    for message in received {
+        crate::schema::assert_valid(message);
+    }
     let logged = deployment
         .count("SELECT count(*) FROM events WHERE event_type IN ('AccessTokenRevoked', 'GrantRevoked')")
         .await;

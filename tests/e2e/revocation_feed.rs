@@ -165,3 +165,49 @@ async fn the_extractor_answers_with_rfc_6750_errors() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_and_jwts_never_are() {
+    let deployment = Deployment::with_keys(Backend::Sqlite).await;
+    let reader = oauth::client(&deployment, &[]);
+    let opaque = oauth::client(
+        &deployment,
+        &["--audience", &reader.id, "--token-format", "opaque"],
+    );
+    let jwt = oauth::client(&deployment, &["--audience", &reader.id]);
+    let writ = deployment.serve_with(&["--issuer", ISSUER]);
+    let api = Api::new(&writ);
+    let mut config = Config::new(ISSUER, &reader.id);
+    config.jwks_url = writ.url("/jwks");
+    config.introspection = Some(writ_resource_server::Introspection {
+        url: writ.url("/introspect"),
+        client_id: reader.id.clone(),
+        client_secret: reader.secret.clone(),
+    });
+    let server = ResourceServer::new(config);
+
+    let token = api.client_credentials(&opaque).await;
+    let principal = server
+        .authenticate(&token)
+        .await
+        .unwrap_or_else(|e| panic!("an active opaque token: {e:?}"));
+    assert_eq!(principal.client_id.as_deref(), Some(opaque.id.as_str()));
+    assert_eq!(server.introspection_calls(), 1);
+    assert_eq!(api.revoke(&opaque, &token).await.status, 200);
+    let refused = server.authenticate(&token).await.err();
+    assert_eq!(
+        refused.map(|r| r.error()),
+        Some(Some("invalid_token")),
+        "introspection says inactive at once"
+    );
+
+    assert!(server
+        .authenticate(&api.client_credentials(&jwt).await)
+        .await
+        .is_ok());
+    assert_eq!(
+        server.introspection_calls(),
+        2,
+        "the JWT was verified locally"
+    );
+}
