@@ -274,3 +274,45 @@ async fn writ_warns_at_start_when_the_topic_would_drop_live_revocations() {
         "a topic Writ created with a week's retention draws no warning"
     );
 }
+
+#[tokio::test]
+async fn the_split_projector_publishes_what_a_separate_command_api_commits() {
+    let deployment = Deployment::with_keys(Backend::Postgres).await;
+    let api_identity = oauth::client(&deployment, &[]);
+    let service = oauth::client(&deployment, &["--audience", &api_identity.id]);
+    let kafka = kafka();
+    let partitions = kafka.partitions.to_string();
+    let command = crate::split::start(&deployment, "command-api", &[]);
+    let query = crate::split::start(&deployment, "query-api", &[]);
+    let projector = crate::split::start(
+        &deployment,
+        "projector",
+        &[
+            "--kafka-brokers",
+            &kafka.brokers,
+            "--kafka-topic",
+            &kafka.topic,
+            "--kafka-partitions",
+            &partitions,
+        ],
+    );
+    let server = resource_server(&query, &kafka, &api_identity.id).await;
+    let api = Api::new(&command);
+    let token = api.client_credentials(&service).await;
+    assert!(accepted(&server, &token).await);
+    assert_eq!(api.revoke(&service, &token).await.status, 200);
+    eventually(
+        "the projector's publisher to deliver the revocation",
+        || async { (!accepted(&server, &token).await).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        metric(&Api::new(&projector), "writ_revocation_publisher_active").await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&api, "writ_revocation_publisher_active").await,
+        None,
+        "the command API publishes nothing"
+    );
+}
