@@ -51,6 +51,7 @@ pub struct DenyList {
     principals: HashMap<(Scope, String, String), Entry>,
     last_cursor: Option<String>,
     last_applied_at: Option<DateTime<Utc>>,
+    pruned_at: Option<DateTime<Utc>>,
 }
 
 impl DenyList {
@@ -145,6 +146,11 @@ impl DenyList {
         self.jtis.retain(|_, entry| alive(entry));
         self.gids.retain(|_, entry| alive(entry));
         self.principals.retain(|_, entry| alive(entry));
+        self.pruned_at = Some(now);
+    }
+
+    pub fn pruned_at(&self) -> Option<DateTime<Utc>> {
+        self.pruned_at
     }
 
     pub fn len(&self) -> usize {

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -140,7 +140,7 @@ impl ResourceServer {
         self.inner
             .denylist
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Applies one revocation message; duplicates are harmless.
@@ -150,9 +150,15 @@ impl ResourceServer {
             .inner
             .denylist
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner);
         list.apply(message, now);
-        list.prune(now);
+        // Pruning walks every entry: once a second, not once a message.
+        if list
+            .pruned_at()
+            .is_none_or(|at| now - at >= chrono::Duration::seconds(1))
+        {
+            list.prune(now);
+        }
         self.inner.applied.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -198,7 +204,7 @@ impl ResourceServer {
             self.inner
                 .keys
                 .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(PoisonError::into_inner)
                 .get(kid)
                 .cloned()
         };
@@ -251,7 +257,7 @@ impl ResourceServer {
                 .inner
                 .fetched_at
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                .unwrap_or_else(PoisonError::into_inner);
             if fetched_at.is_some_and(|at| at.elapsed() < JWKS_REFETCH) {
                 return;
             }
@@ -284,7 +290,7 @@ impl ResourceServer {
                     .inner
                     .keys
                     .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+                    .unwrap_or_else(PoisonError::into_inner) = keys;
             }
             Err(err) => {
                 tracing::warn!(error = %err, url = %self.inner.config.jwks_url, "cannot fetch Writ's JWKS")

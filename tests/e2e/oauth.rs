@@ -91,6 +91,18 @@ impl Api {
             .unwrap_or(0)
     }
 
+    /// The body of a GET, or `None` when nothing answered.
+    pub async fn text(&self, path: &str) -> Option<String> {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    }
+
     /// POSTs a raw form body with optional Basic credentials.
     pub async fn post(&self, path: &str, basic: Option<&Creds>, body: String) -> Reply {
         self.try_post(path, basic, body)

@@ -6,9 +6,8 @@
 use sqlx::Connection;
 use writ_resource_server::feed::follow_kafka;
 
-use crate::harness::{eventually, random_word, Backend, Deployment};
-use crate::oauth::{self, Api};
-use crate::revocation_stream::{kafka, messages_until, resource_server, serve};
+use crate::harness::{eventually, random_word};
+use crate::revocation_stream::{messages_until, resource_server, serve, Stage};
 use crate::split::metric;
 
 fn cursor_count(messages: &[serde_json::Value], cursor: &str) -> usize {
@@ -20,12 +19,14 @@ fn cursor_count(messages: &[serde_json::Value], cursor: &str) -> usize {
 
 #[tokio::test]
 async fn a_publisher_killed_between_send_and_checkpoint_resends_harmlessly() {
-    let deployment = Deployment::with_keys(Backend::Postgres).await;
-    let api_identity = oauth::client(&deployment, &[]);
-    let service = oauth::client(&deployment, &["--audience", &api_identity.id]);
-    let kafka = kafka();
-    let writ = serve(&deployment, &kafka);
-    let api = Api::new(&writ);
+    let Stage {
+        deployment,
+        api_identity,
+        service,
+        kafka,
+        writ,
+        api,
+    } = Stage::new().await;
     let server = resource_server(&writ, &kafka, &api_identity.id).await;
     let (first, second, kept) = (
         api.client_credentials(&service).await,
@@ -100,12 +101,14 @@ async fn a_publisher_killed_between_send_and_checkpoint_resends_harmlessly() {
 
 #[tokio::test]
 async fn reading_the_topic_again_from_offset_zero_changes_nothing() {
-    let deployment = Deployment::with_keys(Backend::Postgres).await;
-    let api_identity = oauth::client(&deployment, &[]);
-    let service = oauth::client(&deployment, &["--audience", &api_identity.id]);
-    let kafka = kafka();
-    let writ = serve(&deployment, &kafka);
-    let api = Api::new(&writ);
+    let Stage {
+        deployment: _deployment,
+        api_identity,
+        service,
+        kafka,
+        writ,
+        api,
+    } = Stage::new().await;
     let mut revoked = Vec::new();
     for _ in 0..10 {
         let token = api.client_credentials(&service).await;

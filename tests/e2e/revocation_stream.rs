@@ -64,6 +64,37 @@ pub(crate) async fn resource_server(
     server
 }
 
+/// What most stream tests start from: PostgreSQL, the resource server's
+/// client (`api_identity`), a client whose tokens are meant for it
+/// (`service`), and `writ serve` publishing to a topic of the test's own.
+pub(crate) struct Stage {
+    pub deployment: Deployment,
+    pub api_identity: Creds,
+    pub service: Creds,
+    pub kafka: KafkaSettings,
+    pub writ: Server,
+    pub api: Api,
+}
+
+impl Stage {
+    pub(crate) async fn new() -> Self {
+        let deployment = Deployment::with_keys(Backend::Postgres).await;
+        let api_identity = oauth::client(&deployment, &[]);
+        let service = oauth::client(&deployment, &["--audience", &api_identity.id]);
+        let kafka = kafka();
+        let writ = serve(&deployment, &kafka);
+        let api = Api::new(&writ);
+        Self {
+            deployment,
+            api_identity,
+            service,
+            kafka,
+            writ,
+            api,
+        }
+    }
+}
+
 async fn accepted(server: &ResourceServer, token: &str) -> bool {
     server.authenticate(token).await.is_ok()
 }
@@ -113,12 +144,14 @@ pub(crate) async fn messages_until(
 
 #[tokio::test]
 async fn a_revoked_token_is_rejected_from_the_stream_alone() {
-    let deployment = Deployment::with_keys(Backend::Postgres).await;
-    let api_identity = oauth::client(&deployment, &[]);
-    let service = oauth::client(&deployment, &["--audience", &api_identity.id]);
-    let kafka = kafka();
-    let writ = serve(&deployment, &kafka);
-    let api = Api::new(&writ);
+    let Stage {
+        deployment: _deployment,
+        api_identity,
+        service,
+        kafka,
+        writ,
+        api,
+    } = Stage::new().await;
     let server = resource_server(&writ, &kafka, &api_identity.id).await;
 
     let (revoked, kept) = (
@@ -137,15 +170,7 @@ async fn a_revoked_token_is_rejected_from_the_stream_alone() {
     .await;
     assert!(accepted(&server, &kept).await, "only the revoked token");
     assert_eq!(server.introspection_calls(), 0);
-    let served = api
-        .http
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
+    let served = api.text("/metrics").await.unwrap_or_default();
     assert!(
         served.contains("route=\"/revoke\""),
         "Writ counts its routes"
@@ -214,12 +239,14 @@ async fn client_and_account_disable_reject_their_tokens_and_only_those() {
 
 #[tokio::test]
 async fn a_resource_server_started_late_rejects_every_live_revoked_token_before_serving() {
-    let deployment = Deployment::with_keys(Backend::Postgres).await;
-    let api_identity = oauth::client(&deployment, &[]);
-    let service = oauth::client(&deployment, &["--audience", &api_identity.id]);
-    let kafka = kafka();
-    let writ = serve(&deployment, &kafka);
-    let api = Api::new(&writ);
+    let Stage {
+        deployment: _deployment,
+        api_identity,
+        service,
+        kafka,
+        writ,
+        api,
+    } = Stage::new().await;
     let tokens = std::sync::Mutex::new(Vec::new());
     rounds(100, 8, |_| async {
         let token = api.client_credentials(&service).await;

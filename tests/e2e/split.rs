@@ -25,15 +25,7 @@ pub(crate) fn start(deployment: &Deployment, process: &str, extra: &[&str]) -> S
 }
 
 pub(crate) async fn metric(api: &Api, name: &str) -> Option<f64> {
-    let text = api
-        .http
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = api.text("/metrics").await?;
     text.lines()
         .find(|line| line.split_whitespace().next() == Some(name))
         .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
