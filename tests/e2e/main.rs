@@ -10,6 +10,7 @@ mod chromium;
 mod cli;
 mod clock_skew;
 mod code_flow;
+mod demo;
 mod faults;
 mod harness;
 mod leaks;
