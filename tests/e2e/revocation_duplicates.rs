@@ -97,6 +97,9 @@ async fn a_publisher_killed_between_send_and_checkpoint_resends_harmlessly() {
         .map(|message| message["cursor"].clone())
         .collect();
     assert_eq!(distinct.len(), 2, "no gap, nothing invented");
+    for message in &received {
+        crate::schema::assert_valid(message);
+    }
 }
 
 #[tokio::test]
