@@ -5,6 +5,7 @@
 //! storage would).
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -24,34 +25,44 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Starts tansu and waits for it to say it is ready.
+fn spawn_tansu(listen: u16, advertise: u16, storage: &str, dir: Option<&Path>) -> Child {
+    let tansu = std::env::var("WRIT_TEST_TANSU").unwrap_or_else(|_| "tansu".to_owned());
+    let mut command = Command::new(tansu);
+    command
+        .arg("broker")
+        .args(["--listener-url", &format!("tcp://127.0.0.1:{listen}")])
+        .args([
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{advertise}"),
+        ])
+        .args(["--storage-engine", storage])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("tansu: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let (ready, readied) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("ready in") {
+                let _ = ready.send(());
+            }
+        }
+    });
+    if readied.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        panic!("tansu did not start on {listen} with {storage}");
+    }
+    child
+}
+
 impl SeverableBroker {
     pub async fn start() -> Self {
         let (broker_port, relay_port) = (free_port(), free_port());
-        let tansu = std::env::var("WRIT_TEST_TANSU").unwrap_or_else(|_| "tansu".to_owned());
-        let mut child = Command::new(tansu)
-            .arg("broker")
-            .args(["--listener-url", &format!("tcp://127.0.0.1:{broker_port}")])
-            .args([
-                "--advertised-listener-url",
-                &format!("tcp://127.0.0.1:{relay_port}"),
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("tansu: {e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let (ready, readied) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("ready in") {
-                    let _ = ready.send(());
-                }
-            }
-        });
-        readied
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("tansu did not start on {broker_port}"));
+        let child = spawn_tansu(broker_port, relay_port, "memory://tansu/", None);
         let (up, _) = watch::channel(true);
         // On a thread of its own: tests block their runtime's thread while
         // a `writ` process starts.
@@ -84,6 +95,45 @@ impl SeverableBroker {
 }
 
 impl Drop for SeverableBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A broker of a test's own on durable storage (tansu's SQLite engine, in a
+/// temporary directory), which the test can crash and start again on the
+/// same port and the same data.
+pub struct DurableBroker {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+const DURABLE_STORAGE: &str = "sqlite://tansu.db";
+
+impl DurableBroker {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let port = free_port();
+        let child = spawn_tansu(port, port, DURABLE_STORAGE, Some(dir.path()));
+        Self { child, port, dir }
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, as in a crash; `down` later a new broker on the same data.
+    pub fn crash_and_restart_after(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        self.child = spawn_tansu(self.port, self.port, DURABLE_STORAGE, Some(self.dir.path()));
+    }
+}
+
+impl Drop for DurableBroker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,11 +1,13 @@
-//! The revocation stream when the broker cannot be reached (F5): the events
-//! table is the outbox, so an outage delays revocations and loses none, and
-//! each key's revocations arrive in log order.
+//! The revocation stream when the broker cannot be reached (F5) or crashes
+//! and restarts (F16): the events table is the outbox, so an outage delays
+//! revocations and loses none, and each key's revocations arrive in log
+//! order.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::broker::SeverableBroker;
+use crate::broker::{DurableBroker, SeverableBroker};
 use crate::harness::{eventually, rounds, Backend, Deployment};
 use crate::oauth::{Api, Creds};
 use crate::refresh::{password_app, user, PASSWORD};
@@ -89,4 +91,52 @@ async fn revocations_made_while_the_broker_is_unreachable_all_arrive_after_it_re
         (metric(&api, "writ_revocations_oldest_unpublished_seconds").await? == 0.0).then_some(())
     })
     .await;
+}
+
+/// F16: the broker crashes and comes back on its durable storage in the
+/// middle of a stream of revocations.
+#[tokio::test]
+async fn revocations_streamed_across_a_broker_crash_and_restart_all_arrive_in_order() {
+    let deployment = Deployment::with_keys(Backend::Postgres).await;
+    let app = password_app(&deployment, &[]);
+    user(&deployment, "alice");
+    let broker = DurableBroker::start();
+    let mut kafka = kafka();
+    kafka.brokers = broker.brokers();
+    let writ = serve(&deployment, &kafka);
+    let api = Api::new(&writ);
+    const PAIRS: usize = 300;
+    let done = AtomicUsize::new(0);
+
+    let stream = rounds(PAIRS, 2, |_| async {
+        two_revocations(&api, &app).await;
+        done.fetch_add(1, Ordering::Relaxed);
+    });
+    let crash = async {
+        eventually("the stream to be under way", || async {
+            (done.load(Ordering::Relaxed) >= 50).then_some(())
+        })
+        .await;
+        let published = metric(&api, "writ_revocations_published").await;
+        // Off this task, so revocations go on while the broker is down.
+        let restarted = tokio::task::spawn_blocking(move || {
+            let mut broker = broker;
+            broker.crash_and_restart_after(Duration::from_secs(1));
+            broker
+        });
+        let broker = restarted.await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            done.load(Ordering::Relaxed) < PAIRS,
+            "the restart fell inside the stream"
+        );
+        (published, broker)
+    };
+    let ((), (published_before, _broker)) = tokio::join!(stream, crash);
+    assert!(
+        published_before.is_some_and(|count| count > 0.0),
+        "some were published before the crash"
+    );
+
+    let received = messages(&kafka, 2 * PAIRS).await;
+    assert_all_delivered_in_order(&deployment, &received).await;
 }
