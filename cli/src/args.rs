@@ -71,6 +71,35 @@ pub enum Command {
     /// Manage the key file.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Replay the log from the start into fresh tables: a named snapshot
+    /// (at the head, a cursor or a time), or a comparison with the live
+    /// read model (--verify). The live tables are only read.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Compare a replay of the whole log with the live tables, print every
+    /// differing row, and exit non-zero if there is one.
+    #[arg(long)]
+    pub verify: bool,
+    /// The state at the longest prefix of the log committed at or before
+    /// this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// The state just after the event at this cursor.
+    #[arg(long)]
+    pub position: Option<writ_infra::store::Cursor>,
+    /// The snapshot's name: PostgreSQL schema snapshot_NAME, or the file
+    /// snapshot-NAME.db beside the SQLite database [default: replay].
+    #[arg(long)]
+    pub into: Option<String>,
+}
+
+fn parse_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|time| time.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{raw:?} is not an RFC 3339 time ({e}), e.g. 2026-12-01T09:30:00Z"))
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod client;
 mod context;
 mod keys;
 mod output;
+mod replay;
 mod serve;
 mod split;
 mod user;
@@ -87,5 +88,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             client::run(Context::open(settings).await?, command, json).await
         }
         Command::User(command) => user::run(Context::open(settings).await?, command, json).await,
+        Command::Replay(args) => replay::run(Context::open(settings).await?, args).await,
     }
 }

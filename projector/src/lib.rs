@@ -13,6 +13,7 @@ mod metrics;
 mod policies;
 mod publisher;
 mod rebuild;
+pub mod replay;
 mod run;
 
 use std::sync::Arc;
@@ -25,7 +26,9 @@ use writ_infra::store::{Conn, Cursor, EventHeader, RowExt, Store};
 pub use metrics::ProjectorMetrics;
 pub use policies::Policies;
 pub use publisher::{Publisher, PublisherMetrics, CHECKPOINT as PUBLISHER_CHECKPOINT};
-pub use rebuild::{rebuild_and_compare, TableDifference};
+pub use rebuild::{
+    rebuild_and_compare, rebuild_and_compare_with_progress, RowDifference, Side, TableDifference,
+};
 
 const PROJECTION: &str = "audit_index";
 const BATCH: i64 = 2000;
@@ -50,6 +53,10 @@ pub enum ProjectorError {
     Sql(#[from] sqlx::Error),
     #[error("Kafka: {0}")]
     Kafka(String),
+    /// A request that cannot be carried out as asked (a bad snapshot name,
+    /// one that exists).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl From<ApplyError> for ProjectorError {

@@ -6,25 +6,47 @@
 
 use writ_infra::store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
 use writ_infra::store::statement::Statement;
-use writ_infra::store::{
-    event_columns, inline, log_order, Conn, Dialect, RowExt, Store, StoredEvent, Target,
-};
+use writ_infra::store::{Conn, Cursor, Dialect, RowExt, Store, Target};
 
-use crate::{audit, ProjectorError, PROJECTION};
+use crate::replay::{replay, Progress, Until};
+use crate::{ProjectorError, PROJECTION};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableDifference {
     pub table: String,
     pub only_live: i64,
     pub only_rebuilt: i64,
+    /// Every differing row, live-only ones first.
+    pub rows: Vec<RowDifference>,
 }
 
-const PAGE: i64 = 1000;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// In the live table, not in the rebuild.
+    Live,
+    /// In the rebuild, not in the live table.
+    Rebuilt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowDifference {
+    pub side: Side,
+    /// The row as a JSON object.
+    pub row: String,
+}
 
 /// Returns the tables whose rebuilt rows differ from the live ones; empty
 /// means the read model is exactly what the log says. The audit index is
 /// compared up to the projector's checkpoint, the inline tables in full.
 pub async fn rebuild_and_compare(store: &Store) -> Result<Vec<TableDifference>, ProjectorError> {
+    rebuild_and_compare_with_progress(store, &mut |_| {}).await
+}
+
+/// [`rebuild_and_compare`], reporting the replay's progress.
+pub async fn rebuild_and_compare_with_progress(
+    store: &Store,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Vec<TableDifference>, ProjectorError> {
     let mut conn = Conn::connect(store.target()).await?;
     match store.target() {
         Target::Sqlite(path) => {
@@ -33,18 +55,22 @@ pub async fn rebuild_and_compare(store: &Store) -> Result<Vec<TableDifference>, 
                 Statement::new("ATTACH DATABASE $1 AS rebuild").text(scratch.display().to_string())
             ])
             .await?;
-            let outcome = compare(&mut conn, "rebuild").await;
+            let outcome = compare(&mut conn, "rebuild", on_progress).await;
             let _ = conn.batch("DETACH DATABASE rebuild").await;
             for suffix in ["", "-wal", "-shm", "-journal"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
             }
             outcome
         }
-        Target::Postgres(_) => compare(&mut conn, "writ_rebuild").await,
+        Target::Postgres(_) => compare(&mut conn, "writ_rebuild", on_progress).await,
     }
 }
 
-async fn compare(conn: &mut Conn, scratch: &str) -> Result<Vec<TableDifference>, ProjectorError> {
+async fn compare(
+    conn: &mut Conn,
+    scratch: &str,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Vec<TableDifference>, ProjectorError> {
     let dialect = conn.dialect();
     match dialect {
         // One transaction: the live tables and the events are read from the
@@ -59,7 +85,7 @@ async fn compare(conn: &mut Conn, scratch: &str) -> Result<Vec<TableDifference>,
             conn.batch(&read_tables_ddl(scratch, dialect)).await?;
         }
     }
-    let outcome = replay_and_diff(conn, scratch).await;
+    let outcome = replay_and_diff(conn, scratch, on_progress).await;
     // Nothing of the rebuild is kept on PostgreSQL; on SQLite the scratch
     // file is deleted by the caller.
     let _ = conn
@@ -75,6 +101,7 @@ async fn compare(conn: &mut Conn, scratch: &str) -> Result<Vec<TableDifference>,
 async fn replay_and_diff(
     conn: &mut Conn,
     scratch: &str,
+    on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<Vec<TableDifference>, ProjectorError> {
     let dialect = conn.dialect();
     let live = dialect.live_schema();
@@ -86,65 +113,95 @@ async fn replay_and_diff(
             .text(PROJECTION),
         )
         .await?
-        .map(|row| {
-            (
-                row.int("txid").unwrap_or(0),
-                row.int("position").unwrap_or(0),
-            )
+        .map(|row| Cursor {
+            txid: row.int("txid").unwrap_or(0),
+            position: row.int("position").unwrap_or(0),
         })
-        .unwrap_or((0, 0));
-    let (columns, order) = (event_columns(dialect), log_order(dialect));
-    let mut offset = 0_i64;
-    loop {
-        let page = Statement::new(format!(
-            "SELECT {columns} FROM {live}.events ORDER BY {order} LIMIT $1 OFFSET $2"
-        ))
-        .int(PAGE)
-        .int(offset);
-        let rows = conn.fetch_all(&page).await?;
-        if rows.is_empty() {
-            break;
-        }
-        offset += rows.len() as i64;
-        let mut statements = Vec::new();
-        let mut projected = Vec::new();
-        for row in &rows {
-            let event = StoredEvent::from_row(row)?;
-            statements.extend(inline::statements(scratch, &event)?);
-            if (event.txid, event.position) <= checkpoint {
-                projected.push(event.position);
-            }
-        }
-        // After the page's inline rows, which the audit rows may join.
-        if !projected.is_empty() {
-            statements.push(audit::insert_events(dialect, scratch, live, &projected));
-        }
-        conn.execute(&statements).await?;
-    }
+        .unwrap_or_default();
+    replay(
+        conn,
+        scratch,
+        Until::Head,
+        Until::Cursor(checkpoint),
+        false,
+        on_progress,
+    )
+    .await?;
     let mut differences = Vec::new();
     for table in REBUILDABLE_TABLES {
-        let count = |left: &str, right: &str| {
-            Statement::new(format!(
-                "SELECT count(*) AS n FROM (SELECT * FROM {left}.{table} EXCEPT SELECT * FROM {right}.{table}) AS difference"
-            ))
-        };
-        let only_live = conn
-            .fetch_optional(&count(live, scratch))
-            .await?
-            .and_then(|r| r.int("n"))
-            .unwrap_or(0);
-        let only_rebuilt = conn
-            .fetch_optional(&count(scratch, live))
-            .await?
-            .and_then(|r| r.int("n"))
-            .unwrap_or(0);
-        if only_live + only_rebuilt > 0 {
+        let mut rows = rows_only_in(conn, table, live, scratch, Side::Live).await?;
+        rows.extend(rows_only_in(conn, table, scratch, live, Side::Rebuilt).await?);
+        if !rows.is_empty() {
+            let count = |side| rows.iter().filter(|row| row.side == side).count() as i64;
             differences.push(TableDifference {
                 table: (*table).to_owned(),
-                only_live,
-                only_rebuilt,
+                only_live: count(Side::Live),
+                only_rebuilt: count(Side::Rebuilt),
+                rows,
             });
         }
     }
     Ok(differences)
+}
+
+/// The rows of `table` in schema `left` that `right` does not have, each
+/// as a JSON object, secrets' hashes replaced by a short fingerprint.
+async fn rows_only_in(
+    conn: &mut Conn,
+    table: &str,
+    left: &str,
+    right: &str,
+    side: Side,
+) -> Result<Vec<RowDifference>, ProjectorError> {
+    let as_json = match conn.dialect() {
+        Dialect::Postgres => "to_jsonb(d)::text".to_owned(),
+        Dialect::Sqlite => {
+            let columns = conn
+                .fetch_all(
+                    &Statement::new("SELECT name FROM pragma_table_info($1, $2)")
+                        .text(table)
+                        .text(left),
+                )
+                .await?;
+            let pairs: Vec<String> = columns
+                .iter()
+                .filter_map(|row| row.text("name"))
+                .map(|name| format!("'{name}', d.{name}"))
+                .collect();
+            format!("json_object({})", pairs.join(", "))
+        }
+    };
+    let rows = conn
+        .fetch_all(&Statement::new(format!(
+            "SELECT {as_json} AS row FROM (SELECT * FROM {left}.{table} EXCEPT SELECT * FROM {right}.{table}) AS d ORDER BY 1"
+        )))
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| row.text("row"))
+        .map(|row| RowDifference {
+            side,
+            row: fingerprint_secrets(&row),
+        })
+        .collect())
+}
+
+/// Columns whose values are secrets' hashes: a difference shows as two
+/// fingerprints, never as the stored value.
+const SECRET_COLUMNS: &[&str] = &["password_hash", "secret_hash"];
+
+fn fingerprint_secrets(row: &str) -> String {
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(row) else {
+        return row.to_owned();
+    };
+    for column in SECRET_COLUMNS {
+        if let Some(serde_json::Value::String(value)) = fields.get(*column) {
+            let digest = writ_infra::crypto::sha256_hex(value.as_bytes());
+            fields.insert(
+                (*column).to_owned(),
+                serde_json::Value::String(format!("sha256:{}…", &digest[..12])),
+            );
+        }
+    }
+    serde_json::Value::Object(fields).to_string()
 }

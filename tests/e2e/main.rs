@@ -20,6 +20,7 @@ mod privacy;
 mod projector_faults;
 mod refresh;
 mod registration;
+mod replay;
 mod revocation_consent;
 mod revocation_duplicates;
 mod revocation_faults;

@@ -1,0 +1,243 @@
+//! Replaying the log into fresh tables: every event from the start, in
+//! global order, through the same statements the committer and the
+//! projector use. The replay never reads the wall clock; what is active or
+//! expired comes from the events' own times.
+//!
+//! Two callers: the verification in [`crate::rebuild`], inside one
+//! snapshot, and [`replay_into_snapshot`], which keeps the state at a cursor
+//! or a time in tables of its own and commits page by page.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use writ_infra::store::schema::read_tables_ddl;
+use writ_infra::store::statement::Statement;
+use writ_infra::store::{
+    event_columns, inline, log_order, Conn, Cursor, Dialect, RowExt, StoredEvent, Target,
+};
+
+use crate::{audit, ProjectorError};
+
+const PAGE: i64 = 2000;
+
+/// Where a replay stops: at the log's head, after the event at a cursor, or
+/// at the longest prefix of the log whose commit times are all ≤ a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    Head,
+    Cursor(Cursor),
+    RecordedAt(DateTime<Utc>),
+}
+
+impl Until {
+    fn admits(&self, event: &StoredEvent) -> bool {
+        match self {
+            Self::Head => true,
+            Self::Cursor(cursor) => event.cursor() <= *cursor,
+            Self::RecordedAt(time) => DateTime::parse_from_rfc3339(&event.recorded_at)
+                .is_ok_and(|recorded| recorded <= *time),
+        }
+    }
+}
+
+/// How far a replay has come, for a progress line.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub replayed: u64,
+    /// Events in the log when the replay started.
+    pub total: u64,
+    pub started: Instant,
+}
+
+impl Progress {
+    pub fn events_per_second(&self) -> f64 {
+        self.replayed as f64 / self.started.elapsed().as_secs_f64().max(1e-6)
+    }
+}
+
+/// What a finished replay covered.
+#[derive(Debug, Clone, Copy)]
+pub struct Replayed {
+    pub events: u64,
+    /// The last event applied; `None` when none was.
+    pub last: Option<Cursor>,
+    pub progress: Progress,
+}
+
+/// Replays into `scratch` (whose tables exist and are empty). Audit rows
+/// are made for events up to `audit_until` (the verification indexes only
+/// what the live projector has). With `commit_pages`, each page is its own
+/// transaction; otherwise the caller's transaction holds them all.
+pub(crate) async fn replay(
+    conn: &mut Conn,
+    scratch: &str,
+    until: Until,
+    audit_until: Until,
+    commit_pages: bool,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Replayed, ProjectorError> {
+    let dialect = conn.dialect();
+    let live = dialect.live_schema();
+    let total = conn
+        .fetch_optional(&Statement::new(format!(
+            "SELECT count(*) AS n FROM {live}.events"
+        )))
+        .await?
+        .and_then(|row| row.int("n"))
+        .unwrap_or(0);
+    let mut progress = Progress {
+        replayed: 0,
+        total: total as u64,
+        started: Instant::now(),
+    };
+    let mut last: Option<Cursor> = None;
+    loop {
+        let rows = conn
+            .fetch_all(&page_after(dialect, live, last.unwrap_or_default()))
+            .await?;
+        let mut statements = Vec::new();
+        let mut indexed = Vec::new();
+        let mut reached_end = rows.len() < PAGE as usize;
+        for row in &rows {
+            let event = StoredEvent::from_row(row)?;
+            if !until.admits(&event) {
+                reached_end = true;
+                break;
+            }
+            statements.extend(inline::statements(scratch, &event)?);
+            if audit_until.admits(&event) {
+                indexed.push(event.position);
+            }
+            last = Some(event.cursor());
+            progress.replayed += 1;
+        }
+        // After the page's inline rows, which the audit rows may join.
+        if !indexed.is_empty() {
+            statements.push(audit::insert_events(dialect, scratch, live, &indexed));
+        }
+        // One round trip per page: the statements go as one batch with
+        // their values written in, not one bound statement each.
+        let batch: Vec<String> = statements
+            .iter()
+            .map(|statement| statement.with_literals(dialect))
+            .collect();
+        let batch = batch.join(";\n");
+        if commit_pages {
+            conn.begin_write().await?;
+            conn.batch(&batch).await?;
+            conn.batch("COMMIT").await?;
+        } else if !batch.is_empty() {
+            conn.batch(&batch).await?;
+        }
+        on_progress(&progress);
+        if reached_end {
+            break;
+        }
+    }
+    Ok(Replayed {
+        events: progress.replayed,
+        last,
+        progress,
+    })
+}
+
+/// A page of events after `after`, in global order. Keyset paging: each
+/// page costs the same however far into the log it is.
+fn page_after(dialect: Dialect, live: &str, after: Cursor) -> Statement {
+    let (columns, order) = (event_columns(dialect), log_order(dialect));
+    match dialect {
+        Dialect::Sqlite => Statement::new(format!(
+            "SELECT {columns} FROM {live}.events WHERE events.position > $1 ORDER BY {order} LIMIT $2"
+        ))
+        .int(after.position)
+        .int(PAGE),
+        Dialect::Postgres => Statement::new(format!(
+            "SELECT {columns} FROM {live}.events
+             WHERE (events.txid, events.position) > ($1::text::xid8, $2)
+             ORDER BY {order} LIMIT $3"
+        ))
+        .text(after.txid.to_string())
+        .int(after.position)
+        .int(PAGE),
+    }
+}
+
+/// A snapshot's tables: on PostgreSQL the schema `snapshot_<name>`, on
+/// SQLite the file `snapshot-<name>.db` beside the database.
+pub fn snapshot_location(target: &Target, name: &str) -> String {
+    match target {
+        Target::Sqlite(path) => path
+            .with_file_name(format!("snapshot-{name}.db"))
+            .display()
+            .to_string(),
+        Target::Postgres(_) => format!("snapshot_{name}"),
+    }
+}
+
+/// Snapshot names become schema and file names: short, lower case.
+pub fn check_snapshot_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "snapshot name {name:?}: use 1 to 40 of a-z, 0-9 and _"
+        ))
+    }
+}
+
+/// Replays the log up to `until` into the snapshot `name`, which must not
+/// exist yet; the live tables are only read.
+pub async fn replay_into_snapshot(
+    target: &Target,
+    name: &str,
+    until: Until,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Replayed, ProjectorError> {
+    check_snapshot_name(name).map_err(ProjectorError::Invalid)?;
+    let location = snapshot_location(target, name);
+    let mut conn = Conn::connect(target).await?;
+    let dialect = conn.dialect();
+    let schema = match dialect {
+        Dialect::Sqlite => {
+            if std::path::Path::new(&location).exists() {
+                return Err(ProjectorError::Invalid(format!(
+                    "snapshot {name} exists ({location}); delete it or choose another name"
+                )));
+            }
+            conn.execute(&[Statement::new("ATTACH DATABASE $1 AS snapshot").text(location)])
+                .await?;
+            conn.batch(&read_tables_ddl("snapshot", dialect)).await?;
+            "snapshot".to_owned()
+        }
+        Dialect::Postgres => {
+            let exists = conn
+                .fetch_optional(
+                    &Statement::new("SELECT 1 AS n FROM pg_namespace WHERE nspname = $1")
+                        .text(location.clone()),
+                )
+                .await?
+                .is_some();
+            if exists {
+                return Err(ProjectorError::Invalid(format!(
+                    "snapshot {name} exists (schema {location}); drop it or choose another name"
+                )));
+            }
+            conn.batch(&format!(
+                "BEGIN; CREATE SCHEMA {location}; {} COMMIT",
+                read_tables_ddl(&location, dialect)
+            ))
+            .await?;
+            location
+        }
+    };
+    let replayed = replay(&mut conn, &schema, until, until, true, on_progress).await;
+    if dialect == Dialect::Sqlite {
+        let _ = conn.batch("DETACH DATABASE snapshot").await;
+    }
+    replayed
+}
