@@ -75,6 +75,82 @@ pub enum Command {
     /// (at the head, a cursor or a time), or a comparison with the live
     /// read model (--verify). The live tables are only read.
     Replay(ReplayArgs),
+    /// Answer an auditor's questions from the log: grants, consents, one
+    /// grant's lineage, who could use a scope, an export.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Print CSV (RFC 4180) instead of a table.
+    #[arg(long, global = true)]
+    pub csv: bool,
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The grants a subject held: scopes, issuance, expiry, revocation.
+    Grants {
+        /// A `sub`, or a username.
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        client: Option<String>,
+        /// As they stood at this time (RFC 3339) [default: now].
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// A subject's consent history: granted, extended, withdrawn, by whom,
+    /// why, through which request.
+    Consents {
+        /// A `sub`, or a username.
+        #[arg(long)]
+        subject: String,
+    },
+    /// One grant's lineage, every event in order.
+    History {
+        #[arg(long)]
+        grant: String,
+        /// `dot` draws it as a Graphviz graph.
+        #[arg(long, value_enum, default_value = "table")]
+        format: HistoryFormat,
+    },
+    /// The subjects and clients holding an active grant with a scope at a
+    /// moment.
+    WhoCan {
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        client: Option<String>,
+        /// RFC 3339.
+        #[arg(long, value_parser = parse_time)]
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The audit trail between two times, for a SIEM.
+    Export {
+        /// RFC 3339, inclusive.
+        #[arg(long, value_parser = parse_time)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// RFC 3339, exclusive.
+        #[arg(long, value_parser = parse_time)]
+        to: chrono::DateTime<chrono::Utc>,
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum HistoryFormat {
+    Table,
+    Dot,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Ndjson,
+    Csv,
 }
 
 #[derive(Debug, Args)]

@@ -280,7 +280,7 @@ async fn show(
     } else {
         output::record(&value);
         if secret.is_some() {
-            println!("\nThe client secret is shown only now; store it safely.");
+            outln!("\nThe client secret is shown only now; store it safely.");
         }
     }
     Ok(())

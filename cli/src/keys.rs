@@ -58,7 +58,7 @@ pub async fn rotate(context: Context, alg: &str, json: bool) -> anyhow::Result<(
     if json {
         output::json(&json!({"kid": kid, "alg": alg, "status": "active"}));
     } else {
-        println!("activated {alg} key {kid}; the previous {alg} key is retired and stays published while its tokens live");
+        outln!("activated {alg} key {kid}; the previous {alg} key is retired and stays published while its tokens live");
     }
     Ok(())
 }

@@ -1,7 +1,22 @@
 //! The `writ` binary: parse arguments, resolve settings, start logging, run
 //! the subcommand. Errors end as one line on stderr and a non-zero exit.
 
+/// `println!` through [`output::write`]: no panic on a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` through [`output::write`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write(&format!($($arg)*))
+    };
+}
+
 mod args;
+mod audit;
 mod client;
 mod context;
 mod keys;
@@ -76,12 +91,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::Init) => {
             writ_infra::keys::KeyRing::generate().write_new(&settings.key_file)?;
-            println!("created key file {}", settings.key_file.display());
+            outln!("created key file {}", settings.key_file.display());
             Ok(())
         }
         Command::Migrate => {
             let context = Context::open(settings).await?;
-            println!("database {} is migrated", context.store.target().describe());
+            outln!("database {} is migrated", context.store.target().describe());
             Ok(())
         }
         Command::Client(command) => {
@@ -89,5 +104,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(command) => user::run(Context::open(settings).await?, command, json).await,
         Command::Replay(args) => replay::run(Context::open(settings).await?, args).await,
+        Command::Audit(args) => audit::run(Context::open(settings).await?, args, json).await,
     }
 }

@@ -1,4 +1,19 @@
-//! Tables for people, JSON for programs.
+//! Tables for people, JSON for programs, all through [`write`].
+
+/// Writes to stdout. When the reader has gone (`writ … | head`), the
+/// process ends quietly with the status a shell gives SIGPIPE, as Unix
+/// tools do, instead of panicking as `println!` would.
+pub fn write(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("writ: cannot write to standard output: {err}");
+        std::process::exit(1);
+    }
+}
 
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
@@ -13,7 +28,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end());
     };
     line(headers.to_vec());
     for row in rows {
@@ -22,7 +37,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
 }
 
 pub fn json(value: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
@@ -46,7 +61,7 @@ pub fn record(value: &serde_json::Value) {
                 serde_json::Value::Null => "-".into(),
                 other => other.to_string(),
             };
-            println!("{key}: {shown}");
+            outln!("{key}: {shown}");
         }
     }
 }

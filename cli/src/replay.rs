@@ -34,7 +34,7 @@ pub async fn run(context: Context, args: ReplayArgs) -> anyhow::Result<()> {
     let last = replayed
         .last
         .map_or_else(|| "none".to_owned(), |cursor| cursor.to_string());
-    println!(
+    outln!(
         "replayed {} events into {} in {:.1} s ({:.0} events/s); last cursor {last}",
         replayed.events,
         snapshot_location(target, name),
@@ -53,20 +53,22 @@ async fn verify(context: &Context, progress: &mut ProgressLine) -> anyhow::Resul
     .await?;
     progress.finish();
     if differences.is_empty() {
-        println!("the read model equals a replay of the log ({replayed} events)");
+        outln!("the read model equals a replay of the log ({replayed} events)");
         return Ok(());
     }
     for table in &differences {
-        println!(
+        outln!(
             "{}: {} row(s) only in the live table, {} only in the replay",
-            table.table, table.only_live, table.only_rebuilt
+            table.table,
+            table.only_live,
+            table.only_rebuilt
         );
         for row in &table.rows {
             let side = match row.side {
                 Side::Live => "live  ",
                 Side::Rebuilt => "replay",
             };
-            println!("  {side} {}", row.row);
+            outln!("  {side} {}", row.row);
         }
     }
     bail!(

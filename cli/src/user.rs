@@ -81,7 +81,7 @@ pub async fn run(context: Context, command: UserCommand, json: bool) -> anyhow::
                     .await,
                 &username,
             )?;
-            println!("password of {username} changed");
+            outln!("password of {username} changed");
             Ok(())
         }
         UserCommand::Disable { username, reason } => {
@@ -123,7 +123,7 @@ pub async fn run(context: Context, command: UserCommand, json: bool) -> anyhow::
                 )
                 .await;
             check(outcome, &username)?;
-            println!("forgot subject {sub}; its personal data can no longer be decrypted");
+            outln!("forgot subject {sub}; its personal data can no longer be decrypted");
             Ok(())
         }
     }

@@ -3,6 +3,7 @@
 //! directories. One test binary, because linking is the slow part.
 
 mod attacks;
+mod audit;
 mod authorize_attacks;
 mod broker;
 mod browser;

@@ -1,0 +1,199 @@
+//! `writ audit …`: the auditor's questions, answered from the log (see
+//! `writ_query_api::audit`), as a table, JSON (`--json`) or CSV (`--csv`).
+
+use anyhow::bail;
+use chrono::Utc;
+use serde_json::Value;
+use writ_infra::personal::{account_id, normalize_username};
+use writ_infra::store::statement::Statement;
+use writ_infra::store::RowExt;
+use writ_query_api::audit::{self, Report};
+
+use crate::args::{AuditArgs, AuditCommand, ExportFormat, HistoryFormat};
+use crate::context::Context;
+use crate::output;
+
+pub async fn run(context: Context, args: AuditArgs, json: bool) -> anyhow::Result<()> {
+    let store = &context.store;
+    let shape = Shape::from_flags(json, args.csv)?;
+    match args.command {
+        AuditCommand::Grants {
+            subject,
+            client,
+            as_of,
+        } => {
+            let sub = resolve_subject(&context, &subject).await?;
+            let at = as_of.unwrap_or_else(Utc::now);
+            shape.print(&audit::grants(store, &sub, client.as_deref(), at).await?);
+        }
+        AuditCommand::Consents { subject } => {
+            let sub = resolve_subject(&context, &subject).await?;
+            shape.print(&audit::consents(store, &sub).await?);
+        }
+        AuditCommand::History { grant, format } => {
+            let report = audit::history(store, &grant).await?;
+            if report.rows.is_empty() {
+                bail!("grant {grant}: no such grant in the log");
+            }
+            match format {
+                HistoryFormat::Table => shape.print(&report),
+                HistoryFormat::Dot => out!("{}", dot(&grant, &report)),
+            }
+        }
+        AuditCommand::WhoCan { scope, client, at } => {
+            shape.print(&audit::who_can(store, &scope, client.as_deref(), at).await?);
+        }
+        AuditCommand::Export { from, to, format } => {
+            if from >= to {
+                bail!("--from must be before --to");
+            }
+            let report = audit::export(store, from, to).await?;
+            match format {
+                ExportFormat::Ndjson => {
+                    for object in report.objects() {
+                        outln!("{object}");
+                    }
+                }
+                ExportFormat::Csv => Shape::Csv.print(&report),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A subject by `sub`, or by username when one matches.
+async fn resolve_subject(context: &Context, subject: &str) -> anyhow::Result<String> {
+    let Ok(normalised) = normalize_username(subject) else {
+        return Ok(subject.to_owned());
+    };
+    let id = account_id(&context.keys, &normalised);
+    let row = context
+        .store
+        .db()
+        .fetch_optional(&Statement::new("SELECT sub FROM usernames WHERE account_id = $1").text(id))
+        .await?;
+    Ok(row
+        .and_then(|row| row.text("sub"))
+        .unwrap_or_else(|| subject.to_owned()))
+}
+
+enum Shape {
+    Table,
+    Json,
+    Csv,
+}
+
+impl Shape {
+    fn from_flags(json: bool, csv: bool) -> anyhow::Result<Self> {
+        Ok(match (json, csv) {
+            (true, true) => bail!("give --json or --csv, not both"),
+            (true, false) => Self::Json,
+            (false, true) => Self::Csv,
+            (false, false) => Self::Table,
+        })
+    }
+
+    fn print(&self, report: &Report) {
+        match self {
+            Self::Json => output::json(&Value::Array(report.objects())),
+            Self::Table => {
+                let rows: Vec<Vec<String>> = report
+                    .rows
+                    .iter()
+                    .map(|row| row.iter().map(cell).collect())
+                    .collect();
+                output::table(&report.columns, &rows);
+            }
+            Self::Csv => {
+                outln!("{}", report.columns.join(","));
+                for row in &report.rows {
+                    let cells: Vec<String> = row.iter().map(|v| csv_cell(&cell(v))).collect();
+                    outln!("{}", cells.join(","));
+                }
+            }
+        }
+    }
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// RFC 4180: quoted when it holds a comma, quote or line break. A leading
+/// `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet opening the
+/// export never runs a value from the log as a formula.
+fn csv_cell(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '@']) || (text.starts_with('-') && text != "-") {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// The lineage as a Graphviz digraph: one node per event, in log order,
+/// grouped by stream.
+fn dot(gid: &str, report: &Report) -> String {
+    let column = |name: &str| report.columns.iter().position(|c| *c == name);
+    let (Some(time), Some(stream), Some(event)) =
+        (column("recorded_at"), column("aggregate"), column("event"))
+    else {
+        return String::new();
+    };
+    let quote = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut out = format!(
+        "digraph \"grant {}\" {{\n  rankdir=LR;\n  node [shape=box];\n",
+        quote(gid)
+    );
+    let mut streams: Vec<String> = Vec::new();
+    for row in &report.rows {
+        let name = cell(&row[stream]);
+        if !streams.contains(&name) {
+            streams.push(name);
+        }
+    }
+    for (index, name) in streams.iter().enumerate() {
+        out.push_str(&format!(
+            "  subgraph cluster_{index} {{ label=\"{}\";",
+            quote(name)
+        ));
+        for (n, row) in report.rows.iter().enumerate() {
+            if cell(&row[stream]) == *name {
+                out.push_str(&format!(
+                    " e{n} [label=\"{}\\n{}\"];",
+                    quote(&cell(&row[event])),
+                    quote(&cell(&row[time]))
+                ));
+            }
+        }
+        out.push_str(" }\n");
+    }
+    for n in 1..report.rows.len() {
+        out.push_str(&format!("  e{} -> e{n};\n", n - 1));
+    }
+    out.push_str("}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_never_formulas() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("-"), "-");
+        assert_eq!(csv_cell("-1+1"), "'-1+1");
+    }
+}
