@@ -117,6 +117,12 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: HistoryFormat,
     },
+    /// Seal everything committed since the last checkpoint now (the
+    /// projector does so every --checkpoint-interval).
+    Seal,
+    /// Check every stream's hash chain and every signed checkpoint; exit
+    /// non-zero on any break.
+    Verify,
     /// The subjects and clients holding an active grant with a scope at a
     /// moment.
     WhoCan {
@@ -195,6 +201,9 @@ pub struct ServeArgs {
     /// How often the projector checks for commits of other processes [default: 200ms].
     #[arg(long, env = "WRIT_PROJECTOR_CHECK_INTERVAL", value_parser = humantime::parse_duration)]
     pub projector_check_interval: Option<Duration>,
+    /// How often the projector seals the log with a signed checkpoint [default: 1m].
+    #[arg(long, env = "WRIT_CHECKPOINT_INTERVAL", value_parser = humantime::parse_duration)]
+    pub checkpoint_interval: Option<Duration>,
     /// Idle lifetime of refresh tokens [default: 14d].
     #[arg(long, env = "WRIT_REFRESH_TOKEN_IDLE_TTL", value_parser = humantime::parse_duration)]
     pub refresh_token_idle_ttl: Option<Duration>,

@@ -5,6 +5,7 @@ use anyhow::bail;
 use chrono::Utc;
 use serde_json::Value;
 use writ_infra::personal::{account_id, normalize_username};
+use writ_infra::store::seal;
 use writ_infra::store::statement::Statement;
 use writ_infra::store::RowExt;
 use writ_query_api::audit::{self, Report};
@@ -40,6 +41,16 @@ pub async fn run(context: Context, args: AuditArgs, json: bool) -> anyhow::Resul
                 HistoryFormat::Dot => out!("{}", dot(&grant, &report)),
             }
         }
+        AuditCommand::Seal => match seal::seal(store, &context.keys).await? {
+            Some(checkpoint) => outln!(
+                "sealed {} events up to {} (rolling hash {})",
+                checkpoint.event_count,
+                checkpoint.cursor,
+                checkpoint.rolling_hash
+            ),
+            None => outln!("nothing to seal: no event since the last checkpoint"),
+        },
+        AuditCommand::Verify => return verify(&context, json).await,
         AuditCommand::WhoCan { scope, client, at } => {
             shape.print(&audit::who_can(store, &scope, client.as_deref(), at).await?);
         }
@@ -59,6 +70,74 @@ pub async fn run(context: Context, args: AuditArgs, json: bool) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+async fn verify(context: &Context, json: bool) -> anyhow::Result<()> {
+    let verification = seal::verify(&context.store, &context.keys).await?;
+    let public_key = seal::public_key(&context.keys)?;
+    if json {
+        output::json(&serde_json::json!({
+            "intact": verification.intact(),
+            "events": verification.events,
+            "chain_breaks": verification.chain_breaks.iter().map(|b| serde_json::json!({
+                "stream": format!("{}/{}", b.aggregate_type, b.aggregate_id),
+                "sequence": b.sequence,
+                "position": b.position,
+            })).collect::<Vec<_>>(),
+            "checkpoints": verification.checkpoints,
+            "checkpoint_public_key": public_key,
+            "checkpoint_failures": verification.failures.iter().map(|f| serde_json::json!({
+                "cursor": f.cursor,
+                "damage_after": f.since,
+                "problem": f.problem,
+            })).collect::<Vec<_>>(),
+            "last_sealed": verification.last_sealed,
+            "unsealed_events": verification.unsealed,
+        }));
+    } else {
+        outln!(
+            "hash chains: {} events checked, {} broken stream(s)",
+            verification.events,
+            verification.chain_breaks.len()
+        );
+        for broken in &verification.chain_breaks {
+            outln!(
+                "  broken: {}/{} at sequence {} (position {})",
+                broken.aggregate_type,
+                broken.aggregate_id,
+                broken.sequence,
+                broken.position
+            );
+        }
+        outln!(
+            "checkpoints: {} checked against key {public_key}, {} failed",
+            verification.checkpoints,
+            verification.failures.len()
+        );
+        for failure in &verification.failures {
+            let since = failure.since.as_deref().unwrap_or("the start of the log");
+            outln!(
+                "  checkpoint {}: {} (damage after {since})",
+                failure.cursor,
+                failure.problem
+            );
+        }
+        match &verification.last_sealed {
+            Some(cursor) => outln!(
+                "sealed up to {cursor}; {} event(s) after it are not sealed yet",
+                verification.unsealed
+            ),
+            None => outln!(
+                "nothing sealed yet; {} event(s) are not sealed",
+                verification.unsealed
+            ),
+        }
+    }
+    if verification.intact() {
+        Ok(())
+    } else {
+        bail!("the log fails verification")
+    }
 }
 
 /// A subject by `sub`, or by username when one matches.

@@ -31,6 +31,7 @@ pub fn resolve_settings(
             LogFormatArg::Json => LogFormat::Json,
         }),
         projector_check_interval: serve.and_then(|s| s.projector_check_interval),
+        checkpoint_interval: serve.and_then(|s| s.checkpoint_interval),
         refresh_token_idle_ttl: serve.and_then(|s| s.refresh_token_idle_ttl),
         signing_alg: serve.and_then(|s| s.signing_alg),
         auth_failure_limit: serve.and_then(|s| s.auth_failure_limit),

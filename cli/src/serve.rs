@@ -34,6 +34,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let sealer = tokio::spawn(seal_periodically(&context, stopped.clone()));
     let projector = tokio::spawn(projector.run_until_stopped(stopped));
     let keys = signing_keys(&context, true).await?;
     let throttle = throttle(&context.settings);
@@ -42,6 +43,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     serve_http(listener, &context, app, registry).await?;
     let _ = stop.send(true);
     let _ = projector.await;
+    let _ = sealer.await;
     if let Some(publisher) = publisher {
         let _ = publisher.await;
     }
@@ -78,6 +80,34 @@ pub async fn projector(context: &Context) -> anyhow::Result<Projector> {
     )
     .await?
     .with_policies(context.executor.clone()))
+}
+
+/// Seals the log with a signed checkpoint every `checkpoint_interval`
+/// until stopped, and once more on the way out (ADR 0017).
+pub fn seal_periodically(
+    context: &Context,
+    mut stopped: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (store, keys) = (context.store.clone(), context.keys.clone());
+    let every = context.settings.checkpoint_interval;
+    async move {
+        loop {
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(every) => false,
+                _ = stopped.wait_for(|stopped| *stopped) => true,
+            };
+            match writ_infra::store::seal::seal(&store, &keys).await {
+                Ok(Some(checkpoint)) => {
+                    tracing::debug!(cursor = %checkpoint.cursor, events = checkpoint.event_count, "sealed the log")
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "cannot seal the log; will try again"),
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
 }
 
 /// The revocation publisher when Kafka is configured. The topic is

@@ -65,11 +65,13 @@ pub async fn projector(settings: Settings) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let sealer = tokio::spawn(serve::seal_periodically(&context, stopped.clone()));
     let running = tokio::spawn(projector.run_until_stopped(stopped));
     let app: Router = writ_infra::health::router(context.store.clone());
     serve::serve_http(listener, &context, app, registry).await?;
     let _ = stop.send(true);
     let _ = running.await;
+    let _ = sealer.await;
     if let Some(publisher) = publisher {
         let _ = publisher.await;
     }

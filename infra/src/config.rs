@@ -103,6 +103,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "how often the projector checks for commits made by other processes",
     ),
     (
+        "checkpoint_interval",
+        "1m",
+        "how often the projector seals the log with a signed checkpoint",
+    ),
+    (
         "kafka_brokers",
         "(unset)",
         "Kafka bootstrap servers; set, `serve` and `projector` publish revocations there",
@@ -145,6 +150,8 @@ pub struct FileConfig {
     pub refresh_token_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub projector_check_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub checkpoint_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub refresh_token_idle_ttl: Option<Duration>,
     pub signing_alg: Option<SigningAlg>,
@@ -209,6 +216,8 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub projector_check_interval: Duration,
+    /// How often the projector seals the log (signed checkpoints).
+    pub checkpoint_interval: Duration,
     pub refresh_token_idle_ttl: Duration,
     pub signing_alg: SigningAlg,
     pub auth_failure_limit: u32,
@@ -309,6 +318,10 @@ impl Settings {
                 .projector_check_interval
                 .or(file.projector_check_interval)
                 .unwrap_or(Duration::from_millis(200)),
+            checkpoint_interval: overrides
+                .checkpoint_interval
+                .or(file.checkpoint_interval)
+                .unwrap_or(Duration::from_secs(60)),
             refresh_token_idle_ttl: overrides
                 .refresh_token_idle_ttl
                 .or(file.refresh_token_idle_ttl)

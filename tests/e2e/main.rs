@@ -31,4 +31,5 @@ mod schema;
 mod serve;
 mod shutdown;
 mod split;
+mod tamper;
 mod tokens;

@@ -11,6 +11,7 @@ pub mod inline;
 mod reader;
 mod repository;
 pub mod schema;
+pub mod seal;
 pub mod statement;
 
 use std::path::Path;

@@ -94,6 +94,19 @@ CREATE TABLE projector_checkpoints (
 ) STRICT;
 ";
 
+/// Signed checkpoints over the global order (ADR 0017): evidence kept
+/// beside the log, never rebuilt from it.
+const CHECKPOINTS_DDL: &str = "
+CREATE TABLE audit_checkpoints (
+  cursor       text PRIMARY KEY,
+  event_count  integer NOT NULL,
+  rolling_hash text NOT NULL,
+  signed_at    text NOT NULL,
+  public_key   text NOT NULL,
+  signature    text NOT NULL
+) STRICT;
+";
+
 /// SQLite's DDL is the template: PostgreSQL has no STRICT tables and names
 /// 64-bit integers `bigint`.
 fn for_dialect(ddl: &str, dialect: Dialect) -> String {
@@ -235,14 +248,17 @@ pub async fn migrate(conn: &mut Conn) -> Result<usize, sqlx::Error> {
         Dialect::Sqlite => SQLITE_LOG_DDL,
         Dialect::Postgres => POSTGRES_LOG_DDL,
     };
-    let migrations = [(
-        1_i64,
-        format!(
-            "{log}{}{}",
-            for_dialect(STATE_DDL, dialect),
-            read_tables_ddl(dialect.live_schema(), dialect)
+    let migrations = [
+        (
+            1_i64,
+            format!(
+                "{log}{}{}",
+                for_dialect(STATE_DDL, dialect),
+                read_tables_ddl(dialect.live_schema(), dialect)
+            ),
         ),
-    )];
+        (2, for_dialect(CHECKPOINTS_DDL, dialect)),
+    ];
     let mut applied = 0;
     for (version, sql) in migrations {
         conn.begin_write().await?;
