@@ -231,6 +231,9 @@ pub struct ServeArgs {
     /// Initial access token for dynamic client registration [default: unset, /register disabled].
     #[arg(long, env = "WRIT_REGISTRATION_TOKEN", hide_env_values = true)]
     pub registration_token: Option<String>,
+    /// Bearer token of the audit API (/audit/… on the query API) [default: unset, disabled].
+    #[arg(long, env = "WRIT_AUDIT_TOKEN", hide_env_values = true)]
+    pub audit_token: Option<String>,
     /// Kafka bootstrap servers; revocations are published there [default: unset].
     #[arg(long, env = "WRIT_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,

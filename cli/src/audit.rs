@@ -4,10 +4,7 @@
 use anyhow::bail;
 use chrono::Utc;
 use serde_json::Value;
-use writ_infra::personal::{account_id, normalize_username};
 use writ_infra::store::seal;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
 use writ_query_api::audit::{self, Report};
 
 use crate::args::{AuditArgs, AuditCommand, ExportFormat, HistoryFormat};
@@ -23,12 +20,12 @@ pub async fn run(context: Context, args: AuditArgs, json: bool) -> anyhow::Resul
             client,
             as_of,
         } => {
-            let sub = resolve_subject(&context, &subject).await?;
+            let sub = audit::subject_of(&context.store, &context.keys, &subject).await?;
             let at = as_of.unwrap_or_else(Utc::now);
             shape.print(&audit::grants(store, &sub, client.as_deref(), at).await?);
         }
         AuditCommand::Consents { subject } => {
-            let sub = resolve_subject(&context, &subject).await?;
+            let sub = audit::subject_of(&context.store, &context.keys, &subject).await?;
             shape.print(&audit::consents(store, &sub).await?);
         }
         AuditCommand::History { grant, format } => {
@@ -76,24 +73,7 @@ async fn verify(context: &Context, json: bool) -> anyhow::Result<()> {
     let verification = seal::verify(&context.store, &context.keys).await?;
     let public_key = seal::public_key(&context.keys)?;
     if json {
-        output::json(&serde_json::json!({
-            "intact": verification.intact(),
-            "events": verification.events,
-            "chain_breaks": verification.chain_breaks.iter().map(|b| serde_json::json!({
-                "stream": format!("{}/{}", b.aggregate_type, b.aggregate_id),
-                "sequence": b.sequence,
-                "position": b.position,
-            })).collect::<Vec<_>>(),
-            "checkpoints": verification.checkpoints,
-            "checkpoint_public_key": public_key,
-            "checkpoint_failures": verification.failures.iter().map(|f| serde_json::json!({
-                "cursor": f.cursor,
-                "damage_after": f.since,
-                "problem": f.problem,
-            })).collect::<Vec<_>>(),
-            "last_sealed": verification.last_sealed,
-            "unsealed_events": verification.unsealed,
-        }));
+        output::json(&verification.to_json(Some(&public_key)));
     } else {
         outln!(
             "hash chains: {} events checked, {} broken stream(s)",
@@ -138,22 +118,6 @@ async fn verify(context: &Context, json: bool) -> anyhow::Result<()> {
     } else {
         bail!("the log fails verification")
     }
-}
-
-/// A subject by `sub`, or by username when one matches.
-async fn resolve_subject(context: &Context, subject: &str) -> anyhow::Result<String> {
-    let Ok(normalised) = normalize_username(subject) else {
-        return Ok(subject.to_owned());
-    };
-    let id = account_id(&context.keys, &normalised);
-    let row = context
-        .store
-        .db()
-        .fetch_optional(&Statement::new("SELECT sub FROM usernames WHERE account_id = $1").text(id))
-        .await?;
-    Ok(row
-        .and_then(|row| row.text("sub"))
-        .unwrap_or_else(|| subject.to_owned()))
 }
 
 enum Shape {

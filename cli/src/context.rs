@@ -37,6 +37,7 @@ pub fn resolve_settings(
         auth_failure_limit: serve.and_then(|s| s.auth_failure_limit),
         auth_failure_window: serve.and_then(|s| s.auth_failure_window),
         registration_token: serve.and_then(|s| s.registration_token.clone()),
+        audit_token: serve.and_then(|s| s.audit_token.clone()),
         ip_failure_limit: serve.and_then(|s| s.ip_failure_limit),
         code_ttl: serve.and_then(|s| s.code_ttl),
         session_ttl: serve.and_then(|s| s.session_ttl),

@@ -202,6 +202,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Ro
         key_ring: context.keys.clone(),
         throttle: throttle.clone(),
         registration_enabled: settings.registration_token.is_some(),
+        audit_token: settings.audit_token.clone(),
         stopping: context.stopping.subscribe(),
     })
 }

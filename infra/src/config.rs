@@ -98,6 +98,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "initial access token for dynamic client registration; unset disables /register",
     ),
     (
+        "audit_token",
+        "(unset)",
+        "bearer token of the audit API (/audit/... on the query API); unset disables it",
+    ),
+    (
         "projector_check_interval",
         "200ms",
         "how often the projector checks for commits made by other processes",
@@ -159,6 +164,7 @@ pub struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     pub auth_failure_window: Option<Duration>,
     pub registration_token: Option<String>,
+    pub audit_token: Option<String>,
     pub ip_failure_limit: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub code_ttl: Option<Duration>,
@@ -224,6 +230,7 @@ pub struct Settings {
     pub auth_failure_window: Duration,
     /// Never logged: `Debug` shows only whether it is set.
     pub registration_token: Option<String>,
+    pub audit_token: Option<String>,
     pub ip_failure_limit: u32,
     pub code_ttl: Duration,
     pub session_ttl: Duration,
@@ -258,6 +265,7 @@ impl std::fmt::Debug for Settings {
                 "registration_token",
                 &self.registration_token.as_ref().map(|_| "(set)"),
             )
+            .field("audit_token", &self.audit_token.as_ref().map(|_| "(set)"))
             .finish_non_exhaustive()
     }
 }
@@ -338,6 +346,7 @@ impl Settings {
                 .auth_failure_window
                 .or(file.auth_failure_window)
                 .unwrap_or(Duration::from_secs(60)),
+            audit_token: overrides.audit_token.or(file.audit_token),
             registration_token: overrides
                 .registration_token
                 .or(file.registration_token)

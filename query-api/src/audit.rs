@@ -139,6 +139,30 @@ async fn texts(store: &Store, statement: &Statement, column: &str) -> AuditResul
         .collect())
 }
 
+/// A subject by `sub`, or by username when one matches (usernames are
+/// looked up by their keyed hash, as the log holds them).
+pub async fn subject_of(
+    store: &Store,
+    keys: &writ_infra::keys::KeyRing,
+    subject: &str,
+) -> AuditResult<String> {
+    use writ_infra::personal::{account_id, normalize_username};
+    let Ok(normalised) = normalize_username(subject) else {
+        return Ok(subject.to_owned());
+    };
+    let found = texts(
+        store,
+        &Statement::new("SELECT sub FROM usernames WHERE account_id = $1")
+            .text(account_id(keys, &normalised)),
+        "sub",
+    )
+    .await?;
+    Ok(found
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| subject.to_owned()))
+}
+
 /// One grant as it stood at a moment.
 #[derive(Debug, Clone)]
 struct GrantState {

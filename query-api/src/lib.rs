@@ -8,6 +8,7 @@
 )]
 
 pub mod audit;
+mod audit_http;
 mod discovery;
 mod introspect;
 mod revocations;
@@ -35,6 +36,8 @@ pub struct QueryState {
     pub throttle: Throttle,
     /// Whether `/register` is open, so discovery lists it only then.
     pub registration_enabled: bool,
+    /// The bearer token of the audit API; unset, its routes answer 404.
+    pub audit_token: Option<String>,
     /// Becomes true at shutdown: the revocation feed's streams end then,
     /// so they do not hold the graceful shutdown open.
     pub stopping: tokio::sync::watch::Receiver<bool>,
@@ -58,5 +61,6 @@ pub fn router(state: QueryState) -> Router {
             get(discovery::oauth_authorization_server),
         )
         .with_state(state.clone());
-    api.merge(writ_infra::health::router(state.store))
+    api.merge(audit_http::router(state.clone()))
+        .merge(writ_infra::health::router(state.store))
 }

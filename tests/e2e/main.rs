@@ -4,6 +4,7 @@
 
 mod attacks;
 mod audit;
+mod audit_api;
 mod authorize_attacks;
 mod broker;
 mod browser;

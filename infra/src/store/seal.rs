@@ -234,6 +234,28 @@ impl Verification {
     pub fn intact(&self) -> bool {
         self.chain_breaks.is_empty() && self.failures.is_empty()
     }
+
+    /// The report as `writ audit verify --json` and `/audit/verify` give it.
+    pub fn to_json(&self, public_key: Option<&str>) -> serde_json::Value {
+        serde_json::json!({
+            "intact": self.intact(),
+            "events": self.events,
+            "chain_breaks": self.chain_breaks.iter().map(|b| serde_json::json!({
+                "stream": format!("{}/{}", b.aggregate_type, b.aggregate_id),
+                "sequence": b.sequence,
+                "position": b.position,
+            })).collect::<Vec<_>>(),
+            "checkpoints": self.checkpoints,
+            "checkpoint_public_key": public_key,
+            "checkpoint_failures": self.failures.iter().map(|f| serde_json::json!({
+                "cursor": f.cursor,
+                "damage_after": f.since,
+                "problem": f.problem,
+            })).collect::<Vec<_>>(),
+            "last_sealed": self.last_sealed,
+            "unsealed_events": self.unsealed,
+        })
+    }
 }
 
 /// Checks every stream's chain, then walks the global order once and holds
