@@ -90,14 +90,7 @@ async fn the_timeline_gives_exact_answers_at_each_boundary(backend: Backend) {
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     let t3 = boundary(&deployment).await;
     // t4: the consent withdrawn on the account page.
-    let account = carol.get("/account").await;
-    let withdrawn = carol
-        .post(
-            "/account/consents",
-            &[("csrf", &account.hidden("csrf")), ("client_id", &app.id)],
-        )
-        .await;
-    assert_eq!(withdrawn.status, 303);
+    assert_eq!(carol.withdraw_consent(&app.id).await.status, 303);
     let t4 = boundary(&deployment).await;
     // t5: a new consent, and a new code.
     let again = carol.code_flow(&params, "carol").await;

@@ -204,6 +204,16 @@ impl Browser {
         .await
     }
 
+    /// Withdraws the consent given to `client_id` on the account page.
+    pub async fn withdraw_consent(&self, client_id: &str) -> Page {
+        let account = self.get("/account").await;
+        self.post(
+            "/account/consents",
+            &[("csrf", &account.hidden("csrf")), ("client_id", client_id)],
+        )
+        .await
+    }
+
     /// Sign in and allow, from the first authorization page to the 303
     /// back to the client; skips steps the server skips.
     pub async fn code_flow(&self, params: &[(&str, &str)], username: &str) -> Page {

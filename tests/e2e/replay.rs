@@ -5,6 +5,7 @@
 use writ_infra::store::statement::Statement;
 use writ_infra::store::RowExt;
 
+use crate::browser::{self, Browser, REDIRECT_URI};
 use crate::harness::{rounds, Backend, Deployment};
 use crate::oauth::{self, Api, Creds};
 use crate::refresh::{password_app, user, PASSWORD};
@@ -50,6 +51,22 @@ async fn a_replay_equals_the_live_read_model_and_names_an_altered_row() {
         async move { lane(api, service, app, &format!("user{index}"), 1400).await }
     })
     .await;
+    // The code flow too: consent, code, tokens; two consents withdrawn.
+    let web = browser::web_client(&deployment, &[]);
+    for n in 0..5 {
+        let username = format!("coder{n}");
+        browser::user(&deployment, &username);
+        let person = Browser::new(&writ);
+        let back = person
+            .code_flow(&browser::oidc_params(&web.id, "s"), &username)
+            .await;
+        let code = back.redirect_query(REDIRECT_URI)["code"].clone();
+        let tokens = browser::redeem(&api, &web, &code).await;
+        assert_eq!(tokens.status, 200, "{}", tokens.body);
+        if n < 2 {
+            assert_eq!(person.withdraw_consent(&web.id).await.status, 303);
+        }
+    }
     api.client_credentials(&doomed).await;
     deployment
         .writ(&["client", "disable", &doomed.id])
@@ -57,6 +74,16 @@ async fn a_replay_equals_the_live_read_model_and_names_an_altered_row() {
     deployment.writ(&["user", "disable", "user0"]).success();
     let events = deployment.event_count().await;
     assert!(events >= 100_000, "a mixed workload of {events} events");
+    for kind in [
+        "CodeRedeemed",
+        "ConsentWithdrawn",
+        "RefreshTokenReuseDetected",
+        "ClientDisabled",
+        "AccountDisabled",
+    ] {
+        let sql = format!("SELECT count(*) FROM events WHERE event_type = '{kind}'");
+        assert!(deployment.count(&sql).await > 0, "the workload has {kind}");
+    }
 
     let replay = deployment.writ(&["replay", "--verify"]);
     assert!(

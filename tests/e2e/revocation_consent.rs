@@ -39,17 +39,7 @@ async fn a_withdrawn_consent_rejects_that_persons_tokens_for_that_app_only() {
         assert!(server.authenticate(token).await.is_ok(), "live before");
     }
 
-    let account = carol.get("/account").await;
-    let answer = carol
-        .post(
-            "/account/consents",
-            &[
-                ("csrf", &account.hidden("csrf")),
-                ("client_id", &withdrawn_app.id),
-            ],
-        )
-        .await;
-    assert_eq!(answer.status, 303);
+    assert_eq!(carol.withdraw_consent(&withdrawn_app.id).await.status, 303);
     eventually("the withdrawal to reach the resource server", || async {
         server
             .authenticate(&carol_withdrawn)
