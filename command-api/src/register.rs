@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use writ_domain::client::{Client, ClientCommand, ClientSettings};
 use writ_domain::values::{
     ApplicationType, GrantType, IdTokenAlg, RedirectUri, ScopeSet, SecretHash, TokenFormat,
 };
-use writ_infra::crypto::{constant_time_eq, random_token, sha256_hex};
+use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::executor::Stream;
 use writ_infra::http::{form, no_store, OAuthError};
 use writ_infra::{ExecuteError, Metadata};
@@ -71,16 +71,7 @@ fn authorised(state: &CommandState, headers: &HeaderMap) -> Result<(), OAuthErro
             "dynamic registration is not enabled on this server",
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(
-        sha256_hex(presented.as_bytes()).as_bytes(),
-        sha256_hex(expected.as_bytes()).as_bytes(),
-    ) && !presented.is_empty()
-    {
+    if writ_infra::http::bearer_matches(headers, expected) {
         return Ok(());
     }
     Err(OAuthError {

@@ -6,7 +6,7 @@
 
 use writ_infra::store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
 use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Cursor, Dialect, RowExt, Store, Target};
+use writ_infra::store::{Conn, Dialect, RowExt, Store, Target};
 
 use crate::replay::{replay, Progress, Until};
 use crate::{ProjectorError, PROJECTION};
@@ -103,21 +103,8 @@ async fn replay_and_diff(
     scratch: &str,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<Vec<TableDifference>, ProjectorError> {
-    let dialect = conn.dialect();
-    let live = dialect.live_schema();
-    let checkpoint = conn
-        .fetch_optional(
-            &Statement::new(format!(
-                "SELECT txid, position FROM {live}.projector_checkpoints WHERE projection = $1"
-            ))
-            .text(PROJECTION),
-        )
-        .await?
-        .map(|row| Cursor {
-            txid: row.int("txid").unwrap_or(0),
-            position: row.int("position").unwrap_or(0),
-        })
-        .unwrap_or_default();
+    let live = conn.dialect().live_schema();
+    let checkpoint = crate::read_checkpoint(conn, PROJECTION).await?;
     replay(
         conn,
         scratch,

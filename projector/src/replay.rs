@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use writ_infra::store::schema::read_tables_ddl;
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{
-    event_columns, inline, log_order, Conn, Cursor, Dialect, RowExt, StoredEvent, Target,
+    after_cursor, event_columns, inline, Conn, Cursor, Dialect, RowExt, StoredEvent, Target,
 };
 
 use crate::{audit, ProjectorError};
@@ -93,7 +93,13 @@ pub(crate) async fn replay(
     let mut last: Option<Cursor> = None;
     loop {
         let rows = conn
-            .fetch_all(&page_after(dialect, live, last.unwrap_or_default()))
+            .fetch_all(&after_cursor(
+                dialect,
+                event_columns(dialect),
+                last.unwrap_or_default(),
+                PAGE,
+                false,
+            ))
             .await?;
         let mut statements = Vec::new();
         let mut indexed = Vec::new();
@@ -139,27 +145,6 @@ pub(crate) async fn replay(
         last,
         progress,
     })
-}
-
-/// A page of events after `after`, in global order. Keyset paging: each
-/// page costs the same however far into the log it is.
-fn page_after(dialect: Dialect, live: &str, after: Cursor) -> Statement {
-    let (columns, order) = (event_columns(dialect), log_order(dialect));
-    match dialect {
-        Dialect::Sqlite => Statement::new(format!(
-            "SELECT {columns} FROM {live}.events WHERE events.position > $1 ORDER BY {order} LIMIT $2"
-        ))
-        .int(after.position)
-        .int(PAGE),
-        Dialect::Postgres => Statement::new(format!(
-            "SELECT {columns} FROM {live}.events
-             WHERE (events.txid, events.position) > ($1::text::xid8, $2)
-             ORDER BY {order} LIMIT $3"
-        ))
-        .text(after.txid.to_string())
-        .int(after.position)
-        .int(PAGE),
-    }
 }
 
 /// A snapshot's tables: on PostgreSQL the schema `snapshot_<name>`, on

@@ -11,7 +11,6 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
-use writ_infra::crypto::{constant_time_eq, sha256_hex};
 use writ_infra::http::OAuthError;
 
 use crate::audit::{self, Report};
@@ -37,17 +36,7 @@ async fn openapi() -> Response {
 
 fn authorised(state: &QueryState, headers: &HeaderMap) -> Result<(), OAuthError> {
     let expected = state.audit_token.as_deref().unwrap_or_default();
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !presented.is_empty()
-        && constant_time_eq(
-            sha256_hex(presented.as_bytes()).as_bytes(),
-            sha256_hex(expected.as_bytes()).as_bytes(),
-        )
-    {
+    if writ_infra::http::bearer_matches(headers, expected) {
         return Ok(());
     }
     Err(OAuthError {
@@ -76,14 +65,16 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthE
         .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
 }
 
-fn answer(report: Result<Report, sqlx::Error>) -> Response {
-    match report {
-        Ok(report) => Json(Value::Array(report.objects())).into_response(),
-        Err(err) => {
-            tracing::warn!(error = %err, "an audit query failed");
-            OAuthError::unavailable().into_response()
-        }
-    }
+/// A query's rows as JSON; a store that fails is a 503, logged.
+fn rows(report: Result<Report, sqlx::Error>) -> Result<Response, OAuthError> {
+    Ok(Json(Value::Array(unavailable_on_error(report)?.objects())).into_response())
+}
+
+fn unavailable_on_error<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, OAuthError> {
+    result.map_err(|err| {
+        tracing::warn!(error = %err, "an audit query failed");
+        OAuthError::unavailable()
+    })
 }
 
 #[derive(Deserialize)]
@@ -98,26 +89,25 @@ struct Params {
     to: Option<String>,
 }
 
-/// Runs `query` once the caller is authorised and the parameters parse;
-/// every refusal is an RFC 6749-shaped error.
-async fn guarded<F, Fut>(state: &QueryState, headers: &HeaderMap, query: F) -> Response
-where
-    F: FnOnce() -> Result<Fut, OAuthError>,
-    Fut: std::future::Future<Output = Response>,
-{
+/// Answers with `answer` once the caller is authorised; the future is not
+/// polled before, so nothing is parsed or read for a refused caller. Every
+/// refusal is an RFC 6749-shaped error.
+async fn respond(
+    state: &QueryState,
+    headers: &HeaderMap,
+    answer: impl std::future::Future<Output = Result<Response, OAuthError>>,
+) -> Response {
     if state.audit_token.is_none() {
         return StatusCode::NOT_FOUND.into_response();
     }
-    match authorised(state, headers).and_then(|()| query()) {
-        Ok(running) => running.await,
+    match authorised(state, headers) {
+        Ok(()) => answer.await.unwrap_or_else(IntoResponse::into_response),
         Err(refused) => refused.into_response(),
     }
 }
 
-async fn subject(state: &QueryState, raw: &str) -> Result<String, Response> {
-    audit::subject_of(&state.store, &state.key_ring, raw)
-        .await
-        .map_err(|_| OAuthError::unavailable().into_response())
+async fn subject(state: &QueryState, raw: &str) -> Result<String, OAuthError> {
+    unavailable_on_error(audit::subject_of(&state.store, &state.key_ring, raw).await)
 }
 
 async fn grants(
@@ -125,16 +115,10 @@ async fn grants(
     headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Response {
-    guarded(&state, &headers, || {
-        let raw = required(&p.subject, "subject")?.to_owned();
+    respond(&state, &headers, async {
         let at = time(p.as_of.as_deref(), "as_of")?.unwrap_or_else(Utc::now);
-        let state = state.clone();
-        Ok(async move {
-            match subject(&state, &raw).await {
-                Ok(sub) => answer(audit::grants(&state.store, &sub, p.client.as_deref(), at).await),
-                Err(refused) => refused,
-            }
-        })
+        let sub = subject(&state, required(&p.subject, "subject")?).await?;
+        rows(audit::grants(&state.store, &sub, p.client.as_deref(), at).await)
     })
     .await
 }
@@ -144,15 +128,9 @@ async fn consents(
     headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Response {
-    guarded(&state, &headers, || {
-        let raw = required(&p.subject, "subject")?.to_owned();
-        let state = state.clone();
-        Ok(async move {
-            match subject(&state, &raw).await {
-                Ok(sub) => answer(audit::consents(&state.store, &sub).await),
-                Err(refused) => refused,
-            }
-        })
+    respond(&state, &headers, async {
+        let sub = subject(&state, required(&p.subject, "subject")?).await?;
+        rows(audit::consents(&state.store, &sub).await)
     })
     .await
 }
@@ -162,10 +140,8 @@ async fn history(
     headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Response {
-    guarded(&state, &headers, || {
-        let gid = required(&p.grant, "grant")?.to_owned();
-        let store = state.store.clone();
-        Ok(async move { answer(audit::history(&store, &gid).await) })
+    respond(&state, &headers, async {
+        rows(audit::history(&state.store, required(&p.grant, "grant")?).await)
     })
     .await
 }
@@ -175,11 +151,10 @@ async fn who_can(
     headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Response {
-    guarded(&state, &headers, || {
-        let scope = required(&p.scope, "scope")?.to_owned();
+    respond(&state, &headers, async {
+        let scope = required(&p.scope, "scope")?;
         let at = time(Some(required(&p.at, "at")?), "at")?.unwrap_or_else(Utc::now);
-        let store = state.store.clone();
-        Ok(async move { answer(audit::who_can(&store, &scope, p.client.as_deref(), at).await) })
+        rows(audit::who_can(&state.store, scope, p.client.as_deref(), at).await)
     })
     .await
 }
@@ -189,44 +164,30 @@ async fn export(
     headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Response {
-    guarded(&state, &headers, || {
+    respond(&state, &headers, async {
         let from = time(Some(required(&p.from, "from")?), "from")?.unwrap_or_else(Utc::now);
         let to = time(Some(required(&p.to, "to")?), "to")?.unwrap_or_else(Utc::now);
         if from >= to {
             return Err(OAuthError::invalid_request("from must be before to"));
         }
-        let store = state.store.clone();
-        Ok(async move {
-            match audit::export(&store, from, to).await {
-                Ok(report) => {
-                    let lines: String = report
-                        .objects()
-                        .iter()
-                        .map(|object| format!("{object}\n"))
-                        .collect();
-                    ([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response()
-                }
-                Err(err) => answer(Err(err)),
-            }
-        })
+        let report = unavailable_on_error(audit::export(&state.store, from, to).await)?;
+        let lines: String = report
+            .objects()
+            .iter()
+            .map(|object| format!("{object}\n"))
+            .collect();
+        Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response())
     })
     .await
 }
 
 async fn verify(State(state): State<QueryState>, headers: HeaderMap) -> Response {
-    guarded(&state, &headers, || {
-        let state = state.clone();
-        Ok(async move {
-            let checked = writ_infra::store::seal::verify(&state.store, &state.key_ring).await;
-            let key = writ_infra::store::seal::public_key(&state.key_ring).ok();
-            match checked {
-                Ok(verification) => Json(verification.to_json(key.as_deref())).into_response(),
-                Err(err) => {
-                    tracing::warn!(error = %err, "verification failed to run");
-                    OAuthError::unavailable().into_response()
-                }
-            }
-        })
+    respond(&state, &headers, async {
+        let verification = unavailable_on_error(
+            writ_infra::store::seal::verify(&state.store, &state.key_ring).await,
+        )?;
+        let key = writ_infra::store::seal::public_key(&state.key_ring).ok();
+        Ok(Json(verification.to_json(key.as_deref())).into_response())
     })
     .await
 }

@@ -1,7 +1,6 @@
 //! The server-sent-event feed on embedded SQLite, without Kafka, and the
 //! resource-server crate's axum extractor in a real HTTP server.
 
-use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
 use writ_resource_server::sse::{follow_sse, SseFeed};
@@ -30,17 +29,6 @@ async fn sse_resource_server(writ: &Server, reader: &Creds) -> ResourceServer {
     server
 }
 
-#[derive(Clone)]
-struct AppState {
-    server: ResourceServer,
-}
-
-impl FromRef<AppState> for ResourceServer {
-    fn from_ref(state: &AppState) -> Self {
-        state.server.clone()
-    }
-}
-
 async fn current_time(token: Authenticated) -> Result<String, Rejection> {
     token.require_scope("time:read")?;
     Ok(chrono::Utc::now().to_rfc3339())
@@ -50,7 +38,7 @@ async fn current_time(token: Authenticated) -> Result<String, Rejection> {
 async fn api_on_a_port(server: ResourceServer) -> String {
     let app = Router::new()
         .route("/current_time", get(current_time))
-        .with_state(AppState { server });
+        .with_state(server);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -204,14 +204,8 @@ async fn a_rewrite_with_recomputed_hashes_fails_the_checkpoint(backend: Backend)
         let hash = chain_link(
             &previous,
             &RowForHash {
-                aggregate_type: &event.aggregate_type,
-                aggregate_id: &event.aggregate_id,
-                sequence: event.sequence,
-                event_type: &event.event_type,
-                event_version: &event.event_version,
                 payload: &payload,
-                metadata: &event.metadata,
-                recorded_at: &event.recorded_at,
+                ..RowForHash::of(event)
             },
         );
         let update = match deployment.database_url {

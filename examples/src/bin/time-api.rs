@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
@@ -31,17 +31,6 @@ struct Args {
     kafka_topic: String,
 }
 
-#[derive(Clone)]
-struct AppState {
-    server: ResourceServer,
-}
-
-impl FromRef<AppState> for ResourceServer {
-    fn from_ref(state: &AppState) -> Self {
-        state.server.clone()
-    }
-}
-
 async fn current_time(token: Authenticated) -> Result<String, Rejection> {
     token.require_scope("time:read")?;
     Ok(format!("{}\n", chrono::Utc::now().to_rfc3339()))
@@ -52,8 +41,7 @@ async fn epoch_time(token: Authenticated) -> Result<String, Rejection> {
     Ok(format!("{}\n", chrono::Utc::now().timestamp()))
 }
 
-async fn status(State(state): State<AppState>) -> Json<Value> {
-    let server = &state.server;
+async fn status(State(server): State<ResourceServer>) -> Json<Value> {
     let (cursor, applied_at) = server.lag();
     Json(json!({
         "ready": server.is_ready(),
@@ -92,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/current_time", get(current_time))
         .route("/epoch_time", get(epoch_time))
         .route("/status", get(status))
-        .with_state(AppState { server });
+        .with_state(server);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

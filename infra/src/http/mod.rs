@@ -10,3 +10,20 @@ pub use client_auth::{authenticate, AuthenticatedClient};
 pub use error::{no_store, OAuthError};
 pub use form::Form;
 pub use throttle::Throttle;
+
+use axum::http::{header, HeaderMap};
+
+/// Whether the request carries `expected` as its bearer token (RFC 6750
+/// §2.1), compared in constant time; an empty token never matches.
+pub fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    !presented.is_empty()
+        && crate::crypto::constant_time_eq(
+            crate::crypto::sha256_hex(presented.as_bytes()).as_bytes(),
+            crate::crypto::sha256_hex(expected.as_bytes()).as_bytes(),
+        )
+}

@@ -61,19 +61,7 @@ pub async fn verify_chains(db: &Db) -> Result<(Vec<ChainBreak>, u64), sqlx::Erro
             let Some((_, _, previous, broken)) = stream.as_mut() else {
                 continue;
             };
-            let expected = link(
-                previous,
-                &RowForHash {
-                    aggregate_type: &event.aggregate_type,
-                    aggregate_id: &event.aggregate_id,
-                    sequence: event.sequence,
-                    event_type: &event.event_type,
-                    event_version: &event.event_version,
-                    payload: &event.payload,
-                    metadata: &event.metadata,
-                    recorded_at: &event.recorded_at,
-                },
-            );
+            let expected = link(previous, &RowForHash::of(&event));
             if expected != event.hash && !*broken {
                 *broken = true;
                 breaks.push(ChainBreak {
@@ -101,6 +89,22 @@ pub struct RowForHash<'a> {
     pub payload: &'a Value,
     pub metadata: &'a Value,
     pub recorded_at: &'a str,
+}
+
+impl<'a> RowForHash<'a> {
+    /// What a stored event's hash covers.
+    pub fn of(event: &'a StoredEvent) -> Self {
+        Self {
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
+            sequence: event.sequence,
+            event_type: &event.event_type,
+            event_version: &event.event_version,
+            payload: &event.payload,
+            metadata: &event.metadata,
+            recorded_at: &event.recorded_at,
+        }
+    }
 }
 
 pub fn link(previous: &str, row: &RowForHash<'_>) -> String {

@@ -29,7 +29,7 @@ pub use chain::{link as chain_link, verify_chains, ChainBreak, RowForHash, GENES
 pub use committer::{AppendError, AppendReceipt, SideWrite, DEFAULT_MAX_BATCH};
 pub use conn::{Conn, Db, Dialect, Row, RowExt, Target};
 pub use cursor::{Cursor, START};
-pub use reader::EventHeader;
+pub use reader::{after_cursor, EventHeader};
 pub use repository::WritRepository;
 
 use crate::metrics::Metrics;

@@ -60,6 +60,21 @@ fn header_columns(dialect: Dialect) -> &'static str {
 /// `columns` of the events after `after`, at most `limit`, in global order
 /// and below PostgreSQL's global-order bound.
 fn after_bound(dialect: Dialect, columns: &str, after: Cursor, limit: i64) -> Statement {
+    after_cursor(dialect, columns, after, limit, true)
+}
+
+/// `columns` of the events after `after`, at most `limit`, in global order,
+/// by keyset (each page costs the same however deep in the log). With
+/// `bounded`, only below PostgreSQL's global-order bound, where no later
+/// commit can land; without, everything the snapshot sees (a replay or a
+/// verification inside one snapshot).
+pub fn after_cursor(
+    dialect: Dialect,
+    columns: &str,
+    after: Cursor,
+    limit: i64,
+    bounded: bool,
+) -> Statement {
     match dialect {
         Dialect::Sqlite => Statement::new(format!(
             "SELECT {columns} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
@@ -68,9 +83,13 @@ fn after_bound(dialect: Dialect, columns: &str, after: Cursor, limit: i64) -> St
         .int(limit),
         Dialect::Postgres => Statement::new(format!(
             "SELECT {columns} FROM events
-             WHERE (txid, position) > ($1::text::xid8, $2)
-               AND txid < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY events.txid, events.position LIMIT $3"
+             WHERE (txid, position) > ($1::text::xid8, $2){}
+             ORDER BY events.txid, events.position LIMIT $3",
+            if bounded {
+                " AND txid < pg_snapshot_xmin(pg_current_snapshot())"
+            } else {
+                ""
+            }
         ))
         .text(after.txid.to_string())
         .int(after.position)

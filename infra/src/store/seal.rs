@@ -21,6 +21,8 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _, UnparsedPublicKey, ED25519};
 use super::chain::{verify_chains, ChainBreak, GENESIS};
 use super::conn::{Conn, Dialect, RowExt};
 use super::cursor::Cursor;
+use super::reader::after_cursor;
+
 use super::statement::Statement;
 use super::Store;
 use crate::crypto::sha256_hex;
@@ -117,26 +119,11 @@ async fn hashes_after(
     after: Cursor,
     bounded: bool,
 ) -> Result<Vec<(Cursor, String)>, SealError> {
-    let statement = match store.dialect() {
-        Dialect::Sqlite => Statement::new(
-            "SELECT 0 AS txid, position, hash FROM events WHERE position > $1 ORDER BY position LIMIT $2",
-        )
-        .int(after.position)
-        .int(PAGE),
-        Dialect::Postgres => Statement::new(format!(
-            "SELECT txid::text::bigint AS txid, position, hash FROM events
-             WHERE (txid, position) > ($1::text::xid8, $2){}
-             ORDER BY events.txid, events.position LIMIT $3",
-            if bounded {
-                " AND txid < pg_snapshot_xmin(pg_current_snapshot())"
-            } else {
-                ""
-            }
-        ))
-        .text(after.txid.to_string())
-        .int(after.position)
-        .int(PAGE),
+    let columns = match store.dialect() {
+        Dialect::Sqlite => "0 AS txid, position, hash",
+        Dialect::Postgres => "txid::text::bigint AS txid, position, hash",
     };
+    let statement = after_cursor(store.dialect(), columns, after, PAGE, bounded);
     Ok(store
         .db()
         .fetch_all(&statement)
