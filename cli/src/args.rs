@@ -176,6 +176,10 @@ pub struct ReplayArgs {
     /// snapshot-NAME.db beside the SQLite database [default: replay].
     #[arg(long)]
     pub into: Option<String>,
+    /// Replace the live read model with a replay of the whole log while
+    /// Writ keeps serving: commands wait for the switch, none fails.
+    #[arg(long, conflicts_with_all = ["verify", "as_of", "position", "into"])]
+    pub swap: bool,
 }
 
 fn parse_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {

@@ -1,11 +1,13 @@
 //! `writ replay`: the log replayed from the start into fresh tables, kept
-//! as a named snapshot (at the head, a cursor or a time) or compared with
-//! the live read model (`--verify`). The live tables are only read.
+//! as a named snapshot (at the head, a cursor or a time), compared with the
+//! live read model (`--verify`), or put in its place (`--swap`). Only the
+//! swap changes the live tables.
 
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use writ_projector::replay::{replay_into_snapshot, snapshot_location, Progress, Until};
+use writ_projector::swap::replay_and_swap;
 use writ_projector::{rebuild_and_compare_with_progress, Side};
 
 use crate::args::ReplayArgs;
@@ -19,6 +21,19 @@ pub async fn run(context: Context, args: ReplayArgs) -> anyhow::Result<()> {
         (Some(_), Some(_)) => bail!("give --as-of or --position, not both"),
     };
     let mut progress = ProgressLine::default();
+    if args.swap {
+        let swapped =
+            replay_and_swap(context.store.target(), &mut |p: &Progress| progress.show(p)).await?;
+        progress.finish();
+        outln!(
+            "the live read model is now a replay of the log ({} events; the last {} applied while writers waited {:.1} ms, lock attempt {})",
+            swapped.events,
+            swapped.tail,
+            swapped.held.as_secs_f64() * 1000.0,
+            swapped.attempts
+        );
+        return Ok(());
+    }
     if args.verify {
         if until != Until::Head || args.into.is_some() {
             bail!("--verify compares the whole log with the live tables; it takes no --as-of, --position or --into");

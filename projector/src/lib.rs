@@ -15,6 +15,7 @@ mod publisher;
 mod rebuild;
 pub mod replay;
 mod run;
+pub mod swap;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@ use writ_infra::store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{Conn, Dialect, RowExt, Store, Target};
 
-use crate::replay::{replay, Progress, Until};
+use crate::replay::{replay, Pass, Progress, Until};
 use crate::{ProjectorError, PROJECTION};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,15 +105,17 @@ async fn replay_and_diff(
 ) -> Result<Vec<TableDifference>, ProjectorError> {
     let live = conn.dialect().live_schema();
     let checkpoint = crate::read_checkpoint(conn, PROJECTION).await?;
-    replay(
-        conn,
+    let pass = Pass {
         scratch,
-        Until::Head,
-        Until::Cursor(checkpoint),
-        false,
-        on_progress,
-    )
-    .await?;
+        after: None,
+        until: Until::Head,
+        audit_until: Until::Cursor(checkpoint),
+        // One snapshot: what it sees of the log and of the live tables
+        // agree, whatever commits later.
+        bounded: false,
+        commit_pages: false,
+    };
+    replay(conn, pass, on_progress).await?;
     let mut differences = Vec::new();
     for table in REBUILDABLE_TABLES {
         let mut rows = rows_only_in(conn, table, live, scratch, Side::Live).await?;

@@ -18,7 +18,7 @@ use writ_infra::store::{
 
 use crate::{audit, ProjectorError};
 
-const PAGE: i64 = 2000;
+pub(crate) const PAGE: i64 = 2000;
 
 /// Where a replay stops: at the log's head, after the event at a cursor, or
 /// at the longest prefix of the log whose commit times are all ≤ a time.
@@ -64,18 +64,51 @@ pub struct Replayed {
     pub progress: Progress,
 }
 
-/// Replays into `scratch` (whose tables exist and are empty). Audit rows
-/// are made for events up to `audit_until` (the verification indexes only
-/// what the live projector has). With `commit_pages`, each page is its own
-/// transaction; otherwise the caller's transaction holds them all.
+/// One pass of a replay: into which tables, from where, how far.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pass<'a> {
+    /// The schema (or attached database) whose tables receive the rows.
+    pub scratch: &'a str,
+    /// Where the pass starts: after this event, or at the log's start.
+    pub after: Option<Cursor>,
+    pub until: Until,
+    /// Audit rows are made for events up to here (the verification
+    /// indexes only what the live projector has).
+    pub audit_until: Until,
+    /// Below PostgreSQL's global-order bound only: a pass outside one
+    /// snapshot, which a later commit with a lower cursor must not pass.
+    pub bounded: bool,
+    /// Each page its own transaction; otherwise the caller's holds them.
+    pub commit_pages: bool,
+}
+
+impl<'a> Pass<'a> {
+    /// The whole log up to `until`, committed page by page.
+    pub fn committed(scratch: &'a str, until: Until) -> Self {
+        Self {
+            scratch,
+            after: None,
+            until,
+            audit_until: until,
+            bounded: true,
+            commit_pages: true,
+        }
+    }
+}
+
+/// Replays a pass into its tables, which exist (and are empty, or hold the
+/// pass's predecessor).
 pub(crate) async fn replay(
     conn: &mut Conn,
-    scratch: &str,
-    until: Until,
-    audit_until: Until,
-    commit_pages: bool,
+    pass: Pass<'_>,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<Replayed, ProjectorError> {
+    let Pass {
+        scratch,
+        until,
+        audit_until,
+        ..
+    } = pass;
     let dialect = conn.dialect();
     let live = dialect.live_schema();
     let total = conn
@@ -90,7 +123,7 @@ pub(crate) async fn replay(
         total: total as u64,
         started: Instant::now(),
     };
-    let mut last: Option<Cursor> = None;
+    let mut last: Option<Cursor> = pass.after;
     loop {
         let rows = conn
             .fetch_all(&after_cursor(
@@ -98,7 +131,7 @@ pub(crate) async fn replay(
                 event_columns(dialect),
                 last.unwrap_or_default(),
                 PAGE,
-                false,
+                pass.bounded,
             ))
             .await?;
         let mut statements = Vec::new();
@@ -128,8 +161,10 @@ pub(crate) async fn replay(
             .map(|statement| statement.with_literals(dialect))
             .collect();
         let batch = batch.join(";\n");
-        if commit_pages {
-            conn.begin_write().await?;
+        if pass.commit_pages && !batch.is_empty() {
+            // Deferred: on SQLite only the scratch database is locked, so
+            // the live committer goes on between pages.
+            conn.batch("BEGIN").await?;
             conn.batch(&batch).await?;
             conn.batch("COMMIT").await?;
         } else if !batch.is_empty() {
@@ -220,7 +255,7 @@ pub async fn replay_into_snapshot(
             location
         }
     };
-    let replayed = replay(&mut conn, &schema, until, until, true, on_progress).await;
+    let replayed = replay(&mut conn, Pass::committed(&schema, until), on_progress).await;
     if dialect == Dialect::Sqlite {
         let _ = conn.batch("DETACH DATABASE snapshot").await;
     }

@@ -455,6 +455,18 @@ impl Deployment {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A connection of its own to the database, for writing behind
+    /// Writ's back (the store's pools only read on SQLite).
+    pub async fn conn(&self) -> writ_infra::store::Conn {
+        let target = match &self.database_url {
+            Some(url) => writ_infra::store::Target::Postgres(url.clone()),
+            None => writ_infra::store::Target::Sqlite(self.data.database()),
+        };
+        writ_infra::store::Conn::connect(&target)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// `GrantRevoked` events whose reason is `reason` (the policies').
     pub async fn count_revocations(&self, reason: &str) -> i64 {
         self.count(&format!(

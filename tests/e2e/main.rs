@@ -32,5 +32,6 @@ mod schema;
 mod serve;
 mod shutdown;
 mod split;
+mod swap;
 mod tamper;
 mod tokens;

@@ -41,15 +41,10 @@ async fn sealed_log(backend: Backend) -> (Deployment, Vec<String>) {
 }
 
 async fn sql(deployment: &Deployment, statement: Statement) {
-    let url = deployment.database_url.clone();
-    let target = match url {
-        Some(url) => writ_infra::store::Target::Postgres(url),
-        None => writ_infra::store::Target::Sqlite(deployment.data.path().join("writ.db")),
-    };
-    let mut conn = writ_infra::store::Conn::connect(&target)
+    deployment
+        .conn()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    conn.execute(&[statement])
+        .execute(&[statement])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
