@@ -3,6 +3,7 @@
 //! live read model (`--verify`), or put in its place (`--swap`). Only the
 //! swap changes the live tables.
 
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -92,37 +93,116 @@ async fn verify(context: &Context, progress: &mut ProgressLine) -> anyhow::Resul
     )
 }
 
-/// A progress line on stderr at most once a second: events, rate, ETA.
-#[derive(Default)]
+/// Progress on stderr: on a terminal a bar redrawn in place ten times a
+/// second; otherwise (a log, a pipe) a line once a second.
 struct ProgressLine {
     shown_at: Option<Instant>,
     shown: bool,
+    terminal: bool,
 }
+
+impl Default for ProgressLine {
+    fn default() -> Self {
+        Self {
+            shown_at: None,
+            shown: false,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+const BAR_WIDTH: usize = 30;
 
 impl ProgressLine {
     fn show(&mut self, progress: &Progress) {
+        let every = if self.terminal {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(1)
+        };
         let now = Instant::now();
-        let due = self.shown_at.map_or(
-            now.duration_since(progress.started) >= Duration::from_secs(1),
-            |at| now.duration_since(at) >= Duration::from_secs(1),
-        );
-        if !due {
+        let since = self.shown_at.unwrap_or(progress.started);
+        if now.duration_since(since) < every {
             return;
         }
         self.shown_at = Some(now);
         self.shown = true;
-        let rate = progress.events_per_second();
-        let left = progress.total.saturating_sub(progress.replayed);
-        let percent = 100.0 * progress.replayed as f64 / progress.total.max(1) as f64;
-        eprintln!(
-            "replay: {} of {} events ({percent:.0} %), {rate:.0} events/s, ETA {:.0} s",
-            progress.replayed,
-            progress.total,
-            left as f64 / rate.max(1.0)
+        if self.terminal {
+            eprint!("\rreplay {} {}\x1b[K", bar(progress), figures(progress));
+        } else {
+            eprintln!("replay: {}", figures(progress));
+        }
+    }
+
+    /// Ends the bar's line, so what follows starts on a line of its own.
+    fn finish(&mut self) {
+        if self.terminal && self.shown {
+            eprintln!();
+        }
+        self.shown_at = None;
+        self.shown = false;
+    }
+}
+
+fn done(progress: &Progress) -> f64 {
+    (progress.replayed as f64 / progress.total.max(1) as f64).min(1.0)
+}
+
+/// `[#####     ]`, filled as far as the replay has come.
+fn bar(progress: &Progress) -> String {
+    let filled = (done(progress) * BAR_WIDTH as f64).round() as usize;
+    format!("[{}{}]", "#".repeat(filled), " ".repeat(BAR_WIDTH - filled))
+}
+
+/// Events so far, the share, the rate and the time left at that rate.
+fn figures(progress: &Progress) -> String {
+    let rate = progress.events_per_second();
+    let left = progress.total.saturating_sub(progress.replayed);
+    format!(
+        "{} of {} events ({:.0} %), {rate:.0} events/s, ETA {:.0} s",
+        progress.replayed,
+        progress.total,
+        100.0 * done(progress),
+        left as f64 / rate.max(1.0)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_seconds_in(replayed: u64, total: u64) -> Progress {
+        Progress {
+            replayed,
+            total,
+            started: Instant::now() - Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn the_bar_fills_with_the_share_replayed_and_never_overflows() {
+        assert_eq!(
+            bar(&two_seconds_in(0, 100)),
+            format!("[{}]", " ".repeat(30))
+        );
+        assert_eq!(
+            bar(&two_seconds_in(50, 100)),
+            format!("[{}{}]", "#".repeat(15), " ".repeat(15))
+        );
+        // The log grows while it is replayed.
+        assert_eq!(
+            bar(&two_seconds_in(120, 100)),
+            format!("[{}]", "#".repeat(30))
         );
     }
 
-    fn finish(&mut self) {
-        self.shown_at = None;
+    #[test]
+    fn the_figures_give_the_rate_and_the_time_left() {
+        let line = figures(&two_seconds_in(2000, 6000));
+        assert!(
+            line.starts_with("2000 of 6000 events (33 %), 1000 events/s"),
+            "{line}"
+        );
+        assert!(line.ends_with("ETA 4 s"), "{line}");
     }
 }
