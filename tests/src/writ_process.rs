@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use writ_infra::store::statement::Statement;
+use writ_infra::store::Db;
+
 /// Builds the release binary and returns it. The packages are the ones the
 /// benchmarks are documented to be built with, so features unify the same
 /// way and this is a no-op (`-p writ-cli` alone would rebuild sqlx).
@@ -110,6 +113,38 @@ impl Deployment {
             base: format!("http://{address}"),
         })
     }
+}
+
+/// A fresh PostgreSQL database and a data directory with a key file; the
+/// directory lives as long as the returned guard.
+pub async fn fresh_postgres_deployment(
+    binary: &Path,
+) -> Result<(String, tempfile::TempDir, Deployment), Box<dyn std::error::Error>> {
+    let url = writ_infra::testing::fresh_postgres_database().await?;
+    let dir = tempfile::tempdir()?;
+    let deployment = Deployment {
+        binary: binary.to_owned(),
+        data_dir: dir.path().to_owned(),
+        database_url: Some(url.clone()),
+    };
+    deployment.run(&["keys", "init"])?;
+    Ok((url, dir, deployment))
+}
+
+/// Whether the audit index and the policies have both passed `position`.
+pub async fn projected_past(db: &Db, position: i64) -> bool {
+    let behind = db
+        .scalar_i64(
+            &Statement::new(
+                "SELECT count(*) FROM (VALUES ('audit_index'), ('policies')) AS p(projection)
+                 LEFT JOIN projector_checkpoints c USING (projection)
+                 WHERE coalesce(c.position, 0) < $1",
+            )
+            .int(position),
+        )
+        .await
+        .unwrap_or(1);
+    behind == 0
 }
 
 pub struct Server {

@@ -43,21 +43,6 @@ SELECT CASE WHEN i % 2 = 0 THEN 'LoginDay' ELSE 'Grant' END,
        md5(i::text)
 FROM generate_series(1, $1) AS i";
 
-async fn checkpoints_at_least(db: &Db, position: i64) -> bool {
-    let behind = db
-        .scalar_i64(
-            &Statement::new(
-                "SELECT count(*) FROM (VALUES ('audit_index'), ('policies')) AS p(projection)
-                 LEFT JOIN projector_checkpoints c USING (projection)
-                 WHERE coalesce(c.position, 0) < $1",
-            )
-            .int(position),
-        )
-        .await
-        .unwrap_or(1);
-    behind == 0
-}
-
 async fn start(deployment: &Deployment, process: &str) -> Result<Server, Failure> {
     Ok(deployment.start(&[
         process,
@@ -68,24 +53,8 @@ async fn start(deployment: &Deployment, process: &str) -> Result<Server, Failure
     ])?)
 }
 
-/// A fresh database and data directory with a key file; the directory
-/// lives as long as the returned guard.
-async fn fresh_deployment(
-    binary: &std::path::Path,
-) -> Result<(String, tempfile::TempDir, Deployment), Failure> {
-    let url = writ_infra::testing::fresh_postgres_database().await?;
-    let dir = tempfile::tempdir()?;
-    let deployment = Deployment {
-        binary: binary.to_owned(),
-        data_dir: dir.path().to_owned(),
-        database_url: Some(url.clone()),
-    };
-    deployment.run(&["keys", "init"])?;
-    Ok((url, dir, deployment))
-}
-
 async fn catch_up(binary: &std::path::Path, events: i64) -> Result<(), Failure> {
-    let (url, _dir, deployment) = fresh_deployment(binary).await?;
+    let (url, _dir, deployment) = writ_process::fresh_postgres_deployment(binary).await?;
     deployment.run(&["migrate"])?;
     let db = Db::connect_postgres(&url, 2).await.map(Db::Postgres)?;
     let inserted = Instant::now();
@@ -101,7 +70,7 @@ async fn catch_up(binary: &std::path::Path, events: i64) -> Result<(), Failure> 
     );
     let started = Instant::now();
     let projector = start(&deployment, "projector").await?;
-    while !checkpoints_at_least(&db, last).await {
+    while !writ_process::projected_past(&db, last).await {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if started.elapsed() > Duration::from_secs(1800) {
             return Err("the projector did not catch up in 30 minutes".into());
@@ -121,7 +90,7 @@ async fn catch_up(binary: &std::path::Path, events: i64) -> Result<(), Failure> 
 }
 
 async fn steady_state(binary: &std::path::Path) -> Result<(), Failure> {
-    let (url, _dir, deployment) = fresh_deployment(binary).await?;
+    let (url, _dir, deployment) = writ_process::fresh_postgres_deployment(binary).await?;
     let created = deployment.run(&[
         "--json", "client", "create", "--name", "bench", "--scope", "read",
     ])?;
