@@ -2,7 +2,7 @@
 //! canonical form of its stored row and the previous hash of its stream,
 //! so an altered or removed event breaks every later link.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::conn::Db;
 use super::statement::Statement;
@@ -44,8 +44,8 @@ pub async fn verify_chains(db: &Db) -> Result<(Vec<ChainBreak>, u64), sqlx::Erro
         if rows.is_empty() {
             break;
         }
-        for row in &rows {
-            let event = StoredEvent::from_row(row)?;
+        for row in rows {
+            let event = StoredEvent::from_owned_row(row)?;
             checked += 1;
             let same_stream = stream.as_ref().is_some_and(|(t, id, _, _)| {
                 *t == event.aggregate_type && *id == event.aggregate_id
@@ -108,21 +108,36 @@ impl<'a> RowForHash<'a> {
 }
 
 pub fn link(previous: &str, row: &RowForHash<'_>) -> String {
-    let object = json!({
-        "aggregate_type": row.aggregate_type,
-        "aggregate_id": row.aggregate_id,
-        "sequence": row.sequence,
-        "event_type": row.event_type,
-        "event_version": row.event_version,
-        "payload": row.payload,
-        "metadata": row.metadata,
-        "recorded_at": row.recorded_at,
-    });
+    // The row as one JSON object in canonical form, written member by
+    // member: its keys are ASCII, so their UTF-16 order is the order here.
+    // Building a `Value` first would copy the payload on every append.
     let mut canonical = String::with_capacity(512);
     canonical.push_str(previous);
     canonical.push('\n');
-    write_canonical(&object, &mut canonical);
+    canonical.push_str("{\"aggregate_id\":");
+    write_string(row.aggregate_id, &mut canonical);
+    canonical.push_str(",\"aggregate_type\":");
+    write_string(row.aggregate_type, &mut canonical);
+    canonical.push_str(",\"event_type\":");
+    write_string(row.event_type, &mut canonical);
+    canonical.push_str(",\"event_version\":");
+    write_string(row.event_version, &mut canonical);
+    canonical.push_str(",\"metadata\":");
+    write_canonical(row.metadata, &mut canonical);
+    canonical.push_str(",\"payload\":");
+    write_canonical(row.payload, &mut canonical);
+    canonical.push_str(",\"recorded_at\":");
+    write_string(row.recorded_at, &mut canonical);
+    canonical.push_str(",\"sequence\":");
+    canonical.push_str(&row.sequence.to_string());
+    canonical.push('}');
     sha256_hex(canonical.as_bytes())
+}
+
+/// A JSON string: serde_json escapes exactly what ECMAScript's
+/// `JSON.stringify` does, as RFC 8785 asks.
+fn write_string(text: &str, out: &mut String) {
+    out.push_str(&Value::from(text).to_string());
 }
 
 /// RFC 8785 (JCS) for the JSON Writ writes: object members sorted by their
@@ -132,7 +147,7 @@ pub fn link(previous: &str, row: &RowForHash<'_>) -> String {
 pub fn write_canonical(value: &Value, out: &mut String) {
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) => out.push_str(&value.to_string()),
-        Value::String(text) => out.push_str(&Value::String(text.clone()).to_string()),
+        Value::String(text) => write_string(text, out),
         Value::Array(items) => {
             out.push('[');
             for (index, item) in items.iter().enumerate() {
@@ -151,7 +166,7 @@ pub fn write_canonical(value: &Value, out: &mut String) {
                 if index > 0 {
                     out.push(',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
+                write_string(key, out);
                 out.push(':');
                 write_canonical(&members[key], out);
             }
@@ -162,6 +177,8 @@ pub fn write_canonical(value: &Value, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -171,6 +188,45 @@ mod tests {
         let mut out = String::new();
         write_canonical(&value, &mut out);
         assert_eq!(out, "{\"a\":\"\u{e9}\\n\",\"b\":[1,{\"a\":true,\"z\":null}],\"\u{1F600}\":1,\"\u{FB01}\":2}");
+    }
+
+    /// The link as first written: the row built as a `Value`, then put in
+    /// canonical form. Stored hashes were made this way and must still
+    /// verify.
+    fn link_through_a_value(previous: &str, row: &RowForHash<'_>) -> String {
+        let object = json!({
+            "aggregate_type": row.aggregate_type,
+            "aggregate_id": row.aggregate_id,
+            "sequence": row.sequence,
+            "event_type": row.event_type,
+            "event_version": row.event_version,
+            "payload": row.payload,
+            "metadata": row.metadata,
+            "recorded_at": row.recorded_at,
+        });
+        let mut canonical = format!("{previous}\n");
+        write_canonical(&object, &mut canonical);
+        sha256_hex(canonical.as_bytes())
+    }
+
+    #[test]
+    fn the_link_written_member_by_member_equals_the_one_through_a_value() {
+        let payload =
+            json!({"Z": [1, "\u{1F600}\"\\\n\u{1}"], "a": {"\u{fb01}": null, "b": true}, "n": -12});
+        let metadata = json!({"actor": "client:x", "request_id": "r\t1"});
+        for (aggregate_id, sequence) in [("id \"quoted\"", 0), ("é/\u{7f}", 41), ("", i64::MAX)] {
+            let row = RowForHash {
+                aggregate_type: "Grant",
+                aggregate_id,
+                sequence,
+                event_type: "AccessTokenIssued",
+                event_version: "1.0",
+                payload: &payload,
+                metadata: &metadata,
+                recorded_at: "2026-12-02T10:00:00.123456Z",
+            };
+            assert_eq!(link(GENESIS, &row), link_through_a_value(GENESIS, &row));
+        }
     }
 
     #[test]

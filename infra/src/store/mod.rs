@@ -72,28 +72,43 @@ impl StoredEvent {
     }
 
     pub fn from_row(row: &Row) -> Result<Self, sqlx::Error> {
-        let text = |column: &str| row.text(column).ok_or_else(|| missing(column));
-        // SQLite stores JSON as text; PostgreSQL's `json` arrives parsed.
-        let json = |column: &str| match row.get(column) {
-            Some(Value::String(text)) => {
-                serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-            }
-            Some(value) => Ok(value.clone()),
-            None => Err(missing(column)),
-        };
+        Self::from_owned_row(row.clone())
+    }
+
+    /// [`StoredEvent::from_row`], moving the row's values instead of
+    /// copying them (a verification reads every event of the log).
+    pub fn from_owned_row(mut row: Row) -> Result<Self, sqlx::Error> {
         Ok(Self {
             txid: row.int("txid").unwrap_or(0),
             position: row.int("position").ok_or_else(|| missing("position"))?,
-            recorded_at: text("recorded_at")?,
-            aggregate_type: text("aggregate_type")?,
-            aggregate_id: text("aggregate_id")?,
             sequence: row.int("sequence").ok_or_else(|| missing("sequence"))?,
-            event_type: text("event_type")?,
-            event_version: text("event_version")?,
-            payload: json("payload")?,
-            metadata: json("metadata")?,
-            hash: text("hash")?,
+            recorded_at: take_text(&mut row, "recorded_at")?,
+            aggregate_type: take_text(&mut row, "aggregate_type")?,
+            aggregate_id: take_text(&mut row, "aggregate_id")?,
+            event_type: take_text(&mut row, "event_type")?,
+            event_version: take_text(&mut row, "event_version")?,
+            payload: take_json(&mut row, "payload")?,
+            metadata: take_json(&mut row, "metadata")?,
+            hash: take_text(&mut row, "hash")?,
         })
+    }
+}
+
+fn take_text(row: &mut Row, column: &str) -> Result<String, sqlx::Error> {
+    match row.remove(column) {
+        Some(Value::String(text)) => Ok(text),
+        _ => Err(missing(column)),
+    }
+}
+
+/// SQLite stores JSON as text; PostgreSQL's `json` arrives parsed.
+fn take_json(row: &mut Row, column: &str) -> Result<Value, sqlx::Error> {
+    match row.remove(column) {
+        Some(Value::String(text)) => {
+            serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        }
+        Some(value) => Ok(value),
+        None => Err(missing(column)),
     }
 }
 

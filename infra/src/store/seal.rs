@@ -245,20 +245,25 @@ impl Verification {
     }
 }
 
-/// Checks every stream's chain, then walks the global order once and holds
-/// each checkpoint against it: signature, count and rolling hash.
+/// Checks every stream's chain and, beside it, walks the global order once
+/// and holds each checkpoint against it: signature, count and rolling hash.
 pub async fn verify(store: &Store, keys: &KeyRing) -> Result<Verification, SealError> {
-    let (chain_breaks, events) = verify_chains(store.db()).await?;
+    let sealed = checkpoints(store).await?;
+    // Two independent reads of the log, in stream order and in global
+    // order: side by side, each on a connection of the pool.
+    let chains = async { Ok::<_, SealError>(verify_chains(store.db()).await?) };
+    let ((chain_breaks, events), walk) = tokio::try_join!(chains, walk(store, &sealed))?;
     let expected_key = public_key(keys)?;
     let verifier_key = URL_SAFE_NO_PAD
         .decode(&expected_key)
         .map_err(|e| SealError::Key(e.to_string()))?;
     let verifier = UnparsedPublicKey::new(&ED25519, verifier_key);
-    let sealed = checkpoints(store).await?;
     let mut verification = Verification {
         events,
         chain_breaks,
         checkpoints: sealed.len(),
+        last_sealed: walk.last_sealed,
+        unsealed: walk.unsealed,
         ..Verification::default()
     };
     let mut since: Option<String> = None;
@@ -285,7 +290,25 @@ pub async fn verify(store: &Store, keys: &KeyRing) -> Result<Verification, SealE
         }
         since = Some(checkpoint.cursor.clone());
     }
+    failures.extend(walk.failures);
+    verification.failures = failures;
+    Ok(verification)
+}
 
+/// What the walk of the log in global order found against the signed
+/// checkpoints.
+#[derive(Default)]
+struct Walk {
+    failures: Vec<CheckpointFailure>,
+    last_sealed: Option<String>,
+    unsealed: u64,
+}
+
+/// Recomputes the rolling hash over the log in global order and meets
+/// each checkpoint at its cursor: its count and rolling hash must match.
+async fn walk(store: &Store, sealed: &[(Cursor, Checkpoint)]) -> Result<Walk, SealError> {
+    let mut found = Walk::default();
+    let failures = &mut found.failures;
     let (mut cursor, mut count, mut rolling) = (Cursor::default(), 0_i64, GENESIS.to_owned());
     let mut pending = sealed.iter().peekable();
     let mut since: Option<String> = None;
@@ -315,11 +338,11 @@ pub async fn verify(store: &Store, keys: &KeyRing) -> Result<Verification, SealE
                     failures.push(verification_failure(checkpoint, &since, "the events up to its cursor are not the ones it sealed (rolling hash differs)".into()));
                 }
                 since = Some(checkpoint.cursor.clone());
-                verification.last_sealed = Some(checkpoint.cursor.clone());
-                verification.unsealed = 0;
+                found.last_sealed = Some(checkpoint.cursor.clone());
+                found.unsealed = 0;
                 continue;
             }
-            verification.unsealed += 1;
+            found.unsealed += 1;
         }
         if (page.len() as i64) < PAGE {
             break;
@@ -333,8 +356,7 @@ pub async fn verify(store: &Store, keys: &KeyRing) -> Result<Verification, SealE
         ));
         since = Some(checkpoint.cursor.clone());
     }
-    verification.failures = failures;
-    Ok(verification)
+    Ok(found)
 }
 
 fn verification_failure(
