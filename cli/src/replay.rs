@@ -52,7 +52,7 @@ pub async fn run(context: Context, args: ReplayArgs) -> anyhow::Result<()> {
         .map_or_else(|| "none".to_owned(), |cursor| cursor.to_string());
     outln!(
         "replayed {} events into {} in {:.1} s ({:.0} events/s); last cursor {last}",
-        replayed.events,
+        replayed.progress.replayed,
         snapshot_location(target, name),
         replayed.progress.started.elapsed().as_secs_f64(),
         rate

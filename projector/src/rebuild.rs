@@ -8,7 +8,7 @@ use writ_infra::store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{Conn, Dialect, RowExt, Store, Target};
 
-use crate::replay::{replay, Pass, Progress, Until};
+use crate::replay::{attach_scratch, detach_scratch, replay, Pass, Progress, Until};
 use crate::{ProjectorError, PROJECTION};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,16 +50,9 @@ pub async fn rebuild_and_compare_with_progress(
     let mut conn = Conn::connect(store.target()).await?;
     match store.target() {
         Target::Sqlite(path) => {
-            let scratch = path.with_file_name(format!("rebuild-{}.db", uuid::Uuid::new_v4()));
-            conn.execute(&[
-                Statement::new("ATTACH DATABASE $1 AS rebuild").text(scratch.display().to_string())
-            ])
-            .await?;
+            let scratch = attach_scratch(&mut conn, path, "rebuild").await?;
             let outcome = compare(&mut conn, "rebuild", on_progress).await;
-            let _ = conn.batch("DETACH DATABASE rebuild").await;
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
-            }
+            detach_scratch(&mut conn, "rebuild", &scratch).await;
             outcome
         }
         Target::Postgres(_) => compare(&mut conn, "writ_rebuild", on_progress).await,
@@ -115,7 +108,8 @@ async fn replay_and_diff(
         bounded: false,
         commit_pages: false,
     };
-    replay(conn, pass, on_progress).await?;
+    let mut progress = Progress::start(conn).await?;
+    replay(conn, pass, &mut progress, on_progress).await?;
     let mut differences = Vec::new();
     for table in REBUILDABLE_TABLES {
         let mut rows = rows_only_in(conn, table, live, scratch, Side::Live).await?;

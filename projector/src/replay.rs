@@ -7,6 +7,7 @@
 //! snapshot, and [`replay_into_snapshot`], which keeps the state at a cursor
 //! or a time in tables of its own and commits page by page.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -50,6 +51,23 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Counts the log once, for every pass of one replay.
+    pub(crate) async fn start(conn: &mut Conn) -> Result<Self, ProjectorError> {
+        let live = conn.dialect().live_schema();
+        let total = conn
+            .fetch_optional(&Statement::new(format!(
+                "SELECT count(*) AS n FROM {live}.events"
+            )))
+            .await?
+            .and_then(|row| row.int("n"))
+            .unwrap_or(0);
+        Ok(Self {
+            replayed: 0,
+            total: total as u64,
+            started: Instant::now(),
+        })
+    }
+
     pub fn events_per_second(&self) -> f64 {
         self.replayed as f64 / self.started.elapsed().as_secs_f64().max(1e-6)
     }
@@ -58,7 +76,6 @@ impl Progress {
 /// What a finished replay covered.
 #[derive(Debug, Clone, Copy)]
 pub struct Replayed {
-    pub events: u64,
     /// The last event applied; `None` when none was.
     pub last: Option<Cursor>,
     pub progress: Progress,
@@ -97,12 +114,14 @@ impl<'a> Pass<'a> {
 }
 
 /// Replays a pass into its tables, which exist (and are empty, or hold the
-/// pass's predecessor).
+/// pass's predecessor), counting its events into `progress`. Returns the
+/// last event applied, or the pass's start when there was none.
 pub(crate) async fn replay(
     conn: &mut Conn,
     pass: Pass<'_>,
+    progress: &mut Progress,
     on_progress: &mut dyn FnMut(&Progress),
-) -> Result<Replayed, ProjectorError> {
+) -> Result<Option<Cursor>, ProjectorError> {
     let Pass {
         scratch,
         until,
@@ -111,18 +130,6 @@ pub(crate) async fn replay(
     } = pass;
     let dialect = conn.dialect();
     let live = dialect.live_schema();
-    let total = conn
-        .fetch_optional(&Statement::new(format!(
-            "SELECT count(*) AS n FROM {live}.events"
-        )))
-        .await?
-        .and_then(|row| row.int("n"))
-        .unwrap_or(0);
-    let mut progress = Progress {
-        replayed: 0,
-        total: total as u64,
-        started: Instant::now(),
-    };
     let mut last: Option<Cursor> = pass.after;
     loop {
         let rows = conn
@@ -170,16 +177,33 @@ pub(crate) async fn replay(
         } else if !batch.is_empty() {
             conn.batch(&batch).await?;
         }
-        on_progress(&progress);
+        on_progress(progress);
         if reached_end {
             break;
         }
     }
-    Ok(Replayed {
-        events: progress.replayed,
-        last,
-        progress,
-    })
+    Ok(last)
+}
+
+/// A scratch file beside the SQLite database `database`, attached as
+/// `alias` for one rebuild; [`detach_scratch`] deletes it.
+pub(crate) async fn attach_scratch(
+    conn: &mut Conn,
+    database: &Path,
+    alias: &str,
+) -> Result<PathBuf, ProjectorError> {
+    let scratch = database.with_file_name(format!("{alias}-{}.db", uuid::Uuid::new_v4()));
+    conn.execute(&[Statement::new(format!("ATTACH DATABASE $1 AS {alias}"))
+        .text(scratch.display().to_string())])
+        .await?;
+    Ok(scratch)
+}
+
+pub(crate) async fn detach_scratch(conn: &mut Conn, alias: &str, scratch: &Path) {
+    let _ = conn.batch(&format!("DETACH DATABASE {alias}")).await;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
+    }
 }
 
 /// A snapshot's tables: on PostgreSQL the schema `snapshot_<name>`, on
@@ -255,9 +279,19 @@ pub async fn replay_into_snapshot(
             location
         }
     };
-    let replayed = replay(&mut conn, Pass::committed(&schema, until), on_progress).await;
+    let mut progress = Progress::start(&mut conn).await?;
+    let last = replay(
+        &mut conn,
+        Pass::committed(&schema, until),
+        &mut progress,
+        on_progress,
+    )
+    .await;
     if dialect == Dialect::Sqlite {
         let _ = conn.batch("DETACH DATABASE snapshot").await;
     }
-    replayed
+    Ok(Replayed {
+        last: last?,
+        progress,
+    })
 }

@@ -16,7 +16,8 @@ use writ_infra::store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{Conn, Cursor, Dialect, Target};
 
-use crate::replay::{replay, Pass, Progress, Until, PAGE};
+use crate::replay::{attach_scratch, detach_scratch, replay, Pass, Progress, Until, PAGE};
+use crate::run::try_lock;
 use crate::{read_checkpoint, ProjectorError, PROJECTION};
 
 /// Only one swap at a time (session-level advisory lock).
@@ -55,13 +56,7 @@ pub async fn replay_and_swap(
     let mut conn = Conn::connect(target).await?;
     match target {
         Target::Postgres(_) => {
-            let locked = conn
-                .fetch_optional(
-                    &Statement::new("SELECT 1 AS n WHERE pg_try_advisory_lock($1)").int(SWAP_LOCK),
-                )
-                .await?
-                .is_some();
-            if !locked {
+            if !try_lock(&mut conn, SWAP_LOCK).await? {
                 return Err(ProjectorError::Invalid(
                     "another writ replay --swap is running on this database".into(),
                 ));
@@ -85,18 +80,11 @@ pub async fn replay_and_swap(
             swapped
         }
         Target::Sqlite(path) => {
-            let scratch = path.with_file_name(format!("swap-{}.db", uuid::Uuid::new_v4()));
-            conn.execute(&[
-                Statement::new("ATTACH DATABASE $1 AS rebuilt").text(scratch.display().to_string())
-            ])
-            .await?;
+            let scratch = attach_scratch(&mut conn, path, "rebuilt").await?;
             conn.batch(&read_tables_ddl("rebuilt", Dialect::Sqlite))
                 .await?;
             let swapped = catch_up_and_switch(&mut conn, "rebuilt", on_progress).await;
-            let _ = conn.batch("DETACH DATABASE rebuilt").await;
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
-            }
+            detach_scratch(&mut conn, "rebuilt", &scratch).await;
             swapped
         }
     }
@@ -108,23 +96,24 @@ async fn catch_up_and_switch(
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<Swapped, ProjectorError> {
     let mut pass = Pass::committed(scratch, Until::Head);
-    let mut events = 0;
+    let mut progress = Progress::start(conn).await?;
     for _ in 0..CATCH_UP_PASSES {
-        let replayed = replay(conn, pass, on_progress).await?;
-        events += replayed.events;
-        pass.after = replayed.last.or(pass.after);
-        if replayed.events < PAGE as u64 {
+        let before = progress.replayed;
+        pass.after = replay(conn, pass, &mut progress, on_progress).await?;
+        if progress.replayed - before < PAGE as u64 {
             break;
         }
     }
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match switch(conn, scratch, pass.after, on_progress).await {
-            Ok((tail, held)) => {
+        // A retried attempt counts its tail again from where it began.
+        let mut attempt = progress;
+        match switch(conn, scratch, pass.after, &mut attempt, on_progress).await {
+            Ok(held) => {
                 return Ok(Swapped {
-                    events: events + tail,
-                    tail,
+                    events: attempt.replayed,
+                    tail: attempt.replayed - progress.replayed,
                     held,
                     attempts,
                 })
@@ -153,13 +142,14 @@ fn lost_a_lock_race(err: &sqlx::Error) -> bool {
 }
 
 /// The switch: writers shut out, the tail applied, the tables exchanged,
-/// in one transaction. Returns the tail's length and how long it held.
+/// in one transaction. Returns how long it held writers back.
 async fn switch(
     conn: &mut Conn,
     scratch: &str,
     after: Option<Cursor>,
+    progress: &mut Progress,
     on_progress: &mut dyn FnMut(&Progress),
-) -> Result<(u64, Duration), ProjectorError> {
+) -> Result<Duration, ProjectorError> {
     let dialect = conn.dialect();
     let live = dialect.live_schema();
     match dialect {
@@ -190,7 +180,7 @@ async fn switch(
         after,
         ..Pass::committed(scratch, Until::Head)
     };
-    let tail = replay(conn, tail, on_progress).await?.events;
+    replay(conn, tail, progress, on_progress).await?;
     // The live projector's checkpoint stays: the rebuilt audit index must
     // end where the one it replaces did, or the projector would index the
     // events after it twice.
@@ -218,7 +208,7 @@ async fn switch(
     };
     conn.batch(&exchange.join(";\n")).await?;
     conn.batch("COMMIT").await?;
-    Ok((tail, held.elapsed()))
+    Ok(held.elapsed())
 }
 
 /// Removes the rebuilt audit rows of events after the checkpoint.

@@ -35,6 +35,19 @@ pub fn release_binary() -> Result<PathBuf, String> {
     Ok(target.join("release/writ"))
 }
 
+/// The benchmark's one positional argument (a count), or `default`; a
+/// malformed one is an error, not the default.
+pub fn count_argument<T: std::str::FromStr>(default: T) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    std::env::args()
+        .nth(1)
+        .map(|raw| raw.parse().map_err(|e| format!("{raw:?}: {e}")))
+        .transpose()
+        .map(|given| given.unwrap_or(default))
+}
+
 /// The address in `serve`'s "writ listening on ADDR" line, if this is it.
 pub fn listen_address(log_line: &str) -> Option<String> {
     let rest = log_line.split("writ listening on ").nth(1)?;

@@ -111,27 +111,37 @@ pub fn link(previous: &str, row: &RowForHash<'_>) -> String {
     // The row as one JSON object in canonical form, written member by
     // member: its keys are ASCII, so their UTF-16 order is the order here.
     // Building a `Value` first would copy the payload on every append.
+    let members = [
+        ("aggregate_id", Member::Text(row.aggregate_id)),
+        ("aggregate_type", Member::Text(row.aggregate_type)),
+        ("event_type", Member::Text(row.event_type)),
+        ("event_version", Member::Text(row.event_version)),
+        ("metadata", Member::Json(row.metadata)),
+        ("payload", Member::Json(row.payload)),
+        ("recorded_at", Member::Text(row.recorded_at)),
+        ("sequence", Member::Integer(row.sequence)),
+    ];
     let mut canonical = String::with_capacity(512);
     canonical.push_str(previous);
     canonical.push('\n');
-    canonical.push_str("{\"aggregate_id\":");
-    write_string(row.aggregate_id, &mut canonical);
-    canonical.push_str(",\"aggregate_type\":");
-    write_string(row.aggregate_type, &mut canonical);
-    canonical.push_str(",\"event_type\":");
-    write_string(row.event_type, &mut canonical);
-    canonical.push_str(",\"event_version\":");
-    write_string(row.event_version, &mut canonical);
-    canonical.push_str(",\"metadata\":");
-    write_canonical(row.metadata, &mut canonical);
-    canonical.push_str(",\"payload\":");
-    write_canonical(row.payload, &mut canonical);
-    canonical.push_str(",\"recorded_at\":");
-    write_string(row.recorded_at, &mut canonical);
-    canonical.push_str(",\"sequence\":");
-    canonical.push_str(&row.sequence.to_string());
+    for (index, (key, value)) in members.into_iter().enumerate() {
+        canonical.push(if index == 0 { '{' } else { ',' });
+        write_string(key, &mut canonical);
+        canonical.push(':');
+        match value {
+            Member::Text(text) => write_string(text, &mut canonical),
+            Member::Json(value) => write_canonical(value, &mut canonical),
+            Member::Integer(n) => canonical.push_str(&n.to_string()),
+        }
+    }
     canonical.push('}');
     sha256_hex(canonical.as_bytes())
+}
+
+enum Member<'a> {
+    Text(&'a str),
+    Json(&'a Value),
+    Integer(i64),
 }
 
 /// A JSON string: serde_json escapes exactly what ECMAScript's

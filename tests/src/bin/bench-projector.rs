@@ -158,11 +158,7 @@ async fn steady_state(binary: &std::path::Path) -> Result<(), Failure> {
 
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
-    let events: i64 = std::env::args()
-        .nth(1)
-        .map(|n| n.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
+    let events: i64 = writ_process::count_argument(1_000_000)?;
     let binary = writ_process::release_binary()?;
     println!("PostgreSQL with its defaults (synchronous_commit=on, fsync=on); release binaries");
     if events > 0 {

@@ -95,11 +95,7 @@ async fn rejected_after(server: &ResourceServer, token: &str, since: Instant) ->
 
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
-    let revocations: usize = std::env::args()
-        .nth(1)
-        .map(|n| n.parse())
-        .transpose()?
-        .unwrap_or(1000);
+    let revocations: usize = writ_process::count_argument(1000)?;
     let binary = writ_process::release_binary()?;
     let (_broker, brokers) = start_broker()?;
     let url = writ_infra::testing::fresh_postgres_database().await?;

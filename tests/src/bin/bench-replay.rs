@@ -168,11 +168,7 @@ async fn who_can_latency(deployment: &Deployment) -> Result<(), Failure> {
 
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
-    let events: u64 = std::env::args()
-        .nth(1)
-        .map(|n| n.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
+    let events: u64 = writ_process::count_argument(1_000_000)?;
     let binary = writ_process::release_binary()?;
     println!("PostgreSQL with its defaults (synchronous_commit=on, fsync=on); release binaries");
     let (url, _dir, deployment) = writ_process::fresh_postgres_deployment(&binary).await?;
