@@ -27,13 +27,29 @@ impl Cursor {
     }
 }
 
+/// `value` as 20 digits, zero-padded; a negative value (which no cursor
+/// holds) through `fmt`'s own padding.
+fn twenty_digits(value: i64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let Ok(mut rest) = u64::try_from(value) else {
+        return write!(f, "{value:020}");
+    };
+    // Digit by digit: `{:020}` pads one `write_char` at a time, and a bulk
+    // replay writes two cursors per event.
+    let mut digits = [b'0'; 20];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
+}
+
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.txid == 0 {
-            write!(f, "{:020}", self.position)
-        } else {
-            write!(f, "{:020}-{:020}", self.txid, self.position)
+        if self.txid != 0 {
+            twenty_digits(self.txid, f)?;
+            f.write_str("-")?;
         }
+        twenty_digits(self.position, f)
     }
 }
 
@@ -78,5 +94,14 @@ mod tests {
         assert!(c < d && c.to_string() < d.to_string());
         assert_eq!(d.to_string().parse::<Cursor>(), Ok(d));
         assert!("12".parse::<Cursor>().is_err());
+        let widest = Cursor {
+            txid: 33_343,
+            position: i64::MAX,
+        };
+        assert_eq!(
+            widest.to_string(),
+            "00000000000000033343-09223372036854775807"
+        );
+        assert_eq!(Cursor::sqlite(-5).to_string(), format!("{:020}", -5));
     }
 }

@@ -14,6 +14,9 @@ use writ_domain::grant::{Grant, GrantEvent, GrantKind};
 use writ_domain::session::{Session, SessionEvent};
 use writ_domain::signing_key::{SigningKey, SigningKeyEvent};
 
+use super::change::{
+    Assign, Change, ACCOUNTS, CLIENTS, CONSENTS, GRANTS, SESSIONS, SIGNING_KEYS, TOKENS, USERNAMES,
+};
 use super::statement::Statement;
 use super::StoredEvent;
 
@@ -31,44 +34,130 @@ pub enum ApplyError {
 /// Timestamps in read tables are RFC 3339 text with fixed microsecond
 /// precision, so string order is time order on every backend.
 pub fn timestamp(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+    let mut text = String::with_capacity(27);
+    write_timestamp(time, &mut text);
+    text
 }
 
-fn decode<E: DeserializeOwned>(event: &StoredEvent) -> Result<E, ApplyError> {
-    let known = writ_domain::catalog::is_known(
-        &event.aggregate_type,
-        &event.event_type,
-        &event.event_version,
-    );
+/// [`timestamp`] into a buffer. Digit by digit: chrono's formatter, one
+/// `fmt` call per field, was a tenth of a bulk replay's time.
+pub fn write_timestamp(time: &DateTime<Utc>, out: &mut String) {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (time.year(), time.nanosecond());
+    // Leap seconds and years beyond four digits: chrono's own rendering.
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        out.push_str(&time.to_rfc3339_opts(SecondsFormat::Micros, true));
+        return;
+    }
+    let digits = |out: &mut String, value: u32, width: u32, then: char| {
+        for place in (0..width).rev() {
+            out.push(char::from(b'0' + (value / 10_u32.pow(place) % 10) as u8));
+        }
+        out.push(then);
+    };
+    digits(out, year as u32, 4, '-');
+    digits(out, time.month(), 2, '-');
+    digits(out, time.day(), 2, 'T');
+    digits(out, time.hour(), 2, ':');
+    digits(out, time.minute(), 2, ':');
+    digits(out, time.second(), 2, '.');
+    digits(out, nanos / 1000, 6, 'Z');
+}
+
+/// An event's payload as the changes read it: parsed already (the
+/// committer's events, a stored row's JSON) or as the text the bulk replay
+/// streams, decoded straight into the event type.
+pub trait Payload {
+    fn decode<E: DeserializeOwned>(&self) -> Option<E>;
+}
+
+impl Payload for &serde_json::Value {
+    fn decode<E: DeserializeOwned>(&self) -> Option<E> {
+        E::deserialize(*self).ok()
+    }
+}
+
+impl Payload for &str {
+    fn decode<E: DeserializeOwned>(&self) -> Option<E> {
+        serde_json::from_str(self).ok()
+    }
+}
+
+/// What the changes need of an event besides its payload.
+#[derive(Debug, Clone, Copy)]
+pub struct EventHead<'a> {
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub event_type: &'a str,
+    pub event_version: &'a str,
+    pub position: i64,
+    pub cursor: super::Cursor,
+}
+
+impl<'a> From<&'a StoredEvent> for EventHead<'a> {
+    fn from(event: &'a StoredEvent) -> Self {
+        Self {
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
+            event_type: &event.event_type,
+            event_version: &event.event_version,
+            position: event.position,
+            cursor: event.cursor(),
+        }
+    }
+}
+
+fn decode<E: DeserializeOwned>(
+    head: EventHead<'_>,
+    payload: &impl Payload,
+) -> Result<E, ApplyError> {
+    let known =
+        writ_domain::catalog::is_known(head.aggregate_type, head.event_type, head.event_version);
     known
-        .then(|| serde_json::from_value(event.payload.clone()).ok())
+        .then(|| payload.decode())
         .flatten()
         .ok_or_else(|| ApplyError::Unknown {
-            aggregate_type: event.aggregate_type.clone(),
-            event_type: event.event_type.clone(),
-            event_version: event.event_version.clone(),
-            position: event.position,
+            aggregate_type: head.aggregate_type.to_owned(),
+            event_type: head.event_type.to_owned(),
+            event_version: head.event_version.to_owned(),
+            position: head.position,
         })
 }
 
 /// The statements that bring the inline rows of `schema` up to date with
-/// one event. Pure: the committer and the rebuild execute them.
+/// one event. Pure: the committer and the statement replay execute them.
 pub fn statements(schema: &str, event: &StoredEvent) -> Result<Vec<Statement>, ApplyError> {
-    let id = event.aggregate_id.as_str();
-    Ok(match event.aggregate_type.as_str() {
-        Client::TYPE => client(schema, id, decode(event)?),
-        Account::TYPE => account(schema, id, decode(event)?),
-        Consent::TYPE => consent(schema, decode(event)?),
-        Grant::TYPE => grant(schema, id, &event.cursor().to_string(), decode(event)?),
-        SigningKey::TYPE => signing_key(schema, decode(event)?),
-        Session::TYPE => session(schema, id, decode(event)?),
+    Ok(changes(event.into(), &&event.payload)?
+        .iter()
+        .map(|change| change.statement(schema))
+        .collect())
+}
+
+/// What one event changes in the inline rows.
+pub fn changes(head: EventHead<'_>, payload: &impl Payload) -> Result<Vec<Change>, ApplyError> {
+    let id = head.aggregate_id;
+    Ok(match head.aggregate_type {
+        Client::TYPE => client(id, decode(head, payload)?),
+        Account::TYPE => account(id, decode(head, payload)?),
+        Consent::TYPE => consent(decode(head, payload)?),
+        Grant::TYPE => grant(id, &head.cursor.to_string(), decode(head, payload)?),
+        SigningKey::TYPE => signing_key(decode(head, payload)?),
+        Session::TYPE => session(id, decode(head, payload)?),
         // Login outcomes have no inline row; decoding still rejects the unknown.
-        _ => decode::<serde_json::Value>(event).map(|_| Vec::new())?,
+        _ => decode::<serde::de::IgnoredAny>(head, payload).map(|_| Vec::new())?,
     })
 }
 
-fn client(s: &str, id: &str, event: ClientEvent) -> Vec<Statement> {
-    let stamp = |sql: String, at: &DateTime<Utc>| Statement::new(sql).text(timestamp(at)).text(id);
+fn text(value: impl Into<String>) -> Option<String> {
+    Some(value.into())
+}
+
+fn to(value: impl Into<String>) -> Assign {
+    Assign::To(Some(value.into()))
+}
+
+fn client(id: &str, event: ClientEvent) -> Vec<Change> {
+    let by_id = || vec![("client_id", id.to_owned())];
     match event {
         ClientEvent::ClientRegistered {
             settings,
@@ -77,99 +166,162 @@ fn client(s: &str, id: &str, event: ClientEvent) -> Vec<Statement> {
             ..
         } => {
             let at = timestamp(&registered_at);
-            vec![Statement::new(format!(
-                "INSERT INTO {s}.clients (client_id, name, settings, secret_hash, status, registered_at, updated_at) VALUES ($1, $2, $3, $4, 'active', $5, $5)"
-            ))
-            .text(id)
-            .text(settings.name.clone())
-            .text(serde_json::to_string(&settings).unwrap_or_default())
-            .opt(secret_hash.map(|h| h.0))
-            .text(at)]
+            vec![Change::insert(
+                &CLIENTS,
+                vec![
+                    ("client_id", text(id)),
+                    ("name", text(settings.name.clone())),
+                    (
+                        "settings",
+                        text(serde_json::to_string(&settings).unwrap_or_default()),
+                    ),
+                    ("secret_hash", secret_hash.map(|h| h.0)),
+                    ("status", text("active")),
+                    ("registered_at", text(at.clone())),
+                    ("updated_at", text(at)),
+                ],
+            )]
         }
         ClientEvent::ClientSecretRotated {
             secret_hash,
             rotated_at,
-        } => vec![Statement::new(format!(
-            "UPDATE {s}.clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3"
-        ))
-        .text(secret_hash.0)
-        .text(timestamp(&rotated_at))
-        .text(id)],
+        } => vec![Change::update(
+            &CLIENTS,
+            vec![
+                ("secret_hash", to(secret_hash.0)),
+                ("updated_at", to(timestamp(&rotated_at))),
+            ],
+            by_id(),
+        )],
         ClientEvent::ClientSettingsChanged {
             settings,
             changed_at,
-        } => vec![Statement::new(format!(
-            "UPDATE {s}.clients SET name = $1, settings = $2, updated_at = $3 WHERE client_id = $4"
-        ))
-        .text(settings.name.clone())
-        .text(serde_json::to_string(&settings).unwrap_or_default())
-        .text(timestamp(&changed_at))
-        .text(id)],
-        ClientEvent::ClientDisabled { disabled_at, .. } => {
-            vec![stamp(format!("UPDATE {s}.clients SET status = 'disabled', updated_at = $1 WHERE client_id = $2"), &disabled_at)]
-        }
+        } => vec![Change::update(
+            &CLIENTS,
+            vec![
+                ("name", to(settings.name.clone())),
+                (
+                    "settings",
+                    to(serde_json::to_string(&settings).unwrap_or_default()),
+                ),
+                ("updated_at", to(timestamp(&changed_at))),
+            ],
+            by_id(),
+        )],
+        ClientEvent::ClientDisabled { disabled_at, .. } => vec![Change::update(
+            &CLIENTS,
+            vec![
+                ("status", to("disabled")),
+                ("updated_at", to(timestamp(&disabled_at))),
+            ],
+            by_id(),
+        )],
     }
 }
 
-fn account(s: &str, account_id: &str, event: AccountEvent) -> Vec<Statement> {
-    let by_sub = |sql: String, at: &DateTime<Utc>, sub: &str| {
-        Statement::new(sql).text(timestamp(at)).text(sub)
+fn account(account_id: &str, event: AccountEvent) -> Vec<Change> {
+    let status = |status: &str, at: &DateTime<Utc>, sub: &str| {
+        Change::update(
+            &ACCOUNTS,
+            vec![("status", to(status)), ("updated_at", to(timestamp(at)))],
+            vec![("sub", sub.to_owned())],
+        )
     };
     match event {
-        AccountEvent::AccountCreated { sub, username, email, name, password_hash, created_at } => vec![
-            Statement::new(format!(
-                "INSERT INTO {s}.accounts (sub, account_id, username, email, name, password_hash, status, created_at, updated_at, credentials_changed_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7, $7)"
-            ))
-            .text(sub.clone())
-            .text(account_id)
-            .text(username.0)
-            .opt(email.map(|e| e.0))
-            .opt(name.map(|n| n.0))
-            .text(password_hash.0)
-            .text(timestamp(&created_at)),
-            Statement::new(format!(
-                "INSERT INTO {s}.usernames (account_id, sub) VALUES ($1, $2) ON CONFLICT (account_id) DO UPDATE SET sub = excluded.sub"
-            ))
-            .text(account_id)
-            .text(sub),
-        ],
-        AccountEvent::PasswordChanged { sub, password_hash, changed_at } => vec![Statement::new(format!(
-            // Grants created before this instant stop being active (R31).
-            "UPDATE {s}.accounts SET password_hash = $1, updated_at = $2, credentials_changed_at = $2 WHERE sub = $3"
-        ))
-        .text(password_hash.0)
-        .text(timestamp(&changed_at))
-        .text(sub)],
-        AccountEvent::ClaimsUpdated { sub, email, name, updated_at } => vec![Statement::new(format!(
-            "UPDATE {s}.accounts SET email = $1, name = $2, updated_at = $3 WHERE sub = $4"
-        ))
-        .opt(email.map(|e| e.0))
-        .opt(name.map(|n| n.0))
-        .text(timestamp(&updated_at))
-        .text(sub)],
-        AccountEvent::AccountDisabled { sub, disabled_at, .. } => {
-            vec![by_sub(format!("UPDATE {s}.accounts SET status = 'disabled', updated_at = $1 WHERE sub = $2"), &disabled_at, &sub)]
+        AccountEvent::AccountCreated {
+            sub,
+            username,
+            email,
+            name,
+            password_hash,
+            created_at,
+        } => {
+            let at = timestamp(&created_at);
+            vec![
+                Change::insert(
+                    &ACCOUNTS,
+                    vec![
+                        ("sub", text(sub.clone())),
+                        ("account_id", text(account_id)),
+                        ("username", text(username.0)),
+                        ("email", email.map(|e| e.0)),
+                        ("name", name.map(|n| n.0)),
+                        ("password_hash", text(password_hash.0)),
+                        ("status", text("active")),
+                        ("created_at", text(at.clone())),
+                        ("updated_at", text(at.clone())),
+                        ("credentials_changed_at", text(at)),
+                    ],
+                ),
+                Change::Insert {
+                    table: &USERNAMES,
+                    values: vec![("account_id", text(account_id)), ("sub", text(sub))],
+                    replace: Some(&["sub"]),
+                },
+            ]
         }
+        AccountEvent::PasswordChanged {
+            sub,
+            password_hash,
+            changed_at,
+        } => {
+            // Grants created before this instant stop being active (R31).
+            let at = timestamp(&changed_at);
+            vec![Change::update(
+                &ACCOUNTS,
+                vec![
+                    ("password_hash", to(password_hash.0)),
+                    ("updated_at", to(at.clone())),
+                    ("credentials_changed_at", to(at)),
+                ],
+                vec![("sub", sub)],
+            )]
+        }
+        AccountEvent::ClaimsUpdated {
+            sub,
+            email,
+            name,
+            updated_at,
+        } => vec![Change::update(
+            &ACCOUNTS,
+            vec![
+                ("email", Assign::To(email.map(|e| e.0))),
+                ("name", Assign::To(name.map(|n| n.0))),
+                ("updated_at", to(timestamp(&updated_at))),
+            ],
+            vec![("sub", sub)],
+        )],
+        AccountEvent::AccountDisabled {
+            sub, disabled_at, ..
+        } => vec![status("disabled", &disabled_at, &sub)],
         AccountEvent::AccountForgotten { sub, forgotten_at } => vec![
-            by_sub(format!("UPDATE {s}.accounts SET status = 'forgotten', updated_at = $1 WHERE sub = $2"), &forgotten_at, &sub),
-            Statement::new(format!("DELETE FROM {s}.usernames WHERE account_id = $1 AND sub = $2")).text(account_id).text(sub),
+            status("forgotten", &forgotten_at, &sub),
+            Change::Delete {
+                table: &USERNAMES,
+                filter: vec![("account_id", account_id.to_owned()), ("sub", sub)],
+            },
         ],
     }
 }
 
 /// `withdrawn_at` survives a later grant: tokens of grants created before
 /// the last withdrawal stay inactive (ADR 0012).
-fn consent(s: &str, event: ConsentEvent) -> Vec<Statement> {
+fn consent(event: ConsentEvent) -> Vec<Change> {
     let (sub, client_id) = event.subject_and_client();
-    let upsert = |scopes: String, at: &DateTime<Utc>, on_conflict: &str| {
-        Statement::new(format!(
-            "INSERT INTO {s}.consents (sub, client_id, scopes, status, granted_at, updated_at) VALUES ($1, $2, $3, 'active', $4, $4)
-             ON CONFLICT (sub, client_id) DO UPDATE SET {on_conflict}"
-        ))
-        .text(sub)
-        .text(client_id)
-        .text(scopes)
-        .text(timestamp(at))
+    let upsert = |scopes: String, at: &DateTime<Utc>, replace: &'static [&'static str]| {
+        let at = timestamp(at);
+        Change::Insert {
+            table: &CONSENTS,
+            values: vec![
+                ("sub", text(sub)),
+                ("client_id", text(client_id)),
+                ("scopes", text(scopes)),
+                ("status", text("active")),
+                ("granted_at", text(at.clone())),
+                ("updated_at", text(at)),
+            ],
+            replace: Some(replace),
+        }
     };
     match &event {
         ConsentEvent::ConsentGranted {
@@ -177,7 +329,7 @@ fn consent(s: &str, event: ConsentEvent) -> Vec<Statement> {
         } => vec![upsert(
             scopes.to_string(),
             granted_at,
-            "scopes = excluded.scopes, status = 'active', granted_at = excluded.granted_at, updated_at = excluded.updated_at",
+            &["scopes", "status", "granted_at", "updated_at"],
         )],
         ConsentEvent::ConsentExtended {
             scopes,
@@ -186,44 +338,67 @@ fn consent(s: &str, event: ConsentEvent) -> Vec<Statement> {
         } => vec![upsert(
             scopes.to_string(),
             extended_at,
-            "scopes = excluded.scopes, status = 'active', updated_at = excluded.updated_at",
+            &["scopes", "status", "updated_at"],
         )],
-        ConsentEvent::ConsentWithdrawn { withdrawn_at, .. } => vec![Statement::new(format!(
-            "UPDATE {s}.consents SET status = 'withdrawn', withdrawn_at = $1, updated_at = $1 WHERE sub = $2 AND client_id = $3"
-        ))
-        .text(timestamp(withdrawn_at))
-        .text(sub)
-        .text(client_id)],
+        ConsentEvent::ConsentWithdrawn { withdrawn_at, .. } => {
+            let at = timestamp(withdrawn_at);
+            vec![Change::update(
+                &CONSENTS,
+                vec![
+                    ("status", to("withdrawn")),
+                    ("withdrawn_at", to(at.clone())),
+                    ("updated_at", to(at)),
+                ],
+                vec![("sub", sub.to_owned()), ("client_id", client_id.to_owned())],
+            )]
+        }
     }
 }
 
-fn session(s: &str, sid: &str, event: SessionEvent) -> Vec<Statement> {
+fn session(sid: &str, event: SessionEvent) -> Vec<Change> {
+    let by_sid = || vec![("sid", sid.to_owned())];
     match event {
         SessionEvent::SessionStarted {
             sub,
             auth_time,
             expires_at,
-        } => vec![Statement::new(format!(
-            "INSERT INTO {s}.sessions (sid, sub, auth_time, expires_at, status, updated_at) VALUES ($1, $2, $3, $4, 'live', $3)"
-        ))
-        .text(sid)
-        .text(sub)
-        .text(timestamp(&auth_time))
-        .text(timestamp(&expires_at))],
+        } => {
+            let at = timestamp(&auth_time);
+            vec![Change::insert(
+                &SESSIONS,
+                vec![
+                    ("sid", text(sid)),
+                    ("sub", text(sub)),
+                    ("auth_time", text(at.clone())),
+                    ("expires_at", text(timestamp(&expires_at))),
+                    ("status", text("live")),
+                    ("updated_at", text(at)),
+                ],
+            )]
+        }
         SessionEvent::SessionRenewed {
             auth_time,
             expires_at,
-        } => vec![Statement::new(format!(
-            "UPDATE {s}.sessions SET auth_time = $1, expires_at = $2, updated_at = $1 WHERE sid = $3"
-        ))
-        .text(timestamp(&auth_time))
-        .text(timestamp(&expires_at))
-        .text(sid)],
-        SessionEvent::SessionEnded { ended_at, .. } => vec![Statement::new(format!(
-            "UPDATE {s}.sessions SET status = 'ended', updated_at = $1 WHERE sid = $2"
-        ))
-        .text(timestamp(&ended_at))
-        .text(sid)],
+        } => {
+            let at = timestamp(&auth_time);
+            vec![Change::update(
+                &SESSIONS,
+                vec![
+                    ("auth_time", to(at.clone())),
+                    ("expires_at", to(timestamp(&expires_at))),
+                    ("updated_at", to(at)),
+                ],
+                by_sid(),
+            )]
+        }
+        SessionEvent::SessionEnded { ended_at, .. } => vec![Change::update(
+            &SESSIONS,
+            vec![
+                ("status", to("ended")),
+                ("updated_at", to(timestamp(&ended_at))),
+            ],
+            by_sid(),
+        )],
     }
 }
 
@@ -235,27 +410,47 @@ fn kind_name(kind: GrantKind) -> &'static str {
     }
 }
 
+/// The grant row's first version, with the token that may come with it.
+struct NewGrant<'a> {
+    kind: &'a str,
+    client_id: String,
+    sub: Option<String>,
+    scopes: String,
+    audience: &'a [String],
+    status: &'a str,
+    at: &'a str,
+    until: &'a str,
+    sid: Option<String>,
+}
+
 /// Every grant event moves the grant's `cursor`: an introspection answer
 /// reports it as `writ_cursor`, the log position the answer reflects.
-fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> {
+fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
+    let by_gid = || vec![("gid", gid.to_owned())];
     let set_status = |status: &str, at: &DateTime<Utc>| {
-        Statement::new(format!(
-            "UPDATE {s}.grants SET status = '{status}', updated_at = $1 WHERE gid = $2"
-        ))
-        .text(timestamp(at))
-        .text(gid)
+        Change::update(
+            &GRANTS,
+            vec![("status", to(status)), ("updated_at", to(timestamp(at)))],
+            by_gid(),
+        )
     };
-    let touch = Statement::new(format!("UPDATE {s}.grants SET cursor = $1 WHERE gid = $2"))
-        .text(cursor)
-        .text(gid);
-    // Portable max(): SQLite's two-argument max() is GREATEST() elsewhere.
+    let tokens_where = |set: &str, also: (&'static str, String)| {
+        Change::update(
+            &TOKENS,
+            vec![("status", to(set))],
+            vec![("gid", gid.to_owned()), also],
+        )
+    };
+    let touch = Change::update(&GRANTS, vec![("cursor", to(cursor))], by_gid());
     let extend = |until: &str| {
-        Statement::new(format!(
-            "UPDATE {s}.grants SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END, cursor = $2 WHERE gid = $3"
-        ))
-        .text(until)
-        .text(cursor)
-        .text(gid)
+        Change::update(
+            &GRANTS,
+            vec![
+                ("expires_at", Assign::AtLeast(until.to_owned())),
+                ("cursor", to(cursor)),
+            ],
+            by_gid(),
+        )
     };
     let token = |key: String,
                  kind: &str,
@@ -263,39 +458,41 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
                  scopes: Option<String>,
                  at: &str,
                  until: &str| {
-        Statement::new(format!(
-            "INSERT INTO {s}.tokens (token_key, kind, gid, jti, scopes, issued_at, expires_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active')"
-        ))
-        .text(key)
-        .text(kind)
-        .text(gid)
-        .opt(jti)
-        .opt(scopes)
-        .text(at)
-        .text(until)
+        Change::insert(
+            &TOKENS,
+            vec![
+                ("token_key", text(key)),
+                ("kind", text(kind)),
+                ("gid", text(gid)),
+                ("jti", jti),
+                ("scopes", scopes),
+                ("issued_at", text(at)),
+                ("expires_at", text(until)),
+                ("status", text("active")),
+            ],
+        )
     };
-    let new_grant = |kind: &str,
-                     client_id: String,
-                     sub: Option<String>,
-                     scopes: String,
-                     audience: &[String],
-                     status: &str,
-                     at: &str,
-                     until: &str,
-                     sid: Option<String>| {
-        Statement::new(format!(
-            "INSERT INTO {s}.grants (gid, kind, client_id, sub, scopes, audience, status, created_at, updated_at, expires_at, cursor, sid) VALUES ($1, $2, $3, $4, $5, $6, '{status}', $7, $7, $8, $9, $10)"
-        ))
-        .text(gid)
-        .text(kind)
-        .text(client_id)
-        .opt(sub)
-        .text(scopes)
-        .text(serde_json::to_string(audience).unwrap_or_default())
-        .text(at)
-        .text(until)
-        .text(cursor)
-        .opt(sid)
+    let new_grant = |grant: NewGrant<'_>| {
+        Change::insert(
+            &GRANTS,
+            vec![
+                ("gid", text(gid)),
+                ("kind", text(grant.kind)),
+                ("client_id", text(grant.client_id)),
+                ("sub", grant.sub),
+                ("scopes", text(grant.scopes)),
+                (
+                    "audience",
+                    text(serde_json::to_string(grant.audience).unwrap_or_default()),
+                ),
+                ("status", text(grant.status)),
+                ("created_at", text(grant.at)),
+                ("updated_at", text(grant.at)),
+                ("expires_at", text(grant.until)),
+                ("cursor", text(cursor)),
+                ("sid", grant.sid),
+            ],
+        )
     };
     // Creations and extensions set the cursor themselves.
     let sets_cursor = matches!(
@@ -305,7 +502,7 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
             | GrantEvent::AccessTokenIssued { .. }
             | GrantEvent::RefreshTokenIssued { .. }
     );
-    let mut statements = match event {
+    let mut changes = match event {
         GrantEvent::CodeIssued {
             client_id,
             sub,
@@ -319,33 +516,27 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
         } => {
             let (at, until) = (timestamp(&issued_at), timestamp(&expires_at));
             vec![
-                new_grant(
-                    "authorization_code",
+                new_grant(NewGrant {
+                    kind: "authorization_code",
                     client_id,
-                    Some(sub),
-                    scopes.to_string(),
-                    &audience,
-                    "pending",
-                    &at,
-                    &until,
+                    sub: Some(sub),
+                    scopes: scopes.to_string(),
+                    audience: &audience,
+                    status: "pending",
+                    at: &at,
+                    until: &until,
                     sid,
-                ),
+                }),
                 token(code_hash.0, "code", None, None, &at, &until),
             ]
         }
         GrantEvent::CodeRedeemed { redeemed_at: at } => vec![
             set_status("active", &at),
-            Statement::new(format!(
-                "UPDATE {s}.tokens SET status = 'spent' WHERE gid = $1 AND kind = 'code'"
-            ))
-            .text(gid),
+            tokens_where("spent", ("kind", "code".into())),
         ],
         GrantEvent::CodeBurned { burned_at: at, .. } => vec![
             set_status("revoked", &at),
-            Statement::new(format!(
-                "UPDATE {s}.tokens SET status = 'spent' WHERE gid = $1 AND kind = 'code'"
-            ))
-            .text(gid),
+            tokens_where("spent", ("kind", "code".into())),
         ],
         GrantEvent::CodeReplayDetected { .. } | GrantEvent::RefreshTokenReuseDetected { .. } => {
             Vec::new()
@@ -360,17 +551,17 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
             ..
         } => {
             let at = timestamp(&started_at);
-            vec![new_grant(
-                kind_name(kind),
+            vec![new_grant(NewGrant {
+                kind: kind_name(kind),
                 client_id,
                 sub,
-                scopes.to_string(),
-                &audience,
-                "active",
-                &at,
-                &at,
-                None,
-            )]
+                scopes: scopes.to_string(),
+                audience: &audience,
+                status: "active",
+                at: &at,
+                until: &at,
+                sid: None,
+            })]
         }
         GrantEvent::AccessTokenIssued {
             jti,
@@ -418,10 +609,11 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
             rotated_at,
             idle_expires_at,
         } => vec![
-            Statement::new(format!(
-                "UPDATE {s}.tokens SET status = 'rotated' WHERE token_key = $1"
-            ))
-            .text(previous_hash.0),
+            Change::update(
+                &TOKENS,
+                vec![("status", to("rotated"))],
+                vec![("token_key", previous_hash.0)],
+            ),
             token(
                 token_hash.0,
                 "refresh",
@@ -431,43 +623,85 @@ fn grant(s: &str, gid: &str, cursor: &str, event: GrantEvent) -> Vec<Statement> 
                 &timestamp(&idle_expires_at),
             ),
         ],
-        GrantEvent::AccessTokenRevoked { jti, .. } => vec![Statement::new(format!(
-            "UPDATE {s}.tokens SET status = 'revoked' WHERE gid = $1 AND jti = $2"
-        ))
-        .text(gid)
-        .text(jti)],
+        GrantEvent::AccessTokenRevoked { jti, .. } => {
+            vec![tokens_where("revoked", ("jti", jti))]
+        }
         GrantEvent::GrantRevoked { revoked_at, .. } => vec![
             set_status("revoked", &revoked_at),
-            Statement::new(format!(
-                "UPDATE {s}.tokens SET status = 'revoked' WHERE gid = $1 AND status = 'active'"
-            ))
-            .text(gid),
+            tokens_where("revoked", ("status", "active".into())),
         ],
     };
     if !sets_cursor {
-        statements.push(touch);
+        changes.push(touch);
     }
-    statements
+    changes
 }
 
-fn signing_key(s: &str, event: SigningKeyEvent) -> Vec<Statement> {
+fn signing_key(event: SigningKeyEvent) -> Vec<Change> {
     let status = |kid: String, status: &str, at: &DateTime<Utc>| {
-        Statement::new(format!(
-            "UPDATE {s}.signing_keys SET status = $1, updated_at = $2 WHERE kid = $3"
-        ))
-        .text(status)
-        .text(timestamp(at))
-        .text(kid)
+        Change::update(
+            &SIGNING_KEYS,
+            vec![("status", to(status)), ("updated_at", to(timestamp(at)))],
+            vec![("kid", kid)],
+        )
     };
     match event {
-        SigningKeyEvent::SigningKeyGenerated { kid, alg, public_jwk, generated_at } => vec![Statement::new(format!(
-            "INSERT INTO {s}.signing_keys (kid, alg, public_jwk, status, generated_at, updated_at) VALUES ($1, $2, $3, 'generated', $4, $4)"
-        ))
-        .text(kid)
-        .text(alg)
-        .text(public_jwk.to_string())
-        .text(timestamp(&generated_at))],
-        SigningKeyEvent::SigningKeyActivated { kid, activated_at } => vec![status(kid, "active", &activated_at)],
-        SigningKeyEvent::SigningKeyRetired { kid, retired_at } => vec![status(kid, "retired", &retired_at)],
+        SigningKeyEvent::SigningKeyGenerated {
+            kid,
+            alg,
+            public_jwk,
+            generated_at,
+        } => {
+            let at = timestamp(&generated_at);
+            vec![Change::insert(
+                &SIGNING_KEYS,
+                vec![
+                    ("kid", text(kid)),
+                    ("alg", text(alg)),
+                    ("public_jwk", text(public_jwk.to_string())),
+                    ("status", text("generated")),
+                    ("generated_at", text(at.clone())),
+                    ("updated_at", text(at)),
+                ],
+            )]
+        }
+        SigningKeyEvent::SigningKeyActivated { kid, activated_at } => {
+            vec![status(kid, "active", &activated_at)]
+        }
+        SigningKeyEvent::SigningKeyRetired { kid, retired_at } => {
+            vec![status(kid, "retired", &retired_at)]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_read_as_chronos_rfc3339_with_microseconds() {
+        let mut seconds: i64 = 0;
+        let mut nanos: u32 = 0;
+        for step in 0..20_000_i64 {
+            // A walk over four centuries, odd offsets hitting every field.
+            seconds = (seconds + 7_919_993 * step + 86_399) % 12_622_780_800;
+            nanos = (nanos + 123_456_789) % 1_000_000_000;
+            let time = DateTime::from_timestamp(seconds, nanos).unwrap_or_default();
+            assert_eq!(
+                timestamp(&time),
+                time.to_rfc3339_opts(SecondsFormat::Micros, true)
+            );
+        }
+        for edge in [
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "1970-01-01T00:00:00.000001Z",
+        ] {
+            let time: DateTime<Utc> = edge.parse().unwrap_or_default();
+            assert_eq!(
+                timestamp(&time),
+                time.to_rfc3339_opts(SecondsFormat::Micros, true)
+            );
+        }
     }
 }

@@ -4,9 +4,11 @@
 //! one-transaction-per-call `persist` cannot do.
 
 mod chain;
+pub mod change;
 mod committer;
 mod conn;
 mod cursor;
+pub mod fold;
 pub mod inline;
 mod reader;
 mod repository;
