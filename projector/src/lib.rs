@@ -9,6 +9,7 @@
 )]
 
 mod audit;
+mod bulk;
 mod metrics;
 mod policies;
 mod publisher;

@@ -3,9 +3,10 @@
 //! projector use. The replay never reads the wall clock; what is active or
 //! expired comes from the events' own times.
 //!
-//! Two callers: the verification in [`crate::rebuild`], inside one
-//! snapshot, and [`replay_into_snapshot`], which keeps the state at a cursor
-//! or a time in tables of its own and commits page by page.
+//! Its callers: the verification in [`crate::rebuild`], inside one
+//! snapshot, the swap, and [`replay_into_snapshot`] on SQLite, which keeps
+//! the state at a cursor or a time in tables of its own and commits page by
+//! page. On PostgreSQL a snapshot is loaded by [`crate::bulk`] instead.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,11 +33,16 @@ pub enum Until {
 
 impl Until {
     fn admits(&self, event: &StoredEvent) -> bool {
+        self.admits_at(event.cursor(), &event.recorded_at)
+    }
+
+    pub(crate) fn admits_at(&self, at: Cursor, recorded_at: &str) -> bool {
         match self {
             Self::Head => true,
-            Self::Cursor(cursor) => event.cursor() <= *cursor,
-            Self::RecordedAt(time) => DateTime::parse_from_rfc3339(&event.recorded_at)
-                .is_ok_and(|recorded| recorded <= *time),
+            Self::Cursor(cursor) => at <= *cursor,
+            Self::RecordedAt(time) => {
+                DateTime::parse_from_rfc3339(recorded_at).is_ok_and(|recorded| recorded <= *time)
+            }
         }
     }
 }
@@ -280,16 +286,28 @@ pub async fn replay_into_snapshot(
         }
     };
     let mut progress = Progress::start(&mut conn).await?;
-    let last = replay(
-        &mut conn,
-        Pass::committed(&schema, until),
-        &mut progress,
-        on_progress,
-    )
-    .await;
-    if dialect == Dialect::Sqlite {
-        let _ = conn.batch("DETACH DATABASE snapshot").await;
-    }
+    let last = match dialect {
+        Dialect::Sqlite => {
+            let last = replay(
+                &mut conn,
+                Pass::committed(&schema, until),
+                &mut progress,
+                on_progress,
+            )
+            .await;
+            let _ = conn.batch("DETACH DATABASE snapshot").await;
+            last
+        }
+        Dialect::Postgres => {
+            let last =
+                crate::bulk::replay(target, &schema, until, &mut progress, on_progress).await;
+            // A half-loaded snapshot is no snapshot: the name stays free.
+            if last.is_err() {
+                let _ = conn.batch(&format!("DROP SCHEMA {schema} CASCADE")).await;
+            }
+            last
+        }
+    };
     Ok(Replayed {
         last: last?,
         progress,

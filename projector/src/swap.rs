@@ -67,7 +67,7 @@ pub async fn replay_and_swap(
                 read_tables_ddl(REBUILT, Dialect::Postgres)
             ))
             .await?;
-            let swapped = catch_up_and_switch(&mut conn, REBUILT, on_progress).await;
+            let swapped = catch_up_and_switch(&mut conn, target, REBUILT, on_progress).await;
             // Empty after a switch; a failed swap's leftovers.
             let _ = conn
                 .batch(&format!(
@@ -83,7 +83,7 @@ pub async fn replay_and_swap(
             let scratch = attach_scratch(&mut conn, path, "rebuilt").await?;
             conn.batch(&read_tables_ddl("rebuilt", Dialect::Sqlite))
                 .await?;
-            let swapped = catch_up_and_switch(&mut conn, "rebuilt", on_progress).await;
+            let swapped = catch_up_and_switch(&mut conn, target, "rebuilt", on_progress).await;
             detach_scratch(&mut conn, "rebuilt", &scratch).await;
             swapped
         }
@@ -92,11 +92,18 @@ pub async fn replay_and_swap(
 
 async fn catch_up_and_switch(
     conn: &mut Conn,
+    target: &Target,
     scratch: &str,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<Swapped, ProjectorError> {
     let mut pass = Pass::committed(scratch, Until::Head);
     let mut progress = Progress::start(conn).await?;
+    // On PostgreSQL the bulk of the log is loaded with COPY; the passes
+    // after it go through the statements, as the tail does.
+    if conn.dialect() == Dialect::Postgres {
+        pass.after =
+            crate::bulk::replay(target, scratch, Until::Head, &mut progress, on_progress).await?;
+    }
     for _ in 0..CATCH_UP_PASSES {
         let before = progress.replayed;
         pass.after = replay(conn, pass, &mut progress, on_progress).await?;
