@@ -19,7 +19,7 @@ use futures::TryStreamExt;
 use sqlx::postgres::PgConnection;
 use sqlx::Row as _;
 use tokio::sync::mpsc;
-use writ_infra::store::change::{Table, GRANTS, INLINE_TABLES, SESSIONS};
+use writ_infra::store::change::{Change, Table, GRANTS, INLINE_TABLES, SESSIONS};
 use writ_infra::store::fold::{copy_line, Tables};
 use writ_infra::store::inline::{self, EventHead};
 use writ_infra::store::statement::Statement;
@@ -94,16 +94,22 @@ pub(crate) async fn replay(
     let audit_copy = format!("COPY {schema}.audit_index ({AUDIT_COLUMNS}) FROM STDIN");
     let audit = tokio::spawn(copy_stream(loader, audit_copy, received));
 
+    let (handed_over, batches) = mpsc::channel::<Batch>(4);
+    let folding = tokio::task::spawn_blocking(move || fold(batches, chunks));
+
     let started = std::time::Instant::now();
     sqlx::Executor::execute(
         &mut reader,
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     )
     .await?;
-    let folded = fold_log(&mut reader, until, progress, on_progress, chunks).await;
+    let read = read_log(&mut reader, until, progress, on_progress, handed_over).await;
     sqlx::Executor::execute(&mut reader, "COMMIT").await?;
-    let (mut loader, audited) = audit.await.map_err(storage)?.map_err(ProjectorError::Sql)?;
+    let folded = folding.await.map_err(storage)?;
+    let copied = audit.await.map_err(storage)?;
+    read?;
     let (tables, last, indexed) = folded?;
+    let (mut loader, audited) = copied.map_err(ProjectorError::Sql)?;
     if audited != indexed {
         return Err(storage(format!(
             "COPY took {audited} audit rows of the {indexed} read"
@@ -209,18 +215,48 @@ fn release(tables: Option<Arc<Tables>>) {
 
 type Folded = (Tables, Option<Cursor>, u64);
 
-/// Reads the log and folds it; audit rows go to `chunks` as they are made.
-async fn fold_log(
+/// Events per hand-over from the reader to the fold.
+const HANDOVER: usize = 1024;
+
+/// Events on their way from the reader to the fold, with their audit rows
+/// written up to the two columns only the fold can fill in.
+#[derive(Default)]
+struct Batch {
+    events: Vec<Decoded>,
+    audit: Vec<u8>,
+}
+
+struct Decoded {
+    cursor: Cursor,
+    changes: Vec<Change>,
+    /// Where this event's audit columns end in [`Batch::audit`].
+    audit_end: usize,
+    /// Client and subject as the event itself names them.
+    client: Option<String>,
+    subject: Option<String>,
+    /// The row that names them otherwise, looked up once the event's own
+    /// changes are applied.
+    named_by: NamedBy,
+}
+
+enum NamedBy {
+    Itself,
+    Grant(String),
+    Session(String),
+}
+
+/// Reads the log and decodes each event's changes and audit columns; the
+/// fold, on a thread of its own, applies them. Decoding is most of the
+/// work and does not depend on the tables, so the two halves run side by
+/// side.
+async fn read_log(
     reader: &mut PgConnection,
     until: Until,
     progress: &mut Progress,
     on_progress: &mut dyn FnMut(&Progress),
-    chunks: mpsc::Sender<Vec<u8>>,
-) -> Result<Folded, ProjectorError> {
-    let mut tables = Tables::default();
-    let mut last = None;
-    let mut indexed = 0_u64;
-    let mut audit = Vec::with_capacity(CHUNK + 4096);
+    batches: mpsc::Sender<Batch>,
+) -> Result<(), ProjectorError> {
+    let mut batch = Batch::default();
     let (mut position_text, mut cursor_text) = (String::new(), String::new());
     let mut recorded_at = String::new();
     let mut rows = sqlx::query(LOG_STREAM).fetch(&mut *reader);
@@ -231,8 +267,7 @@ async fn fold_log(
         };
         recorded_at.clear();
         inline::write_timestamp(&row.try_get(column::RECORDED_AT)?, &mut recorded_at);
-        let recorded_at = recorded_at.as_str();
-        if !until.admits_at(cursor, recorded_at) {
+        if !until.admits_at(cursor, &recorded_at) {
             break;
         }
         let head = EventHead {
@@ -244,14 +279,7 @@ async fn fold_log(
             cursor,
         };
         let payload: &str = row.try_get(column::PAYLOAD)?;
-        for change in inline::changes(head, &payload)? {
-            tables
-                .apply(change)
-                .map_err(|err| ProjectorError::Invalid(format!("{err} at {cursor}")))?;
-        }
-        let named_sub: Option<&str> = row.try_get(column::NAMED_SUB)?;
-        let named_client: Option<&str> = row.try_get(column::NAMED_CLIENT)?;
-        let (client_id, subject) = audit_names(&tables, head, named_client, named_sub);
+        let changes = inline::changes(head, &payload)?;
         position_text.clear();
         cursor_text.clear();
         let _ = write!(position_text, "{}", cursor.position);
@@ -260,33 +288,87 @@ async fn fold_log(
             [
                 Some(position_text.as_str()),
                 Some(cursor_text.as_str()),
-                Some(recorded_at),
+                Some(recorded_at.as_str()),
                 Some(head.aggregate_type),
                 Some(head.aggregate_id),
                 Some(head.event_type),
                 actor(row.try_get(column::METADATA)?).as_deref(),
-                client_id,
-                subject,
             ],
-            &mut audit,
+            &mut batch.audit,
         );
-        indexed += 1;
-        if audit.len() >= CHUNK {
-            let full = std::mem::replace(&mut audit, Vec::with_capacity(CHUNK + 4096));
-            if chunks.send(full).await.is_err() {
-                break;
-            }
-        }
-        last = Some(cursor);
+        // The line goes on with client and subject.
+        batch.audit.pop();
+        batch.audit.push(b'\t');
+        let named_client: Option<&str> = row.try_get(column::NAMED_CLIENT)?;
+        let named_sub: Option<&str> = row.try_get(column::NAMED_SUB)?;
+        let (client, named_by) = match head.aggregate_type {
+            "Client" => (Some(head.aggregate_id), NamedBy::Itself),
+            "Consent" => (named_client, NamedBy::Itself),
+            "Grant" => (None, NamedBy::Grant(head.aggregate_id.to_owned())),
+            "Session" => (None, NamedBy::Session(head.aggregate_id.to_owned())),
+            _ => (None, NamedBy::Itself),
+        };
+        batch.events.push(Decoded {
+            cursor,
+            changes,
+            audit_end: batch.audit.len(),
+            client: client.map(str::to_owned),
+            subject: named_sub.map(str::to_owned),
+            named_by,
+        });
         progress.replayed += 1;
         if progress.replayed % REPORT_EVERY == 0 {
             on_progress(progress);
         }
+        if batch.events.len() >= HANDOVER && batches.send(std::mem::take(&mut batch)).await.is_err()
+        {
+            // The fold stopped; its error is the one to report.
+            return Ok(());
+        }
     }
-    if !audit.is_empty() {
-        let _ = chunks.send(audit).await;
+    if !batch.events.is_empty() {
+        let _ = batches.send(batch).await;
     }
     on_progress(progress);
+    Ok(())
+}
+
+/// Applies the events' changes in log order and completes their audit
+/// rows, which go to `chunks` as they fill.
+fn fold(
+    mut batches: mpsc::Receiver<Batch>,
+    chunks: mpsc::Sender<Vec<u8>>,
+) -> Result<Folded, ProjectorError> {
+    let mut tables = Tables::default();
+    let mut last = None;
+    let mut indexed = 0_u64;
+    let mut audit = Vec::with_capacity(CHUNK + 4096);
+    while let Some(batch) = batches.blocking_recv() {
+        let mut from = 0;
+        for mut event in batch.events {
+            for change in std::mem::take(&mut event.changes) {
+                tables
+                    .apply(change)
+                    .map_err(|err| ProjectorError::Invalid(format!("{err} at {}", event.cursor)))?;
+            }
+            let (client, subject) = audit_names(&tables, &event);
+            audit.extend_from_slice(&batch.audit[from..event.audit_end]);
+            from = event.audit_end;
+            copy_line([client, subject], &mut audit);
+            indexed += 1;
+            last = Some(event.cursor);
+        }
+        if audit.len() >= CHUNK {
+            let full = std::mem::replace(&mut audit, Vec::with_capacity(CHUNK + 4096));
+            if chunks.blocking_send(full).is_err() {
+                // The COPY failed; its error is the one to report.
+                return Ok((tables, last, indexed));
+            }
+        }
+    }
+    if !audit.is_empty() {
+        let _ = chunks.blocking_send(audit);
+    }
     Ok((tables, last, indexed))
 }
 
@@ -310,30 +392,19 @@ fn actor(metadata: &str) -> Option<Cow<'_, str>> {
 
 /// Client and subject of an event's audit row, as the live index's
 /// `coalesce(…)` finds them.
-fn audit_names<'a>(
-    tables: &'a Tables,
-    head: EventHead<'a>,
-    named_client: Option<&'a str>,
-    named_sub: Option<&'a str>,
-) -> (Option<&'a str>, Option<&'a str>) {
-    let grant = |column| {
-        (head.aggregate_type == "Grant")
-            .then(|| tables.value(&GRANTS, head.aggregate_id, column))
-            .flatten()
-    };
-    let session_sub = || {
-        (head.aggregate_type == "Session")
-            .then(|| tables.value(&SESSIONS, head.aggregate_id, "sub"))
-            .flatten()
-    };
-    let client = match head.aggregate_type {
-        "Client" => Some(head.aggregate_id),
-        "Consent" => named_client,
-        _ => None,
+fn audit_names<'a>(tables: &'a Tables, event: &'a Decoded) -> (Option<&'a str>, Option<&'a str>) {
+    let (client, subject) = (event.client.as_deref(), event.subject.as_deref());
+    match &event.named_by {
+        NamedBy::Itself => (client, subject),
+        NamedBy::Grant(gid) => (
+            client.or_else(|| tables.value(&GRANTS, gid, "client_id")),
+            subject.or_else(|| tables.value(&GRANTS, gid, "sub")),
+        ),
+        NamedBy::Session(sid) => (
+            client,
+            subject.or_else(|| tables.value(&SESSIONS, sid, "sub")),
+        ),
     }
-    .or_else(|| grant("client_id"));
-    let subject = named_sub.or_else(|| grant("sub")).or_else(session_sub);
-    (client, subject)
 }
 
 /// Sends the chunks to one COPY; the connection and the rows it took.
