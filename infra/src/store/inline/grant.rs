@@ -1,0 +1,243 @@
+//! What a grant event changes: the grant's row (status, expiry, the cursor
+//! an introspection answer reports) and its tokens' rows.
+
+use chrono::{DateTime, Utc};
+use writ_domain::grant::{GrantEvent, GrantKind};
+
+use super::{text, timestamp, to};
+use crate::store::change::{Assign, Change, GRANTS, TOKENS};
+
+fn kind_name(kind: GrantKind) -> &'static str {
+    match kind {
+        GrantKind::AuthorizationCode => "authorization_code",
+        GrantKind::ClientCredentials => "client_credentials",
+        GrantKind::Password => "password",
+    }
+}
+
+/// The grant row's first version, with the token that may come with it.
+struct NewGrant<'a> {
+    kind: &'a str,
+    client_id: String,
+    sub: Option<String>,
+    scopes: String,
+    audience: &'a [String],
+    status: &'a str,
+    at: &'a str,
+    until: &'a str,
+    sid: Option<String>,
+}
+
+/// Every grant event moves the grant's `cursor`: an introspection answer
+/// reports it as `writ_cursor`, the log position the answer reflects.
+pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
+    let by_gid = || vec![("gid", gid.to_owned())];
+    let set_status = |status: &str, at: &DateTime<Utc>| {
+        Change::update(
+            &GRANTS,
+            vec![("status", to(status)), ("updated_at", to(timestamp(at)))],
+            by_gid(),
+        )
+    };
+    let tokens_where = |set: &str, also: (&'static str, String)| {
+        Change::update(
+            &TOKENS,
+            vec![("status", to(set))],
+            vec![("gid", gid.to_owned()), also],
+        )
+    };
+    let touch = Change::update(&GRANTS, vec![("cursor", to(cursor))], by_gid());
+    let extend = |until: &str| {
+        Change::update(
+            &GRANTS,
+            vec![
+                ("expires_at", Assign::AtLeast(until.to_owned())),
+                ("cursor", to(cursor)),
+            ],
+            by_gid(),
+        )
+    };
+    let token = |key: String,
+                 kind: &str,
+                 jti: Option<String>,
+                 scopes: Option<String>,
+                 at: &str,
+                 until: &str| {
+        Change::insert(
+            &TOKENS,
+            vec![
+                ("token_key", text(key)),
+                ("kind", text(kind)),
+                ("gid", text(gid)),
+                ("jti", jti),
+                ("scopes", scopes),
+                ("issued_at", text(at)),
+                ("expires_at", text(until)),
+                ("status", text("active")),
+            ],
+        )
+    };
+    let new_grant = |grant: NewGrant<'_>| {
+        Change::insert(
+            &GRANTS,
+            vec![
+                ("gid", text(gid)),
+                ("kind", text(grant.kind)),
+                ("client_id", text(grant.client_id)),
+                ("sub", grant.sub),
+                ("scopes", text(grant.scopes)),
+                (
+                    "audience",
+                    text(serde_json::to_string(grant.audience).unwrap_or_default()),
+                ),
+                ("status", text(grant.status)),
+                ("created_at", text(grant.at)),
+                ("updated_at", text(grant.at)),
+                ("expires_at", text(grant.until)),
+                ("cursor", text(cursor)),
+                ("sid", grant.sid),
+            ],
+        )
+    };
+    // Creations and extensions set the cursor themselves.
+    let sets_cursor = matches!(
+        event,
+        GrantEvent::CodeIssued { .. }
+            | GrantEvent::GrantStarted { .. }
+            | GrantEvent::AccessTokenIssued { .. }
+            | GrantEvent::RefreshTokenIssued { .. }
+    );
+    let mut changes = match event {
+        GrantEvent::CodeIssued {
+            client_id,
+            sub,
+            scopes,
+            audience,
+            code_hash,
+            issued_at,
+            expires_at,
+            sid,
+            ..
+        } => {
+            let (at, until) = (timestamp(&issued_at), timestamp(&expires_at));
+            vec![
+                new_grant(NewGrant {
+                    kind: "authorization_code",
+                    client_id,
+                    sub: Some(sub),
+                    scopes: scopes.to_string(),
+                    audience: &audience,
+                    status: "pending",
+                    at: &at,
+                    until: &until,
+                    sid,
+                }),
+                token(code_hash.0, "code", None, None, &at, &until),
+            ]
+        }
+        GrantEvent::CodeRedeemed { redeemed_at: at } => vec![
+            set_status("active", &at),
+            tokens_where("spent", ("kind", "code".into())),
+        ],
+        GrantEvent::CodeBurned { burned_at: at, .. } => vec![
+            set_status("revoked", &at),
+            tokens_where("spent", ("kind", "code".into())),
+        ],
+        GrantEvent::CodeReplayDetected { .. } | GrantEvent::RefreshTokenReuseDetected { .. } => {
+            Vec::new()
+        }
+        GrantEvent::GrantStarted {
+            kind,
+            client_id,
+            sub,
+            scopes,
+            audience,
+            started_at,
+            ..
+        } => {
+            let at = timestamp(&started_at);
+            vec![new_grant(NewGrant {
+                kind: kind_name(kind),
+                client_id,
+                sub,
+                scopes: scopes.to_string(),
+                audience: &audience,
+                status: "active",
+                at: &at,
+                until: &at,
+                sid: None,
+            })]
+        }
+        GrantEvent::AccessTokenIssued {
+            jti,
+            token_hash,
+            scopes,
+            issued_at,
+            expires_at,
+        } => {
+            let until = timestamp(&expires_at);
+            // JWTs are found by jti; opaque tokens by their hash.
+            let key = token_hash
+                .map(|h| h.0)
+                .unwrap_or_else(|| format!("jti:{jti}"));
+            vec![
+                token(
+                    key,
+                    "access",
+                    Some(jti),
+                    Some(scopes.to_string()),
+                    &timestamp(&issued_at),
+                    &until,
+                ),
+                extend(&until),
+            ]
+        }
+        GrantEvent::RefreshTokenIssued {
+            token_hash,
+            issued_at,
+            idle_expires_at,
+            family_expires_at,
+        } => vec![
+            token(
+                token_hash.0,
+                "refresh",
+                None,
+                None,
+                &timestamp(&issued_at),
+                &timestamp(&idle_expires_at),
+            ),
+            extend(&timestamp(&family_expires_at)),
+        ],
+        GrantEvent::RefreshTokenRotated {
+            previous_hash,
+            token_hash,
+            rotated_at,
+            idle_expires_at,
+        } => vec![
+            Change::update(
+                &TOKENS,
+                vec![("status", to("rotated"))],
+                vec![("token_key", previous_hash.0)],
+            ),
+            token(
+                token_hash.0,
+                "refresh",
+                None,
+                None,
+                &timestamp(&rotated_at),
+                &timestamp(&idle_expires_at),
+            ),
+        ],
+        GrantEvent::AccessTokenRevoked { jti, .. } => {
+            vec![tokens_where("revoked", ("jti", jti))]
+        }
+        GrantEvent::GrantRevoked { revoked_at, .. } => vec![
+            set_status("revoked", &revoked_at),
+            tokens_where("revoked", ("status", "active".into())),
+        ],
+    };
+    if !sets_cursor {
+        changes.push(touch);
+    }
+    changes
+}
