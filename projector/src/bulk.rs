@@ -11,22 +11,22 @@
 //! event where it names them, else in the grant's or session's row.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
 use sqlx::postgres::PgConnection;
 use sqlx::Row as _;
 use tokio::sync::mpsc;
-use writ_infra::store::change::{Change, Table, GRANTS, INLINE_TABLES, SESSIONS};
+use writ_infra::store::change::{Change, GRANTS, SESSIONS};
 use writ_infra::store::fold::{copy_line, Tables};
 use writ_infra::store::inline::{self, EventHead};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Cursor, RowExt, Target};
+use writ_infra::store::{Conn, Cursor, Target};
 
 use crate::replay::{Progress, Until};
 use crate::ProjectorError;
+use load::Deferred;
+
+mod load;
 
 /// How much COPY text is sent at a time.
 const CHUNK: usize = 1 << 20;
@@ -49,7 +49,9 @@ const LOG_STREAM: &str = "SELECT txid::text::bigint AS txid, position, recorded_
      FROM events WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) \
      ORDER BY events.txid, events.position";
 /// [`LOG_STREAM`]'s columns by place: a name is a hash lookup, per column
-/// per event.
+/// per event. Their types are the query's own casts, so they are read
+/// without sqlx's check of each value's type, which cloned a type
+/// descriptor per column per event.
 mod column {
     pub const TXID: usize = 0;
     pub const POSITION: usize = 1;
@@ -123,31 +125,16 @@ pub(crate) async fn replay(
     );
     let phase = std::time::Instant::now();
 
-    // Whole tables, the most work first, to whichever connection is free:
-    // the audit index's keys (its rows are in), each inline table's rows
-    // and then its keys.
-    let mut jobs: Vec<Job> = INLINE_TABLES
-        .iter()
-        .map(|table| Job {
-            table: table.name,
-            rows: Some(*table),
-            work: tables.rows_of(table).count() * (1 + deferred.of(table.name).len()),
-        })
-        .collect();
-    jobs.push(Job {
-        table: "audit_index",
-        rows: None,
-        work: indexed as usize * deferred.of("audit_index").len(),
-    });
-    jobs.sort_by_key(|job| std::cmp::Reverse(job.work));
-    let queue = Mutex::new(VecDeque::from(jobs));
-    let tables = Arc::new(tables);
-    let (one, two) = tokio::join!(
-        load(&mut reader, schema, &queue, tables.clone(), &deferred),
-        load(&mut loader, schema, &queue, tables, &deferred),
-    );
-    one?;
-    two?;
+    let loaded = load::load(
+        [&mut reader, &mut loader],
+        schema,
+        &tables,
+        indexed,
+        deferred,
+    )
+    .await;
+    release(tables);
+    loaded?;
     tracing::info!(
         secs = phase.elapsed().as_secs_f64(),
         "bulk replay: inline tables copied, keys and indexes built"
@@ -155,62 +142,11 @@ pub(crate) async fn replay(
     Ok(last)
 }
 
-/// One table's share of the load.
-struct Job {
-    table: &'static str,
-    /// The inline table whose folded rows are copied first; none for the
-    /// audit index, whose rows streamed in with the log.
-    rows: Option<&'static Table>,
-    work: usize,
-}
-
-/// Takes jobs until none is left.
-async fn load(
-    conn: &mut PgConnection,
-    schema: &str,
-    queue: &Mutex<VecDeque<Job>>,
-    tables: Arc<Tables>,
-    deferred: &Deferred,
-) -> Result<(), ProjectorError> {
-    // Sorts for the index builds in memory rather than on disk.
-    sqlx::Executor::execute(&mut *conn, "SET maintenance_work_mem = '256MB'").await?;
-    let mut tables = Some(tables);
-    let next = || queue.lock().ok().and_then(|mut jobs| jobs.pop_front());
-    while let Some(job) = next() {
-        let started = std::time::Instant::now();
-        if let (Some(table), Some(rows)) = (job.rows, &tables) {
-            copy_table(conn, schema, rows, table).await?;
-        }
-        let copied = started.elapsed().as_secs_f64();
-        let copies_left = queue
-            .lock()
-            .map(|jobs| jobs.iter().any(|job| job.rows.is_some()))
-            .unwrap_or(false);
-        if !copies_left {
-            release(tables.take());
-        }
-        for statement in deferred.of(job.table) {
-            sqlx::Executor::execute(&mut *conn, statement.as_str()).await?;
-        }
-        tracing::debug!(
-            table = job.table,
-            copied,
-            built = started.elapsed().as_secs_f64() - copied,
-            "bulk replay: table loaded"
-        );
-    }
-    release(tables.take());
-    sqlx::Executor::execute(&mut *conn, "RESET maintenance_work_mem").await?;
-    Ok(())
-}
-
-/// Freeing millions of rows takes a second or more: the last holder hands
-/// them to a thread of their own, which runs beside the index builds and,
-/// unlike the runtime's blocking pool, does not hold up a process's exit.
-fn release(tables: Option<Arc<Tables>>) {
-    if let Some(tables) = tables.and_then(Arc::into_inner) {
-        std::thread::spawn(move || drop(tables));
-    }
+/// Freeing millions of rows takes a second or more: after the load, not
+/// beside its index builds, and on a thread of its own, which, unlike the
+/// runtime's blocking pool, does not hold up a process's exit.
+fn release(tables: Tables) {
+    std::thread::spawn(move || drop(tables));
 }
 
 type Folded = (Tables, Option<Cursor>, u64);
@@ -262,23 +198,26 @@ async fn read_log(
     let mut rows = sqlx::query(LOG_STREAM).fetch(&mut *reader);
     while let Some(row) = rows.try_next().await? {
         let cursor = Cursor {
-            txid: row.try_get(column::TXID)?,
-            position: row.try_get(column::POSITION)?,
+            txid: row.try_get_unchecked(column::TXID)?,
+            position: row.try_get_unchecked(column::POSITION)?,
         };
         recorded_at.clear();
-        inline::write_timestamp(&row.try_get(column::RECORDED_AT)?, &mut recorded_at);
+        inline::write_timestamp(
+            &row.try_get_unchecked(column::RECORDED_AT)?,
+            &mut recorded_at,
+        );
         if !until.admits_at(cursor, &recorded_at) {
             break;
         }
         let head = EventHead {
-            aggregate_type: row.try_get(column::AGGREGATE_TYPE)?,
-            aggregate_id: row.try_get(column::AGGREGATE_ID)?,
-            event_type: row.try_get(column::EVENT_TYPE)?,
-            event_version: row.try_get(column::EVENT_VERSION)?,
+            aggregate_type: row.try_get_unchecked(column::AGGREGATE_TYPE)?,
+            aggregate_id: row.try_get_unchecked(column::AGGREGATE_ID)?,
+            event_type: row.try_get_unchecked(column::EVENT_TYPE)?,
+            event_version: row.try_get_unchecked(column::EVENT_VERSION)?,
             position: cursor.position,
             cursor,
         };
-        let payload: &str = row.try_get(column::PAYLOAD)?;
+        let payload: &str = row.try_get_unchecked(column::PAYLOAD)?;
         let changes = inline::changes(head, &payload)?;
         position_text.clear();
         cursor_text.clear();
@@ -292,15 +231,15 @@ async fn read_log(
                 Some(head.aggregate_type),
                 Some(head.aggregate_id),
                 Some(head.event_type),
-                actor(row.try_get(column::METADATA)?).as_deref(),
+                actor(row.try_get_unchecked(column::METADATA)?).as_deref(),
             ],
             &mut batch.audit,
         );
         // The line goes on with client and subject.
         batch.audit.pop();
         batch.audit.push(b'\t');
-        let named_client: Option<&str> = row.try_get(column::NAMED_CLIENT)?;
-        let named_sub: Option<&str> = row.try_get(column::NAMED_SUB)?;
+        let named_client: Option<&str> = row.try_get_unchecked(column::NAMED_CLIENT)?;
+        let named_sub: Option<&str> = row.try_get_unchecked(column::NAMED_SUB)?;
         let (client, named_by) = match head.aggregate_type {
             "Client" => (Some(head.aggregate_id), NamedBy::Itself),
             "Consent" => (named_client, NamedBy::Itself),
@@ -419,121 +358,6 @@ async fn copy_stream(
     }
     let rows = copy.finish().await?;
     Ok((conn, rows))
-}
-
-async fn copy_table(
-    conn: &mut PgConnection,
-    schema: &str,
-    tables: &Tables,
-    table: &'static Table,
-) -> Result<(), ProjectorError> {
-    let mut copy = conn
-        .copy_in_raw(&format!(
-            "COPY {schema}.{} ({}) FROM STDIN",
-            table.name,
-            table.columns.join(", ")
-        ))
-        .await?;
-    let mut chunk = Vec::with_capacity(CHUNK + 4096);
-    let mut expected = 0_u64;
-    for row in tables.rows_of(table) {
-        copy_line(row.iter().map(Option::as_deref), &mut chunk);
-        expected += 1;
-        if chunk.len() >= CHUNK {
-            copy.send(std::mem::replace(
-                &mut chunk,
-                Vec::with_capacity(CHUNK + 4096),
-            ))
-            .await?;
-        }
-    }
-    if !chunk.is_empty() {
-        copy.send(chunk).await?;
-    }
-    let copied = copy.finish().await?;
-    if copied != expected {
-        return Err(storage(format!(
-            "COPY took {copied} rows of {expected} into {}",
-            table.name
-        )));
-    }
-    Ok(())
-}
-
-/// The keys and indexes of a schema's tables, dropped before the load and
-/// built after it from their own catalogue definitions.
-struct Deferred {
-    /// Per table: `ALTER TABLE … ADD CONSTRAINT …` first, then `CREATE INDEX …`.
-    by_table: Vec<(String, Vec<String>)>,
-}
-
-impl Deferred {
-    async fn take(conn: &mut Conn, schema: &str) -> Result<Self, ProjectorError> {
-        let constraints = conn
-            .fetch_all(
-                &Statement::new(
-                    "SELECT t.relname AS tbl, format('%I.%I', n.nspname, t.relname) AS qualified,
-                            c.conname AS name, pg_get_constraintdef(c.oid) AS def
-                     FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
-                     JOIN pg_namespace n ON n.oid = t.relnamespace
-                     WHERE n.nspname = $1 AND c.contype IN ('p', 'u') ORDER BY 1, 3",
-                )
-                .text(schema),
-            )
-            .await?;
-        let indexes = conn
-            .fetch_all(
-                &Statement::new(
-                    "SELECT i.tablename AS tbl, format('%I.%I', i.schemaname, i.indexname) AS name,
-                            i.indexdef AS def
-                     FROM pg_indexes i WHERE i.schemaname = $1
-                     AND NOT EXISTS (SELECT 1 FROM pg_constraint c
-                                     WHERE c.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass)
-                     ORDER BY 1, 2",
-                )
-                .text(schema),
-            )
-            .await?;
-        let field = |row: &writ_infra::store::Row, column| row.text(column).unwrap_or_default();
-        let mut drops = Vec::new();
-        let mut deferred = Self {
-            by_table: Vec::new(),
-        };
-        for row in &constraints {
-            let (table, name) = (field(row, "qualified"), field(row, "name"));
-            drops.push(format!("ALTER TABLE {table} DROP CONSTRAINT \"{name}\""));
-            deferred.add(
-                field(row, "tbl"),
-                format!(
-                    "ALTER TABLE {table} ADD CONSTRAINT \"{name}\" {}",
-                    field(row, "def")
-                ),
-            );
-        }
-        for row in &indexes {
-            drops.push(format!("DROP INDEX {}", field(row, "name")));
-            deferred.add(field(row, "tbl"), field(row, "def"));
-        }
-        // Indexes first: a constraint's index goes with the constraint.
-        drops.reverse();
-        conn.batch(&drops.join(";\n")).await?;
-        Ok(deferred)
-    }
-
-    fn add(&mut self, table: String, statement: String) {
-        match self.by_table.iter_mut().find(|(name, _)| *name == table) {
-            Some((_, statements)) => statements.push(statement),
-            None => self.by_table.push((table, vec![statement])),
-        }
-    }
-
-    fn of(&self, table: &str) -> &[String] {
-        self.by_table
-            .iter()
-            .find(|(name, _)| name == table)
-            .map(|(_, statements)| statements.as_slice())
-            .unwrap_or_default()
-    }
 }
 
 #[cfg(test)]
