@@ -107,6 +107,27 @@ CREATE TABLE audit_checkpoints (
 ) STRICT;
 ";
 
+/// The audit index's one reader, the export, selects a time range; it had
+/// indexes by subject and by client instead, which no query used and every
+/// projected event and replay paid for (ADR 0021). A database made by this
+/// version has the new index from migration 1 already.
+fn audit_index_by_time(dialect: Dialect) -> String {
+    let schema = dialect.live_schema();
+    let create = match dialect {
+        Dialect::Sqlite => {
+            format!("CREATE INDEX IF NOT EXISTS {schema}.audit_by_recorded_at ON audit_index (recorded_at);")
+        }
+        Dialect::Postgres => {
+            format!("CREATE INDEX IF NOT EXISTS audit_by_recorded_at ON {schema}.audit_index (recorded_at);")
+        }
+    };
+    format!(
+        "DROP INDEX IF EXISTS {schema}.audit_by_subject;
+DROP INDEX IF EXISTS {schema}.audit_by_client;
+{create}"
+    )
+}
+
 /// SQLite's DDL is the template: PostgreSQL has no STRICT tables and names
 /// 64-bit integers `bigint`.
 fn for_dialect(ddl: &str, dialect: Dialect) -> String {
@@ -211,8 +232,7 @@ CREATE TABLE {schema}.audit_index (
   client_id      text,
   subject        text
 ) STRICT;
-CREATE INDEX {schema}.audit_by_subject ON audit_index (subject);
-CREATE INDEX {schema}.audit_by_client ON audit_index (client_id);
+CREATE INDEX {schema}.audit_by_recorded_at ON audit_index (recorded_at);
 "
     );
     let ddl = for_dialect(&ddl, dialect);
@@ -258,6 +278,7 @@ pub async fn migrate(conn: &mut Conn) -> Result<usize, sqlx::Error> {
             ),
         ),
         (2, for_dialect(CHECKPOINTS_DDL, dialect)),
+        (3, audit_index_by_time(dialect)),
     ];
     let mut applied = 0;
     for (version, sql) in migrations {
