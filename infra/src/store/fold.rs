@@ -111,14 +111,24 @@ impl Rows {
         })
     }
 
+    /// [`Self::column`], looking first where `name` usually is: inserts
+    /// list their values in table order, and a search compares the name
+    /// with every column before it.
+    fn column_near(&self, name: &str, usually: usize) -> Result<usize, FoldError> {
+        match self.table.columns.get(usually) {
+            Some(column) if *column == name => Ok(usually),
+            _ => self.column(name),
+        }
+    }
+
     fn insert(
         &mut self,
         values: Vec<(&'static str, Option<String>)>,
         replace: Option<&[&str]>,
     ) -> Result<(), FoldError> {
         let mut row: Row = vec![None; self.table.columns.len()].into_boxed_slice();
-        for (column, value) in values {
-            row[self.column(column)?] = value;
+        for (at, (column, value)) in values.into_iter().enumerate() {
+            row[self.column_near(column, at)?] = value;
         }
         let table = self.table;
         let key = key_of(table, |column| {

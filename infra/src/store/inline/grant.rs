@@ -46,7 +46,6 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             vec![("gid", gid.to_owned()), also],
         )
     };
-    let touch = Change::update(&GRANTS, vec![("cursor", to(cursor))], by_gid());
     let extend = |until: &str| {
         Change::update(
             &GRANTS,
@@ -237,7 +236,11 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
         ],
     };
     if !sets_cursor {
-        changes.push(touch);
+        changes.push(Change::update(
+            &GRANTS,
+            vec![("cursor", to(cursor))],
+            by_gid(),
+        ));
     }
     changes
 }
