@@ -5,7 +5,9 @@
 //!    client-credentials grants, one in five revoked, one in a thousand (and each worker's first)
 //!    with the scope `reports:read`; `writ projector` then indexes them.
 //! 2. The machine's bulk-insert rows/s: N rows shaped like the `grants`
-//!    table, in one `INSERT … SELECT generate_series`.
+//!    table, in one `INSERT … SELECT generate_series`. Before it and
+//!    before the replay, the log is vacuumed and a checkpoint written, as
+//!    pgbench does, and whether the connections use TLS is printed.
 //! 3. `writ replay --into bench` (every projection into a snapshot):
 //!    events/s and rows written per event; then `writ replay --verify`.
 //! 4. `writ audit seal` and `writ audit verify` over the whole log.
@@ -94,6 +96,19 @@ async fn populate(url: &str, events: u64) -> Result<(), Failure> {
         "log: {appended} events appended in {:.0} s through the executor (grants; one in five revoked)",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Vacuums the log and writes a checkpoint, as pgbench vacuums before it
+/// measures: otherwise the autovacuum and checkpoint that the populate (or
+/// the bulk-insert probe) set off run inside the next measurement.
+async fn settle(url: &str) -> Result<(), Failure> {
+    let mut conn = Conn::connect(&Target::Postgres(url.to_owned())).await?;
+    for statement in ["VACUUM (ANALYZE) events", "CHECKPOINT"] {
+        if let Err(err) = conn.batch(statement).await {
+            println!("{statement} failed ({err}); measuring without it");
+        }
+    }
     Ok(())
 }
 
@@ -193,7 +208,18 @@ async fn main() -> Result<(), Failure> {
     }
     projector.stop();
 
+    settle(&url).await?;
+    let tls = db
+        .scalar_i64(&Statement::new(
+            "SELECT count(*) FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+        ))
+        .await?;
+    println!(
+        "connections: TLS {} (sslmode as the URL gives it; sqlx prefers TLS when the server offers it)",
+        if tls > 0 { "on" } else { "off" }
+    );
     let bulk = bulk_rows_per_second(&url, logged).await?;
+    settle(&url).await?;
     println!("bulk insert: {bulk:.0} rows/s ({logged} rows shaped like grants, one INSERT … SELECT generate_series, indexes in place)");
 
     let (_, secs) = timed(&deployment, &["replay", "--into", "bench"])?;
