@@ -104,6 +104,13 @@ impl Rows {
         }
     }
 
+    /// Whether these are `table`'s rows. Every copy of a catalogue
+    /// constant points at the one name, so the address answers without
+    /// comparing text, which was a few percent of the fold.
+    fn holds(&self, table: &Table) -> bool {
+        std::ptr::eq(self.table.name, table.name) || self.table.name == table.name
+    }
+
     fn column(&self, name: &str) -> Result<usize, FoldError> {
         self.table.column(name).ok_or_else(|| FoldError::NoColumn {
             table: self.table.name,
@@ -274,7 +281,7 @@ impl Tables {
     fn rows(&mut self, table: &'static Table) -> Result<&mut Rows, FoldError> {
         self.tables
             .iter_mut()
-            .find(|rows| rows.table.name == table.name)
+            .find(|rows| rows.holds(table))
             .ok_or(FoldError::Unsupported {
                 table: table.name,
                 what: "not an inline table".to_owned(),
@@ -296,10 +303,7 @@ impl Tables {
     /// One column of the row with a single-column key, as a `LEFT JOIN` on
     /// the key would find it.
     pub fn value(&self, table: &'static Table, key: &str, column: &str) -> Option<&str> {
-        let rows = self
-            .tables
-            .iter()
-            .find(|rows| rows.table.name == table.name)?;
+        let rows = self.tables.iter().find(|rows| rows.holds(table))?;
         let index = table.column(column)?;
         let at = *rows.by_key.get(key)?;
         rows.rows[at].as_ref()?[index].as_deref()
@@ -309,7 +313,7 @@ impl Tables {
     pub fn rows_of(&self, table: &'static Table) -> impl Iterator<Item = &[Option<String>]> {
         self.tables
             .iter()
-            .filter(move |rows| rows.table.name == table.name)
+            .filter(move |rows| rows.holds(table))
             .flat_map(|rows| rows.rows.iter().flatten().map(|row| &row[..]))
     }
 }
