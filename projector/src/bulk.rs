@@ -13,10 +13,15 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use cqrs_es::Aggregate as _;
 use futures::TryStreamExt;
 use sqlx::postgres::PgConnection;
 use sqlx::Row as _;
 use tokio::sync::mpsc;
+use writ_domain::client::Client;
+use writ_domain::consent::Consent;
+use writ_domain::grant::Grant;
+use writ_domain::session::Session;
 use writ_infra::store::change::{Change, GRANTS, SESSIONS};
 use writ_infra::store::fold::{copy_line, Tables};
 use writ_infra::store::inline::{self, EventHead};
@@ -241,10 +246,10 @@ async fn read_log(
         let named_client: Option<&str> = row.try_get_unchecked(column::NAMED_CLIENT)?;
         let named_sub: Option<&str> = row.try_get_unchecked(column::NAMED_SUB)?;
         let (client, named_by) = match head.aggregate_type {
-            "Client" => (Some(head.aggregate_id), NamedBy::Itself),
-            "Consent" => (named_client, NamedBy::Itself),
-            "Grant" => (None, NamedBy::Grant(head.aggregate_id.to_owned())),
-            "Session" => (None, NamedBy::Session(head.aggregate_id.to_owned())),
+            Client::TYPE => (Some(head.aggregate_id), NamedBy::Itself),
+            Consent::TYPE => (named_client, NamedBy::Itself),
+            Grant::TYPE => (None, NamedBy::Grant(head.aggregate_id.to_owned())),
+            Session::TYPE => (None, NamedBy::Session(head.aggregate_id.to_owned())),
             _ => (None, NamedBy::Itself),
         };
         batch.events.push(Decoded {

@@ -107,25 +107,21 @@ CREATE TABLE audit_checkpoints (
 ) STRICT;
 ";
 
-/// The audit index's one reader, the export, selects a time range; it had
-/// indexes by subject and by client instead, which no query used and every
-/// projected event and replay paid for (ADR 0021). A database made by this
-/// version has the new index from migration 1 already.
+/// The audit index's one index besides its key: the export selects a time
+/// range (ADR 0021).
+const AUDIT_BY_TIME: &str = "audit_by_recorded_at ON audit_index (recorded_at)";
+
+/// The audit index had indexes by subject and by client, which no query
+/// used and every projected event and replay paid for. A database made by
+/// this version has [`AUDIT_BY_TIME`] from migration 1 already.
 fn audit_index_by_time(dialect: Dialect) -> String {
     let schema = dialect.live_schema();
-    let create = match dialect {
-        Dialect::Sqlite => {
-            format!("CREATE INDEX IF NOT EXISTS {schema}.audit_by_recorded_at ON audit_index (recorded_at);")
-        }
-        Dialect::Postgres => {
-            format!("CREATE INDEX IF NOT EXISTS audit_by_recorded_at ON {schema}.audit_index (recorded_at);")
-        }
-    };
-    format!(
+    let ddl = format!(
         "DROP INDEX IF EXISTS {schema}.audit_by_subject;
 DROP INDEX IF EXISTS {schema}.audit_by_client;
-{create}"
-    )
+CREATE INDEX IF NOT EXISTS {schema}.{AUDIT_BY_TIME};"
+    );
+    qualify_indexes(&ddl, schema, dialect)
 }
 
 /// SQLite's DDL is the template: PostgreSQL has no STRICT tables and names
@@ -232,28 +228,32 @@ CREATE TABLE {schema}.audit_index (
   client_id      text,
   subject        text
 ) STRICT;
-CREATE INDEX {schema}.audit_by_recorded_at ON audit_index (recorded_at);
+CREATE INDEX {schema}.{AUDIT_BY_TIME};
 "
     );
-    let ddl = for_dialect(&ddl, dialect);
-    match dialect {
-        Dialect::Sqlite => ddl,
-        // SQLite qualifies the index and not the table; PostgreSQL the
-        // table, and the index lives in its table's schema.
-        Dialect::Postgres => ddl
-            .lines()
-            .map(
-                |line| match line.strip_prefix(&format!("CREATE INDEX {schema}.")) {
-                    Some(rest) => rest
-                        .split_once(" ON ")
-                        .map(|(index, table)| format!("CREATE INDEX {index} ON {schema}.{table}"))
-                        .unwrap_or_else(|| line.to_owned()),
-                    None => line.to_owned(),
-                },
-            )
-            .collect::<Vec<_>>()
-            .join("\n"),
+    qualify_indexes(&for_dialect(&ddl, dialect), schema, dialect)
+}
+
+/// The template writes `CREATE INDEX [IF NOT EXISTS] {schema}.name ON
+/// table`. SQLite qualifies the index and not the table; PostgreSQL the
+/// table, and the index lives in its table's schema.
+fn qualify_indexes(ddl: &str, schema: &str, dialect: Dialect) -> String {
+    if dialect == Dialect::Sqlite {
+        return ddl.to_owned();
     }
+    let for_postgres = |line: &str| {
+        ["CREATE INDEX ", "CREATE INDEX IF NOT EXISTS "]
+            .into_iter()
+            .find_map(|create| {
+                let (index, table) = line
+                    .strip_prefix(create)?
+                    .strip_prefix(&format!("{schema}."))?
+                    .split_once(" ON ")?;
+                Some(format!("{create}{index} ON {schema}.{table}"))
+            })
+            .unwrap_or_else(|| line.to_owned())
+    };
+    ddl.lines().map(for_postgres).collect::<Vec<_>>().join("\n")
 }
 
 /// Serialises migrators across processes on PostgreSQL.

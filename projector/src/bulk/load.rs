@@ -8,6 +8,7 @@
 //! build, while index builds share it. Of the steps that may run, the one
 //! with the most work behind it goes first.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use sqlx::postgres::PgConnection;
@@ -31,7 +32,7 @@ pub(super) struct Deferred {
 struct Builds {
     table: String,
     /// `ALTER TABLE … ADD CONSTRAINT …`, one at a time.
-    keys: Vec<String>,
+    keys: VecDeque<String>,
     /// `CREATE INDEX …`, side by side once the keys are in.
     indexes: Vec<String>,
 }
@@ -76,7 +77,7 @@ impl Deferred {
                 "ALTER TABLE {table} ADD CONSTRAINT \"{name}\" {}",
                 field(row, "def")
             );
-            deferred.of_mut(field(row, "tbl")).keys.push(key);
+            deferred.of_mut(field(row, "tbl")).keys.push_back(key);
         }
         for row in &indexes {
             drops.push(format!("DROP INDEX {}", field(row, "name")));
@@ -134,20 +135,19 @@ struct Job {
 struct Pending {
     name: &'static str,
     rows: usize,
-    keys: std::collections::VecDeque<String>,
-    indexes: Vec<String>,
+    builds: Builds,
 }
 
 impl Pending {
-    /// Copying a row costs about as much as indexing it twice, measured on
-    /// the grants and tokens tables.
-    fn copy_work(table: &Table, rows: usize) -> usize {
-        rows * table.columns.len() / 2
-    }
-
     fn builds_work(&self) -> usize {
-        self.rows * (self.keys.len() + self.indexes.len())
+        self.rows * (self.builds.keys.len() + self.builds.indexes.len())
     }
+}
+
+/// Copying a row costs about as much as indexing it twice, measured on the
+/// grants and tokens tables.
+fn copy_work(table: &Table, rows: usize) -> usize {
+    rows * table.columns.len() / 2
 }
 
 /// The steps left and those under way.
@@ -164,32 +164,26 @@ impl Plan {
             ready: Vec::new(),
             running: 0,
         };
-        for table in INLINE_TABLES {
-            let rows = tables.rows_of(table).count();
-            let builds = deferred.take_of(table.name);
-            plan.tables.push(Pending {
-                name: table.name,
-                rows,
-                keys: builds.keys.into(),
-                indexes: builds.indexes,
-            });
-            let at = plan.tables.len() - 1;
-            let priority = Pending::copy_work(table, rows) + plan.tables[at].builds_work();
+        let mut add = |name: &'static str, rows: usize| {
+            let builds = deferred.take_of(name);
+            plan.tables.push(Pending { name, rows, builds });
+            plan.tables.len() - 1
+        };
+        let audit_index = add("audit_index", audit_rows);
+        let inline: Vec<_> = INLINE_TABLES
+            .iter()
+            .map(|table| (*table, add(table.name, tables.rows_of(table).count())))
+            .collect();
+        for (table, at) in inline {
+            let pending = &plan.tables[at];
             plan.ready.push(Job {
                 table: at,
                 step: Step::Rows(table),
-                priority,
+                priority: copy_work(table, pending.rows) + pending.builds_work(),
             });
         }
         // The audit index's rows went in while the log was read.
-        let builds = deferred.take_of("audit_index");
-        plan.tables.push(Pending {
-            name: "audit_index",
-            rows: audit_rows,
-            keys: builds.keys.into(),
-            indexes: builds.indexes,
-        });
-        plan.after(plan.tables.len() - 1);
+        plan.after(audit_index);
         plan
     }
 
@@ -197,7 +191,7 @@ impl Plan {
     /// or, when its keys are all in, every one of its indexes.
     fn after(&mut self, table: usize) {
         let pending = &mut self.tables[table];
-        if let Some(key) = pending.keys.pop_front() {
+        if let Some(key) = pending.builds.keys.pop_front() {
             let priority = pending.builds_work() + pending.rows;
             self.ready.push(Job {
                 table,
@@ -207,7 +201,7 @@ impl Plan {
             return;
         }
         let rows = pending.rows;
-        for index in pending.indexes.drain(..) {
+        for index in pending.builds.indexes.drain(..) {
             self.ready.push(Job {
                 table,
                 step: Step::Index(index),
@@ -224,6 +218,15 @@ impl Plan {
 
     fn finished(&self) -> bool {
         self.ready.is_empty() && self.running == 0
+    }
+
+    /// Nothing more starts: the steps under way end, and then the workers.
+    fn abandon(&mut self) {
+        self.ready.clear();
+        for pending in &mut self.tables {
+            pending.builds.keys.clear();
+            pending.builds.indexes.clear();
+        }
     }
 }
 
@@ -275,12 +278,7 @@ async fn work(
         let done = run(conn, schema, tables, &job.step).await;
         let mut plan = locked()?;
         if let Err(err) = done {
-            // Nothing more starts; the other worker ends its step and stops.
-            plan.ready.clear();
-            plan.tables.iter_mut().for_each(|table| {
-                table.keys.clear();
-                table.indexes.clear();
-            });
+            plan.abandon();
             plan.running -= 1;
             drop(plan);
             changed.notify_waiters();
