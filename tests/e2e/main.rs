@@ -34,4 +34,5 @@ mod shutdown;
 mod split;
 mod swap;
 mod tamper;
+mod terminal_grants;
 mod tokens;

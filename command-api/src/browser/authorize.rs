@@ -266,6 +266,23 @@ pub async fn issue_code(
             "This request can no longer be completed.",
         );
     };
+    // R72: the client's lifetimes bound how long a revocation of this
+    // pending grant must be denied downstream; a client disabled since the
+    // request was made gets no code.
+    let client = match load_client(state, &pending.client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "This request can no longer be completed.",
+            )
+        }
+        Err(()) => return pages::unavailable(),
+    };
+    let token_ttl_secs = client
+        .settings
+        .access_token_ttl_secs
+        .saturating_add(client.settings.refresh_token_ttl_secs);
     let code = random_token();
     let gid = new_gid();
     let command = GrantCommand::IssueCode {
@@ -283,6 +300,7 @@ pub async fn issue_code(
         auth_time: Some(session.auth_time),
         sid: Some(session.sid.clone()),
         redirect_uri_defaulted: pending.redirect_uri_defaulted,
+        token_ttl_secs,
     };
     let metadata = user_metadata(&session.sub, &pending.request_id, Some(&pending.client_id));
     match state

@@ -26,6 +26,10 @@ pub struct CodeState {
     pub spent: bool,
     #[serde(default)]
     pub redirect_uri_defaulted: bool,
+    /// How long after `expires_at` a token minted from this code could
+    /// still live; `None` in events written before it was recorded.
+    #[serde(default)]
+    pub token_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +107,7 @@ impl Aggregate for Grant {
                 auth_time,
                 sid,
                 redirect_uri_defaulted,
+                token_ttl_secs,
                 ..
             } => {
                 self.gid = gid;
@@ -124,10 +129,16 @@ impl Aggregate for Grant {
                     expires_at,
                     spent: false,
                     redirect_uri_defaulted,
+                    token_ttl_secs,
                 });
             }
             GrantEvent::CodeRedeemed { .. } => {
-                self.status = GrantStatus::Active;
+                // R72: a revoked grant is terminal. Logs written before
+                // `decide` refused this hold a redemption after the
+                // revocation; it must not revive the grant when replayed.
+                if self.status == GrantStatus::CodePending {
+                    self.status = GrantStatus::Active;
+                }
                 self.spend_code();
             }
             GrantEvent::CodeBurned { .. } => {
@@ -162,7 +173,8 @@ impl Aggregate for Grant {
                 jti,
                 token_hash,
                 expires_at,
-                revoked: false,
+                // Only old logs mint after a revocation (see CodeRedeemed).
+                revoked: self.status == GrantStatus::Revoked,
             }),
             GrantEvent::RefreshTokenIssued {
                 token_hash,
@@ -209,6 +221,12 @@ impl Grant {
         services: &Services,
     ) -> Result<Vec<GrantEvent>, GrantError> {
         let now = services.now();
+        // R72: a revoked grant is terminal. Every command on it is refused
+        // and records nothing: a pending code, a refresh token or a second
+        // revocation cannot bring it back or move it.
+        if self.status == GrantStatus::Revoked {
+            return Err(GrantError::Revoked);
+        }
         match command {
             GrantCommand::IssueCode {
                 gid,
@@ -225,6 +243,7 @@ impl Grant {
                 auth_time,
                 sid,
                 redirect_uri_defaulted,
+                token_ttl_secs,
             } => {
                 self.ensure_absent()?;
                 Ok(vec![GrantEvent::CodeIssued {
@@ -243,6 +262,7 @@ impl Grant {
                     auth_time,
                     sid,
                     redirect_uri_defaulted,
+                    token_ttl_secs: Some(token_ttl_secs),
                 }])
             }
             GrantCommand::RedeemCode {
@@ -305,7 +325,6 @@ impl Grant {
             } => self.revoke_token(&client_id, &token, by, now),
             GrantCommand::Revoke { by, reason } => match self.status {
                 GrantStatus::Absent => Err(GrantError::NotFound),
-                GrantStatus::Revoked => Err(GrantError::Revoked),
                 _ => Ok(vec![self.revocation(by, reason, now)]),
             },
         }
@@ -331,13 +350,10 @@ impl Grant {
         }
         if code.spent {
             // RFC 6749 §4.1.2: a second use revokes what the first one issued.
-            return match self.status {
-                GrantStatus::Revoked => Err(GrantError::Revoked),
-                _ => Ok(vec![
-                    GrantEvent::CodeReplayDetected { detected_at: now },
-                    self.revocation("writ".into(), "code_replay".into(), now),
-                ]),
-            };
+            return Ok(vec![
+                GrantEvent::CodeReplayDetected { detected_at: now },
+                self.revocation("writ".into(), "code_replay".into(), now),
+            ]);
         }
         if now >= code.expires_at {
             return Err(GrantError::CodeExpired);
@@ -408,9 +424,6 @@ impl Grant {
         if self.client_id != client_id {
             return Err(GrantError::ClientMismatch);
         }
-        if self.status == GrantStatus::Revoked {
-            return Err(GrantError::Revoked);
-        }
         if family.rotated.contains(presented) {
             return Ok(vec![
                 GrantEvent::RefreshTokenReuseDetected {
@@ -465,9 +478,6 @@ impl Grant {
         // endpoint answers 200 either way, so this refusal records nothing.
         if self.client_id != client_id {
             return Err(GrantError::ClientMismatch);
-        }
-        if self.status == GrantStatus::Revoked {
-            return Err(GrantError::Revoked);
         }
         let live = |t: &&IssuedAccess| !t.revoked;
         match token {
@@ -537,9 +547,27 @@ impl Grant {
             by,
             reason,
             jtis: live.iter().map(|t| t.jti.clone()).collect(),
-            expires_at: live.iter().map(|t| t.expires_at).max(),
+            expires_at: live
+                .iter()
+                .map(|t| t.expires_at)
+                .chain(self.pending_code_bound())
+                .max(),
             revoked_at: now,
         }
+    }
+
+    /// R72: the latest a token minted from a still-pending code could
+    /// live. Nothing can be minted once the grant is revoked, but resource
+    /// servers keep the gid denied until then all the same, so a deny-list
+    /// never depends on every writer refusing.
+    fn pending_code_bound(&self) -> Option<DateTime<Utc>> {
+        let code = self.code.as_ref().filter(|code| !code.spent)?;
+        let after = code
+            .token_ttl_secs
+            .and_then(|secs| i64::try_from(secs).ok())
+            .and_then(Duration::try_seconds)
+            .unwrap_or_default();
+        code.expires_at.checked_add_signed(after)
     }
 
     fn ensure_absent(&self) -> Result<(), GrantError> {

@@ -54,6 +54,9 @@ pub enum GrantCommand {
         auth_time: Option<DateTime<Utc>>,
         sid: Option<String>,
         redirect_uri_defaulted: bool,
+        /// The longest a token minted from the code could outlive it: the
+        /// client's access-token lifetime plus its refresh family's.
+        token_ttl_secs: u64,
     },
     RedeemCode {
         client_id: String,

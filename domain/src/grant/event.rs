@@ -32,6 +32,11 @@ pub enum GrantEvent {
         /// registered), so the token request need not repeat it.
         #[serde(default)]
         redirect_uri_defaulted: bool,
+        /// How long after `expires_at` a token minted from the code could
+        /// live, so revoking the pending grant denies it that long (R72).
+        /// Absent in events written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_ttl_secs: Option<u64>,
     },
     CodeRedeemed {
         redeemed_at: DateTime<Utc>,

@@ -36,6 +36,7 @@ fn issuing_a_code_records_its_hash_challenge_and_expiry() {
             auth_time: Some(t0()),
             sid: Some("session".into()),
             redirect_uri_defaulted: false,
+            token_ttl_secs: TOKEN_TTL_SECS,
         })
         .then_expect_events(vec![code_issued()]);
 }
@@ -158,6 +159,7 @@ fn a_verifier_for_a_code_without_challenge_is_a_downgrade_and_burns_it() {
         auth_time,
         sid,
         redirect_uri_defaulted,
+        token_ttl_secs,
         ..
     } = code_issued()
     else {
@@ -179,6 +181,7 @@ fn a_verifier_for_a_code_without_challenge_is_a_downgrade_and_burns_it() {
         auth_time,
         sid,
         redirect_uri_defaulted,
+        token_ttl_secs,
     };
     GrantTest::with(services())
         .given(vec![without_challenge])

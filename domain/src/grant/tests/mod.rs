@@ -3,6 +3,7 @@
 //! paths are in `code.rs`.
 
 mod code;
+mod terminal;
 
 use chrono::Duration;
 use cqrs_es::test::TestFramework;
@@ -14,6 +15,9 @@ use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
 pub(super) type GrantTest = TestFramework<Grant>;
 
 pub(super) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+/// What `IssueCode` records as the longest a minted token could outlive
+/// the code.
+pub(super) const TOKEN_TTL_SECS: u64 = 86_700;
 pub(super) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 pub(super) fn hash(tag: &str) -> SecretHash {
@@ -61,6 +65,7 @@ pub(super) fn code_issued() -> GrantEvent {
         auth_time: Some(t0()),
         sid: Some("session".into()),
         redirect_uri_defaulted: false,
+        token_ttl_secs: Some(TOKEN_TTL_SECS),
     }
 }
 

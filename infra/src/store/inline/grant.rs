@@ -134,8 +134,15 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
                 token(code_hash.0, "code", None, None, &at, &until),
             ]
         }
+        // R72: only a pending grant becomes active. Logs written before
+        // redemptions of revoked grants were refused hold some; replayed,
+        // they leave the grant revoked (the aggregate's apply agrees).
         GrantEvent::CodeRedeemed { redeemed_at: at } => vec![
-            set_status("active", &at),
+            Change::update(
+                &GRANTS,
+                vec![("status", to("active")), ("updated_at", to(timestamp(&at)))],
+                vec![("gid", gid.to_owned()), ("status", "pending".to_owned())],
+            ),
             tokens_where("spent", ("kind", "code".into())),
         ],
         GrantEvent::CodeBurned { burned_at: at, .. } => vec![
@@ -243,4 +250,72 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
         ));
     }
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+    use writ_domain::values::{RedirectUri, ScopeSet, SecretHash};
+
+    use super::*;
+    use crate::store::fold::Tables;
+
+    fn code_issued(at: DateTime<Utc>) -> GrantEvent {
+        GrantEvent::CodeIssued {
+            gid: "g1".into(),
+            client_id: "c1".into(),
+            sub: "s1".into(),
+            scopes: ScopeSet::parse("openid").unwrap_or_default(),
+            audience: vec![],
+            redirect_uri: RedirectUri::parse("https://app.example/cb")
+                .unwrap_or_else(|e| panic!("{e}")),
+            code_hash: SecretHash("code-hash".into()),
+            challenge: None,
+            nonce: None,
+            request_id: "r".into(),
+            issued_at: at,
+            expires_at: at + Duration::seconds(60),
+            auth_time: None,
+            sid: None,
+            redirect_uri_defaulted: false,
+            token_ttl_secs: Some(300),
+        }
+    }
+
+    #[test]
+    fn a_redemption_after_the_revocation_in_an_old_log_leaves_the_grant_revoked() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut tables = Tables::default();
+        for event in [
+            code_issued(at),
+            GrantEvent::GrantRevoked {
+                by: "user:s1".into(),
+                reason: "logout".into(),
+                jtis: vec![],
+                expires_at: None,
+                revoked_at: at,
+            },
+            GrantEvent::CodeRedeemed { redeemed_at: at },
+        ] {
+            for change in grant("g1", "cursor", event) {
+                tables.apply(change).unwrap_or_else(|e| panic!("{e:?}"));
+            }
+        }
+        assert_eq!(tables.value(&GRANTS, "g1", "status"), Some("revoked"));
+    }
+
+    #[test]
+    fn a_redemption_of_a_pending_code_activates_the_grant() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut tables = Tables::default();
+        for event in [
+            code_issued(at),
+            GrantEvent::CodeRedeemed { redeemed_at: at },
+        ] {
+            for change in grant("g1", "cursor", event) {
+                tables.apply(change).unwrap_or_else(|e| panic!("{e:?}"));
+            }
+        }
+        assert_eq!(tables.value(&GRANTS, "g1", "status"), Some("active"));
+    }
 }
