@@ -223,6 +223,24 @@ pub struct ServeArgs {
     /// Failed sign-ins per client IP address and window [default: 100].
     #[arg(long, env = "WRIT_IP_FAILURE_LIMIT")]
     pub ip_failure_limit: Option<u32>,
+    /// A reverse proxy (address or CIDR range) whose Forwarded / X-Forwarded-For
+    /// name the client's address; repeatable, or comma-separated in the
+    /// environment [default: none, the TCP peer is the client].
+    #[arg(
+        long = "trusted-proxy",
+        env = "WRIT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+    /// Close a connection whose request headers take longer [default: 10s].
+    #[arg(long, env = "WRIT_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+    /// Answer 408 when a request body takes longer [default: 30s].
+    #[arg(long, env = "WRIT_BODY_READ_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Option<Duration>,
+    /// Open HTTP connections per process; more wait to be accepted [default: 4096].
+    #[arg(long, env = "WRIT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Lifetime of authorization codes [default: 60s].
     #[arg(long, env = "WRIT_CODE_TTL", value_parser = humantime::parse_duration)]
     pub code_ttl: Option<Duration>,

@@ -39,6 +39,12 @@ pub fn resolve_settings(
         registration_token: serve.and_then(|s| s.registration_token.clone()),
         audit_token: serve.and_then(|s| s.audit_token.clone()),
         ip_failure_limit: serve.and_then(|s| s.ip_failure_limit),
+        trusted_proxies: serve
+            .filter(|s| !s.trusted_proxies.is_empty())
+            .map(|s| s.trusted_proxies.clone()),
+        header_read_timeout: serve.and_then(|s| s.header_read_timeout),
+        body_read_timeout: serve.and_then(|s| s.body_read_timeout),
+        max_connections: serve.and_then(|s| s.max_connections),
         code_ttl: serve.and_then(|s| s.code_ttl),
         session_ttl: serve.and_then(|s| s.session_ttl),
         authorization_request_ttl: serve.and_then(|s| s.authorization_request_ttl),
@@ -77,6 +83,8 @@ impl Context {
     /// `serve` may create the key file, but only for embedded SQLite: with
     /// a shared PostgreSQL database every process must use the same keys.
     pub async fn open_with(settings: Settings, when_missing: WhenMissing) -> anyhow::Result<Self> {
+        writ_infra::http::TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(anyhow::Error::msg)?;
         let (keys, store) = match &settings.database_url {
             Some(url) => {
                 let keys = KeyRing::load(&settings.key_file, WhenMissing::Refuse)?;

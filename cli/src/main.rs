@@ -19,6 +19,7 @@ mod args;
 mod audit;
 mod client;
 mod context;
+mod http_server;
 mod keys;
 mod output;
 mod replay;

@@ -3,8 +3,6 @@
 //! pieces are built here once and shared with the split processes
 //! (`split.rs`).
 
-use std::net::SocketAddr;
-
 use anyhow::Context as _;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -12,7 +10,7 @@ use tokio::sync::watch;
 use writ_command_api::browser::{BrowserKey, BrowserSettings};
 use writ_command_api::{CommandState, RegistrationDefaults};
 use writ_infra::config::Settings;
-use writ_infra::http::Throttle;
+use writ_infra::http::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
 use writ_infra::metrics::Registry;
 use writ_infra::signing::{self, KeySet};
@@ -163,6 +161,11 @@ pub fn throttle(settings: &Settings) -> Throttle {
     Throttle::new(settings.auth_failure_limit, settings.auth_failure_window)
 }
 
+fn trusted_proxies(settings: &Settings) -> TrustedProxies {
+    // Checked by `Context::open_with` before anything is served.
+    TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default()
+}
+
 pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Router {
     let settings = &context.settings;
     writ_command_api::router(CommandState {
@@ -172,6 +175,8 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
         keys: keys.clone(),
         key_ring: context.keys.clone(),
         throttle: throttle.clone(),
+        account_throttle: self::throttle(settings),
+        trusted_proxies: trusted_proxies(settings),
         signing_alg: settings.signing_alg.as_str().to_owned(),
         refresh_token_idle_ttl: settings.refresh_token_idle_ttl,
         registration: RegistrationDefaults {
@@ -201,6 +206,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Ro
         services: context.executor.services().clone(),
         key_ring: context.keys.clone(),
         throttle: throttle.clone(),
+        trusted_proxies: trusted_proxies(settings),
         registration_enabled: settings.registration_token.is_some(),
         audit_token: settings.audit_token.clone(),
         stopping: context.stopping.subscribe(),
@@ -229,16 +235,20 @@ pub async fn serve_http(
         durability = %durability.join(" "),
         "writ listening on {bound}"
     );
-    // The peer address feeds the per-IP sign-in throttle.
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let settings = &context.settings;
+    // Body deadlines and the size cap apply to every route, /metrics too.
+    let app = writ_infra::http::body::limit(app, settings.body_read_timeout);
+    let limits = crate::http_server::Limits {
+        header_read_timeout: settings.header_read_timeout,
+        max_connections: settings.max_connections,
+    };
     let stopping = context.stopping.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            stopping.send_replace(true);
-        })
-        .await
-        .context("the HTTP server failed")
+    crate::http_server::serve(listener, app, limits, async move {
+        shutdown_signal().await;
+        stopping.send_replace(true);
+    })
+    .await;
+    Ok(())
 }
 
 pub async fn shutdown_signal() {

@@ -1,10 +1,19 @@
 //! Checking a username and password, for the sign-in page and the legacy
-//! password grant alike: throttled per account (and per client IP when
-//! there is one) before any hash is computed, argon2id against a decoy for
-//! unknown names so timing does not tell which accounts exist, and the
-//! outcome for a known account recorded in its daily login stream.
+//! password grant alike: argon2id against a decoy for unknown names so
+//! timing does not tell which accounts exist, and the outcome for a known
+//! account recorded in its daily login stream.
+//!
+//! Throttling (R73, ADR 0011) never refuses a right password:
+//! - failures are counted per username under its keyed hash, the same for
+//!   names that exist and names that do not, so the count tells nothing;
+//!   past the limit a wrong password is answered 429 with `Retry-After`;
+//! - failures are counted per client address too, but behind a proxy many
+//!   people share one, so that count changes no answer: past its limit
+//!   each attempt from the address waits, at most a second.
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use writ_domain::login::{self, LoginCommand, LoginDay};
 use writ_domain::values::Sealed;
@@ -38,28 +47,29 @@ struct Candidate {
     phc: Option<String>,
 }
 
+/// Past the address limit, each failure beyond it adds this much wait, up
+/// to [`MAX_ADDRESS_DELAY`].
+const ADDRESS_DELAY_STEP: Duration = Duration::from_millis(100);
+const MAX_ADDRESS_DELAY: Duration = Duration::from_secs(1);
+
 pub async fn check(
     state: &CommandState,
     username: &str,
     password: String,
-    client_ip: Option<&str>,
+    client_address: Option<IpAddr>,
     metadata: &Metadata,
 ) -> Result<Checked, Unavailable> {
-    let ip_key = client_ip.map(|ip| format!("ip:{ip}"));
-    if let Some(key) = &ip_key {
-        if let Err(wait) = state.browser.ip_throttle.check(key) {
-            return Ok(Checked::Throttled(wait));
-        }
+    let address_key = client_address.map(|ip| ip.to_string());
+    if let Some(key) = &address_key {
+        tokio::time::sleep(address_delay(&state.browser.ip_throttle, key)).await;
     }
+    // A name that does not normalise is counted under its raw form, so it
+    // is throttled like any other unknown name.
+    let name_key = account_id(
+        &state.key_ring,
+        &normalize_username(username).unwrap_or_else(|_| username.to_owned()),
+    );
     let candidate = find(state, username).await?;
-    let account_key = candidate
-        .as_ref()
-        .map(|c| format!("account:{}", c.account_id));
-    if let Some(key) = &account_key {
-        if let Err(wait) = state.throttle.check(key) {
-            return Ok(Checked::Throttled(wait));
-        }
-    }
     let phc = candidate
         .as_ref()
         .and_then(|c| c.phc.clone())
@@ -72,15 +82,22 @@ pub async fn check(
         record_outcome(state, candidate, succeeded, metadata).await?;
     }
     if !succeeded {
-        if let Some(key) = &account_key {
-            state.throttle.record_failure(key);
-        }
-        if let Some(key) = &ip_key {
+        let over_limit = state.account_throttle.check(&name_key);
+        state.account_throttle.record_failure(&name_key);
+        if let Some(key) = &address_key {
             state.browser.ip_throttle.record_failure(key);
         }
-        return Ok(Checked::Failed);
+        return Ok(match over_limit {
+            Err(wait) => Checked::Throttled(wait),
+            Ok(()) => Checked::Failed,
+        });
     }
     Ok(candidate.map_or(Checked::Failed, |c| Checked::Verified(c.sub)))
+}
+
+fn address_delay(throttle: &writ_infra::http::Throttle, key: &str) -> Duration {
+    let past_limit = (throttle.failures(key) + 1).saturating_sub(throttle.limit());
+    (ADDRESS_DELAY_STEP * past_limit).min(MAX_ADDRESS_DELAY)
 }
 
 /// The account a username names, if it exists and is enabled; `phc` is

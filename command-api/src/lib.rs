@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::routing::post;
 use axum::Router;
-use writ_infra::http::Throttle;
+use writ_infra::http::{address, Throttle, TrustedProxies};
 use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
 use writ_infra::{Executor, Store};
@@ -37,8 +37,12 @@ pub struct CommandState {
     pub issuer: String,
     pub keys: KeySet,
     pub key_ring: KeyRing,
-    /// Failed client and password authentications, per client and account.
+    /// Failed client authentications, per client and address.
     pub throttle: Throttle,
+    /// Failed sign-ins and password grants, per username (its keyed hash).
+    pub account_throttle: Throttle,
+    /// Whose forwarding headers name the client's address.
+    pub trusted_proxies: TrustedProxies,
     pub signing_alg: String,
     pub refresh_token_idle_ttl: Duration,
     pub registration: RegistrationDefaults,
@@ -51,5 +55,9 @@ pub fn router(state: CommandState) -> Router {
         .route("/revoke", post(revoke::revoke))
         .route("/register", post(register::register))
         .merge(browser::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            address::resolve_client_address,
+        ))
         .with_state(state)
 }

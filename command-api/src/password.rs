@@ -19,12 +19,13 @@ pub async fn grant(
     client: &AuthenticatedClient,
     form: &Form,
     metadata: &Metadata,
+    client_address: Option<std::net::IpAddr>,
 ) -> Result<Response, OAuthError> {
     let username = form.require("username")?;
     let password = form.require("password")?.to_owned();
     let scopes = audience::scopes(&client.settings, form.get("scope"))?;
     let audience = audience::resolve(&client.client_id, &client.settings, form.all("resource"))?;
-    let sub = match credentials::check(state, username, password, None, metadata).await {
+    let sub = match credentials::check(state, username, password, client_address, metadata).await {
         Ok(Checked::Verified(sub)) => sub,
         Ok(Checked::Failed) => return Err(OAuthError::invalid_grant(FAILED)),
         Ok(Checked::Throttled(wait)) => return Err(OAuthError::throttled(wait)),

@@ -240,10 +240,10 @@ fn settings_from(
     let name = metadata
         .client_name
         .unwrap_or_else(|| "registered client".into());
-    if name.chars().count() > 200 || name.chars().any(char::is_control) {
+    if name.chars().count() > 200 || !writ_domain::values::displayable(&name) {
         return Err(invalid(
             "invalid_client_metadata",
-            "client_name must be up to 200 printable characters",
+            "client_name must be up to 200 characters, none of them control or invisible format characters",
         ));
     }
     Ok((

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use writ_domain::grant::{Grant, GrantCommand, TokenRef};
 use writ_domain::values::SecretHash;
-use writ_infra::http::{self, form, no_store, OAuthError};
+use writ_infra::http::{self, form, no_store, ClientAddress, OAuthError};
 use writ_infra::tokens::{self, Kind};
 use writ_infra::{ExecuteError, Metadata};
 
@@ -19,12 +19,21 @@ pub const CURSOR_HEADER: &str = "writ-cursor";
 
 pub async fn revoke(
     State(state): State<CommandState>,
+    address: ClientAddress,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {
     let (state, headers) = (&state, &headers);
     let form = form::read(headers, body).await?;
-    let client = http::authenticate(&state.store, &state.throttle, headers, &form, true).await?;
+    let client = http::authenticate(
+        &state.store,
+        &state.throttle,
+        address.0,
+        headers,
+        &form,
+        true,
+    )
+    .await?;
     let presented = form.require("token")?;
     // token_type_hint is only a hint (§2.1); the lookup finds either kind.
     let record = tokens::find(&state.store, &state.keys, presented)

@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
 use writ_domain::values::{GrantType, ScopeSet};
-use writ_infra::http::{self, form, AuthenticatedClient, Form, OAuthError};
+use writ_infra::http::{self, form, AuthenticatedClient, ClientAddress, Form, OAuthError};
 use writ_infra::tokens;
 use writ_infra::Metadata;
 
@@ -18,13 +18,22 @@ use crate::{audience, authorization_code, password, CommandState};
 
 pub async fn token(
     State(state): State<CommandState>,
+    address: ClientAddress,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {
     let (state, headers) = (&state, &headers);
     let form = form::read(headers, body).await?;
     let grant_type = form.require("grant_type")?;
-    let client = http::authenticate(&state.store, &state.throttle, headers, &form, true).await?;
+    let client = http::authenticate(
+        &state.store,
+        &state.throttle,
+        address.0,
+        headers,
+        &form,
+        true,
+    )
+    .await?;
     let Some(grant_type) = GrantType::parse(grant_type) else {
         return Err(OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -46,7 +55,7 @@ pub async fn token(
     match grant_type {
         GrantType::ClientCredentials => client_credentials(state, &client, &form, &metadata).await,
         GrantType::RefreshToken => refresh(state, &client, &form, &metadata).await,
-        GrantType::Password => password::grant(state, &client, &form, &metadata).await,
+        GrantType::Password => password::grant(state, &client, &form, &metadata, address.0).await,
         GrantType::AuthorizationCode => {
             authorization_code::grant(state, &client, &form, &metadata).await
         }

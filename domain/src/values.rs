@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+mod display;
+pub use display::displayable;
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ValueError {
     #[error("redirect URI {0:?} is not allowed: {1}")]
@@ -36,8 +39,8 @@ impl RedirectUri {
         if raw.is_empty() || raw.len() > MAX_URI_LEN {
             return refuse("it must be between 1 and 2000 characters");
         }
-        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return refuse("it contains whitespace or control characters");
+        if raw.chars().any(char::is_whitespace) || !displayable(raw) {
+            return refuse("it contains whitespace, control or invisible format characters");
         }
         if raw.contains('#') {
             return refuse("it contains a fragment");

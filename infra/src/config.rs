@@ -71,6 +71,26 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "100",
         "failed sign-ins per client IP address and window (`auth_failure_window`), per process",
     ),
+    (
+        "trusted_proxies",
+        "(none)",
+        "addresses or CIDR ranges of reverse proxies whose Forwarded / X-Forwarded-For name the client's address",
+    ),
+    (
+        "header_read_timeout",
+        "10s",
+        "a connection whose request headers have not all arrived by then is closed",
+    ),
+    (
+        "body_read_timeout",
+        "30s",
+        "a request whose body has not all arrived by then is answered 408",
+    ),
+    (
+        "max_connections",
+        "4096",
+        "open HTTP connections per process; further ones wait to be accepted",
+    ),
     ("code_ttl", "60s", "lifetime of authorization codes"),
     (
         "session_ttl",
@@ -166,6 +186,12 @@ pub struct FileConfig {
     pub registration_token: Option<String>,
     pub audit_token: Option<String>,
     pub ip_failure_limit: Option<u32>,
+    pub trusted_proxies: Option<Vec<String>>,
+    #[serde(default, with = "humantime_serde")]
+    pub header_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub body_read_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     pub code_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -232,6 +258,11 @@ pub struct Settings {
     pub registration_token: Option<String>,
     pub audit_token: Option<String>,
     pub ip_failure_limit: u32,
+    /// Parsed when the server starts (`TrustedProxies::parse`).
+    pub trusted_proxies: Vec<String>,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: usize,
     pub code_ttl: Duration,
     pub session_ttl: Duration,
     pub authorization_request_ttl: Duration,
@@ -355,6 +386,23 @@ impl Settings {
                 .ip_failure_limit
                 .or(file.ip_failure_limit)
                 .unwrap_or(100),
+            trusted_proxies: overrides
+                .trusted_proxies
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
+            header_read_timeout: overrides
+                .header_read_timeout
+                .or(file.header_read_timeout)
+                .unwrap_or(Duration::from_secs(10)),
+            body_read_timeout: overrides
+                .body_read_timeout
+                .or(file.body_read_timeout)
+                .unwrap_or(Duration::from_secs(30)),
+            max_connections: overrides
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(4096)
+                .max(1),
             code_ttl: overrides
                 .code_ttl
                 .or(file.code_ttl)

@@ -9,17 +9,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::DateTime;
 use serde_json::{json, Value};
-use writ_infra::http::{self, form, no_store, OAuthError};
+use writ_infra::http::{self, form, no_store, ClientAddress, OAuthError};
 use writ_infra::tokens::{self, Kind, TokenRecord};
 
 use crate::QueryState;
 
 pub async fn introspect(
     State(state): State<QueryState>,
+    address: ClientAddress,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(&state, &headers, body).await {
+    match handle(&state, address, &headers, body).await {
         Ok(body) => {
             let mut response = (StatusCode::OK, Json(body)).into_response();
             no_store(&mut response);
@@ -29,9 +30,22 @@ pub async fn introspect(
     }
 }
 
-async fn handle(state: &QueryState, headers: &HeaderMap, body: Body) -> Result<Value, OAuthError> {
+async fn handle(
+    state: &QueryState,
+    address: ClientAddress,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, OAuthError> {
     let form = form::read(headers, body).await?;
-    let client = http::authenticate(&state.store, &state.throttle, headers, &form, false).await?;
+    let client = http::authenticate(
+        &state.store,
+        &state.throttle,
+        address.0,
+        headers,
+        &form,
+        false,
+    )
+    .await?;
     let presented = form.require("token")?;
     let record = tokens::find(&state.store, &state.keys, presented)
         .await

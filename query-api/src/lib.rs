@@ -16,7 +16,7 @@ mod userinfo;
 
 use axum::routing::{get, post};
 use axum::Router;
-use writ_infra::http::Throttle;
+use writ_infra::http::{address, Throttle, TrustedProxies};
 use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
 use writ_infra::Store;
@@ -33,7 +33,10 @@ pub struct QueryState {
     /// The clock expiry is judged by: the database's (F12).
     pub services: writ_domain::Services,
     pub key_ring: KeyRing,
+    /// Failed client authentications, per client and address.
     pub throttle: Throttle,
+    /// Whose forwarding headers name the client's address.
+    pub trusted_proxies: TrustedProxies,
     /// Whether `/register` is open, so discovery lists it only then.
     pub registration_enabled: bool,
     /// The bearer token of the audit API; unset, its routes answer 404.
@@ -60,6 +63,10 @@ pub fn router(state: QueryState) -> Router {
             "/.well-known/oauth-authorization-server",
             get(discovery::oauth_authorization_server),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            address::resolve_client_address,
+        ))
         .with_state(state.clone());
     api.merge(audit_http::router(state.clone()))
         .merge(writ_infra::health::router(state.store))

@@ -16,7 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
 use serde::Deserialize;
-use writ_infra::http::{self, form::Form, OAuthError};
+use writ_infra::http::{self, form::Form, ClientAddress, OAuthError};
 use writ_infra::revocations;
 use writ_infra::store::{Cursor, START};
 use writ_infra::Store;
@@ -36,12 +36,20 @@ pub struct After {
 
 pub async fn revocations(
     State(state): State<QueryState>,
+    address: ClientAddress,
     headers: HeaderMap,
     Query(query): Query<After>,
 ) -> Response {
     let form = Form::default();
-    if let Err(err) =
-        http::authenticate(&state.store, &state.throttle, &headers, &form, false).await
+    if let Err(err) = http::authenticate(
+        &state.store,
+        &state.throttle,
+        address.0,
+        &headers,
+        &form,
+        false,
+    )
+    .await
     {
         return err.into_response();
     }

@@ -216,7 +216,9 @@ async fn client_authentication_attacks_are_refused_and_record_nothing(backend: B
         issued.body
     );
 
-    // R32: throttled before any secret is checked, the right one included.
+    // R32, R73: failures are counted and answered with Retry-After past
+    // the limit, but a 256-bit secret cannot be guessed, so the right one
+    // is never refused: a stranger's failures cannot lock a client out.
     let strict =
         deployment.serve_with(&["--auth-failure-limit", "3", "--auth-failure-window", "1h"]);
     let api = Api::new(&strict);
@@ -224,24 +226,40 @@ async fn client_authentication_attacks_are_refused_and_record_nothing(backend: B
         id: service.id.clone(),
         secret: "wrong".into(),
     };
-    for _ in 0..3 {
-        assert_eq!(
-            api.token(&wrong, &[("grant_type", "client_credentials")])
-                .await
-                .status,
-            401
-        );
+    for attempt in 0..3 {
+        let refused = api
+            .token(&wrong, &[("grant_type", "client_credentials")])
+            .await;
+        assert_eq!(refused.status, 401, "attempt {attempt}");
+        assert!(refused.header("retry-after").is_none(), "under the limit");
     }
     let before = deployment.event_count().await;
-    let throttled = api
-        .token(&service, &[("grant_type", "client_credentials")])
+    let over = api
+        .token(&wrong, &[("grant_type", "client_credentials")])
         .await;
-    assert_eq!(throttled.status, 429, "{}", throttled.body);
-    assert!(throttled
+    assert_eq!(over.status, 401, "{}", over.body);
+    assert_eq!(over.error(), "invalid_client");
+    assert!(over
+        .header("www-authenticate")
+        .is_some_and(|h| h.starts_with("Basic")));
+    assert!(over
         .header("retry-after")
         .and_then(|s| s.parse::<u64>().ok())
         .is_some_and(|s| s > 0));
-    assert_eq!(deployment.event_count().await, before);
+    assert_eq!(
+        deployment.event_count().await,
+        before,
+        "a failure records nothing"
+    );
+    let right = api
+        .token(&service, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(
+        right.status, 200,
+        "the right secret is never refused: {}",
+        right.body
+    );
+    assert!(deployment.event_count().await > before);
     let other = oauth::client(&deployment, &[]);
     assert_eq!(
         api.token(&other, &[("grant_type", "client_credentials")])
@@ -329,7 +347,7 @@ async fn malformed_token_requests_get_rfc6749_errors_and_record_nothing(backend:
         case(
             "R63 megabyte parameter",
             format!("grant_type=client_credentials&scope={huge}"),
-            400,
+            413,
             "invalid_request",
         ),
         case(

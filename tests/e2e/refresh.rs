@@ -295,17 +295,32 @@ async fn the_password_grant_is_opt_in_throttled_and_records_outcomes(backend: Ba
         .await;
     assert_eq!(failures, 3, "each failure is recorded");
     assert_eq!(deployment.event_count().await, before + 3);
-    let throttled = api.password(&app, "alice", PASSWORD).await;
-    assert_eq!(
-        throttled.status, 429,
-        "even the right password waits: {}",
-        throttled.body
-    );
+    // R73: past the limit a wrong password is answered 429, for a name
+    // that exists and one that does not alike; the right one still works.
+    let throttled = api.password(&app, "alice", "wrong password").await;
+    assert_eq!(throttled.status, 429, "{}", throttled.body);
+    assert_eq!(throttled.error(), "invalid_request");
     assert!(throttled.header("retry-after").is_some());
     assert_eq!(
         deployment.event_count().await,
-        before + 3,
-        "decided before any check"
+        before + 4,
+        "the failure is still recorded"
+    );
+    for attempt in 0..3 {
+        let wrong = api.password(&app, "nobody-else", "wrong password").await;
+        assert_eq!(wrong.status, 400, "attempt {attempt}: {}", wrong.body);
+    }
+    let unknown = api.password(&app, "nobody-else", "wrong password").await;
+    assert_eq!(
+        (unknown.status, unknown.error()),
+        (throttled.status, throttled.error()),
+        "an unknown name is throttled exactly like a known one"
+    );
+    let right = api.password(&app, "alice", PASSWORD).await;
+    assert_eq!(
+        right.status, 200,
+        "strangers' failures never refuse the right password: {}",
+        right.body
     );
 }
 

@@ -3,9 +3,7 @@
 //! starts (or renews) the session and answers 303, a wrong one issues
 //! nothing and shows the page again.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
@@ -15,6 +13,8 @@ use super::pages::{self, see_other, with_query};
 use super::request::Pending;
 use super::session;
 use super::state::{self, SESSION_COOKIE};
+use writ_infra::http::ClientAddress;
+
 use crate::credentials::{self, Checked};
 use crate::token::request_id;
 use crate::CommandState;
@@ -56,17 +56,12 @@ pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Resp
     guard::remember_browser(&state, response, &binding, new_binding)
 }
 
-/// The caller's address; behind a proxy this is the proxy's (documented).
-pub fn client_ip(request: &Request) -> Option<String> {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip().to_string())
-}
-
 /// `POST /login`.
-pub async fn submit(State(state): State<CommandState>, request: Request) -> Response {
-    let ip = client_ip(&request);
+pub async fn submit(
+    State(state): State<CommandState>,
+    ClientAddress(address): ClientAddress,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     let (form, binding) = match guard::posted_form(&state, &headers, body).await {
@@ -94,36 +89,29 @@ pub async fn submit(State(state): State<CommandState>, request: Request) -> Resp
         request_id: request_id(&headers),
         client_id: pending.as_ref().map(|p| p.client_id.clone()),
     };
-    let sub = match credentials::check(
-        &state,
-        username,
-        password.to_owned(),
-        ip.as_deref(),
-        &metadata,
-    )
-    .await
-    {
-        Ok(Checked::Verified(sub)) => sub,
-        Ok(Checked::Failed) => {
-            return again(
-                "The username or password is wrong.",
-                StatusCode::UNAUTHORIZED,
-            )
-            .await
-        }
-        Ok(Checked::Throttled(wait)) => {
-            let mut response = again(
-                "Too many failed attempts. Wait a minute and try again.",
-                StatusCode::TOO_MANY_REQUESTS,
-            )
-            .await;
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
-            return response;
-        }
-        Err(_) => return pages::unavailable(),
-    };
+    let sub =
+        match credentials::check(&state, username, password.to_owned(), address, &metadata).await {
+            Ok(Checked::Verified(sub)) => sub,
+            Ok(Checked::Failed) => {
+                return again(
+                    "The username or password is wrong.",
+                    StatusCode::UNAUTHORIZED,
+                )
+                .await
+            }
+            Ok(Checked::Throttled(wait)) => {
+                let mut response = again(
+                    "Too many failed attempts. Wait a minute and try again.",
+                    StatusCode::TOO_MANY_REQUESTS,
+                )
+                .await;
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+                return response;
+            }
+            Err(_) => return pages::unavailable(),
+        };
     let existing = match session::current(&state, &headers).await {
         Ok(existing) => existing,
         Err(_) => return pages::unavailable(),

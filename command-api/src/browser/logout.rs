@@ -2,7 +2,8 @@
 //! session and revokes the grants issued in it. It redirects only to a
 //! `post_logout_redirect_uri` registered for the client that the
 //! `id_token_hint` (or `client_id`) names, and never after a bad hint (R59).
-//! Without a hint for the signed-in person it asks first.
+//! Without a hint for the signed-in person it asks first; without a hint
+//! at all it redirects only once the person has confirmed on the page.
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -118,13 +119,15 @@ pub async fn logout(
         Err(_) => return pages::unavailable(),
     };
     match session {
-        None => finish(&state, &after),
         Some(session)
             if hint.as_ref().and_then(|h| h.sub.as_deref()) == Some(session.sub.as_str()) =>
         {
             end(&state, &headers, &session, &after).await
         }
-        Some(_) => {
+        // RP-Initiated Logout 1.0 §3: redirect only with a valid
+        // id_token_hint, or once the person has confirmed on the page.
+        None if hint.is_some() || after.redirect_uri.is_none() => finish(&state, &after),
+        _ => {
             let (binding, new_binding) = state::binding(&headers);
             let response = pages::render(
                 StatusCode::OK,

@@ -133,6 +133,9 @@ fn check_settings(settings: &ClientSettings) -> Result<(), ClientError> {
     if settings.name.trim().is_empty() {
         return Err(ClientError::EmptyName);
     }
+    if !crate::values::displayable(&settings.name) {
+        return Err(ClientError::UndisplayableName);
+    }
     if settings.grant_types.is_empty() {
         return Err(ClientError::NoGrantTypes);
     }

@@ -14,6 +14,8 @@ pub enum ClientError {
     ConfidentialClientNeedsSecret,
     #[error("the client name must not be empty")]
     EmptyName,
+    #[error("the client name must not contain control or invisible format characters")]
+    UndisplayableName,
     #[error("at least one grant type is required")]
     NoGrantTypes,
     #[error("the authorization_code grant needs at least one redirect URI")]

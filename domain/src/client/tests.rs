@@ -102,6 +102,18 @@ fn an_empty_name_is_refused() {
 }
 
 #[test]
+fn a_name_with_a_bidi_override_is_refused() {
+    let spoofing = ClientSettings {
+        name: "Example Bank\u{202E}moc.live".into(),
+        ..settings()
+    };
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(spoofing, Some(secret())))
+        .then_expect_error(ClientError::UndisplayableName);
+}
+
+#[test]
 fn a_client_without_grant_types_is_refused() {
     let none = ClientSettings {
         grant_types: vec![],

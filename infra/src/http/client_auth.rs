@@ -1,6 +1,15 @@
 //! Client authentication (RFC 6749 §2.3): `client_secret_basic`,
 //! `client_secret_post`, or `none` for public clients; exactly one method
-//! per request; throttled before the secret is looked at.
+//! per request.
+//!
+//! Failures are counted per (client id, client address) (R73, ADR 0011).
+//! The count never refuses anyone: client secrets are 256 random bits
+//! made by Writ, so guessing one is hopeless, and a refusal keyed on what
+//! a stranger can send would let anyone lock a client out. Past the limit
+//! a failure is answered as before, with `Retry-After` added. Public
+//! clients have no secret to guess, so their failures are not counted.
+
+use std::net::IpAddr;
 
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
@@ -120,20 +129,19 @@ fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> 
 }
 
 /// Authenticates the client of a request. `allow_public` is false where
-/// only confidential clients may call (introspection).
+/// only confidential clients may call (introspection). `address` is the
+/// client's address ([`super::ClientAddress`]), which failures are
+/// counted under.
 pub async fn authenticate(
     store: &Store,
     throttle: &Throttle,
+    address: Option<IpAddr>,
     headers: &HeaderMap,
     form: &Form,
     allow_public: bool,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let presented = presented(headers, form)?;
     let scheme = presented.method.scheme();
-    let throttle_key = format!("client:{}", presented.client_id);
-    throttle
-        .check(&throttle_key)
-        .map_err(OAuthError::throttled)?;
     let row = store
         .db()
         .fetch_optional(
@@ -144,9 +152,19 @@ pub async fn authenticate(
         )
         .await
         .map_err(|_| OAuthError::unavailable())?;
+    let failure_key = || {
+        let address = address.map_or_else(|| "-".to_owned(), |a| a.to_string());
+        format!("{} {address}", presented.client_id)
+    };
     let refuse = |why: &str| {
-        throttle.record_failure(&throttle_key);
-        Err(OAuthError::invalid_client(why, scheme))
+        let key = failure_key();
+        let over_limit = throttle.check(&key);
+        throttle.record_failure(&key);
+        let error = OAuthError::invalid_client(why, scheme);
+        Err(match over_limit {
+            Err(wait) => error.retry_after(wait),
+            Ok(()) => error,
+        })
     };
     let Some(row) = row else {
         return refuse("client authentication failed");
@@ -168,9 +186,18 @@ pub async fn authenticate(
         }
         // R36: a confidential client without credentials is not public.
         (Some(_), None) => return refuse("client authentication failed"),
-        (None, Some(_)) => return refuse("a public client has no secret"),
+        // Not counted: a public client has no secret to guess.
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_client(
+                "a public client has no secret",
+                scheme,
+            ))
+        }
         (None, None) if !allow_public => {
-            return refuse("public clients may not call this endpoint")
+            return Err(OAuthError::invalid_client(
+                "public clients may not call this endpoint",
+                scheme,
+            ))
         }
         (None, None) => {}
     }

@@ -49,14 +49,22 @@ impl OAuthError {
         }
     }
 
+    /// Too many failed attempts under one key (R73). RFC 6749 has no code
+    /// for it; `slow_down` belongs to RFC 8628's device flow, so this is
+    /// 429 `invalid_request` with `Retry-After`.
     pub fn throttled(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "invalid_request",
+            "too many failed attempts; retry later",
+        )
+        .retry_after(retry_after_secs)
+    }
+
+    pub fn retry_after(self, secs: u64) -> Self {
         Self {
-            retry_after_secs: Some(retry_after_secs.max(1)),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "slow_down",
-                "too many failed attempts; retry later",
-            )
+            retry_after_secs: Some(secs.max(1)),
+            ..self
         }
     }
 

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 
+use super::body::MAX_BODY_BYTES;
 use super::OAuthError;
 
-/// Far above any legitimate request; a megabyte parameter answers 400 at
-/// once instead of being parsed (R63).
+/// Far above any legitimate query string; a megabyte parameter answers
+/// 400 at once instead of being parsed (R63). Bodies have their own cap.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
 /// Parameters that RFC 8707 lets a request repeat.
@@ -79,30 +80,26 @@ pub async fn read(headers: &HeaderMap, body: Body) -> Result<Form, OAuthError> {
     Form::parse(&capped_body(body).await?)
 }
 
-/// A request body of at most [`MAX_FORM_BYTES`]. Past the cap, the rest of an oversized body (up to [`MAX_DRAIN_BYTES`])
-/// is read and dropped before the 400 goes out: closing a socket with
-/// unread data resets it, and the client would never see the answer.
-const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
-
+/// A request body of at most [`MAX_BODY_BYTES`]: one declared larger was
+/// refused before it was read ([`super::body`]); one sent without a
+/// length is read up to the cap and then refused, 413 either way.
 pub async fn capped_body(body: Body) -> Result<Vec<u8>, OAuthError> {
     use futures::StreamExt;
-    let too_big =
-        || OAuthError::invalid_request(format!("the body exceeds {MAX_FORM_BYTES} bytes"));
-    let unreadable = || OAuthError::invalid_request("the body could not be read");
+    use http_body::Body as _;
+    // A `Content-Length` shows in the size hint: refused unread.
+    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+        super::body::discard_in_background(body);
+        return Err(super::body::too_large());
+    }
     let mut stream = body.into_data_stream();
     let mut kept = Vec::new();
-    let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| unreadable())?;
-        seen += chunk.len();
-        if seen <= MAX_FORM_BYTES {
-            kept.extend_from_slice(&chunk);
-        } else if seen > MAX_DRAIN_BYTES {
-            return Err(too_big());
+        let chunk = chunk.map_err(|err| super::body::unreadable(&err))?;
+        if kept.len() + chunk.len() > MAX_BODY_BYTES {
+            super::body::discard_stream_in_background(stream);
+            return Err(super::body::too_large());
         }
-    }
-    if seen > MAX_FORM_BYTES {
-        return Err(too_big());
+        kept.extend_from_slice(&chunk);
     }
     Ok(kept)
 }

@@ -1,11 +1,14 @@
 //! HTTP pieces the command and query APIs share: strict forms, RFC 6749
-//! errors, client authentication and its throttle.
+//! errors, client authentication, the client's address and the throttles.
 
+pub mod address;
+pub mod body;
 pub mod client_auth;
 pub mod error;
 pub mod form;
 pub mod throttle;
 
+pub use address::{ClientAddress, TrustedProxies};
 pub use client_auth::{authenticate, AuthenticatedClient};
 pub use error::{no_store, OAuthError};
 pub use form::Form;
