@@ -256,6 +256,15 @@ pub struct ServeArgs {
     /// Bearer token of the audit API (/audit/… on the query API) [default: unset, disabled].
     #[arg(long, env = "WRIT_AUDIT_TOKEN", hide_env_values = true)]
     pub audit_token: Option<String>,
+    /// Open GET /revocations streams per client and process [default: 4].
+    #[arg(long, env = "WRIT_REVOCATION_FEED_STREAMS")]
+    pub revocation_feed_streams: Option<u32>,
+    /// How often the revocation feed looks for other processes' commits [default: 100ms].
+    #[arg(long, env = "WRIT_REVOCATION_FEED_POLL", value_parser = humantime::parse_duration)]
+    pub revocation_feed_poll: Option<Duration>,
+    /// How often an idle revocation stream checks its client may still subscribe [default: 10s].
+    #[arg(long, env = "WRIT_REVOCATION_FEED_RECHECK", value_parser = humantime::parse_duration)]
+    pub revocation_feed_recheck: Option<Duration>,
     /// Kafka bootstrap servers; revocations are published there [default: unset].
     #[arg(long, env = "WRIT_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
@@ -338,6 +347,9 @@ pub struct ClientFields {
     /// id_token signature: RS256 (the default), ES256 or EdDSA.
     #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
     pub id_token_alg: Option<String>,
+    /// May subscribe to GET /revocations: `--revocation-feed` or `--revocation-feed=false`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub revocation_feed: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -157,8 +157,13 @@ fn settings_from(
         audience: Vec::new(),
         post_logout_redirect_uris: Vec::new(),
         id_token_signed_response_alg: None,
+        revocation_feed: false,
     });
     let is_new = current.name.is_empty();
+    let revocation_feed = fields.revocation_feed.unwrap_or(current.revocation_feed);
+    if public && revocation_feed {
+        bail!("a public client cannot authenticate to the revocation feed; drop --revocation-feed");
+    }
     let grant_types = match (grant_types.is_empty(), is_new) {
         (false, _) => grant_types,
         (true, false) => current.grant_types.clone(),
@@ -211,6 +216,7 @@ fn settings_from(
             .as_deref()
             .and_then(IdTokenAlg::parse)
             .or(current.id_token_signed_response_alg),
+        revocation_feed,
     })
 }
 
@@ -248,6 +254,7 @@ fn describe(row: &Row, secret: Option<&str>) -> anyhow::Result<Value> {
         "audience": settings.audience,
         "post_logout_redirect_uris": settings.post_logout_redirect_uris,
         "id_token_signed_response_alg": settings.id_token_signed_response_alg.unwrap_or_default().as_str(),
+        "revocation_feed": settings.revocation_feed,
         "status": row.text("status"),
         "registered_at": row.text("registered_at"),
     });

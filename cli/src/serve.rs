@@ -15,7 +15,7 @@ use writ_infra::keys::WhenMissing;
 use writ_infra::metrics::Registry;
 use writ_infra::signing::{self, KeySet};
 use writ_projector::{Projector, Publisher};
-use writ_query_api::QueryState;
+use writ_query_api::{FeedLimits, QueryState, RevocationFeed};
 
 use crate::context::Context;
 
@@ -210,6 +210,15 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Ro
         registration_enabled: settings.registration_token.is_some(),
         audit_token: settings.audit_token.clone(),
         stopping: context.stopping.subscribe(),
+        feed: RevocationFeed::new(
+            context.store.clone(),
+            FeedLimits {
+                streams_per_client: settings.revocation_feed_streams,
+                poll: settings.revocation_feed_poll,
+                recheck: settings.revocation_feed_recheck,
+            },
+            context.stopping.subscribe(),
+        ),
     })
 }
 

@@ -46,6 +46,9 @@ struct Metadata7591 {
     #[serde(default)]
     post_logout_redirect_uris: Vec<String>,
     id_token_signed_response_alg: Option<String>,
+    /// Writ's own metadata: may subscribe to `GET /revocations`.
+    #[serde(default)]
+    revocation_feed: bool,
 }
 
 fn invalid(error: &'static str, description: impl Into<String>) -> OAuthError {
@@ -137,6 +140,7 @@ async fn handle(
         "scope": settings.scopes.to_string(),
         "post_logout_redirect_uris": settings.post_logout_redirect_uris,
         "id_token_signed_response_alg": settings.id_token_signed_response_alg.unwrap_or_default().as_str(),
+        "revocation_feed": settings.revocation_feed,
     });
     if let Some(secret) = secret {
         body["client_secret"] = Value::String(secret);
@@ -225,6 +229,12 @@ fn settings_from(
             "a public client cannot use client_credentials",
         ));
     }
+    if public && metadata.revocation_feed {
+        return Err(invalid(
+            "invalid_client_metadata",
+            "a public client cannot authenticate to the revocation feed",
+        ));
+    }
     let scopes = ScopeSet::parse(metadata.scope.as_deref().unwrap_or("openid"))
         .map_err(|why| invalid("invalid_client_metadata", why.to_string()))?;
     let application_type = match metadata.application_type.as_deref() {
@@ -260,6 +270,7 @@ fn settings_from(
             audience: Vec::new(),
             post_logout_redirect_uris,
             id_token_signed_response_alg: id_token_alg,
+            revocation_feed: metadata.revocation_feed,
         },
         method,
     ))

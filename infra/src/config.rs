@@ -133,6 +133,21 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "how often the projector seals the log with a signed checkpoint",
     ),
     (
+        "revocation_feed_streams",
+        "4",
+        "open GET /revocations streams per client and process; one more gets 429",
+    ),
+    (
+        "revocation_feed_poll",
+        "100ms",
+        "how often the revocation feed's shared reader looks for other processes' commits",
+    ),
+    (
+        "revocation_feed_recheck",
+        "10s",
+        "how often an idle revocation stream checks that its client may still subscribe",
+    ),
+    (
         "kafka_brokers",
         "(unset)",
         "Kafka bootstrap servers; set, `serve` and `projector` publish revocations there",
@@ -200,6 +215,11 @@ pub struct FileConfig {
     pub authorization_request_ttl: Option<Duration>,
     pub public_command_url: Option<String>,
     pub public_query_url: Option<String>,
+    pub revocation_feed_streams: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub revocation_feed_poll: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub revocation_feed_recheck: Option<Duration>,
     pub kafka_brokers: Option<String>,
     pub kafka_topic: Option<String>,
     pub kafka_partitions: Option<i32>,
@@ -271,6 +291,12 @@ pub struct Settings {
     pub issuer_given: bool,
     pub public_command_url: String,
     pub public_query_url: String,
+    /// Open revocation-feed streams per client, per process.
+    pub revocation_feed_streams: u32,
+    /// The feed's shared reader's look for other processes' commits.
+    pub revocation_feed_poll: Duration,
+    /// The longest an idle feed stream goes without checking its client.
+    pub revocation_feed_recheck: Duration,
     /// Set when revocations go to Kafka.
     pub kafka: Option<crate::kafka::KafkaSettings>,
 }
@@ -415,6 +441,18 @@ impl Settings {
                 .authorization_request_ttl
                 .or(file.authorization_request_ttl)
                 .unwrap_or(Duration::from_secs(30 * 60)),
+            revocation_feed_streams: overrides
+                .revocation_feed_streams
+                .or(file.revocation_feed_streams)
+                .unwrap_or(4),
+            revocation_feed_poll: overrides
+                .revocation_feed_poll
+                .or(file.revocation_feed_poll)
+                .unwrap_or(Duration::from_millis(100)),
+            revocation_feed_recheck: overrides
+                .revocation_feed_recheck
+                .or(file.revocation_feed_recheck)
+                .unwrap_or(Duration::from_secs(10)),
             kafka,
             database_url: overrides.database_url.or(file.database_url),
             listen,

@@ -1,8 +1,31 @@
 //! Builds the revocation messages of design.md from the log: the Kafka
-//! publisher and the server-sent-event feed send exactly these. What an
-//! event does not carry (a grant's client and subject, the expiry of the
-//! tokens it affects) comes from the inline read tables, which are current
-//! to the event by the time the event can be read.
+//! publisher sends exactly these, and the server-sent-event feed a
+//! per-client view of them. What an event does not carry (a grant's client,
+//! subject and audience, the expiry of the tokens it affects) comes from the
+//! inline read tables, which are current to the event by the time the event
+//! can be read.
+//!
+//! The Kafka topic is the operator's and carries every message whole. The
+//! feed is per client (OpenID Connect Core §17.3: no client may track a
+//! person across clients), by [`Routed::view_for`]:
+//!
+//! - A message concerns the clients whose own tokens it affects (its
+//!   *owners*) and the clients named in those tokens' audience (the grants'
+//!   `audience`, what `aud` and introspection show). `token_revoked` and
+//!   `grant_revoked`: the grant's client, and its audience.
+//!   `consent_withdrawn`: the consent's client, and the audience of that
+//!   client's grants for the subject. `client_disabled`: the client, and
+//!   the audience of its grants. `account_disabled`: every client with a
+//!   grant for the subject, and those grants' audience. Anyone else is
+//!   not sent the message at all.
+//! - `sub` goes to owners, which were given it with the tokens. An audience
+//!   client gets `sub` only where the message cannot be acted on without it
+//!   (`consent_withdrawn`, `account_disabled`, whose deny rules are by
+//!   subject); it saw that subject in the tokens' claims or through
+//!   introspection. In `token_revoked` and `grant_revoked` the `jti`s and
+//!   `gid` identify the tokens, so an audience client does not get `sub`.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use writ_domain::account::AccountEvent;
@@ -12,7 +35,7 @@ use writ_domain::grant::GrantEvent;
 use writ_domain::revocation::{Revocation, RevocationType, SCHEMA_VERSION};
 
 use crate::store::statement::Statement;
-use crate::store::{Db, EventHeader, RowExt, Store, StoredEvent};
+use crate::store::{Cursor, Db, EventHeader, RowExt, Store, StoredEvent};
 
 /// The event types that become a message.
 pub const REVOCATION_EVENTS: &[&str] = &[
@@ -32,6 +55,23 @@ pub async fn messages_for(
     store: &Store,
     headers: &[EventHeader],
 ) -> Result<Vec<Revocation>, sqlx::Error> {
+    let routed = build(store, headers, false).await?;
+    Ok(routed.into_iter().map(|routed| routed.message).collect())
+}
+
+/// The messages with whom each concerns, for the per-client feed.
+pub async fn routed_for(
+    store: &Store,
+    headers: &[EventHeader],
+) -> Result<Vec<Routed>, sqlx::Error> {
+    build(store, headers, true).await
+}
+
+async fn build(
+    store: &Store,
+    headers: &[EventHeader],
+    route: bool,
+) -> Result<Vec<Routed>, sqlx::Error> {
     let positions: Vec<i64> = headers
         .iter()
         .filter(|header| is_revocation(header))
@@ -39,11 +79,82 @@ pub async fn messages_for(
         .collect();
     let mut messages = Vec::with_capacity(positions.len());
     for event in store.events_at(&positions).await? {
-        if let Some(message) = message_for(store.db(), &event).await? {
+        if let Some(message) = message_for(store.db(), &event, route).await? {
             messages.push(message);
         }
     }
     Ok(messages)
+}
+
+/// One message and the clients it concerns (the module header's rules).
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub cursor: Cursor,
+    pub message: Revocation,
+    /// Clients whose own tokens the message affects.
+    pub owners: BTreeSet<String>,
+    /// Clients in the audience of those tokens.
+    pub audience: BTreeSet<String>,
+}
+
+impl Routed {
+    /// The message as `client_id`'s feed shows it; `None` when it does not
+    /// concern that client.
+    pub fn view_for(&self, client_id: &str) -> Option<Revocation> {
+        if self.owners.contains(client_id) {
+            return Some(self.message.clone());
+        }
+        if !self.audience.contains(client_id) {
+            return None;
+        }
+        let mut view = self.message.clone();
+        if matches!(
+            view.kind,
+            RevocationType::TokenRevoked | RevocationType::GrantRevoked
+        ) {
+            view.sub = None;
+        }
+        Some(view)
+    }
+}
+
+/// `grants.audience` holds a JSON array; a row that does not parse names
+/// no one, so it widens nothing.
+fn audience_of(raw: Option<String>) -> Vec<String> {
+    raw.and_then(|raw| serde_json::from_str(&raw).ok())
+        .unwrap_or_default()
+}
+
+/// Owners and audience of the grants a subject- or client-wide message
+/// reaches: `client_id`, `sub` or both narrow the grants.
+async fn concerned(
+    db: &Db,
+    client_id: Option<&str>,
+    sub: Option<&str>,
+) -> Result<(BTreeSet<String>, BTreeSet<String>), sqlx::Error> {
+    let statement = match (client_id, sub) {
+        (Some(client), Some(sub)) => Statement::new(
+            "SELECT DISTINCT client_id, audience FROM grants WHERE client_id = $1 AND sub = $2",
+        )
+        .text(client)
+        .text(sub),
+        (Some(client), None) => {
+            Statement::new("SELECT DISTINCT client_id, audience FROM grants WHERE client_id = $1")
+                .text(client)
+        }
+        (None, Some(sub)) => {
+            Statement::new("SELECT DISTINCT client_id, audience FROM grants WHERE sub = $1")
+                .text(sub)
+        }
+        (None, None) => return Ok(Default::default()),
+    };
+    let (mut owners, mut audience) = (BTreeSet::new(), BTreeSet::new());
+    owners.extend(client_id.map(str::to_owned));
+    for row in db.fetch_all(&statement).await? {
+        owners.extend(row.text("client_id"));
+        audience.extend(audience_of(row.text("audience")));
+    }
+    Ok((owners, audience))
 }
 
 /// What one event says, before the read tables fill in the rest.
@@ -131,20 +242,31 @@ fn draft(event: &StoredEvent) -> Option<Draft> {
     }
 }
 
-async fn message_for(db: &Db, event: &StoredEvent) -> Result<Option<Revocation>, sqlx::Error> {
+async fn message_for(
+    db: &Db,
+    event: &StoredEvent,
+    route: bool,
+) -> Result<Option<Routed>, sqlx::Error> {
     let Some(mut draft) = draft(event) else {
         return Ok(None);
     };
+    let (mut owners, mut audience) = (BTreeSet::new(), BTreeSet::new());
     if let Some(gid) = &draft.gid {
         if let Some(row) = db
             .fetch_optional(
-                &Statement::new("SELECT client_id, sub FROM grants WHERE gid = $1").text(gid),
+                &Statement::new("SELECT client_id, sub, audience FROM grants WHERE gid = $1")
+                    .text(gid),
             )
             .await?
         {
             draft.client_id = row.text("client_id");
             draft.sub = row.text("sub");
+            owners.extend(draft.client_id.clone());
+            audience.extend(audience_of(row.text("audience")));
         }
+    } else if route {
+        (owners, audience) =
+            concerned(db, draft.client_id.as_deref(), draft.sub.as_deref()).await?;
     }
     let latest = match draft.kind {
         RevocationType::GrantRevoked => None,
@@ -188,7 +310,7 @@ async fn message_for(db: &Db, event: &StoredEvent) -> Result<Option<Revocation>,
             .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
             .map(|at| at.with_timezone(&Utc));
     }
-    Ok(Some(Revocation {
+    let message = Revocation {
         version: SCHEMA_VERSION,
         kind: draft.kind,
         jtis: draft.jtis,
@@ -203,5 +325,68 @@ async fn message_for(db: &Db, event: &StoredEvent) -> Result<Option<Revocation>,
             .max(draft.revoked_at),
         reason: draft.reason,
         cursor: event.cursor().to_string(),
+    };
+    Ok(Some(Routed {
+        cursor: event.cursor(),
+        message,
+        owners,
+        audience,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routed(kind: RevocationType, sub: Option<&str>) -> Routed {
+        let at = DateTime::<Utc>::default();
+        Routed {
+            cursor: Cursor::sqlite(7),
+            message: Revocation {
+                version: SCHEMA_VERSION,
+                kind,
+                jtis: vec!["j1".into()],
+                gid: Some("g1".into()),
+                client_id: Some("owner".into()),
+                sub: sub.map(str::to_owned),
+                revoked_at: at,
+                expires_at: at,
+                reason: "r".into(),
+                cursor: Cursor::sqlite(7).to_string(),
+            },
+            owners: ["owner".to_owned()].into(),
+            audience: ["api".to_owned()].into(),
+        }
+    }
+
+    #[test]
+    fn a_message_reaches_its_owner_whole_and_no_stranger() {
+        let message = routed(RevocationType::GrantRevoked, Some("s1"));
+        assert_eq!(message.view_for("owner"), Some(message.message.clone()));
+        assert_eq!(message.view_for("stranger"), None);
+    }
+
+    #[test]
+    fn the_audience_gets_sub_only_where_the_deny_rule_needs_it() {
+        for kind in [RevocationType::TokenRevoked, RevocationType::GrantRevoked] {
+            let view = routed(kind, Some("s1")).view_for("api");
+            assert_eq!(
+                view.map(|v| (v.sub, v.jtis)),
+                Some((None, vec!["j1".into()]))
+            );
+        }
+        for kind in [
+            RevocationType::ConsentWithdrawn,
+            RevocationType::AccountDisabled,
+        ] {
+            let view = routed(kind, Some("s1")).view_for("api");
+            assert_eq!(view.and_then(|v| v.sub).as_deref(), Some("s1"));
+        }
+    }
+
+    #[test]
+    fn unparsable_audience_names_no_one() {
+        assert!(audience_of(Some("not json".into())).is_empty());
+        assert_eq!(audience_of(Some("[\"a\",\"b\"]".into())), vec!["a", "b"]);
+    }
 }

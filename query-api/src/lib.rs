@@ -21,6 +21,8 @@ use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
 use writ_infra::Store;
 
+pub use revocations::{FeedLimits, RevocationFeed};
+
 #[derive(Clone)]
 pub struct QueryState {
     pub store: Store,
@@ -44,6 +46,9 @@ pub struct QueryState {
     /// Becomes true at shutdown: the revocation feed's streams end then,
     /// so they do not hold the graceful shutdown open.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The revocation feed's shared reader and per-client stream counts:
+    /// one per process.
+    pub feed: RevocationFeed,
 }
 
 pub fn router(state: QueryState) -> Router {

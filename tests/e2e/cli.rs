@@ -109,6 +109,24 @@ async fn clients_can_be_updated_rotated_and_disabled(backend: Backend) {
         (Some("renamed"), Some("1m 30s"))
     );
     assert_eq!(updated["scope"], "api", "flags not given keep their value");
+    assert_eq!(updated["revocation_feed"], false, "off unless asked for");
+    let feed = |value: &str| {
+        data.writ(&["client", "update", &id, value, "--json"])
+            .success()
+            .json()["revocation_feed"]
+            .clone()
+    };
+    assert_eq!(feed("--revocation-feed"), true);
+    assert_eq!(
+        feed("--name=kept"),
+        true,
+        "flags not given keep their value"
+    );
+    assert_eq!(feed("--revocation-feed=false"), false);
+    let public = data
+        .writ(&["client", "create", "--public", "--revocation-feed"])
+        .refused();
+    assert!(public.contains("revocation feed"), "{public}");
 
     let rotated = data
         .writ(&["client", "rotate-secret", &id, "--json"])

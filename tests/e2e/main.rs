@@ -28,6 +28,7 @@ mod revocation_consent;
 mod revocation_duplicates;
 mod revocation_faults;
 mod revocation_feed;
+mod revocation_feed_scope;
 mod revocation_stream;
 mod schema;
 mod serve;

@@ -61,6 +61,8 @@ async fn registration_needs_the_initial_token_and_refuses_dangerous_redirect_uri
         json!({"token_endpoint_auth_method": "none", "grant_types": ["client_credentials"]}),
         json!({"response_types": ["token"], "redirect_uris": ["https://app.example/cb"]}),
         json!(["not", "an", "object"]),
+        json!({"token_endpoint_auth_method": "none", "redirect_uris": ["https://app.example/cb"], "revocation_feed": true}),
+        json!({"revocation_feed": "yes"}),
     ] {
         let (status, body) = register(&api, Some(INITIAL), metadata.clone()).await;
         assert_eq!(status, 400, "{metadata}");
@@ -84,13 +86,15 @@ async fn registration_needs_the_initial_token_and_refuses_dangerous_redirect_uri
         json!(["authorization_code", "refresh_token"])
     );
     assert_eq!(web["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(web["revocation_feed"], json!(false), "off unless asked for");
     let (status, service) = register(
         &api,
         Some(INITIAL),
-        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}),
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post", "revocation_feed": true}),
     )
     .await;
     assert_eq!(status, 201, "{service}");
+    assert_eq!(service["revocation_feed"], json!(true), "{service}");
     let creds = Creds {
         id: service["client_id"].as_str().unwrap_or_default().into(),
         secret: service["client_secret"].as_str().unwrap_or_default().into(),
@@ -106,6 +110,7 @@ async fn registration_needs_the_initial_token_and_refuses_dangerous_redirect_uri
         .success()
         .json();
     assert_eq!(shown["status"], "active");
+    assert_eq!(shown["revocation_feed"], json!(true));
 }
 
 async fn discovery_lists_every_endpoint_in_both_documents(backend: Backend) {

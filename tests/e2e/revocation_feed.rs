@@ -50,7 +50,7 @@ async fn api_on_a_port(server: ResourceServer) -> String {
 #[tokio::test]
 async fn the_feed_carries_revocations_to_a_resource_server_without_kafka() {
     let deployment = Deployment::with_keys(Backend::Sqlite).await;
-    let reader = oauth::client(&deployment, &[]);
+    let reader = oauth::client(&deployment, &["--revocation-feed"]);
     let service = oauth::client(
         &deployment,
         &["--audience", &reader.id, "--scope", "time:read other"],
@@ -83,7 +83,7 @@ async fn the_feed_carries_revocations_to_a_resource_server_without_kafka() {
 #[tokio::test]
 async fn the_extractor_answers_with_rfc_6750_errors() {
     let deployment = Deployment::with_keys(Backend::Sqlite).await;
-    let reader = oauth::client(&deployment, &[]);
+    let reader = oauth::client(&deployment, &["--revocation-feed"]);
     let service = oauth::client(
         &deployment,
         &["--audience", &reader.id, "--scope", "time:read epoch:read"],
@@ -157,7 +157,7 @@ async fn the_extractor_answers_with_rfc_6750_errors() {
 #[tokio::test]
 async fn opaque_tokens_are_introspected_and_jwts_never_are() {
     let deployment = Deployment::with_keys(Backend::Sqlite).await;
-    let reader = oauth::client(&deployment, &[]);
+    let reader = oauth::client(&deployment, &["--revocation-feed"]);
     let opaque = oauth::client(
         &deployment,
         &["--audience", &reader.id, "--token-format", "opaque"],

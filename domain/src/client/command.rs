@@ -24,6 +24,11 @@ pub struct ClientSettings {
     /// The id_token signature; `None` is RS256, OpenID Connect's default.
     #[serde(default)]
     pub id_token_signed_response_alg: Option<IdTokenAlg>,
+    /// May subscribe to `GET /revocations`. Off unless an administrator
+    /// turns it on, so an ordinary client never learns of other clients'
+    /// revocations; absent from events recorded before it existed.
+    #[serde(default)]
+    pub revocation_feed: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -22,6 +22,7 @@ fn settings() -> ClientSettings {
         audience: vec![],
         post_logout_redirect_uris: Vec::new(),
         id_token_signed_response_alg: None,
+        revocation_feed: false,
     }
 }
 
@@ -260,4 +261,16 @@ fn disabling_twice_is_refused() {
             reason: "again".into(),
         })
         .then_expect_error(ClientError::Disabled);
+}
+
+#[test]
+fn settings_recorded_before_the_revocation_feed_setting_decode_without_it() {
+    let mut recorded = serde_json::to_value(settings()).unwrap_or_else(|e| panic!("{e}"));
+    recorded
+        .as_object_mut()
+        .map(|fields| fields.remove("revocation_feed"));
+    let decoded: ClientSettings =
+        serde_json::from_value(recorded).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!decoded.revocation_feed);
+    assert_eq!(decoded, settings());
 }

@@ -113,7 +113,7 @@ async fn main() -> Result<(), Failure> {
         let field = |name: &str| output[name].as_str().unwrap_or_default().to_owned();
         Ok((field("client_id"), field("client_secret")))
     };
-    let api_identity = created(&[])?;
+    let api_identity = created(&["--revocation-feed"])?;
     let service = created(&["--audience", &api_identity.0])?;
     let mut kafka = KafkaSettings::new(brokers);
     kafka.partitions = 1;
