@@ -10,12 +10,16 @@
 //! - [`Authenticated`] is an axum extractor that answers with RFC 6750
 //!   `WWW-Authenticate` errors; [`Authenticated::require_scope`] enforces a
 //!   scope.
+//!
+//! Client credentials go to Writ (introspection, the event feed) as HTTP
+//! Basic, each form-encoded first (RFC 6749 §2.3.1), so any secret works.
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod basic;
 pub mod denylist;
 mod extractor;
 pub mod feed;

@@ -311,7 +311,10 @@ impl ResourceServer {
             .inner
             .http
             .post(&introspection.url)
-            .basic_auth(&introspection.client_id, Some(&introspection.client_secret))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                crate::basic::authorization(&introspection.client_id, &introspection.client_secret),
+            )
             .form(&[("token", token)])
             .send()
             .await
