@@ -2,7 +2,9 @@
 //!
 //! - JWTs are verified locally against Writ's JWKS (fetched, cached,
 //!   fetched again when a token names an unknown `kid`), with `iss`, `aud`,
-//!   `exp` and `typ: at+jwt` checked; opaque tokens are introspected when
+//!   `exp`, `nbf`, `iat` (required; neither may lie beyond the clock-skew
+//!   allowance in the future) and `typ` (`at+jwt` or `application/at+jwt`,
+//!   RFC 9068 §4) checked; opaque tokens are introspected when
 //!   introspection is configured.
 //! - A [`DenyList`] fed by Writ's revocation stream ([`feed::follow_kafka`],
 //!   or the server-sent-event feed, [`sse::follow_sse`]) rejects revoked tokens the moment the message arrives, without asking
