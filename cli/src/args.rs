@@ -341,6 +341,11 @@ pub struct ClientFields {
     /// Audience of the client's access tokens (repeatable).
     #[arg(long)]
     pub audience: Vec<String>,
+    /// RFC 8707 resource URI this confidential client answers for as a
+    /// resource server: it may introspect tokens whose audience names it
+    /// (repeatable; exact match).
+    #[arg(long = "resource")]
+    pub resources: Vec<String>,
     /// Where RP-initiated logout may return the browser (repeatable; exact match).
     #[arg(long = "post-logout-redirect-uri")]
     pub post_logout_redirect_uris: Vec<String>,

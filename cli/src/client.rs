@@ -6,7 +6,8 @@ use anyhow::{anyhow, bail, Context as _};
 use serde_json::{json, Value};
 use writ_domain::client::{Client, ClientCommand as Register, ClientSettings};
 use writ_domain::values::{
-    ApplicationType, GrantType, IdTokenAlg, RedirectUri, ScopeSet, SecretHash, TokenFormat,
+    ApplicationType, GrantType, IdTokenAlg, RedirectUri, ResourceUri, ScopeSet, SecretHash,
+    TokenFormat,
 };
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::store::statement::Statement;
@@ -131,6 +132,11 @@ fn settings_from(
         .iter()
         .map(|raw| RedirectUri::parse(raw))
         .collect::<Result<Vec<_>, _>>()?;
+    let resources = fields
+        .resources
+        .iter()
+        .map(|raw| ResourceUri::parse(raw))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut grant_types = fields
         .grant_types
         .iter()
@@ -155,6 +161,7 @@ fn settings_from(
         access_token_ttl_secs: access_default.as_secs(),
         refresh_token_ttl_secs: refresh_default.as_secs(),
         audience: Vec::new(),
+        resources: Vec::new(),
         post_logout_redirect_uris: Vec::new(),
         id_token_signed_response_alg: None,
         revocation_feed: false,
@@ -206,6 +213,11 @@ fn settings_from(
         } else {
             fields.audience
         },
+        resources: if resources.is_empty() {
+            current.resources
+        } else {
+            resources
+        },
         post_logout_redirect_uris: if post_logout_redirect_uris.is_empty() {
             current.post_logout_redirect_uris
         } else {
@@ -252,6 +264,7 @@ fn describe(row: &Row, secret: Option<&str>) -> anyhow::Result<Value> {
         "access_token_ttl": humantime::format_duration(Duration::from_secs(settings.access_token_ttl_secs)).to_string(),
         "refresh_token_ttl": humantime::format_duration(Duration::from_secs(settings.refresh_token_ttl_secs)).to_string(),
         "audience": settings.audience,
+        "resources": settings.resources,
         "post_logout_redirect_uris": settings.post_logout_redirect_uris,
         "id_token_signed_response_alg": settings.id_token_signed_response_alg.unwrap_or_default().as_str(),
         "revocation_feed": settings.revocation_feed,

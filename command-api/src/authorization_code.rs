@@ -21,7 +21,6 @@ pub async fn grant(
     metadata: &Metadata,
 ) -> Result<Response, OAuthError> {
     let code = form.require("code")?;
-    let unknown = || OAuthError::invalid_grant("the code is invalid, expired or already used");
     let redirect_uri = form
         .get("redirect_uri")
         .map(RedirectUri::parse)
@@ -33,9 +32,9 @@ pub async fn grant(
         .await
         .map_err(|_| OAuthError::unavailable())?
         .filter(|record| record.kind == Kind::Code)
-        .ok_or_else(unknown)?;
+        .ok_or_else(issue::invalid_grant)?;
     if !record.holder_is_live() {
-        return Err(unknown());
+        return Err(issue::invalid_grant());
     }
     let with_refresh = client
         .settings
@@ -54,20 +53,15 @@ pub async fn grant(
         .execute::<Grant>(&record.gid, command, metadata)
         .await
         .map_err(issue::refused)?;
-    for event in &committed.events {
-        match event.payload {
-            GrantEvent::CodeReplayDetected { .. } => {
-                return Err(OAuthError::invalid_grant(
-                    "the code was already used; every token it issued is revoked",
-                ))
-            }
-            GrantEvent::CodeBurned { .. } => {
-                return Err(OAuthError::invalid_grant(
-                    "the code_verifier does not match; the code can no longer be used",
-                ))
-            }
-            _ => {}
-        }
+    // Replay and a failed PKCE check answer like an unknown code, or the
+    // answer would confirm a stolen code is real.
+    if committed.events.iter().any(|event| {
+        matches!(
+            event.payload,
+            GrantEvent::CodeReplayDetected { .. } | GrantEvent::CodeBurned { .. }
+        )
+    }) {
+        return Err(issue::invalid_grant());
     }
     let issued = issue::body(
         state,

@@ -169,6 +169,17 @@ pub async fn start_grant(
     respond(state, subject, &committed.events, prepared)
 }
 
+/// The one description of every refused code or refresh token: a text
+/// telling an unknown value from another client's, an expired, a used or a
+/// revoked one would confirm to whoever stole it that it is real.
+pub const INVALID_GRANT: &str =
+    "the authorization code or refresh token is invalid, expired, revoked, or was issued to another client";
+
+/// RFC 6749 §5.2 `invalid_grant` with [`INVALID_GRANT`].
+pub fn invalid_grant() -> OAuthError {
+    OAuthError::invalid_grant(INVALID_GRANT)
+}
+
 /// Refusals map to `invalid_grant` (scope escalation to `invalid_scope`);
 /// a store that is down or a commit whose outcome is unknown to 503.
 pub fn refused(err: ExecuteError<GrantError>) -> OAuthError {
@@ -176,7 +187,7 @@ pub fn refused(err: ExecuteError<GrantError>) -> OAuthError {
         ExecuteError::Rejected(GrantError::ScopeEscalation) => {
             OAuthError::invalid_scope("the requested scope exceeds the granted scope")
         }
-        ExecuteError::Rejected(why) => OAuthError::invalid_grant(why.to_string()),
+        ExecuteError::Rejected(_) => invalid_grant(),
         ExecuteError::Conflict | ExecuteError::Unavailable(_) | ExecuteError::OutcomeUnknown => {
             OAuthError::unavailable()
         }

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use writ_domain::client::{Client, ClientCommand, ClientSettings};
 use writ_domain::values::{
-    ApplicationType, GrantType, IdTokenAlg, RedirectUri, ScopeSet, SecretHash, TokenFormat,
+    ApplicationType, GrantType, IdTokenAlg, RedirectUri, ResourceUri, ScopeSet, SecretHash,
+    TokenFormat,
 };
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::executor::Stream;
@@ -49,6 +50,9 @@ struct Metadata7591 {
     /// Writ's own metadata: may subscribe to `GET /revocations`.
     #[serde(default)]
     revocation_feed: bool,
+    /// Writ's own: the RFC 8707 resource URIs this client introspects for.
+    #[serde(default)]
+    resources: Vec<String>,
 }
 
 fn invalid(error: &'static str, description: impl Into<String>) -> OAuthError {
@@ -141,6 +145,7 @@ async fn handle(
         "post_logout_redirect_uris": settings.post_logout_redirect_uris,
         "id_token_signed_response_alg": settings.id_token_signed_response_alg.unwrap_or_default().as_str(),
         "revocation_feed": settings.revocation_feed,
+        "resources": settings.resources,
     });
     if let Some(secret) = secret {
         body["client_secret"] = Value::String(secret);
@@ -165,6 +170,12 @@ fn settings_from(
         .post_logout_redirect_uris
         .iter()
         .map(|raw| RedirectUri::parse(raw))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|why| invalid("invalid_client_metadata", why.to_string()))?;
+    let resources = metadata
+        .resources
+        .iter()
+        .map(|raw| ResourceUri::parse(raw))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|why| invalid("invalid_client_metadata", why.to_string()))?;
     // Never `none`: OpenID Connect Dynamic Registration §2 would allow it.
@@ -268,6 +279,7 @@ fn settings_from(
             access_token_ttl_secs: state.registration.access_token_ttl.as_secs(),
             refresh_token_ttl_secs: state.registration.refresh_token_ttl.as_secs(),
             audience: Vec::new(),
+            resources,
             post_logout_redirect_uris,
             id_token_signed_response_alg: id_token_alg,
             revocation_feed: metadata.revocation_feed,

@@ -116,17 +116,16 @@ async fn refresh(
     metadata: &Metadata,
 ) -> Result<Response, OAuthError> {
     let presented = form.require("refresh_token")?;
-    let unknown = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
     let record = tokens::find(&state.store, &state.keys, presented)
         .await
         .map_err(|_| OAuthError::unavailable())?
         .filter(|record| record.kind == tokens::Kind::Refresh)
-        .ok_or_else(unknown)?;
+        .ok_or_else(issue::invalid_grant)?;
     // The aggregate knows only its own stream: a disabled client or
     // account, or a password changed since the grant began, is checked
     // here against the inline rows (the policy revokes the grant soon after).
     if !record.holder_is_live() {
-        return Err(unknown());
+        return Err(issue::invalid_grant());
     }
     let gid = record.gid.clone();
     let hash = record.key.clone();
@@ -150,15 +149,14 @@ async fn refresh(
         .await
         .map_err(issue::refused)?;
     // RFC 6749 §10.4: reuse of a rotated token revoked the family; the
-    // response says so only after that revocation is committed.
+    // refusal leaves only after that revocation is committed, and reads
+    // like any other so a thief learns nothing from it.
     if committed
         .events
         .iter()
         .any(|e| matches!(e.payload, GrantEvent::RefreshTokenReuseDetected { .. }))
     {
-        return Err(OAuthError::invalid_grant(
-            "the refresh token was already used; the grant is revoked",
-        ));
+        return Err(issue::invalid_grant());
     }
     issue::respond(
         state,

@@ -22,6 +22,8 @@ pub enum ValueError {
     Scope(String),
     #[error("code challenge must be 43 base64url characters (RFC 7636 §4.2)")]
     CodeChallenge,
+    #[error("resource URI {0:?} is not allowed: {1}")]
+    ResourceUri(String, &'static str),
 }
 
 /// A registered redirect URI, compared by exact string match (RFC 9700 §4.1.3).
@@ -45,19 +47,9 @@ impl RedirectUri {
         if raw.contains('#') {
             return refuse("it contains a fragment");
         }
-        let Some((scheme, rest)) = raw.split_once(':') else {
+        let Some((scheme, rest)) = raw.split_once(':').filter(|(s, _)| is_scheme(s)) else {
             return refuse("it is not an absolute URI");
         };
-        let scheme_ok = scheme
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-        if !scheme_ok {
-            return refuse("it is not an absolute URI");
-        }
         match scheme.to_ascii_lowercase().as_str() {
             "javascript" | "data" | "vbscript" | "file" => refuse("the scheme can run code"),
             "https" => match host_of(rest) {
@@ -89,6 +81,55 @@ impl RedirectUri {
 }
 
 impl fmt::Display for RedirectUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// RFC 3986 §3.1: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+fn is_scheme(scheme: &str) -> bool {
+    scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// An RFC 8707 resource indicator a client answers for as a resource
+/// server, compared by exact string match like the `aud` it is matched to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResourceUri(String);
+
+impl ResourceUri {
+    /// RFC 8707 §2: an absolute URI (RFC 3986 §4.3) without a fragment.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let refuse = |why| Err(ValueError::ResourceUri(raw.to_owned(), why));
+        if raw.is_empty() || raw.len() > MAX_URI_LEN {
+            return refuse("it must be between 1 and 2000 characters");
+        }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return refuse("it contains whitespace or control characters");
+        }
+        if raw.contains('#') {
+            return refuse("it contains a fragment");
+        }
+        match raw.split_once(':') {
+            Some((scheme, rest)) if is_scheme(scheme) && !rest.is_empty() => {
+                Ok(Self(raw.to_owned()))
+            }
+            _ => refuse("it is not an absolute URI"),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ResourceUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }

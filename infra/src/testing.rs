@@ -290,6 +290,7 @@ pub fn service_client_registration(client_id: &str) -> writ_domain::client::Clie
             access_token_ttl_secs: 300,
             refresh_token_ttl_secs: 3600,
             audience: vec![],
+            resources: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             id_token_signed_response_alg: None,
             revocation_feed: false,

@@ -4,6 +4,7 @@
 //! answer is never staler than the last response sent.
 
 use chrono::{DateTime, Utc};
+use writ_domain::values::ResourceUri;
 
 use crate::crypto::sha256_hex;
 use crate::signing::{jwt, KeySet};
@@ -80,11 +81,16 @@ impl TokenRecord {
     }
 
     /// RFC 7662 §4 and RFC 9068: the token's own client, or, for access
-    /// tokens, a client its audience names. Refresh tokens are the client's
-    /// alone.
-    pub fn may_be_seen_by(&self, client_id: &str) -> bool {
+    /// tokens, a client its audience names, by client id or by one of the
+    /// RFC 8707 resource URIs the client answers for. Refresh tokens are
+    /// the client's alone.
+    pub fn may_be_seen_by(&self, client_id: &str, resources: &[ResourceUri]) -> bool {
         self.client_id == client_id
-            || (self.kind == Kind::Access && self.audience.iter().any(|aud| aud == client_id))
+            || (self.kind == Kind::Access
+                && self
+                    .audience
+                    .iter()
+                    .any(|aud| aud == client_id || resources.iter().any(|r| r.as_str() == aud)))
     }
 }
 
@@ -158,4 +164,55 @@ pub async fn find(
             consent_withdrawn_at: row.text("consent_withdrawn_at"),
         },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: Kind, audience: &[&str]) -> TokenRecord {
+        TokenRecord {
+            key: "k".into(),
+            kind,
+            gid: "g".into(),
+            jti: None,
+            scopes: String::new(),
+            issued_at: String::new(),
+            expires_at: String::new(),
+            client_id: "app".into(),
+            sub: None,
+            audience: audience.iter().map(|a| (*a).to_owned()).collect(),
+            cursor: String::new(),
+            active_at: ActiveInputs {
+                token_status: "active".into(),
+                grant_status: "active".into(),
+                grant_created_at: String::new(),
+                client_status: "active".into(),
+                account_status: None,
+                credentials_changed_at: None,
+                consent_withdrawn_at: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_resource_server_sees_access_tokens_for_its_resources_only() {
+        let api = [ResourceUri::parse("https://api.example/").unwrap_or_else(|e| panic!("{e}"))];
+        let for_api = record(Kind::Access, &["https://api.example/"]);
+        assert!(for_api.may_be_seen_by("app", &[]), "its own client");
+        assert!(for_api.may_be_seen_by("rs", &api), "a listed resource");
+        assert!(!for_api.may_be_seen_by("rs", &[]), "no resources");
+        let other =
+            [ResourceUri::parse("https://api.example/v2").unwrap_or_else(|e| panic!("{e}"))];
+        assert!(!for_api.may_be_seen_by("rs", &other), "exact match only");
+        assert!(
+            record(Kind::Access, &["rs"]).may_be_seen_by("rs", &[]),
+            "by client id"
+        );
+        let refresh = record(Kind::Refresh, &["https://api.example/"]);
+        assert!(
+            !refresh.may_be_seen_by("rs", &api),
+            "refresh tokens stay the client's"
+        );
+    }
 }

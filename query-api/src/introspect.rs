@@ -1,5 +1,6 @@
 //! `POST /introspect` (RFC 7662). Confidential clients only; a client sees
-//! its own tokens and tokens whose audience names it. Anything else, and
+//! its own tokens and tokens whose audience names it, by client id or by a
+//! resource URI in its `resources` setting. Anything else, and
 //! every inactive token, is `{"active": false}` and nothing more.
 
 use axum::body::Body;
@@ -52,7 +53,10 @@ async fn handle(
         .map_err(|_| OAuthError::unavailable())?;
     let now = state.services.now();
     Ok(match record {
-        Some(record) if record.is_active(now) && record.may_be_seen_by(&client.client_id) => {
+        Some(record)
+            if record.is_active(now)
+                && record.may_be_seen_by(&client.client_id, &client.settings.resources) =>
+        {
             active(state, &record)
         }
         _ => json!({ "active": false }),

@@ -2,7 +2,9 @@
 //!
 //! - JWTs are verified locally against Writ's JWKS (fetched, cached,
 //!   fetched again when a token names an unknown `kid`), with `iss`, `aud`,
-//!   `exp` and `typ: at+jwt` checked; opaque tokens are introspected when
+//!   `exp`, `nbf`, `iat` (required; neither may lie beyond the clock-skew
+//!   allowance in the future) and `typ` (`at+jwt` or `application/at+jwt`,
+//!   RFC 9068 §4) checked; opaque tokens are introspected when
 //!   introspection is configured.
 //! - A [`DenyList`] fed by Writ's revocation stream ([`feed::follow_kafka`],
 //!   or the server-sent-event feed, [`sse::follow_sse`]) rejects revoked tokens the moment the message arrives, without asking
@@ -10,12 +12,44 @@
 //! - [`Authenticated`] is an axum extractor that answers with RFC 6750
 //!   `WWW-Authenticate` errors; [`Authenticated::require_scope`] enforces a
 //!   scope.
+//!
+//! Client credentials go to Writ (introspection, the event feed) as HTTP
+//! Basic, each form-encoded first (RFC 6749 §2.3.1), so any secret works.
+//!
+//! # Introspecting tokens for an RFC 8707 resource
+//!
+//! Tokens requested with `resource=https://api.example/` carry that URI in
+//! `aud`. Client ids cannot be URIs, so the API introspects them with a
+//! confidential client that answers for the resource:
+//!
+//! ```text
+//! writ client create --name "example API" --resource https://api.example/
+//! ```
+//!
+//! (or RFC 7591 registration with `"resources": ["https://api.example/"]`),
+//! and is configured with that client:
+//!
+//! ```no_run
+//! use writ_resource_server::{Config, Introspection, ResourceServer};
+//!
+//! let mut config = Config::new("https://writ.example", "https://api.example/");
+//! config.introspection = Some(Introspection {
+//!     url: "https://writ.example/introspect".into(),
+//!     client_id: "the client id".into(),
+//!     client_secret: "its secret".into(),
+//! });
+//! let server = ResourceServer::new(config);
+//! ```
+//!
+//! Writ shows that client every access token whose `aud` names one of its
+//! `resources`, and only those besides its own.
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod basic;
 pub mod denylist;
 mod extractor;
 pub mod feed;

@@ -37,7 +37,10 @@ async fn follow_once(
 ) -> Result<(), reqwest::Error> {
     let mut request = http
         .get(&feed.url)
-        .basic_auth(&feed.client_id, Some(&feed.client_secret))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            crate::basic::authorization(&feed.client_id, &feed.client_secret),
+        )
         .header("accept", "text/event-stream");
     if let Some(id) = last_id.as_deref() {
         request = request.header("last-event-id", id);

@@ -28,7 +28,8 @@ pub struct Config {
     pub jwks_url: String,
     /// Unset: opaque tokens are refused and no call goes to Writ.
     pub introspection: Option<Introspection>,
-    /// Clock-skew allowance for `exp` and the deny-list's `iat` rules.
+    /// Clock-skew allowance for `exp`, `nbf`, `iat` and the deny-list's
+    /// `iat` rules.
     pub skew: Duration,
 }
 
@@ -216,16 +217,16 @@ impl ResourceServer {
                     .ok_or_else(|| Rejection::invalid_token("the token does not verify"))?
             }
         };
-        if verified.header["typ"]
-            .as_str()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-            != Some("at+jwt")
-        {
+        if !is_access_token_typ(verified.header["typ"].as_str()) {
             return Err(Rejection::invalid_token("not an access token (typ)"));
         }
         let claims = verified.claims;
         self.check_claims(&claims)?;
+        check_times(
+            &claims,
+            Utc::now().timestamp(),
+            self.inner.config.skew.as_secs() as i64,
+        )?;
         Ok(principal_from(claims))
     }
 
@@ -311,7 +312,10 @@ impl ResourceServer {
             .inner
             .http
             .post(&introspection.url)
-            .basic_auth(&introspection.client_id, Some(&introspection.client_secret))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                crate::basic::authorization(&introspection.client_id, &introspection.client_secret),
+            )
             .form(&[("token", token)])
             .send()
             .await
@@ -330,6 +334,42 @@ impl ResourceServer {
     }
 }
 
+/// RFC 9068 §4: `at+jwt`, or `application/at+jwt` in full, which RFC 7515
+/// §4.1.9 makes the same media type, compared case-insensitively.
+fn is_access_token_typ(typ: Option<&str>) -> bool {
+    typ.is_some_and(|typ| {
+        let typ = typ.to_ascii_lowercase();
+        typ == "at+jwt" || typ == "application/at+jwt"
+    })
+}
+
+/// RFC 7519 §4.1.5 and RFC 9068 §2.2: a token is not used before its
+/// `nbf`, nor accepted with an `iat` in the future, give or take `skew`
+/// seconds of clock difference. `iat` is required (RFC 9068 §2.2): Writ
+/// always sets it, and the deny-list's "everything issued before" rules
+/// cannot place a token without it. `nbf` is optional.
+fn check_times(claims: &Value, now: i64, skew: i64) -> Result<(), Rejection> {
+    let latest = (now + skew) as f64;
+    let instant = |name: &str| match &claims[name] {
+        Value::Null => Ok(None),
+        value => value
+            .as_f64()
+            .filter(|t| t.is_finite())
+            .map(Some)
+            .ok_or_else(|| Rejection::invalid_token("a time claim is not a number")),
+    };
+    if instant("nbf")?.is_some_and(|nbf| nbf > latest) {
+        return Err(Rejection::invalid_token("the token is not yet valid (nbf)"));
+    }
+    match instant("iat")? {
+        None => Err(Rejection::invalid_token("the token has no iat")),
+        Some(iat) if iat > latest => Err(Rejection::invalid_token(
+            "the token was issued in the future (iat)",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 fn principal_from(claims: Value) -> Principal {
     let text = |name: &str| claims[name].as_str().map(str::to_owned);
     Principal {
@@ -345,3 +385,6 @@ fn principal_from(claims: Value) -> Principal {
         claims,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -403,11 +403,13 @@ async fn a_code_expires_and_stays_single_use(backend: Backend) {
     let used = back.redirect_query(REDIRECT_URI)["code"].clone();
     assert_eq!(browser::redeem(&api, &app, &used).await.status, 200);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        browser::redeem(&api, &app, &used).await.error(),
-        "invalid_grant",
-        "R16 after 1 s"
-    );
+    let replayed = browser::redeem(&api, &app, &used).await;
+    assert_eq!(replayed.error(), "invalid_grant", "R16 after 1 s");
+    // L5: a replayed code reads exactly like a made-up one.
+    let made_up = browser::redeem(&api, &app, "not-a-code").await;
+    assert_eq!(made_up.error(), "invalid_grant");
+    let generic = made_up.field("error_description");
+    assert_eq!(replayed.field("error_description"), generic, "L5: replay");
 
     let issued = Instant::now();
     let back = person.authorize(&params).await;
@@ -415,11 +417,9 @@ async fn a_code_expires_and_stays_single_use(backend: Backend) {
     // The code's configured lifetime is 2 s: wait it out, no longer.
     tokio::time::sleep(Duration::from_millis(2100).saturating_sub(issued.elapsed())).await;
     let events = deployment.event_count().await;
-    assert_eq!(
-        browser::redeem(&api, &app, &unused).await.error(),
-        "invalid_grant",
-        "R19"
-    );
+    let expired = browser::redeem(&api, &app, &unused).await;
+    assert_eq!(expired.error(), "invalid_grant", "R19");
+    assert_eq!(expired.field("error_description"), generic, "L5: expired");
     assert_eq!(
         deployment.event_count().await,
         events,

@@ -113,6 +113,11 @@ async fn refresh_tokens_are_bound_scoped_and_expire_idle_and_absolute(backend: B
     let before = deployment.event_count().await;
     let stolen = api.refresh(&other, &refresh).await;
     assert_eq!(stolen.error(), "invalid_grant", "R23: bound to its client");
+    // L5: another client's refresh token reads exactly like a made-up one.
+    let made_up = api.refresh(&other, "not-a-refresh-token").await;
+    assert_eq!(made_up.error(), "invalid_grant");
+    let generic = made_up.field("error_description");
+    assert_eq!(stolen.field("error_description"), generic, "L5");
     let anonymous = api
         .post(
             "/token",
@@ -167,7 +172,9 @@ async fn refresh_tokens_are_bound_scoped_and_expire_idle_and_absolute(backend: B
         (!api.is_active(&app, &idle).await).then_some(())
     })
     .await;
-    assert_eq!(api.refresh(&app, &idle).await.error(), "invalid_grant");
+    let idled = api.refresh(&app, &idle).await;
+    assert_eq!(idled.error(), "invalid_grant");
+    assert_eq!(idled.field("error_description"), generic, "L5: idle");
 
     // R30, absolute: used often enough never to idle out, the family still
     // ends with its lifetime (2 s), not before.

@@ -63,6 +63,12 @@ async fn registration_needs_the_initial_token_and_refuses_dangerous_redirect_uri
         json!(["not", "an", "object"]),
         json!({"token_endpoint_auth_method": "none", "redirect_uris": ["https://app.example/cb"], "revocation_feed": true}),
         json!({"revocation_feed": "yes"}),
+        // RFC 8707 §2: resources are absolute URIs without a fragment.
+        json!({"resources": ["https://api.example/#part"]}),
+        json!({"resources": ["api.example"]}),
+        json!({"resources": "https://api.example/"}),
+        json!({"resources": [1]}),
+        json!({"token_endpoint_auth_method": "none", "redirect_uris": ["https://app.example/cb"], "resources": ["https://api.example/"]}),
     ] {
         let (status, body) = register(&api, Some(INITIAL), metadata.clone()).await;
         assert_eq!(status, 400, "{metadata}");
@@ -111,6 +117,23 @@ async fn registration_needs_the_initial_token_and_refuses_dangerous_redirect_uri
         .json();
     assert_eq!(shown["status"], "active");
     assert_eq!(shown["revocation_feed"], json!(true));
+    assert_eq!(shown["resources"], json!([]));
+
+    let (status, api_server) = register(
+        &api,
+        Some(INITIAL),
+        json!({"client_name": "api", "resources": ["https://api.example/", "urn:example:api"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{api_server}");
+    let both = json!(["https://api.example/", "urn:example:api"]);
+    assert_eq!(api_server["resources"], both);
+    let id = api_server["client_id"].as_str().unwrap_or_default();
+    let shown = deployment
+        .writ(&["--json", "client", "show", id])
+        .success()
+        .json();
+    assert_eq!(shown["resources"], both, "recorded, not only echoed");
 }
 
 async fn discovery_lists_every_endpoint_in_both_documents(backend: Backend) {

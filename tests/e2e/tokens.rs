@@ -20,6 +20,7 @@ writ_infra::on_both_backends!(
     five_hundred_tokens_are_active_when_issued_and_inactive_when_revoked,
     rotated_keys_stay_published_and_old_tokens_stay_valid,
     disabling_a_client_kills_its_five_hundred_tokens_and_its_secret,
+    a_client_that_answers_for_a_resource_introspects_the_tokens_issued_for_it,
 );
 
 async fn an_independent_client_library_gets_client_credentials_password_and_refresh_tokens(
@@ -343,4 +344,112 @@ async fn disabling_a_client_kills_its_five_hundred_tokens_and_its_secret(backend
         },
     )
     .await;
+}
+
+/// RFC 8707 and RFC 7662: client ids cannot be URIs, so a resource server
+/// for `https://api.example/` introspects the tokens issued for it through
+/// a client whose `resources` setting lists that URI, registered by RFC
+/// 7591 or by the CLI; the resource-server crate does so end to end, with
+/// a secret that only survives Basic when it is form-encoded first.
+async fn a_client_that_answers_for_a_resource_introspects_the_tokens_issued_for_it(
+    backend: Backend,
+) {
+    use writ_resource_server::{Config, Introspection, ResourceServer};
+
+    const INITIAL: &str = "initial-access-token-for-tests-0123";
+    let resource = "https://api.example/";
+    let deployment = Deployment::with_keys(backend).await;
+    let app = oauth::client(
+        &deployment,
+        &["--audience", resource, "--token-format", "opaque"],
+    );
+    let unrelated = oauth::client(&deployment, &[]);
+    // RFC 6749 §2.3.1: `+`, `%`, `:` and non-ASCII must be form-encoded.
+    let odd_secret = "a+b%20c:d é 0123456789abcdefghijklmnopqrstuvwxyz";
+    let sdk_client = deployment
+        .writ_with_stdin(
+            &[
+                "--json",
+                "client",
+                "create",
+                "--name",
+                "api sdk",
+                "--resource",
+                resource,
+                "--secret-stdin",
+            ],
+            &format!("{odd_secret}\n"),
+        )
+        .success()
+        .json();
+    assert_eq!(sdk_client["resources"], serde_json::json!([resource]));
+    let server = deployment.serve_with(&["--registration-token", INITIAL]);
+    let api = Api::new(&server);
+    let registered = api
+        .http
+        .post(api.url("/register"))
+        .bearer_auth(INITIAL)
+        .json(&serde_json::json!({"client_name": "api", "resources": [resource]}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(registered.status(), 201);
+    let registered: Value = registered.json().await.unwrap_or_else(|e| panic!("{e}"));
+    let resource_server = oauth::Creds {
+        id: registered["client_id"].as_str().unwrap_or_default().into(),
+        secret: registered["client_secret"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+    };
+
+    let issued = api
+        .token(
+            &app,
+            &[("grant_type", "client_credentials"), ("resource", resource)],
+        )
+        .await;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let token = issued.field("access_token");
+    assert_eq!(token.split('.').count(), 1, "an opaque token");
+    assert_eq!(
+        api.introspect(&unrelated, &token).await,
+        serde_json::json!({"active": false}),
+        "an unrelated confidential client sees nothing"
+    );
+    let seen = api.introspect(&resource_server, &token).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["aud"], serde_json::json!([resource]));
+    assert_eq!(seen["client_id"], app.id.as_str());
+    let own = api
+        .token(&unrelated, &[("grant_type", "client_credentials")])
+        .await
+        .field("access_token");
+    assert!(
+        !api.is_active(&resource_server, &own).await,
+        "tokens for other audiences stay hidden"
+    );
+
+    let verifier = |client_id: &str, client_secret: &str| {
+        let mut config = Config::new(api.base.clone(), resource);
+        config.introspection = Some(Introspection {
+            url: api.url("/introspect"),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+        });
+        ResourceServer::new(config)
+    };
+    let sdk_id = sdk_client["client_id"].as_str().unwrap_or_default();
+    let sdk = verifier(sdk_id, odd_secret);
+    let principal = sdk
+        .authenticate(&token)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(principal.client_id.as_deref(), Some(app.id.as_str()));
+    assert_eq!(sdk.introspection_calls(), 1);
+    let bystander = verifier(&unrelated.id, &unrelated.secret);
+    assert!(
+        bystander.authenticate(&token).await.is_err(),
+        "the token is inactive to a client not answering for the resource"
+    );
 }

@@ -147,6 +147,11 @@ fn check_settings(settings: &ClientSettings) -> Result<(), ClientError> {
     if settings.public && settings.grant_types.contains(&GrantType::ClientCredentials) {
         return Err(ClientError::PublicClientCredentials);
     }
+    // Introspection (RFC 7662 §2.1) authenticates its caller, which a
+    // public client cannot do, so its resources would be dead settings.
+    if settings.public && !settings.resources.is_empty() {
+        return Err(ClientError::PublicResourceServer);
+    }
     // Loopback http is allowed for web clients too (development setups);
     // only RFC 8252's variable-port exception is reserved to native
     // clients, and that is decided at the authorization endpoint.

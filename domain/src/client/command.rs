@@ -1,7 +1,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::values::{
-    ApplicationType, GrantType, IdTokenAlg, RedirectUri, ScopeSet, SecretHash, TokenFormat,
+    ApplicationType, GrantType, IdTokenAlg, RedirectUri, ResourceUri, ScopeSet, SecretHash,
+    TokenFormat,
 };
 
 /// Everything an administrator can set on a client. Lifetimes are seconds
@@ -18,6 +19,12 @@ pub struct ClientSettings {
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
     pub audience: Vec<String>,
+    /// RFC 8707 resource URIs this (confidential) client answers for as a
+    /// resource server: introspection shows it the tokens whose `aud`
+    /// names one of them, as client ids cannot be URIs. Absent from events
+    /// written before the setting existed.
+    #[serde(default)]
+    pub resources: Vec<ResourceUri>,
     /// Where RP-initiated logout may send the browser back to (exact match).
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<RedirectUri>,

@@ -2,7 +2,9 @@ use cqrs_es::test::TestFramework;
 
 use super::*;
 use crate::services::fixtures::{services, t0};
-use crate::values::{ApplicationType, GrantType, RedirectUri, ScopeSet, SecretHash, TokenFormat};
+use crate::values::{
+    ApplicationType, GrantType, RedirectUri, ResourceUri, ScopeSet, SecretHash, TokenFormat,
+};
 
 type ClientTest = TestFramework<Client>;
 
@@ -20,6 +22,7 @@ fn settings() -> ClientSettings {
         access_token_ttl_secs: 300,
         refresh_token_ttl_secs: 86_400,
         audience: vec![],
+        resources: Vec::new(),
         post_logout_redirect_uris: Vec::new(),
         id_token_signed_response_alg: None,
         revocation_feed: false,
@@ -273,4 +276,40 @@ fn settings_recorded_before_the_revocation_feed_setting_decode_without_it() {
         serde_json::from_value(recorded).unwrap_or_else(|e| panic!("{e}"));
     assert!(!decoded.revocation_feed);
     assert_eq!(decoded, settings());
+}
+
+#[test]
+fn a_public_client_cannot_answer_for_resources() {
+    let public = ClientSettings {
+        public: true,
+        resources: vec![
+            ResourceUri::parse("https://api.example/").unwrap_or_else(|e| panic!("{e}"))
+        ],
+        ..settings()
+    };
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(public, None))
+        .then_expect_error(ClientError::PublicResourceServer);
+}
+
+/// Events written before `resources` existed still decode, with none.
+#[test]
+fn settings_recorded_before_resources_existed_still_decode() {
+    let mut old = serde_json::to_value(settings()).unwrap_or_else(|e| panic!("{e}"));
+    let removed = old.as_object_mut().and_then(|o| o.remove("resources"));
+    assert_eq!(removed, Some(serde_json::json!([])));
+    let decoded: ClientSettings = serde_json::from_value(old).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(decoded, settings());
+    let with = ClientSettings {
+        resources: vec![
+            ResourceUri::parse("https://api.example/").unwrap_or_else(|e| panic!("{e}"))
+        ],
+        ..settings()
+    };
+    let json = serde_json::to_value(&with).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        json["resources"],
+        serde_json::json!(["https://api.example/"])
+    );
 }

@@ -70,3 +70,34 @@ fn malformed_challenges_are_refused() {
     assert!(CodeChallenge::parse_s256("too-short").is_err());
     assert!(CodeChallenge::parse_s256(&"+".repeat(43)).is_err());
 }
+
+#[test]
+fn resource_uris_are_absolute_without_a_fragment() {
+    for ok in [
+        "https://api.example/",
+        "https://api.example:8443/v1?tenant=a",
+        "urn:example:api",
+    ] {
+        assert_eq!(
+            ResourceUri::parse(ok).map(|r| r.as_str().to_owned()),
+            Ok(ok.to_owned()),
+            "{ok} should parse"
+        );
+    }
+    for bad in [
+        "",
+        "https://api.example/#top",
+        "/relative",
+        "api.example",
+        "https:",
+        "1https://api.example/",
+        "https://api.example/ x",
+        "https://api.example/\n",
+    ] {
+        assert!(
+            matches!(ResourceUri::parse(bad), Err(ValueError::ResourceUri(..))),
+            "{bad:?} should be refused"
+        );
+    }
+    assert!(ResourceUri::parse(&format!("https://a.example/{}", "x".repeat(2000))).is_err());
+}

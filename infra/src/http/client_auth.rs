@@ -29,11 +29,11 @@ pub enum Method {
 }
 
 impl Method {
+    /// RFC 6749 §5.2 requires a challenge on every 401, naming a scheme the
+    /// client may use; Basic is the one HTTP authentication scheme for
+    /// client credentials (`client_secret_post` and `none` are not schemes).
     fn scheme(self) -> &'static str {
-        match self {
-            Self::Basic => "Basic",
-            _ => "Form",
-        }
+        "Basic"
     }
 }
 

@@ -41,7 +41,7 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
     }
 
-    /// RFC 6749 §5.2: 401 with a challenge naming the scheme the client used.
+    /// RFC 6749 §5.2: 401 with a challenge naming the scheme to use.
     pub fn invalid_client(description: impl Into<String>, scheme: &str) -> Self {
         Self {
             www_authenticate: Some(format!("{scheme} realm=\"writ\"")),
