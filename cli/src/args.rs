@@ -213,7 +213,7 @@ pub struct ServeArgs {
     pub refresh_token_idle_ttl: Option<Duration>,
     /// Access-token signature algorithm: ES256 or EdDSA [default: ES256].
     #[arg(long, env = "WRIT_SIGNING_ALG", value_parser = parse_signing_alg)]
-    pub signing_alg: Option<writ_infra::config::SigningAlg>,
+    pub signing_alg: Option<crate::config::SigningAlg>,
     /// Failed authentications per client or account and window [default: 10].
     #[arg(long, env = "WRIT_AUTH_FAILURE_LIMIT")]
     pub auth_failure_limit: Option<u32>,
@@ -292,9 +292,8 @@ fn parse_property(raw: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{raw:?} is not KEY=VALUE"))
 }
 
-fn parse_signing_alg(raw: &str) -> Result<writ_infra::config::SigningAlg, String> {
-    writ_infra::config::SigningAlg::parse(raw)
-        .ok_or_else(|| format!("{raw:?} is not ES256 or EdDSA"))
+fn parse_signing_alg(raw: &str) -> Result<crate::config::SigningAlg, String> {
+    crate::config::SigningAlg::parse(raw).ok_or_else(|| format!("{raw:?} is not ES256 or EdDSA"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,11 +3,11 @@
 
 use std::io::BufRead;
 
+use crate::config::{FileConfig, Overrides, Settings};
+use crate::telemetry::LogFormat;
 use anyhow::Context as _;
-use writ_infra::config::{FileConfig, Overrides, Settings};
 use writ_infra::keys::{KeyRing, WhenMissing};
 use writ_infra::store::DEFAULT_MAX_BATCH;
-use writ_infra::telemetry::LogFormat;
 use writ_infra::{Executor, Store};
 
 use crate::args::{GlobalArgs, LogFormatArg, ServeArgs};

@@ -18,6 +18,7 @@ macro_rules! out {
 mod args;
 mod audit;
 mod client;
+mod config;
 mod context;
 mod http_server;
 mod keys;
@@ -25,6 +26,7 @@ mod output;
 mod replay;
 mod serve;
 mod split;
+mod telemetry;
 mod user;
 
 use std::process::ExitCode;
@@ -83,7 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let settings = context::resolve_settings(&cli.global, serve_args)?;
     let default_filter = if serve_args.is_some() { "info" } else { "warn" };
-    writ_infra::telemetry::init(settings.log_format, default_filter);
+    crate::telemetry::init(settings.log_format, default_filter);
     let json = cli.global.json;
     match cli.command {
         Command::Serve(_) => serve::run(settings).await,

@@ -3,13 +3,13 @@
 //! pieces are built here once and shared with the split processes
 //! (`split.rs`).
 
+use crate::config::Settings;
 use anyhow::Context as _;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use writ_command_api::browser::{BrowserKey, BrowserSettings};
 use writ_command_api::{CommandState, RegistrationDefaults};
-use writ_infra::config::Settings;
 use writ_infra::http::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
 use writ_infra::metrics::Registry;
@@ -231,7 +231,7 @@ pub async fn serve_http(
     registry: Registry,
 ) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
-    let app = writ_infra::telemetry::layer(registry.attach(app));
+    let app = crate::telemetry::layer(registry.attach(app));
     let durability = context.store.durability().await.unwrap_or_default();
     let durability: Vec<String> = durability
         .iter()

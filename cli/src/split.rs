@@ -3,10 +3,10 @@
 //! stateless, so any number run side by side behind the user's load
 //! balancer; every security-critical read goes to the primary.
 
+use crate::config::Settings;
 use anyhow::bail;
 use axum::Router;
 use tokio::sync::watch;
-use writ_infra::config::Settings;
 use writ_infra::metrics::Registry;
 
 use crate::context::Context;

@@ -19,6 +19,7 @@ use writ_infra::executor::Stream;
 use writ_infra::http::{no_store, OAuthError};
 use writ_infra::signing::jwt;
 use writ_infra::{ExecuteError, Metadata};
+use writ_protocol::{AccessTokenClaims, Audience};
 
 use crate::CommandState;
 
@@ -111,22 +112,18 @@ pub fn body(
                 .keys
                 .signer(&state.signing_alg)
                 .ok_or_else(OAuthError::unavailable)?;
-            let aud = match subject.audience {
-                [one] => json!(one),
-                many => json!(many),
+            let claims = AccessTokenClaims {
+                iss: state.issuer.clone(),
+                sub: Some(subject.sub.unwrap_or(subject.client_id).to_owned()),
+                aud: Audience::from_slice(subject.audience),
+                exp: expires_at.timestamp(),
+                iat: Some(issued_at.timestamp()),
+                nbf: Some(issued_at.timestamp()),
+                jti: Some(jti.clone()),
+                client_id: Some(subject.client_id.to_owned()),
+                scope: Some(scopes.to_string()),
+                gid: Some(subject.gid.to_owned()),
             };
-            let claims = json!({
-                "iss": state.issuer,
-                "sub": subject.sub.unwrap_or(subject.client_id),
-                "aud": aud,
-                "exp": expires_at.timestamp(),
-                "iat": issued_at.timestamp(),
-                "nbf": issued_at.timestamp(),
-                "jti": jti,
-                "client_id": subject.client_id,
-                "scope": scopes.to_string(),
-                "gid": subject.gid,
-            });
             jwt::encode(&signer, "at+jwt", &claims).map_err(|_| OAuthError::unavailable())?
         }
     };

@@ -13,7 +13,6 @@ pub mod client;
 pub mod consent;
 pub mod grant;
 pub mod login;
-pub mod revocation;
 pub mod services;
 pub mod session;
 pub mod signing_key;

@@ -1,5 +1,5 @@
-//! Writ's adapters: configuration, keys and crypto, the event log with its
-//! committer and inline read rows, the executor, telemetry and health.
+//! Writ's adapters: keys and crypto, the event log with its committer and
+//! inline read rows, the executor, the HTTP edge's shared pieces, health.
 
 #![cfg_attr(
     not(test),
@@ -7,7 +7,6 @@
 )]
 
 pub mod claims;
-pub mod config;
 pub mod crypto;
 pub mod executor;
 pub mod health;
@@ -20,8 +19,6 @@ pub mod revocations;
 pub mod services;
 pub mod signing;
 pub mod store;
-pub mod telemetry;
-pub mod testing;
 pub mod tokens;
 
 pub use executor::{Committed, ExecuteError, Executor, Metadata};

@@ -32,7 +32,7 @@ use writ_domain::account::AccountEvent;
 use writ_domain::client::ClientEvent;
 use writ_domain::consent::ConsentEvent;
 use writ_domain::grant::GrantEvent;
-use writ_domain::revocation::{Revocation, RevocationType, SCHEMA_VERSION};
+use writ_protocol::revocation::{Revocation, RevocationType, SCHEMA_VERSION};
 
 use crate::store::statement::Statement;
 use crate::store::{Cursor, Db, EventHeader, RowExt, Store, StoredEvent};

@@ -16,10 +16,10 @@ use writ_infra::executor::Stream;
 use writ_infra::metrics::Metrics;
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{verify_chains, AppendError, Conn, Dialect, RowExt};
-use writ_infra::testing::{open_store, service_client_registration, Backend};
 use writ_infra::{Executor, Metadata, Store};
+use writ_testing::{open_store, service_client_registration, Backend};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     a_batch_with_one_conflicting_command_commits_the_others,
     a_command_that_loses_a_conflict_is_retried_on_fresh_state,
     parallel_commands_on_one_stream_take_turns_without_conflicts,

@@ -3,9 +3,9 @@
 use writ_infra::store::schema::migrate;
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{Conn, Dialect, RowExt};
-use writ_infra::testing::{open_store, Backend};
+use writ_testing::{open_store, Backend};
 
-writ_infra::on_both_backends!(the_audit_index_of_an_earlier_version_is_indexed_by_time);
+writ_testing::on_both_backends!(the_audit_index_of_an_earlier_version_is_indexed_by_time);
 
 async fn audit_indexes(conn: &mut Conn) -> Vec<String> {
     let sql = match conn.dialect() {

@@ -23,11 +23,11 @@ use writ_infra::store::{
     event_columns, verify_chains, Conn, Cursor, Dialect, RowExt, StoredEvent, DEFAULT_MAX_BATCH,
     START,
 };
-use writ_infra::testing::{
+use writ_infra::{ExecuteError, Executor, Metadata, Store};
+use writ_testing::{
     fresh_postgres_database, open_store, service_client_registration, Backend, CuttingProxy,
     PrivateCluster,
 };
-use writ_infra::{ExecuteError, Executor, Metadata, Store};
 
 fn executor(store: &Store) -> Executor {
     Executor::new(store.clone(), writ_infra::services::system())

@@ -8,11 +8,11 @@ use writ_domain::consent::{Consent, ConsentCommand};
 use writ_domain::values::ScopeSet;
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{Conn, Dialect, RowExt};
-use writ_infra::testing::{open_store, service_client_registration, Backend};
 use writ_infra::{Executor, Metadata, Store};
 use writ_projector::{rebuild_and_compare, Outcome, Projector, ProjectorError};
+use writ_testing::{open_store, service_client_registration, Backend};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     the_projector_indexes_every_event_once_then_idles,
     an_unknown_event_stops_the_projection_without_moving_the_checkpoint,
     a_rebuild_equals_the_live_tables_and_notices_a_tampered_row,

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use writ_domain::revocation::{Revocation, RevocationType};
+use writ_protocol::revocation::{Revocation, RevocationType};
 
 /// What a verified access token says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,93 +1,14 @@
-//! The axum side: an extractor that authenticates the bearer token and
-//! RFC 6750 errors with their `WWW-Authenticate` challenge.
+//! The axum side (the `axum` feature): an extractor that authenticates the
+//! bearer token, and RFC 6750 errors as responses with their
+//! `WWW-Authenticate` challenge.
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::rejection::Rejection;
 use crate::verify::{Principal, ResourceServer};
-
-/// Why a request is refused (RFC 6750 §3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    status: StatusCode,
-    /// `None` when no token was presented: the challenge carries no error.
-    error: Option<&'static str>,
-    description: String,
-    scope: Option<String>,
-}
-
-impl Rejection {
-    pub fn missing() -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            error: None,
-            description: String::new(),
-            scope: None,
-        }
-    }
-
-    pub fn invalid_request(description: &str) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            error: Some("invalid_request"),
-            description: description.to_owned(),
-            scope: None,
-        }
-    }
-
-    pub fn invalid_token(description: &str) -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            error: Some("invalid_token"),
-            description: description.to_owned(),
-            scope: None,
-        }
-    }
-
-    pub fn insufficient_scope(scope: &str) -> Self {
-        Self {
-            status: StatusCode::FORBIDDEN,
-            error: Some("insufficient_scope"),
-            description: format!("the {scope} scope is required"),
-            scope: Some(scope.to_owned()),
-        }
-    }
-
-    /// Introspection failed: the token's state is unknown, not bad.
-    pub fn unavailable() -> Self {
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            error: None,
-            description: "the authorization server cannot be reached".to_owned(),
-            scope: None,
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub fn error(&self) -> Option<&'static str> {
-        self.error
-    }
-
-    fn challenge(&self) -> String {
-        let mut challenge = String::from("Bearer realm=\"api\"");
-        if let Some(error) = self.error {
-            // Descriptions are ours and plain; quotes would break the header.
-            let description = self.description.replace(['"', '\\'], "'");
-            challenge.push_str(&format!(
-                ", error=\"{error}\", error_description=\"{description}\""
-            ));
-        }
-        if let Some(scope) = &self.scope {
-            challenge.push_str(&format!(", scope=\"{scope}\""));
-        }
-        challenge
-    }
-}
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {

@@ -8,19 +8,47 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use writ_domain::revocation::Revocation;
-use writ_infra::kafka::KafkaSettings;
+use writ_protocol::revocation::Revocation;
 
 use crate::verify::ResourceServer;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where Writ publishes revocations: the brokers with any TLS or SASL
+/// properties the cluster needs, and the topic.
+#[derive(Clone)]
+pub struct KafkaSource {
+    pub client: ClientConfig,
+    pub topic: String,
+}
+
+impl KafkaSource {
+    pub fn new(brokers: &str, topic: impl Into<String>) -> Self {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", brokers);
+        Self {
+            client,
+            topic: topic.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for KafkaSource {
+    /// Properties may hold SASL passwords: only the topic is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The consumer: low fetch wait so a revocation arrives in milliseconds.
-pub fn consumer(kafka: &KafkaSettings, group: &str) -> Result<StreamConsumer, KafkaError> {
-    let mut config = kafka.client_config();
+pub fn consumer(kafka: &KafkaSource, group: &str) -> Result<StreamConsumer, KafkaError> {
+    let mut config = kafka.client.clone();
     config
         .set("group.id", group)
         .set("enable.auto.commit", "true")
@@ -32,7 +60,7 @@ pub fn consumer(kafka: &KafkaSettings, group: &str) -> Result<StreamConsumer, Ka
 }
 
 /// Follows the topic until the task is dropped, retrying after errors.
-pub async fn follow_kafka(server: ResourceServer, kafka: KafkaSettings, group: String) {
+pub async fn follow_kafka(server: ResourceServer, kafka: KafkaSource, group: String) {
     loop {
         if let Err(err) = follow_once(&server, &kafka, &group).await {
             tracing::warn!(error = %err, topic = %kafka.topic, "revocation feed interrupted; reconnecting");
@@ -43,7 +71,7 @@ pub async fn follow_kafka(server: ResourceServer, kafka: KafkaSettings, group: S
 
 async fn follow_once(
     server: &ResourceServer,
-    kafka: &KafkaSettings,
+    kafka: &KafkaSource,
     group: &str,
 ) -> Result<(), KafkaError> {
     let consumer = consumer(kafka, group)?;

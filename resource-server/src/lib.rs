@@ -13,6 +13,11 @@
 //!   `WWW-Authenticate` errors; [`Authenticated::require_scope`] enforces a
 //!   scope.
 //!
+//! It depends on `writ-protocol` alone of Writ's crates: no store, no
+//! signing keys. The Kafka consumer (`kafka`) and the axum extractor
+//! (`axum`) are cargo features, both on by default; an API that only reads
+//! the server-sent-event feed builds with `default-features = false`.
+//!
 //! Client credentials go to Writ (introspection, the event feed) as HTTP
 //! Basic, each form-encoded first (RFC 6749 §2.3.1), so any secret works.
 //!
@@ -51,11 +56,17 @@
 
 mod basic;
 pub mod denylist;
+#[cfg(feature = "axum")]
 mod extractor;
+#[cfg(feature = "kafka")]
 pub mod feed;
+mod rejection;
 pub mod sse;
 mod verify;
 
 pub use denylist::{DenyList, TokenFacts};
-pub use extractor::{Authenticated, Rejection};
+#[cfg(feature = "axum")]
+pub use extractor::Authenticated;
+pub use rejection::Rejection;
 pub use verify::{Config, Introspection, Principal, ResourceServer};
+pub use writ_protocol::revocation::Revocation;

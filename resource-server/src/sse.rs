@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use writ_domain::revocation::Revocation;
+use writ_protocol::revocation::Revocation;
 
 use crate::verify::ResourceServer;
 

@@ -7,12 +7,14 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
-use writ_domain::revocation::Revocation;
-use writ_infra::signing::jwt;
+use writ_protocol::jose;
+use writ_protocol::revocation::Revocation;
+use writ_protocol::AccessTokenClaims;
 
 use crate::denylist::{DenyList, TokenFacts};
-use crate::extractor::Rejection;
+use crate::rejection::Rejection;
 
 /// An unknown `kid` fetches the JWKS again at most this often, so tokens
 /// with invented key ids cannot make the server hammer Writ.
@@ -115,7 +117,7 @@ impl ResourceServer {
 
     /// Verifies a bearer token and checks the deny-list.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, Rejection> {
-        let principal = if jwt::looks_like_jwt(token) {
+        let principal = if jose::looks_like_jwt(token) {
             self.verify_jwt(token).await?
         } else {
             self.introspect(token).await?
@@ -209,46 +211,36 @@ impl ResourceServer {
                 .get(kid)
                 .cloned()
         };
-        let verified = match jwt::verify(token, known) {
+        let verified = match jose::verify(token, known) {
             Some(verified) => verified,
             None => {
                 self.refetch_keys().await;
-                jwt::verify(token, known)
+                jose::verify(token, known)
                     .ok_or_else(|| Rejection::invalid_token("the token does not verify"))?
             }
         };
         if !is_access_token_typ(verified.header["typ"].as_str()) {
             return Err(Rejection::invalid_token("not an access token (typ)"));
         }
-        let claims = verified.claims;
-        self.check_claims(&claims)?;
-        check_times(
-            &claims,
-            Utc::now().timestamp(),
-            self.inner.config.skew.as_secs() as i64,
-        )?;
-        Ok(principal_from(claims))
+        let claims = typed(&verified.claims)?;
+        let now = Utc::now().timestamp();
+        self.check_claims(&claims, now)?;
+        check_times(&claims, now, self.inner.config.skew.as_secs() as i64)?;
+        Ok(principal_from(claims, verified.claims))
     }
 
-    fn check_claims(&self, claims: &Value) -> Result<(), Rejection> {
+    fn check_claims(&self, claims: &AccessTokenClaims, now: i64) -> Result<(), Rejection> {
         let config = &self.inner.config;
-        if claims["iss"].as_str() != Some(config.issuer.as_str()) {
+        if claims.iss != config.issuer {
             return Err(Rejection::invalid_token("issued by someone else"));
         }
-        let audience_matches = match &claims["aud"] {
-            Value::String(one) => *one == config.audience,
-            Value::Array(many) => many
-                .iter()
-                .any(|aud| aud.as_str() == Some(&config.audience)),
-            _ => false,
-        };
-        if !audience_matches {
+        if !claims.aud.contains(&config.audience) {
             return Err(Rejection::invalid_token("not meant for this API (aud)"));
         }
-        let skew = config.skew.as_secs() as i64;
-        match claims["exp"].as_i64() {
-            Some(exp) if exp + skew > Utc::now().timestamp() => Ok(()),
-            _ => Err(Rejection::invalid_token("the token has expired")),
+        if claims.exp + config.skew.as_secs() as i64 > now {
+            Ok(())
+        } else {
+            Err(Rejection::invalid_token("the token has expired"))
         }
     }
 
@@ -329,8 +321,9 @@ impl ResourceServer {
         if claims["active"] != Value::Bool(true) {
             return Err(Rejection::invalid_token("the token is not active"));
         }
-        self.check_claims(&claims)?;
-        Ok(principal_from(claims))
+        let typed = typed(&claims)?;
+        self.check_claims(&typed, Utc::now().timestamp())?;
+        Ok(principal_from(typed, claims))
     }
 }
 
@@ -343,25 +336,24 @@ fn is_access_token_typ(typ: Option<&str>) -> bool {
     })
 }
 
+/// Claims that are not shaped like an access token's (a missing `iss`,
+/// `aud` or `exp`, a time that is not a number) verify nothing.
+fn typed(claims: &Value) -> Result<AccessTokenClaims, Rejection> {
+    AccessTokenClaims::deserialize(claims)
+        .map_err(|_| Rejection::invalid_token("the token's claims are malformed"))
+}
+
 /// RFC 7519 §4.1.5 and RFC 9068 §2.2: a token is not used before its
 /// `nbf`, nor accepted with an `iat` in the future, give or take `skew`
 /// seconds of clock difference. `iat` is required (RFC 9068 §2.2): Writ
 /// always sets it, and the deny-list's "everything issued before" rules
 /// cannot place a token without it. `nbf` is optional.
-fn check_times(claims: &Value, now: i64, skew: i64) -> Result<(), Rejection> {
-    let latest = (now + skew) as f64;
-    let instant = |name: &str| match &claims[name] {
-        Value::Null => Ok(None),
-        value => value
-            .as_f64()
-            .filter(|t| t.is_finite())
-            .map(Some)
-            .ok_or_else(|| Rejection::invalid_token("a time claim is not a number")),
-    };
-    if instant("nbf")?.is_some_and(|nbf| nbf > latest) {
+fn check_times(claims: &AccessTokenClaims, now: i64, skew: i64) -> Result<(), Rejection> {
+    let latest = now + skew;
+    if claims.nbf.is_some_and(|nbf| nbf > latest) {
         return Err(Rejection::invalid_token("the token is not yet valid (nbf)"));
     }
-    match instant("iat")? {
+    match claims.iat {
         None => Err(Rejection::invalid_token("the token has no iat")),
         Some(iat) if iat > latest => Err(Rejection::invalid_token(
             "the token was issued in the future (iat)",
@@ -370,18 +362,12 @@ fn check_times(claims: &Value, now: i64, skew: i64) -> Result<(), Rejection> {
     }
 }
 
-fn principal_from(claims: Value) -> Principal {
-    let text = |name: &str| claims[name].as_str().map(str::to_owned);
+fn principal_from(typed: AccessTokenClaims, claims: Value) -> Principal {
     Principal {
-        sub: text("sub"),
-        client_id: text("client_id"),
-        jti: text("jti"),
-        scopes: claims["scope"]
-            .as_str()
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
+        scopes: typed.scopes().map(str::to_owned).collect(),
+        sub: typed.sub,
+        client_id: typed.client_id,
+        jti: typed.jti,
         claims,
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::harness::{Backend, Deployment};
 use crate::oauth::{self, form, Api, Creds, Reply};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     client_authentication_attacks_are_refused_and_record_nothing,
     malformed_token_requests_get_rfc6749_errors_and_record_nothing,
     revocation_and_introspection_keep_to_rfc7009_and_rfc7662,

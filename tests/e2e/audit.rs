@@ -66,7 +66,7 @@ fn who_can_read_profile(deployment: &Deployment, at: &str) -> Vec<(String, Strin
         .collect()
 }
 
-writ_infra::on_both_backends!(the_timeline_gives_exact_answers_at_each_boundary);
+writ_testing::on_both_backends!(the_timeline_gives_exact_answers_at_each_boundary);
 
 async fn the_timeline_gives_exact_answers_at_each_boundary(backend: Backend) {
     let deployment = Deployment::with_keys(backend).await;

@@ -9,7 +9,7 @@ use crate::browser::{self, Browser, CHALLENGE, REDIRECT_URI, VERIFIER};
 use crate::harness::{Backend, Deployment, Server};
 use crate::oauth::{self, Api, Creds};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     requests_with_a_bad_client_or_redirect_uri_get_an_error_page_and_record_nothing,
     other_bad_requests_are_redirected_with_an_error_state_and_iss,
     token_requests_for_codes_enforce_pkce_binding_and_redirect_uri,

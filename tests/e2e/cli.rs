@@ -3,7 +3,7 @@
 
 use crate::harness::{Backend, DataDir, Deployment};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     the_documented_client_and_user_examples_work_as_written,
     clients_can_be_updated_rotated_and_disabled,
     users_can_change_password_be_disabled_and_listed,
@@ -520,7 +520,7 @@ async fn settings_come_from_flags_then_environment_then_the_config_file() {
 
 #[tokio::test]
 async fn a_database_url_without_a_key_file_is_refused_even_for_serve() {
-    let url = writ_infra::testing::fresh_postgres_database()
+    let url = writ_testing::fresh_postgres_database()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let data = DataDir::new();

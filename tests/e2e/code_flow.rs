@@ -18,7 +18,7 @@ use crate::browser::{self, Browser, LOGOUT_URI, REDIRECT_URI};
 use crate::harness::{eventually, Backend, Deployment};
 use crate::oauth::Api;
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     an_independent_relying_party_completes_the_code_flow,
     a_remembered_consent_skips_the_page_until_it_is_withdrawn_on_the_account_page,
     logout_revokes_the_sessions_grants_and_returns_only_to_a_registered_uri,
@@ -348,7 +348,7 @@ async fn twenty_parallel_redemptions_give_one_token_response_and_revoke_it(backe
     assert_eq!(api.refresh(&app, &refresh).await.error(), "invalid_grant");
 }
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     a_code_expires_and_stays_single_use,
     id_tokens_use_the_algorithm_the_client_registered,
 );

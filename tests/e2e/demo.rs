@@ -34,7 +34,7 @@ impl Drop for Demo {
 
 #[tokio::test]
 async fn the_demo_walkthrough_runs_as_its_readme_says() {
-    let database = writ_infra::testing::fresh_postgres_database()
+    let database = writ_testing::fresh_postgres_database()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let kafka = kafka();

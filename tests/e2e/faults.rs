@@ -9,7 +9,7 @@ use rand::Rng;
 use crate::harness::{eventually, Backend, Deployment};
 use crate::oauth::{self, Api, Creds};
 
-writ_infra::on_both_backends!(every_2xx_survives_a_sigkill_under_token_and_revoke_load);
+writ_testing::on_both_backends!(every_2xx_survives_a_sigkill_under_token_and_revoke_load);
 
 #[tokio::test]
 async fn with_postgres_down_tokens_and_revocations_answer_503_and_nothing_is_issued() {

@@ -333,7 +333,7 @@ pub fn random_word(len: usize) -> String {
         .collect()
 }
 
-pub use writ_infra::testing::Backend;
+pub use writ_testing::Backend;
 
 /// A data directory, plus a fresh PostgreSQL database when the backend is
 /// PostgreSQL. Every command gets the matching flags.
@@ -356,7 +356,7 @@ impl Deployment {
                 store: Default::default(),
             },
             Backend::Postgres => {
-                let url = writ_infra::testing::fresh_postgres_database()
+                let url = writ_testing::fresh_postgres_database()
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
                 Self::on_postgres(url)
@@ -379,9 +379,8 @@ impl Deployment {
     /// A deployment on a database `name` in a PostgreSQL cluster of the
     /// test's own, for tests that stop the server or hold transactions
     /// open; the cluster is dropped with the returned guard.
-    pub fn on_private_cluster(name: &str) -> (writ_infra::testing::PrivateCluster, Self) {
-        let cluster =
-            writ_infra::testing::PrivateCluster::create(name).unwrap_or_else(|e| panic!("{e}"));
+    pub fn on_private_cluster(name: &str) -> (writ_testing::PrivateCluster, Self) {
+        let cluster = writ_testing::PrivateCluster::create(name).unwrap_or_else(|e| panic!("{e}"));
         let port = cluster.port.to_string();
         let created = Command::new("runuser")
             .args([

@@ -11,7 +11,7 @@ use crate::oauth::{self, form, Api};
 use crate::privacy::{caught_up_store, database_bytes};
 use crate::refresh::{password_app, user, PASSWORD};
 
-writ_infra::on_both_backends!(no_raw_secret_reaches_the_store_or_the_log_and_the_model_rebuilds);
+writ_testing::on_both_backends!(no_raw_secret_reaches_the_store_or_the_log_and_the_model_rebuilds);
 
 const REGISTRATION: &str = "registration-token-xylophone-42";
 

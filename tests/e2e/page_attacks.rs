@@ -9,7 +9,7 @@ use crate::browser::{self, Browser, Page, REDIRECT_URI};
 use crate::harness::Backend;
 use crate::oauth;
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     pages_are_bound_to_their_browser_and_carry_security_headers,
     sign_in_failures_issue_nothing_and_are_throttled,
     failures_from_one_address_change_no_answer,

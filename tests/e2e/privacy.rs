@@ -8,7 +8,7 @@ use writ_projector::{rebuild_and_compare, Outcome, Projector};
 
 use crate::harness::{random_word, Backend, Deployment};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     forgetting_a_person_leaves_ciphertext_only_and_everything_else_intact,
     the_database_holds_no_personal_data_or_secret_in_clear_and_rebuilds_exactly,
 );

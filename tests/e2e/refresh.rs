@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::harness::{eventually, Backend, Deployment};
 use crate::oauth::{self, Api, Creds};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     five_hundred_reused_refresh_tokens_each_revoke_their_family,
     refresh_tokens_are_bound_scoped_and_expire_idle_and_absolute,
     concurrent_refreshes_of_one_token_never_leave_two_live_families,

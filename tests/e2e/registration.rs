@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::harness::{Backend, Deployment};
 use crate::oauth::{Api, Creds};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     registration_needs_the_initial_token_and_refuses_dangerous_redirect_uris,
     discovery_lists_every_endpoint_in_both_documents,
 );

@@ -193,7 +193,7 @@ async fn rows(deployment: &Deployment, schema_table: &str) -> Vec<String> {
         .collect()
 }
 
-writ_infra::on_both_backends!(snapshots_hold_the_state_at_a_cursor_and_at_a_time);
+writ_testing::on_both_backends!(snapshots_hold_the_state_at_a_cursor_and_at_a_time);
 
 async fn snapshots_hold_the_state_at_a_cursor_and_at_a_time(backend: Backend) {
     let deployment = Deployment::with_keys(backend).await;

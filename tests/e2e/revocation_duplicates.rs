@@ -7,7 +7,7 @@ use sqlx::Connection;
 use writ_resource_server::feed::follow_kafka;
 
 use crate::harness::{eventually, random_word};
-use crate::revocation_stream::{messages_until, resource_server, serve, Stage};
+use crate::revocation_stream::{messages_until, resource_server, serve, source, Stage};
 use crate::split::metric;
 
 fn cursor_count(messages: &[serde_json::Value], cursor: &str) -> usize {
@@ -143,7 +143,7 @@ async fn reading_the_topic_again_from_offset_zero_changes_nothing() {
     // A second consumer on the same deny-list reads everything from 0.
     let rewound = tokio::spawn(follow_kafka(
         server.clone(),
-        kafka.clone(),
+        source(&kafka),
         format!("rewound-{}", random_word(8)),
     ));
     eventually("the topic to be read again", || async {

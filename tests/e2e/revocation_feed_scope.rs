@@ -14,7 +14,7 @@ use crate::harness::{Backend, Deployment};
 use crate::oauth::{self, Api, Creds};
 use crate::refresh::{password_app, user, PASSWORD};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     a_client_without_the_setting_gets_403_and_no_event,
     each_subscriber_gets_only_what_concerns_its_tokens_or_its_audience,
     the_audience_gets_sub_only_where_the_deny_rule_needs_it,

@@ -29,6 +29,14 @@ pub(crate) fn kafka() -> KafkaSettings {
     kafka
 }
 
+/// The resource server's view of the topic Writ publishes to.
+pub(crate) fn source(kafka: &KafkaSettings) -> writ_resource_server::feed::KafkaSource {
+    writ_resource_server::feed::KafkaSource {
+        client: kafka.client_config(),
+        topic: kafka.topic.clone(),
+    }
+}
+
 pub(crate) fn serve(deployment: &Deployment, kafka: &KafkaSettings) -> Server {
     let partitions = kafka.partitions.to_string();
     deployment.serve_with(&[
@@ -55,7 +63,7 @@ pub(crate) async fn resource_server(
     let server = ResourceServer::new(config);
     tokio::spawn(writ_resource_server::feed::follow_kafka(
         server.clone(),
-        kafka.clone(),
+        source(kafka),
         format!("rs-{}", random_word(8)),
     ));
     tokio::time::timeout(Duration::from_secs(30), server.caught_up())

@@ -7,7 +7,7 @@ use writ_infra::store::RowExt;
 
 use crate::harness::{eventually, Backend, DataDir, Deployment, Server};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     a_restart_keeps_clients_users_and_keys,
     the_cli_works_while_serve_runs_and_the_projector_sees_its_commits,
 );

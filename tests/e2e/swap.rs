@@ -38,7 +38,7 @@ async fn traffic(api: &Api, service: &Creds, swapped: &AtomicBool, served: &Atom
     issued
 }
 
-writ_infra::on_both_backends!(a_swap_under_traffic_fails_no_request_and_loses_no_row);
+writ_testing::on_both_backends!(a_swap_under_traffic_fails_no_request_and_loses_no_row);
 
 async fn a_swap_under_traffic_fails_no_request_and_loses_no_row(backend: Backend) {
     let deployment = Deployment::with_keys(backend).await;

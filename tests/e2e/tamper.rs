@@ -88,7 +88,7 @@ fn payload_update(deployment: &Deployment) -> &'static str {
     }
 }
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     an_edited_payload_breaks_its_stream,
     a_deleted_event_breaks_its_stream,
     two_swapped_events_break_their_stream,

@@ -12,7 +12,7 @@ use crate::browser::{self, Browser, REDIRECT_URI};
 use crate::harness::{Backend, Deployment};
 use crate::oauth::Api;
 
-writ_infra::on_both_backends!(a_code_issued_before_logout_cannot_be_redeemed_after_it,);
+writ_testing::on_both_backends!(a_code_issued_before_logout_cannot_be_redeemed_after_it,);
 
 async fn a_code_issued_before_logout_cannot_be_redeemed_after_it(backend: Backend) {
     let deployment = Deployment::with_keys(backend).await;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::harness::{eventually, Backend, Deployment};
 use crate::oauth::{self, Api};
 
-writ_infra::on_both_backends!(
+writ_testing::on_both_backends!(
     an_independent_client_library_gets_client_credentials_password_and_refresh_tokens,
     access_tokens_are_rfc9068_jwts_that_verify_against_the_jwks,
     five_hundred_tokens_are_active_when_issued_and_inactive_when_revoked,

@@ -133,7 +133,7 @@ impl Deployment {
 pub async fn fresh_postgres_deployment(
     binary: &Path,
 ) -> Result<(String, tempfile::TempDir, Deployment), Box<dyn std::error::Error>> {
-    let url = writ_infra::testing::fresh_postgres_database().await?;
+    let url = writ_testing::fresh_postgres_database().await?;
     let dir = tempfile::tempdir()?;
     let deployment = Deployment {
         binary: binary.to_owned(),

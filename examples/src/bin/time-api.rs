@@ -12,7 +12,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use serde_json::{json, Value};
-use writ_infra::kafka::KafkaSettings;
 use writ_resource_server::{feed, Authenticated, Config, Rejection, ResourceServer};
 
 #[derive(Parser)]
@@ -61,9 +60,8 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::new(writ.issuer, &args.audience);
     config.jwks_url = writ.jwks_uri;
     let server = ResourceServer::new(config);
-    let mut kafka = KafkaSettings::new(&args.kafka_brokers);
-    kafka.topic = args.kafka_topic;
-    let brokers = kafka.brokers.clone();
+    let brokers = args.kafka_brokers.clone();
+    let kafka = feed::KafkaSource::new(&args.kafka_brokers, args.kafka_topic);
     tokio::spawn(feed::follow_kafka(
         server.clone(),
         kafka,

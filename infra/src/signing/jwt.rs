@@ -1,68 +1,32 @@
-//! Compact JWS: encode with a [`Signer`], decode only what verifies.
+//! Compact JWS: encode with a [`Signer`]; decoding only what verifies is
+//! the protocol crate's, shared with resource servers.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
-use super::keypair::{self, KeyError, Signer};
+use super::keypair::{KeyError, Signer};
 
-/// Tokens longer than this are not ours; refuse before any parsing.
-const MAX_JWT_LEN: usize = 8 * 1024;
+pub use writ_protocol::jose::{looks_like_jwt, verify, Verified};
 
-pub fn encode(signer: &Signer, typ: &str, claims: &Value) -> Result<String, KeyError> {
+pub fn encode(signer: &Signer, typ: &str, claims: &impl Serialize) -> Result<String, KeyError> {
     let header = json!({"alg": signer.alg, "typ": typ, "kid": signer.kid});
+    let claims = serde_json::to_vec(claims).map_err(|_| KeyError::Signing)?;
     let signing_input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
+        URL_SAFE_NO_PAD.encode(claims)
     );
     let sig = signer.sign(signing_input.as_bytes())?;
     Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
-}
-
-/// Whether a presented token is shaped like a JWS (three dot-separated parts).
-pub fn looks_like_jwt(token: &str) -> bool {
-    token.len() <= MAX_JWT_LEN && token.split('.').count() == 3
-}
-
-pub struct Verified {
-    pub header: Value,
-    pub claims: Value,
-}
-
-/// The header and claims of a token whose signature verifies under the key
-/// its `kid` names, with that key's algorithm. `alg: none`, an algorithm
-/// other than the key's, or an unknown `kid` verify nothing.
-pub fn verify(token: &str, key_for: impl Fn(&str) -> Option<(String, Value)>) -> Option<Verified> {
-    if !looks_like_jwt(token) {
-        return None;
-    }
-    let mut parts = token.split('.');
-    let (header_b64, claims_b64, sig_b64) = (parts.next()?, parts.next()?, parts.next()?);
-    let json_of = |part: &str| -> Option<Value> {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
-    };
-    let header = json_of(header_b64)?;
-    let kid = header["kid"].as_str()?;
-    let (alg, jwk) = key_for(kid)?;
-    if header["alg"].as_str() != Some(alg.as_str()) {
-        return None;
-    }
-    let sig = URL_SAFE_NO_PAD.decode(sig_b64).ok()?;
-    let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
-    if !keypair::verify(&jwk, &alg, signing_input.as_bytes(), &sig) {
-        return None;
-    }
-    Some(Verified {
-        header,
-        claims: json_of(claims_b64)?,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::signing::keypair::generate;
+    use serde_json::Value;
 
     fn signer(alg: &str) -> (Signer, Value) {
         let g = generate(alg).unwrap_or_else(|e| panic!("{e}"));

@@ -1,4 +1,4 @@
-//! Key pairs for JWS: generation, the public JWK, signing and verifying.
+//! Key pairs for JWS: generation, the public JWK and signing.
 //! ring signs ES256 and EdDSA fast; it cannot generate RSA keys, so RS256
 //! keys (for id_tokens, where OpenID Connect expects them) come from the
 //! `rsa` crate and are then used through ring.
@@ -163,40 +163,8 @@ impl Signer {
     }
 }
 
-/// Checks a signature against a published JWK; the algorithm comes from
-/// the stored key, never from the token's header.
-pub fn verify(public_jwk: &Value, alg: &str, message: &[u8], sig: &[u8]) -> bool {
-    let field = |name: &str| {
-        public_jwk[name]
-            .as_str()
-            .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
-    };
-    match alg {
-        "ES256" => match (field("x"), field("y")) {
-            (Some(x), Some(y)) => {
-                let mut point = vec![4u8];
-                point.extend(x);
-                point.extend(y);
-                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(message, sig)
-                    .is_ok()
-            }
-            _ => false,
-        },
-        "EdDSA" => field("x").is_some_and(|x| {
-            signature::UnparsedPublicKey::new(&signature::ED25519, x)
-                .verify(message, sig)
-                .is_ok()
-        }),
-        "RS256" => match (field("n"), field("e")) {
-            (Some(n), Some(e)) => signature::RsaPublicKeyComponents { n, e }
-                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig)
-                .is_ok(),
-            _ => false,
-        },
-        _ => false,
-    }
-}
+/// Verification lives with the protocol, where resource servers use it too.
+pub use writ_protocol::jose::verify_signature as verify;
 
 #[cfg(test)]
 mod tests {

@@ -53,7 +53,7 @@ async fn open(
     Ok(match backend {
         Backend::Sqlite => Store::open_sqlite_with(dir, max_batch).await?,
         Backend::Postgres => {
-            let url = writ_infra::testing::fresh_postgres_database().await?;
+            let url = writ_testing::fresh_postgres_database().await?;
             Store::open_postgres(&url, max_batch).await?
         }
     })
@@ -131,12 +131,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let mut backends = vec![("SQLite", Backend::Sqlite)];
-    if std::env::var(writ_infra::testing::ADMIN_URL_VARIABLE).is_ok() {
+    if std::env::var(writ_testing::ADMIN_URL_VARIABLE).is_ok() {
         backends.push(("PostgreSQL", Backend::Postgres));
     } else {
         println!(
             "({} is not set: PostgreSQL skipped)",
-            writ_infra::testing::ADMIN_URL_VARIABLE
+            writ_testing::ADMIN_URL_VARIABLE
         );
     }
     println!("appends from {CONCURRENCY} concurrent commands (one client-credentials grant each), {seconds} s per mode");

@@ -98,7 +98,7 @@ async fn main() -> Result<(), Failure> {
     let revocations: usize = writ_process::count_argument(1000)?;
     let binary = writ_process::release_binary()?;
     let (_broker, brokers) = start_broker()?;
-    let url = writ_infra::testing::fresh_postgres_database().await?;
+    let url = writ_testing::fresh_postgres_database().await?;
     let dir = tempfile::tempdir()?;
     let deployment = Deployment {
         binary,
@@ -139,9 +139,13 @@ async fn main() -> Result<(), Failure> {
         ResourceServer::new(config)
     };
     let (over_kafka, over_sse) = (resource_server(), resource_server());
+    let source = writ_resource_server::feed::KafkaSource {
+        client: kafka.client_config(),
+        topic: kafka.topic.clone(),
+    };
     tokio::spawn(writ_resource_server::feed::follow_kafka(
         over_kafka.clone(),
-        kafka.clone(),
+        source,
         "bench".into(),
     ));
     tokio::spawn(follow_sse(

@@ -43,14 +43,17 @@ pub enum Backend {
 }
 
 /// A fresh store: SQLite under `dir`, or a new PostgreSQL database.
-pub async fn open_store(backend: Backend, dir: &std::path::Path) -> Result<crate::Store, String> {
+pub async fn open_store(
+    backend: Backend,
+    dir: &std::path::Path,
+) -> Result<writ_infra::Store, String> {
     match backend {
-        Backend::Sqlite => crate::Store::open_sqlite(dir)
+        Backend::Sqlite => writ_infra::Store::open_sqlite(dir)
             .await
             .map_err(|e| e.to_string()),
         Backend::Postgres => {
             let url = fresh_postgres_database().await?;
-            crate::Store::open_postgres(&url, crate::store::DEFAULT_MAX_BATCH)
+            writ_infra::Store::open_postgres(&url, writ_infra::store::DEFAULT_MAX_BATCH)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -64,12 +67,12 @@ macro_rules! on_both_backends {
         mod $name {
             #[tokio::test]
             async fn sqlite() {
-                super::$name($crate::testing::Backend::Sqlite).await
+                super::$name($crate::Backend::Sqlite).await
             }
 
             #[tokio::test]
             async fn postgres() {
-                super::$name($crate::testing::Backend::Postgres).await
+                super::$name($crate::Backend::Postgres).await
             }
         }
     )*};

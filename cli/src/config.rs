@@ -9,171 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::keys::default_key_file;
 use crate::telemetry::LogFormat;
-
-/// Every key, its default, and what it does. Printed by `writ config keys`
-/// and mirrored in the README.
-pub const KEYS: &[(&str, &str, &str)] = &[
-    (
-        "listen",
-        "127.0.0.1:8080",
-        "address and port `serve` listens on",
-    ),
-    (
-        "issuer",
-        "http://<listen>",
-        "the issuer URL written into tokens and discovery",
-    ),
-    (
-        "data_dir",
-        "./writ-data",
-        "directory of the embedded SQLite database",
-    ),
-    (
-        "key_file",
-        "<data_dir>/keys",
-        "the key file (key-encryption, username and checkpoint keys)",
-    ),
-    ("log_format", "text", "`text` or `json`"),
-    (
-        "access_token_ttl",
-        "5m",
-        "default access-token lifetime for new clients",
-    ),
-    (
-        "refresh_token_ttl",
-        "30d",
-        "default refresh-token lifetime for new clients",
-    ),
-    (
-        "refresh_token_idle_ttl",
-        "14d",
-        "a refresh token unused this long expires, within its family's lifetime",
-    ),
-    (
-        "signing_alg",
-        "ES256",
-        "access-token signature: `ES256` or `EdDSA`",
-    ),
-    (
-        "auth_failure_limit",
-        "10",
-        "failed client or password authentications per client or account and window, per process",
-    ),
-    (
-        "auth_failure_window",
-        "1m",
-        "the window of `auth_failure_limit`; a throttled caller gets 429 and Retry-After",
-    ),
-    (
-        "ip_failure_limit",
-        "100",
-        "failed sign-ins per client IP address and window (`auth_failure_window`), per process",
-    ),
-    (
-        "trusted_proxies",
-        "(none)",
-        "addresses or CIDR ranges of reverse proxies whose Forwarded / X-Forwarded-For name the client's address",
-    ),
-    (
-        "header_read_timeout",
-        "10s",
-        "a connection whose request headers have not all arrived by then is closed",
-    ),
-    (
-        "body_read_timeout",
-        "30s",
-        "a request whose body has not all arrived by then is answered 408",
-    ),
-    (
-        "max_connections",
-        "4096",
-        "open HTTP connections per process; further ones wait to be accepted",
-    ),
-    ("code_ttl", "60s", "lifetime of authorization codes"),
-    (
-        "session_ttl",
-        "12h",
-        "lifetime of a browser session after sign-in",
-    ),
-    (
-        "authorization_request_ttl",
-        "30m",
-        "how long a sign-in or consent form stays usable",
-    ),
-    (
-        "public_command_url",
-        "<issuer>",
-        "the command API's public base URL, for discovery in a split deployment",
-    ),
-    (
-        "public_query_url",
-        "<issuer>",
-        "the query API's public base URL, for discovery in a split deployment",
-    ),
-    (
-        "registration_token",
-        "(unset)",
-        "initial access token for dynamic client registration; unset disables /register",
-    ),
-    (
-        "audit_token",
-        "(unset)",
-        "bearer token of the audit API (/audit/... on the query API); unset disables it",
-    ),
-    (
-        "projector_check_interval",
-        "200ms",
-        "how often the projector checks for commits made by other processes",
-    ),
-    (
-        "checkpoint_interval",
-        "1m",
-        "how often the projector seals the log with a signed checkpoint",
-    ),
-    (
-        "revocation_feed_streams",
-        "4",
-        "open GET /revocations streams per client and process; one more gets 429",
-    ),
-    (
-        "revocation_feed_poll",
-        "100ms",
-        "how often the revocation feed's shared reader looks for other processes' commits",
-    ),
-    (
-        "revocation_feed_recheck",
-        "10s",
-        "how often an idle revocation stream checks that its client may still subscribe",
-    ),
-    (
-        "kafka_brokers",
-        "(unset)",
-        "Kafka bootstrap servers; set, `serve` and `projector` publish revocations there",
-    ),
-    ("kafka_topic", "writ.revocations", "the revocation topic"),
-    (
-        "kafka_partitions",
-        "3",
-        "partitions of the revocation topic when Writ creates it",
-    ),
-    (
-        "kafka_replication",
-        "-1",
-        "replication factor of the topic when Writ creates it; -1 is the broker's default",
-    ),
-    (
-        "kafka_retention",
-        "7d",
-        "retention.ms of the topic when Writ creates it",
-    ),
-    (
-        "kafka_properties",
-        "(none)",
-        "other librdkafka properties (TLS, SASL), a table in the file or --kafka-property KEY=VALUE",
-    ),
-];
+use writ_infra::keys::default_key_file;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -298,7 +135,7 @@ pub struct Settings {
     /// The longest an idle feed stream goes without checking its client.
     pub revocation_feed_recheck: Duration,
     /// Set when revocations go to Kafka.
-    pub kafka: Option<crate::kafka::KafkaSettings>,
+    pub kafka: Option<writ_infra::kafka::KafkaSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -463,13 +300,16 @@ impl Settings {
 
 /// Kafka from flags over the file; the file's properties first, so a
 /// flag with the same key wins.
-fn kafka_settings(overrides: &Overrides, file: &FileConfig) -> Option<crate::kafka::KafkaSettings> {
+fn kafka_settings(
+    overrides: &Overrides,
+    file: &FileConfig,
+) -> Option<writ_infra::kafka::KafkaSettings> {
     let brokers = overrides
         .kafka_brokers
         .clone()
         .or(file.kafka_brokers.clone())
         .filter(|brokers| !brokers.is_empty())?;
-    let mut kafka = crate::kafka::KafkaSettings::new(brokers);
+    let mut kafka = writ_infra::kafka::KafkaSettings::new(brokers);
     if let Some(topic) = overrides.kafka_topic.clone().or(file.kafka_topic.clone()) {
         kafka.topic = topic;
     }

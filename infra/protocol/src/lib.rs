@@ -1,0 +1,16 @@
+//! What Writ and the APIs that accept its tokens agree on, and nothing
+//! else: the access token's claims, how its signature is checked against
+//! Writ's JWKS, and the revocation message of the stream and feed. It has
+//! no IO and no store, so `writ-resource-server`, which every such API
+//! builds, depends on this crate alone.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod claims;
+pub mod jose;
+pub mod revocation;
+
+pub use claims::{AccessTokenClaims, Audience};
