@@ -86,8 +86,7 @@ impl Context {
     /// `serve` may create the key file, but only for embedded SQLite: with
     /// a shared PostgreSQL database every process must use the same keys.
     pub async fn open_with(settings: Settings, when_missing: WhenMissing) -> anyhow::Result<Self> {
-        writ_infra::http::TrustedProxies::parse(&settings.trusted_proxies)
-            .map_err(anyhow::Error::msg)?;
+        writ_edge::TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?;
         let (keys, store) = match &settings.database_url {
             Some(url) => {
                 let keys = KeyRing::load(&settings.key_file, WhenMissing::Refuse)?;

@@ -9,7 +9,7 @@
 //!   connection), or is closed;
 //! - carries its peer address as axum's `ConnectInfo`.
 //!
-//! Body deadlines and size caps are per request: `writ_infra::http::body`.
+//! Body deadlines and size caps are per request: `writ_edge::body`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use writ_command_api::browser::{BrowserKey, BrowserSettings};
 use writ_command_api::{CommandState, RegistrationDefaults};
-use writ_infra::http::{Throttle, TrustedProxies};
+use writ_edge::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
 use writ_infra::metrics::Registry;
 use writ_infra::signing::{self, KeySet};
@@ -246,7 +246,7 @@ pub async fn serve_http(
     );
     let settings = &context.settings;
     // Body deadlines and the size cap apply to every route, /metrics too.
-    let app = writ_infra::http::body::limit(app, settings.body_read_timeout);
+    let app = writ_edge::body::limit(app, settings.body_read_timeout);
     let limits = crate::http_server::Limits {
         header_read_timeout: settings.header_read_timeout,
         max_connections: settings.max_connections,

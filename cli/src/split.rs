@@ -30,7 +30,7 @@ pub async fn command_api(settings: Settings) -> anyhow::Result<()> {
     let keys = serve::signing_keys(&context, true).await?;
     let throttle = serve::throttle(&context.settings);
     let app = serve::command_router(&context, &keys, &throttle)
-        .merge(writ_infra::health::router(context.store.clone()));
+        .merge(writ_edge::health::router(context.store.clone()));
     let registry = Registry::new(context.store.metrics_handle());
     serve::serve_http(listener, &context, app, registry).await?;
     tracing::info!("command API stopped");
@@ -67,7 +67,7 @@ pub async fn projector(settings: Settings) -> anyhow::Result<()> {
     };
     let sealer = tokio::spawn(serve::seal_periodically(&context, stopped.clone()));
     let running = tokio::spawn(projector.run_until_stopped(stopped));
-    let app: Router = writ_infra::health::router(context.store.clone());
+    let app: Router = writ_edge::health::router(context.store.clone());
     serve::serve_http(listener, &context, app, registry).await?;
     let _ = stop.send(true);
     let _ = running.await;

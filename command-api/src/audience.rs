@@ -2,7 +2,7 @@
 
 use writ_domain::client::ClientSettings;
 use writ_domain::values::ScopeSet;
-use writ_infra::http::OAuthError;
+use writ_edge::OAuthError;
 
 /// RFC 8707: each `resource` must be one of the client's configured
 /// audiences; without one, the token is for the client's configured

@@ -7,7 +7,7 @@
 use axum::response::Response;
 use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
 use writ_domain::values::{GrantType, RedirectUri, SecretHash};
-use writ_infra::http::{AuthenticatedClient, Form, OAuthError};
+use writ_edge::{AuthenticatedClient, Form, OAuthError};
 use writ_infra::tokens::{self, Kind};
 use writ_infra::Metadata;
 

@@ -95,7 +95,7 @@ pub async fn check(
     Ok(candidate.map_or(Checked::Failed, |c| Checked::Verified(c.sub)))
 }
 
-fn address_delay(throttle: &writ_infra::http::Throttle, key: &str) -> Duration {
+fn address_delay(throttle: &writ_edge::Throttle, key: &str) -> Duration {
     let past_limit = (throttle.failures(key) + 1).saturating_sub(throttle.limit());
     (ADDRESS_DELAY_STEP * past_limit).min(MAX_ADDRESS_DELAY)
 }

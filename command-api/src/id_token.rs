@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256, Sha512};
 use writ_domain::grant::Grant;
 use writ_domain::values::IdTokenAlg;
-use writ_infra::http::{AuthenticatedClient, OAuthError};
+use writ_edge::{AuthenticatedClient, OAuthError};
 use writ_infra::signing::jwt;
 
 use crate::issue::Issued;

@@ -14,9 +14,9 @@ use writ_domain::grant::{
     Grant, GrantCommand, GrantError, GrantEvent, RefreshRequest, TokenRequest,
 };
 use writ_domain::values::{SecretHash, TokenFormat};
+use writ_edge::{no_store, OAuthError};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::executor::Stream;
-use writ_infra::http::{no_store, OAuthError};
 use writ_infra::signing::jwt;
 use writ_infra::{ExecuteError, Metadata};
 use writ_protocol::{AccessTokenClaims, Audience};

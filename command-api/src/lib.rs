@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::routing::post;
 use axum::Router;
-use writ_infra::http::{address, Throttle, TrustedProxies};
+use writ_edge::{address, Throttle, TrustedProxies};
 use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
 use writ_infra::{Executor, Store};

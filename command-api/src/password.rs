@@ -4,7 +4,7 @@
 
 use axum::response::Response;
 use writ_domain::grant::GrantCommand;
-use writ_infra::http::{AuthenticatedClient, Form, OAuthError};
+use writ_edge::{AuthenticatedClient, Form, OAuthError};
 use writ_infra::Metadata;
 
 use crate::credentials::{self, Checked};

@@ -16,9 +16,9 @@ use writ_domain::values::{
     ApplicationType, GrantType, IdTokenAlg, RedirectUri, ResourceUri, ScopeSet, SecretHash,
     TokenFormat,
 };
+use writ_edge::{form, no_store, OAuthError};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::executor::Stream;
-use writ_infra::http::{form, no_store, OAuthError};
 use writ_infra::{ExecuteError, Metadata};
 
 use crate::token::request_id;
@@ -78,7 +78,7 @@ fn authorised(state: &CommandState, headers: &HeaderMap) -> Result<(), OAuthErro
             "dynamic registration is not enabled on this server",
         ));
     };
-    if writ_infra::http::bearer_matches(headers, expected) {
+    if writ_edge::bearer_matches(headers, expected) {
         return Ok(());
     }
     Err(OAuthError {

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use writ_domain::grant::{Grant, GrantCommand, TokenRef};
 use writ_domain::values::SecretHash;
-use writ_infra::http::{self, form, no_store, ClientAddress, OAuthError};
+use writ_edge::{form, no_store, ClientAddress, OAuthError};
 use writ_infra::tokens::{self, Kind};
 use writ_infra::{ExecuteError, Metadata};
 
@@ -25,7 +25,7 @@ pub async fn revoke(
 ) -> Result<Response, OAuthError> {
     let (state, headers) = (&state, &headers);
     let form = form::read(headers, body).await?;
-    let client = http::authenticate(
+    let client = writ_edge::authenticate(
         &state.store,
         &state.throttle,
         address.0,

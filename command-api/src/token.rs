@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
 use writ_domain::values::{GrantType, ScopeSet};
-use writ_infra::http::{self, form, AuthenticatedClient, ClientAddress, Form, OAuthError};
+use writ_edge::{form, AuthenticatedClient, ClientAddress, Form, OAuthError};
 use writ_infra::tokens;
 use writ_infra::Metadata;
 
@@ -25,7 +25,7 @@ pub async fn token(
     let (state, headers) = (&state, &headers);
     let form = form::read(headers, body).await?;
     let grant_type = form.require("grant_type")?;
-    let client = http::authenticate(
+    let client = writ_edge::authenticate(
         &state.store,
         &state.throttle,
         address.0,

@@ -1,5 +1,5 @@
 //! Writ's adapters: keys and crypto, the event log with its committer and
-//! inline read rows, the executor, the HTTP edge's shared pieces, health.
+//! inline read rows, the executor, signing, Kafka, token lookup.
 
 #![cfg_attr(
     not(test),
@@ -9,8 +9,6 @@
 pub mod claims;
 pub mod crypto;
 pub mod executor;
-pub mod health;
-pub mod http;
 pub mod kafka;
 pub mod keys;
 pub mod metrics;

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
-use writ_infra::http::OAuthError;
+use writ_edge::OAuthError;
 
 use crate::audit::{self, Report};
 use crate::QueryState;
@@ -36,7 +36,7 @@ async fn openapi() -> Response {
 
 fn authorised(state: &QueryState, headers: &HeaderMap) -> Result<(), OAuthError> {
     let expected = state.audit_token.as_deref().unwrap_or_default();
-    if writ_infra::http::bearer_matches(headers, expected) {
+    if writ_edge::bearer_matches(headers, expected) {
         return Ok(());
     }
     Err(OAuthError {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::DateTime;
 use serde_json::{json, Value};
-use writ_infra::http::{self, form, no_store, ClientAddress, OAuthError};
+use writ_edge::{form, no_store, ClientAddress, OAuthError};
 use writ_infra::tokens::{self, Kind, TokenRecord};
 
 use crate::QueryState;
@@ -38,7 +38,7 @@ async fn handle(
     body: Body,
 ) -> Result<Value, OAuthError> {
     let form = form::read(headers, body).await?;
-    let client = http::authenticate(
+    let client = writ_edge::authenticate(
         &state.store,
         &state.throttle,
         address.0,

@@ -16,7 +16,7 @@ mod userinfo;
 
 use axum::routing::{get, post};
 use axum::Router;
-use writ_infra::http::{address, Throttle, TrustedProxies};
+use writ_edge::{address, Throttle, TrustedProxies};
 use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
 use writ_infra::Store;
@@ -74,5 +74,5 @@ pub fn router(state: QueryState) -> Router {
         ))
         .with_state(state.clone());
     api.merge(audit_http::router(state.clone()))
-        .merge(writ_infra::health::router(state.store))
+        .merge(writ_edge::health::router(state.store))
 }

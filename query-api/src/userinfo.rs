@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use writ_infra::http::{form, no_store};
+use writ_edge::{form, no_store};
 use writ_infra::tokens::{self, Kind};
 
 use crate::QueryState;

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use writ_infra::http::{form, Form};
+use writ_edge::{form, Form};
 
 use super::pages;
 use super::state::{self, BROWSER_COOKIE};

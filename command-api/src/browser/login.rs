@@ -13,7 +13,7 @@ use super::pages::{self, see_other, with_query};
 use super::request::Pending;
 use super::session;
 use super::state::{self, SESSION_COOKIE};
-use writ_infra::http::ClientAddress;
+use writ_edge::ClientAddress;
 
 use crate::credentials::{self, Checked};
 use crate::token::request_id;

@@ -10,7 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use writ_infra::http::Form;
+use writ_edge::Form;
 
 use super::authorize::{load_client, user_metadata};
 use super::guard::{self, expired};

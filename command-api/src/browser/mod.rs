@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::middleware::map_response;
 use axum::routing::{get, post};
 use axum::Router;
-use writ_infra::http::Throttle;
+use writ_edge::Throttle;
 
 pub use state::BrowserKey;
 

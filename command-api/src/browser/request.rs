@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use writ_domain::client::ClientSettings;
 use writ_domain::values::{ApplicationType, CodeChallenge, GrantType, RedirectUri, ScopeSet};
-use writ_infra::http::Form;
+use writ_edge::Form;
 
 use crate::audience;
 

@@ -39,7 +39,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
-use writ_infra::http::{self, form::Form, ClientAddress, OAuthError};
+use writ_edge::{form::Form, ClientAddress, OAuthError};
 use writ_infra::revocations::{self, Routed};
 use writ_infra::store::statement::Statement;
 use writ_infra::store::{Cursor, RowExt, START};
@@ -67,7 +67,7 @@ pub async fn revocations(
     Query(query): Query<After>,
 ) -> Response {
     let form = Form::default();
-    let authenticated = http::authenticate(
+    let authenticated = writ_edge::authenticate(
         &state.store,
         &state.throttle,
         address.0,

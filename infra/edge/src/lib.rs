@@ -1,11 +1,18 @@
-//! HTTP pieces the command and query APIs share: strict forms, RFC 6749
-//! errors, client authentication, the client's address and the throttles.
+//! The HTTP edge the command and query APIs share: strict forms, RFC 6749
+//! errors, client authentication, the client's address, the throttles,
+//! body limits and the health endpoints.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod address;
 pub mod body;
 pub mod client_auth;
 pub mod error;
 pub mod form;
+pub mod health;
 pub mod throttle;
 
 pub use address::{ClientAddress, TrustedProxies};
@@ -25,8 +32,8 @@ pub fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     !presented.is_empty()
-        && crate::crypto::constant_time_eq(
-            crate::crypto::sha256_hex(presented.as_bytes()).as_bytes(),
-            crate::crypto::sha256_hex(expected.as_bytes()).as_bytes(),
+        && writ_infra::crypto::constant_time_eq(
+            writ_infra::crypto::sha256_hex(presented.as_bytes()).as_bytes(),
+            writ_infra::crypto::sha256_hex(expected.as_bytes()).as_bytes(),
         )
 }

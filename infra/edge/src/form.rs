@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 
-use super::body::MAX_BODY_BYTES;
-use super::OAuthError;
+use crate::body::MAX_BODY_BYTES;
+use crate::OAuthError;
 
 /// Far above any legitimate query string; a megabyte parameter answers
 /// 400 at once instead of being parsed (R63). Bodies have their own cap.
@@ -81,23 +81,23 @@ pub async fn read(headers: &HeaderMap, body: Body) -> Result<Form, OAuthError> {
 }
 
 /// A request body of at most [`MAX_BODY_BYTES`]: one declared larger was
-/// refused before it was read ([`super::body`]); one sent without a
+/// refused before it was read ([`crate::body`]); one sent without a
 /// length is read up to the cap and then refused, 413 either way.
 pub async fn capped_body(body: Body) -> Result<Vec<u8>, OAuthError> {
     use futures::StreamExt;
     use http_body::Body as _;
     // A `Content-Length` shows in the size hint: refused unread.
     if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
-        super::body::discard_in_background(body);
-        return Err(super::body::too_large());
+        crate::body::discard_in_background(body);
+        return Err(crate::body::too_large());
     }
     let mut stream = body.into_data_stream();
     let mut kept = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|err| super::body::unreadable(&err))?;
+        let chunk = chunk.map_err(|err| crate::body::unreadable(&err))?;
         if kept.len() + chunk.len() > MAX_BODY_BYTES {
-            super::body::discard_stream_in_background(stream);
-            return Err(super::body::too_large());
+            crate::body::discard_stream_in_background(stream);
+            return Err(crate::body::too_large());
         }
         kept.extend_from_slice(&chunk);
     }

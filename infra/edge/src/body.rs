@@ -20,7 +20,7 @@ use axum::Router;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::OAuthError;
+use crate::OAuthError;
 
 /// Far above any form or JSON document an OAuth request carries; a
 /// megabyte parameter is refused at once instead of being parsed (R63).

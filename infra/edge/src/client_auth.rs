@@ -16,10 +16,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use writ_domain::client::ClientSettings;
 
-use super::{Form, OAuthError, Throttle};
-use crate::crypto::{constant_time_eq, sha256_hex};
-use crate::store::statement::Statement;
-use crate::store::{RowExt, Store};
+use crate::{Form, OAuthError, Throttle};
+use writ_infra::crypto::{constant_time_eq, sha256_hex};
+use writ_infra::store::statement::Statement;
+use writ_infra::store::{RowExt, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -130,7 +130,7 @@ fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> 
 
 /// Authenticates the client of a request. `allow_public` is false where
 /// only confidential clients may call (introspection). `address` is the
-/// client's address ([`super::ClientAddress`]), which failures are
+/// client's address ([`crate::ClientAddress`]), which failures are
 /// counted under.
 pub async fn authenticate(
     store: &Store,
