@@ -100,6 +100,10 @@ impl ResourceServer {
                 config,
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(5))
+                    // Writ closes a kept-alive connection idle for its
+                    // header_read_timeout (10 s by default); reusing one at
+                    // that moment would fail an introspection call.
+                    .pool_idle_timeout(Duration::from_secs(5))
                     .build()
                     .unwrap_or_default(),
                 keys: RwLock::default(),

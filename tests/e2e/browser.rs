@@ -118,6 +118,7 @@ impl Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .cookie_store(true)
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
                 .build()
                 .unwrap_or_else(|e| panic!("{e}")),
             base: server.url(""),

@@ -71,6 +71,10 @@ impl Api {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // Below Writ's idle close (header_read_timeout), as a
+                // well-behaved client keeps it: a kept-alive connection is
+                // never reused at the moment the server closes it.
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
                 .build()
                 .unwrap_or_else(|e| panic!("{e}")),
             base: server.url(""),

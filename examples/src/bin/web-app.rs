@@ -212,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()?;
     let token_endpoint = writ_examples::discover(&http, &args.discovery_url)
         .await?
