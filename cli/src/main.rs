@@ -104,7 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let context = Context::open(settings).await?;
-            outln!("database {} is migrated", context.store.target().describe());
+            migrated(&context.store, json);
             Ok(())
         }
         Command::Client(command) => {
@@ -113,5 +113,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => user::run(Context::open(settings).await?, command, json).await,
         Command::Replay(args) => replay::run(Context::open(settings).await?, args).await,
         Command::Audit(args) => audit::run(Context::open(settings).await?, args, json).await,
+    }
+}
+
+/// Says what opening the store migrated: adopted versions of an earlier
+/// Writ, each migration applied, and where the database is now.
+fn migrated(store: &writ_infra::Store, json: bool) {
+    let report = store.migrations();
+    let database = store.target().describe();
+    if json {
+        let applied: Vec<_> = report
+            .applied
+            .iter()
+            .map(|(version, description)| serde_json::json!({"version": version, "description": description}))
+            .collect();
+        outln!(
+            "{}",
+            serde_json::json!({
+                "database": database,
+                "adopted": report.adopted,
+                "applied": applied,
+                "current": report.current,
+            })
+        );
+        return;
+    }
+    if !report.adopted.is_empty() {
+        let versions: Vec<String> = report.adopted.iter().map(i64::to_string).collect();
+        outln!(
+            "recorded migrations {} of an earlier Writ as applied (nothing run)",
+            versions.join(", ")
+        );
+    }
+    for (version, description) in &report.applied {
+        outln!("applied migration {version}: {description}");
+    }
+    if report.applied.is_empty() {
+        outln!(
+            "database {database} is up to date at migration {}",
+            report.current
+        );
+    } else {
+        outln!("database {database} is at migration {}", report.current);
     }
 }

@@ -17,6 +17,7 @@ mod display_and_logout;
 mod faults;
 mod harness;
 mod leaks;
+mod migrate;
 mod oauth;
 mod page_attacks;
 mod privacy;

@@ -10,6 +10,7 @@ mod conn;
 mod cursor;
 pub mod fold;
 pub mod inline;
+pub mod migrations;
 mod reader;
 mod repository;
 pub mod schema;
@@ -46,6 +47,8 @@ pub enum StoreError {
     DataDir(String, String),
     #[error("database {0} is unavailable: {1}")]
     Unavailable(String, String),
+    #[error("database {0} cannot be migrated: {1}")]
+    Migrations(String, String),
 }
 
 /// One event as stored: the row plus its place in the global order.
@@ -153,6 +156,7 @@ struct Inner {
     appends: mpsc::Sender<AppendRequest>,
     committed: watch::Receiver<Cursor>,
     metrics: Arc<Metrics>,
+    migrations: migrations::MigrationReport,
 }
 
 use committer::AppendRequest;
@@ -206,9 +210,15 @@ impl Store {
         readers: impl std::future::Future<Output = Result<Db, sqlx::Error>>,
     ) -> Result<Self, StoreError> {
         let shown = target.describe();
-        schema::migrate(&mut writer).await.map_err(|e| {
-            StoreError::Unavailable(shown.clone(), format!("migrations failed: {e}"))
-        })?;
+        let migrations = migrations::migrate(&mut writer)
+            .await
+            .map_err(|e| StoreError::Migrations(shown.clone(), e.to_string()))?;
+        if !migrations.adopted.is_empty() {
+            tracing::info!(versions = ?migrations.adopted, "recorded an earlier Writ's migrations as applied");
+        }
+        for (version, description) in &migrations.applied {
+            tracing::info!(version, description, "applied migration");
+        }
         let db = readers
             .await
             .map_err(|e| StoreError::Unavailable(shown, e.to_string()))?;
@@ -230,8 +240,14 @@ impl Store {
                 appends,
                 committed,
                 metrics,
+                migrations,
             }),
         })
+    }
+
+    /// What opening the store migrated.
+    pub fn migrations(&self) -> &migrations::MigrationReport {
+        &self.inner.migrations
     }
 
     pub fn target(&self) -> &Target {
