@@ -173,6 +173,11 @@ pub const INVALID_GRANT: &str =
     "the authorization code or refresh token is invalid, expired, revoked, or was issued to another client";
 
 /// RFC 6749 §5.2 `invalid_grant` with [`INVALID_GRANT`].
+/// A new grant's id: its stream in the log and `gid` in its tokens.
+pub fn new_gid() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 pub fn invalid_grant() -> OAuthError {
     OAuthError::invalid_grant(INVALID_GRANT)
 }

@@ -9,12 +9,11 @@
 )]
 
 mod audience;
-mod authorization_code;
 pub mod browser;
 mod credentials;
 mod id_token;
 mod issue;
-mod password;
+mod metadata;
 mod register;
 mod revoke;
 mod token;

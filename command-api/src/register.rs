@@ -21,7 +21,7 @@ use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::executor::Stream;
 use writ_infra::{ExecuteError, Metadata};
 
-use crate::token::request_id;
+use crate::metadata::request_id;
 use crate::CommandState;
 
 #[derive(Clone, Debug)]

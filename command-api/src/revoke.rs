@@ -12,7 +12,7 @@ use writ_edge::{form, no_store, ClientAddress, OAuthError};
 use writ_infra::tokens::{self, Kind};
 use writ_infra::{ExecuteError, Metadata};
 
-use crate::token::request_id;
+use crate::metadata::request_id;
 use crate::CommandState;
 
 pub const CURSOR_HEADER: &str = "writ-cursor";

@@ -27,7 +27,7 @@ use writ_infra::store::fold::{copy_line, Tables};
 use writ_infra::store::inline::{self, EventHead};
 use writ_infra::store::{Conn, Cursor, Target};
 
-use crate::replay::{Progress, Until};
+use crate::progress::{Progress, Until};
 use crate::ProjectorError;
 use load::Deferred;
 

@@ -12,6 +12,7 @@ mod audit;
 mod bulk;
 mod metrics;
 mod policies;
+mod progress;
 mod publisher;
 mod rebuild;
 pub mod replay;

@@ -12,12 +12,12 @@ use writ_infra::store::statement::Statement;
 use writ_infra::store::RowExt;
 use writ_infra::ExecuteError;
 
-use super::authorize::user_metadata;
 use super::guard;
 use super::pages::{self, see_other, ConsentRow};
 use super::session;
 use super::state::{self, BROWSER_COOKIE};
-use crate::token::request_id;
+use crate::metadata::request_id;
+use crate::metadata::user_metadata;
 use crate::CommandState;
 
 pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Response {

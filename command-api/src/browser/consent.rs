@@ -8,11 +8,14 @@ use axum::response::Response;
 use writ_domain::consent::{stream_id, Consent, ConsentCommand};
 use writ_infra::ExecuteError;
 
-use super::authorize::{fresh, issue_code, load_client, refuse, user_metadata};
+use super::code::issue_code;
 use super::guard::{self, expired};
 use super::pages::{self, describe_scope};
+use super::refusal::refuse;
+use super::request::{fresh, load_client};
 use super::request::{Pending, Refusal};
 use super::session::{self, LiveSession};
+use crate::metadata::user_metadata;
 use crate::CommandState;
 
 pub async fn page(

@@ -7,16 +7,16 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::authorize::fresh;
 use super::guard::{self, expired};
 use super::pages::{self, see_other, with_query};
+use super::request::fresh;
 use super::request::Pending;
 use super::session;
 use super::state::{self, SESSION_COOKIE};
 use writ_edge::ClientAddress;
 
 use crate::credentials::{self, Checked};
-use crate::token::request_id;
+use crate::metadata::request_id;
 use crate::CommandState;
 
 /// The sign-in page for this browser, with `pending` sealed into it.
@@ -117,7 +117,7 @@ pub async fn submit(
         Err(_) => return pages::unavailable(),
     };
     let metadata =
-        super::authorize::user_metadata(&sub, &metadata.request_id, metadata.client_id.as_deref());
+        crate::metadata::user_metadata(&sub, &metadata.request_id, metadata.client_id.as_deref());
     let Ok((_, cookie)) = session::sign_in(&state, existing, &sub, &metadata).await else {
         return pages::unavailable();
     };

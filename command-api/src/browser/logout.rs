@@ -12,12 +12,13 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use writ_edge::Form;
 
-use super::authorize::{load_client, user_metadata};
 use super::guard::{self, expired};
 use super::pages::{self, see_other, with_query};
+use super::request::load_client;
 use super::session::{self, LiveSession};
 use super::state::{self, SESSION_COOKIE};
-use crate::token::request_id;
+use crate::metadata::request_id;
+use crate::metadata::user_metadata;
 use crate::CommandState;
 
 /// Where to go once signed out, sealed into the confirmation form.

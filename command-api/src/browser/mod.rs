@@ -4,11 +4,13 @@
 
 mod account;
 mod authorize;
+mod code;
 mod consent;
 mod guard;
 mod login;
 mod logout;
 mod pages;
+mod refusal;
 mod request;
 mod session;
 pub mod state;

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use writ_domain::client::ClientSettings;
 use writ_domain::values::{ApplicationType, CodeChallenge, GrantType, RedirectUri, ScopeSet};
 use writ_edge::Form;
+use writ_infra::store::statement::Statement;
+use writ_infra::store::RowExt;
 
-use crate::audience;
+use crate::{audience, CommandState};
 
 /// An authorization request that passed every check, waiting for the
 /// person to sign in or consent; sealed into the pages' forms.
@@ -296,6 +298,34 @@ pub fn oversized(form: &Form, names: &[&str]) -> bool {
     names
         .iter()
         .any(|name| form.get(name).is_some_and(|v| v.len() > MAX_PARAM_LEN))
+}
+
+/// Whether a sealed request is still within `authorization_request_ttl`.
+pub fn fresh(state: &CommandState, pending: &Pending) -> bool {
+    let age = (state.executor.services().now() - pending.requested_at)
+        .to_std()
+        .unwrap_or_default();
+    age < state.browser.request_ttl
+}
+
+/// The client, if it is registered and active.
+pub async fn load_client(state: &CommandState, client_id: &str) -> Result<Option<KnownClient>, ()> {
+    let row = state
+        .store
+        .db()
+        .fetch_optional(
+            &Statement::new("SELECT settings, status FROM clients WHERE client_id = $1")
+                .text(client_id),
+        )
+        .await
+        .map_err(|_| ())?;
+    Ok(row
+        .filter(|row| row.text("status").as_deref() == Some("active"))
+        .and_then(|row| serde_json::from_str(&row.text("settings")?).ok())
+        .map(|settings| KnownClient {
+            client_id: client_id.to_owned(),
+            settings,
+        }))
 }
 
 #[cfg(test)]

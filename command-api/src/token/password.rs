@@ -8,8 +8,7 @@ use writ_edge::{AuthenticatedClient, Form, OAuthError};
 use writ_infra::Metadata;
 
 use crate::credentials::{self, Checked};
-use crate::issue::{self, Subject};
-use crate::token::new_gid;
+use crate::issue::{self, new_gid, Subject};
 use crate::{audience, CommandState};
 
 const FAILED: &str = "the username or password is wrong";

@@ -1,0 +1,45 @@
+//! The client credentials grant (RFC 6749 §4.4): a confidential client
+//! asking for a token of its own, with no person and no refresh token.
+
+use axum::response::Response;
+use writ_domain::grant::GrantCommand;
+use writ_edge::{AuthenticatedClient, Form, OAuthError};
+use writ_infra::Metadata;
+
+use crate::issue::{self, new_gid, Subject};
+use crate::{audience, CommandState};
+
+pub async fn grant(
+    state: &CommandState,
+    client: &AuthenticatedClient,
+    form: &Form,
+    metadata: &Metadata,
+) -> Result<Response, OAuthError> {
+    // R36: a public client has nothing to prove it is itself.
+    if client.settings.public {
+        return Err(OAuthError::unauthorized_client(
+            "public clients may not use client_credentials",
+        ));
+    }
+    let scopes = audience::scopes(&client.settings, form.get("scope"))?;
+    let audience = audience::resolve(&client.client_id, &client.settings, form.all("resource"))?;
+    // RFC 6749 §4.4.3: no refresh token for client credentials.
+    let prepared = issue::prepare(&client.settings, false, state.refresh_token_idle_ttl);
+    let gid = new_gid();
+    let subject = Subject {
+        client_id: &client.client_id,
+        sub: None,
+        audience: &audience,
+        gid: &gid,
+    };
+    issue::start_grant(state, metadata, subject, prepared, |tokens| {
+        GrantCommand::GrantClientCredentials {
+            gid: gid.clone(),
+            client_id: client.client_id.clone(),
+            scopes,
+            audience: audience.clone(),
+            tokens,
+        }
+    })
+    .await
+}

@@ -1,0 +1,68 @@
+//! `POST /token` (RFC 6749 §3.2): authenticate the client, check that it
+//! may use the grant type, then run the grant's command. A response leaves
+//! only after its events, and the inline rows introspection reads, are
+//! committed.
+
+mod authorization_code;
+mod client_credentials;
+mod password;
+mod refresh;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use writ_domain::values::GrantType;
+use writ_edge::{form, ClientAddress, OAuthError};
+use writ_infra::Metadata;
+
+use crate::metadata::request_id;
+use crate::CommandState;
+
+pub async fn token(
+    State(state): State<CommandState>,
+    address: ClientAddress,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
+    let form = form::read(headers, body).await?;
+    let grant_type = form.require("grant_type")?;
+    let client = writ_edge::authenticate(
+        &state.store,
+        &state.throttle,
+        address.0,
+        headers,
+        &form,
+        true,
+    )
+    .await?;
+    let Some(grant_type) = GrantType::parse(grant_type) else {
+        return Err(OAuthError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type is not one Writ supports here",
+        ));
+    };
+    if !client.settings.grant_types.contains(&grant_type) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client may not use the {} grant",
+            grant_type.as_str()
+        )));
+    }
+    let metadata = Metadata {
+        actor: format!("client:{}", client.client_id),
+        request_id: request_id(headers),
+        client_id: Some(client.client_id.clone()),
+    };
+    match grant_type {
+        GrantType::ClientCredentials => {
+            client_credentials::grant(state, &client, &form, &metadata).await
+        }
+        GrantType::RefreshToken => refresh::grant(state, &client, &form, &metadata).await,
+        GrantType::Password => password::grant(state, &client, &form, &metadata, address.0).await,
+        GrantType::AuthorizationCode => {
+            authorization_code::grant(state, &client, &form, &metadata).await
+        }
+    }
+}

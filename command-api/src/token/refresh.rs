@@ -1,0 +1,74 @@
+//! The refresh token grant (RFC 6749 §6): rotation on every use, and a
+//! reused rotated token revokes its family (RFC 9700 §4.14.2).
+
+use axum::response::Response;
+use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
+use writ_domain::values::ScopeSet;
+use writ_edge::{AuthenticatedClient, Form, OAuthError};
+use writ_infra::tokens;
+use writ_infra::Metadata;
+
+use crate::issue::{self, Subject};
+use crate::CommandState;
+
+pub async fn grant(
+    state: &CommandState,
+    client: &AuthenticatedClient,
+    form: &Form,
+    metadata: &Metadata,
+) -> Result<Response, OAuthError> {
+    let presented = form.require("refresh_token")?;
+    let record = tokens::find(&state.store, &state.keys, presented)
+        .await
+        .map_err(|_| OAuthError::unavailable())?
+        .filter(|record| record.kind == tokens::Kind::Refresh)
+        .ok_or_else(issue::invalid_grant)?;
+    // The aggregate knows only its own stream: a disabled client or
+    // account, or a password changed since the grant began, is checked
+    // here against the inline rows (the policy revokes the grant soon after).
+    if !record.holder_is_live() {
+        return Err(issue::invalid_grant());
+    }
+    let gid = record.gid.clone();
+    let hash = record.key.clone();
+    let scopes = form
+        .get("scope")
+        .map(ScopeSet::parse)
+        .transpose()
+        .map_err(|_| {
+            OAuthError::invalid_scope("scope contains characters RFC 6749 does not allow")
+        })?;
+    let prepared = issue::prepare(&client.settings, true, state.refresh_token_idle_ttl);
+    let command = GrantCommand::Refresh {
+        client_id: client.client_id.clone(),
+        token_hash: writ_domain::values::SecretHash(hash),
+        scopes,
+        tokens: prepared.request.clone(),
+    };
+    let committed = state
+        .executor
+        .execute::<Grant>(&gid, command, metadata)
+        .await
+        .map_err(issue::refused)?;
+    // RFC 6749 §10.4: reuse of a rotated token revoked the family; the
+    // refusal leaves only after that revocation is committed, and reads
+    // like any other so a thief learns nothing from it.
+    if committed
+        .events
+        .iter()
+        .any(|e| matches!(e.payload, GrantEvent::RefreshTokenReuseDetected { .. }))
+    {
+        return Err(issue::invalid_grant());
+    }
+    issue::respond(
+        state,
+        Subject {
+            client_id: &client.client_id,
+            sub: record.sub.as_deref(),
+            audience: &record.audience,
+            gid: &gid,
+        },
+        &committed.events,
+        prepared,
+    )
+}
