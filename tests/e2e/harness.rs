@@ -14,9 +14,15 @@ use sqlx::SqlitePool;
 /// the test run (`--workspace --all-targets`, which unifies features the
 /// way `cargo test` does), so this is a no-op after the test build and a
 /// stale `target/` binary can never be the one under test.
+///
+/// `WRIT_TEST_BINARY` names another binary instead, for writing fixtures
+/// with an earlier Writ (`upgrade::write_the_fixture`).
 pub fn writ_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
+        if let Some(given) = std::env::var_os("WRIT_TEST_BINARY") {
+            return PathBuf::from(given);
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut build = Command::new(cargo);

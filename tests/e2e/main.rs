@@ -41,3 +41,4 @@ mod tamper;
 mod terminal_grants;
 mod throttles;
 mod tokens;
+mod upgrade;

@@ -22,8 +22,10 @@ pub struct ClientSettings {
     /// RFC 8707 resource URIs this (confidential) client answers for as a
     /// resource server: introspection shows it the tokens whose `aud`
     /// names one of them, as client ids cannot be URIs. Absent from events
-    /// written before the setting existed.
-    #[serde(default)]
+    /// written before the setting existed, and left out when empty so that
+    /// a client's settings read the same before and after (the rebuild
+    /// compares them as text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceUri>,
     /// Where RP-initiated logout may send the browser back to (exact match).
     #[serde(default)]
@@ -33,8 +35,9 @@ pub struct ClientSettings {
     pub id_token_signed_response_alg: Option<IdTokenAlg>,
     /// May subscribe to `GET /revocations`. Off unless an administrator
     /// turns it on, so an ordinary client never learns of other clients'
-    /// revocations; absent from events recorded before it existed.
-    #[serde(default)]
+    /// revocations; absent from events recorded before it existed, and
+    /// left out when off, as `resources` is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub revocation_feed: bool,
 }
 
