@@ -487,4 +487,19 @@ impl Deployment {
         }
         self.count("SELECT count(*) FROM events").await
     }
+
+    /// Events counted behind Writ's back: opening the store from this
+    /// build would migrate the database first.
+    pub async fn raw_event_count(&self) -> i64 {
+        use writ_infra::store::RowExt;
+        let rows = self
+            .conn()
+            .await
+            .fetch_all(&writ_infra::store::statement::Statement::new(
+                "SELECT count(*) AS n FROM events",
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        rows.first().and_then(|row| row.int("n")).unwrap_or(-1)
+    }
 }

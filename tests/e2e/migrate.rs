@@ -35,7 +35,7 @@ async fn a_database_from_a_newer_writ_is_refused_by_migrate_and_serve(backend: B
         .writ(&["client", "create", "--name", "before"])
         .success();
     let mut conn = deployment.conn().await;
-    let events = event_count(&mut conn).await;
+    let events = deployment.raw_event_count().await;
     assert!(events > 0);
     conn.batch(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
@@ -58,18 +58,9 @@ async fn a_database_from_a_newer_writ_is_refused_by_migrate_and_serve(backend: B
     assert!(!exited.status.success(), "serve must refuse to start");
     let stderr = String::from_utf8_lossy(&exited.stderr);
     assert!(stderr.contains("newer Writ"), "{stderr}");
-    assert_eq!(event_count(&mut conn).await, events, "nothing recorded");
-}
-
-/// Counted behind Writ's back: opening the store would migrate, which is
-/// what is refused here.
-async fn event_count(conn: &mut writ_infra::store::Conn) -> i64 {
-    use writ_infra::store::RowExt;
-    let rows = conn
-        .fetch_all(&writ_infra::store::statement::Statement::new(
-            "SELECT count(*) AS n FROM events",
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    rows.first().and_then(|row| row.int("n")).unwrap_or(-1)
+    assert_eq!(
+        deployment.raw_event_count().await,
+        events,
+        "nothing recorded"
+    );
 }

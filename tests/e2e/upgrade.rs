@@ -81,7 +81,7 @@ async fn a_database_written_before_versioned_migrations_upgrades_in_place(backen
         .as_i64()
         .unwrap_or_default();
     assert!(events_written > 0, "{people}");
-    assert_eq!(raw_event_count(&deployment).await, events_written);
+    assert_eq!(deployment.raw_event_count().await, events_written);
 
     let migrated = deployment.writ(&["migrate"]).success().stdout();
     assert!(
@@ -89,7 +89,7 @@ async fn a_database_written_before_versioned_migrations_upgrades_in_place(backen
         "{migrated}"
     );
     assert!(!migrated.contains("applied migration"), "{migrated}");
-    assert_eq!(raw_event_count(&deployment).await, events_written);
+    assert_eq!(deployment.raw_event_count().await, events_written);
     deployment.writ(&["replay", "--verify"]).success();
     deployment.writ(&["audit", "verify"]).success();
 
@@ -267,7 +267,7 @@ async fn traffic(deployment: &Deployment) -> Value {
         "web": {"id": web.id, "secret": web.secret},
         "user": USER,
         "password": browser::PASSWORD,
-        "events": raw_event_count(deployment).await,
+        "events": deployment.raw_event_count().await,
         "revoked": [
             {"client": "service", "token": revoked_access},
             {"client": "web", "token": rotated.field("access_token")},
@@ -283,18 +283,4 @@ fn backend_name(backend: Backend) -> &'static str {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     }
-}
-
-/// Counted behind Writ's back: opening the store from this build would
-/// migrate the database, which the fixture must not be before its test.
-async fn raw_event_count(deployment: &Deployment) -> i64 {
-    use writ_infra::store::RowExt;
-    let mut conn = deployment.conn().await;
-    let rows = conn
-        .fetch_all(&writ_infra::store::statement::Statement::new(
-            "SELECT count(*) AS n FROM events",
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    rows.first().and_then(|row| row.int("n")).unwrap_or(-1)
 }
