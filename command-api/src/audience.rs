@@ -39,7 +39,7 @@ pub fn resolve(
 fn invalid_target(description: &str) -> OAuthError {
     OAuthError::new(
         axum::http::StatusCode::BAD_REQUEST,
-        "invalid_target",
+        writ_edge::ErrorCode::InvalidTarget,
         description,
     )
 }

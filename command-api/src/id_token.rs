@@ -42,7 +42,7 @@ pub async fn sign(
     let scopes: Vec<&str> = issued.scopes.iter().collect();
     let mut claims = writ_infra::claims::for_scopes(&state.store, &state.key_ring, sub, &scopes)
         .await
-        .map_err(|_| OAuthError::unavailable())?;
+        .map_err(|e| OAuthError::unavailable().because(e))?;
     let authentication = grant.authentication.as_ref();
     let extra = json!({
         "iss": state.issuer,
@@ -60,7 +60,7 @@ pub async fn sign(
     if let Some(nonce) = authentication.and_then(|a| a.nonce.as_deref()) {
         claims["nonce"] = json!(nonce);
     }
-    jwt::encode(&signer, "JWT", &claims).map_err(|_| OAuthError::unavailable())
+    jwt::encode(&signer, "JWT", &claims).map_err(|e| OAuthError::unavailable().because(e))
 }
 
 fn merge(into: &mut Value, from: Value) {

@@ -124,7 +124,8 @@ pub fn body(
                 scope: Some(scopes.to_string()),
                 gid: Some(subject.gid.to_owned()),
             };
-            jwt::encode(&signer, "at+jwt", &claims).map_err(|_| OAuthError::unavailable())?
+            jwt::encode(&signer, "at+jwt", &claims)
+                .map_err(|e| OAuthError::unavailable().because(e))?
         }
     };
     let mut body = json!({
@@ -189,9 +190,11 @@ pub fn refused(err: ExecuteError<GrantError>) -> OAuthError {
         ExecuteError::Rejected(GrantError::ScopeEscalation) => {
             OAuthError::invalid_scope("the requested scope exceeds the granted scope")
         }
-        ExecuteError::Rejected(_) => invalid_grant(),
-        ExecuteError::Conflict | ExecuteError::Unavailable(_) | ExecuteError::OutcomeUnknown => {
-            OAuthError::unavailable()
-        }
+        // The aggregate's reason stays in the log: the client learns no
+        // more than that the grant is not good (L5).
+        ExecuteError::Rejected(reason) => invalid_grant().because(reason),
+        failure @ (ExecuteError::Conflict
+        | ExecuteError::Unavailable(_)
+        | ExecuteError::OutcomeUnknown) => OAuthError::unavailable().because(failure),
     }
 }

@@ -55,7 +55,7 @@ struct Metadata7591 {
     resources: Vec<String>,
 }
 
-fn invalid(error: &'static str, description: impl Into<String>) -> OAuthError {
+fn invalid(error: writ_edge::ErrorCode, description: impl Into<String>) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, error, description)
 }
 
@@ -74,7 +74,7 @@ fn authorised(state: &CommandState, headers: &HeaderMap) -> Result<(), OAuthErro
     let Some(expected) = &state.registration.initial_access_token else {
         return Err(OAuthError::new(
             StatusCode::FORBIDDEN,
-            "access_denied",
+            writ_edge::ErrorCode::AccessDenied,
             "dynamic registration is not enabled on this server",
         ));
     };
@@ -85,7 +85,7 @@ fn authorised(state: &CommandState, headers: &HeaderMap) -> Result<(), OAuthErro
         www_authenticate: Some("Bearer error=\"invalid_token\"".into()),
         ..OAuthError::new(
             StatusCode::UNAUTHORIZED,
-            "invalid_token",
+            writ_edge::ErrorCode::InvalidToken,
             "a valid initial access token is required",
         )
     })
@@ -97,12 +97,15 @@ async fn handle(
     body: Body,
 ) -> Result<Response, OAuthError> {
     authorised(state, headers)?;
-    let bytes = form::capped_body(body)
-        .await
-        .map_err(|_| invalid("invalid_client_metadata", "the body is too large"))?;
+    let bytes = form::capped_body(body).await.map_err(|_| {
+        invalid(
+            writ_edge::ErrorCode::InvalidClientMetadata,
+            "the body is too large",
+        )
+    })?;
     let metadata: Metadata7591 = serde_json::from_slice(&bytes).map_err(|_| {
         invalid(
-            "invalid_client_metadata",
+            writ_edge::ErrorCode::InvalidClientMetadata,
             "the body must be a JSON object of client metadata",
         )
     })?;
@@ -128,7 +131,10 @@ async fn handle(
     match committed {
         Ok(_) => {}
         Err(ExecuteError::Rejected(why)) => {
-            return Err(invalid("invalid_client_metadata", why.to_string()))
+            return Err(invalid(
+                writ_edge::ErrorCode::InvalidClientMetadata,
+                why.to_string(),
+            ))
         }
         Err(_) => return Err(OAuthError::unavailable()),
     }
@@ -165,25 +171,25 @@ fn settings_from(
         .iter()
         .map(|raw| RedirectUri::parse(raw))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|why| invalid("invalid_redirect_uri", why.to_string()))?;
+        .map_err(|why| invalid(writ_edge::ErrorCode::InvalidRedirectUri, why.to_string()))?;
     let post_logout_redirect_uris = metadata
         .post_logout_redirect_uris
         .iter()
         .map(|raw| RedirectUri::parse(raw))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|why| invalid("invalid_client_metadata", why.to_string()))?;
+        .map_err(|why| invalid(writ_edge::ErrorCode::InvalidClientMetadata, why.to_string()))?;
     let resources = metadata
         .resources
         .iter()
         .map(|raw| ResourceUri::parse(raw))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|why| invalid("invalid_client_metadata", why.to_string()))?;
+        .map_err(|why| invalid(writ_edge::ErrorCode::InvalidClientMetadata, why.to_string()))?;
     // Never `none`: OpenID Connect Dynamic Registration §2 would allow it.
     let id_token_alg = match metadata.id_token_signed_response_alg.as_deref() {
         None => None,
         Some(raw) => Some(IdTokenAlg::parse(raw).ok_or_else(|| {
             invalid(
-                "invalid_client_metadata",
+                writ_edge::ErrorCode::InvalidClientMetadata,
                 "id_token_signed_response_alg must be RS256, ES256 or EdDSA",
             )
         })?),
@@ -196,7 +202,7 @@ fn settings_from(
         "none" => true,
         other => {
             return Err(invalid(
-                "invalid_client_metadata",
+                writ_edge::ErrorCode::InvalidClientMetadata,
                 format!("token_endpoint_auth_method {other} is not supported"),
             ))
         }
@@ -206,7 +212,7 @@ fn settings_from(
         match GrantType::parse(raw) {
             Some(GrantType::Password) | None => {
                 return Err(invalid(
-                    "invalid_client_metadata",
+                    writ_edge::ErrorCode::InvalidClientMetadata,
                     format!("grant type {raw} cannot be registered dynamically"),
                 ))
             }
@@ -224,36 +230,36 @@ fn settings_from(
     grant_types.dedup();
     if metadata.response_types.iter().any(|r| r != "code") {
         return Err(invalid(
-            "invalid_client_metadata",
+            writ_edge::ErrorCode::InvalidClientMetadata,
             "only response_type code is supported",
         ));
     }
     if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
         return Err(invalid(
-            "invalid_redirect_uri",
+            writ_edge::ErrorCode::InvalidRedirectUri,
             "the authorization_code grant needs redirect_uris",
         ));
     }
     if public && grant_types.contains(&GrantType::ClientCredentials) {
         return Err(invalid(
-            "invalid_client_metadata",
+            writ_edge::ErrorCode::InvalidClientMetadata,
             "a public client cannot use client_credentials",
         ));
     }
     if public && metadata.revocation_feed {
         return Err(invalid(
-            "invalid_client_metadata",
+            writ_edge::ErrorCode::InvalidClientMetadata,
             "a public client cannot authenticate to the revocation feed",
         ));
     }
     let scopes = ScopeSet::parse(metadata.scope.as_deref().unwrap_or("openid"))
-        .map_err(|why| invalid("invalid_client_metadata", why.to_string()))?;
+        .map_err(|why| invalid(writ_edge::ErrorCode::InvalidClientMetadata, why.to_string()))?;
     let application_type = match metadata.application_type.as_deref() {
         None | Some("web") => ApplicationType::Web,
         Some("native") => ApplicationType::Native,
         Some(other) => {
             return Err(invalid(
-                "invalid_client_metadata",
+                writ_edge::ErrorCode::InvalidClientMetadata,
                 format!("application_type {other} is not web or native"),
             ))
         }
@@ -263,7 +269,7 @@ fn settings_from(
         .unwrap_or_else(|| "registered client".into());
     if name.chars().count() > 200 || !writ_domain::values::displayable(&name) {
         return Err(invalid(
-            "invalid_client_metadata",
+            writ_edge::ErrorCode::InvalidClientMetadata,
             "client_name must be up to 200 characters, none of them control or invisible format characters",
         ));
     }

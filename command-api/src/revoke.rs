@@ -38,7 +38,7 @@ pub async fn revoke(
     // token_type_hint is only a hint (§2.1); the lookup finds either kind.
     let record = tokens::find(&state.store, &state.keys, presented)
         .await
-        .map_err(|_| OAuthError::unavailable())?;
+        .map_err(|e| OAuthError::unavailable().because(e))?;
     let mut cursor = state.store.commits().borrow().to_string();
     if let Some(record) = record.filter(|r| r.client_id == client.client_id) {
         let token = match (&record.kind, &record.jti) {

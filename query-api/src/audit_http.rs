@@ -43,7 +43,7 @@ fn authorised(state: &QueryState, headers: &HeaderMap) -> Result<(), OAuthError>
         www_authenticate: Some("Bearer realm=\"writ-audit\", error=\"invalid_token\"".into()),
         ..OAuthError::new(
             StatusCode::UNAUTHORIZED,
-            "invalid_token",
+            writ_edge::ErrorCode::InvalidToken,
             "the audit API needs the audit token as a bearer token",
         )
     })

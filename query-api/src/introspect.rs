@@ -50,7 +50,7 @@ async fn handle(
     let presented = form.require("token")?;
     let record = tokens::find(&state.store, &state.keys, presented)
         .await
-        .map_err(|_| OAuthError::unavailable())?;
+        .map_err(|e| OAuthError::unavailable().because(e))?;
     let now = state.services.now();
     Ok(match record {
         Some(record)

@@ -30,7 +30,7 @@ pub async fn grant(
         })?;
     let record = tokens::find(&state.store, &state.keys, code)
         .await
-        .map_err(|_| OAuthError::unavailable())?
+        .map_err(|e| OAuthError::unavailable().because(e))?
         .filter(|record| record.kind == Kind::Code)
         .ok_or_else(issue::invalid_grant)?;
     if !record.holder_is_live() {

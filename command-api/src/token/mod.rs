@@ -40,7 +40,7 @@ pub async fn token(
     let Some(grant_type) = GrantType::parse(grant_type) else {
         return Err(OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
+            writ_edge::ErrorCode::UnsupportedGrantType,
             "grant_type is not one Writ supports here",
         ));
     };

@@ -20,7 +20,7 @@ pub async fn grant(
     let presented = form.require("refresh_token")?;
     let record = tokens::find(&state.store, &state.keys, presented)
         .await
-        .map_err(|_| OAuthError::unavailable())?
+        .map_err(|e| OAuthError::unavailable().because(e))?
         .filter(|record| record.kind == tokens::Kind::Refresh)
         .ok_or_else(issue::invalid_grant)?;
     // The aggregate knows only its own stream: a disabled client or

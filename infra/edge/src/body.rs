@@ -53,7 +53,7 @@ async fn limit_request(request: Request, next: Next, timeout: Duration) -> Respo
 pub fn too_large() -> OAuthError {
     OAuthError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "invalid_request",
+        crate::ErrorCode::InvalidRequest,
         format!("the body exceeds {MAX_BODY_BYTES} bytes"),
     )
 }
@@ -91,7 +91,7 @@ pub fn unreadable(error: &axum::Error) -> OAuthError {
     if timed_out {
         OAuthError::new(
             StatusCode::REQUEST_TIMEOUT,
-            "invalid_request",
+            crate::ErrorCode::InvalidRequest,
             "the request body did not arrive in time",
         )
     } else {

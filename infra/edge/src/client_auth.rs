@@ -151,7 +151,7 @@ pub async fn authenticate(
             .text(&presented.client_id),
         )
         .await
-        .map_err(|_| OAuthError::unavailable())?;
+        .map_err(|e| OAuthError::unavailable().because(e))?;
     let failure_key = || {
         let address = address.map_or_else(|| "-".to_owned(), |a| a.to_string());
         format!("{} {address}", presented.client_id)

@@ -1,51 +1,124 @@
-//! RFC 6749 §5.2 error responses: JSON, `no-store`, a code from the RFC's
-//! list, and a description without internal detail.
+//! Every JSON error Writ answers with (RFC 6749 §5.2, RFC 6750 §3.1, RFC
+//! 7591 §3.2.2): the code from the RFC's list, a description without
+//! internal detail, `no-store`; the cause, when there is one, is logged
+//! once in the request's span and never sent.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// The codes the RFCs define, and only those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2 and §4.1.2.1.
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    AccessDenied,
+    TemporarilyUnavailable,
+    /// RFC 6750 §3.1.
+    InvalidToken,
+    /// RFC 7591 §3.2.2.
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+    /// RFC 8707 §2.
+    InvalidTarget,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidTarget => "invalid_target",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OAuthError {
     pub status: StatusCode,
-    pub error: &'static str,
+    pub error: ErrorCode,
     pub description: String,
     pub www_authenticate: Option<String>,
     pub retry_after_secs: Option<u64>,
+    /// What went wrong inside, for the log only.
+    pub cause: Option<String>,
 }
 
 impl OAuthError {
-    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, error: ErrorCode, description: impl Into<String>) -> Self {
         Self {
             status,
             error,
             description: description.into(),
             www_authenticate: None,
             retry_after_secs: None,
+            cause: None,
+        }
+    }
+
+    /// Keeps `cause` for the log; the client still sees only the description.
+    pub fn because(self, cause: impl std::fmt::Display) -> Self {
+        Self {
+            cause: Some(cause.to_string()),
+            ..self
         }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            description,
+        )
     }
 
     pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidGrant,
+            description,
+        )
     }
 
     pub fn invalid_scope(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidScope,
+            description,
+        )
     }
 
     pub fn unauthorized_client(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::UnauthorizedClient,
+            description,
+        )
     }
 
     /// RFC 6749 §5.2: 401 with a challenge naming the scheme to use.
     pub fn invalid_client(description: impl Into<String>, scheme: &str) -> Self {
         Self {
             www_authenticate: Some(format!("{scheme} realm=\"writ\"")),
-            ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidClient,
+                description,
+            )
         }
     }
 
@@ -55,7 +128,7 @@ impl OAuthError {
     pub fn throttled(retry_after_secs: u64) -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "too many failed attempts; retry later",
         )
         .retry_after(retry_after_secs)
@@ -72,7 +145,7 @@ impl OAuthError {
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
+            ErrorCode::TemporarilyUnavailable,
             "the server cannot complete the request now; nothing was issued",
         )
     }
@@ -97,8 +170,15 @@ pub fn no_store(response: &mut Response) {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        if let Some(cause) = &self.cause {
+            if self.status.is_server_error() {
+                tracing::warn!(error = self.error.as_str(), %cause, "request failed");
+            } else {
+                tracing::info!(error = self.error.as_str(), %cause, "request refused");
+            }
+        }
         let body = json!({
-            "error": self.error,
+            "error": self.error.as_str(),
             "error_description": printable(&self.description),
         });
         let mut response = (self.status, axum::Json(body)).into_response();
@@ -124,5 +204,33 @@ mod tests {
     #[test]
     fn descriptions_lose_control_characters_and_quotes() {
         assert_eq!(printable("a\r\nb\t\"c\\"), "a  b  c ");
+    }
+
+    #[tokio::test]
+    async fn the_cause_is_logged_and_never_sent() {
+        let response = OAuthError::unavailable()
+            .because("pool timed out connecting to db.internal:5432")
+            .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(body["error"], "temporarily_unavailable");
+        assert!(!body.to_string().contains("db.internal"), "{body}");
+    }
+
+    #[test]
+    fn every_code_is_spelled_as_its_rfc_spells_it() {
+        for (code, text) in [
+            (ErrorCode::InvalidRequest, "invalid_request"),
+            (ErrorCode::UnsupportedGrantType, "unsupported_grant_type"),
+            (ErrorCode::InvalidClientMetadata, "invalid_client_metadata"),
+            (ErrorCode::InvalidTarget, "invalid_target"),
+            (ErrorCode::TemporarilyUnavailable, "temporarily_unavailable"),
+        ] {
+            assert_eq!(code.as_str(), text);
+        }
     }
 }

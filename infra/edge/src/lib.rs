@@ -17,7 +17,7 @@ pub mod throttle;
 
 pub use address::{ClientAddress, TrustedProxies};
 pub use client_auth::{authenticate, AuthenticatedClient};
-pub use error::{no_store, OAuthError};
+pub use error::{no_store, ErrorCode, OAuthError};
 pub use form::Form;
 pub use throttle::Throttle;
 

@@ -83,7 +83,7 @@ pub async fn revocations(
     if !client.settings.revocation_feed {
         return OAuthError::new(
             StatusCode::FORBIDDEN,
-            "unauthorized_client",
+            writ_edge::ErrorCode::UnauthorizedClient,
             "this client may not subscribe to the revocation feed",
         )
         .into_response();
@@ -103,7 +103,7 @@ pub async fn revocations(
             retry_after_secs: Some(RETRY_AFTER_SECS),
             ..OAuthError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "invalid_request",
+                writ_edge::ErrorCode::InvalidRequest,
                 "this client has as many revocation streams open as it may",
             )
         }
