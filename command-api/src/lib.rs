@@ -48,6 +48,15 @@ pub struct CommandState {
     pub browser: browser::BrowserSettings,
 }
 
+impl axum::extract::FromRef<CommandState> for writ_edge::ClientAuthenticator {
+    fn from_ref(state: &CommandState) -> Self {
+        Self {
+            store: state.store.clone(),
+            throttle: state.throttle.clone(),
+        }
+    }
+}
+
 pub fn router(state: CommandState) -> Router {
     Router::new()
         .route("/token", post(token::token))

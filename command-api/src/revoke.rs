@@ -2,38 +2,30 @@
 //! once the revocation is committed; 503 when the store cannot confirm it.
 //! Another client's token is left alone and still answered 200 (§2.1).
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use writ_domain::grant::{Grant, GrantCommand, TokenRef};
 use writ_domain::values::SecretHash;
-use writ_edge::{form, no_store, ClientAddress, OAuthError};
+use writ_edge::{no_store, ClientRequest, OAuthError};
 use writ_infra::tokens::{self, Kind};
 use writ_infra::{ExecuteError, Metadata};
 
-use crate::metadata::request_id;
 use crate::CommandState;
 
 pub const CURSOR_HEADER: &str = "writ-cursor";
 
 pub async fn revoke(
     State(state): State<CommandState>,
-    address: ClientAddress,
-    headers: HeaderMap,
-    body: Body,
+    request: ClientRequest,
 ) -> Result<Response, OAuthError> {
-    let (state, headers) = (&state, &headers);
-    let form = form::read(headers, body).await?;
-    let client = writ_edge::authenticate(
-        &state.store,
-        &state.throttle,
-        address.0,
-        headers,
-        &form,
-        true,
-    )
-    .await?;
+    let state = &state;
+    let ClientRequest {
+        client,
+        form,
+        request_id,
+        ..
+    } = request;
     let presented = form.require("token")?;
     // token_type_hint is only a hint (§2.1); the lookup finds either kind.
     let record = tokens::find(&state.store, &state.keys, presented)
@@ -52,7 +44,7 @@ pub async fn revoke(
         if let Some(token) = token {
             let metadata = Metadata {
                 actor: format!("client:{}", client.client_id),
-                request_id: request_id(headers),
+                request_id,
                 client_id: Some(client.client_id.clone()),
             };
             let command = GrantCommand::RevokeToken {

@@ -3,25 +3,26 @@
 //! resource URI in its `resources` setting. Anything else, and
 //! every inactive token, is `{"active": false}` and nothing more.
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::DateTime;
 use serde_json::{json, Value};
-use writ_edge::{form, no_store, ClientAddress, OAuthError};
+use writ_edge::{no_store, ConfidentialClientRequest, OAuthError};
 use writ_infra::tokens::{self, Kind, TokenRecord};
 
 use crate::QueryState;
 
 pub async fn introspect(
     State(state): State<QueryState>,
-    address: ClientAddress,
-    headers: HeaderMap,
-    body: Body,
+    request: Result<ConfidentialClientRequest, OAuthError>,
 ) -> Response {
-    match handle(&state, address, &headers, body).await {
+    let outcome = match request {
+        Ok(request) => handle(&state, request).await,
+        Err(refused) => Err(refused),
+    };
+    match outcome {
         Ok(body) => {
             let mut response = (StatusCode::OK, Json(body)).into_response();
             no_store(&mut response);
@@ -33,20 +34,8 @@ pub async fn introspect(
 
 async fn handle(
     state: &QueryState,
-    address: ClientAddress,
-    headers: &HeaderMap,
-    body: Body,
+    ConfidentialClientRequest { client, form, .. }: ConfidentialClientRequest,
 ) -> Result<Value, OAuthError> {
-    let form = form::read(headers, body).await?;
-    let client = writ_edge::authenticate(
-        &state.store,
-        &state.throttle,
-        address.0,
-        headers,
-        &form,
-        false,
-    )
-    .await?;
     let presented = form.require("token")?;
     let record = tokens::find(&state.store, &state.keys, presented)
         .await

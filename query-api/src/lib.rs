@@ -51,6 +51,15 @@ pub struct QueryState {
     pub feed: RevocationFeed,
 }
 
+impl axum::extract::FromRef<QueryState> for writ_edge::ClientAuthenticator {
+    fn from_ref(state: &QueryState) -> Self {
+        Self {
+            store: state.store.clone(),
+            throttle: state.throttle.clone(),
+        }
+    }
+}
+
 pub fn router(state: QueryState) -> Router {
     let api = Router::new()
         .route("/introspect", post(introspect::introspect))

@@ -8,35 +8,26 @@ mod client_credentials;
 mod password;
 mod refresh;
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use writ_domain::values::GrantType;
-use writ_edge::{form, ClientAddress, OAuthError};
+use writ_edge::{ClientRequest, OAuthError};
 use writ_infra::Metadata;
 
-use crate::metadata::request_id;
 use crate::CommandState;
 
 pub async fn token(
     State(state): State<CommandState>,
-    address: ClientAddress,
-    headers: HeaderMap,
-    body: Body,
+    request: ClientRequest,
 ) -> Result<Response, OAuthError> {
-    let (state, headers) = (&state, &headers);
-    let form = form::read(headers, body).await?;
+    let ClientRequest {
+        client,
+        form,
+        request_id,
+        address,
+    } = request;
+    let state = &state;
     let grant_type = form.require("grant_type")?;
-    let client = writ_edge::authenticate(
-        &state.store,
-        &state.throttle,
-        address.0,
-        headers,
-        &form,
-        true,
-    )
-    .await?;
     let Some(grant_type) = GrantType::parse(grant_type) else {
         return Err(OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -52,7 +43,7 @@ pub async fn token(
     }
     let metadata = Metadata {
         actor: format!("client:{}", client.client_id),
-        request_id: request_id(headers),
+        request_id,
         client_id: Some(client.client_id.clone()),
     };
     match grant_type {

@@ -10,6 +10,7 @@
 pub mod address;
 pub mod body;
 pub mod client_auth;
+mod client_request;
 pub mod error;
 pub mod form;
 pub mod health;
@@ -17,6 +18,9 @@ pub mod throttle;
 
 pub use address::{ClientAddress, TrustedProxies};
 pub use client_auth::{authenticate, AuthenticatedClient};
+pub use client_request::{
+    request_id, ClientAuthenticator, ClientRequest, ConfidentialClientRequest,
+};
 pub use error::{no_store, ErrorCode, OAuthError};
 pub use form::Form;
 pub use throttle::Throttle;

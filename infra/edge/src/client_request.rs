@@ -1,0 +1,70 @@
+//! The extractor for endpoints a client calls with its credentials and a
+//! form body (`/token`, `/revoke`, `/introspect`, `/revocations`): the
+//! strict form is read, the client authenticated (RFC 6749 §2.3) and the
+//! request's id kept for the events it causes. A handler then reads like
+//! `token(State(state), request: ClientRequest) -> Result<Response, OAuthError>`.
+
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use writ_infra::store::Store;
+
+use crate::{authenticate, form, AuthenticatedClient, ClientAddress, Form, OAuthError, Throttle};
+
+/// What client authentication needs from a router's state.
+#[derive(Clone)]
+pub struct ClientAuthenticator {
+    pub store: Store,
+    pub throttle: Throttle,
+}
+
+/// An authenticated client's request. `PUBLIC` says whether a public
+/// client (RFC 6749 §2.1, no secret) may call the endpoint at all.
+pub struct ClientRequest<const PUBLIC: bool = true> {
+    pub client: AuthenticatedClient,
+    pub form: Form,
+    /// The `x-request-id` the edge set, for the events' metadata.
+    pub request_id: String,
+    pub address: ClientAddress,
+}
+
+/// For endpoints only confidential clients may call (RFC 7662 §2.1).
+pub type ConfidentialClientRequest = ClientRequest<false>;
+
+impl<S, const PUBLIC: bool> FromRequest<S> for ClientRequest<PUBLIC>
+where
+    ClientAuthenticator: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, OAuthError> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(address) = ClientAddress::from_request_parts(&mut parts, state).await;
+        let form = form::read(&parts.headers, body).await?;
+        let auth = ClientAuthenticator::from_ref(state);
+        let client = authenticate(
+            &auth.store,
+            &auth.throttle,
+            address.0,
+            &parts.headers,
+            &form,
+            PUBLIC,
+        )
+        .await?;
+        Ok(Self {
+            client,
+            form,
+            request_id: request_id(&parts.headers),
+            address,
+        })
+    }
+}
+
+/// The request id the edge's `x-request-id` layer set; empty without one.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
