@@ -167,16 +167,15 @@ where
         .map(|m| m.version)
         .collect();
     migrator.run_direct(conn).await?;
-    let applied = migrator
+    let applied: Vec<(i64, String)> = migrator
         .iter()
         .filter(|m| !before.contains(&m.version))
         .map(|m| (m.version, m.description.to_string()))
         .collect();
-    let current = conn
-        .list_applied_migrations()
-        .await?
+    let current = before
         .iter()
-        .map(|m| m.version)
+        .chain(applied.iter().map(|(version, _)| version))
+        .copied()
         .max()
         .unwrap_or(0);
     Ok(MigrationReport {
@@ -194,6 +193,12 @@ trait Bookkeeping {
     async fn record_applied(&mut self, migration: &Migration) -> Result<(), sqlx::Error>;
 }
 
+/// The row sqlx's migrator writes for an applied migration; `$n` numbers
+/// parameters on both backends.
+const RECORD_APPLIED: &str =
+    "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+     VALUES ($1, $2, TRUE, $3, -1) ON CONFLICT DO NOTHING";
+
 impl Bookkeeping for sqlx::SqliteConnection {
     async fn earlier_versions(&mut self) -> Result<Vec<i64>, sqlx::Error> {
         let earlier: Option<(String,)> = sqlx::query_as(
@@ -210,16 +215,13 @@ impl Bookkeeping for sqlx::SqliteConnection {
     }
 
     async fn record_applied(&mut self, migration: &Migration) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-             VALUES (?1, ?2, TRUE, ?3, -1) ON CONFLICT DO NOTHING",
-        )
-        .bind(migration.version)
-        .bind(&*migration.description)
-        .bind(&*migration.checksum)
-        .execute(self)
-        .await
-        .map(drop)
+        sqlx::query(RECORD_APPLIED)
+            .bind(migration.version)
+            .bind(&*migration.description)
+            .bind(&*migration.checksum)
+            .execute(self)
+            .await
+            .map(drop)
     }
 }
 
@@ -238,15 +240,12 @@ impl Bookkeeping for sqlx::PgConnection {
     }
 
     async fn record_applied(&mut self, migration: &Migration) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-             VALUES ($1, $2, TRUE, $3, -1) ON CONFLICT DO NOTHING",
-        )
-        .bind(migration.version)
-        .bind(&*migration.description)
-        .bind(&*migration.checksum)
-        .execute(self)
-        .await
-        .map(drop)
+        sqlx::query(RECORD_APPLIED)
+            .bind(migration.version)
+            .bind(&*migration.description)
+            .bind(&*migration.checksum)
+            .execute(self)
+            .await
+            .map(drop)
     }
 }
