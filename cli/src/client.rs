@@ -10,8 +10,7 @@ use writ_domain::values::{
     TokenFormat,
 };
 use writ_infra::crypto::{random_token, sha256_hex};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Row, RowExt};
+use writ_infra::store::views::clients::{self, ClientRow};
 use writ_infra::{ExecuteError, Metadata};
 
 use crate::args::{ClientCommand, ClientFields};
@@ -233,26 +232,22 @@ fn settings_from(
 }
 
 async fn load(context: &Context, client_id: &str) -> anyhow::Result<ClientSettings> {
-    let row = context
-        .store
-        .db()
-        .fetch_optional(
-            &Statement::new("SELECT settings FROM clients WHERE client_id = $1").text(client_id),
-        )
-        .await?;
-    let settings = row
-        .and_then(|r| r.text("settings"))
+    let row = clients::find(context.store.db(), client_id)
+        .await?
         .ok_or_else(|| anyhow!("client {client_id}: no such client"))?;
-    serde_json::from_str(&settings).context("stored client settings are unreadable")
+    settings_of(&row)
 }
 
-const CLIENT_COLUMNS: &str = "client_id, settings, status, registered_at";
+fn settings_of(row: &ClientRow) -> anyhow::Result<ClientSettings> {
+    row.settings()
+        .context("stored client settings are unreadable")
+}
 
 /// RFC 7591 §2 and §3.2.1 field names.
-fn describe(row: &Row, secret: Option<&str>) -> anyhow::Result<Value> {
-    let settings: ClientSettings = serde_json::from_str(&row.text("settings").unwrap_or_default())?;
+fn describe(row: &ClientRow, secret: Option<&str>) -> anyhow::Result<Value> {
+    let settings = settings_of(row)?;
     let mut value = json!({
-        "client_id": row.text("client_id"),
+        "client_id": row.client_id,
         "client_name": settings.name,
         "redirect_uris": settings.redirect_uris,
         "grant_types": settings.grant_types,
@@ -268,8 +263,8 @@ fn describe(row: &Row, secret: Option<&str>) -> anyhow::Result<Value> {
         "post_logout_redirect_uris": settings.post_logout_redirect_uris,
         "id_token_signed_response_alg": settings.id_token_signed_response_alg.unwrap_or_default().as_str(),
         "revocation_feed": settings.revocation_feed,
-        "status": row.text("status"),
-        "registered_at": row.text("registered_at"),
+        "status": row.status.as_str(),
+        "registered_at": row.registered_at,
     });
     if let Some(secret) = secret {
         value["client_secret"] = json!(secret);
@@ -284,14 +279,7 @@ async fn show(
     secret: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let query = Statement::new(format!(
-        "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
-    ))
-    .text(client_id);
-    let row = context
-        .store
-        .db()
-        .fetch_optional(&query)
+    let row = clients::find(context.store.db(), client_id)
         .await?
         .ok_or_else(|| anyhow!("client {client_id}: no such client"))?;
     let value = describe(&row, secret)?;
@@ -307,10 +295,7 @@ async fn show(
 }
 
 async fn list(context: &Context, json: bool) -> anyhow::Result<()> {
-    let query = Statement::new(format!(
-        "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY registered_at, client_id"
-    ));
-    let rows = context.store.db().fetch_all(&query).await?;
+    let rows = clients::all(context.store.db()).await?;
     let clients = rows
         .iter()
         .map(|row| describe(row, None))

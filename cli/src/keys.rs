@@ -3,30 +3,24 @@
 use anyhow::{anyhow, Context as _};
 use serde_json::{json, Value};
 use writ_infra::signing::{self, keypair};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_infra::store::views::keys as view;
 
 use crate::context::Context;
 use crate::output;
 
 pub async fn list(context: Context, json: bool) -> anyhow::Result<()> {
-    let rows = context
-        .store
-        .db()
-        .fetch_all(&Statement::new(
-            "SELECT kid, alg, status, generated_at, updated_at FROM signing_keys ORDER BY generated_at",
-        ))
+    let rows = view::by_generation(context.store.db())
         .await
         .context("cannot read the signing keys")?;
     let keys: Vec<Value> = rows
         .iter()
         .map(|row| {
             json!({
-                "kid": row.text("kid"),
-                "alg": row.text("alg"),
-                "status": row.text("status"),
-                "generated_at": row.text("generated_at"),
-                "updated_at": row.text("updated_at"),
+                "kid": row.kid,
+                "alg": row.alg,
+                "status": row.status.as_str(),
+                "generated_at": row.generated_at,
+                "updated_at": row.updated_at,
             })
         })
         .collect();

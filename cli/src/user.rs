@@ -10,8 +10,8 @@ use writ_infra::crypto::hash_password;
 use writ_infra::executor::Stream;
 use writ_infra::personal::{account_id, normalize_username, SubjectKey, FORGOTTEN};
 use writ_infra::store::inline::timestamp;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Row, RowExt, SideWrite};
+use writ_infra::store::views::accounts::{self, AccountRow};
+use writ_infra::store::SideWrite;
 use writ_infra::{ExecuteError, Metadata};
 
 use crate::args::UserCommand;
@@ -101,15 +101,8 @@ pub async fn run(context: Context, command: UserCommand, json: bool) -> anyhow::
         }
         UserCommand::Forget { username } => {
             let (id, _) = subject_of(&context, &username).await?;
-            let sub = context
-                .store
-                .db()
-                .fetch_optional(
-                    &Statement::new("SELECT sub FROM usernames WHERE account_id = $1")
-                        .text(id.clone()),
-                )
+            let sub = accounts::sub_of(context.store.db(), &id)
                 .await?
-                .and_then(|row| row.text("sub"))
                 .ok_or_else(|| anyhow!("user {username}: no such account"))?;
             let delete_key = vec![SideWrite::DeleteSubjectKey { sub: sub.clone() }];
             let outcome = context
@@ -161,26 +154,22 @@ fn looks_like_email(email: &str) -> bool {
 /// The account id and the live subject's data key for a username.
 async fn subject_of(context: &Context, username: &str) -> anyhow::Result<(String, SubjectKey)> {
     let id = account_id(&context.keys, &normalize_username(username)?);
-    let query = Statement::new("SELECT u.sub, k.wrapped_key FROM usernames u JOIN subject_keys k ON k.sub = u.sub WHERE u.account_id = $1")
-        .text(id.clone());
-    let row = context.store.db().fetch_optional(&query).await?;
-    let (sub, wrapped) = row
-        .and_then(|r| r.text("sub").zip(r.text("wrapped_key")))
+    let account = accounts::by_account_id(context.store.db(), &id).await?;
+    let (sub, wrapped) = account
+        .and_then(|account| account.wrapped_key.map(|wrapped| (account.sub, wrapped)))
         .ok_or_else(|| anyhow!("user {username}: no such account"))?;
     let key = SubjectKey::unwrap(&sub, &wrapped, &context.keys)?;
     Ok((id, key))
 }
 
-const ACCOUNT_COLUMNS: &str =
-    "a.sub, a.username, a.email, a.name, a.status, a.created_at, k.wrapped_key";
-
-fn describe(context: &Context, row: &Row) -> anyhow::Result<Value> {
-    let sub = row.text("sub").unwrap_or_default();
+fn describe(context: &Context, row: &AccountRow) -> anyhow::Result<Value> {
+    let sub = row.sub.clone();
     let key = row
-        .text("wrapped_key")
-        .and_then(|w| SubjectKey::unwrap(&sub, &w, &context.keys).ok());
+        .wrapped_key
+        .as_deref()
+        .and_then(|w| SubjectKey::unwrap(&sub, w, &context.keys).ok());
     let open = |field: &str| -> Value {
-        let sealed = row.text(field);
+        let sealed = row.sealed(field).map(str::to_owned);
         match (&key, sealed) {
             (_, None) => Value::Null,
             (None, Some(_)) => json!(FORGOTTEN),
@@ -194,21 +183,14 @@ fn describe(context: &Context, row: &Row) -> anyhow::Result<Value> {
         "username": open("username"),
         "email": open("email"),
         "name": open("name"),
-        "status": row.text("status"),
-        "created_at": row.text("created_at"),
+        "status": row.status.as_str(),
+        "created_at": row.created_at,
     }))
 }
 
 async fn show(context: &Context, normalised: &str, json: bool) -> anyhow::Result<()> {
     let id = account_id(&context.keys, normalised);
-    let query = Statement::new(format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM usernames u JOIN accounts a ON a.sub = u.sub LEFT JOIN subject_keys k ON k.sub = a.sub WHERE u.account_id = $1"
-    ))
-    .text(id);
-    let row = context
-        .store
-        .db()
-        .fetch_optional(&query)
+    let row = accounts::by_account_id(context.store.db(), &id)
         .await?
         .ok_or_else(|| anyhow!("user {normalised}: no such account"))?;
     let value = describe(context, &row)?;
@@ -221,8 +203,7 @@ async fn show(context: &Context, normalised: &str, json: bool) -> anyhow::Result
 }
 
 async fn list(context: &Context, json: bool) -> anyhow::Result<()> {
-    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a LEFT JOIN subject_keys k ON k.sub = a.sub ORDER BY a.created_at, a.sub");
-    let rows = context.store.db().fetch_all(&Statement::new(sql)).await?;
+    let rows = accounts::all(context.store.db()).await?;
     let users = rows
         .iter()
         .map(|row| describe(context, row))

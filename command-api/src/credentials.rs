@@ -19,8 +19,7 @@ use writ_domain::login::{self, LoginCommand, LoginDay};
 use writ_domain::values::Sealed;
 use writ_infra::crypto::{hash_password, verify_password};
 use writ_infra::personal::{account_id, normalize_username, SubjectKey};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_infra::store::views::accounts::{self, AccountRow};
 use writ_infra::{ExecuteError, Metadata};
 
 use crate::CommandState;
@@ -107,27 +106,18 @@ async fn find(state: &CommandState, username: &str) -> Result<Option<Candidate>,
         return Ok(None);
     };
     let account_id = account_id(&state.key_ring, &normalised);
-    let row = state
-        .store
-        .db()
-        .fetch_optional(
-            &Statement::new(
-                "SELECT a.sub, a.password_hash, a.status, k.wrapped_key FROM usernames u \
-                 JOIN accounts a ON a.sub = u.sub LEFT JOIN subject_keys k ON k.sub = a.sub \
-                 WHERE u.account_id = $1",
-            )
-            .text(account_id.clone()),
-        )
+    let account = accounts::by_account_id(state.store.db(), &account_id)
         .await
         .map_err(|_| Unavailable)?;
-    let Some(row) = row.filter(|r| r.text("status").as_deref() == Some("active")) else {
+    let Some(account) = account.filter(AccountRow::is_active) else {
         return Ok(None);
     };
-    let sub = row.text("sub").unwrap_or_default();
-    let phc = row
-        .text("wrapped_key")
-        .and_then(|wrapped| SubjectKey::unwrap(&sub, &wrapped, &state.key_ring).ok())
-        .and_then(|key| key.open("password_hash", &Sealed(row.text("password_hash")?)));
+    let phc = account
+        .wrapped_key
+        .as_deref()
+        .and_then(|wrapped| SubjectKey::unwrap(&account.sub, wrapped, &state.key_ring).ok())
+        .and_then(|key| key.open("password_hash", &Sealed(account.password_hash.clone())));
+    let sub = account.sub;
     Ok(Some(Candidate {
         sub,
         account_id,

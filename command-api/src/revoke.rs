@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use writ_domain::grant::{Grant, GrantCommand, TokenRef};
 use writ_domain::values::SecretHash;
 use writ_edge::{no_store, ClientRequest, OAuthError};
-use writ_infra::tokens::{self, Kind};
+use writ_infra::tokens::{self, TokenKind};
 use writ_infra::{ExecuteError, Metadata};
 
 use crate::CommandState;
@@ -34,12 +34,12 @@ pub async fn revoke(
     let mut cursor = state.store.commits().borrow().to_string();
     if let Some(record) = record.filter(|r| r.client_id == client.client_id) {
         let token = match (&record.kind, &record.jti) {
-            (Kind::Access, Some(jti)) if record.key.starts_with("jti:") => {
+            (TokenKind::Access, Some(jti)) if record.key.starts_with("jti:") => {
                 Some(TokenRef::AccessJti(jti.clone()))
             }
-            (Kind::Access, _) => Some(TokenRef::AccessHash(SecretHash(record.key.clone()))),
-            (Kind::Refresh, _) => Some(TokenRef::RefreshHash(SecretHash(record.key.clone()))),
-            (Kind::Code, _) => None,
+            (TokenKind::Access, _) => Some(TokenRef::AccessHash(SecretHash(record.key.clone()))),
+            (TokenKind::Refresh, _) => Some(TokenRef::RefreshHash(SecretHash(record.key.clone()))),
+            (TokenKind::Code, _) => None,
         };
         if let Some(token) = token {
             let metadata = Metadata {

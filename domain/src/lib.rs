@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod client;
 pub mod consent;
 pub mod grant;
+pub mod liveness;
 pub mod login;
 pub mod services;
 pub mod session;

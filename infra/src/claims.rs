@@ -7,8 +7,8 @@ use writ_domain::values::Sealed;
 
 use crate::keys::KeyRing;
 use crate::personal::SubjectKey;
-use crate::store::statement::Statement;
-use crate::store::{RowExt, Store};
+use crate::store::views::accounts::{self, AccountRow};
+use crate::store::Store;
 
 /// `sub`, plus `name` for `profile` and `email` for `email`.
 pub async fn for_scopes(
@@ -42,31 +42,22 @@ pub async fn username(
 }
 
 struct Fields {
-    row: crate::store::Row,
+    account: Option<AccountRow>,
     key: Option<SubjectKey>,
 }
 
 impl Fields {
     async fn read(store: &Store, key_ring: &KeyRing, sub: &str) -> Result<Self, sqlx::Error> {
-        let row = store
-            .db()
-            .fetch_optional(
-                &Statement::new(
-                    "SELECT a.username, a.email, a.name, k.wrapped_key FROM accounts a \
-                     LEFT JOIN subject_keys k ON k.sub = a.sub WHERE a.sub = $1",
-                )
-                .text(sub),
-            )
-            .await?
-            .unwrap_or_default();
-        let key = row
-            .text("wrapped_key")
-            .and_then(|wrapped| SubjectKey::unwrap(sub, &wrapped, key_ring).ok());
-        Ok(Self { row, key })
+        let account = accounts::by_sub(store.db(), sub).await?;
+        let key = account
+            .as_ref()
+            .and_then(|account| account.wrapped_key.as_deref())
+            .and_then(|wrapped| SubjectKey::unwrap(sub, wrapped, key_ring).ok());
+        Ok(Self { account, key })
     }
 
     fn open(&self, field: &str) -> Option<String> {
-        let sealed = self.row.text(field)?;
-        self.key.as_ref()?.open(field, &Sealed(sealed))
+        let sealed = self.account.as_ref()?.sealed(field)?;
+        self.key.as_ref()?.open(field, &Sealed(sealed.to_owned()))
     }
 }

@@ -34,8 +34,9 @@ use writ_domain::consent::ConsentEvent;
 use writ_domain::grant::GrantEvent;
 use writ_protocol::revocation::{Revocation, RevocationType, SCHEMA_VERSION};
 
-use crate::store::statement::Statement;
-use crate::store::{Cursor, Db, EventHeader, RowExt, Store, StoredEvent};
+use crate::store::views::grants::{self, Holders};
+use crate::store::views::tokens::{self, AccessTokensOf};
+use crate::store::{Cursor, Db, EventHeader, Store, StoredEvent};
 
 /// The event types that become a message.
 pub const REVOCATION_EVENTS: &[&str] = &[
@@ -118,13 +119,6 @@ impl Routed {
     }
 }
 
-/// `grants.audience` holds a JSON array; a row that does not parse names
-/// no one, so it widens nothing.
-fn audience_of(raw: Option<String>) -> Vec<String> {
-    raw.and_then(|raw| serde_json::from_str(&raw).ok())
-        .unwrap_or_default()
-}
-
 /// Owners and audience of the grants a subject- or client-wide message
 /// reaches: `client_id`, `sub` or both narrow the grants.
 async fn concerned(
@@ -132,27 +126,16 @@ async fn concerned(
     client_id: Option<&str>,
     sub: Option<&str>,
 ) -> Result<(BTreeSet<String>, BTreeSet<String>), sqlx::Error> {
-    let statement = match (client_id, sub) {
-        (Some(client), Some(sub)) => Statement::new(
-            "SELECT DISTINCT client_id, audience FROM grants WHERE client_id = $1 AND sub = $2",
-        )
-        .text(client)
-        .text(sub),
-        (Some(client), None) => {
-            Statement::new("SELECT DISTINCT client_id, audience FROM grants WHERE client_id = $1")
-                .text(client)
-        }
-        (None, Some(sub)) => {
-            Statement::new("SELECT DISTINCT client_id, audience FROM grants WHERE sub = $1")
-                .text(sub)
-        }
-        (None, None) => return Ok(Default::default()),
+    let holders = Holders {
+        client_id: client_id.map(str::to_owned),
+        sub: sub.map(str::to_owned),
+        created_before: None,
     };
     let (mut owners, mut audience) = (BTreeSet::new(), BTreeSet::new());
     owners.extend(client_id.map(str::to_owned));
-    for row in db.fetch_all(&statement).await? {
-        owners.extend(row.text("client_id"));
-        audience.extend(audience_of(row.text("audience")));
+    for parties in grants::parties_of(db, &holders).await? {
+        audience.extend(parties.audience());
+        owners.insert(parties.client_id);
     }
     Ok((owners, audience))
 }
@@ -252,61 +235,41 @@ async fn message_for(
     };
     let (mut owners, mut audience) = (BTreeSet::new(), BTreeSet::new());
     if let Some(gid) = &draft.gid {
-        if let Some(row) = db
-            .fetch_optional(
-                &Statement::new("SELECT client_id, sub, audience FROM grants WHERE gid = $1")
-                    .text(gid),
-            )
-            .await?
-        {
-            draft.client_id = row.text("client_id");
-            draft.sub = row.text("sub");
-            owners.extend(draft.client_id.clone());
-            audience.extend(audience_of(row.text("audience")));
+        if let Some(parties) = grants::parties(db, gid).await? {
+            audience.extend(parties.audience());
+            owners.insert(parties.client_id.clone());
+            draft.client_id = Some(parties.client_id);
+            draft.sub = parties.sub;
         }
     } else if route {
         (owners, audience) =
             concerned(db, draft.client_id.as_deref(), draft.sub.as_deref()).await?;
     }
-    let latest = match draft.kind {
-        RevocationType::GrantRevoked => None,
-        RevocationType::TokenRevoked => Some(
-            Statement::new(
-                "SELECT max(expires_at) AS latest FROM tokens WHERE gid = $1 AND kind = 'access' AND jti = $2",
-            )
-            .opt(draft.gid.clone())
-            .opt(draft.jtis.first().cloned()),
-        ),
+    let reached = match (
+        draft.kind,
+        &draft.gid,
+        draft.jtis.first(),
+        &draft.sub,
+        &draft.client_id,
+    ) {
+        (RevocationType::GrantRevoked, ..) => None,
+        (RevocationType::TokenRevoked, Some(gid), Some(jti), _, _) => {
+            Some(AccessTokensOf::Jti { gid, jti })
+        }
         // Every access token the rule can match; later grants' tokens only
         // make the estimate late, which keeps an entry longer, never shorter.
-        RevocationType::ConsentWithdrawn => Some(
-            Statement::new(
-                "SELECT max(t.expires_at) AS latest FROM tokens t JOIN grants g ON g.gid = t.gid
-                 WHERE t.kind = 'access' AND g.sub = $1 AND g.client_id = $2",
-            )
-            .opt(draft.sub.clone())
-            .opt(draft.client_id.clone()),
-        ),
-        RevocationType::ClientDisabled => Some(
-            Statement::new(
-                "SELECT max(t.expires_at) AS latest FROM tokens t JOIN grants g ON g.gid = t.gid
-                 WHERE t.kind = 'access' AND g.client_id = $1",
-            )
-            .opt(draft.client_id.clone()),
-        ),
-        RevocationType::AccountDisabled => Some(
-            Statement::new(
-                "SELECT max(t.expires_at) AS latest FROM tokens t JOIN grants g ON g.gid = t.gid
-                 WHERE t.kind = 'access' AND g.sub = $1",
-            )
-            .opt(draft.sub.clone()),
-        ),
+        (RevocationType::ConsentWithdrawn, _, _, Some(sub), Some(client_id)) => {
+            Some(AccessTokensOf::Consent { sub, client_id })
+        }
+        (RevocationType::ClientDisabled, _, _, _, Some(client_id)) => {
+            Some(AccessTokensOf::Client(client_id))
+        }
+        (RevocationType::AccountDisabled, _, _, Some(sub), _) => Some(AccessTokensOf::Subject(sub)),
+        _ => None,
     };
-    if let Some(statement) = latest {
-        draft.expires_at = db
-            .fetch_optional(&statement)
+    if let Some(reached) = reached {
+        draft.expires_at = tokens::latest_expiry(db, reached)
             .await?
-            .and_then(|row| row.text("latest"))
             .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
             .map(|at| at.with_timezone(&Utc));
     }
@@ -382,11 +345,5 @@ mod tests {
             let view = routed(kind, Some("s1")).view_for("api");
             assert_eq!(view.and_then(|v| v.sub).as_deref(), Some("s1"));
         }
-    }
-
-    #[test]
-    fn unparsable_audience_names_no_one() {
-        assert!(audience_of(Some("not json".into())).is_empty());
-        assert_eq!(audience_of(Some("[\"a\",\"b\"]".into())), vec!["a", "b"]);
     }
 }

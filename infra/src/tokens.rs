@@ -4,26 +4,23 @@
 //! answer is never staler than the last response sent.
 
 use chrono::{DateTime, Utc};
+use writ_domain::liveness::{self, Holder, Person, Token};
 use writ_domain::values::ResourceUri;
 
 use crate::crypto::sha256_hex;
 use crate::signing::{jwt, KeySet};
-use crate::store::inline::timestamp;
-use crate::store::statement::Statement;
-use crate::store::{RowExt, Store};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    Access,
-    Refresh,
-    Code,
-}
+use crate::store::views::accounts::AccountStatus;
+use crate::store::views::clients::ClientStatus;
+use crate::store::views::grants::GrantStatus;
+pub use crate::store::views::tokens::TokenKind;
+use crate::store::views::tokens::{self as view, TokenLookup, TokenStatus};
+use crate::store::Store;
 
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
     /// The `tokens` row key: the token's hash, or `jti:<jti>` for a JWT.
     pub key: String,
-    pub kind: Kind,
+    pub kind: TokenKind,
     pub gid: String,
     pub jti: Option<String>,
     pub scopes: String,
@@ -33,51 +30,63 @@ pub struct TokenRecord {
     pub sub: Option<String>,
     pub audience: Vec<String>,
     pub cursor: String,
-    active_at: ActiveInputs,
+    token: Token,
+    holder: Holder,
 }
 
-#[derive(Debug, Clone)]
-struct ActiveInputs {
-    token_status: String,
-    grant_status: String,
-    grant_created_at: String,
-    client_status: String,
-    account_status: Option<String>,
-    credentials_changed_at: Option<String>,
-    consent_withdrawn_at: Option<String>,
+/// A read-table timestamp; one that does not parse is taken as the
+/// earliest instant, which expires a token and ends a grant begun then.
+fn instant(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).map_or(DateTime::<Utc>::MIN_UTC, |at| at.with_timezone(&Utc))
 }
 
 impl TokenRecord {
-    /// Active: the token, its grant, its client and its account are all
-    /// live, it has not expired, and the account's password has not
-    /// changed since the grant began (R31).
-    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        let a = &self.active_at;
-        self.kind != Kind::Code
-            && a.token_status == "active"
-            && a.grant_status == "active"
-            && self.holder_is_live()
-            && self.expires_at > timestamp(&now)
+    fn from_lookup(row: TokenLookup) -> Self {
+        let person = match (&row.sub, row.account_status(), &row.credentials_changed_at) {
+            (None, _, _) => Person::None,
+            (Some(_), Some(status), Some(changed)) => Person::Account {
+                enabled: status == AccountStatus::Active,
+                credentials_changed_at: instant(changed),
+                consent_withdrawn_at: row.consent_withdrawn_at.as_deref().map(instant),
+            },
+            (Some(_), _, _) => Person::Missing,
+        };
+        let holder = Holder {
+            client_enabled: row.client_status == ClientStatus::Active,
+            grant_created_at: instant(&row.grant_created_at),
+            person,
+        };
+        let token = Token {
+            is_code: row.kind == TokenKind::Code,
+            token_active: row.token_status == TokenStatus::Active,
+            grant_active: row.grant_status == GrantStatus::Active,
+            expires_at: instant(&row.expires_at),
+        };
+        Self {
+            audience: serde_json::from_str(&row.audience).unwrap_or_default(),
+            key: row.token_key,
+            kind: row.kind,
+            gid: row.gid,
+            jti: row.jti,
+            scopes: row.scopes,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+            client_id: row.client_id,
+            sub: row.sub,
+            cursor: row.cursor,
+            token,
+            holder,
+        }
     }
 
-    /// The client is enabled, and the account (if any) is enabled, has
-    /// not changed its password since the grant began, and has not
-    /// withdrawn its consent to this client since then.
+    /// See [`liveness::token_is_live`].
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        liveness::token_is_live(&self.token, &self.holder, now)
+    }
+
+    /// See [`liveness::holder_is_live`].
     pub fn holder_is_live(&self) -> bool {
-        let a = &self.active_at;
-        let since_grant = |instant: Option<&str>| {
-            instant.is_none_or(|changed| a.grant_created_at.as_str() >= changed)
-        };
-        let account_ok = match &self.sub {
-            None => true,
-            Some(_) => {
-                a.account_status.as_deref() == Some("active")
-                    && a.credentials_changed_at.is_some()
-                    && since_grant(a.credentials_changed_at.as_deref())
-                    && since_grant(a.consent_withdrawn_at.as_deref())
-            }
-        };
-        a.client_status == "active" && account_ok
+        liveness::holder_is_live(&self.holder)
     }
 
     /// RFC 7662 §4 and RFC 9068: the token's own client, or, for access
@@ -86,21 +95,13 @@ impl TokenRecord {
     /// the client's alone.
     pub fn may_be_seen_by(&self, client_id: &str, resources: &[ResourceUri]) -> bool {
         self.client_id == client_id
-            || (self.kind == Kind::Access
+            || (self.kind == TokenKind::Access
                 && self
                     .audience
                     .iter()
                     .any(|aud| aud == client_id || resources.iter().any(|r| r.as_str() == aud)))
     }
 }
-
-const LOOKUP: &str = "SELECT t.token_key, t.kind, t.gid, t.jti, coalesce(t.scopes, g.scopes) AS scopes, t.issued_at, t.expires_at, \
-  t.status AS token_status, g.client_id, g.sub, g.audience, g.cursor, g.status AS grant_status, \
-  g.created_at AS grant_created_at, c.status AS client_status, a.status AS account_status, \
-  a.credentials_changed_at, cs.withdrawn_at AS consent_withdrawn_at \
-  FROM tokens t JOIN grants g ON g.gid = t.gid JOIN clients c ON c.client_id = g.client_id \
-  LEFT JOIN accounts a ON a.sub = g.sub \
-  LEFT JOIN consents cs ON cs.sub = g.sub AND cs.client_id = g.client_id WHERE t.token_key = $1";
 
 /// Tokens longer than this were never issued by Writ.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -129,48 +130,16 @@ pub async fn find(
     let Some(key) = key_of(keys, presented).await else {
         return Ok(None);
     };
-    let Some(row) = store
-        .db()
-        .fetch_optional(&Statement::new(LOOKUP).text(key))
+    Ok(view::lookup(store.db(), &key)
         .await?
-    else {
-        return Ok(None);
-    };
-    let text = |column: &str| row.text(column).unwrap_or_default();
-    let kind = match text("kind").as_str() {
-        "access" => Kind::Access,
-        "refresh" => Kind::Refresh,
-        _ => Kind::Code,
-    };
-    Ok(Some(TokenRecord {
-        key: text("token_key"),
-        kind,
-        gid: text("gid"),
-        jti: row.text("jti"),
-        scopes: text("scopes"),
-        issued_at: text("issued_at"),
-        expires_at: text("expires_at"),
-        client_id: text("client_id"),
-        sub: row.text("sub"),
-        audience: serde_json::from_str(&text("audience")).unwrap_or_default(),
-        cursor: text("cursor"),
-        active_at: ActiveInputs {
-            token_status: text("token_status"),
-            grant_status: text("grant_status"),
-            grant_created_at: text("grant_created_at"),
-            client_status: text("client_status"),
-            account_status: row.text("account_status"),
-            credentials_changed_at: row.text("credentials_changed_at"),
-            consent_withdrawn_at: row.text("consent_withdrawn_at"),
-        },
-    }))
+        .map(TokenRecord::from_lookup))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record(kind: Kind, audience: &[&str]) -> TokenRecord {
+    fn record(kind: TokenKind, audience: &[&str]) -> TokenRecord {
         TokenRecord {
             key: "k".into(),
             kind,
@@ -183,14 +152,16 @@ mod tests {
             sub: None,
             audience: audience.iter().map(|a| (*a).to_owned()).collect(),
             cursor: String::new(),
-            active_at: ActiveInputs {
-                token_status: "active".into(),
-                grant_status: "active".into(),
-                grant_created_at: String::new(),
-                client_status: "active".into(),
-                account_status: None,
-                credentials_changed_at: None,
-                consent_withdrawn_at: None,
+            token: Token {
+                is_code: false,
+                token_active: true,
+                grant_active: true,
+                expires_at: DateTime::<Utc>::MAX_UTC,
+            },
+            holder: Holder {
+                client_enabled: true,
+                grant_created_at: DateTime::<Utc>::MIN_UTC,
+                person: Person::None,
             },
         }
     }
@@ -198,7 +169,7 @@ mod tests {
     #[test]
     fn a_resource_server_sees_access_tokens_for_its_resources_only() {
         let api = [ResourceUri::parse("https://api.example/").unwrap_or_else(|e| panic!("{e}"))];
-        let for_api = record(Kind::Access, &["https://api.example/"]);
+        let for_api = record(TokenKind::Access, &["https://api.example/"]);
         assert!(for_api.may_be_seen_by("app", &[]), "its own client");
         assert!(for_api.may_be_seen_by("rs", &api), "a listed resource");
         assert!(!for_api.may_be_seen_by("rs", &[]), "no resources");
@@ -206,10 +177,10 @@ mod tests {
             [ResourceUri::parse("https://api.example/v2").unwrap_or_else(|e| panic!("{e}"))];
         assert!(!for_api.may_be_seen_by("rs", &other), "exact match only");
         assert!(
-            record(Kind::Access, &["rs"]).may_be_seen_by("rs", &[]),
+            record(TokenKind::Access, &["rs"]).may_be_seen_by("rs", &[]),
             "by client id"
         );
-        let refresh = record(Kind::Refresh, &["https://api.example/"]);
+        let refresh = record(TokenKind::Refresh, &["https://api.example/"]);
         assert!(
             !refresh.may_be_seen_by("rs", &api),
             "refresh tokens stay the client's"

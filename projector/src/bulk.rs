@@ -22,9 +22,10 @@ use writ_domain::client::Client;
 use writ_domain::consent::Consent;
 use writ_domain::grant::Grant;
 use writ_domain::session::Session;
-use writ_infra::store::change::{Change, GRANTS, SESSIONS};
+use writ_infra::store::change::Change;
 use writ_infra::store::fold::{copy_line, Tables};
 use writ_infra::store::inline::{self, EventHead};
+use writ_infra::store::views::{GRANTS, SESSIONS};
 use writ_infra::store::{Conn, Cursor, Target};
 
 use crate::progress::{Progress, Until};

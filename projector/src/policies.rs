@@ -12,8 +12,8 @@ use writ_domain::client::{Client, ClientEvent};
 use writ_domain::consent::{Consent, ConsentEvent};
 use writ_domain::grant::{Grant, GrantCommand};
 use writ_infra::store::inline::timestamp;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Cursor, EventHeader, RowExt, Store, StoredEvent};
+use writ_infra::store::views::grants::{self, Holders};
+use writ_infra::store::{Conn, Cursor, EventHeader, Store, StoredEvent};
 use writ_infra::{ExecuteError, Executor, Metadata};
 
 use crate::ProjectorError;
@@ -23,9 +23,7 @@ const BATCH: i64 = 1000;
 
 /// Which grants an event ends, and why.
 struct Consequence {
-    /// `WHERE` clause over `grants` with `$1`, `$2`, `$3` bound below.
-    filter: &'static str,
-    binds: Vec<String>,
+    holders: Holders,
     reason: &'static str,
 }
 
@@ -47,21 +45,27 @@ fn consequence(event: &StoredEvent) -> Option<Consequence> {
     match event.aggregate_type.as_str() {
         Client::TYPE => match serde_json::from_value(payload).ok()? {
             ClientEvent::ClientDisabled { .. } => Some(Consequence {
-                filter: "client_id = $1",
-                binds: vec![event.aggregate_id.clone()],
+                holders: Holders {
+                    client_id: Some(event.aggregate_id.clone()),
+                    ..Holders::default()
+                },
                 reason: "client_disabled",
             }),
             _ => None,
         },
         Account::TYPE => match serde_json::from_value(payload).ok()? {
             AccountEvent::AccountDisabled { sub, .. } => Some(Consequence {
-                filter: "sub = $1",
-                binds: vec![sub],
+                holders: Holders {
+                    sub: Some(sub),
+                    ..Holders::default()
+                },
                 reason: "account_disabled",
             }),
             AccountEvent::AccountForgotten { sub, .. } => Some(Consequence {
-                filter: "sub = $1",
-                binds: vec![sub],
+                holders: Holders {
+                    sub: Some(sub),
+                    ..Holders::default()
+                },
                 reason: "account_forgotten",
             }),
             // Only grants that began before the change: later ones were
@@ -69,8 +73,11 @@ fn consequence(event: &StoredEvent) -> Option<Consequence> {
             AccountEvent::PasswordChanged {
                 sub, changed_at, ..
             } => Some(Consequence {
-                filter: "sub = $1 AND created_at < $2",
-                binds: vec![sub, timestamp(&changed_at)],
+                holders: Holders {
+                    sub: Some(sub),
+                    created_before: Some(timestamp(&changed_at)),
+                    ..Holders::default()
+                },
                 reason: "password_changed",
             }),
             _ => None,
@@ -82,8 +89,11 @@ fn consequence(event: &StoredEvent) -> Option<Consequence> {
                 withdrawn_at,
                 ..
             } => Some(Consequence {
-                filter: "sub = $1 AND client_id = $2 AND created_at < $3",
-                binds: vec![sub, client_id, timestamp(&withdrawn_at)],
+                holders: Holders {
+                    client_id: Some(client_id),
+                    sub: Some(sub),
+                    created_before: Some(timestamp(&withdrawn_at)),
+                },
                 reason: "consent_withdrawn",
             }),
             _ => None,
@@ -161,20 +171,13 @@ impl Policies {
         cause: &StoredEvent,
         consequence: Consequence,
     ) -> Result<(), ProjectorError> {
-        let mut query = Statement::new(format!(
-            "SELECT gid FROM grants WHERE status IN ('active', 'pending') AND {}",
-            consequence.filter
-        ));
-        for bind in consequence.binds {
-            query = query.text(bind);
-        }
-        let grants = self.store.db().fetch_all(&query).await?;
+        let grants = grants::standing(self.store.db(), &consequence.holders).await?;
         let metadata = Metadata {
             actor: "policy".into(),
             request_id: format!("policy:{}", cause.cursor()),
             client_id: None,
         };
-        for gid in grants.iter().filter_map(|row| row.text("gid")) {
+        for gid in grants {
             let command = GrantCommand::Revoke {
                 by: "policy".into(),
                 reason: consequence.reason.into(),

@@ -8,9 +8,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use writ_domain::client::ClientSettings;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_infra::store::views::clients::{self, ClientRow};
 
 use crate::QueryState;
 
@@ -69,15 +67,11 @@ pub async fn oauth_authorization_server(State(state): State<QueryState>) -> Resp
 /// Retired keys stay published for the longest access-token lifetime any
 /// client has, so every token they signed can still be verified.
 async fn longest_token_ttl(state: &QueryState) -> Duration {
-    let rows = state
-        .store
-        .db()
-        .fetch_all(&Statement::new("SELECT settings FROM clients"))
+    let longest = clients::all(state.store.db())
         .await
-        .unwrap_or_default();
-    let longest = rows
+        .unwrap_or_default()
         .iter()
-        .filter_map(|row| serde_json::from_str::<ClientSettings>(&row.text("settings")?).ok())
+        .filter_map(ClientRow::settings)
         .map(|settings| settings.access_token_ttl_secs)
         .max()
         .unwrap_or(0);

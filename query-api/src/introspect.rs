@@ -10,7 +10,7 @@ use axum::Json;
 use chrono::DateTime;
 use serde_json::{json, Value};
 use writ_edge::{no_store, ConfidentialClientRequest, OAuthError};
-use writ_infra::tokens::{self, Kind, TokenRecord};
+use writ_infra::tokens::{self, TokenKind, TokenRecord};
 
 use crate::QueryState;
 
@@ -68,7 +68,7 @@ fn active(state: &QueryState, record: &TokenRecord) -> Value {
         "iat": seconds(&record.issued_at),
         "aud": record.audience,
         "gid": record.gid,
-        "token_type": match record.kind { Kind::Refresh => "refresh_token", _ => "Bearer" },
+        "token_type": match record.kind { TokenKind::Refresh => "refresh_token", _ => "Bearer" },
         "writ_cursor": record.cursor,
     });
     if !record.scopes.is_empty() {

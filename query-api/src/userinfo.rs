@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use writ_edge::{form, no_store};
-use writ_infra::tokens::{self, Kind};
+use writ_infra::tokens::{self, TokenKind};
 
 use crate::QueryState;
 
@@ -91,7 +91,7 @@ pub async fn userinfo(
     };
     let record = match tokens::find(&state.store, &state.keys, &token).await {
         Ok(Some(record))
-            if record.kind == Kind::Access && record.is_active(state.services.now()) =>
+            if record.kind == TokenKind::Access && record.is_active(state.services.now()) =>
         {
             record
         }

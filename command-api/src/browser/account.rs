@@ -8,8 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use writ_domain::consent::{stream_id, Consent, ConsentCommand};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_infra::store::views::consents;
 use writ_infra::ExecuteError;
 
 use super::guard;
@@ -29,32 +28,17 @@ pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Resp
     let Some(binding) = state::cookie(&headers, BROWSER_COOKIE) else {
         return see_other("/login");
     };
-    let rows = state
-        .store
-        .db()
-        .fetch_all(
-            &Statement::new(
-                "SELECT c.client_id, cl.name, c.scopes, c.granted_at FROM consents c \
-                 JOIN clients cl ON cl.client_id = c.client_id \
-                 WHERE c.sub = $1 AND c.status = 'active' ORDER BY cl.name, c.client_id",
-            )
-            .text(session.sub.clone()),
-        )
-        .await;
-    let Ok(rows) = rows else {
+    let Ok(given) = consents::given_by(state.store.db(), &session.sub).await else {
         return pages::unavailable();
     };
-    let consents = rows
-        .iter()
-        .map(|row| {
-            let granted_at = row.text("granted_at").unwrap_or_default();
-            ConsentRow {
-                client_id: row.text("client_id").unwrap_or_default(),
-                client_name: row.text("name").unwrap_or_default(),
-                scopes: row.text("scopes").unwrap_or_default(),
-                granted_on: granted_at.get(..10).unwrap_or_default().to_owned(),
-                granted_at,
-            }
+    let consents = given
+        .into_iter()
+        .map(|consent| ConsentRow {
+            granted_on: consent.granted_at.get(..10).unwrap_or_default().to_owned(),
+            client_id: consent.client_id,
+            client_name: consent.client_name,
+            scopes: consent.scopes,
+            granted_at: consent.granted_at,
         })
         .collect();
     let username = writ_infra::claims::username(&state.store, &state.key_ring, &session.sub)

@@ -7,8 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use writ_edge::{form, Form};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_infra::store::views::consents::{self, ConsentStatus};
 
 use super::code::issue_code;
 use super::guard;
@@ -161,21 +160,12 @@ pub async fn proceed(state: &CommandState, headers: &HeaderMap, pending: Pending
 
 /// A remembered consent skips the page until withdrawn or outgrown.
 async fn consent_covers(state: &CommandState, sub: &str, pending: &Pending) -> Result<bool, ()> {
-    let row = state
-        .store
-        .db()
-        .fetch_optional(
-            &Statement::new(
-                "SELECT scopes, status FROM consents WHERE sub = $1 AND client_id = $2",
-            )
-            .text(sub)
-            .text(pending.client_id.clone()),
-        )
+    let consent = consents::find(state.store.db(), sub, &pending.client_id)
         .await
         .map_err(|_| ())?;
-    Ok(row.is_some_and(|row| {
-        row.text("status").as_deref() == Some("active")
-            && writ_domain::values::ScopeSet::parse(&row.text("scopes").unwrap_or_default())
+    Ok(consent.is_some_and(|consent| {
+        consent.status == ConsentStatus::Active
+            && writ_domain::values::ScopeSet::parse(&consent.scopes)
                 .is_ok_and(|held| pending.scopes.is_subset(&held))
     }))
 }

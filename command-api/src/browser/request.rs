@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use writ_domain::client::ClientSettings;
 use writ_domain::values::{ApplicationType, CodeChallenge, GrantType, RedirectUri, ScopeSet};
 use writ_edge::Form;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_infra::store::views::clients;
 
 use crate::{audience, CommandState};
 
@@ -310,19 +309,10 @@ pub fn fresh(state: &CommandState, pending: &Pending) -> bool {
 
 /// The client, if it is registered and active.
 pub async fn load_client(state: &CommandState, client_id: &str) -> Result<Option<KnownClient>, ()> {
-    let row = state
-        .store
-        .db()
-        .fetch_optional(
-            &Statement::new("SELECT settings, status FROM clients WHERE client_id = $1")
-                .text(client_id),
-        )
+    Ok(clients::find_active(state.store.db(), client_id)
         .await
-        .map_err(|_| ())?;
-    Ok(row
-        .filter(|row| row.text("status").as_deref() == Some("active"))
-        .and_then(|row| serde_json::from_str(&row.text("settings")?).ok())
-        .map(|settings| KnownClient {
+        .map_err(|_| ())?
+        .map(|(_, settings)| KnownClient {
             client_id: client_id.to_owned(),
             settings,
         }))

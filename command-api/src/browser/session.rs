@@ -9,8 +9,7 @@ use writ_domain::session::{Session, SessionCommand};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::executor::Stream;
 use writ_infra::store::inline::timestamp;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_infra::store::views::{grants, sessions};
 use writ_infra::{ExecuteError, Metadata};
 
 use super::state::{cookie, SESSION_COOKIE};
@@ -37,34 +36,20 @@ pub async fn current(
         return Ok(None);
     };
     let sid = sha256_hex(token.as_bytes());
-    let row = state
-        .store
-        .db()
-        .fetch_optional(
-            &Statement::new(
-                "SELECT s.sub, s.auth_time, s.expires_at, s.status, a.status AS account_status \
-                 FROM sessions s JOIN accounts a ON a.sub = s.sub WHERE s.sid = $1",
-            )
-            .text(sid.clone()),
-        )
+    let session = sessions::find(state.store.db(), &sid)
         .await
         .map_err(|_| Unavailable)?;
-    let Some(row) = row else {
+    let Some(session) = session else {
         return Ok(None);
     };
-    let live = row.text("status").as_deref() == Some("live")
-        && row.text("account_status").as_deref() == Some("active")
-        && row
-            .text("expires_at")
-            .is_some_and(|until| until > timestamp(&state.executor.services().now()));
-    let auth_time = row
-        .text("auth_time")
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+    let now = timestamp(&state.executor.services().now());
+    let auth_time = DateTime::parse_from_rfc3339(&session.auth_time)
+        .ok()
         .map(|t| t.with_timezone(&Utc));
-    Ok(match (live, row.text("sub"), auth_time) {
-        (true, Some(sub), Some(auth_time)) => Some(LiveSession {
+    Ok(match auth_time {
+        Some(auth_time) if session.is_live_at(&now) => Some(LiveSession {
             sid,
-            sub,
+            sub: session.sub,
             auth_time,
         }),
         _ => None,
@@ -172,18 +157,10 @@ async fn revoke_grants(
     session: &LiveSession,
     metadata: &Metadata,
 ) -> Result<(), Unavailable> {
-    let grants = state
-        .store
-        .db()
-        .fetch_all(
-            &Statement::new(
-                "SELECT gid FROM grants WHERE sid = $1 AND status IN ('active', 'pending')",
-            )
-            .text(session.sid.clone()),
-        )
+    let grants = grants::standing_in_session(state.store.db(), &session.sid)
         .await
         .map_err(|_| Unavailable)?;
-    for gid in grants.iter().filter_map(|row| row.text("gid")) {
+    for gid in grants {
         let command = GrantCommand::Revoke {
             by: format!("user:{}", session.sub),
             reason: "logout".into(),

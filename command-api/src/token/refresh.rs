@@ -21,7 +21,7 @@ pub async fn grant(
     let record = tokens::find(&state.store, &state.keys, presented)
         .await
         .map_err(|e| OAuthError::unavailable().because(e))?
-        .filter(|record| record.kind == tokens::Kind::Refresh)
+        .filter(|record| record.kind == tokens::TokenKind::Refresh)
         .ok_or_else(issue::invalid_grant)?;
     // The aggregate knows only its own stream: a disabled client or
     // account, or a password changed since the grant began, is checked

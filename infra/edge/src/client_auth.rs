@@ -18,8 +18,8 @@ use writ_domain::client::ClientSettings;
 
 use crate::{Form, OAuthError, Throttle};
 use writ_infra::crypto::{constant_time_eq, sha256_hex};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{RowExt, Store};
+use writ_infra::store::views::clients;
+use writ_infra::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -142,14 +142,7 @@ pub async fn authenticate(
 ) -> Result<AuthenticatedClient, OAuthError> {
     let presented = presented(headers, form)?;
     let scheme = presented.method.scheme();
-    let row = store
-        .db()
-        .fetch_optional(
-            &Statement::new(
-                "SELECT settings, secret_hash, status FROM clients WHERE client_id = $1",
-            )
-            .text(&presented.client_id),
-        )
+    let row = clients::find(store.db(), &presented.client_id)
         .await
         .map_err(|e| OAuthError::unavailable().because(e))?;
     let failure_key = || {
@@ -169,15 +162,13 @@ pub async fn authenticate(
     let Some(row) = row else {
         return refuse("client authentication failed");
     };
-    let settings: ClientSettings =
-        match serde_json::from_str(&row.text("settings").unwrap_or_default()) {
-            Ok(settings) => settings,
-            Err(_) => return refuse("client authentication failed"),
-        };
-    if row.text("status").as_deref() != Some("active") {
+    let Some(settings) = row.settings() else {
+        return refuse("client authentication failed");
+    };
+    if !row.is_active() {
         return refuse("client authentication failed");
     }
-    match (row.text("secret_hash"), presented.secret) {
+    match (row.secret_hash, presented.secret) {
         (Some(stored), Some(secret)) => {
             let computed = sha256_hex(secret.as_bytes());
             if !constant_time_eq(computed.as_bytes(), stored.as_bytes()) {

@@ -17,8 +17,8 @@ use writ_domain::signing_key::{SigningKey, SigningKeyCommand};
 use crate::crypto;
 use crate::executor::{ExecuteError, Executor, Metadata, Stream};
 use crate::keys::KeyRing;
-use crate::store::statement::Statement;
-use crate::store::{RowExt, SideWrite, Store};
+use crate::store::views::keys::{self as view, KeyStatus};
+use crate::store::{SideWrite, Store};
 pub use keypair::{KeyError, Signer};
 
 /// How stale the in-process view of keys may get: rotations by another
@@ -31,7 +31,7 @@ pub struct PublishedKey {
     pub kid: String,
     pub alg: String,
     pub jwk: Value,
-    pub status: String,
+    pub status: KeyStatus,
     pub updated_at: String,
 }
 
@@ -65,14 +65,7 @@ impl KeySet {
     }
 
     pub async fn reload(&self) -> Result<(), KeyError> {
-        let rows = self
-            .store
-            .db()
-            .fetch_all(&Statement::new(
-                "SELECT k.kid, k.alg, k.public_jwk, k.status, k.updated_at, s.wrapped_private \
-                 FROM signing_keys k LEFT JOIN signing_key_secrets s ON s.kid = k.kid \
-                 ORDER BY k.updated_at",
-            ))
+        let rows = view::by_last_change(self.store.db())
             .await
             .map_err(|e| KeyError::Rejected(e.to_string()))?;
         let mut loaded = Loaded {
@@ -81,16 +74,15 @@ impl KeySet {
         };
         for row in rows {
             let key = PublishedKey {
-                kid: row.text("kid").unwrap_or_default(),
-                alg: row.text("alg").unwrap_or_default(),
-                jwk: serde_json::from_str(&row.text("public_jwk").unwrap_or_default())
-                    .unwrap_or(Value::Null),
-                status: row.text("status").unwrap_or_default(),
-                updated_at: row.text("updated_at").unwrap_or_default(),
+                jwk: serde_json::from_str(&row.public_jwk).unwrap_or(Value::Null),
+                kid: row.kid,
+                alg: row.alg,
+                status: row.status,
+                updated_at: row.updated_at,
             };
-            if key.status == "active" {
+            if key.status == KeyStatus::Active {
                 // Rows come oldest first, so the newest activation wins.
-                let sealed = row.text("wrapped_private").unwrap_or_default();
+                let sealed = row.wrapped_private.unwrap_or_default();
                 let pkcs8 = crypto::open(
                     &self.keys.key_encryption,
                     &sealing_context(&key.kid),
@@ -139,7 +131,7 @@ impl KeySet {
         loaded
             .published
             .iter()
-            .find(|k| k.kid == kid && k.status != "generated")
+            .find(|k| k.kid == kid && k.status != KeyStatus::Generated)
             .map(|k| (k.alg.clone(), k.jwk.clone()))
     }
 
@@ -168,11 +160,11 @@ impl KeySet {
         let keys: Vec<Value> = self
             .published()
             .into_iter()
-            .filter(|k| match k.status.as_str() {
-                "active" => true,
-                "retired" => DateTime::parse_from_rfc3339(&k.updated_at)
+            .filter(|k| match k.status {
+                KeyStatus::Active => true,
+                KeyStatus::Retired => DateTime::parse_from_rfc3339(&k.updated_at)
                     .is_ok_and(|at| at.with_timezone(&Utc) + horizon > now),
-                _ => false,
+                KeyStatus::Generated => false,
             })
             .map(|k| k.jwk)
             .collect();
@@ -243,15 +235,9 @@ pub async fn rotate(
 }
 
 async fn active_kids(store: &Store, alg: &str) -> Result<Vec<String>, RotateError> {
-    let rows = store
-        .db()
-        .fetch_all(
-            &Statement::new("SELECT kid FROM signing_keys WHERE status = 'active' AND alg = $1")
-                .text(alg),
-        )
+    view::active_kids(store.db(), alg)
         .await
-        .map_err(|e| RotateError::Store(e.to_string()))?;
-    Ok(rows.iter().filter_map(|r| r.text("kid")).collect())
+        .map_err(|e| RotateError::Store(e.to_string()))
 }
 
 /// First start: make sure an active key exists for each algorithm given.

@@ -6,147 +6,7 @@
 //! memory for the bulk replay, which loads the result with COPY.
 
 use super::statement::Statement;
-
-/// A read table as the changes see it: its columns in table order and the
-/// columns that make its primary key. Changes filter either on the whole
-/// key or on one of `lookups` (then the other filter columns narrow it).
-#[derive(Debug, PartialEq, Eq)]
-pub struct Table {
-    pub name: &'static str,
-    pub columns: &'static [&'static str],
-    pub key: &'static [&'static str],
-    pub lookups: &'static [&'static str],
-}
-
-impl Table {
-    pub fn column(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|column| *column == name)
-    }
-}
-
-pub const CLIENTS: Table = Table {
-    name: "clients",
-    columns: &[
-        "client_id",
-        "name",
-        "settings",
-        "secret_hash",
-        "status",
-        "registered_at",
-        "updated_at",
-    ],
-    key: &["client_id"],
-    lookups: &[],
-};
-pub const ACCOUNTS: Table = Table {
-    name: "accounts",
-    columns: &[
-        "sub",
-        "account_id",
-        "username",
-        "email",
-        "name",
-        "password_hash",
-        "status",
-        "created_at",
-        "credentials_changed_at",
-        "updated_at",
-    ],
-    key: &["sub"],
-    lookups: &[],
-};
-pub const USERNAMES: Table = Table {
-    name: "usernames",
-    columns: &["account_id", "sub"],
-    key: &["account_id"],
-    lookups: &[],
-};
-pub const CONSENTS: Table = Table {
-    name: "consents",
-    columns: &[
-        "sub",
-        "client_id",
-        "scopes",
-        "status",
-        "granted_at",
-        "withdrawn_at",
-        "updated_at",
-    ],
-    key: &["sub", "client_id"],
-    lookups: &[],
-};
-pub const GRANTS: Table = Table {
-    name: "grants",
-    columns: &[
-        "gid",
-        "kind",
-        "client_id",
-        "sub",
-        "scopes",
-        "audience",
-        "status",
-        "created_at",
-        "updated_at",
-        "expires_at",
-        "cursor",
-        "sid",
-    ],
-    key: &["gid"],
-    lookups: &[],
-};
-pub const TOKENS: Table = Table {
-    name: "tokens",
-    columns: &[
-        "token_key",
-        "kind",
-        "gid",
-        "jti",
-        "scopes",
-        "issued_at",
-        "expires_at",
-        "status",
-    ],
-    key: &["token_key"],
-    lookups: &["gid"],
-};
-pub const SIGNING_KEYS: Table = Table {
-    name: "signing_keys",
-    columns: &[
-        "kid",
-        "alg",
-        "public_jwk",
-        "status",
-        "generated_at",
-        "updated_at",
-    ],
-    key: &["kid"],
-    lookups: &[],
-};
-pub const SESSIONS: Table = Table {
-    name: "sessions",
-    columns: &[
-        "sid",
-        "sub",
-        "auth_time",
-        "expires_at",
-        "status",
-        "updated_at",
-    ],
-    key: &["sid"],
-    lookups: &[],
-};
-
-/// Every table an event changes inline, in [`super::schema::REBUILDABLE_TABLES`] order.
-pub const INLINE_TABLES: &[&Table] = &[
-    &CLIENTS,
-    &ACCOUNTS,
-    &USERNAMES,
-    &CONSENTS,
-    &GRANTS,
-    &TOKENS,
-    &SIGNING_KEYS,
-    &SESSIONS,
-];
+use super::views::Table;
 
 /// A new value for a column.
 #[derive(Debug, Clone, PartialEq)]
@@ -286,6 +146,7 @@ impl Binds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::views::{GRANTS, INLINE_TABLES, USERNAMES};
     use crate::store::{Conn, Dialect, RowExt};
 
     /// The catalog the changes and the bulk replay use says what the DDL

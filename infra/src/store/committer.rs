@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::conn::{Conn, Dialect, RowExt, Target};
 use super::inline::{self, timestamp};
 use super::statement::{placeholders, Statement};
+use super::views::{accounts, keys};
 use super::{chain, Cursor, StoredEvent};
 use crate::metrics::Metrics;
 
@@ -532,22 +533,11 @@ fn side_write(write: &SideWrite) -> Statement {
             sub,
             wrapped_key,
             created_at,
-        } => Statement::new(
-            "INSERT INTO subject_keys (sub, wrapped_key, created_at) VALUES ($1, $2, $3)",
-        )
-        .text(sub.clone())
-        .text(wrapped_key.clone())
-        .text(created_at.clone()),
-        SideWrite::DeleteSubjectKey { sub } => {
-            Statement::new("DELETE FROM subject_keys WHERE sub = $1").text(sub.clone())
-        }
+        } => accounts::store_subject_key(sub, wrapped_key, created_at),
+        SideWrite::DeleteSubjectKey { sub } => accounts::delete_subject_key(sub),
         SideWrite::StoreSigningSecret {
             kid,
             wrapped_private,
-        } => {
-            Statement::new("INSERT INTO signing_key_secrets (kid, wrapped_private) VALUES ($1, $2)")
-                .text(kid.clone())
-                .text(wrapped_private.clone())
-        }
+        } => keys::store_secret(kid, wrapped_private),
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::{Column, ConnectOptions, Connection, Row as _};
+use sqlx::{Column, ConnectOptions, Connection, FromRow, Row as _};
 
 use super::statement::{Bind, Statement};
 
@@ -200,6 +200,35 @@ impl Db {
         Ok(self.fetch_all(statement).await?.into_iter().next())
     }
 
+    /// Rows decoded into a view's row struct, the same derive on both
+    /// backends (every read-table column is text or an integer).
+    pub async fn fetch_rows<T: Decoded>(
+        &self,
+        statement: &Statement,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        match self {
+            Self::Sqlite(pool) => sqlite_query(statement)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(T::from_row)
+                .collect(),
+            Self::Postgres(pool) => pg_query(statement)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(T::from_row)
+                .collect(),
+        }
+    }
+
+    pub async fn fetch_row<T: Decoded>(
+        &self,
+        statement: &Statement,
+    ) -> Result<Option<T>, sqlx::Error> {
+        Ok(self.fetch_rows(statement).await?.into_iter().next())
+    }
+
     /// The first column of the first row as an integer (counts, maxima).
     pub async fn scalar_i64(&self, statement: &Statement) -> Result<i64, sqlx::Error> {
         let row = self.fetch_optional(statement).await?;
@@ -207,6 +236,17 @@ impl Db {
             .and_then(|r| r.values().next().and_then(Value::as_i64))
             .unwrap_or(0))
     }
+}
+
+/// A row struct either backend can decode.
+pub trait Decoded:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+impl<T> Decoded for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
 }
 
 /// The typed drivers share no trait that binds `Option<&str>` and `i64`

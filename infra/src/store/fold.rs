@@ -2,7 +2,8 @@
 //! event's [`Change`]s here, with the meaning their SQL has, then loads the
 //! final rows with COPY instead of sending two statements per event.
 
-use super::change::{Assign, Change, Table, INLINE_TABLES};
+use super::change::{Assign, Change};
+use super::views::{Table, INLINE_TABLES};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FoldError {
@@ -360,7 +361,7 @@ pub fn copy_line<'a>(values: impl IntoIterator<Item = Option<&'a str>>, out: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::change::{TOKENS, USERNAMES};
+    use crate::store::views::{TOKENS, USERNAMES};
 
     fn token(key: &str, gid: &str, kind: &str) -> Change {
         Change::insert(

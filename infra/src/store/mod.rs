@@ -16,6 +16,7 @@ mod repository;
 pub mod schema;
 pub mod seal;
 pub mod statement;
+pub mod views;
 
 use std::path::Path;
 use std::str::FromStr;

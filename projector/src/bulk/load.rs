@@ -13,9 +13,9 @@ use std::sync::Mutex;
 
 use sqlx::postgres::PgConnection;
 use tokio::sync::Notify;
-use writ_infra::store::change::{Table, INLINE_TABLES};
 use writ_infra::store::fold::{copy_line, Tables};
 use writ_infra::store::statement::Statement;
+use writ_infra::store::views::{Table, INLINE_TABLES};
 use writ_infra::store::{Conn, RowExt};
 
 use super::{storage, CHUNK};
@@ -362,7 +362,8 @@ async fn copy_table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use writ_infra::store::change::{Change, GRANTS};
+    use writ_infra::store::change::Change;
+    use writ_infra::store::views::GRANTS;
 
     fn deferred() -> Deferred {
         let builds = |table: &str, keys: &[&str], indexes: &[&str]| Builds {

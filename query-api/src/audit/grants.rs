@@ -5,13 +5,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Dialect, StoredEvent};
+use writ_infra::store::views::grants::{self, Holders};
+use writ_infra::store::StoredEvent;
 use writ_infra::Store;
 
 use super::{
-    events_of, events_of_types, fields, recorded, rfc3339, scopes_field, texts, time_field,
-    AuditResult, Report,
+    events_of, events_of_types, fields, recorded, rfc3339, scopes_field, time_field, AuditResult,
+    Report,
 };
 
 /// One grant as it stood at a moment.
@@ -209,19 +209,12 @@ pub async fn grants(
     client: Option<&str>,
     at: DateTime<Utc>,
 ) -> AuditResult<Report> {
-    let mut statement = Statement::new(format!(
-        "SELECT gid FROM grants WHERE sub = $1{}",
-        if client.is_some() {
-            " AND client_id = $2"
-        } else {
-            ""
-        }
-    ))
-    .text(sub);
-    if let Some(client) = client {
-        statement = statement.text(client);
-    }
-    let gids: Vec<String> = texts(store, &statement, "gid").await?;
+    let holders = Holders {
+        client_id: client.map(str::to_owned),
+        sub: Some(sub.to_owned()),
+        created_before: None,
+    };
+    let gids = grants::held_by(store.db(), &holders).await?;
     let mut report = Report::new(&[
         "gid",
         "client_id",
@@ -258,23 +251,7 @@ pub async fn who_can(
     client: Option<&str>,
     at: DateTime<Utc>,
 ) -> AuditResult<Report> {
-    let contains = match store.dialect() {
-        Dialect::Postgres => "position($1 in ' ' || scopes || ' ') > 0",
-        Dialect::Sqlite => "instr(' ' || scopes || ' ', $1) > 0",
-    };
-    let mut statement = Statement::new(format!(
-        "SELECT gid FROM grants WHERE {contains}{}",
-        if client.is_some() {
-            " AND client_id = $2"
-        } else {
-            ""
-        }
-    ))
-    .text(format!(" {scope} "));
-    if let Some(client) = client {
-        statement = statement.text(client);
-    }
-    let gids: Vec<String> = texts(store, &statement, "gid").await?;
+    let gids = grants::with_scope(store.db(), scope, client).await?;
     let mut report = Report::new(&[
         "sub",
         "client_id",

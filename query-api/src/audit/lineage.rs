@@ -3,19 +3,15 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use writ_infra::store::statement::Statement;
+use writ_infra::store::views::consents;
 use writ_infra::store::{RowExt, StoredEvent};
 use writ_infra::Store;
 
-use super::{events_of, fields, rfc3339, scopes_field, texts, AuditResult, Report};
+use super::{events_of, fields, rfc3339, scopes_field, AuditResult, Report};
 
 /// `audit consents`: every consent event of a subject, in log order.
 pub async fn consents(store: &Store, sub: &str) -> AuditResult<Report> {
-    let clients = texts(
-        store,
-        &Statement::new("SELECT client_id FROM consents WHERE sub = $1").text(sub),
-        "client_id",
-    )
-    .await?;
+    let clients = consents::clients_of(store.db(), sub).await?;
     let streams: Vec<String> = clients
         .iter()
         .map(|client| writ_domain::consent::stream_id(sub, client))

@@ -10,7 +10,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use writ_infra::store::statement::{placeholders, Statement};
-use writ_infra::store::{event_columns, log_order, RowExt, StoredEvent};
+use writ_infra::store::{event_columns, log_order, StoredEvent};
 use writ_infra::Store;
 
 mod grants;
@@ -139,20 +139,6 @@ pub(crate) async fn from_rows(
         .collect()
 }
 
-pub(crate) async fn texts(
-    store: &Store,
-    statement: &Statement,
-    column: &str,
-) -> AuditResult<Vec<String>> {
-    Ok(store
-        .db()
-        .fetch_all(statement)
-        .await?
-        .iter()
-        .filter_map(|row| row.text(column))
-        .collect())
-}
-
 /// A subject by `sub`, or by username when one matches (usernames are
 /// looked up by their keyed hash, as the log holds them).
 pub async fn subject_of(
@@ -164,15 +150,8 @@ pub async fn subject_of(
     let Ok(normalised) = normalize_username(subject) else {
         return Ok(subject.to_owned());
     };
-    let found = texts(
-        store,
-        &Statement::new("SELECT sub FROM usernames WHERE account_id = $1")
-            .text(account_id(keys, &normalised)),
-        "sub",
-    )
-    .await?;
-    Ok(found
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| subject.to_owned()))
+    let found =
+        writ_infra::store::views::accounts::sub_of(store.db(), &account_id(keys, &normalised))
+            .await?;
+    Ok(found.unwrap_or_else(|| subject.to_owned()))
 }

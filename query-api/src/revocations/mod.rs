@@ -41,8 +41,8 @@ use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 use writ_edge::{form::Form, ClientAddress, OAuthError};
 use writ_infra::revocations::{self, Routed};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Cursor, RowExt, START};
+use writ_infra::store::views::clients;
+use writ_infra::store::{Cursor, START};
 use writ_infra::Store;
 
 use hub::{Batch, Slot, PAGE};
@@ -177,21 +177,10 @@ impl Feed {
 /// Whether `client_id` is enabled and may still subscribe. A failed look
 /// counts as no: the stream ends and the client resumes where it was.
 async fn may_subscribe(store: &Store, client_id: &str) -> bool {
-    let row = store
-        .db()
-        .fetch_optional(
-            &Statement::new("SELECT status, settings FROM clients WHERE client_id = $1")
-                .text(client_id),
-        )
-        .await;
-    let Ok(Some(row)) = row else {
-        return false;
-    };
-    let allowed = row
-        .text("settings")
-        .and_then(|raw| serde_json::from_str::<serde_json::Value>(&raw).ok())
-        .is_some_and(|settings| settings["revocation_feed"] == serde_json::Value::Bool(true));
-    row.text("status").as_deref() == Some("active") && allowed
+    matches!(
+        clients::find_active(store.db(), client_id).await,
+        Ok(Some((_, settings))) if settings.revocation_feed
+    )
 }
 
 fn follow(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {

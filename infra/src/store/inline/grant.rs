@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use writ_domain::grant::{GrantEvent, GrantKind};
 
 use super::{text, timestamp, to};
-use crate::store::change::{Assign, Change, GRANTS, TOKENS};
+use crate::store::change::{Assign, Change};
+use crate::store::views::{GRANTS, TOKENS};
 
 fn kind_name(kind: GrantKind) -> &'static str {
     match kind {

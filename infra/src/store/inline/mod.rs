@@ -16,10 +16,9 @@ use writ_domain::signing_key::{SigningKey, SigningKeyEvent};
 
 mod grant;
 
-use super::change::{
-    Assign, Change, ACCOUNTS, CLIENTS, CONSENTS, SESSIONS, SIGNING_KEYS, USERNAMES,
-};
+use super::change::{Assign, Change};
 use super::statement::Statement;
+use super::views::{ACCOUNTS, CLIENTS, CONSENTS, SESSIONS, SIGNING_KEYS, USERNAMES};
 use super::StoredEvent;
 use grant::grant;
 

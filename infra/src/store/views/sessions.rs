@@ -1,0 +1,60 @@
+//! Browser sessions at Writ itself (single sign-on).
+
+use super::accounts::AccountStatus;
+use super::status;
+use super::Table;
+use crate::store::statement::Statement;
+use crate::store::Db;
+
+pub const SESSIONS: Table = Table {
+    name: "sessions",
+    columns: &[
+        "sid",
+        "sub",
+        "auth_time",
+        "expires_at",
+        "status",
+        "updated_at",
+    ],
+    key: &["sid"],
+    lookups: &[],
+};
+
+status!(SessionStatus {
+    Live = "live",
+    Ended = "ended",
+});
+
+/// A session with the status of its account, which ends it too.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub sid: String,
+    pub sub: String,
+    pub auth_time: String,
+    pub expires_at: String,
+    #[sqlx(try_from = "String")]
+    pub status: SessionStatus,
+    #[sqlx(try_from = "String")]
+    pub account_status: AccountStatus,
+}
+
+impl SessionRow {
+    /// Live, its account active, and not expired at `now` (a read-table
+    /// timestamp, so text order is time order).
+    pub fn is_live_at(&self, now: &str) -> bool {
+        self.status == SessionStatus::Live
+            && self.account_status == AccountStatus::Active
+            && self.expires_at.as_str() > now
+    }
+}
+
+pub async fn find(db: &Db, sid: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+    db.fetch_row(
+        &Statement::new(
+            "SELECT s.sid, s.sub, s.auth_time, s.expires_at, s.status, a.status AS account_status \
+             FROM sessions s JOIN accounts a ON a.sub = s.sub WHERE s.sid = $1",
+        )
+        .text(sid),
+    )
+    .await
+}
