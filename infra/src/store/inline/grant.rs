@@ -6,6 +6,8 @@ use writ_domain::grant::{GrantEvent, GrantKind};
 
 use super::{text, timestamp, to};
 use crate::store::change::{Assign, Change};
+use crate::store::views::grants::GrantStatus;
+use crate::store::views::tokens::{TokenKind, TokenStatus};
 use crate::store::views::{GRANTS, TOKENS};
 
 fn kind_name(kind: GrantKind) -> &'static str {
@@ -33,17 +35,20 @@ struct NewGrant<'a> {
 /// reports it as `writ_cursor`, the log position the answer reflects.
 pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
     let by_gid = || vec![("gid", gid.to_owned())];
-    let set_status = |status: &str, at: &DateTime<Utc>| {
+    let set_status = |status: GrantStatus, at: &DateTime<Utc>| {
         Change::update(
             &GRANTS,
-            vec![("status", to(status)), ("updated_at", to(timestamp(at)))],
+            vec![
+                ("status", to(status.as_str())),
+                ("updated_at", to(timestamp(at))),
+            ],
             by_gid(),
         )
     };
-    let tokens_where = |set: &str, also: (&'static str, String)| {
+    let tokens_where = |set: TokenStatus, also: (&'static str, String)| {
         Change::update(
             &TOKENS,
-            vec![("status", to(set))],
+            vec![("status", to(set.as_str()))],
             vec![("gid", gid.to_owned()), also],
         )
     };
@@ -73,7 +78,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
                 ("scopes", scopes),
                 ("issued_at", text(at)),
                 ("expires_at", text(until)),
-                ("status", text("active")),
+                ("status", text(TokenStatus::Active.as_str())),
             ],
         )
     };
@@ -127,12 +132,19 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
                     sub: Some(sub),
                     scopes: scopes.to_string(),
                     audience: &audience,
-                    status: "pending",
+                    status: GrantStatus::Pending.as_str(),
                     at: &at,
                     until: &until,
                     sid,
                 }),
-                token(code_hash.0, "code", None, None, &at, &until),
+                token(
+                    code_hash.0,
+                    TokenKind::Code.as_str(),
+                    None,
+                    None,
+                    &at,
+                    &until,
+                ),
             ]
         }
         // R72: only a pending grant becomes active. Logs written before
@@ -141,14 +153,26 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
         GrantEvent::CodeRedeemed { redeemed_at: at } => vec![
             Change::update(
                 &GRANTS,
-                vec![("status", to("active")), ("updated_at", to(timestamp(&at)))],
-                vec![("gid", gid.to_owned()), ("status", "pending".to_owned())],
+                vec![
+                    ("status", to(GrantStatus::Active.as_str())),
+                    ("updated_at", to(timestamp(&at))),
+                ],
+                vec![
+                    ("gid", gid.to_owned()),
+                    ("status", GrantStatus::Pending.as_str().to_owned()),
+                ],
             ),
-            tokens_where("spent", ("kind", "code".into())),
+            tokens_where(
+                TokenStatus::Spent,
+                ("kind", TokenKind::Code.as_str().into()),
+            ),
         ],
         GrantEvent::CodeBurned { burned_at: at, .. } => vec![
-            set_status("revoked", &at),
-            tokens_where("spent", ("kind", "code".into())),
+            set_status(GrantStatus::Revoked, &at),
+            tokens_where(
+                TokenStatus::Spent,
+                ("kind", TokenKind::Code.as_str().into()),
+            ),
         ],
         GrantEvent::CodeReplayDetected { .. } | GrantEvent::RefreshTokenReuseDetected { .. } => {
             Vec::new()
@@ -169,7 +193,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
                 sub,
                 scopes: scopes.to_string(),
                 audience: &audience,
-                status: "active",
+                status: GrantStatus::Active.as_str(),
                 at: &at,
                 until: &at,
                 sid: None,
@@ -190,7 +214,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             vec![
                 token(
                     key,
-                    "access",
+                    TokenKind::Access.as_str(),
                     Some(jti),
                     Some(scopes.to_string()),
                     &timestamp(&issued_at),
@@ -207,7 +231,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
         } => vec![
             token(
                 token_hash.0,
-                "refresh",
+                TokenKind::Refresh.as_str(),
                 None,
                 None,
                 &timestamp(&issued_at),
@@ -223,12 +247,12 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
         } => vec![
             Change::update(
                 &TOKENS,
-                vec![("status", to("rotated"))],
+                vec![("status", to(TokenStatus::Rotated.as_str()))],
                 vec![("token_key", previous_hash.0)],
             ),
             token(
                 token_hash.0,
-                "refresh",
+                TokenKind::Refresh.as_str(),
                 None,
                 None,
                 &timestamp(&rotated_at),
@@ -236,11 +260,14 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             ),
         ],
         GrantEvent::AccessTokenRevoked { jti, .. } => {
-            vec![tokens_where("revoked", ("jti", jti))]
+            vec![tokens_where(TokenStatus::Revoked, ("jti", jti))]
         }
         GrantEvent::GrantRevoked { revoked_at, .. } => vec![
-            set_status("revoked", &revoked_at),
-            tokens_where("revoked", ("status", "active".into())),
+            set_status(GrantStatus::Revoked, &revoked_at),
+            tokens_where(
+                TokenStatus::Revoked,
+                ("status", TokenStatus::Active.as_str().into()),
+            ),
         ],
     };
     if !sets_cursor {

@@ -18,6 +18,11 @@ mod grant;
 
 use super::change::{Assign, Change};
 use super::statement::Statement;
+use super::views::accounts::AccountStatus;
+use super::views::clients::ClientStatus;
+use super::views::consents::ConsentStatus;
+use super::views::keys::KeyStatus;
+use super::views::sessions::SessionStatus;
 use super::views::{ACCOUNTS, CLIENTS, CONSENTS, SESSIONS, SIGNING_KEYS, USERNAMES};
 use super::StoredEvent;
 use grant::grant;
@@ -178,7 +183,7 @@ fn client(id: &str, event: ClientEvent) -> Vec<Change> {
                         text(serde_json::to_string(&settings).unwrap_or_default()),
                     ),
                     ("secret_hash", secret_hash.map(|h| h.0)),
-                    ("status", text("active")),
+                    ("status", text(ClientStatus::Active.as_str())),
                     ("registered_at", text(at.clone())),
                     ("updated_at", text(at)),
                 ],
@@ -213,7 +218,7 @@ fn client(id: &str, event: ClientEvent) -> Vec<Change> {
         ClientEvent::ClientDisabled { disabled_at, .. } => vec![Change::update(
             &CLIENTS,
             vec![
-                ("status", to("disabled")),
+                ("status", to(ClientStatus::Disabled.as_str())),
                 ("updated_at", to(timestamp(&disabled_at))),
             ],
             by_id(),
@@ -249,7 +254,7 @@ fn account(account_id: &str, event: AccountEvent) -> Vec<Change> {
                         ("email", email.map(|e| e.0)),
                         ("name", name.map(|n| n.0)),
                         ("password_hash", text(password_hash.0)),
-                        ("status", text("active")),
+                        ("status", text(AccountStatus::Active.as_str())),
                         ("created_at", text(at.clone())),
                         ("updated_at", text(at.clone())),
                         ("credentials_changed_at", text(at)),
@@ -295,9 +300,9 @@ fn account(account_id: &str, event: AccountEvent) -> Vec<Change> {
         )],
         AccountEvent::AccountDisabled {
             sub, disabled_at, ..
-        } => vec![status("disabled", &disabled_at, &sub)],
+        } => vec![status(AccountStatus::Disabled.as_str(), &disabled_at, &sub)],
         AccountEvent::AccountForgotten { sub, forgotten_at } => vec![
-            status("forgotten", &forgotten_at, &sub),
+            status(AccountStatus::Forgotten.as_str(), &forgotten_at, &sub),
             Change::Delete {
                 table: &USERNAMES,
                 filter: vec![("account_id", account_id.to_owned()), ("sub", sub)],
@@ -318,7 +323,7 @@ fn consent(event: ConsentEvent) -> Vec<Change> {
                 ("sub", text(sub)),
                 ("client_id", text(client_id)),
                 ("scopes", text(scopes)),
-                ("status", text("active")),
+                ("status", text(ConsentStatus::Active.as_str())),
                 ("granted_at", text(at.clone())),
                 ("updated_at", text(at)),
             ],
@@ -347,7 +352,7 @@ fn consent(event: ConsentEvent) -> Vec<Change> {
             vec![Change::update(
                 &CONSENTS,
                 vec![
-                    ("status", to("withdrawn")),
+                    ("status", to(ConsentStatus::Withdrawn.as_str())),
                     ("withdrawn_at", to(at.clone())),
                     ("updated_at", to(at)),
                 ],
@@ -373,7 +378,7 @@ fn session(sid: &str, event: SessionEvent) -> Vec<Change> {
                     ("sub", text(sub)),
                     ("auth_time", text(at.clone())),
                     ("expires_at", text(timestamp(&expires_at))),
-                    ("status", text("live")),
+                    ("status", text(SessionStatus::Live.as_str())),
                     ("updated_at", text(at)),
                 ],
             )]
@@ -396,7 +401,7 @@ fn session(sid: &str, event: SessionEvent) -> Vec<Change> {
         SessionEvent::SessionEnded { ended_at, .. } => vec![Change::update(
             &SESSIONS,
             vec![
-                ("status", to("ended")),
+                ("status", to(SessionStatus::Ended.as_str())),
                 ("updated_at", to(timestamp(&ended_at))),
             ],
             by_sid(),
@@ -426,17 +431,17 @@ fn signing_key(event: SigningKeyEvent) -> Vec<Change> {
                     ("kid", text(kid)),
                     ("alg", text(alg)),
                     ("public_jwk", text(public_jwk.to_string())),
-                    ("status", text("generated")),
+                    ("status", text(KeyStatus::Generated.as_str())),
                     ("generated_at", text(at.clone())),
                     ("updated_at", text(at)),
                 ],
             )]
         }
         SigningKeyEvent::SigningKeyActivated { kid, activated_at } => {
-            vec![status(kid, "active", &activated_at)]
+            vec![status(kid, KeyStatus::Active.as_str(), &activated_at)]
         }
         SigningKeyEvent::SigningKeyRetired { kid, retired_at } => {
-            vec![status(kid, "retired", &retired_at)]
+            vec![status(kid, KeyStatus::Retired.as_str(), &retired_at)]
         }
     }
 }
