@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use writ_infra::store::schema::read_tables_ddl;
-use writ_infra::store::statement::Statement;
+use writ_infra::store::statement::{Bind, Statement};
 use writ_infra::store::{
     after_cursor, event_columns, inline, Conn, Cursor, Dialect, StoredEvent, Target,
 };
@@ -79,6 +79,9 @@ pub(crate) async fn replay(
     let dialect = conn.dialect();
     let live = dialect.live_schema();
     let mut last: Option<Cursor> = pass.after;
+    if dialect == Dialect::Postgres {
+        conn.batch(PAGE_FUNCTION).await?;
+    }
     loop {
         let rows = conn
             .fetch_all(&after_cursor(
@@ -109,21 +112,14 @@ pub(crate) async fn replay(
         if !indexed.is_empty() {
             statements.push(audit::insert_events(dialect, scratch, live, &indexed));
         }
-        // One round trip per page: the statements go as one batch with
-        // their values written in, not one bound statement each.
-        let batch: Vec<String> = statements
-            .iter()
-            .map(|statement| statement.with_literals(dialect))
-            .collect();
-        let batch = batch.join(";\n");
-        if pass.commit_pages && !batch.is_empty() {
+        if pass.commit_pages && !statements.is_empty() {
             // Deferred: on SQLite only the scratch database is locked, so
             // the live committer goes on between pages.
             conn.batch("BEGIN").await?;
-            conn.batch(&batch).await?;
+            apply_page(conn, &statements).await?;
             conn.batch("COMMIT").await?;
-        } else if !batch.is_empty() {
-            conn.batch(&batch).await?;
+        } else {
+            apply_page(conn, &statements).await?;
         }
         on_progress(progress);
         if reached_end {
@@ -132,6 +128,65 @@ pub(crate) async fn replay(
     }
     Ok(last)
 }
+
+/// The most parameters one page statement takes: the widest inline row.
+const PAGE_PARAMETERS: usize = 16;
+
+/// Runs a page's statements with their values bound, never spliced into
+/// the SQL: the values come from the log, which anyone who can register a
+/// client writes into. On SQLite each statement is a call into the
+/// library. On PostgreSQL one call per statement would cost a round trip
+/// each (three times the replay's time), so the page goes as one call of
+/// [`PAGE_FUNCTION`], which runs each statement with `EXECUTE … USING`
+/// (ADR 0016).
+async fn apply_page(conn: &mut Conn, statements: &[Statement]) -> Result<(), ProjectorError> {
+    if statements.is_empty() {
+        return Ok(());
+    }
+    if conn.dialect() == Dialect::Sqlite {
+        conn.execute(statements).await?;
+        return Ok(());
+    }
+    let page = statements
+        .iter()
+        .map(|statement| {
+            let values = statement
+                .binds
+                .iter()
+                .map(|bind| match bind {
+                    Bind::Text(text) => Ok(serde_json::Value::from(text.clone())),
+                    Bind::Int(_) => Err(()),
+                })
+                .collect::<Result<Vec<_>, ()>>()
+                .ok()
+                .filter(|values| values.len() <= PAGE_PARAMETERS)?;
+            Some(serde_json::json!([statement.sql, values]))
+        })
+        .collect::<Option<Vec<_>>>();
+    match page {
+        Some(page) => {
+            let call = Statement::new("SELECT pg_temp.writ_replay_page($1::jsonb)")
+                .text(serde_json::Value::Array(page).to_string());
+            conn.execute(&[call]).await?;
+        }
+        // Not a page of inline changes: one statement at a time.
+        None => {
+            conn.execute(statements).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `[sql, [text values…]]` pairs in order, each with its values as
+/// the parameters `$1…$16` (text; unused ones are null). A temporary
+/// function: it lives and dies with the replay's connection, created
+/// once per replay.
+const PAGE_FUNCTION: &str = "CREATE OR REPLACE FUNCTION pg_temp.writ_replay_page(page jsonb) RETURNS void \
+     LANGUAGE plpgsql AS $body$ DECLARE s jsonb; BEGIN \
+     FOR s IN SELECT value FROM jsonb_array_elements(page) LOOP \
+     EXECUTE s->>0 USING s->1->>0, s->1->>1, s->1->>2, s->1->>3, s->1->>4, s->1->>5, s->1->>6, s->1->>7, \
+     s->1->>8, s->1->>9, s->1->>10, s->1->>11, s->1->>12, s->1->>13, s->1->>14, s->1->>15; \
+     END LOOP; END $body$";
 
 /// A scratch file beside the SQLite database `database`, attached as
 /// `alias` for one rebuild; [`detach_scratch`] deletes it.

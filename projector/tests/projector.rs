@@ -16,6 +16,7 @@ writ_testing::on_both_backends!(
     the_projector_indexes_every_event_once_then_idles,
     an_unknown_event_stops_the_projection_without_moving_the_checkpoint,
     a_rebuild_equals_the_live_tables_and_notices_a_tampered_row,
+    values_that_look_like_sql_replay_as_themselves,
 );
 
 async fn open(backend: Backend) -> (tempfile::TempDir, Store, Executor) {
@@ -215,4 +216,27 @@ async fn a_rebuild_equals_the_live_tables_and_notices_a_tampered_row(backend: Ba
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(differences.len(), 1);
     assert_eq!(differences[0].table, "consents");
+}
+
+/// The replay binds every value (on PostgreSQL through one `EXECUTE …
+/// USING` per statement): a name holding quotes, backslashes, a
+/// placeholder and a statement separator is stored and rebuilt as itself.
+async fn values_that_look_like_sql_replay_as_themselves(backend: Backend) {
+    let (_dir, store, executor) = open(backend).await;
+    let hostile = "it's \\'; DROP TABLE clients; -- $1 E'\\x' $$ $body$";
+    let mut register = service_client_registration("c1");
+    if let ClientCommand::Register { settings, .. } = &mut register {
+        settings.name = hostile.to_owned();
+    }
+    executor
+        .execute::<Client>("c1", register, &Metadata::cli("test"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let differences = rebuild_and_compare(&store)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(differences.is_empty(), "{differences:?}");
+    let names = rows(&store, "SELECT name FROM clients").await;
+    assert_eq!(names.len(), 1);
+    assert_eq!(names[0].text("name").as_deref(), Some(hostile));
 }

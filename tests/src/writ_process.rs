@@ -11,7 +11,12 @@ use writ_infra::store::Db;
 /// Builds the release binary and returns it. The packages are the ones the
 /// benchmarks are documented to be built with, so features unify the same
 /// way and this is a no-op (`-p writ-cli` alone would rebuild sqlx).
+/// `WRIT_TEST_BINARY` names another build instead, for comparing two
+/// builds alternately in one run.
 pub fn release_binary() -> Result<PathBuf, String> {
+    if let Some(given) = std::env::var_os("WRIT_TEST_BINARY") {
+        return Ok(PathBuf::from(given));
+    }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
