@@ -78,17 +78,14 @@ fn authorised(state: &CommandState, headers: &HeaderMap) -> Result<(), OAuthErro
             "dynamic registration is not enabled on this server",
         ));
     };
-    if writ_edge::bearer_matches(headers, expected) {
+    if writ_edge::bearer::matches(headers, expected) {
         return Ok(());
     }
-    Err(OAuthError {
-        www_authenticate: Some("Bearer error=\"invalid_token\"".into()),
-        ..OAuthError::new(
-            StatusCode::UNAUTHORIZED,
-            writ_edge::ErrorCode::InvalidToken,
-            "a valid initial access token is required",
-        )
-    })
+    Err(OAuthError::bearer(
+        StatusCode::UNAUTHORIZED,
+        writ_edge::ErrorCode::InvalidToken,
+        "a valid initial access token is required",
+    ))
 }
 
 async fn handle(

@@ -36,17 +36,15 @@ async fn openapi() -> Response {
 
 fn authorised(state: &QueryState, headers: &HeaderMap) -> Result<(), OAuthError> {
     let expected = state.audit_token.as_deref().unwrap_or_default();
-    if writ_edge::bearer_matches(headers, expected) {
+    if writ_edge::bearer::matches(headers, expected) {
         return Ok(());
     }
-    Err(OAuthError {
-        www_authenticate: Some("Bearer realm=\"writ-audit\", error=\"invalid_token\"".into()),
-        ..OAuthError::new(
-            StatusCode::UNAUTHORIZED,
-            writ_edge::ErrorCode::InvalidToken,
-            "the audit API needs the audit token as a bearer token",
-        )
-    })
+    Err(OAuthError::bearer_in(
+        "writ-audit",
+        StatusCode::UNAUTHORIZED,
+        writ_edge::ErrorCode::InvalidToken,
+        "the audit API needs the audit token as a bearer token",
+    ))
 }
 
 fn time(raw: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, OAuthError> {

@@ -5,6 +5,7 @@
 //! `token(State(state), request: ClientRequest) -> Result<Response, OAuthError>`.
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use writ_infra::store::Store;
 
@@ -57,6 +58,36 @@ where
             request_id: request_id(&parts.headers),
             address,
         })
+    }
+}
+
+/// A confidential client authenticated by its `Authorization` header
+/// alone, for endpoints without a body (the revocation feed's GET).
+pub struct HeaderAuthenticatedClient {
+    pub client: AuthenticatedClient,
+    pub address: ClientAddress,
+}
+
+impl<S> FromRequestParts<S> for HeaderAuthenticatedClient
+where
+    ClientAuthenticator: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = OAuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, OAuthError> {
+        let Ok(address) = ClientAddress::from_request_parts(parts, state).await;
+        let auth = ClientAuthenticator::from_ref(state);
+        let client = authenticate(
+            &auth.store,
+            &auth.throttle,
+            address.0,
+            &parts.headers,
+            &Form::default(),
+            false,
+        )
+        .await?;
+        Ok(Self { client, address })
     }
 }
 

@@ -21,6 +21,7 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     /// RFC 6750 §3.1.
     InvalidToken,
+    InsufficientScope,
     /// RFC 7591 §3.2.2.
     InvalidRedirectUri,
     InvalidClientMetadata,
@@ -40,6 +41,7 @@ impl ErrorCode {
             Self::AccessDenied => "access_denied",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidTarget => "invalid_target",
@@ -119,6 +121,27 @@ impl OAuthError {
                 ErrorCode::InvalidClient,
                 description,
             )
+        }
+    }
+
+    /// RFC 6750 §3: a protected resource's refusal, its error in the
+    /// challenge as well as in the body.
+    pub fn bearer(status: StatusCode, error: ErrorCode, description: impl Into<String>) -> Self {
+        Self::bearer_in(crate::bearer::REALM, status, error, description)
+    }
+
+    pub fn bearer_in(
+        realm: &str,
+        status: StatusCode,
+        error: ErrorCode,
+        description: impl Into<String>,
+    ) -> Self {
+        Self {
+            www_authenticate: Some(format!(
+                "Bearer realm=\"{realm}\", error=\"{}\"",
+                error.as_str()
+            )),
+            ..Self::new(status, error, description)
         }
     }
 

@@ -39,7 +39,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
-use writ_edge::{form::Form, ClientAddress, OAuthError};
+use writ_edge::{HeaderAuthenticatedClient, OAuthError};
 use writ_infra::revocations::{self, Routed};
 use writ_infra::store::views::clients;
 use writ_infra::store::{Cursor, START};
@@ -62,24 +62,10 @@ pub struct After {
 
 pub async fn revocations(
     State(state): State<QueryState>,
-    address: ClientAddress,
+    HeaderAuthenticatedClient { client, .. }: HeaderAuthenticatedClient,
     headers: HeaderMap,
     Query(query): Query<After>,
 ) -> Response {
-    let form = Form::default();
-    let authenticated = writ_edge::authenticate(
-        &state.store,
-        &state.throttle,
-        address.0,
-        &headers,
-        &form,
-        false,
-    )
-    .await;
-    let client = match authenticated {
-        Ok(client) => client,
-        Err(err) => return err.into_response(),
-    };
     if !client.settings.revocation_feed {
         return OAuthError::new(
             StatusCode::FORBIDDEN,

@@ -1,0 +1,156 @@
+//! The bearer token a request presents (RFC 6750 §2): in the
+//! `Authorization` header, or as `access_token` in a form body on POST;
+//! never in the query (§2.3, R39). Rejections are §3's: a request without
+//! any token gets the bare challenge, a malformed one `invalid_request`.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::{form, ErrorCode, OAuthError};
+
+/// Writ's own realm; the audit API names its own.
+pub const REALM: &str = "writ";
+
+/// A presented bearer token, not yet checked.
+pub struct BearerToken(pub String);
+
+/// Why no token could be read.
+#[derive(Debug)]
+pub enum BearerRejection {
+    /// No token at all: §3.1 says to send no error code, only the challenge.
+    Missing,
+    Malformed(OAuthError),
+}
+
+impl IntoResponse for BearerRejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Missing => {
+                let mut response = StatusCode::UNAUTHORIZED.into_response();
+                if let Ok(challenge) = HeaderValue::from_str(&format!("Bearer realm=\"{REALM}\"")) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, challenge);
+                }
+                crate::no_store(&mut response);
+                response
+            }
+            Self::Malformed(error) => error.into_response(),
+        }
+    }
+}
+
+/// The token in the `Authorization` header, if the scheme is Bearer.
+pub fn from_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+impl<S: Send + Sync> FromRequest<S> for BearerToken {
+    type Rejection = BearerRejection;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, BearerRejection> {
+        let (parts, body) = request.into_parts();
+        let malformed = |description: &str| {
+            BearerRejection::Malformed(OAuthError::bearer(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                description,
+            ))
+        };
+        let in_header = from_header(&parts.headers).map(str::to_owned);
+        let is_form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let in_body = if parts.method == Method::POST && is_form {
+            let form = form::read(&parts.headers, body)
+                .await
+                .map_err(|_| malformed("malformed body"))?;
+            form.get("access_token").map(str::to_owned)
+        } else {
+            None
+        };
+        match (in_header, in_body) {
+            (Some(_), Some(_)) => Err(malformed("send the token one way, not two")),
+            (Some(token), None) | (None, Some(token)) if !token.is_empty() => Ok(Self(token)),
+            _ => Err(BearerRejection::Missing),
+        }
+    }
+}
+
+/// Whether the request carries `expected` as its bearer token, compared
+/// in constant time; an empty token never matches.
+pub fn matches(headers: &HeaderMap, expected: &str) -> bool {
+    let presented = from_header(headers).unwrap_or("");
+    !presented.is_empty()
+        && writ_infra::crypto::constant_time_eq(
+            writ_infra::crypto::sha256_hex(presented.as_bytes()).as_bytes(),
+            writ_infra::crypto::sha256_hex(expected.as_bytes()).as_bytes(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    async fn extract(
+        request: axum::http::request::Builder,
+        body: &str,
+    ) -> Result<String, Response> {
+        let request = request
+            .body(Body::from(body.to_owned()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        BearerToken::from_request(request, &())
+            .await
+            .map(|token| token.0)
+            .map_err(IntoResponse::into_response)
+    }
+
+    fn post() -> axum::http::request::Builder {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/userinfo?access_token=from-query")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+    }
+
+    #[tokio::test]
+    async fn the_header_or_a_posted_form_carries_the_token_and_the_query_never_does() {
+        let header = Request::builder().header(header::AUTHORIZATION, "Bearer abc");
+        assert_eq!(extract(header, "").await.ok().as_deref(), Some("abc"));
+        assert_eq!(
+            extract(post(), "access_token=xyz").await.ok().as_deref(),
+            Some("xyz")
+        );
+        let query_only = extract(post(), "").await.err().map(|r| r.status());
+        assert_eq!(query_only, Some(StatusCode::UNAUTHORIZED), "R39");
+    }
+
+    #[tokio::test]
+    async fn no_token_gets_the_bare_challenge_and_two_tokens_an_error() {
+        let missing = extract(Request::builder(), "")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("refused"));
+        assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            missing.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"writ\""
+        );
+        let both = post().header(header::AUTHORIZATION, "Bearer abc");
+        let both = extract(both, "access_token=xyz")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("refused"));
+        assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            both.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"writ\", error=\"invalid_request\""
+        );
+    }
+}
