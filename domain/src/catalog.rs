@@ -7,7 +7,7 @@ use cqrs_es::Aggregate;
 use crate::account::{Account, AccountEvent};
 use crate::client::{Client, ClientEvent};
 use crate::consent::{Consent, ConsentEvent};
-use crate::grant::{Grant, GrantEvent};
+use crate::grant::{Grant, GrantEvent, REVOCATIONS_VERSION};
 use crate::login::{LoginDay, LoginEvent};
 use crate::session::{Session, SessionEvent};
 use crate::signing_key::{SigningKey, SigningKeyEvent};
@@ -23,8 +23,17 @@ const CATALOGUE: &[(&str, &[&str])] = &[
     (Session::TYPE, SessionEvent::TYPES),
 ];
 
+/// Every type is known at 1.0; the grant's revocations also at 1.1. That
+/// change only added optional fields, so the upcast of a 1.0 payload is
+/// its decoding: the new fields read as unknown (`None`), and its readers
+/// look them up instead. A stored payload is never rewritten: its hash is
+/// in the chain.
 pub fn is_known(aggregate_type: &str, event_type: &str, event_version: &str) -> bool {
-    event_version == EVENT_VERSION_1
+    let version_known = event_version == EVENT_VERSION_1
+        || (event_version == REVOCATIONS_VERSION
+            && aggregate_type == Grant::TYPE
+            && GrantEvent::VERSION_1_1.contains(&event_type));
+    version_known
         && CATALOGUE
             .iter()
             .any(|(aggregate, events)| *aggregate == aggregate_type && events.contains(&event_type))
@@ -44,5 +53,63 @@ mod tests {
         assert!(!is_known("Grant", "CodeIssued", "2.0"));
         assert!(!is_known("Grant", "ClientRegistered", "1.0"));
         assert!(!is_known("Nope", "CodeIssued", "1.0"));
+        assert!(
+            is_known("Grant", "GrantRevoked", "1.0"),
+            "written before 1.1"
+        );
+        assert!(is_known("Grant", "GrantRevoked", "1.1"));
+        assert!(
+            !is_known("Grant", "CodeIssued", "1.1"),
+            "only the revocations moved"
+        );
+    }
+
+    #[test]
+    fn a_grant_revocation_of_version_1_0_reads_as_1_1_with_its_parties_unknown() {
+        use crate::grant::GrantParties;
+        use cqrs_es::DomainEvent;
+        // As 3b5fd0e wrote it (tests/fixtures/3b5fd0e).
+        let stored = serde_json::json!({"GrantRevoked": {
+            "by": "user:s1", "reason": "logout", "jtis": ["j1"],
+            "expires_at": "2026-12-04T10:05:00Z", "revoked_at": "2026-12-04T10:00:00Z"
+        }});
+        assert!(is_known("Grant", "GrantRevoked", "1.0"));
+        let event: GrantEvent = serde_json::from_value(stored).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(&event, GrantEvent::GrantRevoked { parties: None, jtis, .. } if jtis == &["j1"])
+        );
+        assert_eq!(
+            event.event_version(),
+            "1.1",
+            "written again, it would be 1.1"
+        );
+        // A 1.1 event keeps its parties through a round trip.
+        let GrantEvent::GrantRevoked {
+            by,
+            reason,
+            jtis,
+            expires_at,
+            revoked_at,
+            ..
+        } = event
+        else {
+            panic!("a grant revocation");
+        };
+        let current = GrantEvent::GrantRevoked {
+            by,
+            reason,
+            jtis,
+            expires_at,
+            revoked_at,
+            parties: Some(GrantParties {
+                client_id: "app".into(),
+                sub: Some("s1".into()),
+                audience: vec!["api".into()],
+            }),
+        };
+        let text = serde_json::to_value(&current).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(text["GrantRevoked"]["parties"]["client_id"], "app");
+        let back: GrantEvent = serde_json::from_value(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, current);
     }
 }

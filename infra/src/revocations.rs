@@ -31,10 +31,10 @@ use chrono::{DateTime, Utc};
 use writ_domain::account::AccountEvent;
 use writ_domain::client::ClientEvent;
 use writ_domain::consent::ConsentEvent;
-use writ_domain::grant::GrantEvent;
+use writ_domain::grant::{GrantEvent, GrantParties};
 use writ_protocol::revocation::{Revocation, RevocationType, SCHEMA_VERSION};
 
-use crate::store::views::grants::{self, Holders};
+use crate::store::views::grants::{self, Holders, PartiesRow};
 use crate::store::views::tokens::{self, AccessTokensOf};
 use crate::store::{Cursor, Db, EventHeader, Store, StoredEvent};
 
@@ -149,6 +149,11 @@ struct Draft {
     sub: Option<String>,
     revoked_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
+    /// The event says how long the revocation matters (every
+    /// `GrantRevoked`, and an `AccessTokenRevoked` since 1.1).
+    expiry_known: bool,
+    /// Since 1.1 a grant's revocation names them; before, the read model.
+    parties: Option<GrantParties>,
     reason: String,
 }
 
@@ -161,15 +166,24 @@ fn draft(event: &StoredEvent) -> Option<Draft> {
         sub: None,
         revoked_at,
         expires_at: None,
+        expiry_known: false,
+        parties: None,
         reason: reason.to_owned(),
     };
     match event.aggregate_type.as_str() {
         "Grant" => match serde_json::from_value(event.payload.clone()).ok()? {
             GrantEvent::AccessTokenRevoked {
-                jti, revoked_at, ..
+                jti,
+                revoked_at,
+                parties,
+                expires_at,
+                ..
             } => Some(Draft {
                 jtis: vec![jti],
                 gid: Some(event.aggregate_id.clone()),
+                expiry_known: expires_at.is_some(),
+                expires_at,
+                parties,
                 ..draft(RevocationType::TokenRevoked, revoked_at, "token_revoked")
             }),
             GrantEvent::GrantRevoked {
@@ -177,11 +191,14 @@ fn draft(event: &StoredEvent) -> Option<Draft> {
                 jtis,
                 expires_at,
                 revoked_at,
+                parties,
                 ..
             } => Some(Draft {
                 jtis,
                 gid: Some(event.aggregate_id.clone()),
                 expires_at,
+                expiry_known: true,
+                parties,
                 ..draft(RevocationType::GrantRevoked, revoked_at, &reason)
             }),
             _ => None,
@@ -235,8 +252,14 @@ async fn message_for(
     };
     let (mut owners, mut audience) = (BTreeSet::new(), BTreeSet::new());
     if let Some(gid) = &draft.gid {
-        if let Some(parties) = grants::parties(db, gid).await? {
-            audience.extend(parties.audience());
+        let parties = match draft.parties.take() {
+            Some(parties) => Some(parties),
+            None => grants::parties(db, gid)
+                .await?
+                .map(PartiesRow::into_parties),
+        };
+        if let Some(parties) = parties {
+            audience.extend(parties.audience);
             owners.insert(parties.client_id.clone());
             draft.client_id = Some(parties.client_id);
             draft.sub = parties.sub;
@@ -246,25 +269,28 @@ async fn message_for(
             concerned(db, draft.client_id.as_deref(), draft.sub.as_deref()).await?;
     }
     let reached = match (
+        draft.expiry_known,
         draft.kind,
         &draft.gid,
         draft.jtis.first(),
         &draft.sub,
         &draft.client_id,
     ) {
-        (RevocationType::GrantRevoked, ..) => None,
-        (RevocationType::TokenRevoked, Some(gid), Some(jti), _, _) => {
+        (true, ..) => None,
+        (_, RevocationType::TokenRevoked, Some(gid), Some(jti), _, _) => {
             Some(AccessTokensOf::Jti { gid, jti })
         }
         // Every access token the rule can match; later grants' tokens only
         // make the estimate late, which keeps an entry longer, never shorter.
-        (RevocationType::ConsentWithdrawn, _, _, Some(sub), Some(client_id)) => {
+        (_, RevocationType::ConsentWithdrawn, _, _, Some(sub), Some(client_id)) => {
             Some(AccessTokensOf::Consent { sub, client_id })
         }
-        (RevocationType::ClientDisabled, _, _, _, Some(client_id)) => {
+        (_, RevocationType::ClientDisabled, _, _, _, Some(client_id)) => {
             Some(AccessTokensOf::Client(client_id))
         }
-        (RevocationType::AccountDisabled, _, _, Some(sub), _) => Some(AccessTokensOf::Subject(sub)),
+        (_, RevocationType::AccountDisabled, _, _, Some(sub), _) => {
+            Some(AccessTokensOf::Subject(sub))
+        }
         _ => None,
     };
     if let Some(reached) = reached {

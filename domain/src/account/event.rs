@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use crate::values::Sealed;
 use crate::EVENT_VERSION_1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The variant's name is the event type, in the log and in its JSON.
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 pub enum AccountEvent {
     AccountCreated {
         sub: String,
@@ -39,13 +42,7 @@ pub enum AccountEvent {
 }
 
 impl AccountEvent {
-    pub const TYPES: &'static [&'static str] = &[
-        "AccountCreated",
-        "PasswordChanged",
-        "ClaimsUpdated",
-        "AccountDisabled",
-        "AccountForgotten",
-    ];
+    pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 
     pub fn sub(&self) -> &str {
         match self {
@@ -60,14 +57,7 @@ impl AccountEvent {
 
 impl DomainEvent for AccountEvent {
     fn event_type(&self) -> String {
-        let name = match self {
-            Self::AccountCreated { .. } => "AccountCreated",
-            Self::PasswordChanged { .. } => "PasswordChanged",
-            Self::ClaimsUpdated { .. } => "ClaimsUpdated",
-            Self::AccountDisabled { .. } => "AccountDisabled",
-            Self::AccountForgotten { .. } => "AccountForgotten",
-        };
-        name.to_owned()
+        <&'static str>::from(self).to_owned()
     }
 
     fn event_version(&self) -> String {

@@ -6,7 +6,10 @@ use super::command::ClientSettings;
 use crate::values::SecretHash;
 use crate::EVENT_VERSION_1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The variant's name is the event type, in the log and in its JSON.
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 pub enum ClientEvent {
     ClientRegistered {
         client_id: String,
@@ -29,23 +32,12 @@ pub enum ClientEvent {
 }
 
 impl ClientEvent {
-    pub const TYPES: &'static [&'static str] = &[
-        "ClientRegistered",
-        "ClientSecretRotated",
-        "ClientSettingsChanged",
-        "ClientDisabled",
-    ];
+    pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 }
 
 impl DomainEvent for ClientEvent {
     fn event_type(&self) -> String {
-        let name = match self {
-            Self::ClientRegistered { .. } => "ClientRegistered",
-            Self::ClientSecretRotated { .. } => "ClientSecretRotated",
-            Self::ClientSettingsChanged { .. } => "ClientSettingsChanged",
-            Self::ClientDisabled { .. } => "ClientDisabled",
-        };
-        name.to_owned()
+        <&'static str>::from(self).to_owned()
     }
 
     fn event_version(&self) -> String {

@@ -26,7 +26,10 @@ pub enum ConsentCommand {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The variant's name is the event type, in the log and in its JSON.
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 pub enum ConsentEvent {
     ConsentGranted {
         sub: String,
@@ -53,8 +56,7 @@ pub enum ConsentEvent {
 }
 
 impl ConsentEvent {
-    pub const TYPES: &'static [&'static str] =
-        &["ConsentGranted", "ConsentExtended", "ConsentWithdrawn"];
+    pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 
     pub fn subject_and_client(&self) -> (&str, &str) {
         match self {
@@ -67,12 +69,7 @@ impl ConsentEvent {
 
 impl DomainEvent for ConsentEvent {
     fn event_type(&self) -> String {
-        match self {
-            Self::ConsentGranted { .. } => "ConsentGranted",
-            Self::ConsentExtended { .. } => "ConsentExtended",
-            Self::ConsentWithdrawn { .. } => "ConsentWithdrawn",
-        }
-        .to_owned()
+        <&'static str>::from(self).to_owned()
     }
 
     fn event_version(&self) -> String {

@@ -3,7 +3,9 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use super::{GrantCommand, GrantError, GrantEvent, GrantKind, TokenRef, TokenRequest};
+use super::{
+    GrantCommand, GrantError, GrantEvent, GrantKind, GrantParties, TokenRef, TokenRequest,
+};
 use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
 use crate::Services;
 
@@ -509,6 +511,8 @@ impl Grant {
                 jti: t.jti.clone(),
                 by,
                 revoked_at: now,
+                parties: Some(GrantParties::of(self)),
+                expires_at: Some(t.expires_at),
             }]
         })
         .ok_or(GrantError::UnknownToken)
@@ -553,6 +557,7 @@ impl Grant {
                 .chain(self.pending_code_bound())
                 .max(),
             revoked_at: now,
+            parties: Some(GrantParties::of(self)),
         }
     }
 

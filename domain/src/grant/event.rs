@@ -6,7 +6,10 @@ use super::GrantKind;
 use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
 use crate::EVENT_VERSION_1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The variant's name is the event type, in the log and in its JSON.
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 pub enum GrantEvent {
     CodeIssued {
         gid: String,
@@ -82,57 +85,74 @@ pub enum GrantEvent {
         token_hash: SecretHash,
         detected_at: DateTime<Utc>,
     },
+    /// Version 1.1 adds `parties` and `expires_at`: a reader (the
+    /// revocation publisher) learns whose token it was and how long to
+    /// remember the revocation without asking the read model.
     AccessTokenRevoked {
         jti: String,
         by: String,
         revoked_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parties: Option<GrantParties>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
     },
     /// Carries what consumers need to forget the revocation later: the
-    /// access tokens it kills and the latest expiry among them.
+    /// access tokens it kills and the latest expiry among them. Version 1.1
+    /// adds `parties`.
     GrantRevoked {
         by: String,
         reason: String,
         jtis: Vec<String>,
         expires_at: Option<DateTime<Utc>>,
         revoked_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parties: Option<GrantParties>,
     },
 }
 
+/// Whose grant it is and whom its access tokens are for. Absent from
+/// events of version 1.0, written before events carried it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantParties {
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<String>,
+}
+
+impl GrantParties {
+    pub(super) fn of(grant: &super::Grant) -> Self {
+        Self {
+            client_id: grant.client_id.clone(),
+            sub: grant.sub.clone(),
+            audience: grant.audience.clone(),
+        }
+    }
+}
+
+/// The revocation events gained `parties` (and `AccessTokenRevoked` its
+/// `expires_at`) in this version; every other grant event is 1.0.
+pub const REVOCATIONS_VERSION: &str = "1.1";
+
 impl GrantEvent {
-    pub const TYPES: &'static [&'static str] = &[
-        "CodeIssued",
-        "CodeRedeemed",
-        "CodeBurned",
-        "CodeReplayDetected",
-        "GrantStarted",
-        "AccessTokenIssued",
-        "RefreshTokenIssued",
-        "RefreshTokenRotated",
-        "RefreshTokenReuseDetected",
-        "AccessTokenRevoked",
-        "GrantRevoked",
-    ];
+    /// Event types whose current version is [`REVOCATIONS_VERSION`].
+    pub const VERSION_1_1: &'static [&'static str] = &["AccessTokenRevoked", "GrantRevoked"];
+
+    pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 }
 
 impl DomainEvent for GrantEvent {
     fn event_type(&self) -> String {
-        match self {
-            Self::CodeIssued { .. } => "CodeIssued",
-            Self::CodeRedeemed { .. } => "CodeRedeemed",
-            Self::CodeBurned { .. } => "CodeBurned",
-            Self::CodeReplayDetected { .. } => "CodeReplayDetected",
-            Self::GrantStarted { .. } => "GrantStarted",
-            Self::AccessTokenIssued { .. } => "AccessTokenIssued",
-            Self::RefreshTokenIssued { .. } => "RefreshTokenIssued",
-            Self::RefreshTokenRotated { .. } => "RefreshTokenRotated",
-            Self::RefreshTokenReuseDetected { .. } => "RefreshTokenReuseDetected",
-            Self::AccessTokenRevoked { .. } => "AccessTokenRevoked",
-            Self::GrantRevoked { .. } => "GrantRevoked",
-        }
-        .to_owned()
+        <&'static str>::from(self).to_owned()
     }
 
     fn event_version(&self) -> String {
-        EVENT_VERSION_1.to_owned()
+        match self {
+            Self::AccessTokenRevoked { .. } | Self::GrantRevoked { .. } => REVOCATIONS_VERSION,
+            _ => EVENT_VERSION_1,
+        }
+        .to_owned()
     }
 }

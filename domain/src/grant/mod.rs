@@ -11,7 +11,7 @@ mod event;
 pub use aggregate::{Grant, GrantStatus};
 pub use command::{GrantCommand, GrantKind, RefreshRequest, TokenRef, TokenRequest};
 pub use error::GrantError;
-pub use event::GrantEvent;
+pub use event::{GrantEvent, GrantParties, REVOCATIONS_VERSION};
 
 #[cfg(test)]
 mod tests;

@@ -20,14 +20,17 @@ pub enum LoginCommand {
     RecordOutcome { sub: String, succeeded: bool },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The variant's name is the event type, in the log and in its JSON.
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 pub enum LoginEvent {
     LoginSucceeded { sub: String, at: DateTime<Utc> },
     LoginFailed { sub: String, at: DateTime<Utc> },
 }
 
 impl LoginEvent {
-    pub const TYPES: &'static [&'static str] = &["LoginSucceeded", "LoginFailed"];
+    pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 
     pub fn sub(&self) -> &str {
         match self {
@@ -38,11 +41,7 @@ impl LoginEvent {
 
 impl DomainEvent for LoginEvent {
     fn event_type(&self) -> String {
-        match self {
-            Self::LoginSucceeded { .. } => "LoginSucceeded",
-            Self::LoginFailed { .. } => "LoginFailed",
-        }
-        .to_owned()
+        <&'static str>::from(self).to_owned()
     }
 
     fn event_version(&self) -> String {

@@ -30,7 +30,10 @@ pub enum SessionCommand {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The variant's name is the event type, in the log and in its JSON.
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 pub enum SessionEvent {
     SessionStarted {
         sub: String,
@@ -49,18 +52,12 @@ pub enum SessionEvent {
 }
 
 impl SessionEvent {
-    pub const TYPES: &'static [&'static str] =
-        &["SessionStarted", "SessionRenewed", "SessionEnded"];
+    pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 }
 
 impl DomainEvent for SessionEvent {
     fn event_type(&self) -> String {
-        match self {
-            Self::SessionStarted { .. } => "SessionStarted",
-            Self::SessionRenewed { .. } => "SessionRenewed",
-            Self::SessionEnded { .. } => "SessionEnded",
-        }
-        .to_owned()
+        <&'static str>::from(self).to_owned()
     }
 
     fn event_version(&self) -> String {

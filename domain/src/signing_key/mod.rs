@@ -21,7 +21,10 @@ pub enum SigningKeyCommand {
     Retire,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The variant's name is the event type, in the log and in its JSON.
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 pub enum SigningKeyEvent {
     SigningKeyGenerated {
         kid: String,
@@ -40,21 +43,12 @@ pub enum SigningKeyEvent {
 }
 
 impl SigningKeyEvent {
-    pub const TYPES: &'static [&'static str] = &[
-        "SigningKeyGenerated",
-        "SigningKeyActivated",
-        "SigningKeyRetired",
-    ];
+    pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 }
 
 impl DomainEvent for SigningKeyEvent {
     fn event_type(&self) -> String {
-        match self {
-            Self::SigningKeyGenerated { .. } => "SigningKeyGenerated",
-            Self::SigningKeyActivated { .. } => "SigningKeyActivated",
-            Self::SigningKeyRetired { .. } => "SigningKeyRetired",
-        }
-        .to_owned()
+        <&'static str>::from(self).to_owned()
     }
 
     fn event_version(&self) -> String {

@@ -116,6 +116,15 @@ pub(super) fn rotated() -> GrantEvent {
     }
 }
 
+/// The parties of the grant [`code_issued`] begins.
+pub(super) fn parties() -> Option<GrantParties> {
+    Some(GrantParties {
+        client_id: "c1".into(),
+        sub: Some("s1".into()),
+        audience: vec!["api".into()],
+    })
+}
+
 pub(super) fn revoked(reason: &str, jtis: &[&str]) -> GrantEvent {
     GrantEvent::GrantRevoked {
         by: "writ".into(),
@@ -123,6 +132,7 @@ pub(super) fn revoked(reason: &str, jtis: &[&str]) -> GrantEvent {
         jtis: jtis.iter().map(|j| (*j).to_owned()).collect(),
         expires_at: Some(t0() + Duration::seconds(300)),
         revoked_at: t0(),
+        parties: parties(),
     }
 }
 
@@ -307,6 +317,8 @@ fn revoking_an_access_token_records_its_jti() {
             jti: "a1".into(),
             by: "c1".into(),
             revoked_at: t0(),
+            parties: parties(),
+            expires_at: Some(t0() + Duration::seconds(300)),
         }]);
 }
 
@@ -325,6 +337,7 @@ fn revoking_a_refresh_token_revokes_the_grant() {
             jtis: vec!["a1".into()],
             expires_at: Some(t0() + Duration::seconds(300)),
             revoked_at: t0(),
+            parties: parties(),
         }]);
 }
 

@@ -154,6 +154,7 @@ fn revoking_a_pending_grant_denies_it_as_long_as_a_token_of_its_code_could_live(
             jtis: vec![],
             expires_at: Some(code_expiry + Duration::seconds(TOKEN_TTL_SECS as i64)),
             revoked_at: t0(),
+            parties: parties(),
         }]);
 }
 
@@ -175,5 +176,6 @@ fn a_pending_grant_from_an_old_log_is_denied_until_its_code_expires() {
             jtis: vec![],
             expires_at: Some(t0() + Duration::seconds(60)),
             revoked_at: t0(),
+            parties: parties(),
         }]);
 }

@@ -322,6 +322,7 @@ mod tests {
                 jtis: vec![],
                 expires_at: None,
                 revoked_at: at,
+                parties: None,
             },
             GrantEvent::CodeRedeemed { redeemed_at: at },
         ] {

@@ -1,6 +1,8 @@
 //! Grants: who holds what, with which client, since when, and whether it
 //! still stands.
 
+use writ_domain::grant::GrantParties;
+
 use super::status;
 use super::Table;
 use crate::store::statement::Statement;
@@ -40,18 +42,26 @@ impl GrantStatus {
 
 /// Who a grant belongs to and who its access tokens are for.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct GrantParties {
+pub struct PartiesRow {
     pub client_id: String,
     pub sub: Option<String>,
     /// A JSON array of audiences.
     pub audience: String,
 }
 
-impl GrantParties {
+impl PartiesRow {
     /// A row whose audience does not parse names no one, so it widens
     /// nothing.
     pub fn audience(&self) -> Vec<String> {
         serde_json::from_str(&self.audience).unwrap_or_default()
+    }
+
+    pub fn into_parties(self) -> GrantParties {
+        GrantParties {
+            audience: self.audience(),
+            client_id: self.client_id,
+            sub: self.sub,
+        }
     }
 }
 
@@ -132,14 +142,14 @@ pub async fn standing_in_session(db: &Db, sid: &str) -> Result<Vec<String>, sqlx
 }
 
 /// The distinct owners and audiences among the grants of `holders`.
-pub async fn parties_of(db: &Db, holders: &Holders) -> Result<Vec<GrantParties>, sqlx::Error> {
+pub async fn parties_of(db: &Db, holders: &Holders) -> Result<Vec<PartiesRow>, sqlx::Error> {
     match holders.statement("SELECT DISTINCT client_id, NULL AS sub, audience", false) {
         Some(statement) => db.fetch_rows(&statement).await,
         None => Ok(Vec::new()),
     }
 }
 
-pub async fn parties(db: &Db, gid: &str) -> Result<Option<GrantParties>, sqlx::Error> {
+pub async fn parties(db: &Db, gid: &str) -> Result<Option<PartiesRow>, sqlx::Error> {
     db.fetch_row(
         &Statement::new("SELECT client_id, sub, audience FROM grants WHERE gid = $1").text(gid),
     )
@@ -182,7 +192,7 @@ mod tests {
 
     #[test]
     fn an_unparsable_audience_names_no_one() {
-        let parties = |audience: &str| GrantParties {
+        let parties = |audience: &str| PartiesRow {
             client_id: "app".into(),
             sub: None,
             audience: audience.into(),
