@@ -372,4 +372,76 @@ mod tests {
             assert_eq!(view.and_then(|v| v.sub).as_deref(), Some("s1"));
         }
     }
+
+    fn stored(version: &str, event: &GrantEvent) -> StoredEvent {
+        StoredEvent {
+            txid: 0,
+            position: 1,
+            recorded_at: String::new(),
+            aggregate_type: "Grant".into(),
+            aggregate_id: "g1".into(),
+            sequence: 9,
+            event_type: "AccessTokenRevoked".into(),
+            event_version: version.into(),
+            payload: serde_json::to_value(event).unwrap_or_else(|e| panic!("{e}")),
+            metadata: serde_json::json!({}),
+            hash: String::new(),
+        }
+    }
+
+    /// A 1.1 revocation is published from the event alone: the store here
+    /// has no row for its grant or token. A 1.0 one names no parties.
+    #[tokio::test]
+    async fn a_revocation_of_version_1_1_needs_no_read_model() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open_sqlite(dir.path())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let at = DateTime::<Utc>::default();
+        let expires = at + chrono::Duration::seconds(300);
+        let current = GrantEvent::AccessTokenRevoked {
+            jti: "j1".into(),
+            by: "app".into(),
+            revoked_at: at,
+            parties: Some(GrantParties {
+                client_id: "app".into(),
+                sub: Some("s1".into()),
+                audience: vec!["https://api.example/".into()],
+            }),
+            expires_at: Some(expires),
+        };
+        let routed = message_for(store.db(), &stored("1.1", &current), true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("a revocation"));
+        assert_eq!(routed.message.client_id.as_deref(), Some("app"));
+        assert_eq!(routed.message.sub.as_deref(), Some("s1"));
+        assert_eq!(routed.message.expires_at, expires);
+        assert!(
+            routed.view_for("https://api.example/").is_some(),
+            "its audience"
+        );
+
+        let GrantEvent::AccessTokenRevoked {
+            jti,
+            by,
+            revoked_at,
+            ..
+        } = current
+        else {
+            panic!("a token revocation");
+        };
+        let old = GrantEvent::AccessTokenRevoked {
+            jti,
+            by,
+            revoked_at,
+            parties: None,
+            expires_at: None,
+        };
+        let routed = message_for(store.db(), &stored("1.0", &old), true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("a revocation"));
+        assert_eq!(routed.message.client_id, None, "looked up, and not there");
+    }
 }
