@@ -39,7 +39,7 @@ pub async fn revoke(
             }
             (TokenKind::Access, _) => Some(TokenRef::AccessHash(SecretHash(record.key.clone()))),
             (TokenKind::Refresh, _) => Some(TokenRef::RefreshHash(SecretHash(record.key.clone()))),
-            (TokenKind::Code, _) => None,
+            (TokenKind::Code | TokenKind::Unrecognised, _) => None,
         };
         if let Some(token) = token {
             let metadata = Metadata {

@@ -34,10 +34,12 @@ pub struct TokenRecord {
     holder: Holder,
 }
 
-/// A read-table timestamp; one that does not parse is taken as the
-/// earliest instant, which expires a token and ends a grant begun then.
-fn instant(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).map_or(DateTime::<Utc>::MIN_UTC, |at| at.with_timezone(&Utc))
+/// A read-table timestamp, or `otherwise` when it does not parse. Each
+/// caller picks the instant that makes the token not live: the earliest
+/// for an expiry or a grant's start, the latest for a password change or
+/// a consent withdrawal.
+fn instant(text: &str, otherwise: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).map_or(otherwise, |at| at.with_timezone(&Utc))
 }
 
 impl TokenRecord {
@@ -46,21 +48,25 @@ impl TokenRecord {
             (None, _, _) => Person::None,
             (Some(_), Some(status), Some(changed)) => Person::Account {
                 enabled: status == AccountStatus::Active,
-                credentials_changed_at: instant(changed),
-                consent_withdrawn_at: row.consent_withdrawn_at.as_deref().map(instant),
+                credentials_changed_at: instant(changed, DateTime::<Utc>::MAX_UTC),
+                consent_withdrawn_at: row
+                    .consent_withdrawn_at
+                    .as_deref()
+                    .map(|at| instant(at, DateTime::<Utc>::MAX_UTC)),
             },
             (Some(_), _, _) => Person::Missing,
         };
         let holder = Holder {
             client_enabled: row.client_status == ClientStatus::Active,
-            grant_created_at: instant(&row.grant_created_at),
+            grant_created_at: instant(&row.grant_created_at, DateTime::<Utc>::MIN_UTC),
             person,
         };
         let token = Token {
-            is_code: row.kind == TokenKind::Code,
+            // A kind this Writ does not write is never a token it answers for.
+            is_code: !matches!(row.kind, TokenKind::Access | TokenKind::Refresh),
             token_active: row.token_status == TokenStatus::Active,
             grant_active: row.grant_status == GrantStatus::Active,
-            expires_at: instant(&row.expires_at),
+            expires_at: instant(&row.expires_at, DateTime::<Utc>::MIN_UTC),
         };
         Self {
             audience: serde_json::from_str(&row.audience).unwrap_or_default(),
@@ -185,5 +191,51 @@ mod tests {
             !refresh.may_be_seen_by("rs", &api),
             "refresh tokens stay the client's"
         );
+    }
+
+    fn lookup(changed: &str, withdrawn: Option<&str>, kind: &str) -> TokenLookup {
+        TokenLookup {
+            token_key: "k".into(),
+            kind: TokenKind::from(kind.to_owned()),
+            gid: "g".into(),
+            jti: None,
+            scopes: "openid".into(),
+            issued_at: "2026-12-05T10:00:00.000000Z".into(),
+            expires_at: "2026-12-05T11:00:00.000000Z".into(),
+            token_status: TokenStatus::Active,
+            client_id: "app".into(),
+            sub: Some("s1".into()),
+            audience: "[]".into(),
+            cursor: String::new(),
+            grant_status: GrantStatus::Active,
+            grant_created_at: "2026-12-05T10:00:00.000000Z".into(),
+            client_status: ClientStatus::Active,
+            account_status: Some("active".into()),
+            credentials_changed_at: Some(changed.into()),
+            consent_withdrawn_at: withdrawn.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn what_the_lookup_cannot_read_leaves_the_token_inactive() {
+        let now = DateTime::parse_from_rfc3339("2026-12-05T10:30:00Z")
+            .map(|at| at.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let before = "2026-12-05T09:00:00.000000Z";
+        let live = TokenRecord::from_lookup(lookup(before, None, "access"));
+        assert!(live.is_active(now), "the control");
+        for (what, row) in [
+            ("garbled password change", lookup("garbage", None, "access")),
+            (
+                "garbled withdrawal",
+                lookup(before, Some("garbage"), "access"),
+            ),
+            ("unknown kind", lookup(before, None, "bearer-ish")),
+        ] {
+            assert!(!TokenRecord::from_lookup(row).is_active(now), "{what}");
+        }
+        let mut unknown_account = lookup(before, None, "access");
+        unknown_account.account_status = Some("paused".into());
+        assert!(!TokenRecord::from_lookup(unknown_account).is_active(now));
     }
 }

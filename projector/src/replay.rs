@@ -183,7 +183,7 @@ async fn apply_page(conn: &mut Conn, statements: &[Statement]) -> Result<(), Pro
 /// once per replay.
 const PAGE_FUNCTION: &str = "CREATE OR REPLACE FUNCTION pg_temp.writ_replay_page(page jsonb) RETURNS void \
      LANGUAGE plpgsql AS $body$ DECLARE s jsonb; BEGIN \
-     FOR s IN SELECT value FROM jsonb_array_elements(page) LOOP \
+     FOR s IN SELECT e.value FROM jsonb_array_elements(page) WITH ORDINALITY AS e(value, n) ORDER BY e.n LOOP \
      EXECUTE s->>0 USING s->1->>0, s->1->>1, s->1->>2, s->1->>3, s->1->>4, s->1->>5, s->1->>6, s->1->>7, \
      s->1->>8, s->1->>9, s->1->>10, s->1->>11, s->1->>12, s->1->>13, s->1->>14, s->1->>15; \
      END LOOP; END $body$";

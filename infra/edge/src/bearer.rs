@@ -41,12 +41,12 @@ impl IntoResponse for BearerRejection {
     }
 }
 
-/// The token in the `Authorization` header, if the scheme is Bearer.
+/// The token in the `Authorization` header, if the scheme is Bearer (in
+/// any case: RFC 7235 §2.1); possibly empty.
 pub fn from_header(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 impl<S: Send + Sync> FromRequest<S> for BearerToken {
@@ -66,7 +66,10 @@ impl<S: Send + Sync> FromRequest<S> for BearerToken {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+            .is_some_and(|v| {
+                v.to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
         let in_body = if parts.method == Method::POST && is_form {
             let form = form::read(&parts.headers, body)
                 .await
@@ -77,8 +80,11 @@ impl<S: Send + Sync> FromRequest<S> for BearerToken {
         };
         match (in_header, in_body) {
             (Some(_), Some(_)) => Err(malformed("send the token one way, not two")),
-            (Some(token), None) | (None, Some(token)) if !token.is_empty() => Ok(Self(token)),
-            _ => Err(BearerRejection::Missing),
+            (Some(token), None) | (None, Some(token)) if token.is_empty() => {
+                Err(malformed("the bearer token is empty"))
+            }
+            (Some(token), None) | (None, Some(token)) => Ok(Self(token)),
+            (None, None) => Err(BearerRejection::Missing),
         }
     }
 }
@@ -129,6 +135,24 @@ mod tests {
         );
         let query_only = extract(post(), "").await.err().map(|r| r.status());
         assert_eq!(query_only, Some(StatusCode::UNAUTHORIZED), "R39");
+    }
+
+    #[tokio::test]
+    async fn the_scheme_is_read_in_any_case_and_an_empty_token_is_malformed() {
+        let lower = Request::builder().header(header::AUTHORIZATION, "bearer abc");
+        assert_eq!(extract(lower, "").await.ok().as_deref(), Some("abc"));
+        let lower_and_body = post().header(header::AUTHORIZATION, "BEARER abc");
+        let status = extract(lower_and_body, "access_token=xyz")
+            .await
+            .err()
+            .map(|r| r.status());
+        assert_eq!(status, Some(StatusCode::BAD_REQUEST), "still two ways");
+        let empty = Request::builder().header(header::AUTHORIZATION, "Bearer ");
+        let status = extract(empty, "").await.err().map(|r| r.status());
+        assert_eq!(status, Some(StatusCode::BAD_REQUEST));
+        let basic = Request::builder().header(header::AUTHORIZATION, "Basic YTpi");
+        let status = extract(basic, "").await.err().map(|r| r.status());
+        assert_eq!(status, Some(StatusCode::UNAUTHORIZED), "not a bearer token");
     }
 
     #[tokio::test]

@@ -131,7 +131,7 @@ impl KeySet {
         loaded
             .published
             .iter()
-            .find(|k| k.kid == kid && k.status != KeyStatus::Generated)
+            .find(|k| k.kid == kid && matches!(k.status, KeyStatus::Active | KeyStatus::Retired))
             .map(|k| (k.alg.clone(), k.jwk.clone()))
     }
 
@@ -164,7 +164,7 @@ impl KeySet {
                 KeyStatus::Active => true,
                 KeyStatus::Retired => DateTime::parse_from_rfc3339(&k.updated_at)
                     .is_ok_and(|at| at.with_timezone(&Utc) + horizon > now),
-                KeyStatus::Generated => false,
+                KeyStatus::Generated | KeyStatus::Unrecognised => false,
             })
             .map(|k| k.jwk)
             .collect();

@@ -71,10 +71,9 @@ pub struct TokenLookup {
 }
 
 impl TokenLookup {
-    /// `None` without a subject, or when the status is not one this Writ
-    /// writes (then the account is not active).
+    /// `None` without an account row.
     pub fn account_status(&self) -> Option<AccountStatus> {
-        AccountStatus::try_from(self.account_status.clone()?).ok()
+        self.account_status.clone().map(AccountStatus::from)
     }
 }
 
