@@ -18,6 +18,7 @@ use writ_edge::{no_store, OAuthError};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::executor::Stream;
 use writ_infra::signing::jwt;
+use writ_infra::tokens::{self, TokenKind, TokenRecord};
 use writ_infra::{ExecuteError, Metadata};
 use writ_protocol::{AccessTokenClaims, Audience};
 
@@ -54,6 +55,24 @@ pub fn prepare(settings: &ClientSettings, with_refresh: bool, idle: Duration) ->
 }
 
 /// Who the token is about, for the JWT claims.
+/// The code or refresh token a client presents, if Writ issued it as
+/// `kind` and everyone behind it is still live; anything else is RFC 6749's
+/// generic `invalid_grant`. The aggregate knows only its own stream, so a
+/// disabled client or account, or a password changed since the grant
+/// began, is checked here against the inline rows (the policy revokes the
+/// grant soon after).
+pub async fn presented(
+    state: &CommandState,
+    value: &str,
+    kind: TokenKind,
+) -> Result<TokenRecord, OAuthError> {
+    tokens::find(&state.store, &state.keys, value)
+        .await
+        .map_err(|e| OAuthError::unavailable().because(e))?
+        .filter(|record| record.kind == kind && record.holder_is_live())
+        .ok_or_else(invalid_grant)
+}
+
 pub struct Subject<'a> {
     pub client_id: &'a str,
     pub sub: Option<&'a str>,

@@ -140,41 +140,42 @@ const PAGE_PARAMETERS: usize = 16;
 /// [`PAGE_FUNCTION`], which runs each statement with `EXECUTE … USING`
 /// (ADR 0016).
 async fn apply_page(conn: &mut Conn, statements: &[Statement]) -> Result<(), ProjectorError> {
-    if statements.is_empty() {
-        return Ok(());
-    }
-    if conn.dialect() == Dialect::Sqlite {
-        conn.execute(statements).await?;
-        return Ok(());
-    }
-    let page = statements
-        .iter()
-        .map(|statement| {
-            let values = statement
-                .binds
-                .iter()
-                .map(|bind| match bind {
-                    Bind::Text(text) => Ok(serde_json::Value::from(text.clone())),
-                    Bind::Int(_) => Err(()),
-                })
-                .collect::<Result<Vec<_>, ()>>()
-                .ok()
-                .filter(|values| values.len() <= PAGE_PARAMETERS)?;
-            Some(serde_json::json!([statement.sql, values]))
-        })
-        .collect::<Option<Vec<_>>>();
+    let page = match conn.dialect() {
+        Dialect::Postgres if !statements.is_empty() => statements
+            .iter()
+            .map(page_entry)
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
     match page {
         Some(page) => {
             let call = Statement::new("SELECT pg_temp.writ_replay_page($1::jsonb)")
                 .text(serde_json::Value::Array(page).to_string());
             conn.execute(&[call]).await?;
         }
-        // Not a page of inline changes: one statement at a time.
+        // SQLite, or not a page of inline changes: one statement at a time.
         None => {
             conn.execute(statements).await?;
         }
     }
     Ok(())
+}
+
+/// A statement as the page function takes it, `[sql, [values…]]`: only
+/// text values, at most [`PAGE_PARAMETERS`] of them.
+fn page_entry(statement: &Statement) -> Option<serde_json::Value> {
+    if statement.binds.len() > PAGE_PARAMETERS {
+        return None;
+    }
+    let values = statement
+        .binds
+        .iter()
+        .map(|bind| match bind {
+            Bind::Text(text) => Some(serde_json::Value::from(text.clone())),
+            Bind::Int(_) => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(serde_json::json!([statement.sql, values]))
 }
 
 /// Runs `[sql, [text values…]]` pairs in order, each with its values as

@@ -309,10 +309,10 @@ pub fn fresh(state: &CommandState, pending: &Pending) -> bool {
 
 /// The client, if it is registered and active.
 pub async fn load_client(state: &CommandState, client_id: &str) -> Result<Option<KnownClient>, ()> {
-    Ok(clients::find_active(state.store.db(), client_id)
+    Ok(clients::active_settings(state.store.db(), client_id)
         .await
         .map_err(|_| ())?
-        .map(|(_, settings)| KnownClient {
+        .map(|settings| KnownClient {
             client_id: client_id.to_owned(),
             settings,
         }))

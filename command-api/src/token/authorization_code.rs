@@ -8,7 +8,7 @@ use axum::response::Response;
 use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
 use writ_domain::values::{GrantType, RedirectUri, SecretHash};
 use writ_edge::{AuthenticatedClient, Form, OAuthError};
-use writ_infra::tokens::{self, TokenKind};
+use writ_infra::tokens::TokenKind;
 use writ_infra::Metadata;
 
 use crate::issue::{self, Subject};
@@ -28,14 +28,7 @@ pub async fn grant(
         .map_err(|_| {
             OAuthError::invalid_grant("redirect_uri differs from the authorization request's")
         })?;
-    let record = tokens::find(&state.store, &state.keys, code)
-        .await
-        .map_err(|e| OAuthError::unavailable().because(e))?
-        .filter(|record| record.kind == TokenKind::Code)
-        .ok_or_else(issue::invalid_grant)?;
-    if !record.holder_is_live() {
-        return Err(issue::invalid_grant());
-    }
+    let record = issue::presented(state, code, TokenKind::Code).await?;
     let with_refresh = client
         .settings
         .grant_types

@@ -5,7 +5,7 @@ use axum::response::Response;
 use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
 use writ_domain::values::ScopeSet;
 use writ_edge::{AuthenticatedClient, Form, OAuthError};
-use writ_infra::tokens;
+use writ_infra::tokens::TokenKind;
 use writ_infra::Metadata;
 
 use crate::issue::{self, Subject};
@@ -18,17 +18,7 @@ pub async fn grant(
     metadata: &Metadata,
 ) -> Result<Response, OAuthError> {
     let presented = form.require("refresh_token")?;
-    let record = tokens::find(&state.store, &state.keys, presented)
-        .await
-        .map_err(|e| OAuthError::unavailable().because(e))?
-        .filter(|record| record.kind == tokens::TokenKind::Refresh)
-        .ok_or_else(issue::invalid_grant)?;
-    // The aggregate knows only its own stream: a disabled client or
-    // account, or a password changed since the grant began, is checked
-    // here against the inline rows (the policy revokes the grant soon after).
-    if !record.holder_is_live() {
-        return Err(issue::invalid_grant());
-    }
+    let record = issue::presented(state, presented, TokenKind::Refresh).await?;
     let gid = record.gid.clone();
     let hash = record.key.clone();
     let scopes = form

@@ -18,6 +18,29 @@ pub struct ClientAuthenticator {
     pub throttle: Throttle,
 }
 
+impl ClientAuthenticator {
+    /// RFC 6749 §2.3 for one request, counted against the throttle under
+    /// the client's address; `allow_public` admits a client without a
+    /// secret.
+    async fn authenticate(
+        &self,
+        address: &ClientAddress,
+        headers: &HeaderMap,
+        form: &Form,
+        allow_public: bool,
+    ) -> Result<AuthenticatedClient, OAuthError> {
+        authenticate(
+            &self.store,
+            &self.throttle,
+            address.0,
+            headers,
+            form,
+            allow_public,
+        )
+        .await
+    }
+}
+
 /// An authenticated client's request. `PUBLIC` says whether a public
 /// client (RFC 6749 §2.1, no secret) may call the endpoint at all.
 pub struct ClientRequest<const PUBLIC: bool = true> {
@@ -42,16 +65,9 @@ where
         let (mut parts, body) = request.into_parts();
         let Ok(address) = ClientAddress::from_request_parts(&mut parts, state).await;
         let form = form::read(&parts.headers, body).await?;
-        let auth = ClientAuthenticator::from_ref(state);
-        let client = authenticate(
-            &auth.store,
-            &auth.throttle,
-            address.0,
-            &parts.headers,
-            &form,
-            PUBLIC,
-        )
-        .await?;
+        let client = ClientAuthenticator::from_ref(state)
+            .authenticate(&address, &parts.headers, &form, PUBLIC)
+            .await?;
         Ok(Self {
             client,
             form,
@@ -77,16 +93,9 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, OAuthError> {
         let Ok(address) = ClientAddress::from_request_parts(parts, state).await;
-        let auth = ClientAuthenticator::from_ref(state);
-        let client = authenticate(
-            &auth.store,
-            &auth.throttle,
-            address.0,
-            &parts.headers,
-            &Form::default(),
-            false,
-        )
-        .await?;
+        let client = ClientAuthenticator::from_ref(state)
+            .authenticate(&address, &parts.headers, &Form::default(), false)
+            .await?;
         Ok(Self { client, address })
     }
 }

@@ -164,8 +164,8 @@ impl Feed {
 /// counts as no: the stream ends and the client resumes where it was.
 async fn may_subscribe(store: &Store, client_id: &str) -> bool {
     matches!(
-        clients::find_active(store.db(), client_id).await,
-        Ok(Some((_, settings))) if settings.revocation_feed
+        clients::active_settings(store.db(), client_id).await,
+        Ok(Some(settings)) if settings.revocation_feed
     )
 }
 

@@ -64,15 +64,15 @@ pub async fn find(db: &Db, client_id: &str) -> Result<Option<ClientRow>, sqlx::E
     .await
 }
 
-/// The active client, with settings this Writ reads.
-pub async fn find_active(
+/// The settings of an active client, if this Writ reads them.
+pub async fn active_settings(
     db: &Db,
     client_id: &str,
-) -> Result<Option<(ClientRow, ClientSettings)>, sqlx::Error> {
+) -> Result<Option<ClientSettings>, sqlx::Error> {
     Ok(find(db, client_id)
         .await?
         .filter(ClientRow::is_active)
-        .and_then(|row| row.settings().map(|settings| (row, settings))))
+        .and_then(|row| row.settings()))
 }
 
 /// Every client, oldest registration first.
