@@ -171,7 +171,7 @@ pub struct ReplayArgs {
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
     /// The state just after the event at this cursor.
     #[arg(long)]
-    pub position: Option<writ_infra::store::Cursor>,
+    pub position: Option<writ_store::Cursor>,
     /// The snapshot's name: PostgreSQL schema snapshot_NAME, or the file
     /// snapshot-NAME.db beside the SQLite database [default: replay].
     #[arg(long)]

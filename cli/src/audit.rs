@@ -4,8 +4,8 @@
 use anyhow::bail;
 use chrono::Utc;
 use serde_json::Value;
-use writ_infra::store::seal;
 use writ_query_api::audit::{self, Report};
+use writ_store::seal;
 
 use crate::args::{AuditArgs, AuditCommand, ExportFormat, HistoryFormat};
 use crate::context::Context;
@@ -38,7 +38,7 @@ pub async fn run(context: Context, args: AuditArgs, json: bool) -> anyhow::Resul
                 HistoryFormat::Dot => out!("{}", dot(&grant, &report)),
             }
         }
-        AuditCommand::Seal => match seal::seal(store, &context.keys).await? {
+        AuditCommand::Seal => match seal::seal(store, &context.keys.checkpoint.0).await? {
             Some(checkpoint) => outln!(
                 "sealed {} events up to {} (rolling hash {})",
                 checkpoint.event_count,
@@ -70,8 +70,8 @@ pub async fn run(context: Context, args: AuditArgs, json: bool) -> anyhow::Resul
 }
 
 async fn verify(context: &Context, json: bool) -> anyhow::Result<()> {
-    let verification = seal::verify(&context.store, &context.keys).await?;
-    let public_key = seal::public_key(&context.keys)?;
+    let verification = seal::verify(&context.store, &context.keys.checkpoint.0).await?;
+    let public_key = seal::public_key(&context.keys.checkpoint.0)?;
     if json {
         output::json(&verification.to_json(Some(&public_key)));
     } else {

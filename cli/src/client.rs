@@ -10,8 +10,8 @@ use writ_domain::values::{
     TokenFormat,
 };
 use writ_infra::crypto::{random_token, sha256_hex};
-use writ_infra::store::views::clients::{self, ClientRow};
-use writ_infra::{ExecuteError, Metadata};
+use writ_store::views::clients::{self, ClientRow};
+use writ_store::{ExecuteError, Metadata};
 
 use crate::args::{ClientCommand, ClientFields};
 use crate::context::{read_stdin_line, Context};

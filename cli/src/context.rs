@@ -7,8 +7,8 @@ use crate::config::{FileConfig, Overrides, Settings};
 use crate::telemetry::LogFormat;
 use anyhow::Context as _;
 use writ_infra::keys::{KeyRing, WhenMissing};
-use writ_infra::store::DEFAULT_MAX_BATCH;
-use writ_infra::{Executor, Store};
+use writ_store::DEFAULT_MAX_BATCH;
+use writ_store::{Executor, Store};
 
 use crate::args::{GlobalArgs, LogFormatArg, ServeArgs};
 
@@ -98,7 +98,7 @@ impl Context {
                 (keys, Store::open_sqlite(&settings.data_dir).await?)
             }
         };
-        let executor = Executor::new(store.clone(), writ_infra::services::synced(&store).await);
+        let executor = Executor::new(store.clone(), writ_store::services::synced(&store).await);
         Ok(Self {
             settings,
             keys,

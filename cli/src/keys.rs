@@ -3,7 +3,7 @@
 use anyhow::{anyhow, Context as _};
 use serde_json::{json, Value};
 use writ_infra::signing::{self, keypair};
-use writ_infra::store::views::keys as view;
+use writ_store::views::keys as view;
 
 use crate::context::Context;
 use crate::output;

@@ -118,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Says what opening the store migrated: adopted versions of an earlier
 /// Writ, each migration applied, and where the database is now.
-fn migrated(store: &writ_infra::Store, json: bool) {
+fn migrated(store: &writ_store::Store, json: bool) {
     let report = store.migrations();
     let database = store.target().describe();
     if json {

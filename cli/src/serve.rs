@@ -10,9 +10,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use writ_command_api::browser::{BrowserKey, BrowserSettings};
 use writ_command_api::{CommandState, RegistrationDefaults};
+use writ_edge::metrics::Registry;
 use writ_edge::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
-use writ_infra::metrics::Registry;
 use writ_infra::signing::{self, KeySet};
 use writ_projector::{Projector, Publisher};
 use writ_query_api::{FeedLimits, QueryState, RevocationFeed};
@@ -94,7 +94,7 @@ pub fn seal_periodically(
                 _ = tokio::time::sleep(every) => false,
                 _ = stopped.wait_for(|stopped| *stopped) => true,
             };
-            match writ_infra::store::seal::seal(&store, &keys).await {
+            match writ_store::seal::seal(&store, &keys.checkpoint.0).await {
                 Ok(Some(checkpoint)) => {
                     tracing::debug!(cursor = %checkpoint.cursor, events = checkpoint.event_count, "sealed the log")
                 }

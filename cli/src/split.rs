@@ -7,7 +7,7 @@ use crate::config::Settings;
 use anyhow::bail;
 use axum::Router;
 use tokio::sync::watch;
-use writ_infra::metrics::Registry;
+use writ_edge::metrics::Registry;
 
 use crate::context::Context;
 use crate::serve;

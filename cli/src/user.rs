@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 use writ_domain::account::{Account, AccountCommand};
 use writ_domain::values::Sealed;
 use writ_infra::crypto::hash_password;
-use writ_infra::executor::Stream;
 use writ_infra::personal::{account_id, normalize_username, SubjectKey, FORGOTTEN};
-use writ_infra::store::inline::timestamp;
-use writ_infra::store::views::accounts::{self, AccountRow};
-use writ_infra::store::SideWrite;
-use writ_infra::{ExecuteError, Metadata};
+use writ_store::executor::Stream;
+use writ_store::inline::timestamp;
+use writ_store::views::accounts::{self, AccountRow};
+use writ_store::SideWrite;
+use writ_store::{ExecuteError, Metadata};
 
 use crate::args::UserCommand;
 use crate::context::{read_stdin_line, Context};

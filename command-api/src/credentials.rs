@@ -19,8 +19,8 @@ use writ_domain::login::{self, LoginCommand, LoginDay};
 use writ_domain::values::Sealed;
 use writ_infra::crypto::{hash_password, verify_password};
 use writ_infra::personal::{account_id, normalize_username, SubjectKey};
-use writ_infra::store::views::accounts::{self, AccountRow};
-use writ_infra::{ExecuteError, Metadata};
+use writ_store::views::accounts::{self, AccountRow};
+use writ_store::{ExecuteError, Metadata};
 
 use crate::CommandState;
 

@@ -16,11 +16,11 @@ use writ_domain::grant::{
 use writ_domain::values::{SecretHash, TokenFormat};
 use writ_edge::{no_store, OAuthError};
 use writ_infra::crypto::{random_token, sha256_hex};
-use writ_infra::executor::Stream;
 use writ_infra::signing::jwt;
 use writ_infra::tokens::{self, TokenKind, TokenRecord};
-use writ_infra::{ExecuteError, Metadata};
 use writ_protocol::{AccessTokenClaims, Audience};
+use writ_store::executor::Stream;
+use writ_store::{ExecuteError, Metadata};
 
 use crate::CommandState;
 

@@ -25,7 +25,7 @@ use axum::Router;
 use writ_edge::{address, Throttle, TrustedProxies};
 use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
-use writ_infra::{Executor, Store};
+use writ_store::{Executor, Store};
 
 pub use register::RegistrationDefaults;
 

@@ -1,7 +1,7 @@
 //! What every command records about the request that caused it.
 
 pub use writ_edge::request_id;
-use writ_infra::Metadata;
+use writ_store::Metadata;
 
 /// A person's command: the actor is `user:<sub>`.
 pub fn user_metadata(sub: &str, request_id: &str, client_id: Option<&str>) -> Metadata {

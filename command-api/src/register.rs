@@ -18,8 +18,8 @@ use writ_domain::values::{
 };
 use writ_edge::{form, no_store, OAuthError};
 use writ_infra::crypto::{random_token, sha256_hex};
-use writ_infra::executor::Stream;
-use writ_infra::{ExecuteError, Metadata};
+use writ_store::executor::Stream;
+use writ_store::{ExecuteError, Metadata};
 
 use crate::metadata::request_id;
 use crate::CommandState;

@@ -9,7 +9,7 @@ use writ_domain::grant::{Grant, GrantCommand, TokenRef};
 use writ_domain::values::SecretHash;
 use writ_edge::{no_store, ClientRequest, OAuthError};
 use writ_infra::tokens::{self, TokenKind};
-use writ_infra::{ExecuteError, Metadata};
+use writ_store::{ExecuteError, Metadata};
 
 use crate::CommandState;
 

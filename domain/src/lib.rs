@@ -21,6 +21,9 @@ pub mod values;
 
 pub use services::{Clock, Randomness, Services};
 
-/// Every event of every aggregate starts at this version; a change to an
-/// event's shape bumps it and adds an upcaster in infra.
+/// Every event of every aggregate starts at this version. A change to an
+/// event's shape bumps it, `catalog` lists the versions readers accept, and
+/// each older version's stored payload must read as the current type (its
+/// upcast; `catalog`'s tests hold one per change). Stored events are never
+/// rewritten: their hashes are in the chain.
 pub const EVENT_VERSION_1: &str = "1.0";

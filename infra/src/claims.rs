@@ -7,8 +7,8 @@ use writ_domain::values::Sealed;
 
 use crate::keys::KeyRing;
 use crate::personal::SubjectKey;
-use crate::store::views::accounts::{self, AccountRow};
-use crate::store::Store;
+use writ_store::views::accounts::{self, AccountRow};
+use writ_store::Store;
 
 /// `sub`, plus `name` for `profile` and `email` for `email`.
 pub async fn for_scopes(

@@ -1,5 +1,5 @@
-//! Writ's adapters: keys and crypto, the event log with its committer and
-//! inline read rows, the executor, signing, Kafka, token lookup.
+//! Writ's adapters around the store: the key file and crypto, signing keys
+//! and JWTs, token lookup, the revocation publisher and Kafka.
 
 #![cfg_attr(
     not(test),
@@ -8,16 +8,9 @@
 
 pub mod claims;
 pub mod crypto;
-pub mod executor;
 pub mod kafka;
 pub mod keys;
-pub mod metrics;
 pub mod personal;
 pub mod revocations;
-pub mod services;
 pub mod signing;
-pub mod store;
 pub mod tokens;
-
-pub use executor::{Committed, ExecuteError, Executor, Metadata};
-pub use store::{Cursor, Store};

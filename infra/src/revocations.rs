@@ -34,9 +34,9 @@ use writ_domain::consent::ConsentEvent;
 use writ_domain::grant::{GrantEvent, GrantParties};
 use writ_protocol::revocation::{Revocation, RevocationType, SCHEMA_VERSION};
 
-use crate::store::views::grants::{self, Holders, PartiesRow};
-use crate::store::views::tokens::{self, AccessTokensOf};
-use crate::store::{Cursor, Db, EventHeader, Store, StoredEvent};
+use writ_store::views::grants::{self, Holders, PartiesRow};
+use writ_store::views::tokens::{self, AccessTokensOf};
+use writ_store::{Cursor, Db, EventHeader, Store, StoredEvent};
 
 /// The event types that become a message.
 pub const REVOCATION_EVENTS: &[&str] = &[

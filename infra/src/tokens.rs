@@ -9,12 +9,12 @@ use writ_domain::values::ResourceUri;
 
 use crate::crypto::sha256_hex;
 use crate::signing::{jwt, KeySet};
-use crate::store::views::accounts::AccountStatus;
-use crate::store::views::clients::ClientStatus;
-use crate::store::views::grants::GrantStatus;
-pub use crate::store::views::tokens::TokenKind;
-use crate::store::views::tokens::{self as view, TokenLookup, TokenStatus};
-use crate::store::Store;
+use writ_store::views::accounts::AccountStatus;
+use writ_store::views::clients::ClientStatus;
+use writ_store::views::grants::GrantStatus;
+pub use writ_store::views::tokens::TokenKind;
+use writ_store::views::tokens::{self as view, TokenLookup, TokenStatus};
+use writ_store::Store;
 
 #[derive(Debug, Clone)]
 pub struct TokenRecord {

@@ -1,13 +1,13 @@
 //! The bulk replay, on PostgreSQL: the log is read in one snapshot as one
 //! stream, every event's changes are applied to the inline tables in
-//! memory ([`writ_infra::store::fold`]), and the rows are loaded with COPY
+//! memory ([`writ_store::fold`]), and the rows are loaded with COPY
 //! into tables whose keys and indexes are built afterwards. The statement
 //! replay sends about two upserts per event, each parsed and planned; this
 //! sends each final row once.
 //!
 //! The audit index is final per event, so its rows stream into their table
 //! on a second connection while the log is still being read. Client and
-//! subject are found as [`crate::audit::insert_events`] finds them: in the
+//! subject are found as [`writ_store::views::audit_index_rows`] finds them: in the
 //! event where it names them, else in the grant's or session's row.
 
 use std::borrow::Cow;
@@ -22,11 +22,11 @@ use writ_domain::client::Client;
 use writ_domain::consent::Consent;
 use writ_domain::grant::Grant;
 use writ_domain::session::Session;
-use writ_infra::store::change::Change;
-use writ_infra::store::fold::{copy_line, Tables};
-use writ_infra::store::inline::{self, EventHead};
-use writ_infra::store::views::{GRANTS, SESSIONS};
-use writ_infra::store::{Conn, Cursor, Target};
+use writ_store::change::Change;
+use writ_store::fold::{copy_line, Tables};
+use writ_store::inline::{self, EventHead};
+use writ_store::views::{GRANTS, SESSIONS};
+use writ_store::{Conn, Cursor, Target};
 
 use crate::progress::{Progress, Until};
 use crate::ProjectorError;

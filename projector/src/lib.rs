@@ -22,9 +22,9 @@ pub mod swap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use writ_infra::store::inline::ApplyError;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Cursor, EventHeader, RowExt, Store};
+use writ_store::inline::ApplyError;
+use writ_store::statement::Statement;
+use writ_store::{Conn, Cursor, EventHeader, RowExt, Store};
 
 pub use metrics::ProjectorMetrics;
 pub use policies::Policies;
@@ -222,7 +222,7 @@ impl Projector {
     }
 
     /// Also runs the cross-aggregate policies, which issue commands.
-    pub fn with_policies(mut self, executor: writ_infra::Executor) -> Self {
+    pub fn with_policies(mut self, executor: writ_store::Executor) -> Self {
         self.policies = Some(Policies::new(self.store.clone(), executor));
         self
     }
@@ -339,7 +339,7 @@ impl Projector {
             let positions: Vec<i64> = chunk.iter().map(|header| header.position).collect();
             let indexed = self
                 .conn
-                .execute(&[audit::insert_events(dialect, schema, schema, &positions)])
+                .execute(&[audit::audit_index_rows(dialect, schema, schema, &positions)])
                 .await?;
             if indexed != chunk.len() as u64 {
                 return Err(ProjectorError::Sql(sqlx::Error::Protocol(format!(

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use writ_infra::metrics::{gauge_line, Source};
+use writ_store::metrics::{gauge_line, Source};
 
 #[derive(Debug, Default)]
 pub struct ProjectorMetrics {

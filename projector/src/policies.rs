@@ -11,10 +11,10 @@ use writ_domain::account::{Account, AccountEvent};
 use writ_domain::client::{Client, ClientEvent};
 use writ_domain::consent::{Consent, ConsentEvent};
 use writ_domain::grant::{Grant, GrantCommand};
-use writ_infra::store::inline::timestamp;
-use writ_infra::store::views::grants::{self, Holders};
-use writ_infra::store::{Conn, Cursor, EventHeader, Store, StoredEvent};
-use writ_infra::{ExecuteError, Executor, Metadata};
+use writ_store::inline::timestamp;
+use writ_store::views::grants::{self, Holders};
+use writ_store::{Conn, Cursor, EventHeader, Store, StoredEvent};
+use writ_store::{ExecuteError, Executor, Metadata};
 
 use crate::ProjectorError;
 

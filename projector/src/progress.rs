@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Cursor, RowExt, StoredEvent};
+use writ_store::statement::Statement;
+use writ_store::{Conn, Cursor, RowExt, StoredEvent};
 
 use crate::ProjectorError;
 

@@ -14,9 +14,9 @@ use std::time::Duration;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 use writ_infra::kafka::KafkaSettings;
-use writ_infra::metrics::{gauge_line, Source};
 use writ_infra::revocations;
-use writ_infra::store::{Conn, Cursor, Dialect, Store};
+use writ_store::metrics::{gauge_line, Source};
+use writ_store::{Conn, Cursor, Dialect, Store};
 
 use crate::{advance_checkpoint, read_checkpoint, ProjectorError};
 

@@ -4,9 +4,9 @@
 //! rebuilds into an attached scratch file; PostgreSQL into a schema created
 //! and dropped inside one REPEATABLE READ transaction that is rolled back.
 
-use writ_infra::store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Dialect, RowExt, Store, Target};
+use writ_store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
+use writ_store::statement::Statement;
+use writ_store::{Conn, Dialect, RowExt, Store, Target};
 
 use crate::replay::{attach_scratch, detach_scratch, replay, Pass, Progress, Until};
 use crate::{ProjectorError, PROJECTION};

@@ -10,11 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use writ_infra::store::schema::read_tables_ddl;
-use writ_infra::store::statement::{Bind, Statement};
-use writ_infra::store::{
-    after_cursor, event_columns, inline, Conn, Cursor, Dialect, StoredEvent, Target,
-};
+use writ_store::schema::read_tables_ddl;
+use writ_store::statement::{Bind, Statement};
+use writ_store::{after_cursor, event_columns, inline, Conn, Cursor, Dialect, StoredEvent, Target};
 
 pub use crate::progress::{Progress, Until};
 use crate::{audit, ProjectorError};
@@ -110,7 +108,7 @@ pub(crate) async fn replay(
         }
         // After the page's inline rows, which the audit rows may join.
         if !indexed.is_empty() {
-            statements.push(audit::insert_events(dialect, scratch, live, &indexed));
+            statements.push(audit::audit_index_rows(dialect, scratch, live, &indexed));
         }
         if pass.commit_pages && !statements.is_empty() {
             // Deferred: on SQLite only the scratch database is locked, so

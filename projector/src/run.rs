@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Dialect, RowExt, Target};
+use writ_store::statement::Statement;
+use writ_store::{Conn, Dialect, RowExt, Target};
 
 use crate::{Outcome, Projector, ProjectorError, ProjectorMetrics, PROJECTION};
 
@@ -147,19 +147,19 @@ pub(crate) async fn try_lock(conn: &mut Conn, lock: i64) -> Result<bool, sqlx::E
 /// interval as a backstop; on SQLite `PRAGMA data_version` changes on a
 /// connection of its own when another connection commits.
 pub(crate) struct Wakeups {
-    commits: watch::Receiver<writ_infra::store::Cursor>,
+    commits: watch::Receiver<writ_store::Cursor>,
     notifications: Option<sqlx::postgres::PgListener>,
     sqlite: Option<(Conn, Option<i64>)>,
     tick: tokio::time::Interval,
 }
 
 impl Wakeups {
-    pub(crate) async fn new(store: &writ_infra::store::Store, interval: Duration) -> Self {
+    pub(crate) async fn new(store: &writ_store::Store, interval: Duration) -> Self {
         let (notifications, sqlite) = match store.target() {
             Target::Postgres(url) => match sqlx::postgres::PgListener::connect(url).await {
                 Ok(mut listener) => (
                     listener
-                        .listen(writ_infra::store::COMMIT_CHANNEL)
+                        .listen(writ_store::COMMIT_CHANNEL)
                         .await
                         .ok()
                         .map(|()| listener),

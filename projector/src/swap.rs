@@ -12,9 +12,9 @@
 
 use std::time::{Duration, Instant};
 
-use writ_infra::store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Cursor, Dialect, Target};
+use writ_store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
+use writ_store::statement::Statement;
+use writ_store::{Conn, Cursor, Dialect, Target};
 
 use crate::replay::{attach_scratch, detach_scratch, replay, Pass, Progress, Until, PAGE};
 use crate::run::try_lock;

@@ -6,10 +6,10 @@ use std::time::Duration;
 use writ_domain::client::{Client, ClientCommand};
 use writ_domain::consent::{Consent, ConsentCommand};
 use writ_domain::values::ScopeSet;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Dialect, RowExt};
-use writ_infra::{Executor, Metadata, Store};
 use writ_projector::{rebuild_and_compare, Outcome, Projector, ProjectorError};
+use writ_store::statement::Statement;
+use writ_store::{Conn, Dialect, RowExt};
+use writ_store::{Executor, Metadata, Store};
 use writ_testing::{open_store, service_client_registration, Backend};
 
 writ_testing::on_both_backends!(
@@ -24,7 +24,7 @@ async fn open(backend: Backend) -> (tempfile::TempDir, Store, Executor) {
     let store = open_store(backend, dir.path())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let executor = Executor::new(store.clone(), writ_infra::services::system());
+    let executor = Executor::new(store.clone(), writ_store::services::system());
     (dir, store, executor)
 }
 
@@ -83,7 +83,7 @@ async fn workload(executor: &Executor) {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
-async fn rows(store: &Store, sql: &str) -> Vec<writ_infra::store::Row> {
+async fn rows(store: &Store, sql: &str) -> Vec<writ_store::Row> {
     store
         .db()
         .fetch_all(&Statement::new(sql))

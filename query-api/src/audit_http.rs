@@ -182,9 +182,9 @@ async fn export(
 async fn verify(State(state): State<QueryState>, headers: HeaderMap) -> Response {
     respond(&state, &headers, async {
         let verification = unavailable_on_error(
-            writ_infra::store::seal::verify(&state.store, &state.key_ring).await,
+            writ_store::seal::verify(&state.store, &state.key_ring.checkpoint.0).await,
         )?;
-        let key = writ_infra::store::seal::public_key(&state.key_ring).ok();
+        let key = writ_store::seal::public_key(&state.key_ring.checkpoint.0).ok();
         Ok(Json(verification.to_json(key.as_deref())).into_response())
     })
     .await

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use writ_infra::store::views::clients::{self, ClientRow};
+use writ_store::views::clients::{self, ClientRow};
 
 use crate::QueryState;
 

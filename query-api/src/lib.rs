@@ -19,7 +19,7 @@ use axum::Router;
 use writ_edge::{address, Throttle, TrustedProxies};
 use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
-use writ_infra::Store;
+use writ_store::Store;
 
 pub use revocations::{FeedLimits, RevocationFeed};
 

@@ -2,8 +2,8 @@
 //! a new consent) and the answers at each boundary between its steps.
 
 use serde_json::Value;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_store::statement::Statement;
+use writ_store::RowExt;
 
 use crate::browser::{self, Browser, REDIRECT_URI};
 use crate::harness::{eventually, Backend, Deployment};

@@ -348,7 +348,7 @@ pub struct Deployment {
     pub database_url: Option<String>,
     /// Opened once, on first use: each opening runs migrations and starts
     /// a committer.
-    store: tokio::sync::OnceCell<writ_infra::Store>,
+    store: tokio::sync::OnceCell<writ_store::Store>,
 }
 
 impl Deployment {
@@ -436,14 +436,13 @@ impl Deployment {
     }
 
     /// The store, opened in this process (its own committer and pools).
-    pub async fn store(&self) -> writ_infra::Store {
+    pub async fn store(&self) -> writ_store::Store {
         let open = || async {
             let opened = match &self.database_url {
                 Some(url) => {
-                    writ_infra::Store::open_postgres(url, writ_infra::store::DEFAULT_MAX_BATCH)
-                        .await
+                    writ_store::Store::open_postgres(url, writ_store::DEFAULT_MAX_BATCH).await
                 }
-                None => writ_infra::Store::open_sqlite(self.data.path()).await,
+                None => writ_store::Store::open_sqlite(self.data.path()).await,
             };
             opened.unwrap_or_else(|e| panic!("{e}"))
         };
@@ -451,7 +450,7 @@ impl Deployment {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        let statement = writ_infra::store::statement::Statement::new(sql);
+        let statement = writ_store::statement::Statement::new(sql);
         self.store()
             .await
             .db()
@@ -462,12 +461,12 @@ impl Deployment {
 
     /// A connection of its own to the database, for writing behind
     /// Writ's back (the store's pools only read on SQLite).
-    pub async fn conn(&self) -> writ_infra::store::Conn {
+    pub async fn conn(&self) -> writ_store::Conn {
         let target = match &self.database_url {
-            Some(url) => writ_infra::store::Target::Postgres(url.clone()),
-            None => writ_infra::store::Target::Sqlite(self.data.database()),
+            Some(url) => writ_store::Target::Postgres(url.clone()),
+            None => writ_store::Target::Sqlite(self.data.database()),
         };
-        writ_infra::store::Conn::connect(&target)
+        writ_store::Conn::connect(&target)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     }
@@ -491,11 +490,11 @@ impl Deployment {
     /// Events counted behind Writ's back: opening the store from this
     /// build would migrate the database first.
     pub async fn raw_event_count(&self) -> i64 {
-        use writ_infra::store::RowExt;
+        use writ_store::RowExt;
         let rows = self
             .conn()
             .await
-            .fetch_all(&writ_infra::store::statement::Statement::new(
+            .fetch_all(&writ_store::statement::Statement::new(
                 "SELECT count(*) AS n FROM events",
             ))
             .await

@@ -1,10 +1,10 @@
 //! Personal data: forgetting a person, no plaintext in the database, and
 //! the read model rebuilt from the log equal to the live one.
 
-use writ_infra::store::statement::Statement;
-use writ_infra::store::verify_chains;
-use writ_infra::Store;
 use writ_projector::{rebuild_and_compare, Outcome, Projector};
+use writ_store::statement::Statement;
+use writ_store::verify_chains;
+use writ_store::Store;
 
 use crate::harness::{random_word, Backend, Deployment};
 

@@ -2,8 +2,8 @@
 //! mixed workload and names a row altered behind Writ's back; snapshots at
 //! a cursor and at a time hold exactly the state of that moment.
 
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_store::statement::Statement;
+use writ_store::RowExt;
 
 use crate::browser::{self, Browser, REDIRECT_URI};
 use crate::harness::{eventually, rounds, Backend, Deployment};
@@ -135,7 +135,7 @@ async fn bulk_replay_equals_the_live_tables(deployment: &Deployment) {
     .await;
     let replay = deployment.writ(&["replay", "--into", "bulk"]);
     assert!(replay.0.status.success(), "{}", replay.stderr());
-    for table in writ_infra::store::schema::REBUILDABLE_TABLES {
+    for table in writ_store::schema::REBUILDABLE_TABLES {
         let differing = deployment
             .count(&format!(
                 "SELECT count(*) FROM ((SELECT * FROM public.{table} EXCEPT ALL SELECT * FROM snapshot_bulk.{table})
@@ -204,12 +204,12 @@ async fn snapshots_hold_the_state_at_a_cursor_and_at_a_time(backend: Backend) {
         .db()
         .fetch_optional(&Statement::new(format!(
             "SELECT {} FROM events ORDER BY {} DESC LIMIT 1",
-            writ_infra::store::event_columns(store.dialect()),
-            writ_infra::store::log_order(store.dialect()).replace(',', " DESC,")
+            writ_store::event_columns(store.dialect()),
+            writ_store::log_order(store.dialect()).replace(',', " DESC,")
         )))
         .await
         .unwrap_or_else(|e| panic!("{e}"))
-        .map(|row| writ_infra::store::StoredEvent::from_row(&row))
+        .map(|row| writ_store::StoredEvent::from_row(&row))
         .unwrap_or_else(|| panic!("no events"))
         .unwrap_or_else(|e| panic!("{e}"));
     let columns = |schema: &str| match deployment.database_url {

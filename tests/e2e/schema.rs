@@ -86,7 +86,7 @@ fn check(name: &str, property: &Value, value: &Value) {
     if property.get("pattern").is_some() {
         let text = value.as_str().unwrap_or_default();
         assert!(
-            text.parse::<writ_infra::store::Cursor>().is_ok(),
+            text.parse::<writ_store::Cursor>().is_ok(),
             "{name}: {text} is not a cursor"
         );
     }

@@ -2,8 +2,8 @@
 //! log, restart with state and keys kept, and the CLI beside a running
 //! server with the projector seeing its commits.
 
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_store::statement::Statement;
+use writ_store::RowExt;
 
 use crate::harness::{eventually, Backend, DataDir, Deployment, Server};
 

@@ -283,11 +283,11 @@ fn checkpoint_sampler(url: String) -> Sampler {
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
-        let db = writ_infra::store::Db::connect_postgres(&url, 1)
+        let db = writ_store::Db::connect_postgres(&url, 1)
             .await
-            .map(writ_infra::store::Db::Postgres)
+            .map(writ_store::Db::Postgres)
             .unwrap_or_else(|e| panic!("{e}"));
-        let query = writ_infra::store::statement::Statement::new(
+        let query = writ_store::statement::Statement::new(
             "SELECT coalesce(max(position), 0) FROM projector_checkpoints WHERE projection = 'audit_index'",
         );
         let (mut highest, mut samples) = (0, 0);

@@ -4,8 +4,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_store::statement::Statement;
+use writ_store::RowExt;
 
 use crate::harness::{rounds, Backend, Deployment};
 use crate::oauth::{self, Api, Creds};

@@ -4,8 +4,8 @@
 //! cannot see (a stream's newest event gone, the log's tail cut, an event
 //! rewritten with its stream's hashes recomputed).
 
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{chain_link, event_columns, RowExt, RowForHash, StoredEvent};
+use writ_store::statement::Statement;
+use writ_store::{chain_link, event_columns, RowExt, RowForHash, StoredEvent};
 
 use crate::harness::{Backend, Deployment};
 use crate::oauth;

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::RowExt;
+use writ_store::statement::Statement;
+use writ_store::RowExt;
 
 use crate::browser::{self, Browser, REDIRECT_URI};
 use crate::harness::{Backend, Deployment};

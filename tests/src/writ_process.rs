@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use writ_infra::store::statement::Statement;
-use writ_infra::store::Db;
+use writ_store::statement::Statement;
+use writ_store::Db;
 
 /// Builds the release binary and returns it. The packages are the ones the
 /// benchmarks are documented to be built with, so features unify the same

@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use writ_domain::consent::{stream_id, Consent, ConsentCommand};
-use writ_infra::store::views::consents;
-use writ_infra::ExecuteError;
+use writ_store::views::consents;
+use writ_store::ExecuteError;
 
 use super::guard;
 use super::pages::{self, see_other, ConsentRow};

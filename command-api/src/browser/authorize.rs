@@ -7,7 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use writ_edge::{form, Form};
-use writ_infra::store::views::consents::{self, ConsentStatus};
+use writ_store::views::consents::{self, ConsentStatus};
 
 use super::code::issue_code;
 use super::guard;

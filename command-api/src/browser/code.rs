@@ -6,7 +6,7 @@ use axum::response::Response;
 use writ_domain::grant::{Grant, GrantCommand};
 use writ_domain::values::{CodeChallenge, RedirectUri, SecretHash};
 use writ_infra::crypto::{random_token, sha256_hex};
-use writ_infra::executor::Stream;
+use writ_store::executor::Stream;
 
 use super::pages::{self, see_other, with_query};
 use super::request::{load_client, Pending};

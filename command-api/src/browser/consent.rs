@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use writ_domain::consent::{stream_id, Consent, ConsentCommand};
-use writ_infra::ExecuteError;
+use writ_store::ExecuteError;
 
 use super::code::issue_code;
 use super::guard::{self, expired};

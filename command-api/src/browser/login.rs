@@ -84,7 +84,7 @@ pub async fn submit(
     let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
         return again("Enter your username and password.", StatusCode::BAD_REQUEST).await;
     };
-    let metadata = writ_infra::Metadata {
+    let metadata = writ_store::Metadata {
         actor: "browser".into(),
         request_id: request_id(&headers),
         client_id: pending.as_ref().map(|p| p.client_id.clone()),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use writ_domain::client::ClientSettings;
 use writ_domain::values::{ApplicationType, CodeChallenge, GrantType, RedirectUri, ScopeSet};
 use writ_edge::Form;
-use writ_infra::store::views::clients;
+use writ_store::views::clients;
 
 use crate::{audience, CommandState};
 

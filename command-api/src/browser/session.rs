@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use writ_domain::grant::{Grant, GrantCommand};
 use writ_domain::session::{Session, SessionCommand};
 use writ_infra::crypto::{random_token, sha256_hex};
-use writ_infra::executor::Stream;
-use writ_infra::store::inline::timestamp;
-use writ_infra::store::views::{grants, sessions};
-use writ_infra::{ExecuteError, Metadata};
+use writ_store::executor::Stream;
+use writ_store::inline::timestamp;
+use writ_store::views::{grants, sessions};
+use writ_store::{ExecuteError, Metadata};
 
 use super::state::{cookie, SESSION_COOKIE};
 use crate::CommandState;

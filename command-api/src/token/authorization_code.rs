@@ -9,7 +9,7 @@ use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
 use writ_domain::values::{GrantType, RedirectUri, SecretHash};
 use writ_edge::{AuthenticatedClient, Form, OAuthError};
 use writ_infra::tokens::TokenKind;
-use writ_infra::Metadata;
+use writ_store::Metadata;
 
 use crate::issue::{self, Subject};
 use crate::{id_token, CommandState};

@@ -4,7 +4,7 @@
 use axum::response::Response;
 use writ_domain::grant::GrantCommand;
 use writ_edge::{AuthenticatedClient, Form, OAuthError};
-use writ_infra::Metadata;
+use writ_store::Metadata;
 
 use crate::issue::{self, new_gid, Subject};
 use crate::{audience, CommandState};

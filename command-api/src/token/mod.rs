@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::response::Response;
 use writ_domain::values::GrantType;
 use writ_edge::{ClientRequest, OAuthError};
-use writ_infra::Metadata;
+use writ_store::Metadata;
 
 use crate::CommandState;
 

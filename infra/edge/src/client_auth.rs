@@ -18,8 +18,8 @@ use writ_domain::client::ClientSettings;
 
 use crate::{Form, OAuthError, Throttle};
 use writ_infra::crypto::{constant_time_eq, sha256_hex};
-use writ_infra::store::views::clients;
-use writ_infra::store::Store;
+use writ_store::views::clients;
+use writ_store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {

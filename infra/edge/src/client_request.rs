@@ -7,7 +7,7 @@
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use writ_infra::store::Store;
+use writ_store::Store;
 
 use crate::{authenticate, form, AuthenticatedClient, ClientAddress, Form, OAuthError, Throttle};
 

@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use writ_infra::store::Store;
+use writ_store::Store;
 
 pub fn router(store: Store) -> Router {
     Router::new()

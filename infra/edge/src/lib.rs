@@ -1,6 +1,6 @@
 //! The HTTP edge the command and query APIs share: strict forms, RFC 6749
 //! errors, client authentication, bearer tokens, the client's address, the throttles,
-//! body limits and the health endpoints.
+//! body limits, the health endpoints and `/metrics`.
 
 #![cfg_attr(
     not(test),
@@ -15,6 +15,7 @@ mod client_request;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod metrics;
 pub mod throttle;
 
 pub use address::{ClientAddress, TrustedProxies};

@@ -15,11 +15,11 @@ use serde_json::Value;
 use writ_domain::signing_key::{SigningKey, SigningKeyCommand};
 
 use crate::crypto;
-use crate::executor::{ExecuteError, Executor, Metadata, Stream};
 use crate::keys::KeyRing;
-use crate::store::views::keys::{self as view, KeyStatus};
-use crate::store::{SideWrite, Store};
 pub use keypair::{KeyError, Signer};
+use writ_store::executor::{ExecuteError, Executor, Metadata, Stream};
+use writ_store::views::keys::{self as view, KeyStatus};
+use writ_store::{SideWrite, Store};
 
 /// How stale the in-process view of keys may get: rotations by another
 /// process are picked up within this; unknown kids trigger a reload sooner.

@@ -46,14 +46,14 @@ pub enum Backend {
 pub async fn open_store(
     backend: Backend,
     dir: &std::path::Path,
-) -> Result<writ_infra::Store, String> {
+) -> Result<writ_store::Store, String> {
     match backend {
-        Backend::Sqlite => writ_infra::Store::open_sqlite(dir)
+        Backend::Sqlite => writ_store::Store::open_sqlite(dir)
             .await
             .map_err(|e| e.to_string()),
         Backend::Postgres => {
             let url = fresh_postgres_database().await?;
-            writ_infra::Store::open_postgres(&url, writ_infra::store::DEFAULT_MAX_BATCH)
+            writ_store::Store::open_postgres(&url, writ_store::DEFAULT_MAX_BATCH)
                 .await
                 .map_err(|e| e.to_string())
         }

@@ -13,10 +13,10 @@ use std::sync::Mutex;
 
 use sqlx::postgres::PgConnection;
 use tokio::sync::Notify;
-use writ_infra::store::fold::{copy_line, Tables};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::views::{Table, INLINE_TABLES};
-use writ_infra::store::{Conn, RowExt};
+use writ_store::fold::{copy_line, Tables};
+use writ_store::statement::Statement;
+use writ_store::views::{Table, INLINE_TABLES};
+use writ_store::{Conn, RowExt};
 
 use super::{storage, CHUNK};
 use crate::ProjectorError;
@@ -65,7 +65,7 @@ impl Deferred {
                 .text(schema),
             )
             .await?;
-        let field = |row: &writ_infra::store::Row, column| row.text(column).unwrap_or_default();
+        let field = |row: &writ_store::Row, column| row.text(column).unwrap_or_default();
         let mut drops = Vec::new();
         let mut deferred = Self {
             by_table: Vec::new(),
@@ -362,8 +362,9 @@ async fn copy_table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use writ_infra::store::change::Change;
-    use writ_infra::store::views::GRANTS;
+    use writ_store::change::Change;
+    use writ_store::views::grants::grant;
+    use writ_store::views::GRANTS;
 
     fn deferred() -> Deferred {
         let builds = |table: &str, keys: &[&str], indexes: &[&str]| Builds {
@@ -389,7 +390,7 @@ mod tests {
         for n in 0..count {
             let gid = format!("g{n}");
             tables
-                .apply(Change::insert(&GRANTS, vec![("gid", Some(gid))]))
+                .apply(Change::insert(&GRANTS, vec![(grant::gid, Some(gid))]))
                 .unwrap();
         }
         tables

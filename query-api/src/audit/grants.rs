@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use writ_infra::store::views::grants::{self, Holders};
-use writ_infra::store::StoredEvent;
-use writ_infra::Store;
+use writ_store::views::grants::{self, Holders};
+use writ_store::Store;
+use writ_store::StoredEvent;
 
 use super::{
     events_of, events_of_types, fields, recorded, rfc3339, scopes_field, time_field, AuditResult,

@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::views::consents;
-use writ_infra::store::{RowExt, StoredEvent};
-use writ_infra::Store;
+use writ_store::statement::Statement;
+use writ_store::views::consents;
+use writ_store::Store;
+use writ_store::{RowExt, StoredEvent};
 
 use super::{events_of, fields, rfc3339, scopes_field, AuditResult, Report};
 

@@ -9,9 +9,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
-use writ_infra::store::statement::{placeholders, Statement};
-use writ_infra::store::{event_columns, log_order, StoredEvent};
-use writ_infra::Store;
+use writ_store::statement::{placeholders, Statement};
+use writ_store::Store;
+use writ_store::{event_columns, log_order, StoredEvent};
 
 mod grants;
 mod lineage;
@@ -151,7 +151,6 @@ pub async fn subject_of(
         return Ok(subject.to_owned());
     };
     let found =
-        writ_infra::store::views::accounts::sub_of(store.db(), &account_id(keys, &normalised))
-            .await?;
+        writ_store::views::accounts::sub_of(store.db(), &account_id(keys, &normalised)).await?;
     Ok(found.unwrap_or_else(|| subject.to_owned()))
 }

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 use writ_infra::revocations::{self, Routed};
-use writ_infra::store::Cursor;
-use writ_infra::Store;
+use writ_store::Cursor;
+use writ_store::Store;
 
 /// Events read per look at the log.
 pub const PAGE: i64 = 500;

@@ -41,9 +41,9 @@ use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 use writ_edge::{HeaderAuthenticatedClient, OAuthError};
 use writ_infra::revocations::{self, Routed};
-use writ_infra::store::views::clients;
-use writ_infra::store::{Cursor, START};
-use writ_infra::Store;
+use writ_store::views::clients;
+use writ_store::Store;
+use writ_store::{Cursor, START};
 
 use hub::{Batch, Slot, PAGE};
 pub use hub::{FeedLimits, RevocationFeed};

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::values::{ScopeSet, SecretHash};
-use writ_infra::executor::Stream;
-use writ_infra::metrics::Metrics;
-use writ_infra::store::DEFAULT_MAX_BATCH;
-use writ_infra::{Executor, Metadata, Store};
+use writ_store::executor::Stream;
+use writ_store::metrics::Metrics;
+use writ_store::DEFAULT_MAX_BATCH;
+use writ_store::{Executor, Metadata, Store};
 
 const CONCURRENCY: usize = 32;
 
@@ -66,7 +66,7 @@ async fn run(
 ) -> Result<Run, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = open(backend, dir.path(), max_batch).await?;
-    let executor = Arc::new(Executor::new(store.clone(), writ_infra::services::system()));
+    let executor = Arc::new(Executor::new(store.clone(), writ_store::services::system()));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut workers = Vec::new();

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Db, Target};
+use writ_store::statement::Statement;
+use writ_store::{Conn, Db, Target};
 use writ_tests::load::{self, Target as LoadTarget};
 use writ_tests::writ_process::{self, Deployment, Server};
 

@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::values::{ScopeSet, SecretHash};
-use writ_infra::executor::Stream;
-use writ_infra::metrics::Metrics;
-use writ_infra::store::schema::REBUILDABLE_TABLES;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Db, Target, DEFAULT_MAX_BATCH};
-use writ_infra::{Executor, Metadata, Store};
+use writ_store::executor::Stream;
+use writ_store::metrics::Metrics;
+use writ_store::schema::REBUILDABLE_TABLES;
+use writ_store::statement::Statement;
+use writ_store::{Conn, Db, Target, DEFAULT_MAX_BATCH};
+use writ_store::{Executor, Metadata, Store};
 use writ_tests::writ_process::{self, Deployment};
 
 type Failure = Box<dyn std::error::Error>;
@@ -38,7 +38,7 @@ const AUDIT_TOKEN: &str = "bench-audit-token";
 /// Appends grants until the log holds at least `events` events.
 async fn populate(url: &str, events: u64) -> Result<(), Failure> {
     let store = Store::open_postgres(url, DEFAULT_MAX_BATCH).await?;
-    let executor = Arc::new(Executor::new(store.clone(), writ_infra::services::system()));
+    let executor = Arc::new(Executor::new(store.clone(), writ_store::services::system()));
     let done = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut workers = Vec::new();

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Target};
+use writ_store::statement::Statement;
+use writ_store::{Conn, Target};
 use writ_tests::load::{self, Stats, Target as LoadTarget};
 use writ_tests::node_oidc::{self, NodeOidc};
 use writ_tests::writ_process::{self, Deployment};

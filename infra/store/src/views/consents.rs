@@ -1,24 +1,17 @@
 //! What each person has consented to, per client.
 
 use super::status;
-use super::Table;
-use crate::store::statement::Statement;
-use crate::store::Db;
+use super::table;
+use crate::statement::Statement;
+use crate::Db;
 
-pub const CONSENTS: Table = Table {
-    name: "consents",
-    columns: &[
-        "sub",
-        "client_id",
-        "scopes",
-        "status",
-        "granted_at",
-        "withdrawn_at",
-        "updated_at",
-    ],
-    key: &["sub", "client_id"],
-    lookups: &[],
-};
+table! {
+    CONSENTS = "consents", columns consent {
+        sub, client_id, scopes, status, granted_at, withdrawn_at, updated_at,
+    }
+    key [sub, client_id]
+    lookups []
+}
 
 status!(ConsentStatus {
     Active = "active",

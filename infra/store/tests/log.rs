@@ -12,11 +12,11 @@ use writ_domain::consent::{Consent, ConsentCommand};
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::login::{LoginCommand, LoginDay};
 use writ_domain::values::ScopeSet;
-use writ_infra::executor::Stream;
-use writ_infra::metrics::Metrics;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{verify_chains, AppendError, Conn, Dialect, RowExt};
-use writ_infra::{Executor, Metadata, Store};
+use writ_store::executor::Stream;
+use writ_store::metrics::Metrics;
+use writ_store::statement::Statement;
+use writ_store::{verify_chains, AppendError, Conn, Dialect, RowExt};
+use writ_store::{Executor, Metadata, Store};
 use writ_testing::{open_store, service_client_registration, Backend};
 
 writ_testing::on_both_backends!(
@@ -57,7 +57,7 @@ async fn number(store: &Store, sql: &str) -> i64 {
 }
 
 fn executor(store: &Store) -> Executor {
-    Executor::new(store.clone(), writ_infra::services::system())
+    Executor::new(store.clone(), writ_store::services::system())
 }
 
 fn event(aggregate_id: &str, sequence: usize) -> SerializedEvent {
@@ -98,7 +98,7 @@ async fn release(mut conn: Conn) {
 /// (and is now waiting for the lock).
 async fn warm_up(
     store: &Store,
-) -> tokio::task::JoinHandle<Result<writ_infra::store::AppendReceipt, AppendError>> {
+) -> tokio::task::JoinHandle<Result<writ_store::AppendReceipt, AppendError>> {
     let first = tokio::spawn({
         let store = store.clone();
         async move { store.append(vec![event("warm-up", 1)], vec![]).await }
@@ -314,7 +314,7 @@ async fn positions_are_gap_free_and_follow_commit_order(backend: Backend) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let read = loop {
         let read = store
-            .events_after(writ_infra::store::START, 1000)
+            .events_after(writ_store::START, 1000)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         if read.len() >= 40 || tokio::time::Instant::now() > deadline {

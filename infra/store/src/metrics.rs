@@ -1,16 +1,8 @@
-//! Counters and histograms, and their Prometheus text exposition at
-//! `/metrics` on every process. Lock-free counters on the hot paths; the
-//! per-route table takes one short lock per request.
+//! The store's counters and histograms, lock-free on the commit path, and
+//! the Prometheus text they render as; the edge serves them at `/metrics`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 /// The store's counters: the committer's and the executor's.
 #[derive(Debug, Default)]
@@ -41,7 +33,7 @@ impl Metrics {
         counter.fetch_add(by, Ordering::Relaxed);
     }
 
-    fn render(&self, out: &mut String) {
+    pub fn render(&self, out: &mut String) {
         let counters = [
             (
                 "writ_commit_batches_total",
@@ -89,10 +81,6 @@ impl Metrics {
 
 pub const BATCH_BUCKETS: usize = 9;
 const BATCH_BOUNDS: [u64; BATCH_BUCKETS] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
-const LATENCY_BUCKETS: usize = 12;
-const LATENCY_BOUNDS: [f64; LATENCY_BUCKETS] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
 
 /// A cumulative histogram with fixed bounds (Prometheus `le` buckets).
 #[derive(Debug)]
@@ -125,7 +113,14 @@ impl<const N: usize> Histogram<N> {
             .fetch_add((value * 1e6).max(0.0) as u64, Ordering::Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str, labels: &str, bounds: &[f64; N]) {
+    pub fn render(
+        &self,
+        out: &mut String,
+        name: &str,
+        help: &str,
+        labels: &str,
+        bounds: &[f64; N],
+    ) {
         if labels.is_empty() {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         }
@@ -166,123 +161,9 @@ pub fn gauge_line(out: &mut String, name: &str, help: &str, value: f64) {
     );
 }
 
-/// Requests by method, route template (never the raw path, so the label
-/// set stays small) and status, with latencies.
-#[derive(Default)]
-pub struct HttpMetrics {
-    routes: Mutex<BTreeMap<(String, String, u16), Arc<Histogram<LATENCY_BUCKETS>>>>,
-}
-
-impl HttpMetrics {
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let histogram = {
-            let Ok(mut routes) = self.routes.lock() else {
-                return;
-            };
-            routes
-                .entry((method.to_owned(), route.to_owned(), status))
-                .or_default()
-                .clone()
-        };
-        histogram.observe(seconds, &LATENCY_BOUNDS);
-    }
-
-    fn render(&self, out: &mut String) {
-        let name = "writ_http_request_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} requests by method, route and status, with their latency\n# TYPE {name} histogram"
-        );
-        let Ok(routes) = self.routes.lock() else {
-            return;
-        };
-        for ((method, route, status), histogram) in routes.iter() {
-            let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
-            histogram.render(out, name, "", &labels, &LATENCY_BOUNDS);
-        }
-    }
-}
-
 /// Something else a process exposes (the projector's lag, for one).
 pub trait Source: Send + Sync {
     fn render(&self, out: &mut String);
-}
-
-/// Everything one process exposes at `/metrics`.
-#[derive(Clone)]
-pub struct Registry {
-    pub http: Arc<HttpMetrics>,
-    store: Arc<Metrics>,
-    sources: Vec<Arc<dyn Source>>,
-}
-
-impl Registry {
-    pub fn new(store: Arc<Metrics>) -> Self {
-        Self {
-            http: Arc::default(),
-            store,
-            sources: Vec::new(),
-        }
-    }
-
-    pub fn with(mut self, source: Arc<dyn Source>) -> Self {
-        self.sources.push(source);
-        self
-    }
-
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        self.http.render(&mut out);
-        self.store.render(&mut out);
-        for source in &self.sources {
-            source.render(&mut out);
-        }
-        out
-    }
-
-    /// `/metrics`, plus a middleware that times every other request.
-    pub fn attach<S: Clone + Send + Sync + 'static>(
-        self,
-        router: axum::Router<S>,
-    ) -> axum::Router<S> {
-        let exposition = self.clone();
-        router
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let registry = exposition.clone();
-                    async move {
-                        (
-                            [(
-                                axum::http::header::CONTENT_TYPE,
-                                "text/plain; version=0.0.4",
-                            )],
-                            registry.render(),
-                        )
-                            .into_response()
-                    }
-                }),
-            )
-            .layer(axum::middleware::from_fn_with_state(self.http, record))
-    }
-}
-
-async fn record(State(http): State<Arc<HttpMetrics>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    http.observe(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
 }
 
 #[cfg(test)]
@@ -290,7 +171,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histograms_are_cumulative_and_render_as_prometheus_text() {
+    fn batch_sizes_are_cumulative_and_render_as_prometheus_text() {
         let metrics = Metrics::default();
         metrics.batch_sizes.observe_count(3);
         metrics.batch_sizes.observe_count(40);
@@ -311,12 +192,5 @@ mod tests {
         );
         assert!(out.contains("writ_commit_batch_size_count 2"), "{out}");
         assert!(out.contains("writ_commit_batches_total 2"), "{out}");
-        let http = HttpMetrics::default();
-        http.observe("POST", "/token", 200, 0.004);
-        let mut out = String::new();
-        http.render(&mut out);
-        assert!(out.contains(
-            "writ_http_request_duration_seconds_bucket{method=\"POST\",route=\"/token\",status=\"200\",le=\"0.005\"} 1"
-        ), "{out}");
     }
 }

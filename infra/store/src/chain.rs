@@ -3,11 +3,15 @@
 //! so an altered or removed event breaks every later link.
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::conn::Db;
 use super::statement::Statement;
 use super::{event_columns, StoredEvent};
-use crate::crypto::sha256_hex;
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
 
 /// A stream whose stored hashes do not match a recomputation.
 #[derive(Debug, Clone, PartialEq, Eq)]

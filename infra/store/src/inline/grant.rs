@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use writ_domain::grant::{GrantEvent, GrantKind};
 
 use super::{text, timestamp, to};
-use crate::store::change::{Assign, Change};
-use crate::store::views::grants::GrantStatus;
-use crate::store::views::tokens::{TokenKind, TokenStatus};
-use crate::store::views::{GRANTS, TOKENS};
+use crate::change::{Assign, Change};
+use crate::views::grants::{grant, GrantStatus};
+use crate::views::tokens::{token, TokenKind, TokenStatus};
+use crate::views::{GRANTS, TOKENS};
 
 fn kind_name(kind: GrantKind) -> &'static str {
     match kind {
@@ -34,13 +34,13 @@ struct NewGrant<'a> {
 /// Every grant event moves the grant's `cursor`: an introspection answer
 /// reports it as `writ_cursor`, the log position the answer reflects.
 pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
-    let by_gid = || vec![("gid", gid.to_owned())];
+    let by_gid = || vec![(grant::gid, gid.to_owned())];
     let set_status = |status: GrantStatus, at: &DateTime<Utc>| {
         Change::update(
             &GRANTS,
             vec![
-                ("status", to(status.as_str())),
-                ("updated_at", to(timestamp(at))),
+                (grant::status, to(status.as_str())),
+                (grant::updated_at, to(timestamp(at))),
             ],
             by_gid(),
         )
@@ -48,37 +48,37 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
     let tokens_where = |set: TokenStatus, also: (&'static str, String)| {
         Change::update(
             &TOKENS,
-            vec![("status", to(set.as_str()))],
-            vec![("gid", gid.to_owned()), also],
+            vec![(token::status, to(set.as_str()))],
+            vec![(token::gid, gid.to_owned()), also],
         )
     };
     let extend = |until: &str| {
         Change::update(
             &GRANTS,
             vec![
-                ("expires_at", Assign::AtLeast(until.to_owned())),
-                ("cursor", to(cursor)),
+                (grant::expires_at, Assign::AtLeast(until.to_owned())),
+                (grant::cursor, to(cursor)),
             ],
             by_gid(),
         )
     };
-    let token = |key: String,
-                 kind: &str,
-                 jti: Option<String>,
-                 scopes: Option<String>,
-                 at: &str,
-                 until: &str| {
+    let new_token = |key: String,
+                     kind: &str,
+                     jti: Option<String>,
+                     scopes: Option<String>,
+                     at: &str,
+                     until: &str| {
         Change::insert(
             &TOKENS,
             vec![
-                ("token_key", text(key)),
-                ("kind", text(kind)),
-                ("gid", text(gid)),
-                ("jti", jti),
-                ("scopes", scopes),
-                ("issued_at", text(at)),
-                ("expires_at", text(until)),
-                ("status", text(TokenStatus::Active.as_str())),
+                (token::token_key, text(key)),
+                (token::kind, text(kind)),
+                (token::gid, text(gid)),
+                (token::jti, jti),
+                (token::scopes, scopes),
+                (token::issued_at, text(at)),
+                (token::expires_at, text(until)),
+                (token::status, text(TokenStatus::Active.as_str())),
             ],
         )
     };
@@ -86,21 +86,21 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
         Change::insert(
             &GRANTS,
             vec![
-                ("gid", text(gid)),
-                ("kind", text(grant.kind)),
-                ("client_id", text(grant.client_id)),
-                ("sub", grant.sub),
-                ("scopes", text(grant.scopes)),
+                (grant::gid, text(gid)),
+                (grant::kind, text(grant.kind)),
+                (grant::client_id, text(grant.client_id)),
+                (grant::sub, grant.sub),
+                (grant::scopes, text(grant.scopes)),
                 (
-                    "audience",
+                    grant::audience,
                     text(serde_json::to_string(grant.audience).unwrap_or_default()),
                 ),
-                ("status", text(grant.status)),
-                ("created_at", text(grant.at)),
-                ("updated_at", text(grant.at)),
-                ("expires_at", text(grant.until)),
-                ("cursor", text(cursor)),
-                ("sid", grant.sid),
+                (grant::status, text(grant.status)),
+                (grant::created_at, text(grant.at)),
+                (grant::updated_at, text(grant.at)),
+                (grant::expires_at, text(grant.until)),
+                (grant::cursor, text(cursor)),
+                (grant::sid, grant.sid),
             ],
         )
     };
@@ -137,7 +137,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
                     until: &until,
                     sid,
                 }),
-                token(
+                new_token(
                     code_hash.0,
                     TokenKind::Code.as_str(),
                     None,
@@ -154,24 +154,24 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             Change::update(
                 &GRANTS,
                 vec![
-                    ("status", to(GrantStatus::Active.as_str())),
-                    ("updated_at", to(timestamp(&at))),
+                    (grant::status, to(GrantStatus::Active.as_str())),
+                    (grant::updated_at, to(timestamp(&at))),
                 ],
                 vec![
-                    ("gid", gid.to_owned()),
-                    ("status", GrantStatus::Pending.as_str().to_owned()),
+                    (grant::gid, gid.to_owned()),
+                    (grant::status, GrantStatus::Pending.as_str().to_owned()),
                 ],
             ),
             tokens_where(
                 TokenStatus::Spent,
-                ("kind", TokenKind::Code.as_str().into()),
+                (token::kind, TokenKind::Code.as_str().into()),
             ),
         ],
         GrantEvent::CodeBurned { burned_at: at, .. } => vec![
             set_status(GrantStatus::Revoked, &at),
             tokens_where(
                 TokenStatus::Spent,
-                ("kind", TokenKind::Code.as_str().into()),
+                (token::kind, TokenKind::Code.as_str().into()),
             ),
         ],
         GrantEvent::CodeReplayDetected { .. } | GrantEvent::RefreshTokenReuseDetected { .. } => {
@@ -212,7 +212,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
                 .map(|h| h.0)
                 .unwrap_or_else(|| format!("jti:{jti}"));
             vec![
-                token(
+                new_token(
                     key,
                     TokenKind::Access.as_str(),
                     Some(jti),
@@ -229,7 +229,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             idle_expires_at,
             family_expires_at,
         } => vec![
-            token(
+            new_token(
                 token_hash.0,
                 TokenKind::Refresh.as_str(),
                 None,
@@ -247,10 +247,10 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
         } => vec![
             Change::update(
                 &TOKENS,
-                vec![("status", to(TokenStatus::Rotated.as_str()))],
-                vec![("token_key", previous_hash.0)],
+                vec![(token::status, to(TokenStatus::Rotated.as_str()))],
+                vec![(token::token_key, previous_hash.0)],
             ),
-            token(
+            new_token(
                 token_hash.0,
                 TokenKind::Refresh.as_str(),
                 None,
@@ -260,20 +260,20 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             ),
         ],
         GrantEvent::AccessTokenRevoked { jti, .. } => {
-            vec![tokens_where(TokenStatus::Revoked, ("jti", jti))]
+            vec![tokens_where(TokenStatus::Revoked, (token::jti, jti))]
         }
         GrantEvent::GrantRevoked { revoked_at, .. } => vec![
             set_status(GrantStatus::Revoked, &revoked_at),
             tokens_where(
                 TokenStatus::Revoked,
-                ("status", TokenStatus::Active.as_str().into()),
+                (token::status, TokenStatus::Active.as_str().into()),
             ),
         ],
     };
     if !sets_cursor {
         changes.push(Change::update(
             &GRANTS,
-            vec![("cursor", to(cursor))],
+            vec![(grant::cursor, to(cursor))],
             by_gid(),
         ));
     }
@@ -286,7 +286,7 @@ mod tests {
     use writ_domain::values::{RedirectUri, ScopeSet, SecretHash};
 
     use super::*;
-    use crate::store::fold::Tables;
+    use crate::fold::Tables;
 
     fn code_issued(at: DateTime<Utc>) -> GrantEvent {
         GrantEvent::CodeIssued {

@@ -4,10 +4,10 @@
 //! tables the migrations make are the ones the rebuild's template makes.
 
 use sha2::{Digest, Sha384};
-use writ_infra::store::migrations::{migrate, sources, MigrationError};
-use writ_infra::store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{Conn, Dialect, RowExt};
+use writ_store::migrations::{migrate, sources, MigrationError};
+use writ_store::schema::{read_tables_ddl, REBUILDABLE_TABLES};
+use writ_store::statement::Statement;
+use writ_store::{Conn, Dialect, RowExt};
 use writ_testing::{open_store, Backend};
 
 writ_testing::on_both_backends!(

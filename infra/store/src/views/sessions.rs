@@ -2,23 +2,17 @@
 
 use super::accounts::AccountStatus;
 use super::status;
-use super::Table;
-use crate::store::statement::Statement;
-use crate::store::Db;
+use super::table;
+use crate::statement::Statement;
+use crate::Db;
 
-pub const SESSIONS: Table = Table {
-    name: "sessions",
-    columns: &[
-        "sid",
-        "sub",
-        "auth_time",
-        "expires_at",
-        "status",
-        "updated_at",
-    ],
-    key: &["sid"],
-    lookups: &[],
-};
+table! {
+    SESSIONS = "sessions", columns session {
+        sid, sub, auth_time, expires_at, status, updated_at,
+    }
+    key [sid]
+    lookups []
+}
 
 status!(SessionStatus {
     Live = "live",

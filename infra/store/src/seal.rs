@@ -25,8 +25,7 @@ use super::reader::after_cursor;
 
 use super::statement::Statement;
 use super::Store;
-use crate::crypto::sha256_hex;
-use crate::keys::KeyRing;
+use crate::chain::sha256_hex;
 
 const PAGE: i64 = 10_000;
 
@@ -64,14 +63,17 @@ impl Checkpoint {
     }
 }
 
-fn signer(keys: &KeyRing) -> Result<Ed25519KeyPair, SealError> {
-    Ed25519KeyPair::from_seed_unchecked(&keys.checkpoint.0)
+/// The key file's checkpoint key, an Ed25519 seed the database never holds.
+pub type CheckpointSeed = [u8; 32];
+
+fn signer(seed: &CheckpointSeed) -> Result<Ed25519KeyPair, SealError> {
+    Ed25519KeyPair::from_seed_unchecked(seed)
         .map_err(|_| SealError::Key("the key file's checkpoint key is not an Ed25519 seed".into()))
 }
 
 /// The checkpoint public key of a key file, as auditors pin it.
-pub fn public_key(keys: &KeyRing) -> Result<String, SealError> {
-    Ok(URL_SAFE_NO_PAD.encode(signer(keys)?.public_key().as_ref()))
+pub fn public_key(seed: &CheckpointSeed) -> Result<String, SealError> {
+    Ok(URL_SAFE_NO_PAD.encode(signer(seed)?.public_key().as_ref()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,8 +145,8 @@ async fn hashes_after(
 
 /// Seals everything committed since the last checkpoint; `None` when
 /// nothing new is there to seal.
-pub async fn seal(store: &Store, keys: &KeyRing) -> Result<Option<Checkpoint>, SealError> {
-    let pair = signer(keys)?;
+pub async fn seal(store: &Store, seed: &CheckpointSeed) -> Result<Option<Checkpoint>, SealError> {
+    let pair = signer(seed)?;
     let last = checkpoints(store).await?.pop();
     let (mut cursor, mut count, mut rolling) = match &last {
         Some((cursor, checkpoint)) => (
@@ -247,13 +249,13 @@ impl Verification {
 
 /// Checks every stream's chain and, beside it, walks the global order once
 /// and holds each checkpoint against it: signature, count and rolling hash.
-pub async fn verify(store: &Store, keys: &KeyRing) -> Result<Verification, SealError> {
+pub async fn verify(store: &Store, seed: &CheckpointSeed) -> Result<Verification, SealError> {
     let sealed = checkpoints(store).await?;
     // Two independent reads of the log, in stream order and in global
     // order: side by side, each on a connection of the pool.
     let chains = async { Ok::<_, SealError>(verify_chains(store.db()).await?) };
     let ((chain_breaks, events), walk) = tokio::try_join!(chains, walk(store, &sealed))?;
-    let expected_key = public_key(keys)?;
+    let expected_key = public_key(seed)?;
     let verifier_key = URL_SAFE_NO_PAD
         .decode(&expected_key)
         .map_err(|e| SealError::Key(e.to_string()))?;

@@ -1,20 +1,30 @@
 //! The event log and read tables, on embedded SQLite or on PostgreSQL.
 //! Reads of one stream go through sqlite-es or postgres-es over their own
 //! tables; appends go through Writ's committer, which the crates'
-//! one-transaction-per-call `persist` cannot do.
+//! one-transaction-per-call `persist` cannot do. The executor decides
+//! commands against the log; the views are the only SQL against the read
+//! tables; replay support and the signed checkpoints live here too.
 
-mod chain;
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod chain;
 pub mod change;
 mod committer;
 mod conn;
 mod cursor;
+pub mod executor;
 pub mod fold;
 pub mod inline;
+pub mod metrics;
 pub mod migrations;
 mod reader;
 mod repository;
 pub mod schema;
 pub mod seal;
+pub mod services;
 pub mod statement;
 pub mod views;
 
@@ -33,6 +43,7 @@ pub use chain::{link as chain_link, verify_chains, ChainBreak, RowForHash, GENES
 pub use committer::{AppendError, AppendReceipt, SideWrite, DEFAULT_MAX_BATCH};
 pub use conn::{Conn, Db, Dialect, Row, RowExt, Target};
 pub use cursor::{Cursor, START};
+pub use executor::{Committed, ExecuteError, Executor, Metadata};
 pub use reader::{after_cursor, EventHeader};
 pub use repository::WritRepository;
 

@@ -361,7 +361,7 @@ pub fn copy_line<'a>(values: impl IntoIterator<Item = Option<&'a str>>, out: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::views::{TOKENS, USERNAMES};
+    use crate::views::{TOKENS, USERNAMES};
 
     fn token(key: &str, gid: &str, kind: &str) -> Change {
         Change::insert(

@@ -1,7 +1,7 @@
 //! The read tables as a template with a schema name, so a rebuild can
 //! create the very same tables in an attached database and compare them
 //! row for row. The live tables come from the migrations
-//! (`infra/migrations/`); a test keeps the two alike.
+//! (`infra/store/migrations/`); a test keeps the two alike.
 
 use super::conn::Dialect;
 

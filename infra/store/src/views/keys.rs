@@ -2,23 +2,17 @@
 //! beside the events (`signing_key_secrets`, never in the log).
 
 use super::status;
-use super::Table;
-use crate::store::statement::Statement;
-use crate::store::Db;
+use super::table;
+use crate::statement::Statement;
+use crate::Db;
 
-pub const SIGNING_KEYS: Table = Table {
-    name: "signing_keys",
-    columns: &[
-        "kid",
-        "alg",
-        "public_jwk",
-        "status",
-        "generated_at",
-        "updated_at",
-    ],
-    key: &["kid"],
-    lookups: &[],
-};
+table! {
+    SIGNING_KEYS = "signing_keys", columns signing_key {
+        kid, alg, public_jwk, status, generated_at, updated_at,
+    }
+    key [kid]
+    lookups []
+}
 
 status!(KeyStatus {
     /// Generated, not yet signing.

@@ -377,7 +377,7 @@ async fn lock_streams(conn: &mut Conn, keys: &[StreamKey]) -> Result<(), sqlx::E
 /// 64 bits of SHA-256 over the stream's identity. A collision only makes
 /// two streams share a lock.
 fn stream_lock_key(aggregate_type: &str, aggregate_id: &str) -> i64 {
-    let digest = crate::crypto::sha256_hex(format!("{aggregate_type}\n{aggregate_id}").as_bytes());
+    let digest = crate::chain::sha256_hex(format!("{aggregate_type}\n{aggregate_id}").as_bytes());
     i64::from_str_radix(&digest[..15], 16).unwrap_or(0)
 }
 

@@ -1,4 +1,4 @@
-//! Versioned migrations: numbered `.sql` files under `infra/migrations/`,
+//! Versioned migrations: numbered `.sql` files under `infra/store/migrations/`,
 //! one folder per backend, run by sqlx's migrator, which records each with
 //! its checksum in `_sqlx_migrations`. A released file is never edited: the
 //! migrator refuses a database whose recorded checksum differs, and one
@@ -22,17 +22,17 @@ const SQLITE: &[Source] = &[
     (
         1,
         "log state and read tables",
-        include_str!("../../migrations/sqlite/0001_log_state_and_read_tables.sql"),
+        include_str!("../migrations/sqlite/0001_log_state_and_read_tables.sql"),
     ),
     (
         2,
         "audit checkpoints",
-        include_str!("../../migrations/sqlite/0002_audit_checkpoints.sql"),
+        include_str!("../migrations/sqlite/0002_audit_checkpoints.sql"),
     ),
     (
         3,
         "audit index by time",
-        include_str!("../../migrations/sqlite/0003_audit_index_by_time.sql"),
+        include_str!("../migrations/sqlite/0003_audit_index_by_time.sql"),
     ),
 ];
 
@@ -40,17 +40,17 @@ const POSTGRES: &[Source] = &[
     (
         1,
         "log state and read tables",
-        include_str!("../../migrations/postgres/0001_log_state_and_read_tables.sql"),
+        include_str!("../migrations/postgres/0001_log_state_and_read_tables.sql"),
     ),
     (
         2,
         "audit checkpoints",
-        include_str!("../../migrations/postgres/0002_audit_checkpoints.sql"),
+        include_str!("../migrations/postgres/0002_audit_checkpoints.sql"),
     ),
     (
         3,
         "audit index by time",
-        include_str!("../../migrations/postgres/0003_audit_index_by_time.sql"),
+        include_str!("../migrations/postgres/0003_audit_index_by_time.sql"),
     ),
 ];
 

@@ -12,7 +12,7 @@ use cqrs_es::{Aggregate, DomainEvent, EventEnvelope, EventStore};
 use writ_domain::Services;
 
 use crate::metrics::Metrics;
-use crate::store::{AppendError, Cursor, SideWrite, Store};
+use crate::{AppendError, Cursor, SideWrite, Store};
 
 /// How often a command that lost a conflict is re-decided on fresh state
 /// before the caller sees the conflict.

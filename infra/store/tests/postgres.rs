@@ -16,21 +16,21 @@ use writ_domain::consent::{Consent, ConsentCommand};
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::login::{LoginCommand, LoginDay};
 use writ_domain::values::{ScopeSet, Sealed};
-use writ_infra::executor::Stream;
-use writ_infra::metrics::Metrics;
-use writ_infra::store::statement::Statement;
-use writ_infra::store::{
+use writ_store::executor::Stream;
+use writ_store::metrics::Metrics;
+use writ_store::statement::Statement;
+use writ_store::{
     event_columns, verify_chains, Conn, Cursor, Dialect, RowExt, StoredEvent, DEFAULT_MAX_BATCH,
     START,
 };
-use writ_infra::{ExecuteError, Executor, Metadata, Store};
+use writ_store::{ExecuteError, Executor, Metadata, Store};
 use writ_testing::{
     fresh_postgres_database, open_store, service_client_registration, Backend, CuttingProxy,
     PrivateCluster,
 };
 
 fn executor(store: &Store) -> Executor {
-    Executor::new(store.clone(), writ_infra::services::system())
+    Executor::new(store.clone(), writ_store::services::system())
 }
 
 #[tokio::test]
@@ -225,11 +225,9 @@ async fn committers_in_two_sessions_race_for_the_same_streams_and_lose_nothing()
 }
 
 async fn private_store(cluster: &PrivateCluster, database: &str) -> Store {
-    let mut admin = Conn::connect(&writ_infra::store::Target::Postgres(
-        cluster.url("postgres"),
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut admin = Conn::connect(&writ_store::Target::Postgres(cluster.url("postgres")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     admin
         .batch(&format!("CREATE DATABASE {database}"))
         .await
@@ -417,11 +415,9 @@ async fn the_gap_free_reader_never_passes_an_open_transaction_and_a_naive_one_do
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_connection_cut_after_commit_answers_every_command_of_the_batch_with_an_error() {
     let cluster = PrivateCluster::create("cut").unwrap_or_else(|e| panic!("{e}"));
-    let mut admin = Conn::connect(&writ_infra::store::Target::Postgres(
-        cluster.url("postgres"),
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut admin = Conn::connect(&writ_store::Target::Postgres(cluster.url("postgres")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     admin
         .batch("CREATE DATABASE cut")
         .await

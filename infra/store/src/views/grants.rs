@@ -4,29 +4,18 @@
 use writ_domain::grant::GrantParties;
 
 use super::status;
-use super::Table;
-use crate::store::statement::Statement;
-use crate::store::{Db, Dialect};
+use super::table;
+use crate::statement::Statement;
+use crate::{Db, Dialect};
 
-pub const GRANTS: Table = Table {
-    name: "grants",
-    columns: &[
-        "gid",
-        "kind",
-        "client_id",
-        "sub",
-        "scopes",
-        "audience",
-        "status",
-        "created_at",
-        "updated_at",
-        "expires_at",
-        "cursor",
-        "sid",
-    ],
-    key: &["gid"],
-    lookups: &[],
-};
+table! {
+    GRANTS = "grants", columns grant {
+        gid, kind, client_id, sub, scopes, audience, status, created_at,
+        updated_at, expires_at, cursor, sid,
+    }
+    key [gid]
+    lookups []
+}
 
 status!(GrantStatus {
     /// A code was issued and not yet redeemed.

@@ -18,11 +18,11 @@ mod grant;
 
 use super::change::{Assign, Change};
 use super::statement::Statement;
-use super::views::accounts::AccountStatus;
-use super::views::clients::ClientStatus;
-use super::views::consents::ConsentStatus;
-use super::views::keys::KeyStatus;
-use super::views::sessions::SessionStatus;
+use super::views::accounts::{account, username, AccountStatus};
+use super::views::clients::{client, ClientStatus};
+use super::views::consents::{consent, ConsentStatus};
+use super::views::keys::{signing_key, KeyStatus};
+use super::views::sessions::{session, SessionStatus};
 use super::views::{ACCOUNTS, CLIENTS, CONSENTS, SESSIONS, SIGNING_KEYS, USERNAMES};
 use super::StoredEvent;
 use grant::grant;
@@ -164,7 +164,7 @@ fn to(value: impl Into<String>) -> Assign {
 }
 
 fn client(id: &str, event: ClientEvent) -> Vec<Change> {
-    let by_id = || vec![("client_id", id.to_owned())];
+    let by_id = || vec![(client::client_id, id.to_owned())];
     match event {
         ClientEvent::ClientRegistered {
             settings,
@@ -176,16 +176,16 @@ fn client(id: &str, event: ClientEvent) -> Vec<Change> {
             vec![Change::insert(
                 &CLIENTS,
                 vec![
-                    ("client_id", text(id)),
-                    ("name", text(settings.name.clone())),
+                    (client::client_id, text(id)),
+                    (client::name, text(settings.name.clone())),
                     (
-                        "settings",
+                        client::settings,
                         text(serde_json::to_string(&settings).unwrap_or_default()),
                     ),
-                    ("secret_hash", secret_hash.map(|h| h.0)),
-                    ("status", text(ClientStatus::Active.as_str())),
-                    ("registered_at", text(at.clone())),
-                    ("updated_at", text(at)),
+                    (client::secret_hash, secret_hash.map(|h| h.0)),
+                    (client::status, text(ClientStatus::Active.as_str())),
+                    (client::registered_at, text(at.clone())),
+                    (client::updated_at, text(at)),
                 ],
             )]
         }
@@ -195,8 +195,8 @@ fn client(id: &str, event: ClientEvent) -> Vec<Change> {
         } => vec![Change::update(
             &CLIENTS,
             vec![
-                ("secret_hash", to(secret_hash.0)),
-                ("updated_at", to(timestamp(&rotated_at))),
+                (client::secret_hash, to(secret_hash.0)),
+                (client::updated_at, to(timestamp(&rotated_at))),
             ],
             by_id(),
         )],
@@ -206,20 +206,20 @@ fn client(id: &str, event: ClientEvent) -> Vec<Change> {
         } => vec![Change::update(
             &CLIENTS,
             vec![
-                ("name", to(settings.name.clone())),
+                (client::name, to(settings.name.clone())),
                 (
-                    "settings",
+                    client::settings,
                     to(serde_json::to_string(&settings).unwrap_or_default()),
                 ),
-                ("updated_at", to(timestamp(&changed_at))),
+                (client::updated_at, to(timestamp(&changed_at))),
             ],
             by_id(),
         )],
         ClientEvent::ClientDisabled { disabled_at, .. } => vec![Change::update(
             &CLIENTS,
             vec![
-                ("status", to(ClientStatus::Disabled.as_str())),
-                ("updated_at", to(timestamp(&disabled_at))),
+                (client::status, to(ClientStatus::Disabled.as_str())),
+                (client::updated_at, to(timestamp(&disabled_at))),
             ],
             by_id(),
         )],
@@ -230,8 +230,11 @@ fn account(account_id: &str, event: AccountEvent) -> Vec<Change> {
     let status = |status: &str, at: &DateTime<Utc>, sub: &str| {
         Change::update(
             &ACCOUNTS,
-            vec![("status", to(status)), ("updated_at", to(timestamp(at)))],
-            vec![("sub", sub.to_owned())],
+            vec![
+                (account::status, to(status)),
+                (account::updated_at, to(timestamp(at))),
+            ],
+            vec![(account::sub, sub.to_owned())],
         )
     };
     match event {
@@ -248,22 +251,25 @@ fn account(account_id: &str, event: AccountEvent) -> Vec<Change> {
                 Change::insert(
                     &ACCOUNTS,
                     vec![
-                        ("sub", text(sub.clone())),
-                        ("account_id", text(account_id)),
-                        ("username", text(username.0)),
-                        ("email", email.map(|e| e.0)),
-                        ("name", name.map(|n| n.0)),
-                        ("password_hash", text(password_hash.0)),
-                        ("status", text(AccountStatus::Active.as_str())),
-                        ("created_at", text(at.clone())),
-                        ("updated_at", text(at.clone())),
-                        ("credentials_changed_at", text(at)),
+                        (account::sub, text(sub.clone())),
+                        (account::account_id, text(account_id)),
+                        (account::username, text(username.0)),
+                        (account::email, email.map(|e| e.0)),
+                        (account::name, name.map(|n| n.0)),
+                        (account::password_hash, text(password_hash.0)),
+                        (account::status, text(AccountStatus::Active.as_str())),
+                        (account::created_at, text(at.clone())),
+                        (account::updated_at, text(at.clone())),
+                        (account::credentials_changed_at, text(at)),
                     ],
                 ),
                 Change::Insert {
                     table: &USERNAMES,
-                    values: vec![("account_id", text(account_id)), ("sub", text(sub))],
-                    replace: Some(&["sub"]),
+                    values: vec![
+                        (username::account_id, text(account_id)),
+                        (username::sub, text(sub)),
+                    ],
+                    replace: Some(&[username::sub]),
                 },
             ]
         }
@@ -277,11 +283,11 @@ fn account(account_id: &str, event: AccountEvent) -> Vec<Change> {
             vec![Change::update(
                 &ACCOUNTS,
                 vec![
-                    ("password_hash", to(password_hash.0)),
-                    ("updated_at", to(at.clone())),
-                    ("credentials_changed_at", to(at)),
+                    (account::password_hash, to(password_hash.0)),
+                    (account::updated_at, to(at.clone())),
+                    (account::credentials_changed_at, to(at)),
                 ],
-                vec![("sub", sub)],
+                vec![(account::sub, sub)],
             )]
         }
         AccountEvent::ClaimsUpdated {
@@ -292,11 +298,11 @@ fn account(account_id: &str, event: AccountEvent) -> Vec<Change> {
         } => vec![Change::update(
             &ACCOUNTS,
             vec![
-                ("email", Assign::To(email.map(|e| e.0))),
-                ("name", Assign::To(name.map(|n| n.0))),
-                ("updated_at", to(timestamp(&updated_at))),
+                (account::email, Assign::To(email.map(|e| e.0))),
+                (account::name, Assign::To(name.map(|n| n.0))),
+                (account::updated_at, to(timestamp(&updated_at))),
             ],
-            vec![("sub", sub)],
+            vec![(account::sub, sub)],
         )],
         AccountEvent::AccountDisabled {
             sub, disabled_at, ..
@@ -305,7 +311,10 @@ fn account(account_id: &str, event: AccountEvent) -> Vec<Change> {
             status(AccountStatus::Forgotten.as_str(), &forgotten_at, &sub),
             Change::Delete {
                 table: &USERNAMES,
-                filter: vec![("account_id", account_id.to_owned()), ("sub", sub)],
+                filter: vec![
+                    (username::account_id, account_id.to_owned()),
+                    (username::sub, sub),
+                ],
             },
         ],
     }
@@ -320,12 +329,12 @@ fn consent(event: ConsentEvent) -> Vec<Change> {
         Change::Insert {
             table: &CONSENTS,
             values: vec![
-                ("sub", text(sub)),
-                ("client_id", text(client_id)),
-                ("scopes", text(scopes)),
-                ("status", text(ConsentStatus::Active.as_str())),
-                ("granted_at", text(at.clone())),
-                ("updated_at", text(at)),
+                (consent::sub, text(sub)),
+                (consent::client_id, text(client_id)),
+                (consent::scopes, text(scopes)),
+                (consent::status, text(ConsentStatus::Active.as_str())),
+                (consent::granted_at, text(at.clone())),
+                (consent::updated_at, text(at)),
             ],
             replace: Some(replace),
         }
@@ -336,7 +345,12 @@ fn consent(event: ConsentEvent) -> Vec<Change> {
         } => vec![upsert(
             scopes.to_string(),
             granted_at,
-            &["scopes", "status", "granted_at", "updated_at"],
+            &[
+                consent::scopes,
+                consent::status,
+                consent::granted_at,
+                consent::updated_at,
+            ],
         )],
         ConsentEvent::ConsentExtended {
             scopes,
@@ -345,25 +359,28 @@ fn consent(event: ConsentEvent) -> Vec<Change> {
         } => vec![upsert(
             scopes.to_string(),
             extended_at,
-            &["scopes", "status", "updated_at"],
+            &[consent::scopes, consent::status, consent::updated_at],
         )],
         ConsentEvent::ConsentWithdrawn { withdrawn_at, .. } => {
             let at = timestamp(withdrawn_at);
             vec![Change::update(
                 &CONSENTS,
                 vec![
-                    ("status", to(ConsentStatus::Withdrawn.as_str())),
-                    ("withdrawn_at", to(at.clone())),
-                    ("updated_at", to(at)),
+                    (consent::status, to(ConsentStatus::Withdrawn.as_str())),
+                    (consent::withdrawn_at, to(at.clone())),
+                    (consent::updated_at, to(at)),
                 ],
-                vec![("sub", sub.to_owned()), ("client_id", client_id.to_owned())],
+                vec![
+                    (consent::sub, sub.to_owned()),
+                    (consent::client_id, client_id.to_owned()),
+                ],
             )]
         }
     }
 }
 
 fn session(sid: &str, event: SessionEvent) -> Vec<Change> {
-    let by_sid = || vec![("sid", sid.to_owned())];
+    let by_sid = || vec![(session::sid, sid.to_owned())];
     match event {
         SessionEvent::SessionStarted {
             sub,
@@ -374,12 +391,12 @@ fn session(sid: &str, event: SessionEvent) -> Vec<Change> {
             vec![Change::insert(
                 &SESSIONS,
                 vec![
-                    ("sid", text(sid)),
-                    ("sub", text(sub)),
-                    ("auth_time", text(at.clone())),
-                    ("expires_at", text(timestamp(&expires_at))),
-                    ("status", text(SessionStatus::Live.as_str())),
-                    ("updated_at", text(at)),
+                    (session::sid, text(sid)),
+                    (session::sub, text(sub)),
+                    (session::auth_time, text(at.clone())),
+                    (session::expires_at, text(timestamp(&expires_at))),
+                    (session::status, text(SessionStatus::Live.as_str())),
+                    (session::updated_at, text(at)),
                 ],
             )]
         }
@@ -391,9 +408,9 @@ fn session(sid: &str, event: SessionEvent) -> Vec<Change> {
             vec![Change::update(
                 &SESSIONS,
                 vec![
-                    ("auth_time", to(at.clone())),
-                    ("expires_at", to(timestamp(&expires_at))),
-                    ("updated_at", to(at)),
+                    (session::auth_time, to(at.clone())),
+                    (session::expires_at, to(timestamp(&expires_at))),
+                    (session::updated_at, to(at)),
                 ],
                 by_sid(),
             )]
@@ -401,8 +418,8 @@ fn session(sid: &str, event: SessionEvent) -> Vec<Change> {
         SessionEvent::SessionEnded { ended_at, .. } => vec![Change::update(
             &SESSIONS,
             vec![
-                ("status", to(SessionStatus::Ended.as_str())),
-                ("updated_at", to(timestamp(&ended_at))),
+                (session::status, to(SessionStatus::Ended.as_str())),
+                (session::updated_at, to(timestamp(&ended_at))),
             ],
             by_sid(),
         )],
@@ -413,8 +430,11 @@ fn signing_key(event: SigningKeyEvent) -> Vec<Change> {
     let status = |kid: String, status: &str, at: &DateTime<Utc>| {
         Change::update(
             &SIGNING_KEYS,
-            vec![("status", to(status)), ("updated_at", to(timestamp(at)))],
-            vec![("kid", kid)],
+            vec![
+                (signing_key::status, to(status)),
+                (signing_key::updated_at, to(timestamp(at))),
+            ],
+            vec![(signing_key::kid, kid)],
         )
     };
     match event {
@@ -428,12 +448,12 @@ fn signing_key(event: SigningKeyEvent) -> Vec<Change> {
             vec![Change::insert(
                 &SIGNING_KEYS,
                 vec![
-                    ("kid", text(kid)),
-                    ("alg", text(alg)),
-                    ("public_jwk", text(public_jwk.to_string())),
-                    ("status", text(KeyStatus::Generated.as_str())),
-                    ("generated_at", text(at.clone())),
-                    ("updated_at", text(at)),
+                    (signing_key::kid, text(kid)),
+                    (signing_key::alg, text(alg)),
+                    (signing_key::public_jwk, text(public_jwk.to_string())),
+                    (signing_key::status, text(KeyStatus::Generated.as_str())),
+                    (signing_key::generated_at, text(at.clone())),
+                    (signing_key::updated_at, text(at)),
                 ],
             )]
         }

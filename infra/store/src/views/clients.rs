@@ -3,24 +3,18 @@
 use writ_domain::client::ClientSettings;
 
 use super::status;
-use super::Table;
-use crate::store::statement::Statement;
-use crate::store::Db;
+use super::table;
+use crate::statement::Statement;
+use crate::Db;
 
-pub const CLIENTS: Table = Table {
-    name: "clients",
-    columns: &[
-        "client_id",
-        "name",
-        "settings",
-        "secret_hash",
-        "status",
-        "registered_at",
-        "updated_at",
-    ],
-    key: &["client_id"],
-    lookups: &[],
-};
+table! {
+    CLIENTS = "clients", columns client {
+        client_id, name, settings, secret_hash, status, registered_at,
+        updated_at,
+    }
+    key [client_id]
+    lookups []
+}
 
 status!(ClientStatus {
     Active = "active",

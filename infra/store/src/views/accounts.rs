@@ -1,34 +1,27 @@
 //! People's accounts, the username index and the subjects' data keys. The
-//! personal fields are sealed with the subject's key (`crate::personal`).
+//! personal fields are sealed with the subject's key (`writ_infra::personal`).
 
 use super::status;
-use super::Table;
-use crate::store::statement::Statement;
-use crate::store::Db;
+use super::table;
+use crate::statement::Statement;
+use crate::Db;
 
-pub const ACCOUNTS: Table = Table {
-    name: "accounts",
-    columns: &[
-        "sub",
-        "account_id",
-        "username",
-        "email",
-        "name",
-        "password_hash",
-        "status",
-        "created_at",
-        "credentials_changed_at",
-        "updated_at",
-    ],
-    key: &["sub"],
-    lookups: &[],
-};
-pub const USERNAMES: Table = Table {
-    name: "usernames",
-    columns: &["account_id", "sub"],
-    key: &["account_id"],
-    lookups: &[],
-};
+table! {
+    ACCOUNTS = "accounts", columns account {
+        sub, account_id, username, email, name, password_hash, status,
+        created_at, credentials_changed_at, updated_at,
+    }
+    key [sub]
+    lookups []
+}
+
+table! {
+    USERNAMES = "usernames", columns username {
+        account_id, sub,
+    }
+    key [account_id]
+    lookups []
+}
 
 status!(AccountStatus {
     Active = "active",

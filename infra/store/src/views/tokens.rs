@@ -5,25 +5,17 @@ use super::accounts::AccountStatus;
 use super::clients::ClientStatus;
 use super::grants::GrantStatus;
 use super::status;
-use super::Table;
-use crate::store::statement::Statement;
-use crate::store::Db;
+use super::table;
+use crate::statement::Statement;
+use crate::Db;
 
-pub const TOKENS: Table = Table {
-    name: "tokens",
-    columns: &[
-        "token_key",
-        "kind",
-        "gid",
-        "jti",
-        "scopes",
-        "issued_at",
-        "expires_at",
-        "status",
-    ],
-    key: &["token_key"],
-    lookups: &["gid"],
-};
+table! {
+    TOKENS = "tokens", columns token {
+        token_key, kind, gid, jti, scopes, issued_at, expires_at, status,
+    }
+    key [token_key]
+    lookups [gid]
+}
 
 status!(TokenStatus {
     Active = "active",

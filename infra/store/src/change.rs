@@ -1,8 +1,8 @@
 //! What one event changes in the inline read tables, as data: inserts,
-//! updates and deletes of rows by equality filters. [`crate::store::inline`]
+//! updates and deletes of rows by equality filters. [`crate::inline`]
 //! says what changes; two executors carry it out, the same description
 //! either way: [`Change::statement`] renders SQL for the committer and the
-//! statement replay, and [`crate::store::fold::Tables`] applies it in
+//! statement replay, and [`crate::fold::Tables`] applies it in
 //! memory for the bulk replay, which loads the result with COPY.
 
 use super::statement::Statement;
@@ -146,8 +146,8 @@ impl Binds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::views::{GRANTS, INLINE_TABLES, USERNAMES};
-    use crate::store::{Conn, Dialect, RowExt};
+    use crate::views::{GRANTS, INLINE_TABLES, USERNAMES};
+    use crate::{Conn, Dialect, RowExt};
 
     /// The catalog the changes and the bulk replay use says what the DDL
     /// says: the same columns in the same order, the same key.
@@ -158,12 +158,9 @@ mod tests {
             .await
             .unwrap();
         let mut conn = Conn::Sqlite(conn);
-        conn.batch(&crate::store::schema::read_tables_ddl(
-            "main",
-            Dialect::Sqlite,
-        ))
-        .await
-        .unwrap();
+        conn.batch(&crate::schema::read_tables_ddl("main", Dialect::Sqlite))
+            .await
+            .unwrap();
         for table in INLINE_TABLES {
             let columns = conn
                 .fetch_all(&Statement::new(format!(
@@ -184,7 +181,7 @@ mod tests {
             assert_eq!(key, table.key, "{}", table.name);
         }
         let tables: Vec<&str> = INLINE_TABLES.iter().map(|table| table.name).collect();
-        let rebuildable = crate::store::schema::REBUILDABLE_TABLES;
+        let rebuildable = crate::schema::REBUILDABLE_TABLES;
         assert_eq!(tables, rebuildable[..rebuildable.len() - 1]);
     }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use writ_domain::{Clock, Randomness, Services};
 
-use crate::store::statement::Statement;
-use crate::store::{Dialect, RowExt, Store};
+use crate::statement::Statement;
+use crate::{Dialect, RowExt, Store};
 
 pub struct SystemClock;
 
