@@ -147,15 +147,30 @@ impl Shape {
                     .collect();
                 output::table(&report.columns, &rows);
             }
-            Self::Csv => {
-                outln!("{}", report.columns.join(","));
-                for row in &report.rows {
-                    let cells: Vec<String> = row.iter().map(|v| csv_cell(&cell(v))).collect();
-                    outln!("{}", cells.join(","));
-                }
-            }
+            Self::Csv => output::write(&csv_text(report)),
         }
     }
+}
+
+/// RFC 4180 through the `csv` crate (quoted where a comma, quote or line
+/// break needs it), every cell through [`formula_guard`].
+fn csv_text(report: &Report) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let header = report.columns.iter().map(|name| formula_guard(name));
+    let rows = report.rows.iter().map(|row| {
+        row.iter()
+            .map(|value| formula_guard(&cell(value)))
+            .collect::<Vec<_>>()
+    });
+    // Writing to a Vec cannot fail.
+    let _ = writer.write_record(header);
+    for row in rows {
+        let _ = writer.write_record(&row);
+    }
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 fn cell(value: &Value) -> String {
@@ -166,19 +181,13 @@ fn cell(value: &Value) -> String {
     }
 }
 
-/// RFC 4180: quoted when it holds a comma, quote or line break. A leading
-/// `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet opening the
-/// export never runs a value from the log as a formula.
-fn csv_cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '@']) || (text.starts_with('-') && text != "-") {
+/// A leading `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet
+/// opening the export never runs a value from the log as a formula.
+fn formula_guard(text: &str) -> String {
+    if text.starts_with(['=', '+', '@']) || (text.starts_with('-') && text != "-") {
         format!("'{text}")
     } else {
         text.to_owned()
-    };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
     }
 }
 
@@ -228,15 +237,30 @@ fn dot(gid: &str, report: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn csv_cells_are_quoted_and_never_formulas() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("-"), "-");
-        assert_eq!(csv_cell("-1+1"), "'-1+1");
+        let report = Report {
+            columns: vec!["event", "note"],
+            rows: vec![
+                vec![json!("plain"), json!("a,b")],
+                vec![json!("say \"hi\""), json!("=HYPERLINK(\"x\")")],
+                vec![json!("-"), json!("-1+1")],
+                vec![Value::Null, json!("two\nlines")],
+                vec![json!("@sum"), json!(7)],
+            ],
+        };
+        assert_eq!(
+            csv_text(&report),
+            "event,note\n\
+             plain,\"a,b\"\n\
+             \"say \"\"hi\"\"\",\"'=HYPERLINK(\"\"x\"\")\"\n\
+             -,'-1+1\n\
+             -,\"two\nlines\"\n\
+             '@sum,7\n"
+        );
     }
 }
