@@ -4,7 +4,8 @@
 //! fixtures must resolve: from the repository's root, from the Markdown
 //! file's folder, as the tail of a tracked path, or, for a bare file name,
 //! as some tracked file's name. Generated paths (`target/…`) are not source
-//! paths and are not checked.
+//! paths and are not checked. A file not yet added to git counts as
+//! tracked; an ignored one does not.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -20,7 +21,13 @@ struct Tree {
 impl Tree {
     fn tracked(root: &Path) -> Self {
         let listing = Command::new("git")
-            .args(["ls-files", "-z"])
+            .args([
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ])
             .current_dir(root)
             .output()
             .unwrap_or_else(|err| panic!("git ls-files: {err}"));
