@@ -166,9 +166,7 @@ impl Projector {
         let (lag_events, lag_micros) = match outcome {
             Outcome::Idle => (0, 0),
             Outcome::Projected { through, events } => {
-                self.metrics
-                    .events_projected
-                    .fetch_add(*events as u64, std::sync::atomic::Ordering::Relaxed);
+                self.metrics.events_projected.inc_by(*events as u64);
                 if self
                     .lag_measured_at
                     .is_some_and(|at| at.elapsed() < LAG_MEASURE_INTERVAL)
@@ -187,11 +185,11 @@ impl Projector {
                             .unwrap_or(0)
                     })
                     .unwrap_or(0);
-                (behind.max(0) as u64, age.max(0) as u64)
+                (behind.max(0), age.max(0))
             }
         };
-        ProjectorMetrics::set(&self.metrics.lag_events, lag_events);
-        ProjectorMetrics::set(&self.metrics.lag_micros, lag_micros);
+        self.metrics.lag_events.set(lag_events);
+        self.metrics.lag_seconds.set(lag_micros as f64 / 1e6);
     }
 
     /// Events after `through`: counted exactly up to [`EXACT_LAG`], beyond

@@ -2,62 +2,52 @@
 //! is, in events and seconds, how much it has projected, and whether a
 //! projection stopped on an event it cannot read.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-use writ_store::metrics::{gauge_line, Source};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use writ_store::metrics::Source;
 
 #[derive(Debug, Default)]
 pub struct ProjectorMetrics {
-    pub events_projected: AtomicU64,
+    pub events_projected: Counter,
     /// Committed events not yet projected, as last measured.
-    pub lag_events: AtomicU64,
+    pub lag_events: Gauge,
     /// Age of the newest projected event while catching up; zero when idle.
-    pub lag_micros: AtomicU64,
+    pub lag_seconds: Gauge<f64, AtomicU64>,
     /// 1 while a projection is stopped on a poison event.
-    pub stopped: AtomicU64,
+    pub stopped: Gauge,
     /// 1 while this process holds the projector lock (the active one).
-    pub active: AtomicU64,
-}
-
-impl ProjectorMetrics {
-    pub fn set(gauge: &AtomicU64, value: u64) {
-        gauge.store(value, Ordering::Relaxed);
-    }
+    pub active: Gauge,
 }
 
 impl Source for ProjectorMetrics {
-    fn render(&self, out: &mut String) {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let name = "writ_projector_events_projected_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} events the projector applied\n# TYPE {name} counter\n{name} {}",
-            get(&self.events_projected)
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "writ_projector_events_projected",
+            "events the projector applied",
+            self.events_projected.clone(),
         );
-        gauge_line(
-            out,
+        registry.register(
             "writ_projector_lag_events",
             "committed events not yet projected",
-            get(&self.lag_events) as f64,
+            self.lag_events.clone(),
         );
-        gauge_line(
-            out,
+        registry.register(
             "writ_projector_lag_seconds",
             "age of the newest projected event while catching up",
-            get(&self.lag_micros) as f64 / 1e6,
+            self.lag_seconds.clone(),
         );
-        gauge_line(
-            out,
+        registry.register(
             "writ_projections_stopped",
             "projections stopped on an event they cannot read",
-            get(&self.stopped) as f64,
+            self.stopped.clone(),
         );
-        gauge_line(
-            out,
+        registry.register(
             "writ_projector_active",
             "1 when this process is the active projector",
-            get(&self.active) as f64,
+            self.active.clone(),
         );
     }
 }

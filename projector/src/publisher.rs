@@ -7,15 +7,17 @@
 //! since a slice goes out in log order after the one before it was
 //! acknowledged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 use writ_infra::kafka::KafkaSettings;
 use writ_infra::revocations;
-use writ_store::metrics::{gauge_line, Source};
+use writ_store::metrics::Source;
 use writ_store::{Conn, Cursor, Dialect, Store};
 
 use crate::{advance_checkpoint, read_checkpoint, ProjectorError};
@@ -29,32 +31,29 @@ const RETRY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Default)]
 pub struct PublisherMetrics {
-    pub published: AtomicU64,
+    /// A gauge, as it always was: a counter would be renamed `_total`.
+    pub published: Gauge,
     /// Age of the oldest revocation committed and not yet acknowledged.
-    pub oldest_unpublished_micros: AtomicU64,
-    pub active: AtomicU64,
+    pub oldest_unpublished_seconds: Gauge<f64, AtomicU64>,
+    pub active: Gauge,
 }
 
 impl Source for PublisherMetrics {
-    fn render(&self, out: &mut String) {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        gauge_line(
-            out,
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
             "writ_revocations_published",
             "revocation messages the broker acknowledged since start",
-            get(&self.published),
+            self.published.clone(),
         );
-        gauge_line(
-            out,
+        registry.register(
             "writ_revocations_oldest_unpublished_seconds",
             "age of the oldest committed revocation the broker has not acknowledged",
-            get(&self.oldest_unpublished_micros) / 1e6,
+            self.oldest_unpublished_seconds.clone(),
         );
-        gauge_line(
-            out,
+        registry.register(
             "writ_revocation_publisher_active",
             "1 when this process is the active revocation publisher",
-            get(&self.active),
+            self.active.clone(),
         );
     }
 }
@@ -105,9 +104,7 @@ impl Publisher {
         let from = self.checkpoint().await?;
         let headers = self.store.headers_after(from, SLICE).await?;
         let Some(last) = headers.last().map(|header| header.cursor()) else {
-            self.metrics
-                .oldest_unpublished_micros
-                .store(0, Ordering::Relaxed);
+            self.metrics.oldest_unpublished_seconds.set(0.0);
             return Ok(0);
         };
         let messages = revocations::messages_for(&self.store, &headers).await?;
@@ -116,8 +113,8 @@ impl Publisher {
                 .num_microseconds()
                 .unwrap_or(0);
             self.metrics
-                .oldest_unpublished_micros
-                .store(age.max(0) as u64, Ordering::Relaxed);
+                .oldest_unpublished_seconds
+                .set(age.max(0) as f64 / 1e6);
         }
         let mut deliveries = Vec::with_capacity(messages.len());
         for message in &messages {
@@ -140,9 +137,7 @@ impl Publisher {
             }
         }
         advance_checkpoint(&mut self.conn, CHECKPOINT, from, last).await?;
-        self.metrics
-            .published
-            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        self.metrics.published.inc_by(messages.len() as i64);
         Ok(headers.len())
     }
 
@@ -167,7 +162,7 @@ impl Publisher {
         }
         self.leading = crate::run::try_lock(&mut self.conn, PUBLISHER_LOCK).await?;
         if self.leading {
-            self.metrics.active.store(1, Ordering::Relaxed);
+            self.metrics.active.set(1);
             tracing::info!("this process is now the active revocation publisher");
         }
         Ok(self.leading)
@@ -175,7 +170,7 @@ impl Publisher {
 
     async fn reconnect(&mut self) {
         self.leading = false;
-        self.metrics.active.store(0, Ordering::Relaxed);
+        self.metrics.active.set(0);
         match Conn::connect(self.store.target()).await {
             Ok(conn) => self.conn = conn,
             Err(err) => tracing::warn!(error = %err, "publisher cannot reconnect; retrying"),

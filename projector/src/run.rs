@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use writ_store::statement::Statement;
 use writ_store::{Conn, Dialect, RowExt, Target};
 
-use crate::{Outcome, Projector, ProjectorError, ProjectorMetrics, PROJECTION};
+use crate::{Outcome, Projector, ProjectorError, PROJECTION};
 
 /// How long the global-order bound may hold the projector back before the
 /// backend holding it is named in the log.
@@ -33,7 +33,7 @@ impl Projector {
         }
         self.leading = try_lock(&mut self.conn, LEADER_LOCK).await?;
         if self.leading {
-            ProjectorMetrics::set(&self.metrics.active, 1);
+            self.metrics.active.set(1);
             tracing::info!("this projector is now the active one");
         }
         Ok(self.leading)
@@ -43,7 +43,7 @@ impl Projector {
     /// it: reconnect and stand by until the lock is won again.
     async fn reconnect(&mut self) {
         self.leading = false;
-        ProjectorMetrics::set(&self.metrics.active, 0);
+        self.metrics.active.set(0);
         match Conn::connect(self.store.target()).await {
             Ok(mut conn) => {
                 if conn.dialect() == Dialect::Postgres {
@@ -96,7 +96,7 @@ impl Projector {
                 }
                 Err(ProjectorError::Poison(why)) => {
                     tracing::error!(projection = PROJECTION, reason = %why, "projection stopped on an event it cannot read");
-                    ProjectorMetrics::set(&self.metrics.stopped, 1);
+                    self.metrics.stopped.set(1);
                     // Stay up (health, metrics) until told to stop; the
                     // projection resumes only after an upgrade or a fix.
                     let _ = shutdown.changed().await;

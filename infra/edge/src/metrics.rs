@@ -1,88 +1,70 @@
-//! `/metrics` on every process: the store's counters, the sources a
-//! process adds, and a middleware that times every request. The per-route
-//! table takes one short lock per request.
+//! `/metrics` on every process, in the OpenMetrics text format through
+//! `prometheus-client`: the store's counters, the sources a process adds
+//! (the projector's lag, the publisher's progress), and the latency of
+//! every request by method, route template (never the raw path, so the
+//! label set stays small) and status.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use writ_store::metrics::{Histogram, Metrics, Source};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use writ_store::metrics::{Metrics, Source};
 
-const LATENCY_BUCKETS: usize = 12;
-const LATENCY_BOUNDS: [f64; LATENCY_BUCKETS] = [
+const LATENCY_BOUNDS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Requests by method, route template (never the raw path, so the label
-/// set stays small) and status, with latencies.
-#[derive(Default)]
-pub struct HttpMetrics {
-    routes: Mutex<BTreeMap<(String, String, u16), Arc<Histogram<LATENCY_BUCKETS>>>>,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
 }
 
-impl HttpMetrics {
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let histogram = {
-            let Ok(mut routes) = self.routes.lock() else {
-                return;
-            };
-            routes
-                .entry((method.to_owned(), route.to_owned(), status))
-                .or_default()
-                .clone()
-        };
-        histogram.observe(seconds, &LATENCY_BOUNDS);
-    }
-
-    fn render(&self, out: &mut String) {
-        let name = "writ_http_request_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} requests by method, route and status, with their latency\n# TYPE {name} histogram"
-        );
-        let Ok(routes) = self.routes.lock() else {
-            return;
-        };
-        for ((method, route, status), histogram) in routes.iter() {
-            let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
-            histogram.render(out, name, "", &labels, &LATENCY_BOUNDS);
-        }
-    }
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BOUNDS)
 }
+
+type Latencies = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 /// Everything one process exposes at `/metrics`.
-#[derive(Clone)]
 pub struct Registry {
-    pub http: Arc<HttpMetrics>,
-    store: Arc<Metrics>,
-    sources: Vec<Arc<dyn Source>>,
+    registry: prometheus_client::registry::Registry,
+    latencies: Latencies,
 }
 
 impl Registry {
     pub fn new(store: Arc<Metrics>) -> Self {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let latencies: Latencies = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "writ_http_request_duration_seconds",
+            "requests by method, route and status, with their latency",
+            latencies.clone(),
+        );
+        store.register(&mut registry);
         Self {
-            http: Arc::default(),
-            store,
-            sources: Vec::new(),
+            registry,
+            latencies,
         }
     }
 
     pub fn with(mut self, source: Arc<dyn Source>) -> Self {
-        self.sources.push(source);
+        source.register(&mut self.registry);
         self
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        self.http.render(&mut out);
-        self.store.render(&mut out);
-        for source in &self.sources {
-            source.render(&mut out);
-        }
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
         out
     }
 
@@ -91,29 +73,27 @@ impl Registry {
         self,
         router: axum::Router<S>,
     ) -> axum::Router<S> {
-        let exposition = self.clone();
+        let latencies = self.latencies.clone();
+        let exposition = Arc::new(self);
         router
             .route(
                 "/metrics",
                 axum::routing::get(move || {
-                    let registry = exposition.clone();
+                    let exposition = exposition.clone();
                     async move {
                         (
-                            [(
-                                axum::http::header::CONTENT_TYPE,
-                                "text/plain; version=0.0.4",
-                            )],
-                            registry.render(),
+                            [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
+                            exposition.render(),
                         )
                             .into_response()
                     }
                 }),
             )
-            .layer(axum::middleware::from_fn_with_state(self.http, record))
+            .layer(axum::middleware::from_fn_with_state(latencies, record))
     }
 }
 
-async fn record(State(http): State<Arc<HttpMetrics>>, request: Request, next: Next) -> Response {
+async fn record(State(latencies): State<Latencies>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -122,12 +102,14 @@ async fn record(State(http): State<Arc<HttpMetrics>>, request: Request, next: Ne
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
-    http.observe(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let labels = RequestLabels {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
+    latencies
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
     response
 }
 
@@ -137,12 +119,18 @@ mod tests {
 
     #[test]
     fn request_latencies_render_by_method_route_and_status() {
-        let http = HttpMetrics::default();
-        http.observe("POST", "/token", 200, 0.004);
-        let mut out = String::new();
-        http.render(&mut out);
-        assert!(out.contains(
-            "writ_http_request_duration_seconds_bucket{method=\"POST\",route=\"/token\",status=\"200\",le=\"0.005\"} 1"
-        ), "{out}");
+        let registry = Registry::new(Arc::default());
+        let labels = RequestLabels {
+            method: "POST".into(),
+            route: "/token".into(),
+            status: 200,
+        };
+        registry.latencies.get_or_create(&labels).observe(0.004);
+        let out = registry.render();
+        assert!(out.lines().any(|line| line
+            == "writ_http_request_duration_seconds_bucket{le=\"0.005\",method=\"POST\",route=\"/token\",status=\"200\"} 1"
+            || line == "writ_http_request_duration_seconds_bucket{method=\"POST\",route=\"/token\",status=\"200\",le=\"0.005\"} 1"), "{out}");
+        assert!(out.contains("writ_commit_batches_total 0"), "{out}");
+        assert!(out.ends_with("# EOF\n"), "{out}");
     }
 }

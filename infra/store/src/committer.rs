@@ -163,7 +163,7 @@ async fn commit_batch(
     batch: &[AppendRequest],
     metrics: &Metrics,
 ) -> Vec<Result<AppendReceipt, AppendError>> {
-    Metrics::bump(&metrics.batches_started, 1);
+    metrics.batches_started.inc();
     let fail_all = |err: AppendError| batch.iter().map(|_| Err(err.clone())).collect();
     let mut attempt = 0;
     let outcomes = loop {
@@ -178,7 +178,7 @@ async fn commit_batch(
             // re-run the batch, whose lookup now sees the winner.
             Err(AppendError::Conflict) if attempt < MAX_BATCH_ATTEMPTS => {
                 let _ = conn.batch("ROLLBACK").await;
-                Metrics::bump(&metrics.batches_rerun, 1);
+                metrics.batches_rerun.inc();
             }
             Err(err) => {
                 let _ = conn.batch("ROLLBACK").await;
@@ -205,18 +205,17 @@ async fn commit_batch(
             .collect();
     }
     let succeeded: Vec<&AppendReceipt> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
-    Metrics::bump(&metrics.batches_committed, 1);
-    Metrics::bump(&metrics.commands_committed, succeeded.len() as u64);
-    metrics.batch_sizes.observe_count(succeeded.len() as u64);
-    Metrics::bump(
-        &metrics.events_committed,
-        succeeded.iter().map(|r| r.stored.len() as u64).sum(),
-    );
+    metrics.batches_committed.inc();
+    metrics.commands_committed.inc_by(succeeded.len() as u64);
+    metrics.batch_sizes.observe(succeeded.len() as f64);
+    metrics
+        .events_committed
+        .inc_by(succeeded.iter().map(|r| r.stored.len() as u64).sum());
     let conflicts = outcomes
         .iter()
         .filter(|o| matches!(o, Err(AppendError::Conflict)))
         .count();
-    Metrics::bump(&metrics.conflicts, conflicts as u64);
+    metrics.conflicts.inc_by(conflicts as u64);
     outcomes
 }
 

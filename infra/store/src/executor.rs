@@ -11,7 +11,6 @@ use cqrs_es::persist::{PersistedEventStore, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent, EventEnvelope, EventStore};
 use writ_domain::Services;
 
-use crate::metrics::Metrics;
 use crate::{AppendError, Cursor, SideWrite, Store};
 
 /// How often a command that lost a conflict is re-decided on fresh state
@@ -216,7 +215,7 @@ impl Executor {
                     })
                 }
                 Err(AppendError::Conflict) if attempt < MAX_ATTEMPTS => {
-                    Metrics::bump(&self.store.metrics().conflicts_retried, 1);
+                    self.store.metrics().conflicts_retried.inc();
                     assume_new = false;
                 }
                 Err(AppendError::Conflict) => return Err(ExecuteError::Conflict),

@@ -13,7 +13,6 @@ use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::login::{LoginCommand, LoginDay};
 use writ_domain::values::ScopeSet;
 use writ_store::executor::Stream;
-use writ_store::metrics::Metrics;
 use writ_store::statement::Statement;
 use writ_store::{verify_chains, AppendError, Conn, Dialect, RowExt};
 use writ_store::{Executor, Metadata, Store};
@@ -104,7 +103,7 @@ async fn warm_up(
         async move { store.append(vec![event("warm-up", 1)], vec![]).await }
     });
     wait_until("the first batch to start", || {
-        Metrics::get(&store.metrics().batches_started) == 1
+        store.metrics().batches_started.get() == 1
     })
     .await;
     first
@@ -148,7 +147,7 @@ async fn a_batch_with_one_conflicting_command_commits_the_others(backend: Backen
     let committed = outcomes.iter().filter(|o| o.is_ok()).count();
     assert_eq!((committed, conflicts), (5, 1));
     assert_eq!(
-        Metrics::get(&store.metrics().batches_committed),
+        store.metrics().batches_committed.get(),
         2,
         "the six commands formed one batch"
     );
@@ -189,7 +188,7 @@ async fn a_command_that_loses_a_conflict_is_retried_on_fresh_state(backend: Back
         );
     }
     assert!(
-        Metrics::get(&store.metrics().conflicts_retried) > 0,
+        store.metrics().conflicts_retried.get() > 0,
         "the retry path ran"
     );
     let types = texts(
@@ -223,7 +222,7 @@ async fn parallel_commands_on_one_stream_take_turns_without_conflicts(backend: B
     for run in runs {
         assert!(run.await.map(|r| r.is_ok()).unwrap_or(false));
     }
-    assert_eq!(Metrics::get(&store.metrics().conflicts_retried), 0);
+    assert_eq!(store.metrics().conflicts_retried.get(), 0);
     assert_eq!(
         number(
             &store,
@@ -291,7 +290,7 @@ async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short(
     assert!(longest <= 10, "longest stream has {longest} events");
     assert_eq!(grants, 1000, "every grant has its inline row");
     assert!(
-        Metrics::get(&store.metrics().batches_committed) < 1000,
+        store.metrics().batches_committed.get() < 1000,
         "group commit batched the grants"
     );
 }

@@ -17,7 +17,6 @@ use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::login::{LoginCommand, LoginDay};
 use writ_domain::values::{ScopeSet, Sealed};
 use writ_store::executor::Stream;
-use writ_store::metrics::Metrics;
 use writ_store::statement::Statement;
 use writ_store::{
     event_columns, verify_chains, Conn, Cursor, Dialect, RowExt, StoredEvent, DEFAULT_MAX_BATCH,
@@ -212,9 +211,7 @@ async fn committers_in_two_sessions_race_for_the_same_streams_and_lose_nothing()
         .iter()
         .map(|s| {
             let m = s.metrics();
-            Metrics::get(&m.conflicts)
-                + Metrics::get(&m.batches_rerun)
-                + Metrics::get(&m.conflicts_retried)
+            m.conflicts.get() + m.batches_rerun.get() + m.conflicts_retried.get()
         })
         .sum();
     assert!(conflicts > 0, "the conflict path ran");

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::values::{ScopeSet, SecretHash};
 use writ_store::executor::Stream;
-use writ_store::metrics::Metrics;
 use writ_store::DEFAULT_MAX_BATCH;
 use writ_store::{Executor, Metadata, Store};
 
@@ -117,8 +116,8 @@ async fn run(
     latencies.sort();
     let metrics = store.metrics();
     Ok(Run {
-        commands: Metrics::get(&metrics.commands_committed),
-        batches: Metrics::get(&metrics.batches_committed),
+        commands: metrics.commands_committed.get(),
+        batches: metrics.batches_committed.get(),
         elapsed,
         latencies,
     })

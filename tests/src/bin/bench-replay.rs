@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use writ_domain::grant::{Grant, GrantCommand, TokenRequest};
 use writ_domain::values::{ScopeSet, SecretHash};
 use writ_store::executor::Stream;
-use writ_store::metrics::Metrics;
 use writ_store::schema::REBUILDABLE_TABLES;
 use writ_store::statement::Statement;
 use writ_store::{Conn, Db, Target, DEFAULT_MAX_BATCH};
@@ -81,7 +80,7 @@ async fn populate(url: &str, events: u64) -> Result<(), Failure> {
         }));
     }
     let metrics = store.metrics();
-    while Metrics::get(&metrics.events_committed) < events {
+    while metrics.events_committed.get() < events {
         tokio::time::sleep(Duration::from_millis(200)).await;
         if workers.iter().any(|w| w.is_finished()) {
             break;
@@ -91,7 +90,7 @@ async fn populate(url: &str, events: u64) -> Result<(), Failure> {
     for worker in workers {
         worker.await??;
     }
-    let appended = Metrics::get(&metrics.events_committed);
+    let appended = metrics.events_committed.get();
     println!(
         "log: {appended} events appended in {:.0} s through the executor (grants; one in five revoked)",
         started.elapsed().as_secs_f64()
