@@ -490,13 +490,16 @@ impl Deployment {
     /// Events counted behind Writ's back: opening the store from this
     /// build would migrate the database first.
     pub async fn raw_event_count(&self) -> i64 {
+        self.raw_count("SELECT count(*) AS n FROM events").await
+    }
+
+    /// `sql`'s one number, named `n`, read behind Writ's back.
+    pub async fn raw_count(&self, sql: &str) -> i64 {
         use writ_store::RowExt;
         let rows = self
             .conn()
             .await
-            .fetch_all(&writ_store::statement::Statement::new(
-                "SELECT count(*) AS n FROM events",
-            ))
+            .fetch_all(&writ_store::statement::Statement::new(sql))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         rows.first().and_then(|row| row.int("n")).unwrap_or(-1)

@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 use crate::browser::{self, Browser, REDIRECT_URI};
 use crate::harness::{writ_binary, Backend, Deployment};
 use crate::oauth::{Api, Creds};
+use writ_testing::PrivateCluster;
 
 writ_testing::on_both_backends!(a_database_written_before_versioned_migrations_upgrades_in_place);
 
@@ -44,9 +45,24 @@ fn creds(fixture: &Value, name: &str) -> Creds {
 }
 
 /// A deployment holding a copy of the fixture: its SQLite file, or its
-/// dump restored into a fresh PostgreSQL database; its key file either way.
-async fn restored(backend: Backend) -> Deployment {
-    let deployment = Deployment::new(backend).await;
+/// dump restored into a PostgreSQL cluster of its own whose transaction ids
+/// are past the fixture's (a cluster behind them is refused; see
+/// [`a_dump_restored_into_a_cluster_behind_its_log_is_refused`]); its key
+/// file either way. The cluster, if any, lives as long as the guard.
+async fn restored(backend: Backend) -> (Option<PrivateCluster>, Deployment) {
+    let (cluster, deployment) = match backend {
+        Backend::Sqlite => (None, Deployment::new(backend).await),
+        Backend::Postgres => {
+            let (cluster, deployment) = Deployment::on_private_cluster("upgrade");
+            cluster.advance_epoch(1).unwrap_or_else(|e| panic!("{e}"));
+            (Some(cluster), deployment)
+        }
+    };
+    restore_into(&deployment, backend);
+    (cluster, deployment)
+}
+
+fn restore_into(deployment: &Deployment, backend: Backend) {
     let from = fixture().join(backend_name(backend));
     let copy = |name: &str| {
         std::fs::copy(from.join(name), deployment.data.path().join(name))
@@ -68,7 +84,35 @@ async fn restored(backend: Backend) -> Deployment {
             );
         }
     }
-    deployment
+}
+
+/// Transaction ids order a PostgreSQL log: in a cluster whose next id is
+/// below the log's newest, new events would sort before old ones and the
+/// projector would pass over them. Every command refuses such a database,
+/// with the way out, and leaves it as it was.
+#[tokio::test]
+async fn a_dump_restored_into_a_cluster_behind_its_log_is_refused() {
+    // A new cluster's transaction ids start far below the fixture's.
+    let (_cluster, deployment) = Deployment::on_private_cluster("behind");
+    restore_into(&deployment, Backend::Postgres);
+    let events = deployment.raw_event_count().await;
+    let migrations_table = "SELECT count(*) AS n FROM information_schema.tables \
+                            WHERE table_name = '_sqlx_migrations'";
+    let migrations = deployment.raw_count(migrations_table).await;
+    for command in [&["migrate"][..], &["serve"], &["audit", "verify"]] {
+        let refused = deployment.writ(command).refused();
+        assert!(
+            refused.contains("restored into a cluster behind")
+                && refused.contains("pg_resetwal --epoch=1"),
+            "{command:?}: {refused}"
+        );
+    }
+    assert_eq!(deployment.raw_event_count().await, events);
+    assert_eq!(
+        deployment.raw_count(migrations_table).await,
+        migrations,
+        "nothing migrated"
+    );
 }
 
 async fn a_database_written_before_versioned_migrations_upgrades_in_place(backend: Backend) {
@@ -76,7 +120,7 @@ async fn a_database_written_before_versioned_migrations_upgrades_in_place(backen
         &std::fs::read(fixture().join("people.json")).unwrap_or_else(|e| panic!("{e}")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let deployment = restored(backend).await;
+    let (_cluster, deployment) = restored(backend).await;
     let events_written = people["events"][backend_name(backend)]
         .as_i64()
         .unwrap_or_default();

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod migrations;
 mod reader;
 mod repository;
+mod restored;
 pub mod schema;
 pub mod seal;
 pub mod services;
@@ -61,6 +62,8 @@ pub enum StoreError {
     Unavailable(String, String),
     #[error("database {0} cannot be migrated: {1}")]
     Migrations(String, String),
+    #[error("database {0} cannot be used: {1}")]
+    Restored(String, String),
 }
 
 /// One event as stored: the row plus its place in the global order.
@@ -222,6 +225,11 @@ impl Store {
         readers: impl std::future::Future<Output = Result<Db, sqlx::Error>>,
     ) -> Result<Self, StoreError> {
         let shown = target.describe();
+        if let Conn::Postgres(conn) = &mut writer {
+            restored::ensure_cluster_is_ahead(conn)
+                .await
+                .map_err(|why| StoreError::Restored(shown.clone(), why))?;
+        }
         let migrations = migrations::migrate(&mut writer)
             .await
             .map_err(|e| StoreError::Migrations(shown.clone(), e.to_string()))?;

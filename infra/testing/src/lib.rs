@@ -153,6 +153,20 @@ impl PrivateCluster {
         self.run("pg_ctlcluster", &[&self.version, &self.name, "start"])
     }
 
+    /// Moves the cluster's transaction ids into `epoch` (`pg_resetwal`), as
+    /// an operator does before restoring a log another cluster wrote.
+    pub fn advance_epoch(&self, epoch: u32) -> Result<(), String> {
+        self.run("pg_ctlcluster", &[&self.version, &self.name, "stop"])?;
+        let resetwal = format!("/usr/lib/postgresql/{}/bin/pg_resetwal", self.version);
+        let data = format!("/var/lib/postgresql/{}/{}", self.version, self.name);
+        let epoch = format!("--epoch={epoch}");
+        self.run(
+            "runuser",
+            &["-u", "postgres", "--", &resetwal, &epoch, &data],
+        )?;
+        self.start()
+    }
+
     /// Stops at once, as a crash would.
     pub fn stop(&self) -> Result<(), String> {
         self.run(
