@@ -5,9 +5,9 @@
 
 use crate::config::Settings;
 use anyhow::Context as _;
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use utoipa_axum::router::OpenApiRouter;
 use writ_command_api::browser::{BrowserKey, BrowserSettings};
 use writ_command_api::{CommandState, RegistrationDefaults};
 use writ_edge::metrics::Registry;
@@ -166,7 +166,7 @@ fn trusted_proxies(settings: &Settings) -> TrustedProxies {
     TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default()
 }
 
-pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Router {
+pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> OpenApiRouter {
     let settings = &context.settings;
     writ_command_api::router(CommandState {
         executor: context.executor.clone(),
@@ -195,7 +195,7 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
     })
 }
 
-pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Router {
+pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> OpenApiRouter {
     let settings = &context.settings;
     writ_query_api::router(QueryState {
         store: context.store.clone(),
@@ -222,12 +222,12 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Ro
     })
 }
 
-/// Serves `app` with `/metrics`, request ids and the access log until
-/// SIGINT or SIGTERM; in-flight requests finish first.
+/// Serves `app` with `/metrics`, `/openapi.json`, request ids and the
+/// access log until SIGINT or SIGTERM; in-flight requests finish first.
 pub async fn serve_http(
     listener: TcpListener,
     context: &Context,
-    app: Router,
+    app: OpenApiRouter,
     registry: Registry,
 ) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;

@@ -5,7 +5,6 @@
 
 use crate::config::Settings;
 use anyhow::bail;
-use axum::Router;
 use tokio::sync::watch;
 use writ_edge::metrics::Registry;
 
@@ -67,7 +66,7 @@ pub async fn projector(settings: Settings) -> anyhow::Result<()> {
     };
     let sealer = tokio::spawn(serve::seal_periodically(&context, stopped.clone()));
     let running = tokio::spawn(projector.run_until_stopped(stopped));
-    let app: Router = writ_edge::health::router(context.store.clone());
+    let app = writ_edge::health::router(context.store.clone());
     serve::serve_http(listener, &context, app, registry).await?;
     let _ = stop.send(true);
     let _ = running.await;

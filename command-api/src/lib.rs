@@ -20,8 +20,8 @@ mod token;
 
 use std::time::Duration;
 
-use axum::routing::post;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use writ_edge::{address, Throttle, TrustedProxies};
 use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
@@ -57,11 +57,11 @@ impl axum::extract::FromRef<CommandState> for writ_edge::ClientAuthenticator {
     }
 }
 
-pub fn router(state: CommandState) -> Router {
-    Router::new()
-        .route("/token", post(token::token))
-        .route("/revoke", post(revoke::revoke))
-        .route("/register", post(register::register))
+pub fn router(state: CommandState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(token::token))
+        .routes(routes!(revoke::revoke))
+        .routes(routes!(register::register))
         .merge(browser::router())
         .layer(axum::middleware::from_fn_with_state(
             state.trusted_proxies.clone(),

@@ -16,6 +16,7 @@ use writ_domain::values::{
     ApplicationType, GrantType, IdTokenAlg, RedirectUri, ResourceUri, ScopeSet, SecretHash,
     TokenFormat,
 };
+use writ_edge::openapi::{tag, ErrorBody};
 use writ_edge::{form, no_store, OAuthError};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_store::executor::Stream;
@@ -32,8 +33,10 @@ pub struct RegistrationDefaults {
     pub refresh_token_ttl: Duration,
 }
 
-#[derive(Debug, Deserialize)]
-struct Metadata7591 {
+/// Client metadata (RFC 7591 §2), plus Writ's own `revocation_feed` and
+/// `resources`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct Metadata7591 {
     #[serde(default)]
     redirect_uris: Vec<String>,
     #[serde(default)]
@@ -59,6 +62,22 @@ fn invalid(error: writ_edge::ErrorCode, description: impl Into<String>) -> OAuth
     OAuthError::new(StatusCode::BAD_REQUEST, error, description)
 }
 
+/// Dynamic client registration (RFC 7591), open to holders of the
+/// initial access token. The password grant cannot be registered here.
+#[utoipa::path(
+    post,
+    path = "/register",
+    tag = tag::OAUTH,
+    request_body = Metadata7591,
+    security(("initial_access_token" = [])),
+    responses(
+        (status = 201, description = "The registered client's metadata with its `client_id`, `client_id_issued_at` and, for a confidential client, `client_secret` (RFC 7591 §3.2.1).", body = Object),
+        (status = 400, description = "`invalid_client_metadata` or `invalid_redirect_uri` (RFC 7591 §3.2.2).", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: no initial access token, or a wrong one.", body = ErrorBody),
+        (status = 403, description = "`access_denied`: registration is not enabled.", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+    )
+)]
 pub async fn register(
     State(state): State<CommandState>,
     headers: HeaderMap,

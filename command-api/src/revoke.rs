@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use writ_domain::grant::{Grant, GrantCommand, TokenRef};
 use writ_domain::values::SecretHash;
+use writ_edge::openapi::{tag, ErrorBody, TokenAndHint};
 use writ_edge::{no_store, ClientRequest, OAuthError};
 use writ_infra::tokens::{self, TokenKind};
 use writ_store::{ExecuteError, Metadata};
@@ -15,6 +16,23 @@ use crate::CommandState;
 
 pub const CURSOR_HEADER: &str = "writ-cursor";
 
+/// Revokes a token and, with it, its grant (RFC 7009). Answers 200 for
+/// an unknown token or another client's, which is left alone (§2.1), and
+/// only once the revocation is committed; `writ-cursor` names the commit,
+/// for a read-your-writes introspection.
+#[utoipa::path(
+    post,
+    path = "/revoke",
+    tag = tag::OAUTH,
+    request_body(content = TokenAndHint, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "Revoked, or nothing of this client's to revoke.", headers(("writ-cursor" = String, description = "The commit that holds the revocation."))),
+        (status = 400, description = "`invalid_request`: no `token`.", body = ErrorBody),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate`.", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: the revocation could not be confirmed.", body = ErrorBody),
+    )
+)]
 pub async fn revoke(
     State(state): State<CommandState>,
     request: ClientRequest,

@@ -10,6 +10,8 @@ use axum::Json;
 use serde_json::{json, Value};
 use writ_store::views::clients::{self, ClientRow};
 
+use writ_edge::openapi::tag;
+
 use crate::QueryState;
 
 fn metadata(state: &QueryState) -> Value {
@@ -56,10 +58,24 @@ fn cacheable(body: Value, seconds: u32) -> Response {
     response
 }
 
+/// OpenID Connect Discovery 1.0 metadata.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = tag::OAUTH,
+    responses((status = 200, description = "The provider's metadata: endpoints, supported grants, algorithms and claims.", body = Object))
+)]
 pub async fn openid_configuration(State(state): State<QueryState>) -> Response {
     cacheable(metadata(&state), 300)
 }
 
+/// RFC 8414 authorization server metadata (the same document).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = tag::OAUTH,
+    responses((status = 200, description = "The server's metadata.", body = Object))
+)]
 pub async fn oauth_authorization_server(State(state): State<QueryState>) -> Response {
     cacheable(metadata(&state), 300)
 }
@@ -78,6 +94,14 @@ async fn longest_token_ttl(state: &QueryState) -> Duration {
     Duration::from_secs(longest)
 }
 
+/// The public keys tokens are signed with (RFC 7517), retired keys
+/// included for as long as a token they signed can live.
+#[utoipa::path(
+    get,
+    path = "/jwks",
+    tag = tag::OAUTH,
+    responses((status = 200, description = "A JWK Set.", body = Object))
+)]
 pub async fn jwks(State(state): State<QueryState>) -> Response {
     let ttl = longest_token_ttl(&state).await;
     cacheable(state.keys.jwks(state.services.now(), ttl), 60)

@@ -12,8 +12,26 @@ use serde_json::{json, Value};
 use writ_edge::{no_store, ConfidentialClientRequest, OAuthError};
 use writ_infra::tokens::{self, TokenKind, TokenRecord};
 
+use writ_edge::openapi::{tag, ErrorBody, TokenAndHint};
+
 use crate::QueryState;
 
+/// Token introspection (RFC 7662), for confidential clients: the token's
+/// claims when it is active and the caller may see it, else only
+/// `{"active": false}`.
+#[utoipa::path(
+    post,
+    path = "/introspect",
+    tag = tag::OAUTH,
+    request_body(content = TokenAndHint, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "RFC 7662 §2.2: `active`, and for an active token `client_id`, `sub`, `iss`, `exp`, `iat`, `aud`, `scope`, `token_type`, plus Writ's `gid` and `writ_cursor`.", body = Object),
+        (status = 400, description = "`invalid_request`: no `token`.", body = ErrorBody),
+        (status = 401, description = "`invalid_client`: not a confidential client's credentials; `WWW-Authenticate`.", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+    )
+)]
 pub async fn introspect(
     State(state): State<QueryState>,
     request: Result<ConfidentialClientRequest, OAuthError>,

@@ -14,8 +14,8 @@ mod introspect;
 mod revocations;
 mod userinfo;
 
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use writ_edge::{address, Throttle, TrustedProxies};
 use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
@@ -60,23 +60,14 @@ impl axum::extract::FromRef<QueryState> for writ_edge::ClientAuthenticator {
     }
 }
 
-pub fn router(state: QueryState) -> Router {
-    let api = Router::new()
-        .route("/introspect", post(introspect::introspect))
-        .route(
-            "/userinfo",
-            get(userinfo::userinfo).post(userinfo::userinfo),
-        )
-        .route("/jwks", get(discovery::jwks))
-        .route("/revocations", get(revocations::revocations))
-        .route(
-            "/.well-known/openid-configuration",
-            get(discovery::openid_configuration),
-        )
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(discovery::oauth_authorization_server),
-        )
+pub fn router(state: QueryState) -> OpenApiRouter {
+    let api = OpenApiRouter::new()
+        .routes(routes!(introspect::introspect))
+        .routes(routes!(userinfo::userinfo))
+        .routes(routes!(discovery::jwks))
+        .routes(routes!(revocations::revocations))
+        .routes(routes!(discovery::openid_configuration))
+        .routes(routes!(discovery::oauth_authorization_server))
         .layer(axum::middleware::from_fn_with_state(
             state.trusted_proxies.clone(),
             address::resolve_client_address,

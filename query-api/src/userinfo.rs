@@ -10,6 +10,8 @@ use axum::Json;
 use writ_edge::{no_store, BearerToken, ErrorCode, OAuthError};
 use writ_infra::tokens::{self, TokenKind};
 
+use writ_edge::openapi::{tag, ErrorBody};
+
 use crate::QueryState;
 
 fn insufficient_scope(description: &str) -> OAuthError {
@@ -20,6 +22,21 @@ fn insufficient_scope(description: &str) -> OAuthError {
     )
 }
 
+/// The UserInfo endpoint (OpenID Connect Core §5.3): the access token's
+/// subject, with `name` for `profile` and `email` for `email`. POST may
+/// send the token as a form field `access_token` (RFC 6750 §2.2).
+#[utoipa::path(
+    method(get, post),
+    path = "/userinfo",
+    tag = tag::OAUTH,
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "`sub`, and the claims the token's scopes allow.", body = Object),
+        (status = 401, description = "`invalid_token`, with `WWW-Authenticate: Bearer`.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token lacks `openid`.", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+    )
+)]
 pub async fn userinfo(
     State(state): State<QueryState>,
     BearerToken(token): BearerToken,

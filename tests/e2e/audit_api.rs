@@ -96,6 +96,56 @@ async fn the_audit_api_answers_as_the_cli_does_behind_its_token() {
             "{path}"
         );
     }
+    // The described rows are the rows answered, key for key.
+    let described = |schema: &str| -> Vec<String> {
+        let mut keys: Vec<String> = document["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .map(|properties| properties.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    let keys = |object: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = object
+            .as_object()
+            .map(|object| object.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&over_http[0]), described("Grant"));
+    let (_, _, body) = get(&writ.url("/audit/verify"), Some(TOKEN)).await;
+    let verification: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(keys(&verification), described("Verification"));
+    let gid = over_http[0]["gid"].as_str().unwrap_or_default();
+    let (_, _, body) = get(
+        &writ.url(&format!("/audit/history?grant={gid}")),
+        Some(TOKEN),
+    )
+    .await;
+    let history: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert!(history.as_array().is_some_and(|events| !events.is_empty()));
+    for event in history.as_array().into_iter().flatten() {
+        assert_eq!(keys(event), described("LineageEvent"));
+    }
+    // A minute on: the grant started within this second.
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (_, _, body) = get(
+        &writ.url(&format!("/audit/who-can?scope=openid&at={soon}")),
+        Some(TOKEN),
+    )
+    .await;
+    let holders: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        holders
+            .as_array()
+            .is_some_and(|holders| !holders.is_empty()),
+        "{body}"
+    );
+    for holder in holders.as_array().into_iter().flatten() {
+        assert_eq!(keys(holder), described("Holder"));
+    }
 }
 
 #[tokio::test]

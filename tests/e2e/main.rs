@@ -19,6 +19,7 @@ mod harness;
 mod leaks;
 mod migrate;
 mod oauth;
+mod openapi;
 mod page_attacks;
 mod privacy;
 mod projector_faults;

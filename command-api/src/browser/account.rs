@@ -11,6 +11,7 @@ use writ_domain::consent::{stream_id, Consent, ConsentCommand};
 use writ_store::views::consents;
 use writ_store::ExecuteError;
 
+use super::described::WithdrawalForm;
 use super::guard;
 use super::pages::{self, see_other, ConsentRow};
 use super::session;
@@ -19,6 +20,16 @@ use crate::metadata::request_id;
 use crate::metadata::user_metadata;
 use crate::CommandState;
 
+/// The signed-in person's account: the apps they consented to.
+#[utoipa::path(
+    get,
+    path = "/account",
+    tag = writ_edge::openapi::tag::BROWSER,
+    responses(
+        (status = 200, description = "The account page.", content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/login`."),
+    )
+)]
 pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Response {
     let session = match session::current(&state, &headers).await {
         Ok(Some(session)) => session,
@@ -57,6 +68,18 @@ pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Resp
 }
 
 /// `POST /account/consents`: withdraw one app's access.
+/// Withdraws a consent; its grants stop working before the 303 leaves.
+#[utoipa::path(
+    post,
+    path = "/account/consents",
+    tag = writ_edge::openapi::tag::BROWSER,
+    request_body(content = WithdrawalForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Withdrawn: back to `/account`."),
+        (status = 400, description = "A page: no app chosen.", content_type = "text/html"),
+        (status = 403, description = "A page: the form expired, or its CSRF token is not this browser's.", content_type = "text/html"),
+    )
+)]
 pub async fn withdraw(
     State(state): State<CommandState>,
     headers: HeaderMap,

@@ -10,6 +10,7 @@ use writ_edge::{form, Form};
 use writ_store::views::consents::{self, ConsentStatus};
 
 use super::code::issue_code;
+use super::described::{AuthorizationRequest, Resumption};
 use super::guard;
 use super::pages;
 use super::refusal::{redirect_error, refuse};
@@ -19,6 +20,20 @@ use super::state;
 use crate::metadata::request_id;
 use crate::CommandState;
 
+/// The authorization endpoint (RFC 6749 §3.1): validates the request,
+/// then signs the person in, asks for consent, or issues a code. POST
+/// sends the same parameters as a form (OpenID Connect Core §3.1.2.1).
+#[utoipa::path(
+    method(get, post),
+    path = "/authorize",
+    tag = writ_edge::openapi::tag::BROWSER,
+    params(AuthorizationRequest),
+    responses(
+        (status = 303, description = "To the sign-in or consent page, or back to the client's `redirect_uri` with a `code` or an RFC 6749 §4.1.2.1 error."),
+        (status = 200, description = "A page: sign in, consent.", content_type = "text/html"),
+        (status = 400, description = "A page explaining the error, when the client or `redirect_uri` cannot be trusted with a redirect.", content_type = "text/html"),
+    )
+)]
 pub async fn authorize(
     State(state): State<CommandState>,
     method: Method,
@@ -79,6 +94,20 @@ pub async fn authorize(
 }
 
 /// Where the sign-in page sends the browser back to.
+/// Where the sign-in page sends the browser back to, carrying the sealed
+/// authorization request.
+#[utoipa::path(
+    get,
+    path = "/authorize/resume",
+    tag = writ_edge::openapi::tag::BROWSER,
+    params(Resumption),
+    responses(
+        (status = 303, description = "On with the authorization: consent, or the client's `redirect_uri`."),
+        (status = 200, description = "The consent page.", content_type = "text/html"),
+        (status = 400, description = "A page: the client is no longer there.", content_type = "text/html"),
+        (status = 403, description = "A page: the request expired or is not this browser's.", content_type = "text/html"),
+    )
+)]
 pub async fn resume(
     State(state): State<CommandState>,
     RawQuery(query): RawQuery,

@@ -9,6 +9,7 @@ use writ_domain::consent::{stream_id, Consent, ConsentCommand};
 use writ_store::ExecuteError;
 
 use super::code::issue_code;
+use super::described::ConsentForm;
 use super::guard::{self, expired};
 use super::pages::{self, describe_scope};
 use super::refusal::refuse;
@@ -45,6 +46,19 @@ pub async fn page(
 
 /// `POST /consent`: only the person the page was shown to, in the browser
 /// it was shown in, can answer it (R46).
+/// Allow or deny. Allow records the consent and issues the code; deny
+/// sends `access_denied` to the client.
+#[utoipa::path(
+    post,
+    path = "/consent",
+    tag = writ_edge::openapi::tag::BROWSER,
+    request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To the client's `redirect_uri`, with a `code` or `error=access_denied`."),
+        (status = 400, description = "A page: no decision, or the request expired.", content_type = "text/html"),
+        (status = 403, description = "A page: the form expired, or its CSRF token is not this browser's.", content_type = "text/html"),
+    )
+)]
 pub async fn submit(
     State(state): State<CommandState>,
     headers: HeaderMap,

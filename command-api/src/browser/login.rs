@@ -15,6 +15,7 @@ use super::session;
 use super::state::{self, SESSION_COOKIE};
 use writ_edge::ClientAddress;
 
+use super::described::SignInForm;
 use crate::credentials::{self, Checked};
 use crate::metadata::request_id;
 use crate::CommandState;
@@ -45,6 +46,16 @@ pub async fn page(
 }
 
 /// `GET /login`: for the account page; signed-in browsers go straight there.
+/// The sign-in page; a signed-in browser goes to its account instead.
+#[utoipa::path(
+    get,
+    path = "/login",
+    tag = writ_edge::openapi::tag::BROWSER,
+    responses(
+        (status = 200, description = "The sign-in page.", content_type = "text/html"),
+        (status = 303, description = "Already signed in: to `/account`."),
+    )
+)]
 pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Response {
     match session::current(&state, &headers).await {
         Ok(Some(_)) => return see_other("/account"),
@@ -57,6 +68,22 @@ pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Resp
 }
 
 /// `POST /login`.
+/// Signs in. A right password starts the session and answers 303; a
+/// wrong one shows the page again, and repeated failures are throttled.
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = writ_edge::openapi::tag::BROWSER,
+    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: on with the authorization, or to `/account`."),
+        (status = 400, description = "The page again: a field is missing.", content_type = "text/html"),
+        (status = 401, description = "The page again: the username or password is wrong.", content_type = "text/html"),
+        (status = 403, description = "A page: the form expired, or its CSRF token is not this browser's.", content_type = "text/html"),
+        (status = 429, description = "The page again: too many failures; `Retry-After` says when to try again.", content_type = "text/html"),
+        (status = 503, description = "A page: try again shortly.", content_type = "text/html"),
+    )
+)]
 pub async fn submit(
     State(state): State<CommandState>,
     ClientAddress(address): ClientAddress,

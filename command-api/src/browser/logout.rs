@@ -12,6 +12,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use writ_edge::Form;
 
+use super::described::LogoutRequest;
 use super::guard::{self, expired};
 use super::pages::{self, see_other, with_query};
 use super::request::load_client;
@@ -50,6 +51,20 @@ async fn hint(state: &CommandState, raw: &str) -> Option<Hint> {
     })
 }
 
+/// The end-session endpoint (OpenID Connect RP-Initiated Logout 1.0):
+/// ends the session and revokes the grants issued in it. POST sends the
+/// same parameters as a form, or confirms the page's question.
+#[utoipa::path(
+    method(get, post),
+    path = "/logout",
+    tag = writ_edge::openapi::tag::BROWSER,
+    params(LogoutRequest),
+    responses(
+        (status = 303, description = "Signed out: to the registered `post_logout_redirect_uri`, with `state`."),
+        (status = 200, description = "A page: confirm signing out, or signed out.", content_type = "text/html"),
+        (status = 400, description = "A page: the hint or redirect cannot be trusted.", content_type = "text/html"),
+    )
+)]
 pub async fn logout(
     State(state): State<CommandState>,
     method: Method,

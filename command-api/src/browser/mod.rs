@@ -6,6 +6,7 @@ mod account;
 mod authorize;
 mod code;
 mod consent;
+mod described;
 mod guard;
 mod login;
 mod logout;
@@ -18,8 +19,8 @@ pub mod state;
 use std::time::Duration;
 
 use axum::middleware::map_response;
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use writ_edge::Throttle;
 
 pub use state::BrowserKey;
@@ -39,18 +40,15 @@ pub struct BrowserSettings {
     pub secure_cookies: bool,
 }
 
-pub fn router() -> Router<CommandState> {
-    Router::new()
-        .route(
-            "/authorize",
-            get(authorize::authorize).post(authorize::authorize),
-        )
-        .route("/authorize/resume", get(authorize::resume))
-        .route("/login", get(login::show).post(login::submit))
-        .route("/consent", post(consent::submit))
-        .route("/logout", get(logout::logout).post(logout::logout))
-        .route("/account", get(account::show))
-        .route("/account/consents", post(account::withdraw))
-        .route("/assets/writ.css", get(pages::stylesheet))
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(authorize::authorize))
+        .routes(routes!(authorize::resume))
+        .routes(routes!(login::show, login::submit))
+        .routes(routes!(consent::submit))
+        .routes(routes!(logout::logout))
+        .routes(routes!(account::show))
+        .routes(routes!(account::withdraw))
+        .routes(routes!(pages::stylesheet))
         .layer(map_response(pages::secure_headers))
 }

@@ -138,6 +138,13 @@ pub async fn secure_headers(mut response: Response) -> Response {
     response
 }
 
+/// The pages' stylesheet.
+#[utoipa::path(
+    get,
+    path = "/assets/writ.css",
+    tag = writ_edge::openapi::tag::BROWSER,
+    responses((status = 200, description = "CSS.", content_type = "text/css"))
+)]
 pub async fn stylesheet() -> Response {
     let mut response = STYLESHEET.into_response();
     let headers = response.headers_mut();

@@ -11,11 +11,67 @@ mod refresh;
 use axum::extract::State;
 use axum::response::Response;
 use writ_domain::values::GrantType;
+use writ_edge::openapi::{tag, ErrorBody};
 use writ_edge::{ClientRequest, OAuthError};
 use writ_store::Metadata;
 
 use crate::CommandState;
 
+/// A token request's form. Which fields a grant reads is RFC 6749's:
+/// `authorization_code` reads `code`, `redirect_uri` and `code_verifier`
+/// (RFC 7636); `refresh_token` reads `refresh_token`; `password` reads
+/// `username` and `password`; every grant reads `scope` and `resource`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the form; the handler reads it as `ClientRequest`.
+pub struct TokenForm {
+    #[schema(pattern = "^(authorization_code|client_credentials|refresh_token|password)$")]
+    grant_type: String,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    /// Space-separated; narrows what the client or grant allows.
+    scope: Option<String>,
+    /// RFC 8707 resource indicators; may repeat.
+    resource: Option<Vec<String>>,
+    /// With `client_secret_post`, or alone for a public client.
+    client_id: Option<String>,
+    /// With `client_secret_post`.
+    client_secret: Option<String>,
+}
+
+/// RFC 6749 §5.1.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the JSON `issue` renders.
+pub struct TokenResponse {
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: String,
+    expires_in: u64,
+    scope: Option<String>,
+    refresh_token: Option<String>,
+    /// When `openid` was granted in the authorization code flow.
+    id_token: Option<String>,
+}
+
+/// The token endpoint (RFC 6749 §3.2): a grant for tokens. The response
+/// leaves only after the grant's events are committed.
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = tag::OAUTH,
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "Tokens (RFC 6749 §5.1), `Cache-Control: no-store`.", body = TokenResponse),
+        (status = 400, description = "RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`.", body = ErrorBody),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate`.", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications; `Retry-After` says when to try again.", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: the store did not answer.", body = ErrorBody),
+    )
+)]
 pub async fn token(
     State(state): State<CommandState>,
     request: ClientRequest,

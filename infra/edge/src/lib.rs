@@ -16,6 +16,7 @@ pub mod error;
 pub mod form;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod throttle;
 
 pub use address::{ClientAddress, TrustedProxies};

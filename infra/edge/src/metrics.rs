@@ -14,6 +14,8 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use writ_store::metrics::{Metrics, Source};
 
 const LATENCY_BOUNDS: [f64; 12] = [
@@ -68,29 +70,32 @@ impl Registry {
         out
     }
 
-    /// `/metrics`, plus a middleware that times every other request.
-    pub fn attach<S: Clone + Send + Sync + 'static>(
-        self,
-        router: axum::Router<S>,
-    ) -> axum::Router<S> {
+    /// The process's whole router: `app`, `/metrics`, `/openapi.json`
+    /// describing both, and a middleware that times every request.
+    pub fn attach(self, app: OpenApiRouter) -> axum::Router {
         let latencies = self.latencies.clone();
-        let exposition = Arc::new(self);
-        router
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let exposition = exposition.clone();
-                    async move {
-                        (
-                            [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
-                            exposition.render(),
-                        )
-                            .into_response()
-                    }
-                }),
-            )
+        let exposition = OpenApiRouter::new()
+            .routes(routes!(metrics))
+            .with_state(Arc::new(self));
+        let app = crate::openapi::router().merge(app).merge(exposition);
+        crate::openapi::serve_document(app)
             .layer(axum::middleware::from_fn_with_state(latencies, record))
     }
+}
+
+/// The process's metrics in the OpenMetrics text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = crate::openapi::tag::OPERATIONS,
+    responses((status = 200, description = "OpenMetrics 1.0 text.", content_type = "application/openmetrics-text"))
+)]
+async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
+        registry.render(),
+    )
+        .into_response()
 }
 
 async fn record(State(latencies): State<Latencies>, request: Request, next: Next) -> Response {

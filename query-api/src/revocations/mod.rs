@@ -48,6 +48,8 @@ use writ_store::{Cursor, START};
 use hub::{Batch, Slot, PAGE};
 pub use hub::{FeedLimits, RevocationFeed};
 
+use writ_edge::openapi::{tag, ErrorBody};
+
 use crate::QueryState;
 
 /// The `Retry-After` of a refused stream: long enough for a reconnecting
@@ -55,11 +57,30 @@ use crate::QueryState;
 /// connection soon.
 const RETRY_AFTER_SECS: u64 = 10;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct After {
+    /// Resume after this cursor, as `Last-Event-ID` does.
     after: Option<String>,
 }
 
+/// Revocation messages as server-sent events, for clients with
+/// `revocation_feed`: each event's id is its cursor; a `caught_up` event
+/// marks the end of the backlog.
+#[utoipa::path(
+    get,
+    path = "/revocations",
+    tag = tag::OAUTH,
+    params(After, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this cursor.")),
+    security(("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "An event stream: `revocation` events (the JSON message `writ_protocol` defines), then `caught_up`.", content_type = "text/event-stream"),
+        (status = 400, description = "`invalid_request`: the cursor is malformed.", body = ErrorBody),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate`.", body = ErrorBody),
+        (status = 403, description = "`unauthorized_client`: the client lacks `revocation_feed`.", body = ErrorBody),
+        (status = 429, description = "`invalid_request`: the client has all its streams open; `Retry-After`.", body = ErrorBody),
+    )
+)]
 pub async fn revocations(
     State(state): State<QueryState>,
     HeaderAuthenticatedClient { client, .. }: HeaderAuthenticatedClient,

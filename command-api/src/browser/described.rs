@@ -1,0 +1,84 @@
+//! What the browser routes accept, for the OpenAPI document. The handlers
+//! read these fields from raw queries and forms, whose repeated-parameter
+//! and CSRF checks the extractors of these types would not make.
+#![allow(dead_code)] // The fields are only described, never read.
+
+use utoipa::{IntoParams, ToSchema};
+
+/// An authorization request (RFC 6749 §4.1.1, RFC 7636, OpenID Connect
+/// Core §3.1.2.1). `request` and `request_uri` are refused with
+/// `request_not_supported`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuthorizationRequest {
+    /// `code`.
+    response_type: String,
+    client_id: String,
+    /// Exactly as registered; may be left out when the client has one.
+    redirect_uri: Option<String>,
+    /// Space-separated.
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    /// Required of public clients.
+    code_challenge: Option<String>,
+    /// `S256` (or `plain` where allowed).
+    code_challenge_method: Option<String>,
+    /// `none`, `login` or `consent`.
+    prompt: Option<String>,
+    /// Seconds since the last sign-in after which the person signs in again.
+    max_age: Option<u64>,
+    login_hint: Option<String>,
+    /// `query` only.
+    response_mode: Option<String>,
+}
+
+/// The sealed request a sign-in hands back to the authorization endpoint.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Resumption {
+    /// Sealed to this browser; short-lived.
+    request: String,
+}
+
+/// The sign-in form.
+#[derive(ToSchema)]
+pub struct SignInForm {
+    username: String,
+    password: String,
+    /// The page's CSRF token, bound to this browser.
+    csrf: String,
+    /// The sealed authorization request, when the sign-in is for a client.
+    request: Option<String>,
+}
+
+/// The consent form.
+#[derive(ToSchema)]
+pub struct ConsentForm {
+    csrf: String,
+    /// The sealed authorization request.
+    request: String,
+    /// `allow` or `deny`.
+    decision: String,
+}
+
+/// The account page's withdrawal form.
+#[derive(ToSchema)]
+pub struct WithdrawalForm {
+    csrf: String,
+    /// The client whose consent is withdrawn.
+    client_id: String,
+}
+
+/// An RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2).
+/// The confirmation page posts `csrf` and the sealed `request` instead.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogoutRequest {
+    /// An id_token Writ issued; expired is fine.
+    id_token_hint: Option<String>,
+    client_id: Option<String>,
+    /// Registered for the client the hint or `client_id` names.
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+}
