@@ -268,6 +268,7 @@ async fn callback_app() -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs Chromium: `bash scripts/test` installs it and runs this"]
 async fn a_person_signs_in_consents_denies_and_withdraws_in_chromium() {
     let callback = callback_app().await;
     let deployment = Deployment::with_keys(Backend::Sqlite).await;

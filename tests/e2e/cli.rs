@@ -519,6 +519,7 @@ async fn settings_come_from_flags_then_environment_then_the_config_file() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn a_database_url_without_a_key_file_is_refused_even_for_serve() {
     let url = writ_testing::fresh_postgres_database()
         .await

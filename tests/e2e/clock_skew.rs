@@ -39,6 +39,7 @@ fn skewed(deployment: &Deployment, offset: &str) -> Server {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn command_apis_with_skewed_clocks_agree_on_code_token_and_refresh_expiry() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let app = browser::web_client(&deployment, &["--access-token-ttl", "3s"]);

@@ -33,6 +33,7 @@ impl Drop for Demo {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL and Kafka: `bash scripts/test` starts them and runs this"]
 async fn the_demo_walkthrough_runs_as_its_readme_says() {
     let database = writ_testing::fresh_postgres_database()
         .await

@@ -280,9 +280,11 @@ impl Server {
     }
 
     fn terminate(&mut self) {
+        // Quiet: the process may have exited already.
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {

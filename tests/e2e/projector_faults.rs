@@ -13,6 +13,7 @@ use crate::oauth::{self, Api};
 use crate::split::{lock_holder, metric, start};
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn the_split_commands_refuse_sqlite_and_a_missing_issuer_with_one_line() {
     let embedded = Deployment::with_keys(Backend::Sqlite).await;
     for process in ["command-api", "query-api", "projector"] {
@@ -27,6 +28,7 @@ async fn the_split_commands_refuse_sqlite_and_a_missing_issuer_with_one_line() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn a_poison_event_stops_the_projection_and_the_metric_shows_it() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let service = oauth::client(&deployment, &[]);
@@ -68,6 +70,7 @@ async fn a_poison_event_stops_the_projection_and_the_metric_shows_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn a_projector_killed_inside_a_slice_resumes_and_equals_a_rebuild() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let service = oauth::client(&deployment, &[]);
@@ -111,6 +114,7 @@ async fn a_projector_killed_inside_a_slice_resumes_and_equals_a_rebuild() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn a_standby_takes_over_at_once_after_sigterm() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let first = start(&deployment, "projector", &[]);
@@ -135,6 +139,7 @@ async fn a_standby_takes_over_at_once_after_sigterm() {
 
 /// F13 holds a transaction open on the cluster, so it gets a cluster of its own.
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn a_long_transaction_pauses_the_projector_which_reports_it_and_loses_nothing() {
     let (cluster, deployment) = Deployment::on_private_cluster("f13");
     let service = oauth::client(&deployment, &[]);
@@ -188,6 +193,7 @@ async fn a_long_transaction_pauses_the_projector_which_reports_it_and_loses_noth
 
 /// F1 for the split processes: PostgreSQL stops under them (private cluster).
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn with_postgres_down_the_split_processes_refuse_writes_and_recover() {
     let (cluster, deployment) = Deployment::on_private_cluster("f1split");
     let service = oauth::client(&deployment, &[]);

@@ -36,6 +36,7 @@ async fn lane(api: &Api, service: &Creds, app: &Creds, username: &str, steps: us
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn a_replay_equals_the_live_read_model_and_names_an_altered_row() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let service = oauth::client(&deployment, &[]);

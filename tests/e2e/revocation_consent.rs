@@ -18,6 +18,7 @@ async fn access_token(api: &Api, person: &Browser, app: &Creds, username: &str) 
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL and Kafka: `bash scripts/test` starts them and runs this"]
 async fn a_withdrawn_consent_rejects_that_persons_tokens_for_that_app_only() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let api_identity = oauth::client(&deployment, &[]);

@@ -151,6 +151,7 @@ pub(crate) async fn messages_until(
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL and Kafka: `bash scripts/test` starts them and runs this"]
 async fn a_revoked_token_is_rejected_from_the_stream_alone() {
     let Stage {
         deployment: _deployment,
@@ -197,6 +198,7 @@ async fn a_revoked_token_is_rejected_from_the_stream_alone() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL and Kafka: `bash scripts/test` starts them and runs this"]
 async fn client_and_account_disable_reject_their_tokens_and_only_those() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let api_identity = oauth::client(&deployment, &[]);
@@ -246,6 +248,7 @@ async fn client_and_account_disable_reject_their_tokens_and_only_those() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL and Kafka: `bash scripts/test` starts them and runs this"]
 async fn a_resource_server_started_late_rejects_every_live_revoked_token_before_serving() {
     let Stage {
         deployment: _deployment,
@@ -282,6 +285,7 @@ async fn a_resource_server_started_late_rejects_every_live_revoked_token_before_
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL and Kafka: `bash scripts/test` starts them and runs this"]
 async fn writ_warns_at_start_when_the_topic_would_drop_live_revocations() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let mut kafka = kafka();
@@ -311,6 +315,7 @@ async fn writ_warns_at_start_when_the_topic_would_drop_live_revocations() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL and Kafka: `bash scripts/test` starts them and runs this"]
 async fn the_split_projector_publishes_what_a_separate_command_api_commits() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let api_identity = oauth::client(&deployment, &[]);

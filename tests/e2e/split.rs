@@ -32,6 +32,7 @@ pub(crate) async fn metric(api: &Api, name: &str) -> Option<f64> {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn reads_at_any_query_api_see_every_write_of_the_command_api() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     // A disabled client cannot authenticate, so its tokens are watched by
@@ -172,6 +173,7 @@ async fn active_one(projectors: &[(&Server, Api)]) -> usize {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn a_standby_projector_takes_over_within_five_seconds() {
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let service = oauth::client(&deployment, &[]);

@@ -91,6 +91,7 @@ fn restore_into(deployment: &Deployment, backend: Backend) {
 /// projector would pass over them. Every command refuses such a database,
 /// with the way out, and leaves it as it was.
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn a_dump_restored_into_a_cluster_behind_its_log_is_refused() {
     // A new cluster's transaction ids start far below the fixture's.
     let (_cluster, deployment) = Deployment::on_private_cluster("behind");

@@ -33,6 +33,7 @@ fn executor(store: &Store) -> Executor {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn writ_never_lowers_durability() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let postgres = open_store(Backend::Postgres, dir.path())
@@ -65,6 +66,7 @@ async fn writ_never_lowers_durability() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn inline_rows_commit_in_their_events_transaction() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = open_store(Backend::Postgres, dir.path())
@@ -159,6 +161,7 @@ async fn inline_rows_commit_in_their_events_transaction() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn committers_in_two_sessions_race_for_the_same_streams_and_lose_nothing() {
     let url = fresh_postgres_database()
         .await
@@ -378,6 +381,7 @@ async fn race_against_an_open_transaction(store: &Store, reader: Reader) -> Read
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn the_gap_free_reader_never_passes_an_open_transaction_and_a_naive_one_does() {
     let cluster = PrivateCluster::create("gapfree").unwrap_or_else(|e| panic!("{e}"));
 
@@ -410,6 +414,7 @@ async fn the_gap_free_reader_never_passes_an_open_transaction_and_a_naive_one_do
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
 async fn a_connection_cut_after_commit_answers_every_command_of_the_batch_with_an_error() {
     let cluster = PrivateCluster::create("cut").unwrap_or_else(|e| panic!("{e}"));
     let mut admin = Conn::connect(&writ_store::Target::Postgres(cluster.url("postgres")))
