@@ -84,7 +84,6 @@ pub async fn verify_chains(db: &Db) -> Result<(Vec<ChainBreak>, u64), sqlx::Erro
     Ok((breaks, checked))
 }
 
-#[derive(serde::Serialize)]
 pub struct RowForHash<'a> {
     pub aggregate_type: &'a str,
     pub aggregate_id: &'a str,
@@ -112,16 +111,82 @@ impl<'a> RowForHash<'a> {
     }
 }
 
-/// The previous hash, a newline and the row in RFC 8785 canonical form
-/// (`serde_json_canonicalizer`: members sorted by their UTF-16 code units,
-/// no whitespace, strings and numbers as ECMAScript prints them), hashed.
 pub fn link(previous: &str, row: &RowForHash<'_>) -> String {
-    let mut canonical = Vec::with_capacity(512);
-    canonical.extend_from_slice(previous.as_bytes());
-    canonical.push(b'\n');
-    // Serialising borrowed fields cannot fail: every key is a string.
-    let _ = serde_json_canonicalizer::to_writer(row, &mut canonical);
-    sha256_hex(&canonical)
+    // The row as one JSON object in canonical form, written member by
+    // member: its keys are ASCII, so their UTF-16 order is the order here.
+    // Building a `Value` first would copy the payload on every append.
+    let members = [
+        ("aggregate_id", Member::Text(row.aggregate_id)),
+        ("aggregate_type", Member::Text(row.aggregate_type)),
+        ("event_type", Member::Text(row.event_type)),
+        ("event_version", Member::Text(row.event_version)),
+        ("metadata", Member::Json(row.metadata)),
+        ("payload", Member::Json(row.payload)),
+        ("recorded_at", Member::Text(row.recorded_at)),
+        ("sequence", Member::Integer(row.sequence)),
+    ];
+    let mut canonical = String::with_capacity(512);
+    canonical.push_str(previous);
+    canonical.push('\n');
+    for (index, (key, value)) in members.into_iter().enumerate() {
+        canonical.push(if index == 0 { '{' } else { ',' });
+        write_string(key, &mut canonical);
+        canonical.push(':');
+        match value {
+            Member::Text(text) => write_string(text, &mut canonical),
+            Member::Json(value) => write_canonical(value, &mut canonical),
+            Member::Integer(n) => canonical.push_str(&n.to_string()),
+        }
+    }
+    canonical.push('}');
+    sha256_hex(canonical.as_bytes())
+}
+
+enum Member<'a> {
+    Text(&'a str),
+    Json(&'a Value),
+    Integer(i64),
+}
+
+/// A JSON string: serde_json escapes exactly what ECMAScript's
+/// `JSON.stringify` does, as RFC 8785 asks.
+fn write_string(text: &str, out: &mut String) {
+    out.push_str(&Value::from(text).to_string());
+}
+
+/// RFC 8785 (JCS) for the JSON Writ writes: object members sorted by their
+/// UTF-16 code units, no whitespace, strings escaped as ECMAScript does.
+/// Events hold no floating-point numbers; integers print the same in JCS
+/// and in serde_json.
+pub fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => out.push_str(&value.to_string()),
+        Value::String(text) => write_string(text, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            let mut keys: Vec<&String> = members.keys().collect();
+            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            out.push('{');
+            for (index, key) in keys.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_string(key, out);
+                out.push(':');
+                write_canonical(&members[key], out);
+            }
+            out.push('}');
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,14 +199,14 @@ mod tests {
     fn canonical_form_sorts_members_by_utf16_and_drops_whitespace() {
         let value: Value = serde_json::from_str(r#"{ "b": [1, {"z": null, "a": true}], "a": "\u00e9\n", "\ud83d\ude00": 1, "\ufb01": 2 }"#)
             .unwrap_or_default();
-        let out = serde_json_canonicalizer::to_string(&value).unwrap_or_default();
+        let mut out = String::new();
+        write_canonical(&value, &mut out);
         assert_eq!(out, "{\"a\":\"\u{e9}\\n\",\"b\":[1,{\"a\":true,\"z\":null}],\"\u{1F600}\":1,\"\u{FB01}\":2}");
     }
 
     /// The link as first written: the row built as a `Value`, then put in
     /// canonical form. Stored hashes were made this way and must still
-    /// verify (the upgrade fixture's, made by Writ's own canonicaliser,
-    /// verify in `e2e upgrade`).
+    /// verify.
     fn link_through_a_value(previous: &str, row: &RowForHash<'_>) -> String {
         let object = json!({
             "aggregate_type": row.aggregate_type,
@@ -153,8 +218,9 @@ mod tests {
             "metadata": row.metadata,
             "recorded_at": row.recorded_at,
         });
-        let canonical = serde_json_canonicalizer::to_string(&object).unwrap_or_default();
-        sha256_hex(format!("{previous}\n{canonical}").as_bytes())
+        let mut canonical = format!("{previous}\n");
+        write_canonical(&object, &mut canonical);
+        sha256_hex(canonical.as_bytes())
     }
 
     #[test]
@@ -175,6 +241,40 @@ mod tests {
             };
             assert_eq!(link(GENESIS, &row), link_through_a_value(GENESIS, &row));
         }
+    }
+
+    /// Integers are written exactly, as every stored hash was made: RFC
+    /// 8785 would print them as doubles, and a library that does (ADR 0024)
+    /// changes the hash of a row holding one beyond 2^53 and gives the same
+    /// hash to neighbours one double apart.
+    #[test]
+    fn integers_beyond_two_to_the_fifty_third_stay_exact() {
+        let mut out = String::new();
+        write_canonical(
+            &json!({"ttl": 9_007_199_254_740_993_u64, "max": i64::MAX, "neg": -12}),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            "{\"max\":9223372036854775807,\"neg\":-12,\"ttl\":9007199254740993}"
+        );
+        let payload = json!({"ttl": 9_007_199_254_740_993_u64});
+        let neighbour = json!({"ttl": 9_007_199_254_740_992_u64});
+        let metadata = json!({});
+        let row = |payload| RowForHash {
+            aggregate_type: "Client",
+            aggregate_id: "c",
+            sequence: i64::MAX,
+            event_type: "ClientRegistered",
+            event_version: "1.0",
+            payload,
+            metadata: &metadata,
+            recorded_at: "t",
+        };
+        assert_ne!(
+            link(GENESIS, &row(&payload)),
+            link(GENESIS, &row(&neighbour))
+        );
     }
 
     #[test]
