@@ -16,15 +16,15 @@ use writ_edge::openapi::{tag, ErrorBody, TokenAndHint};
 
 use crate::QueryState;
 
-/// Token introspection (RFC 7662), for confidential clients: the token's
-/// claims when it is active and the caller may see it, else only
-/// `{"active": false}`.
+/// Token introspection (RFC 7662), for confidential clients (HTTP Basic,
+/// or `client_id` and `client_secret` in the form): the token's claims when
+/// it is active and the caller may see it, else only `{"active": false}`.
 #[utoipa::path(
     post,
     path = "/introspect",
     tag = tag::OAUTH,
     request_body(content = TokenAndHint, content_type = "application/x-www-form-urlencoded"),
-    security(("client_secret_basic" = [])),
+    security(("client_secret_basic" = []), ()),
     responses(
         (status = 200, description = "RFC 7662 §2.2: `active`, and for an active token `client_id`, `sub`, `iss`, `exp`, `iat`, `aud`, `scope`, `token_type`, plus Writ's `gid` and `writ_cursor`.", body = Object),
         (status = 400, description = "`invalid_request`: no `token`.", body = ErrorBody),

@@ -32,7 +32,8 @@ fn insufficient_scope(description: &str) -> OAuthError {
     security(("access_token" = [])),
     responses(
         (status = 200, description = "`sub`, and the claims the token's scopes allow.", body = Object),
-        (status = 401, description = "`invalid_token`, with `WWW-Authenticate: Bearer`.", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: the token is malformed or sent twice.", body = ErrorBody),
+        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge (RFC 6750 §3.1); a token that is not active: `invalid_token`.", body = ErrorBody),
         (status = 403, description = "`insufficient_scope`: the token lacks `openid`.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )

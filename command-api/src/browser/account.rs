@@ -67,7 +67,6 @@ pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Resp
     )
 }
 
-/// `POST /account/consents`: withdraw one app's access.
 /// Withdraws a consent; its grants stop working before the 303 leaves.
 #[utoipa::path(
     post,

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use writ_edge::{form, Form};
 use writ_store::views::consents::{self, ConsentStatus};
@@ -21,10 +21,9 @@ use crate::metadata::request_id;
 use crate::CommandState;
 
 /// The authorization endpoint (RFC 6749 §3.1): validates the request,
-/// then signs the person in, asks for consent, or issues a code. POST
-/// sends the same parameters as a form (OpenID Connect Core §3.1.2.1).
+/// then signs the person in, asks for consent, or issues a code.
 #[utoipa::path(
-    method(get, post),
+    get,
     path = "/authorize",
     tag = writ_edge::openapi::tag::BROWSER,
     params(AuthorizationRequest),
@@ -32,31 +31,64 @@ use crate::CommandState;
         (status = 303, description = "To the sign-in or consent page, or back to the client's `redirect_uri` with a `code` or an RFC 6749 §4.1.2.1 error."),
         (status = 200, description = "A page: sign in, consent.", content_type = "text/html"),
         (status = 400, description = "A page explaining the error, when the client or `redirect_uri` cannot be trusted with a redirect.", content_type = "text/html"),
+        (status = 503, description = "A page: try again shortly.", content_type = "text/html"),
     )
 )]
 pub async fn authorize(
     State(state): State<CommandState>,
-    method: Method,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = opaque_origin(&headers) {
+        return refused;
+    }
+    let query = query.unwrap_or_default();
+    if query.len() > form::MAX_FORM_BYTES {
+        return pages::error(StatusCode::BAD_REQUEST, "This request is too large.");
+    }
+    answer(&state, &headers, Form::parse(query.as_bytes())).await
+}
+
+/// The authorization endpoint with its parameters as a form (OpenID
+/// Connect Core §3.1.2.1); the query is not read.
+#[utoipa::path(
+    post,
+    path = "/authorize",
+    tag = writ_edge::openapi::tag::BROWSER,
+    request_body(content = AuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To the sign-in or consent page, or back to the client's `redirect_uri` with a `code` or an RFC 6749 §4.1.2.1 error."),
+        (status = 200, description = "A page: sign in, consent.", content_type = "text/html"),
+        (status = 400, description = "A page explaining the error, when the client or `redirect_uri` cannot be trusted with a redirect.", content_type = "text/html"),
+        (status = 503, description = "A page: try again shortly.", content_type = "text/html"),
+    )
+)]
+pub async fn authorize_form(
+    State(state): State<CommandState>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // R45: a sandboxed or opaque origin is never a legitimate caller.
-    if headers.get(header::ORIGIN).is_some_and(|o| o == "null") {
-        return pages::error(
-            StatusCode::BAD_REQUEST,
-            "Requests from an opaque origin are refused.",
-        );
+    if let Some(refused) = opaque_origin(&headers) {
+        return refused;
     }
-    let params = if method == Method::POST {
-        form::read(&headers, body).await
-    } else {
-        let query = query.unwrap_or_default();
-        if query.len() > form::MAX_FORM_BYTES {
-            return pages::error(StatusCode::BAD_REQUEST, "This request is too large.");
-        }
-        Form::parse(query.as_bytes())
-    };
+    let params = form::read(&headers, body).await;
+    answer(&state, &headers, params).await
+}
+
+/// R45: a sandboxed or opaque origin is never a legitimate caller.
+fn opaque_origin(headers: &HeaderMap) -> Option<Response> {
+    headers
+        .get(header::ORIGIN)
+        .is_some_and(|o| o == "null")
+        .then(|| {
+            pages::error(
+                StatusCode::BAD_REQUEST,
+                "Requests from an opaque origin are refused.",
+            )
+        })
+}
+
+async fn answer<E>(state: &CommandState, headers: &HeaderMap, params: Result<Form, E>) -> Response {
     let Ok(params) = params else {
         return pages::error(
             StatusCode::BAD_REQUEST,
@@ -80,20 +112,19 @@ pub async fn authorize(
         );
     }
     let client = match params.get("client_id") {
-        Some(client_id) => match load_client(&state, client_id).await {
+        Some(client_id) => match load_client(state, client_id).await {
             Ok(client) => client,
             Err(()) => return pages::unavailable(),
         },
         None => None,
     };
     let now = state.executor.services().now();
-    match request::validate(client.as_ref(), &params, &request_id(&headers), now) {
-        Ok(pending) => proceed(&state, &headers, pending).await,
-        Err(refusal) => refuse(&state, refusal),
+    match request::validate(client.as_ref(), &params, &request_id(headers), now) {
+        Ok(pending) => proceed(state, headers, pending).await,
+        Err(refusal) => refuse(state, refusal),
     }
 }
 
-/// Where the sign-in page sends the browser back to.
 /// Where the sign-in page sends the browser back to, carrying the sealed
 /// authorization request.
 #[utoipa::path(

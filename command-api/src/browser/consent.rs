@@ -44,10 +44,9 @@ pub async fn page(
     )
 }
 
-/// `POST /consent`: only the person the page was shown to, in the browser
-/// it was shown in, can answer it (R46).
-/// Allow or deny. Allow records the consent and issues the code; deny
-/// sends `access_denied` to the client.
+/// Allow or deny: only the person the page was shown to, in the browser
+/// it was shown in, can answer it (R46). Allow records the consent and
+/// issues the code; deny sends `access_denied` to the client.
 #[utoipa::path(
     post,
     path = "/consent",
@@ -55,7 +54,7 @@ pub async fn page(
     request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "To the client's `redirect_uri`, with a `code` or `error=access_denied`."),
-        (status = 400, description = "A page: no decision, or the request expired.", content_type = "text/html"),
+        (status = 400, description = "A page: no decision, or the form is malformed.", content_type = "text/html"),
         (status = 403, description = "A page: the form expired, or its CSRF token is not this browser's.", content_type = "text/html"),
     )
 )]

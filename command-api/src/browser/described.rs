@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 /// An authorization request (RFC 6749 §4.1.1, RFC 7636, OpenID Connect
 /// Core §3.1.2.1). `request` and `request_uri` are refused with
 /// `request_not_supported`.
-#[derive(IntoParams)]
+#[derive(IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct AuthorizationRequest {
     /// `code`.
@@ -71,7 +71,6 @@ pub struct WithdrawalForm {
 }
 
 /// An RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2).
-/// The confirmation page posts `csrf` and the sealed `request` instead.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogoutRequest {
@@ -81,4 +80,12 @@ pub struct LogoutRequest {
     /// Registered for the client the hint or `client_id` names.
     post_logout_redirect_uri: Option<String>,
     state: Option<String>,
+}
+
+/// The logout confirmation page's form.
+#[derive(ToSchema)]
+pub struct LogoutConfirmation {
+    csrf: String,
+    /// Where to go after signing out, sealed to this browser.
+    request: String,
 }

@@ -45,7 +45,6 @@ pub async fn page(
     )
 }
 
-/// `GET /login`: for the account page; signed-in browsers go straight there.
 /// The sign-in page; a signed-in browser goes to its account instead.
 #[utoipa::path(
     get,
@@ -67,7 +66,6 @@ pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Resp
     guard::remember_browser(&state, response, &binding, new_binding)
 }
 
-/// `POST /login`.
 /// Signs in. A right password starts the session and answers 303; a
 /// wrong one shows the page again, and repeated failures are throttled.
 #[utoipa::path(

@@ -7,12 +7,12 @@
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use writ_edge::Form;
 
-use super::described::LogoutRequest;
+use super::described::{LogoutConfirmation, LogoutRequest};
 use super::guard::{self, expired};
 use super::pages::{self, see_other, with_query};
 use super::request::load_client;
@@ -52,10 +52,9 @@ async fn hint(state: &CommandState, raw: &str) -> Option<Hint> {
 }
 
 /// The end-session endpoint (OpenID Connect RP-Initiated Logout 1.0):
-/// ends the session and revokes the grants issued in it. POST sends the
-/// same parameters as a form, or confirms the page's question.
+/// ends the session and revokes the grants issued in it, or asks first.
 #[utoipa::path(
-    method(get, post),
+    get,
     path = "/logout",
     tag = writ_edge::openapi::tag::BROWSER,
     params(LogoutRequest),
@@ -63,18 +62,14 @@ async fn hint(state: &CommandState, raw: &str) -> Option<Hint> {
         (status = 303, description = "Signed out: to the registered `post_logout_redirect_uri`, with `state`."),
         (status = 200, description = "A page: confirm signing out, or signed out.", content_type = "text/html"),
         (status = 400, description = "A page: the hint or redirect cannot be trusted.", content_type = "text/html"),
+        (status = 503, description = "A page: try again shortly.", content_type = "text/html"),
     )
 )]
 pub async fn logout(
     State(state): State<CommandState>,
-    method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Body,
 ) -> Response {
-    if method == Method::POST {
-        return confirm(&state, &headers, body).await;
-    }
     let query = query.unwrap_or_default();
     let Ok(params) = Form::parse(query.as_bytes()) else {
         return pages::error(
@@ -158,6 +153,29 @@ pub async fn logout(
 }
 
 /// `POST /logout`: the confirmation form, or the account page's button.
+/// The confirmation page's answer: signs out, then redirects where the
+/// sealed request says. Logout parameters are not read from a POST.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = writ_edge::openapi::tag::BROWSER,
+    request_body(content = LogoutConfirmation, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed out: to the registered `post_logout_redirect_uri`, with `state`."),
+        (status = 200, description = "A page: signed out.", content_type = "text/html"),
+        (status = 400, description = "A page: the form is malformed.", content_type = "text/html"),
+        (status = 403, description = "A page: the form expired, or its CSRF token is not this browser's.", content_type = "text/html"),
+        (status = 503, description = "A page: try again shortly.", content_type = "text/html"),
+    )
+)]
+pub async fn confirm_logout(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    confirm(&state, &headers, body).await
+}
+
 async fn confirm(state: &CommandState, headers: &HeaderMap, body: Body) -> Response {
     let (form, binding) = match guard::posted_form(state, headers, body).await {
         Ok(posted) => posted,

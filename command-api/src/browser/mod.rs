@@ -42,11 +42,11 @@ pub struct BrowserSettings {
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
-        .routes(routes!(authorize::authorize))
+        .routes(routes!(authorize::authorize, authorize::authorize_form))
         .routes(routes!(authorize::resume))
         .routes(routes!(login::show, login::submit))
         .routes(routes!(consent::submit))
-        .routes(routes!(logout::logout))
+        .routes(routes!(logout::logout, logout::confirm_logout))
         .routes(routes!(account::show))
         .routes(routes!(account::withdraw))
         .routes(routes!(pages::stylesheet))

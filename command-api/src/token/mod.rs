@@ -67,8 +67,8 @@ pub struct TokenResponse {
     responses(
         (status = 200, description = "Tokens (RFC 6749 §5.1), `Cache-Control: no-store`.", body = TokenResponse),
         (status = 400, description = "RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`.", body = ErrorBody),
-        (status = 401, description = "`invalid_client`, with `WWW-Authenticate`.", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications; `Retry-After` says when to try again.", body = ErrorBody),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate`; after too many failed authentications, with `Retry-After` too.", body = ErrorBody),
+        (status = 429, description = "The password grant only: too many failed sign-ins for the username; `Retry-After` says when to try again.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`: the store did not answer.", body = ErrorBody),
     )
 )]
