@@ -1,18 +1,26 @@
 //! Settings. Precedence: command-line flags > `WRIT_*` environment
 //! variables > the `--config` file > defaults. Flags and environment are
-//! merged by the CLI parser into [`Overrides`]; the file is TOML with the
-//! same keys (snake_case); durations use humantime syntax (`5s`, `10m`).
+//! merged by the CLI parser into [`Overrides`], which figment layers over
+//! the file; the file is TOML with the same keys (snake_case); durations
+//! use humantime syntax (`5s`, `10m`). Defaults, some derived from other
+//! settings (the issuer from `listen`, the key file from `data_dir`), are
+//! filled in last. Secrets are `SecretString`s, which never print.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 
 use crate::telemetry::LogFormat;
 use writ_infra::keys::default_key_file;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// One layer of settings: the file, or what flags and environment set.
+/// Not `Debug`: it holds the tokens and the database URL in the clear.
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
@@ -68,7 +76,7 @@ pub struct FileConfig {
 
 /// Signature algorithms for access tokens (design: ES256 or EdDSA, never
 /// RS256 on the hot path).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum SigningAlg {
     #[default]
     ES256,
@@ -98,8 +106,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub issuer: String,
     pub data_dir: PathBuf,
-    /// PostgreSQL instead of the embedded SQLite database under `data_dir`.
-    pub database_url: Option<String>,
+    /// PostgreSQL instead of the embedded SQLite database under
+    /// `data_dir`; its URL may carry a password.
+    pub database_url: Option<SecretString>,
     pub key_file: PathBuf,
     pub log_format: LogFormat,
     pub access_token_ttl: Duration,
@@ -111,9 +120,8 @@ pub struct Settings {
     pub signing_alg: SigningAlg,
     pub auth_failure_limit: u32,
     pub auth_failure_window: Duration,
-    /// Never logged: `Debug` shows only whether it is set.
-    pub registration_token: Option<String>,
-    pub audit_token: Option<String>,
+    pub registration_token: Option<SecretString>,
+    pub audit_token: Option<SecretString>,
     pub ip_failure_limit: u32,
     /// Parsed when the server starts (`TrustedProxies::parse`).
     pub trusted_proxies: Vec<String>,
@@ -144,208 +152,199 @@ pub enum ConfigError {
     Unreadable(String, String),
     #[error("config file {0} is invalid: {1}")]
     Invalid(String, String),
+    #[error("settings are invalid: {0}")]
+    Layers(String),
 }
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The database URL may carry a password: never print it.
+        // Kafka's properties may hold a SASL password: left out.
         f.debug_struct("Settings")
             .field("listen", &self.listen)
             .field("issuer", &self.issuer)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_ref().map(|_| "(set)"))
+            .field("database_url", &self.database_url)
             .field("key_file", &self.key_file)
-            .field(
-                "registration_token",
-                &self.registration_token.as_ref().map(|_| "(set)"),
-            )
-            .field("audit_token", &self.audit_token.as_ref().map(|_| "(set)"))
+            .field("registration_token", &self.registration_token)
+            .field("audit_token", &self.audit_token)
             .finish_non_exhaustive()
     }
 }
 
 impl FileConfig {
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Unreadable(shown.clone(), e.to_string()))?;
-        toml_from_str(&text).map_err(|e| ConfigError::Invalid(shown, e))
+    /// The `--config` file, if any, with `overrides` (flags and
+    /// environment) over it, key by key; Kafka's properties merge key by
+    /// key too.
+    pub fn layered(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut layers = Figment::new();
+        if let Some(path) = file {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Unreadable(shown.clone(), e.to_string()))?;
+            // Checked alone first, so a mistake is blamed on the file.
+            Figment::from(Toml::string(&text))
+                .extract::<FileConfig>()
+                .map_err(|e| ConfigError::Invalid(shown, one_line(e)))?;
+            layers = layers.merge(Toml::string(&text));
+        }
+        layers
+            .merge(Serialized::defaults(set_only(overrides)?))
+            .extract()
+            .map_err(|e| ConfigError::Layers(one_line(e)))
     }
 }
 
-fn toml_from_str(text: &str) -> Result<FileConfig, String> {
-    toml::from_str(text).map_err(|e| e.message().to_owned())
+/// The settings `overrides` sets: an unset flag must not hide the file's.
+fn set_only(overrides: &Overrides) -> Result<serde_json::Value, ConfigError> {
+    let mut value =
+        serde_json::to_value(overrides).map_err(|e| ConfigError::Layers(e.to_string()))?;
+    if let Some(members) = value.as_object_mut() {
+        members.retain(|_, member| !member.is_null());
+    }
+    Ok(value)
+}
+
+fn one_line(error: figment::Error) -> String {
+    error.to_string().replace('\n', " ")
+}
+
+fn secret(value: Option<String>) -> Option<SecretString> {
+    value.map(SecretString::from)
 }
 
 impl Settings {
-    pub fn resolve(overrides: Overrides, file: FileConfig) -> Self {
-        let kafka = kafka_settings(&overrides, &file);
-        let listen = overrides
+    pub fn resolve(layers: FileConfig) -> Self {
+        let kafka = kafka_settings(&layers);
+        let listen = layers
             .listen
-            .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let data_dir = overrides
+        let data_dir = layers
             .data_dir
-            .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("writ-data"));
-        let issuer_given = overrides.issuer.is_some() || file.issuer.is_some();
-        let issuer = overrides
-            .issuer
-            .or(file.issuer)
-            .unwrap_or_else(|| format!("http://{listen}"));
+        let issuer_given = layers.issuer.is_some();
+        let issuer = layers.issuer.unwrap_or_else(|| format!("http://{listen}"));
         let public = |given: Option<String>| {
             given
                 .filter(|url| !url.is_empty())
                 .unwrap_or_else(|| issuer.clone())
         };
         Self {
-            public_command_url: public(overrides.public_command_url.or(file.public_command_url)),
-            public_query_url: public(overrides.public_query_url.or(file.public_query_url)),
+            public_command_url: public(layers.public_command_url),
+            public_query_url: public(layers.public_query_url),
             issuer_given,
             issuer,
-            key_file: overrides
+            key_file: layers
                 .key_file
-                .or(file.key_file)
                 .unwrap_or_else(|| default_key_file(&data_dir)),
-            log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
-            access_token_ttl: overrides
-                .access_token_ttl
-                .or(file.access_token_ttl)
-                .unwrap_or(Duration::from_secs(300)),
-            refresh_token_ttl: overrides
+            log_format: layers.log_format.unwrap_or_default(),
+            access_token_ttl: layers.access_token_ttl.unwrap_or(Duration::from_secs(300)),
+            refresh_token_ttl: layers
                 .refresh_token_ttl
-                .or(file.refresh_token_ttl)
                 .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
-            projector_check_interval: overrides
+            projector_check_interval: layers
                 .projector_check_interval
-                .or(file.projector_check_interval)
                 .unwrap_or(Duration::from_millis(200)),
-            checkpoint_interval: overrides
+            checkpoint_interval: layers
                 .checkpoint_interval
-                .or(file.checkpoint_interval)
                 .unwrap_or(Duration::from_secs(60)),
-            refresh_token_idle_ttl: overrides
+            refresh_token_idle_ttl: layers
                 .refresh_token_idle_ttl
-                .or(file.refresh_token_idle_ttl)
                 .unwrap_or(Duration::from_secs(14 * 24 * 3600)),
-            signing_alg: overrides
-                .signing_alg
-                .or(file.signing_alg)
-                .unwrap_or_default(),
-            auth_failure_limit: overrides
-                .auth_failure_limit
-                .or(file.auth_failure_limit)
-                .unwrap_or(10),
-            auth_failure_window: overrides
+            signing_alg: layers.signing_alg.unwrap_or_default(),
+            auth_failure_limit: layers.auth_failure_limit.unwrap_or(10),
+            auth_failure_window: layers
                 .auth_failure_window
-                .or(file.auth_failure_window)
                 .unwrap_or(Duration::from_secs(60)),
-            audit_token: overrides.audit_token.or(file.audit_token),
-            registration_token: overrides
-                .registration_token
-                .or(file.registration_token)
-                .filter(|token| !token.is_empty()),
-            ip_failure_limit: overrides
-                .ip_failure_limit
-                .or(file.ip_failure_limit)
-                .unwrap_or(100),
-            trusted_proxies: overrides
-                .trusted_proxies
-                .or(file.trusted_proxies)
-                .unwrap_or_default(),
-            header_read_timeout: overrides
+            audit_token: secret(layers.audit_token),
+            registration_token: secret(layers.registration_token.filter(|t| !t.is_empty())),
+            ip_failure_limit: layers.ip_failure_limit.unwrap_or(100),
+            trusted_proxies: layers.trusted_proxies.unwrap_or_default(),
+            header_read_timeout: layers
                 .header_read_timeout
-                .or(file.header_read_timeout)
                 .unwrap_or(Duration::from_secs(10)),
-            body_read_timeout: overrides
-                .body_read_timeout
-                .or(file.body_read_timeout)
-                .unwrap_or(Duration::from_secs(30)),
-            max_connections: overrides
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(4096)
-                .max(1),
-            code_ttl: overrides
-                .code_ttl
-                .or(file.code_ttl)
-                .unwrap_or(Duration::from_secs(60)),
-            session_ttl: overrides
-                .session_ttl
-                .or(file.session_ttl)
-                .unwrap_or(Duration::from_secs(12 * 3600)),
-            authorization_request_ttl: overrides
+            body_read_timeout: layers.body_read_timeout.unwrap_or(Duration::from_secs(30)),
+            max_connections: layers.max_connections.unwrap_or(4096).max(1),
+            code_ttl: layers.code_ttl.unwrap_or(Duration::from_secs(60)),
+            session_ttl: layers.session_ttl.unwrap_or(Duration::from_secs(12 * 3600)),
+            authorization_request_ttl: layers
                 .authorization_request_ttl
-                .or(file.authorization_request_ttl)
                 .unwrap_or(Duration::from_secs(30 * 60)),
-            revocation_feed_streams: overrides
-                .revocation_feed_streams
-                .or(file.revocation_feed_streams)
-                .unwrap_or(4),
-            revocation_feed_poll: overrides
+            revocation_feed_streams: layers.revocation_feed_streams.unwrap_or(4),
+            revocation_feed_poll: layers
                 .revocation_feed_poll
-                .or(file.revocation_feed_poll)
                 .unwrap_or(Duration::from_millis(100)),
-            revocation_feed_recheck: overrides
+            revocation_feed_recheck: layers
                 .revocation_feed_recheck
-                .or(file.revocation_feed_recheck)
                 .unwrap_or(Duration::from_secs(10)),
             kafka,
-            database_url: overrides.database_url.or(file.database_url),
+            database_url: secret(layers.database_url),
             listen,
             data_dir,
         }
     }
 }
 
-/// Kafka from flags over the file; the file's properties first, so a
-/// flag with the same key wins.
-fn kafka_settings(
-    overrides: &Overrides,
-    file: &FileConfig,
-) -> Option<writ_infra::kafka::KafkaSettings> {
-    let brokers = overrides
+/// Kafka, when brokers are named.
+fn kafka_settings(layers: &FileConfig) -> Option<writ_infra::kafka::KafkaSettings> {
+    let brokers = layers
         .kafka_brokers
         .clone()
-        .or(file.kafka_brokers.clone())
         .filter(|brokers| !brokers.is_empty())?;
     let mut kafka = writ_infra::kafka::KafkaSettings::new(brokers);
-    if let Some(topic) = overrides.kafka_topic.clone().or(file.kafka_topic.clone()) {
+    if let Some(topic) = layers.kafka_topic.clone() {
         kafka.topic = topic;
     }
-    if let Some(partitions) = overrides.kafka_partitions.or(file.kafka_partitions) {
+    if let Some(partitions) = layers.kafka_partitions {
         kafka.partitions = partitions;
     }
-    if let Some(replication) = overrides.kafka_replication.or(file.kafka_replication) {
+    if let Some(replication) = layers.kafka_replication {
         kafka.replication = replication;
     }
-    if let Some(retention) = overrides.kafka_retention.or(file.kafka_retention) {
+    if let Some(retention) = layers.kafka_retention {
         kafka.retention = retention;
     }
-    for properties in [&file.kafka_properties, &overrides.kafka_properties] {
-        for (key, value) in properties.iter().flatten() {
-            kafka.properties.retain(|(known, _)| known != key);
-            kafka.properties.push((key.clone(), value.clone()));
-        }
+    for (key, value) in layers.kafka_properties.iter().flatten() {
+        kafka.properties.retain(|(known, _)| known != key);
+        kafka.properties.push((key.clone(), value.clone()));
     }
     Some(kafka)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
+    use secrecy::ExposeSecret;
+
     use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+        file.write_all(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        file
+    }
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let file = toml_from_str(
-            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/writ\"\naccess_token_ttl = \"10m\"",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let config = file(concat!(
+            "listen = \"127.0.0.1:9000\"\n",
+            "data_dir = \"/srv/writ\"\n",
+            "access_token_ttl = \"10m\"\n",
+            "audit_token = \"from-the-file\"\n",
+            "[kafka_properties]\n",
+            "\"sasl.username\" = \"file\"\n",
+            "\"acks\" = \"all\"\n",
+        ));
         let overrides = Overrides {
             data_dir: Some("/override".into()),
+            kafka_brokers: Some("127.0.0.1:9092".into()),
+            kafka_properties: Some([("sasl.username".to_owned(), "flag".to_owned())].into()),
             ..Default::default()
         };
-        let settings = Settings::resolve(overrides, file);
+        let layers =
+            FileConfig::layered(Some(config.path()), &overrides).unwrap_or_else(|e| panic!("{e}"));
+        let settings = Settings::resolve(layers);
         assert_eq!(settings.listen.port(), 9000);
         assert_eq!(settings.data_dir, PathBuf::from("/override"));
         assert_eq!(settings.key_file, PathBuf::from("/override/keys"));
@@ -355,10 +354,48 @@ mod tests {
             settings.refresh_token_ttl,
             Duration::from_secs(30 * 24 * 3600)
         );
+        assert_eq!(
+            settings.audit_token.as_ref().map(|t| t.expose_secret()),
+            Some("from-the-file")
+        );
+        let kafka = settings.kafka.unwrap_or_else(|| panic!("kafka"));
+        let property = |name: &str| {
+            kafka
+                .properties
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        assert_eq!(property("sasl.username").as_deref(), Some("flag"));
+        assert_eq!(property("acks").as_deref(), Some("all"));
     }
 
     #[test]
-    fn unknown_keys_in_the_file_are_refused() {
-        assert!(toml_from_str("lisen = \"x\"").is_err());
+    fn secrets_never_print() {
+        let overrides = Overrides {
+            database_url: Some("postgres://writ:hunter2@db/writ".into()),
+            registration_token: Some("registration-secret".into()),
+            ..Default::default()
+        };
+        let layers = FileConfig::layered(None, &overrides).unwrap_or_else(|e| panic!("{e}"));
+        let printed = format!("{:?}", Settings::resolve(layers));
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("registration-secret"), "{printed}");
+        assert!(printed.contains("database_url"), "{printed}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused_naming_the_file() {
+        let config = file("lisen = \"x\"");
+        let refused = FileConfig::layered(Some(config.path()), &Overrides::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("lisen"), "{refused}");
+        assert!(
+            refused.contains(&config.path().display().to_string()),
+            "{refused}"
+        );
+        assert!(!refused.contains('\n'), "{refused}");
     }
 }

@@ -6,6 +6,7 @@ use std::io::BufRead;
 use crate::config::{FileConfig, Overrides, Settings};
 use crate::telemetry::LogFormat;
 use anyhow::Context as _;
+use secrecy::ExposeSecret;
 use writ_infra::keys::{KeyRing, WhenMissing};
 use writ_store::DEFAULT_MAX_BATCH;
 use writ_store::{Executor, Store};
@@ -16,10 +17,6 @@ pub fn resolve_settings(
     global: &GlobalArgs,
     serve: Option<&ServeArgs>,
 ) -> anyhow::Result<Settings> {
-    let file = match &global.config {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
-    };
     let overrides = Overrides {
         listen: serve.and_then(|s| s.listen),
         issuer: serve.and_then(|s| s.issuer.clone()),
@@ -63,7 +60,8 @@ pub fn resolve_settings(
             .map(|s| s.kafka_properties.iter().cloned().collect()),
         ..Default::default()
     };
-    Ok(Settings::resolve(overrides, file))
+    let layers = FileConfig::layered(global.config.as_deref(), &overrides)?;
+    Ok(Settings::resolve(layers))
 }
 
 pub struct Context {
@@ -90,6 +88,7 @@ impl Context {
         let (keys, store) = match &settings.database_url {
             Some(url) => {
                 let keys = KeyRing::load(&settings.key_file, WhenMissing::Refuse)?;
+                let url = url.expose_secret();
                 (keys, Store::open_postgres(url, DEFAULT_MAX_BATCH).await?)
             }
             None => {

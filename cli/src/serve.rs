@@ -180,7 +180,7 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
         signing_alg: settings.signing_alg.as_str().to_owned(),
         refresh_token_idle_ttl: settings.refresh_token_idle_ttl,
         registration: RegistrationDefaults {
-            initial_access_token: settings.registration_token.clone(),
+            initial_access_token: exposed(&settings.registration_token),
             access_token_ttl: settings.access_token_ttl,
             refresh_token_ttl: settings.refresh_token_ttl,
         },
@@ -193,6 +193,15 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
             secure_cookies: settings.issuer.starts_with("https://"),
         },
     })
+}
+
+/// A token handed to the API state, which compares it in constant time
+/// and never prints it.
+fn exposed(secret: &Option<secrecy::SecretString>) -> Option<String> {
+    use secrecy::ExposeSecret;
+    secret
+        .as_ref()
+        .map(|token| token.expose_secret().to_owned())
 }
 
 pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> OpenApiRouter {
@@ -208,7 +217,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Op
         throttle: throttle.clone(),
         trusted_proxies: trusted_proxies(settings),
         registration_enabled: settings.registration_token.is_some(),
-        audit_token: settings.audit_token.clone(),
+        audit_token: exposed(&settings.audit_token),
         stopping: context.stopping.subscribe(),
         feed: RevocationFeed::new(
             context.store.clone(),
