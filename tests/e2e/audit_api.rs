@@ -52,6 +52,13 @@ async fn the_audit_api_answers_as_the_cli_does_behind_its_token() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
+    // A repeated parameter: an RFC 6749 error, and only once authorised.
+    let repeated = writ.url("/audit/grants?subject=alice&subject=bob");
+    let (status, _, body) = get(&repeated, Some(TOKEN)).await;
+    assert_eq!(status, 400, "{body}");
+    let error: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_eq!(error["error"], "invalid_request", "{body}");
+    assert_eq!(get(&repeated, None).await.0, 401);
 
     let (status, _, body) = get(&grants, Some(TOKEN)).await;
     assert_eq!(status, 200, "{body}");

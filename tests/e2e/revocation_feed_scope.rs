@@ -148,6 +148,19 @@ async fn a_client_without_the_setting_gets_403_and_no_event(backend: Backend) {
     assert_eq!(anonymous.status().as_u16(), 401);
     let body: Value = anonymous.json().await.unwrap_or(Value::Null);
     assert_eq!(body["error"], "invalid_client");
+
+    // A malformed query gets an RFC 6749 error, not axum's plain text.
+    let feeder = subscriber(&deployment);
+    let repeated = api
+        .http
+        .get(api.url("/revocations?after=1&after=2"))
+        .basic_auth(&feeder.id, Some(&feeder.secret))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(repeated.status().as_u16(), 400);
+    let body: Value = repeated.json().await.unwrap_or(Value::Null);
+    assert_eq!(body["error"], "invalid_request", "{body}");
 }
 
 async fn each_subscriber_gets_only_what_concerns_its_tokens_or_its_audience(backend: Backend) {

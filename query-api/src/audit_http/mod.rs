@@ -5,6 +5,7 @@
 
 use std::sync::OnceLock;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -128,6 +129,14 @@ struct Params {
     to: Option<String>,
 }
 
+/// The query's parameters, or an RFC 6749 error: axum's own rejection is
+/// plain text. Read only once the caller is authorised.
+fn params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, OAuthError> {
+    query.map(|Query(params)| params).map_err(|_| {
+        OAuthError::invalid_request("the query is malformed: a parameter is repeated or unreadable")
+    })
+}
+
 /// Answers with `answer` once the caller is authorised; the future is not
 /// polled before, so nothing is parsed or read for a refused caller. Every
 /// refusal is an RFC 6749-shaped error.
@@ -171,9 +180,10 @@ async fn subject(state: &QueryState, raw: &str) -> Result<String, OAuthError> {
 async fn grants(
     State(state): State<QueryState>,
     headers: HeaderMap,
-    Query(p): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Response {
     respond(&state, &headers, async {
+        let p = params(query)?;
         let at = time(p.as_of.as_deref(), "as_of")?.unwrap_or_else(Utc::now);
         let sub = subject(&state, required(&p.subject, "subject")?).await?;
         rows(audit::grants(&state.store, &sub, p.client.as_deref(), at).await)
@@ -199,9 +209,10 @@ async fn grants(
 async fn consents(
     State(state): State<QueryState>,
     headers: HeaderMap,
-    Query(p): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Response {
     respond(&state, &headers, async {
+        let p = params(query)?;
         let sub = subject(&state, required(&p.subject, "subject")?).await?;
         rows(audit::consents(&state.store, &sub).await)
     })
@@ -227,9 +238,10 @@ async fn consents(
 async fn history(
     State(state): State<QueryState>,
     headers: HeaderMap,
-    Query(p): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Response {
     respond(&state, &headers, async {
+        let p = params(query)?;
         rows(audit::history(&state.store, required(&p.grant, "grant")?).await)
     })
     .await
@@ -258,9 +270,10 @@ async fn history(
 async fn who_can(
     State(state): State<QueryState>,
     headers: HeaderMap,
-    Query(p): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Response {
     respond(&state, &headers, async {
+        let p = params(query)?;
         let scope = required(&p.scope, "scope")?;
         let at = time(Some(required(&p.at, "at")?), "at")?.unwrap_or_else(Utc::now);
         rows(audit::who_can(&state.store, scope, p.client.as_deref(), at).await)
@@ -290,9 +303,10 @@ async fn who_can(
 async fn export(
     State(state): State<QueryState>,
     headers: HeaderMap,
-    Query(p): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Response {
     respond(&state, &headers, async {
+        let p = params(query)?;
         let from = time(Some(required(&p.from, "from")?), "from")?.unwrap_or_else(Utc::now);
         let to = time(Some(required(&p.to, "to")?), "to")?.unwrap_or_else(Utc::now);
         if from >= to {

@@ -32,6 +32,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -75,7 +76,7 @@ pub struct After {
     security(("client_secret_basic" = [])),
     responses(
         (status = 200, description = "An event stream: `revocation` events (the JSON message `writ_protocol` defines), then `caught_up`.", content_type = "text/event-stream"),
-        (status = 400, description = "`invalid_request`: the cursor is malformed.", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: the cursor is malformed or repeated.", body = ErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate`.", body = ErrorBody),
         (status = 403, description = "`unauthorized_client`: the client lacks `revocation_feed`.", body = ErrorBody),
         (status = 429, description = "`invalid_request`: the client has all its streams open; `Retry-After`.", body = ErrorBody),
@@ -85,8 +86,15 @@ pub async fn revocations(
     State(state): State<QueryState>,
     HeaderAuthenticatedClient { client, .. }: HeaderAuthenticatedClient,
     headers: HeaderMap,
-    Query(query): Query<After>,
+    query: Result<Query<After>, QueryRejection>,
 ) -> Response {
+    // axum's own rejection is plain text.
+    let Ok(Query(query)) = query else {
+        return OAuthError::invalid_request(
+            "the query is malformed: `after` is repeated or unreadable",
+        )
+        .into_response();
+    };
     if !client.settings.revocation_feed {
         return OAuthError::new(
             StatusCode::FORBIDDEN,
