@@ -73,7 +73,7 @@ fn invalid(error: writ_edge::ErrorCode, description: impl Into<String>) -> OAuth
     responses(
         (status = 201, description = "The registered client's metadata with its `client_id`, `client_id_issued_at` and, for a confidential client, `client_secret` (RFC 7591 §3.2.1).", body = Object),
         (status = 400, description = "`invalid_client_metadata` or `invalid_redirect_uri` (RFC 7591 §3.2.2).", body = ErrorBody),
-        (status = 401, description = "`invalid_token`: no initial access token, or a wrong one.", body = ErrorBody),
+        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
         (status = 403, description = "`access_denied`: registration is not enabled.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
@@ -83,6 +83,13 @@ pub async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // No token at all: the bare challenge (RFC 6750 §3.1), once
+    // registration is on.
+    if state.registration.initial_access_token.is_some()
+        && writ_edge::bearer::from_header(&headers).is_none()
+    {
+        return writ_edge::bearer::bare_challenge(writ_edge::bearer::REALM);
+    }
     match handle(&state, &headers, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),

@@ -36,10 +36,14 @@ async fn the_audit_api_answers_as_the_cli_does_behind_its_token() {
     let at = "2100-01-01T00:00:00Z";
     let grants = writ.url(&format!("/audit/grants?subject=alice&as_of={at}"));
 
-    let (status, challenge, _) = get(&grants, None).await;
+    // No token: the bare challenge (RFC 6750 §3.1); a wrong one: invalid_token.
+    let (status, challenge, body) = get(&grants, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(challenge.as_deref(), Some("Bearer realm=\"writ-audit\""));
+    assert!(body.is_empty(), "{body}");
+    let (status, challenge, _) = get(&grants, Some("wrong")).await;
     assert_eq!(status, 401);
     assert!(challenge.is_some_and(|c| c.contains("invalid_token")));
-    assert_eq!(get(&grants, Some("wrong")).await.0, 401);
     let (status, _, body) = get(&writ.url("/audit/grants"), Some(TOKEN)).await;
     assert_eq!(status, 400, "{body}");
     assert!(

@@ -34,13 +34,14 @@ async fn registration_needs_the_initial_token_and_refuses_dangerous_redirect_uri
     let server = deployment.serve_with(&["--registration-token", INITIAL]);
     let api = Api::new(&server);
     let before = deployment.event_count().await;
+    // No token: the bare challenge, no error code (RFC 6750 §3.1).
     let (status, body) = register(&api, None, json!({"client_name": "x"})).await;
+    assert_eq!((status, body.get("error")), (401, None), "{body}");
+    let (status, body) = register(&api, Some("wrong"), json!({"client_name": "x"})).await;
     assert_eq!(
         (status, body["error"].clone()),
         (401, json!("invalid_token"))
     );
-    let (status, _) = register(&api, Some("wrong"), json!({"client_name": "x"})).await;
-    assert_eq!(status, 401);
     let dangerous = [
         "https://app.example/cb#fragment",
         "javascript:alert(1)",

@@ -26,19 +26,23 @@ pub enum BearerRejection {
 impl IntoResponse for BearerRejection {
     fn into_response(self) -> Response {
         match self {
-            Self::Missing => {
-                let mut response = StatusCode::UNAUTHORIZED.into_response();
-                if let Ok(challenge) = HeaderValue::from_str(&format!("Bearer realm=\"{REALM}\"")) {
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, challenge);
-                }
-                crate::no_store(&mut response);
-                response
-            }
+            Self::Missing => bare_challenge(REALM),
             Self::Malformed(error) => error.into_response(),
         }
     }
+}
+
+/// The 401 for a request with no bearer token at all: the challenge and
+/// nothing else, no error code (RFC 6750 §3.1).
+pub fn bare_challenge(realm: &str) -> Response {
+    let mut response = StatusCode::UNAUTHORIZED.into_response();
+    if let Ok(challenge) = HeaderValue::from_str(&format!("Bearer realm=\"{realm}\"")) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    crate::no_store(&mut response);
+    response
 }
 
 /// The token in the `Authorization` header, if the scheme is Bearer (in

@@ -76,18 +76,29 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-fn authorised(state: &QueryState, headers: &HeaderMap) -> Result<(), OAuthError> {
+/// The answer to a caller without the audit token, if it lacks it: the
+/// bare challenge without any bearer token (RFC 6750 §3.1), else
+/// `invalid_token`.
+fn refusal(state: &QueryState, headers: &HeaderMap) -> Option<Response> {
     let expected = state.audit_token.as_deref().unwrap_or_default();
     if writ_edge::bearer::matches(headers, expected) {
-        return Ok(());
+        return None;
     }
-    Err(OAuthError::bearer_in(
-        "writ-audit",
-        StatusCode::UNAUTHORIZED,
-        writ_edge::ErrorCode::InvalidToken,
-        "the audit API needs the audit token as a bearer token",
-    ))
+    if writ_edge::bearer::from_header(headers).is_none() {
+        return Some(writ_edge::bearer::bare_challenge(AUDIT_REALM));
+    }
+    Some(
+        OAuthError::bearer_in(
+            AUDIT_REALM,
+            StatusCode::UNAUTHORIZED,
+            writ_edge::ErrorCode::InvalidToken,
+            "the audit API needs the audit token as a bearer token",
+        )
+        .into_response(),
+    )
 }
+
+const AUDIT_REALM: &str = "writ-audit";
 
 fn time(raw: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, OAuthError> {
     raw.map(|raw| {
@@ -148,9 +159,9 @@ async fn respond(
     if state.audit_token.is_none() {
         return StatusCode::NOT_FOUND.into_response();
     }
-    match authorised(state, headers) {
-        Ok(()) => answer.await.unwrap_or_else(IntoResponse::into_response),
-        Err(refused) => refused.into_response(),
+    match refusal(state, headers) {
+        None => answer.await.unwrap_or_else(IntoResponse::into_response),
+        Some(refused) => refused,
     }
 }
 
@@ -172,7 +183,7 @@ async fn subject(state: &QueryState, raw: &str) -> Result<String, OAuthError> {
     responses(
         (status = 200, description = "Oldest first.", body = Vec<Grant>),
         (status = 400, description = "`invalid_request`: a parameter is missing or malformed.", body = ErrorBody),
-        (status = 401, description = "`invalid_token`: no audit token, or a wrong one.", body = ErrorBody),
+        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
         (status = 404, description = "No audit token is configured: the audit API is off."),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
@@ -201,7 +212,7 @@ async fn grants(
     responses(
         (status = 200, description = "Every consent event.", body = Vec<ConsentEvent>),
         (status = 400, description = "`invalid_request`: a parameter is missing or malformed.", body = ErrorBody),
-        (status = 401, description = "`invalid_token`: no audit token, or a wrong one.", body = ErrorBody),
+        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
         (status = 404, description = "No audit token is configured: the audit API is off."),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
@@ -230,7 +241,7 @@ async fn consents(
     responses(
         (status = 200, description = "Empty for an unknown grant.", body = Vec<LineageEvent>),
         (status = 400, description = "`invalid_request`: a parameter is missing or malformed.", body = ErrorBody),
-        (status = 401, description = "`invalid_token`: no audit token, or a wrong one.", body = ErrorBody),
+        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
         (status = 404, description = "No audit token is configured: the audit API is off."),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
@@ -262,7 +273,7 @@ async fn history(
     responses(
         (status = 200, description = "The holders.", body = Vec<Holder>),
         (status = 400, description = "`invalid_request`: a parameter is missing or malformed.", body = ErrorBody),
-        (status = 401, description = "`invalid_token`: no audit token, or a wrong one.", body = ErrorBody),
+        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
         (status = 404, description = "No audit token is configured: the audit API is off."),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
@@ -295,7 +306,7 @@ async fn who_can(
     responses(
         (status = 200, description = "`cursor`, `recorded_at`, `aggregate_type`, `aggregate_id`, `event_type`, `actor`, `client_id`, `subject` per line, in log order.", content_type = "application/x-ndjson"),
         (status = 400, description = "`invalid_request`: a parameter is missing or malformed.", body = ErrorBody),
-        (status = 401, description = "`invalid_token`: no audit token, or a wrong one.", body = ErrorBody),
+        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
         (status = 404, description = "No audit token is configured: the audit API is off."),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
@@ -331,7 +342,7 @@ async fn export(
     security(("audit_token" = [])),
     responses(
         (status = 200, description = "`intact` is false on any break.", body = Verification),
-        (status = 401, description = "`invalid_token`: no audit token, or a wrong one.", body = ErrorBody),
+        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
         (status = 404, description = "No audit token is configured: the audit API is off."),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
