@@ -1,13 +1,20 @@
-//! Key pairs for JWS: generation, the public JWK and signing.
+//! Key pairs for JWS: generation, the public JWK (written through
+//! `jsonwebtoken`'s JWK types, named by its RFC 7638 thumbprint) and
+//! signing (ring, with the key pair parsed once: ADR 0024).
 //! ring signs ES256 and EdDSA fast; it cannot generate RSA keys, so RS256
 //! keys (for id_tokens, where OpenID Connect expects them) come from the
 //! `rsa` crate and are then used through ring.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
+    EllipticCurveKeyType, Jwk, KeyAlgorithm, OctetKeyPairParameters, OctetKeyPairType,
+    PublicKeyUse, RSAKeyParameters, RSAKeyType,
+};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,14 +75,22 @@ pub fn generate(alg: &str) -> Result<Generated, KeyError> {
         _ => rsa_pkcs8()?,
     };
     let signer = Signer::from_pkcs8("", alg, &pkcs8)?;
-    let public = signer.public_members();
-    let kid = thumbprint(&public);
-    let mut public_jwk = public;
-    if let Value::Object(map) = &mut public_jwk {
-        map.insert("kid".into(), json!(kid));
-        map.insert("alg".into(), json!(alg));
-        map.insert("use".into(), json!("sig"));
-    }
+    let parameters = signer.public_parameters();
+    let kid = thumbprint(&serde_json::to_value(&parameters).map_err(|_| KeyError::Generation)?);
+    let jwk = Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(match alg {
+                "ES256" => KeyAlgorithm::ES256,
+                "EdDSA" => KeyAlgorithm::EdDSA,
+                _ => KeyAlgorithm::RS256,
+            }),
+            key_id: Some(kid.clone()),
+            ..CommonParameters::default()
+        },
+        algorithm: parameters,
+    };
+    let public_jwk = serde_json::to_value(&jwk).map_err(|_| KeyError::Generation)?;
     Ok(Generated {
         kid,
         alg,
@@ -143,21 +158,33 @@ impl Signer {
         }
     }
 
-    /// The public JWK members a thumbprint covers.
-    fn public_members(&self) -> Value {
+    /// The public key as JWK parameters (RFC 7518 §6): the members a
+    /// thumbprint covers.
+    fn public_parameters(&self) -> AlgorithmParameters {
         let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
         match &self.pair {
             Pair::Es256(pair) => {
                 // Uncompressed point: 0x04 || x || y.
                 let point = pair.public_key().as_ref();
-                json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])})
+                AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                    key_type: EllipticCurveKeyType::EC,
+                    curve: EllipticCurve::P256,
+                    x: b64(&point[1..33]),
+                    y: b64(&point[33..65]),
+                })
             }
-            Pair::EdDsa(pair) => {
-                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref())})
-            }
+            Pair::EdDsa(pair) => AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: b64(pair.public_key().as_ref()),
+            }),
             Pair::Rs256(pair) => {
                 let components = signature::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
-                json!({"kty": "RSA", "n": b64(&components.n), "e": b64(&components.e)})
+                AlgorithmParameters::RSA(RSAKeyParameters {
+                    key_type: RSAKeyType::RSA,
+                    n: b64(&components.n),
+                    e: b64(&components.e),
+                })
             }
         }
     }
@@ -169,6 +196,7 @@ pub use writ_protocol::jose::verify_signature as verify;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn every_algorithm_signs_and_verifies_with_its_published_key() {
@@ -183,6 +211,21 @@ mod tests {
             );
             assert!(!verify(&generated.public_jwk, alg, b"other", &sig), "{alg}");
             assert_eq!(generated.public_jwk["kid"], json!(generated.kid));
+            // The members Writ has always published, and no others.
+            let mut members: Vec<&str> = generated
+                .public_jwk
+                .as_object()
+                .map(|jwk| jwk.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            members.sort_unstable();
+            let expected: &[&str] = match *alg {
+                "ES256" => &["alg", "crv", "kid", "kty", "use", "x", "y"],
+                "EdDSA" => &["alg", "crv", "kid", "kty", "use", "x"],
+                _ => &["alg", "e", "kid", "kty", "n", "use"],
+            };
+            assert_eq!(members, expected, "{alg}");
+            assert_eq!(generated.public_jwk["alg"], json!(alg));
+            assert_eq!(generated.public_jwk["use"], json!("sig"));
         }
     }
 
