@@ -177,20 +177,23 @@ impl FileConfig {
     /// key too.
     pub fn layered(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         let mut layers = Figment::new();
+        let mut shown = None;
         if let Some(path) = file {
-            let shown = path.display().to_string();
+            let name = path.display().to_string();
             let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::Unreadable(shown.clone(), e.to_string()))?;
-            // Checked alone first, so a mistake is blamed on the file.
-            Figment::from(Toml::string(&text))
-                .extract::<FileConfig>()
-                .map_err(|e| ConfigError::Invalid(shown, one_line(e)))?;
+                .map_err(|e| ConfigError::Unreadable(name.clone(), e.to_string()))?;
             layers = layers.merge(Toml::string(&text));
+            shown = Some(name);
         }
         layers
             .merge(Serialized::defaults(set_only(overrides)?))
             .extract()
-            .map_err(|e| ConfigError::Layers(one_line(e)))
+            // Flags and environment arrive typed by the CLI parser, so a
+            // value that does not fit came from the file.
+            .map_err(|e| match shown {
+                Some(name) => ConfigError::Invalid(name, one_line(e)),
+                None => ConfigError::Layers(one_line(e)),
+            })
     }
 }
 

@@ -83,35 +83,23 @@ pub async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // No token at all: the bare challenge (RFC 6750 §3.1), once
-    // registration is on.
-    if state.registration.initial_access_token.is_some()
-        && writ_edge::bearer::from_header(&headers).is_none()
-    {
-        return writ_edge::bearer::bare_challenge(writ_edge::bearer::REALM);
-    }
-    match handle(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
-}
-
-fn authorised(state: &CommandState, headers: &HeaderMap) -> Result<(), OAuthError> {
     let Some(expected) = &state.registration.initial_access_token else {
-        return Err(OAuthError::new(
+        return OAuthError::new(
             StatusCode::FORBIDDEN,
             writ_edge::ErrorCode::AccessDenied,
             "dynamic registration is not enabled on this server",
-        ));
+        )
+        .into_response();
     };
-    if writ_edge::bearer::matches(headers, expected) {
-        return Ok(());
+    let description = "a valid initial access token is required";
+    if let Some(refused) =
+        writ_edge::bearer::refusal(&headers, expected, writ_edge::bearer::REALM, description)
+    {
+        return refused;
     }
-    Err(OAuthError::bearer(
-        StatusCode::UNAUTHORIZED,
-        writ_edge::ErrorCode::InvalidToken,
-        "a valid initial access token is required",
-    ))
+    handle(&state, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn handle(
@@ -119,7 +107,6 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {
-    authorised(state, headers)?;
     let bytes = form::capped_body(body).await.map_err(|_| {
         invalid(
             writ_edge::ErrorCode::InvalidClientMetadata,

@@ -32,9 +32,33 @@ impl IntoResponse for BearerRejection {
     }
 }
 
+/// The answer to a request that must present `expected` as its bearer
+/// token, when it does not (`None` when it does): the bare challenge when
+/// it presents none (§3.1), else `invalid_token`.
+pub fn refusal(
+    headers: &HeaderMap,
+    expected: &str,
+    realm: &str,
+    description: &str,
+) -> Option<Response> {
+    if matches(headers, expected) {
+        return None;
+    }
+    if from_header(headers).is_none() {
+        return Some(bare_challenge(realm));
+    }
+    let wrong = OAuthError::bearer_in(
+        realm,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::InvalidToken,
+        description,
+    );
+    Some(wrong.into_response())
+}
+
 /// The 401 for a request with no bearer token at all: the challenge and
 /// nothing else, no error code (RFC 6750 §3.1).
-pub fn bare_challenge(realm: &str) -> Response {
+fn bare_challenge(realm: &str) -> Response {
     let mut response = StatusCode::UNAUTHORIZED.into_response();
     if let Ok(challenge) = HeaderValue::from_str(&format!("Bearer realm=\"{realm}\"")) {
         response

@@ -17,6 +17,7 @@ pub mod form;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+mod query;
 pub mod throttle;
 
 pub use address::{ClientAddress, TrustedProxies};
@@ -28,4 +29,5 @@ pub use client_request::{
 };
 pub use error::{no_store, ErrorCode, OAuthError};
 pub use form::Form;
+pub use query::Query;
 pub use throttle::Throttle;

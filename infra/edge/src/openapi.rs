@@ -13,14 +13,17 @@ use utoipa_axum::routes;
 
 use crate::ErrorCode;
 
+// The security schemes' names, which operations name as literals
+// (`security(("access_token" = []))`: the macro takes no constants).
+
 /// A client authenticating with HTTP Basic (`client_secret_basic`).
-pub const CLIENT_BASIC: &str = "client_secret_basic";
+const CLIENT_BASIC: &str = "client_secret_basic";
 /// An OAuth access token (RFC 6750).
-pub const ACCESS_TOKEN: &str = "access_token";
+const ACCESS_TOKEN: &str = "access_token";
 /// The registration endpoint's initial access token (RFC 7591 §3).
-pub const INITIAL_ACCESS_TOKEN: &str = "initial_access_token";
+const INITIAL_ACCESS_TOKEN: &str = "initial_access_token";
 /// The audit API's own bearer token (`audit_token`).
-pub const AUDIT_TOKEN: &str = "audit_token";
+const AUDIT_TOKEN: &str = "audit_token";
 
 /// The tags operations are grouped under.
 pub mod tag {

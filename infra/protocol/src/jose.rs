@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Tokens longer than this are not Writ's; refuse before any parsing.
@@ -34,7 +35,8 @@ fn algorithm(alg: &str) -> Option<Algorithm> {
 }
 
 fn decoding_key(public_jwk: &Value) -> Option<DecodingKey> {
-    let jwk: Jwk = serde_json::from_value(public_jwk.clone()).ok()?;
+    // Read in place: verification runs on every JWT introspected.
+    let jwk = Jwk::deserialize(public_jwk).ok()?;
     DecodingKey::from_jwk(&jwk).ok()
 }
 

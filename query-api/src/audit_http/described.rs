@@ -4,7 +4,8 @@
 #![allow(dead_code)] // The fields are only described, never read.
 
 use chrono::{DateTime, Utc};
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
+use writ_edge::openapi::ErrorBody;
 
 /// A grant as it stood at a moment.
 #[derive(ToSchema)]
@@ -73,4 +74,24 @@ pub struct Verification {
     checkpoint_failures: Vec<()>,
     last_sealed: Option<String>,
     unsealed_events: u64,
+}
+
+/// What every audit route that reads parameters may answer instead of its
+/// rows.
+#[derive(IntoResponses)]
+pub enum Refusals {
+    /// `invalid_request`: a parameter is missing or malformed.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    #[response(
+        status = 401,
+        description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`."
+    )]
+    Unauthorized(ErrorBody),
+    /// No audit token is configured: the audit API is off.
+    #[response(status = 404)]
+    Off,
+    /// `temporarily_unavailable`.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }

@@ -5,8 +5,7 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,11 +16,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use writ_edge::openapi::{tag, ErrorBody};
-use writ_edge::OAuthError;
+use writ_edge::{OAuthError, Query};
 
 use crate::audit::{self, Report};
 use crate::QueryState;
-use described::{ConsentEvent, Grant, Holder, LineageEvent, Verification};
+use described::{ConsentEvent, Grant, Holder, LineageEvent, Refusals, Verification};
 
 mod described;
 
@@ -76,28 +75,6 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-/// The answer to a caller without the audit token, if it lacks it: the
-/// bare challenge without any bearer token (RFC 6750 §3.1), else
-/// `invalid_token`.
-fn refusal(state: &QueryState, headers: &HeaderMap) -> Option<Response> {
-    let expected = state.audit_token.as_deref().unwrap_or_default();
-    if writ_edge::bearer::matches(headers, expected) {
-        return None;
-    }
-    if writ_edge::bearer::from_header(headers).is_none() {
-        return Some(writ_edge::bearer::bare_challenge(AUDIT_REALM));
-    }
-    Some(
-        OAuthError::bearer_in(
-            AUDIT_REALM,
-            StatusCode::UNAUTHORIZED,
-            writ_edge::ErrorCode::InvalidToken,
-            "the audit API needs the audit token as a bearer token",
-        )
-        .into_response(),
-    )
-}
-
 const AUDIT_REALM: &str = "writ-audit";
 
 fn time(raw: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, OAuthError> {
@@ -140,14 +117,6 @@ struct Params {
     to: Option<String>,
 }
 
-/// The query's parameters, or an RFC 6749 error: axum's own rejection is
-/// plain text. Read only once the caller is authorised.
-fn params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, OAuthError> {
-    query.map(|Query(params)| params).map_err(|_| {
-        OAuthError::invalid_request("the query is malformed: a parameter is repeated or unreadable")
-    })
-}
-
 /// Answers with `answer` once the caller is authorised; the future is not
 /// polled before, so nothing is parsed or read for a refused caller. Every
 /// refusal is an RFC 6749-shaped error.
@@ -156,10 +125,11 @@ async fn respond(
     headers: &HeaderMap,
     answer: impl std::future::Future<Output = Result<Response, OAuthError>>,
 ) -> Response {
-    if state.audit_token.is_none() {
+    let Some(expected) = &state.audit_token else {
         return StatusCode::NOT_FOUND.into_response();
-    }
-    match refusal(state, headers) {
+    };
+    let description = "the audit API needs the audit token as a bearer token";
+    match writ_edge::bearer::refusal(headers, expected, AUDIT_REALM, description) {
         None => answer.await.unwrap_or_else(IntoResponse::into_response),
         Some(refused) => refused,
     }
@@ -182,19 +152,17 @@ async fn subject(state: &QueryState, raw: &str) -> Result<String, OAuthError> {
     ),
     responses(
         (status = 200, description = "Oldest first.", body = Vec<Grant>),
-        (status = 400, description = "`invalid_request`: a parameter is missing or malformed.", body = ErrorBody),
-        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
-        (status = 404, description = "No audit token is configured: the audit API is off."),
-        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+        Refusals,
     )
 )]
 async fn grants(
     State(state): State<QueryState>,
     headers: HeaderMap,
-    query: Result<Query<Params>, QueryRejection>,
+    query: Result<Query<Params>, OAuthError>,
 ) -> Response {
     respond(&state, &headers, async {
-        let p = params(query)?;
+        // Read only once the caller is authorised.
+        let Query(p) = query?;
         let at = time(p.as_of.as_deref(), "as_of")?.unwrap_or_else(Utc::now);
         let sub = subject(&state, required(&p.subject, "subject")?).await?;
         rows(audit::grants(&state.store, &sub, p.client.as_deref(), at).await)
@@ -211,19 +179,17 @@ async fn grants(
     params(("subject" = String, Query, description = "A `sub`, or a username.")),
     responses(
         (status = 200, description = "Every consent event.", body = Vec<ConsentEvent>),
-        (status = 400, description = "`invalid_request`: a parameter is missing or malformed.", body = ErrorBody),
-        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
-        (status = 404, description = "No audit token is configured: the audit API is off."),
-        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+        Refusals,
     )
 )]
 async fn consents(
     State(state): State<QueryState>,
     headers: HeaderMap,
-    query: Result<Query<Params>, QueryRejection>,
+    query: Result<Query<Params>, OAuthError>,
 ) -> Response {
     respond(&state, &headers, async {
-        let p = params(query)?;
+        // Read only once the caller is authorised.
+        let Query(p) = query?;
         let sub = subject(&state, required(&p.subject, "subject")?).await?;
         rows(audit::consents(&state.store, &sub).await)
     })
@@ -240,19 +206,17 @@ async fn consents(
     params(("grant" = String, Query, description = "The grant's id (`gid`).")),
     responses(
         (status = 200, description = "Empty for an unknown grant.", body = Vec<LineageEvent>),
-        (status = 400, description = "`invalid_request`: a parameter is missing or malformed.", body = ErrorBody),
-        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
-        (status = 404, description = "No audit token is configured: the audit API is off."),
-        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+        Refusals,
     )
 )]
 async fn history(
     State(state): State<QueryState>,
     headers: HeaderMap,
-    query: Result<Query<Params>, QueryRejection>,
+    query: Result<Query<Params>, OAuthError>,
 ) -> Response {
     respond(&state, &headers, async {
-        let p = params(query)?;
+        // Read only once the caller is authorised.
+        let Query(p) = query?;
         rows(audit::history(&state.store, required(&p.grant, "grant")?).await)
     })
     .await
@@ -272,19 +236,17 @@ async fn history(
     ),
     responses(
         (status = 200, description = "The holders.", body = Vec<Holder>),
-        (status = 400, description = "`invalid_request`: a parameter is missing or malformed.", body = ErrorBody),
-        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
-        (status = 404, description = "No audit token is configured: the audit API is off."),
-        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+        Refusals,
     )
 )]
 async fn who_can(
     State(state): State<QueryState>,
     headers: HeaderMap,
-    query: Result<Query<Params>, QueryRejection>,
+    query: Result<Query<Params>, OAuthError>,
 ) -> Response {
     respond(&state, &headers, async {
-        let p = params(query)?;
+        // Read only once the caller is authorised.
+        let Query(p) = query?;
         let scope = required(&p.scope, "scope")?;
         let at = time(Some(required(&p.at, "at")?), "at")?.unwrap_or_else(Utc::now);
         rows(audit::who_can(&state.store, scope, p.client.as_deref(), at).await)
@@ -305,19 +267,17 @@ async fn who_can(
     ),
     responses(
         (status = 200, description = "`cursor`, `recorded_at`, `aggregate_type`, `aggregate_id`, `event_type`, `actor`, `client_id`, `subject` per line, in log order.", content_type = "application/x-ndjson"),
-        (status = 400, description = "`invalid_request`: a parameter is missing or malformed.", body = ErrorBody),
-        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
-        (status = 404, description = "No audit token is configured: the audit API is off."),
-        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+        Refusals,
     )
 )]
 async fn export(
     State(state): State<QueryState>,
     headers: HeaderMap,
-    query: Result<Query<Params>, QueryRejection>,
+    query: Result<Query<Params>, OAuthError>,
 ) -> Response {
     respond(&state, &headers, async {
-        let p = params(query)?;
+        // Read only once the caller is authorised.
+        let Query(p) = query?;
         let from = time(Some(required(&p.from, "from")?), "from")?.unwrap_or_else(Utc::now);
         let to = time(Some(required(&p.to, "to")?), "to")?.unwrap_or_else(Utc::now);
         if from >= to {

@@ -32,15 +32,14 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
-use writ_edge::{HeaderAuthenticatedClient, OAuthError};
+use writ_edge::{HeaderAuthenticatedClient, OAuthError, Query};
 use writ_infra::revocations::{self, Routed};
 use writ_store::views::clients;
 use writ_store::Store;
@@ -86,15 +85,8 @@ pub async fn revocations(
     State(state): State<QueryState>,
     HeaderAuthenticatedClient { client, .. }: HeaderAuthenticatedClient,
     headers: HeaderMap,
-    query: Result<Query<After>, QueryRejection>,
+    Query(query): Query<After>,
 ) -> Response {
-    // axum's own rejection is plain text.
-    let Ok(Query(query)) = query else {
-        return OAuthError::invalid_request(
-            "the query is malformed: `after` is repeated or unreadable",
-        )
-        .into_response();
-    };
     if !client.settings.revocation_feed {
         return OAuthError::new(
             StatusCode::FORBIDDEN,
