@@ -79,7 +79,7 @@ fn storage(err: impl std::fmt::Display) -> ProjectorError {
 fn pg(conn: Conn) -> Result<PgConnection, ProjectorError> {
     match conn {
         Conn::Postgres(conn) => Ok(conn),
-        Conn::Sqlite(_) => Err(ProjectorError::Invalid(
+        Conn::Sqlite(_) | Conn::Embedded(_) => Err(ProjectorError::Invalid(
             "the bulk replay runs on PostgreSQL".into(),
         )),
     }

@@ -312,6 +312,10 @@ async fn disabling_a_client_kills_its_five_hundred_tokens_and_its_secret(backend
     })
     .await;
     let tokens = tokens.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Each introspected once, so that `serve` holds them in memory (ADR 0010).
+    for token in &tokens {
+        assert!(api.is_active(&resource_server, token).await);
+    }
     let kept = api.client_credentials(&bystander).await;
     deployment
         .writ(&["client", "disable", &doomed.id])

@@ -142,7 +142,7 @@ pub async fn authenticate(
 ) -> Result<AuthenticatedClient, OAuthError> {
     let presented = presented(headers, form)?;
     let scheme = presented.method.scheme();
-    let row = clients::find(store.db(), &presented.client_id)
+    let row = clients::find_current(store, &presented.client_id)
         .await
         .map_err(|e| OAuthError::unavailable().because(e))?;
     let failure_key = || {

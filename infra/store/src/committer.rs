@@ -18,6 +18,7 @@ use super::inline::{self, timestamp};
 use super::statement::{placeholders, Statement};
 use super::views::{accounts, keys};
 use super::{chain, Cursor, StoredEvent};
+use crate::memory::Memory;
 use crate::metrics::Metrics;
 
 /// Enough to amortise one fsync over many commands, small enough that a
@@ -81,53 +82,75 @@ pub(crate) struct AppendRequest {
     pub reply: oneshot::Sender<Result<AppendReceipt, AppendError>>,
 }
 
-pub(crate) async fn run(
-    target: Target,
-    conn: Conn,
-    mut requests: mpsc::Receiver<AppendRequest>,
-    metrics: Arc<Metrics>,
-    committed: watch::Sender<Cursor>,
-    max_batch: usize,
-) {
-    let mut conn = Some(conn);
-    while let Some(first) = requests.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match requests.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
+pub(crate) struct Committer {
+    pub target: Target,
+    pub metrics: Arc<Metrics>,
+    pub committed: watch::Sender<Cursor>,
+    pub max_batch: usize,
+    /// SQLite only: told what each batch claims and changes.
+    pub memory: Option<Arc<Memory>>,
+}
+
+impl Committer {
+    /// SQLite's committer calls the database inline (ADR 0025), so it gets
+    /// a thread of its own: its fsync then blocks nobody, and the next
+    /// batch gathers in the channel meanwhile.
+    pub fn run_on_own_thread(
+        self,
+        conn: Conn,
+        requests: mpsc::Receiver<AppendRequest>,
+    ) -> std::io::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("writ-committer".into())
+            .spawn(move || runtime.block_on(self.run(conn, requests)))
+            .map(drop)
+    }
+
+    pub async fn run(self, conn: Conn, mut requests: mpsc::Receiver<AppendRequest>) {
+        let metrics = &self.metrics;
+        let mut conn = Some(conn);
+        while let Some(first) = requests.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match requests.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
             }
-        }
-        let outcomes = match conn.as_mut() {
-            Some(live) => commit_batch(live, &batch, &metrics).await,
-            None => batch
+            let outcomes = match conn.as_mut() {
+                Some(live) => commit_batch(live, &batch, metrics, self.memory.as_deref()).await,
+                None => batch
+                    .iter()
+                    .map(|_| {
+                        Err(AppendError::Unavailable(
+                            "no connection to the database".into(),
+                        ))
+                    })
+                    .collect(),
+            };
+            let lost = |o: &Result<AppendReceipt, AppendError>| {
+                matches!(
+                    o,
+                    Err(AppendError::Unavailable(_) | AppendError::OutcomeUnknown)
+                )
+            };
+            if conn.is_none() || outcomes.iter().any(lost) {
+                conn = healthy_or_reconnected(conn, &self.target).await;
+            }
+            if let Some(last) = outcomes
                 .iter()
-                .map(|_| {
-                    Err(AppendError::Unavailable(
-                        "no connection to the database".into(),
-                    ))
-                })
-                .collect(),
-        };
-        let lost = |o: &Result<AppendReceipt, AppendError>| {
-            matches!(
-                o,
-                Err(AppendError::Unavailable(_) | AppendError::OutcomeUnknown)
-            )
-        };
-        if conn.is_none() || outcomes.iter().any(lost) {
-            conn = healthy_or_reconnected(conn, &target).await;
-        }
-        if let Some(last) = outcomes
-            .iter()
-            .filter_map(|o| o.as_ref().ok().and_then(AppendReceipt::cursor))
-            .max()
-        {
-            committed.send_replace(last);
-        }
-        for (request, outcome) in batch.into_iter().zip(outcomes) {
-            // A command that gave up waiting is not our concern.
-            let _ = request.reply.send(outcome);
+                .filter_map(|o| o.as_ref().ok().and_then(AppendReceipt::cursor))
+                .max()
+            {
+                self.committed.send_replace(last);
+            }
+            for (request, outcome) in batch.into_iter().zip(outcomes) {
+                // A command that gave up waiting is not our concern.
+                let _ = request.reply.send(outcome);
+            }
         }
     }
 }
@@ -146,7 +169,7 @@ async fn healthy_or_reconnected(conn: Option<Conn>, target: &Target) -> Option<C
             return Some(live);
         }
     }
-    match Conn::connect(target).await {
+    match Conn::connect_committer(target).await {
         Ok(fresh) => {
             tracing::info!("the committer reconnected to the database");
             Some(fresh)
@@ -162,6 +185,7 @@ async fn commit_batch(
     conn: &mut Conn,
     batch: &[AppendRequest],
     metrics: &Metrics,
+    memory: Option<&Memory>,
 ) -> Vec<Result<AppendReceipt, AppendError>> {
     metrics.batches_started.inc();
     let fail_all = |err: AppendError| batch.iter().map(|_| Err(err.clone())).collect();
@@ -193,9 +217,21 @@ async fn commit_batch(
             }
         }
     };
+    let written: Vec<&StoredEvent> = outcomes
+        .iter()
+        .flatten()
+        .flat_map(|r| r.stored.iter())
+        .collect();
+    let positions = written.first().zip(written.last());
+    if let (Some(memory), Some((first, last))) = (memory, positions) {
+        memory.claim(first.position, last.position);
+    }
     if let Err(err) = conn.batch("COMMIT").await {
         tracing::error!(error = %err, "COMMIT of an event batch failed; answering 503 to its commands");
         let _ = conn.batch("ROLLBACK").await;
+        if let (Some(memory), Some((first, _))) = (memory, positions) {
+            memory.abandon(first.position);
+        }
         return outcomes
             .into_iter()
             .map(|o| match o {
@@ -203,6 +239,9 @@ async fn commit_batch(
                 other => other,
             })
             .collect();
+    }
+    if let Some(memory) = memory {
+        memory.committed(&written);
     }
     let succeeded: Vec<&AppendReceipt> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
     metrics.batches_committed.inc();

@@ -73,6 +73,11 @@ pub fn pg_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 
 pub enum Conn {
     Sqlite(SqliteConnection),
+    /// SQLite called inline on the caller's thread: only for a thread that
+    /// does nothing else (the committer's), since every call blocks it. The
+    /// mutex is never contended; it makes the connection `Sync`, as the
+    /// futures holding a `Conn` must be.
+    Embedded(Box<std::sync::Mutex<rusqlite::Connection>>),
     Postgres(PgConnection),
 }
 
@@ -86,9 +91,20 @@ impl Conn {
         })
     }
 
+    /// The committer's connection: inline SQLite on its own thread (ADR
+    /// 0025), or an ordinary PostgreSQL connection.
+    pub async fn connect_committer(target: &Target) -> Result<Self, sqlx::Error> {
+        match target {
+            Target::Sqlite(path) => crate::embedded::open(path, false)
+                .map(|conn| Self::Embedded(Box::new(std::sync::Mutex::new(conn))))
+                .map_err(embedded_error),
+            Target::Postgres(_) => Self::connect(target).await,
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self {
-            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Sqlite(_) | Self::Embedded(_) => Dialect::Sqlite,
             Self::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -100,6 +116,7 @@ impl Conn {
     pub async fn batch(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         match self {
             Self::Sqlite(conn) => sqlx::Executor::execute(&mut *conn, sql).await.map(drop),
+            Self::Embedded(conn) => embedded(conn).execute_batch(sql).map_err(embedded_error),
             Self::Postgres(conn) => sqlx::Executor::execute(&mut *conn, sql).await.map(drop),
         }
     }
@@ -107,9 +124,9 @@ impl Conn {
     /// Starts a write transaction. On SQLite `BEGIN IMMEDIATE` takes the
     /// write lock now (waiting for it) instead of failing on upgrade later.
     pub async fn begin_write(&mut self) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Sqlite(_) => self.batch("BEGIN IMMEDIATE").await,
-            Self::Postgres(_) => self.batch("BEGIN").await,
+        match self.dialect() {
+            Dialect::Sqlite => self.batch("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.batch("BEGIN").await,
         }
     }
 
@@ -122,6 +139,9 @@ impl Conn {
                     .execute(&mut *conn)
                     .await?
                     .rows_affected(),
+                Self::Embedded(conn) => {
+                    crate::embedded::execute(&embedded(conn), statement).map_err(embedded_error)?
+                }
                 Self::Postgres(conn) => pg_query(statement)
                     .execute(&mut *conn)
                     .await?
@@ -139,6 +159,9 @@ impl Conn {
                 .iter()
                 .map(sqlite_row)
                 .collect(),
+            Self::Embedded(conn) => {
+                crate::embedded::fetch_all(&embedded(conn), statement).map_err(embedded_error)?
+            }
             Self::Postgres(conn) => pg_query(statement)
                 .fetch_all(&mut *conn)
                 .await?
@@ -321,4 +344,54 @@ impl RowExt for Row {
     fn int(&self, column: &str) -> Option<i64> {
         self.get(column).and_then(Value::as_i64)
     }
+}
+
+fn embedded(
+    conn: &std::sync::Mutex<rusqlite::Connection>,
+) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+    conn.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// rusqlite's failures as sqlx's, so that the committer tells a taken
+/// sequence (a conflict) from an unavailable store on either connection.
+#[derive(Debug)]
+struct EmbeddedError(rusqlite::Error);
+
+impl std::fmt::Display for EmbeddedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for EmbeddedError {}
+
+impl sqlx::error::DatabaseError for EmbeddedError {
+    fn message(&self) -> &str {
+        "SQLite refused the statement"
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        if crate::embedded::is_unique_violation(&self.0) {
+            sqlx::error::ErrorKind::UniqueViolation
+        } else {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+}
+
+pub(crate) fn embedded_error(err: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Database(Box::new(EmbeddedError(err)))
 }

@@ -15,9 +15,11 @@ pub mod change;
 mod committer;
 mod conn;
 mod cursor;
+mod embedded;
 pub mod executor;
 pub mod fold;
 pub mod inline;
+pub mod memory;
 pub mod metrics;
 pub mod migrations;
 mod reader;
@@ -172,6 +174,7 @@ struct Inner {
     committed: watch::Receiver<Cursor>,
     metrics: Arc<Metrics>,
     migrations: migrations::MigrationReport,
+    memory: Option<Arc<memory::Memory>>,
 }
 
 use committer::AppendRequest;
@@ -242,17 +245,38 @@ impl Store {
         let db = readers
             .await
             .map_err(|e| StoreError::Unavailable(shown, e.to_string()))?;
+        let memory = match &target {
+            Target::Sqlite(path) => {
+                Some(Arc::new(memory::Memory::open(path).map_err(|e| {
+                    StoreError::Unavailable(target.describe(), e.to_string())
+                })?))
+            }
+            Target::Postgres(_) => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let (appends, requests) = mpsc::channel(4096);
         let (committed_tx, committed) = watch::channel(START);
-        tokio::spawn(committer::run(
-            target.clone(),
-            writer,
-            requests,
-            metrics.clone(),
-            committed_tx,
-            max_batch.max(1),
-        ));
+        let committer = committer::Committer {
+            target: target.clone(),
+            metrics: metrics.clone(),
+            committed: committed_tx,
+            max_batch: max_batch.max(1),
+            memory: memory.clone(),
+        };
+        match target {
+            Target::Postgres(_) => {
+                tokio::spawn(committer.run(writer, requests));
+            }
+            Target::Sqlite(_) => {
+                drop(writer);
+                let inline = Conn::connect_committer(&target)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(target.describe(), e.to_string()))?;
+                committer
+                    .run_on_own_thread(inline, requests)
+                    .map_err(|e| StoreError::Unavailable(target.describe(), e.to_string()))?;
+            }
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 target,
@@ -261,6 +285,7 @@ impl Store {
                 committed,
                 metrics,
                 migrations,
+                memory,
             }),
         })
     }
@@ -290,6 +315,12 @@ impl Store {
     /// for the committer).
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Clients and token lookups in memory, checked fresh before each use;
+    /// `None` on PostgreSQL.
+    pub fn memory(&self) -> Option<&memory::Memory> {
+        self.inner.memory.as_deref()
     }
 
     /// Shared with `/metrics`.

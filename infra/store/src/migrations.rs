@@ -141,6 +141,10 @@ pub async fn migrate(conn: &mut Conn) -> Result<MigrationReport, MigrationError>
             Ok(report)
         }
         Conn::Postgres(postgres) => run(postgres, &migrator).await,
+        // The committer's connection is opened after migrations.
+        Conn::Embedded(_) => Err(MigrationError::Database(sqlx::Error::Configuration(
+            "migrations run over sqlx, not the committer's connection".into(),
+        ))),
     }
 }
 

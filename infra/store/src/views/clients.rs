@@ -4,8 +4,9 @@ use writ_domain::client::ClientSettings;
 
 use super::status;
 use super::table;
+use crate::memory::Memory;
 use crate::statement::Statement;
-use crate::Db;
+use crate::{Db, Store};
 
 table! {
     CLIENTS = "clients", columns client {
@@ -56,6 +57,26 @@ pub async fn find(db: &Db, client_id: &str) -> Result<Option<ClientRow>, sqlx::E
         .text(client_id),
     )
     .await
+}
+
+/// [`find`], answered from the store's memory while it is fresh (ADR 0010):
+/// client authentication on every token and introspection request.
+pub async fn find_current(
+    store: &Store,
+    client_id: &str,
+) -> Result<Option<ClientRow>, sqlx::Error> {
+    let memory = store.memory();
+    let fresh = memory.and_then(Memory::check);
+    if let (Some(memory), Some(fresh)) = (memory, fresh) {
+        if let Some(row) = memory.client(fresh, client_id) {
+            return Ok(Some(row));
+        }
+    }
+    let row = find(store.db(), client_id).await?;
+    if let (Some(memory), Some(fresh), Some(row)) = (memory, fresh, &row) {
+        memory.keep_client(fresh, row);
+    }
+    Ok(row)
 }
 
 /// The settings of an active client, if this Writ reads them.

@@ -1,0 +1,216 @@
+//! Clients and token lookups held in memory, answered only while nobody
+//! has committed anything the memory does not reflect (ADR 0010).
+//!
+//! On SQLite every read first asks `PRAGMA data_version` on a held
+//! connection: unchanged means no connection has committed since the last
+//! check, so the memory is as fresh as the database. Changed means someone
+//! committed; then the log's head tells whether it was only this process's
+//! committer, whose batches claim their positions here before they commit
+//! and remove what they change from memory before they answer. Any other
+//! writer (the CLI, a second process) empties the memory. So a revoke or a
+//! `writ client disable` anywhere is seen by the very next request.
+//!
+//! Entries arrive by read-through: a reader that found a row in the
+//! database keeps it only if nothing was removed from memory meanwhile
+//! (the generation it saw at its check is still current), so a row read
+//! before a revocation committed can never outlive it. On PostgreSQL
+//! there is no memory: the check would cost the round trip it saves.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use lru::LruCache;
+use rustc_hash::FxHashMap;
+
+use crate::views::clients::ClientRow;
+use crate::views::tokens::TokenLookup;
+use crate::StoredEvent;
+
+/// Bounds on what is held: about 1 KiB per token lookup.
+const TOKENS: usize = 16_384;
+const CLIENTS: usize = 1_024;
+
+/// A check's verdict: the memory may be read, and what was read from the
+/// database may be kept if the generation has not moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fresh {
+    generation: u64,
+}
+
+pub struct Memory {
+    /// A read-only connection that only ever asks for the data version and
+    /// the log's head.
+    watch: Mutex<rusqlite::Connection>,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// What `PRAGMA data_version` said when the memory was last known to
+    /// reflect every commit.
+    data_version: i64,
+    /// The memory reflects every event up to this position, or the event
+    /// belongs to a batch of this process that has not answered yet.
+    claimed: i64,
+    /// Moves whenever anything is removed.
+    generation: u64,
+    tokens: LruCache<String, TokenLookup>,
+    /// Keys of the held tokens by grant, for the grant's events.
+    by_grant: FxHashMap<String, Vec<String>>,
+    clients: LruCache<String, ClientRow>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+const HEAD: &str = "SELECT coalesce(max(position), 0) FROM events";
+
+impl Memory {
+    pub(crate) fn open(database: &Path) -> rusqlite::Result<Self> {
+        let watch = crate::embedded::open(database, true)?;
+        let data_version = watch.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        let claimed = watch.query_row(HEAD, [], |row| row.get(0))?;
+        let capacity = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
+        Ok(Self {
+            watch: Mutex::new(watch),
+            state: Mutex::new(State {
+                data_version,
+                claimed,
+                generation: 0,
+                tokens: LruCache::new(capacity(TOKENS)),
+                by_grant: FxHashMap::default(),
+                clients: LruCache::new(capacity(CLIENTS)),
+            }),
+        })
+    }
+
+    /// Confirms that nobody else has committed since the memory last
+    /// reflected the database; `None` when that cannot be told (the check
+    /// failed), and the caller must read the database.
+    pub fn check(&self) -> Option<Fresh> {
+        let watch = lock(&self.watch);
+        // Read before the head: a commit between the two then shows again
+        // at the next check instead of being missed.
+        let data_version: i64 = watch
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+            .ok()?;
+        {
+            let state = lock(&self.state);
+            if data_version == state.data_version {
+                return Some(Fresh {
+                    generation: state.generation,
+                });
+            }
+        }
+        let head: i64 = watch
+            .prepare_cached(HEAD)
+            .and_then(|mut head| head.query_row([], |row| row.get(0)))
+            .ok()?;
+        let mut state = lock(&self.state);
+        if head > state.claimed {
+            state.forget_everything();
+            state.claimed = head;
+        }
+        state.data_version = data_version;
+        Some(Fresh {
+            generation: state.generation,
+        })
+    }
+
+    pub fn token(&self, _: Fresh, key: &str) -> Option<TokenLookup> {
+        lock(&self.state).tokens.get(key).cloned()
+    }
+
+    pub fn client(&self, _: Fresh, client_id: &str) -> Option<ClientRow> {
+        lock(&self.state).clients.get(client_id).cloned()
+    }
+
+    /// Keeps a lookup read from the database after `fresh`, unless
+    /// something was removed meanwhile.
+    pub fn keep_token(&self, fresh: Fresh, key: &str, lookup: &TokenLookup) {
+        let mut state = lock(&self.state);
+        if state.generation != fresh.generation {
+            return;
+        }
+        let gid = lookup.gid.clone();
+        if let Some((evicted, old)) = state.tokens.push(key.to_owned(), lookup.clone()) {
+            if evicted != key {
+                state.unindex(&old.gid, &evicted);
+            }
+        }
+        state.by_grant.entry(gid).or_default().push(key.to_owned());
+    }
+
+    pub fn keep_client(&self, fresh: Fresh, row: &ClientRow) {
+        let mut state = lock(&self.state);
+        if state.generation == fresh.generation {
+            state.clients.push(row.client_id.clone(), row.clone());
+        }
+    }
+
+    /// Called by the committer with the write lock held, before COMMIT:
+    /// positions `first..=last` are its batch's. A gap before `first`
+    /// means another writer committed since the memory last looked.
+    pub(crate) fn claim(&self, first: i64, last: i64) {
+        let mut state = lock(&self.state);
+        if first - 1 > state.claimed {
+            state.forget_everything();
+        }
+        state.claimed = state.claimed.max(last);
+    }
+
+    /// Called by the committer when a claimed batch's COMMIT failed or its
+    /// outcome is unknown: those positions may be another writer's next.
+    pub(crate) fn abandon(&self, first: i64) {
+        let mut state = lock(&self.state);
+        state.forget_everything();
+        state.claimed = first - 1;
+    }
+
+    /// Called by the committer after COMMIT, before it answers: removes
+    /// whatever the batch's events may have changed.
+    pub(crate) fn committed(&self, events: &[&StoredEvent]) {
+        let mut state = lock(&self.state);
+        state.generation += 1;
+        for event in events {
+            match event.aggregate_type.as_str() {
+                "Grant" => {
+                    for key in state
+                        .by_grant
+                        .remove(&event.aggregate_id)
+                        .unwrap_or_default()
+                    {
+                        state.tokens.pop(&key);
+                    }
+                }
+                // Sessions and sign-in counts decide no token and no client.
+                "Session" | "LoginDay" => {}
+                // A client, account, consent or signing key reaches every
+                // token of it; they change rarely, so start again.
+                _ => {
+                    state.forget_everything();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    fn forget_everything(&mut self) {
+        self.generation += 1;
+        self.tokens.clear();
+        self.by_grant.clear();
+        self.clients.clear();
+    }
+
+    fn unindex(&mut self, gid: &str, key: &str) {
+        if let Some(keys) = self.by_grant.get_mut(gid) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.by_grant.remove(gid);
+            }
+        }
+    }
+}
