@@ -3,4 +3,7 @@
 
 pub mod load;
 pub mod node_oidc;
+pub mod procfs;
+pub mod token_endpoints;
 pub mod writ_process;
+pub mod wrk;

@@ -81,7 +81,8 @@ impl NodeOidc {
         let mut child = Command::new("node")
             .args(["server.mjs", &port.to_string()])
             .current_dir(dir)
-            .env("NODE_ENV", "production")
+            // Compared as it comes, as Writ is: NODE_ENV is a deployment choice.
+            .env_remove("NODE_ENV")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

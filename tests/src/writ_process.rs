@@ -171,6 +171,10 @@ pub struct Server {
 }
 
 impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then wait for the graceful stop.
     pub fn stop(mut self) {
         let _ = Command::new("kill")

@@ -1,103 +1,259 @@
-//! Token-service throughput against node-oidc-provider 9, in one run:
-//! client-credentials issuance and introspection at 32 connections,
-//! alternating between the two servers, then a constant-rate run at 70 %
-//! of Writ's maximum for p99, then a restart of Writ and a check that the
-//! log holds one issuance per 200 and that sampled tokens are active.
-//! Writ runs as the release binary with its defaults (SQLite WAL with
-//! synchronous=FULL, or PostgreSQL with `--postgres URL`).
+//! Token-service throughput against node-oidc-provider 9, in one run.
 //!
 //!   cargo build --release -p writ-cli -p writ-tests --bins
 //!   target/release/bench-tokens [SECONDS] [--postgres URL]
+//!
+//! Writ runs as the release binary with its defaults (SQLite WAL with
+//! synchronous=FULL, or PostgreSQL with `--postgres URL`) and its JWT
+//! access tokens; node-oidc-provider with its own defaults (in-memory
+//! adapter, opaque access tokens, no `NODE_ENV`). Each has one
+//! client_secret_basic client. No benchmark-only flags.
+//!
+//! 1. Warm-up: `WARM_UP_TOKENS` issuances on each server from this process.
+//! 2. Maximum throughput: `wrk -t1 -c32 -dSECONDS` in its own process,
+//!    `ROUNDS` rounds alternating Writ and the peer, for client-credentials
+//!    issuance and then for introspection. Each side's median req/s, p50
+//!    and p99, the ratio of the median throughputs, and wrk's CPU share of
+//!    the machine (the generator shares the cores with the servers). Any
+//!    answer other than 200, or any socket error, fails the benchmark.
+//! 3. The introspected tokens are `INTROSPECTED_TOKENS` issued from this
+//!    process right before the introspection rounds and checked active on
+//!    their server: node-oidc-provider's in-memory adapter keeps only its
+//!    newest 1000 entries, so tokens from the issuance rounds would be
+//!    forgotten there and introspect inactive, which is cheaper work.
+//! 4. A constant-rate run at 70 % of Writ's median maximum, with this
+//!    crate's generator, which measures latency from each request's
+//!    scheduled time, for p99 against the targets. It runs in this
+//!    process, so its CPU share is this process's.
+//! 5. Writ's resident memory at idle, its peak after each phase, and what
+//!    is resident after the benchmark.
+//! 6. A restart of Writ, then the log against what was delivered. This
+//!    process awaits every request it sends, but wrk stops at its deadline
+//!    without reading the answers still in flight, at most one per
+//!    connection, and Writ may have committed those. So the check is
+//!    0 ≤ issuance events − 200s ≤ 32 per wrk issuance run: no 200 without
+//!    its event, and no event beyond the requests wrk cut off. Every token
+//!    issued from this process must still introspect active.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use writ_store::statement::Statement;
 use writ_store::{Conn, Target};
 use writ_tests::load::{self, Stats, Target as LoadTarget};
 use writ_tests::node_oidc::{self, NodeOidc};
-use writ_tests::writ_process::{self, Deployment};
+use writ_tests::procfs::{self, Memory};
+use writ_tests::token_endpoints::{
+    basic, introspection_bodies, TokenEndpoints, CLIENT_CREDENTIALS_BODY,
+};
+use writ_tests::writ_process::{self, Deployment, Server};
+use writ_tests::wrk;
 
 const CONNECTIONS: usize = 32;
-const ROUNDS: usize = 2;
+/// Odd, so each median is one run's own figure.
+const ROUNDS: usize = 3;
+const WARM_UP_TOKENS: usize = 1000;
+/// Well under the 1000 entries node-oidc-provider's memory adapter keeps.
+const INTROSPECTED_TOKENS: usize = 256;
+const STEADY_SHARE_OF_MAXIMUM: f64 = 0.7;
+const STEADY_CONNECTIONS: usize = 256;
+const ISSUANCE_P99_TARGET: Duration = Duration::from_millis(10);
+const INTROSPECTION_P99_TARGET: Duration = Duration::from_millis(3);
+/// Decimal megabytes, the stricter reading of the targets.
+const IDLE_RSS_LIMIT: u64 = 40_000_000;
+const AFTER_RSS_LIMIT: u64 = 150_000_000;
+const PEER: &str = "node-oidc-provider";
 
 type Failure = Box<dyn std::error::Error>;
 
-fn basic(id: &str, secret: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
 }
 
-fn issuance(base: &str, authorization: &str) -> LoadTarget {
-    LoadTarget {
-        url: format!("{base}/token"),
-        authorization: authorization.to_owned(),
-        body: Arc::new(|_| "grant_type=client_credentials&scope=read".to_owned()),
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "not met"
     }
 }
 
-fn introspection(url: String, authorization: &str, tokens: Vec<String>) -> LoadTarget {
-    let tokens = Arc::new(tokens);
-    LoadTarget {
-        url,
-        authorization: authorization.to_owned(),
-        body: Arc::new(move |i| format!("token={}", tokens[i % tokens.len()])),
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// 12345 as "12,345", as the tables in docs/benchmarks.md write it.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// One wrk run's figures, or the medians of several.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    cpu_share: f64,
+}
+
+impl Figures {
+    fn of(run: &wrk::Run) -> Self {
+        Self {
+            per_second: run.per_second(),
+            p50: run.p50,
+            p99: run.p99,
+            cpu_share: run.cpu_share,
+        }
+    }
+
+    fn medians(runs: &[wrk::Run]) -> Self {
+        fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
+            values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            values[values.len() / 2]
+        }
+        Self {
+            per_second: median(runs.iter().map(wrk::Run::per_second).collect()),
+            p50: median(runs.iter().map(|run| run.p50).collect()),
+            p99: median(runs.iter().map(|run| run.p99).collect()),
+            cpu_share: median(runs.iter().map(|run| run.cpu_share).collect()),
+        }
+    }
+
+    fn print(&self, label: &str, note: &str) {
+        println!(
+            "  {label:<28} {:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   wrk CPU {:>3.0} %{note}",
+            self.per_second,
+            ms(self.p50),
+            ms(self.p99),
+            self.cpu_share * 1e2,
+        );
+    }
+
+    fn cell(&self) -> String {
+        format!(
+            "{} req/s, p50 {:.1} ms, p99 {:.1} ms",
+            grouped(self.per_second.round() as u64),
+            ms(self.p50),
+            ms(self.p99)
+        )
     }
 }
 
-fn tokens_of(stats: &Stats) -> Vec<String> {
-    stats
-        .samples
-        .iter()
-        .filter_map(|body| serde_json::from_str::<serde_json::Value>(body).ok())
-        .filter_map(|body| body["access_token"].as_str().map(str::to_owned))
-        .collect()
+struct Comparison {
+    writ: Figures,
+    peer: Figures,
+    /// The 200s wrk read from Writ over all rounds.
+    writ_ok: u64,
 }
 
-fn line(name: &str, stats: &Stats) {
-    println!(
-        "  {name:<22} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} ok, {} failed)",
-        stats.per_second(),
-        stats.percentile(0.50).as_secs_f64() * 1e3,
-        stats.percentile(0.99).as_secs_f64() * 1e3,
-        stats.ok,
-        stats.failed
-    );
+impl Comparison {
+    fn ratio(&self) -> f64 {
+        self.writ.per_second / self.peer.per_second.max(1e-9)
+    }
 }
 
-fn mean(runs: &[Stats], f: impl Fn(&Stats) -> f64) -> f64 {
-    runs.iter().map(f).sum::<f64>() / runs.len().max(1) as f64
-}
-
-/// Alternates Writ and the peer `ROUNDS` times; returns both sets of runs.
-async fn compare(
+/// `ROUNDS` wrk runs on each side, alternating, Writ first.
+fn compare(
     what: &str,
-    writ: &LoadTarget,
-    peer: &LoadTarget,
-    seconds: Duration,
-) -> (Vec<Stats>, Vec<Stats>) {
+    writ: &wrk::Load,
+    peer: &wrk::Load,
+    duration: Duration,
+) -> Result<Comparison, Failure> {
     println!(
-        "\n{what}, {CONNECTIONS} connections, {} s per run",
-        seconds.as_secs()
+        "\n{what}: wrk -t1 -c{CONNECTIONS} -d{}s, {ROUNDS} rounds alternating; wrk's CPU as a share of all {} cores",
+        duration.as_secs(),
+        cores()
     );
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
-        let stats = load::closed_loop(writ, CONNECTIONS, seconds).await;
-        line(&format!("Writ #{round}"), &stats);
-        ours.push(stats);
-        let stats = load::closed_loop(peer, CONNECTIONS, seconds).await;
-        line(&format!("node-oidc-provider #{round}"), &stats);
-        theirs.push(stats);
+        for (name, load, runs) in [("Writ", writ, &mut ours), (PEER, peer, &mut theirs)] {
+            let run = wrk::run(load, CONNECTIONS, duration)
+                .map_err(|e| format!("{what}, {name} #{round} failed: {e}"))?;
+            Figures::of(&run).print(
+                &format!("{name} #{round}"),
+                &format!("   {} × 200", grouped(run.ok)),
+            );
+            runs.push(run);
+        }
     }
-    let ms = |p: f64| move |s: &Stats| s.percentile(p).as_secs_f64() * 1e3;
+    let comparison = Comparison {
+        writ: Figures::medians(&ours),
+        peer: Figures::medians(&theirs),
+        writ_ok: ours.iter().map(|run| run.ok).sum(),
+    };
+    comparison.writ.print("median Writ", "");
+    comparison.peer.print(&format!("median {PEER}"), "");
     println!(
-        "  ratio Writ / node-oidc-provider: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
-        mean(&ours, Stats::per_second) / mean(&theirs, Stats::per_second).max(1e-9),
-        mean(&ours, ms(0.5)) / mean(&theirs, ms(0.5)).max(1e-9),
-        mean(&ours, ms(0.99)) / mean(&theirs, ms(0.99)).max(1e-9),
+        "  ratio Writ / {PEER}: {:.2}x throughput (medians)",
+        comparison.ratio()
     );
-    (ours, theirs)
+    Ok(comparison)
+}
+
+/// A constant-rate run; every request must succeed.
+struct Steady {
+    rate: f64,
+    stats: Stats,
+    target: Duration,
+    /// This process's CPU over the run's wall time on all cores: here the
+    /// generator is in-process, and heavier than wrk.
+    generator_cpu_share: f64,
+}
+
+impl Steady {
+    async fn run(
+        name: &str,
+        load: &LoadTarget,
+        rate: f64,
+        duration: Duration,
+        target: Duration,
+    ) -> Result<Self, Failure> {
+        let cpu_before = procfs::own_cpu()?;
+        let stats = load::constant_rate(load, rate, STEADY_CONNECTIONS, duration).await;
+        let cpu = procfs::own_cpu()?.saturating_sub(cpu_before);
+        if stats.failed > 0 {
+            return Err(format!(
+                "constant-rate {name}: {} of {} requests failed",
+                stats.failed,
+                stats.failed + stats.ok
+            )
+            .into());
+        }
+        let generator_cpu_share =
+            cpu.as_secs_f64() / (stats.elapsed.as_secs_f64() * cores() as f64).max(1e-9);
+        let steady = Self {
+            rate,
+            stats,
+            target,
+            generator_cpu_share,
+        };
+        println!("  {name:<14} {}", steady.cell());
+        Ok(steady)
+    }
+
+    fn cell(&self) -> String {
+        let p99 = self.stats.percentile(0.99);
+        format!(
+            "{}/s: p50 {:.2} ms, p99 {:.2} ms (target ≤ {} ms: {}); generator CPU {:.0} %",
+            grouped(self.rate.round() as u64),
+            ms(self.stats.percentile(0.50)),
+            ms(p99),
+            self.target.as_millis(),
+            met(p99 <= self.target),
+            self.generator_cpu_share * 1e2
+        )
+    }
 }
 
 async fn count_issuance_events(deployment: &Deployment) -> Result<i64, Failure> {
@@ -114,6 +270,109 @@ async fn count_issuance_events(deployment: &Deployment) -> Result<i64, Failure> 
     Ok(row
         .and_then(|r| r.get("n").and_then(|v| v.as_i64()))
         .unwrap_or(0))
+}
+
+fn writ_memory(server: &Server) -> Result<Memory, String> {
+    procfs::memory(server.pid())
+}
+
+/// Everything the run measured, for the table at the end.
+struct Summary {
+    backend: &'static str,
+    peer_version: String,
+    seconds: u64,
+    issuance: Comparison,
+    introspection: Comparison,
+    steady_issuance: Steady,
+    steady_introspection: Steady,
+    idle: Memory,
+    after: Memory,
+    events: i64,
+    /// 200s from the token endpoint: to this process's requests, read by
+    /// wrk, and at the constant rate.
+    delivered: [u64; 3],
+    tokens_checked: usize,
+    tokens_inactive: usize,
+}
+
+impl Summary {
+    fn surplus(&self) -> i64 {
+        self.events - self.delivered.iter().sum::<u64>() as i64
+    }
+
+    /// The issuance events wrk may have caused without reading the 200.
+    fn cut_off_allowance() -> i64 {
+        (CONNECTIONS * ROUNDS) as i64
+    }
+
+    fn log_matches(&self) -> bool {
+        (0..=Self::cut_off_allowance()).contains(&self.surplus()) && self.tokens_inactive == 0
+    }
+
+    fn print_markdown(&self) {
+        let (issuance, introspection) = (&self.issuance, &self.introspection);
+        println!(
+            "\n| {} cores, {} s per run | Writ, {} | {PEER} {} (in memory) | Writ / node |",
+            cores(),
+            self.seconds,
+            self.backend,
+            self.peer_version
+        );
+        println!("| --- | --- | --- | --- |");
+        for (what, comparison) in [
+            ("client_credentials", issuance),
+            ("introspection", introspection),
+        ] {
+            println!(
+                "| {what}, median of {ROUNDS} (wrk -t1 -c{CONNECTIONS}) | {} | {} | {:.2}x |",
+                comparison.writ.cell(),
+                comparison.peer.cell(),
+                comparison.ratio()
+            );
+        }
+        println!(
+            "| wrk's CPU share of the machine, issuance / introspection | {:.0} % / {:.0} % | {:.0} % / {:.0} % | |",
+            issuance.writ.cpu_share * 1e2,
+            introspection.writ.cpu_share * 1e2,
+            issuance.peer.cpu_share * 1e2,
+            introspection.peer.cpu_share * 1e2,
+        );
+        println!(
+            "| 70 % constant rate, issuance | {} | | |",
+            self.steady_issuance.cell()
+        );
+        println!(
+            "| 70 % constant rate, introspection | {} | | |",
+            self.steady_introspection.cell()
+        );
+        println!(
+            "| Writ RSS: idle, peak, after the benchmark | {:.1} MB (≤ {:.0} MB: {}), {:.1} MB, {:.1} MB (< {:.0} MB: {}) | | |",
+            mb(self.idle.resident),
+            mb(IDLE_RSS_LIMIT),
+            met(self.idle.resident <= IDLE_RSS_LIMIT),
+            mb(self.after.peak),
+            mb(self.after.resident),
+            mb(AFTER_RSS_LIMIT),
+            met(self.after.resident < AFTER_RSS_LIMIT),
+        );
+        println!("| after a restart | {} | | |", self.log_cell());
+    }
+
+    fn log_cell(&self) -> String {
+        let [here, by_wrk, steady] = self.delivered;
+        format!(
+            "{} issuance events for {} 200s ({} to this process, {} read by wrk, {} at the constant rate): {:+}, at most {} cut off by wrk; {} of {} tokens issued to this process active",
+            grouped(self.events.max(0) as u64),
+            grouped(here + by_wrk + steady),
+            grouped(here),
+            grouped(by_wrk),
+            grouped(steady),
+            self.surplus(),
+            Self::cut_off_allowance(),
+            grouped((self.tokens_checked - self.tokens_inactive) as u64),
+            grouped(self.tokens_checked as u64)
+        )
+    }
 }
 
 #[tokio::main]
@@ -153,81 +412,139 @@ async fn main() -> Result<(), Failure> {
         client["client_secret"].as_str().unwrap_or_default(),
     );
     let server = deployment.serve()?;
+    let idle = writ_memory(&server)?;
+    let writ = TokenEndpoints::writ(&server.base, &writ_auth);
     let peer_dir = std::env::temp_dir().join("writ-bench-node-oidc-provider");
     std::fs::create_dir_all(&peer_dir)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let peer = NodeOidc::start(&peer_dir, port)?;
-    let peer_auth = basic(node_oidc::CLIENT_ID, node_oidc::CLIENT_SECRET);
+    let node = NodeOidc::start(&peer_dir, port)?;
+    let peer = TokenEndpoints {
+        token_url: format!("{}/token", node.base),
+        introspection_url: format!("{}/token/introspection", node.base),
+        authorization: basic(node_oidc::CLIENT_ID, node_oidc::CLIENT_SECRET),
+    };
     let backend = match &deployment.database_url {
         Some(_) => "PostgreSQL (synchronous_commit=on, fsync=on)",
         None => "embedded SQLite (WAL, synchronous=FULL)",
     };
     println!(
-        "Writ (release, {backend}) vs node-oidc-provider {} (in memory)",
-        peer.version
+        "Writ (release, {backend}, JWT access tokens) vs {PEER} {} (in memory, opaque access tokens)",
+        node.version
+    );
+    println!(
+        "Writ idle RSS {:.1} MB (≤ {:.0} MB: {})",
+        mb(idle.resident),
+        mb(IDLE_RSS_LIMIT),
+        met(idle.resident <= IDLE_RSS_LIMIT)
     );
 
-    let writ_issue = issuance(&server.base, &writ_auth);
-    let (issued, peer_issued) = compare(
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let warm_up_tokens = writ.issue(&http, WARM_UP_TOKENS, CONNECTIONS).await?;
+    peer.issue(&http, WARM_UP_TOKENS, CONNECTIONS).await?;
+    let issuance_bodies = [CLIENT_CREDENTIALS_BODY.to_owned()];
+    let issuance = compare(
         "client_credentials issuance",
-        &writ_issue,
-        &issuance(&peer.base, &peer_auth),
+        &writ.wrk_load(&writ.token_url, &issuance_bodies),
+        &peer.wrk_load(&peer.token_url, &issuance_bodies),
         seconds,
+    )?;
+    println!(
+        "  Writ peak RSS so far {:.1} MB",
+        mb(writ_memory(&server)?.peak)
+    );
+
+    let writ_tokens = writ.issue(&http, INTROSPECTED_TOKENS, CONNECTIONS).await?;
+    let peer_tokens = peer.issue(&http, INTROSPECTED_TOKENS, CONNECTIONS).await?;
+    for (name, endpoints, tokens) in [("Writ", &writ, &writ_tokens), (PEER, &peer, &peer_tokens)] {
+        let inactive = endpoints.inactive(&http, tokens, CONNECTIONS).await?;
+        if inactive > 0 {
+            return Err(format!(
+                "{name}: {inactive} of {} fresh tokens inactive",
+                tokens.len()
+            )
+            .into());
+        }
+    }
+    let (writ_bodies, peer_bodies) = (
+        introspection_bodies(&writ_tokens),
+        introspection_bodies(&peer_tokens),
+    );
+    let introspection = compare(
+        &format!("introspection of {INTROSPECTED_TOKENS} tokens each"),
+        &writ.wrk_load(&writ.introspection_url, &writ_bodies),
+        &peer.wrk_load(&peer.introspection_url, &peer_bodies),
+        seconds,
+    )?;
+    println!(
+        "  Writ peak RSS so far {:.1} MB",
+        mb(writ_memory(&server)?.peak)
+    );
+
+    println!(
+        "\nconstant rate at {:.0} % of Writ's median maximum, {} s each",
+        STEADY_SHARE_OF_MAXIMUM * 1e2,
+        seconds.as_secs()
+    );
+    let steady_issuance = Steady::run(
+        "issuance",
+        &writ.load_target(&writ.token_url, issuance_bodies.to_vec()),
+        STEADY_SHARE_OF_MAXIMUM * issuance.writ.per_second,
+        seconds,
+        ISSUANCE_P99_TARGET,
     )
-    .await;
-    let writ_introspect = introspection(
-        format!("{}/introspect", server.base),
-        &writ_auth,
-        issued.iter().flat_map(tokens_of).collect(),
-    );
-    let peer_introspect = introspection(
-        format!("{}/token/introspection", peer.base),
-        &peer_auth,
-        peer_issued.iter().flat_map(tokens_of).collect(),
-    );
-    let (introspected, _) =
-        compare("introspection", &writ_introspect, &peer_introspect, seconds).await;
-
-    println!("\nconstant rate at 70 % of Writ's maximum");
-    let issue_rate = 0.7 * mean(&issued, Stats::per_second);
-    let steady_issue = load::constant_rate(&writ_issue, issue_rate, 256, seconds).await;
-    line(&format!("issuance @ {issue_rate:.0}/s"), &steady_issue);
-    let introspect_rate = 0.7 * mean(&introspected, Stats::per_second);
-    let steady_introspect =
-        load::constant_rate(&writ_introspect, introspect_rate, 256, seconds).await;
-    line(
-        &format!("introspection @ {introspect_rate:.0}/s"),
-        &steady_introspect,
+    .await?;
+    let steady_introspection = Steady::run(
+        "introspection",
+        &writ.load_target(&writ.introspection_url, writ_bodies),
+        STEADY_SHARE_OF_MAXIMUM * introspection.writ.per_second,
+        seconds,
+        INTROSPECTION_P99_TARGET,
+    )
+    .await?;
+    let after = writ_memory(&server)?;
+    println!(
+        "  Writ peak RSS {:.1} MB; RSS after the benchmark {:.1} MB (< {:.0} MB: {})",
+        mb(after.peak),
+        mb(after.resident),
+        mb(AFTER_RSS_LIMIT),
+        met(after.resident < AFTER_RSS_LIMIT)
     );
 
-    // Every 200 from the token endpoint has its event; sampled tokens live.
-    let delivered: u64 = issued.iter().map(|s| s.ok).sum::<u64>() + steady_issue.ok;
     server.stop();
     let restarted = deployment.serve()?;
     let events = count_issuance_events(&deployment).await?;
-    let sample = issued
-        .iter()
-        .flat_map(tokens_of)
-        .take(100)
-        .collect::<Vec<_>>();
-    let check = introspection(
-        format!("{}/introspect", restarted.base),
-        &writ_auth,
-        sample.clone(),
-    );
-    let active = load::closed_loop(&check, 1, Duration::from_millis(500)).await;
-    let all_active = active
-        .samples
-        .iter()
-        .all(|body| body.contains("\"active\":true"));
-    println!(
-        "\nafter a restart: {events} issuance events for {delivered} token responses; {} sampled tokens introspected, all active: {all_active}",
-        sample.len()
-    );
+    let issued_here = [warm_up_tokens, writ_tokens].concat();
+    let tokens_inactive = TokenEndpoints::writ(&restarted.base, &writ_auth)
+        .inactive(&http, &issued_here, CONNECTIONS)
+        .await?;
     restarted.stop();
-    if events != delivered as i64 || !all_active {
+    let delivered = [
+        issued_here.len() as u64,
+        issuance.writ_ok,
+        steady_issuance.stats.ok,
+    ];
+    let summary = Summary {
+        backend,
+        peer_version: node.version.clone(),
+        seconds: seconds.as_secs(),
+        issuance,
+        introspection,
+        steady_issuance,
+        steady_introspection,
+        idle,
+        after,
+        events,
+        delivered,
+        tokens_checked: issued_here.len(),
+        tokens_inactive,
+    };
+    println!("\nafter a restart: {}", summary.log_cell());
+    summary.print_markdown();
+    if !summary.log_matches() {
         return Err("the log does not match what was delivered".into());
     }
     Ok(())
