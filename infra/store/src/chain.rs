@@ -2,6 +2,7 @@
 //! canonical form of its stored row and the previous hash of its stream,
 //! so an altered or removed event breaks every later link.
 
+use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -112,9 +113,14 @@ impl<'a> RowForHash<'a> {
 }
 
 pub fn link(previous: &str, row: &RowForHash<'_>) -> String {
-    // The row as one JSON object in canonical form, written member by
-    // member: its keys are ASCII, so their UTF-16 order is the order here.
-    // Building a `Value` first would copy the payload on every append.
+    link_body(previous, &body(row), row.recorded_at, row.sequence)
+}
+
+/// The hashed form of a row up to its commit time: the canonical object's
+/// members before `recorded_at` (`sequence` follows it), unclosed. Keys are
+/// ASCII, so their UTF-16 order is the order here. Written member by member:
+/// building a `Value` first would copy the payload on every append.
+fn body(row: &RowForHash<'_>) -> String {
     let members = [
         ("aggregate_id", Member::Text(row.aggregate_id)),
         ("aggregate_type", Member::Text(row.aggregate_type)),
@@ -122,12 +128,8 @@ pub fn link(previous: &str, row: &RowForHash<'_>) -> String {
         ("event_version", Member::Text(row.event_version)),
         ("metadata", Member::Json(row.metadata)),
         ("payload", Member::Json(row.payload)),
-        ("recorded_at", Member::Text(row.recorded_at)),
-        ("sequence", Member::Integer(row.sequence)),
     ];
     let mut canonical = String::with_capacity(512);
-    canonical.push_str(previous);
-    canonical.push('\n');
     for (index, (key, value)) in members.into_iter().enumerate() {
         canonical.push(if index == 0 { '{' } else { ',' });
         write_string(key, &mut canonical);
@@ -135,17 +137,66 @@ pub fn link(previous: &str, row: &RowForHash<'_>) -> String {
         match value {
             Member::Text(text) => write_string(text, &mut canonical),
             Member::Json(value) => write_canonical(value, &mut canonical),
-            Member::Integer(n) => canonical.push_str(&n.to_string()),
         }
     }
-    canonical.push('}');
-    sha256_hex(canonical.as_bytes())
+    canonical
+}
+
+/// `previous`, a newline, then the row's canonical object: the body and the
+/// two members only the committing batch knows.
+fn link_body(previous: &str, body: &str, recorded_at: &str, sequence: i64) -> String {
+    let mut tail = String::with_capacity(64);
+    tail.push_str(",\"recorded_at\":");
+    write_string(recorded_at, &mut tail);
+    tail.push_str(",\"sequence\":");
+    tail.push_str(&sequence.to_string());
+    tail.push('}');
+    let mut hasher = Sha256::new();
+    hasher.update(previous.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body.as_bytes());
+    hasher.update(tail.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// What an event's append needs that does not depend on its batch: its
+/// hashed form up to the commit time and its stored JSON texts. Made by
+/// the appending task, so the one committer only links and inserts.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    body: String,
+    pub payload: String,
+    pub metadata: String,
+}
+
+impl Prepared {
+    pub fn of(event: &SerializedEvent) -> Self {
+        let row = RowForHash {
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
+            sequence: event.sequence as i64,
+            event_type: &event.event_type,
+            event_version: &event.event_version,
+            payload: &event.payload,
+            metadata: &event.metadata,
+            recorded_at: "",
+        };
+        Self {
+            body: body(&row),
+            payload: event.payload.to_string(),
+            metadata: event.metadata.to_string(),
+        }
+    }
+
+    /// The same hash as [`link`] over the stored row.
+    pub fn link(&self, previous: &str, recorded_at: &str, sequence: i64) -> String {
+        link_body(previous, &self.body, recorded_at, sequence)
+    }
 }
 
 enum Member<'a> {
     Text(&'a str),
     Json(&'a Value),
-    Integer(i64),
 }
 
 /// A JSON string: serde_json escapes exactly what ECMAScript's
@@ -240,6 +291,20 @@ mod tests {
                 recorded_at: "2026-12-02T10:00:00.123456Z",
             };
             assert_eq!(link(GENESIS, &row), link_through_a_value(GENESIS, &row));
+            // The committer links what the appending task prepared.
+            let event = SerializedEvent {
+                aggregate_id: aggregate_id.into(),
+                sequence: sequence as usize,
+                aggregate_type: "Grant".into(),
+                event_type: "AccessTokenIssued".into(),
+                event_version: "1.0".into(),
+                payload: payload.clone(),
+                metadata: metadata.clone(),
+            };
+            assert_eq!(
+                Prepared::of(&event).link(GENESIS, row.recorded_at, sequence),
+                link(GENESIS, &row)
+            );
         }
     }
 

@@ -78,6 +78,8 @@ impl AppendReceipt {
 
 pub(crate) struct AppendRequest {
     pub events: Vec<SerializedEvent>,
+    /// One per event, made by the appending task.
+    pub prepared: Vec<chain::Prepared>,
     pub side_writes: Vec<SideWrite>,
     pub reply: oneshot::Sender<Result<AppendReceipt, AppendError>>,
 }
@@ -150,6 +152,9 @@ impl Committer {
             for (request, outcome) in batch.into_iter().zip(outcomes) {
                 // A command that gave up waiting is not our concern.
                 let _ = request.reply.send(outcome);
+            }
+            if let Some(live) = conn.as_ref() {
+                live.between_batches();
             }
         }
     }
@@ -240,6 +245,7 @@ async fn commit_batch(
             })
             .collect();
     }
+    conn.committed();
     if let Some(memory) = memory {
         memory.committed(&written);
     }
@@ -277,16 +283,17 @@ async fn write_batch(
         }
         outcomes.push(outcome);
     }
-    let mut accepted: Vec<&mut StoredEvent> = outcomes
+    let mut accepted: Vec<(&mut StoredEvent, &chain::Prepared)> = outcomes
         .iter_mut()
-        .flatten()
-        .flat_map(|r| r.stored.iter_mut())
+        .zip(batch)
+        .filter_map(|(outcome, request)| outcome.as_mut().ok().zip(Some(request)))
+        .flat_map(|(receipt, request)| receipt.stored.iter_mut().zip(&request.prepared))
         .collect();
     for chunk in accepted.chunks_mut(EVENTS_PER_INSERT) {
         insert_events(conn, chunk).await?;
     }
     let mut rows = Vec::with_capacity(accepted.len() * 2);
-    for event in &accepted {
+    for (event, _) in &accepted {
         rows.extend(
             inline::statements(conn.dialect().live_schema(), event)
                 .map_err(|err| AppendError::Rejected(err.to_string()))?,
@@ -449,21 +456,9 @@ fn stage(
     }
     let mut previous = head_hash;
     let mut stored = Vec::with_capacity(request.events.len());
-    for (offset, event) in request.events.iter().enumerate() {
+    for (offset, (event, prepared)) in request.events.iter().zip(&request.prepared).enumerate() {
         let sequence = event.sequence as i64;
-        let hash = chain::link(
-            &previous,
-            &chain::RowForHash {
-                aggregate_type: &event.aggregate_type,
-                aggregate_id: &event.aggregate_id,
-                sequence,
-                event_type: &event.event_type,
-                event_version: &event.event_version,
-                payload: &event.payload,
-                metadata: &event.metadata,
-                recorded_at,
-            },
-        );
+        let hash = prepared.link(&previous, recorded_at, sequence);
         previous = hash.clone();
         stored.push(StoredEvent {
             txid,
@@ -489,7 +484,10 @@ fn stage(
 
 /// One multi-row insert. SQLite takes the committer's positions; on
 /// PostgreSQL the identity assigns them and `RETURNING` reports them back.
-async fn insert_events(conn: &mut Conn, rows: &mut [&mut StoredEvent]) -> Result<(), AppendError> {
+async fn insert_events(
+    conn: &mut Conn,
+    rows: &mut [(&mut StoredEvent, &chain::Prepared)],
+) -> Result<(), AppendError> {
     let dialect = conn.dialect();
     let (columns, per_row, casts) = match dialect {
         Dialect::Sqlite => (
@@ -519,15 +517,15 @@ async fn insert_events(conn: &mut Conn, rows: &mut [&mut StoredEvent]) -> Result
         "INSERT INTO events ({columns}) VALUES {}{returning}",
         values.join(", ")
     ));
-    for event in rows.iter() {
+    for (event, prepared) in rows.iter() {
         insert = insert
             .text(event.aggregate_type.clone())
             .text(event.aggregate_id.clone())
             .int(event.sequence)
             .text(event.event_type.clone())
             .text(event.event_version.clone())
-            .text(event.payload.to_string())
-            .text(event.metadata.to_string())
+            .text(prepared.payload.clone())
+            .text(prepared.metadata.clone())
             .text(event.recorded_at.clone())
             .text(event.hash.clone());
         if dialect == Dialect::Sqlite {
@@ -553,7 +551,7 @@ async fn insert_events(conn: &mut Conn, rows: &mut [&mut StoredEvent]) -> Result
                 (key, row.int("position").unwrap_or(0))
             })
             .collect();
-        for event in rows.iter_mut() {
+        for (event, _) in rows.iter_mut() {
             let key = (
                 event.aggregate_type.clone(),
                 event.aggregate_id.clone(),

@@ -74,10 +74,8 @@ pub fn pg_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 pub enum Conn {
     Sqlite(SqliteConnection),
     /// SQLite called inline on the caller's thread: only for a thread that
-    /// does nothing else (the committer's), since every call blocks it. The
-    /// mutex is never contended; it makes the connection `Sync`, as the
-    /// futures holding a `Conn` must be.
-    Embedded(Box<std::sync::Mutex<rusqlite::Connection>>),
+    /// does nothing else (the committer's), since every call blocks it.
+    Embedded(Box<crate::embedded::Committing>),
     Postgres(PgConnection),
 }
 
@@ -95,8 +93,8 @@ impl Conn {
     /// 0025), or an ordinary PostgreSQL connection.
     pub async fn connect_committer(target: &Target) -> Result<Self, sqlx::Error> {
         match target {
-            Target::Sqlite(path) => crate::embedded::open(path, false)
-                .map(|conn| Self::Embedded(Box::new(std::sync::Mutex::new(conn))))
+            Target::Sqlite(path) => crate::embedded::Committing::open(path)
+                .map(|conn| Self::Embedded(Box::new(conn)))
                 .map_err(embedded_error),
             Target::Postgres(_) => Self::connect(target).await,
         }
@@ -116,8 +114,22 @@ impl Conn {
     pub async fn batch(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         match self {
             Self::Sqlite(conn) => sqlx::Executor::execute(&mut *conn, sql).await.map(drop),
-            Self::Embedded(conn) => embedded(conn).execute_batch(sql).map_err(embedded_error),
+            Self::Embedded(conn) => conn.lock().execute_batch(sql).map_err(embedded_error),
             Self::Postgres(conn) => sqlx::Executor::execute(&mut *conn, sql).await.map(drop),
+        }
+    }
+
+    /// Tells the embedded committer's checkpointer that a COMMIT succeeded.
+    pub fn committed(&self) {
+        if let Self::Embedded(conn) = self {
+            conn.committed();
+        }
+    }
+
+    /// The embedded committer's housekeeping once a batch is answered.
+    pub fn between_batches(&self) {
+        if let Self::Embedded(conn) = self {
+            conn.between_batches();
         }
     }
 
@@ -140,7 +152,7 @@ impl Conn {
                     .await?
                     .rows_affected(),
                 Self::Embedded(conn) => {
-                    crate::embedded::execute(&embedded(conn), statement).map_err(embedded_error)?
+                    crate::embedded::execute(&conn.lock(), statement).map_err(embedded_error)?
                 }
                 Self::Postgres(conn) => pg_query(statement)
                     .execute(&mut *conn)
@@ -160,7 +172,7 @@ impl Conn {
                 .map(sqlite_row)
                 .collect(),
             Self::Embedded(conn) => {
-                crate::embedded::fetch_all(&embedded(conn), statement).map_err(embedded_error)?
+                crate::embedded::fetch_all(&conn.lock(), statement).map_err(embedded_error)?
             }
             Self::Postgres(conn) => pg_query(statement)
                 .fetch_all(&mut *conn)
@@ -344,13 +356,6 @@ impl RowExt for Row {
     fn int(&self, column: &str) -> Option<i64> {
         self.get(column).and_then(Value::as_i64)
     }
-}
-
-fn embedded(
-    conn: &std::sync::Mutex<rusqlite::Connection>,
-) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
-    conn.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// rusqlite's failures as sqlx's, so that the committer tells a taken

@@ -106,3 +106,113 @@ pub fn is_unique_violation(err: &rusqlite::Error) -> bool {
                 || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     )
 }
+
+/// How often, at most, the checkpointer copies the WAL into the database
+/// while commits keep coming; after they stop it checkpoints once more.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(25);
+
+/// Moves WAL checkpoints off the committer (ADR 0025). SQLite runs them in
+/// the COMMIT that crosses 1,000 WAL pages, which then copies about 4 MiB
+/// and syncs the database file while every waiting request waits too. The
+/// committer's connection turns that off and signals each commit here; a
+/// thread of its own runs PASSIVE checkpoints, which never block a writer
+/// or a reader, while the committer goes on. The thread ends with the
+/// committer (the channel closes). Durability is the WAL's fsync at COMMIT,
+/// as before; a checkpoint only moves committed pages.
+fn checkpoint_in_background(
+    database: &Path,
+    committer: &Connection,
+) -> rusqlite::Result<std::sync::mpsc::Sender<()>> {
+    let checkpointer = open(database, false)?;
+    committer.pragma_update(None, "wal_autocheckpoint", 0)?;
+    let (commits, committed) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("writ-checkpoint".into())
+        .spawn(move || {
+            let mut pending = false;
+            loop {
+                match committed.recv_timeout(CHECKPOINT_EVERY) {
+                    Ok(()) => pending = true,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !pending => continue,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                // Take every signal that came meanwhile, then copy once.
+                while committed.try_recv().is_ok() {}
+                if let Err(err) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::warn!(error = %err, "WAL checkpoint failed; the next commit retries");
+                    continue;
+                }
+                pending = false;
+                std::thread::sleep(CHECKPOINT_EVERY);
+            }
+        });
+    if let Err(err) = spawned {
+        // No thread: SQLite checkpoints in the committer's COMMIT again.
+        tracing::warn!(error = %err, "cannot start the checkpoint thread");
+        committer.pragma_update(None, "wal_autocheckpoint", 1000)?;
+    }
+    Ok(commits)
+}
+
+/// The committer's connection and its checkpointer. The mutex is never
+/// contended; it makes the connection `Sync`, as the futures holding a
+/// [`crate::Conn`] must be.
+pub struct Committing {
+    conn: std::sync::Mutex<Connection>,
+    checkpoints: std::sync::mpsc::Sender<()>,
+    batches_since_restart: std::sync::atomic::AtomicU32,
+}
+
+/// SQLite starts the WAL file over only when a writer begins with every
+/// frame already copied, which a checkpointer running beside a busy
+/// committer never leaves it. So every this many batches the committer
+/// finishes the copy itself, after answering: a few pages, since the
+/// checkpointer did the rest, and the WAL stays near 4,000 pages.
+const BATCHES_PER_WAL_RESTART: u32 = 256;
+
+impl Committing {
+    pub fn open(database: &Path) -> rusqlite::Result<Self> {
+        let conn = open(database, false)?;
+        let checkpoints = checkpoint_in_background(database, &conn)?;
+        Ok(Self {
+            conn: std::sync::Mutex::new(conn),
+            checkpoints,
+            batches_since_restart: std::sync::atomic::AtomicU32::new(0),
+        })
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// After each COMMIT: there may be pages to checkpoint.
+    pub fn committed(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.batches_since_restart.fetch_add(1, Relaxed);
+        // Gone only if the thread could not start; then SQLite checkpoints.
+        let _ = self.checkpoints.send(());
+    }
+
+    /// Between batches, once answered: lets the next write start the WAL
+    /// over when it is due (see [`BATCHES_PER_WAL_RESTART`]).
+    pub fn between_batches(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.batches_since_restart.load(Relaxed) < BATCHES_PER_WAL_RESTART {
+            return;
+        }
+        let copied_everything = self
+            .lock()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                Ok(row.get::<_, i64>(0)? == 0 && row.get::<_, i64>(1)? == row.get::<_, i64>(2)?)
+            })
+            .unwrap_or(false);
+        // Busy (the checkpointer is copying, a reader holds old pages):
+        // try again after the next batch.
+        if copied_everything {
+            self.batches_since_restart.store(0, Relaxed);
+        }
+    }
+}

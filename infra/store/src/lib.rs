@@ -355,6 +355,7 @@ impl Store {
     ) -> Result<AppendReceipt, AppendError> {
         let (reply, answer) = oneshot::channel();
         let request = AppendRequest {
+            prepared: events.iter().map(chain::Prepared::of).collect(),
             events,
             side_writes,
             reply,
