@@ -18,6 +18,7 @@
 
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use lru::LruCache;
@@ -39,16 +40,25 @@ pub struct Fresh {
 }
 
 pub struct Memory {
-    /// A read-only connection that only ever asks for the data version and
-    /// the log's head.
-    watch: Mutex<rusqlite::Connection>,
+    /// Read-only connections that only ever ask for the data version and
+    /// the log's head, with the version each saw at its last check. More
+    /// than one, so that request threads checking at once do not queue.
+    watches: Vec<Mutex<Watch>>,
+    next_watch: AtomicUsize,
     state: Mutex<State>,
 }
 
-struct State {
-    /// What `PRAGMA data_version` said when the memory was last known to
-    /// reflect every commit.
+struct Watch {
+    conn: rusqlite::Connection,
+    /// What `PRAGMA data_version` said on this connection when the memory
+    /// was last known to reflect every commit.
     data_version: i64,
+}
+
+/// One per request thread of a 2-core machine, and a spare.
+const WATCHES: usize = 3;
+
+struct State {
     /// The memory reflects every event up to this position, or the event
     /// belongs to a batch of this process that has not answered yet.
     claimed: i64,
@@ -64,18 +74,31 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-const HEAD: &str = "SELECT coalesce(max(position), 0) FROM events";
+fn data_version(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("PRAGMA data_version")?
+        .query_row([], |row| row.get(0))
+}
+
+fn head(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(position), 0) FROM events")?
+        .query_row([], |row| row.get(0))
+}
 
 impl Memory {
     pub(crate) fn open(database: &Path) -> rusqlite::Result<Self> {
-        let watch = crate::embedded::open(database, true)?;
-        let data_version = watch.query_row("PRAGMA data_version", [], |row| row.get(0))?;
-        let claimed = watch.query_row(HEAD, [], |row| row.get(0))?;
+        let mut watches = Vec::with_capacity(WATCHES);
+        let mut claimed = 0;
+        for _ in 0..WATCHES {
+            let conn = crate::embedded::open(database, true)?;
+            let data_version = data_version(&conn)?;
+            claimed = head(&conn)?;
+            watches.push(Mutex::new(Watch { conn, data_version }));
+        }
         let capacity = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
         Ok(Self {
-            watch: Mutex::new(watch),
+            watches,
+            next_watch: AtomicUsize::new(0),
             state: Mutex::new(State {
-                data_version,
                 claimed,
                 generation: 0,
                 tokens: LruCache::new(capacity(TOKENS)),
@@ -85,34 +108,37 @@ impl Memory {
         })
     }
 
+    /// A free watch connection, else the next one in turn.
+    fn watch(&self) -> MutexGuard<'_, Watch> {
+        for watch in &self.watches {
+            if let Ok(free) = watch.try_lock() {
+                return free;
+            }
+        }
+        let turn = self.next_watch.fetch_add(1, Ordering::Relaxed) % self.watches.len();
+        lock(&self.watches[turn])
+    }
+
     /// Confirms that nobody else has committed since the memory last
     /// reflected the database; `None` when that cannot be told (the check
     /// failed), and the caller must read the database.
     pub fn check(&self) -> Option<Fresh> {
-        let watch = lock(&self.watch);
-        // Read before the head: a commit between the two then shows again
-        // at the next check instead of being missed.
-        let data_version: i64 = watch
-            .query_row("PRAGMA data_version", [], |row| row.get(0))
-            .ok()?;
-        {
-            let state = lock(&self.state);
-            if data_version == state.data_version {
-                return Some(Fresh {
-                    generation: state.generation,
-                });
-            }
+        let mut watch = self.watch();
+        // The version is read before the head: a commit between the two
+        // then shows again at the next check instead of being missed.
+        let data_version = data_version(&watch.conn).ok()?;
+        if data_version == watch.data_version {
+            return Some(Fresh {
+                generation: lock(&self.state).generation,
+            });
         }
-        let head: i64 = watch
-            .prepare_cached(HEAD)
-            .and_then(|mut head| head.query_row([], |row| row.get(0)))
-            .ok()?;
+        let head = head(&watch.conn).ok()?;
         let mut state = lock(&self.state);
         if head > state.claimed {
             state.forget_everything();
             state.claimed = head;
         }
-        state.data_version = data_version;
+        watch.data_version = data_version;
         Some(Fresh {
             generation: state.generation,
         })
