@@ -9,13 +9,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use utoipa_axum::router::OpenApiRouter;
 use writ_command_api::browser::{BrowserKey, BrowserSettings};
-use writ_command_api::{CommandState, RegistrationDefaults};
+use writ_command_api::{CommandContext, RegistrationDefaults};
 use writ_edge::metrics::Registry;
 use writ_edge::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
 use writ_infra::signing::{self, KeySet};
 use writ_projector::{Projector, Publisher};
-use writ_query_api::{FeedLimits, QueryState, RevocationFeed};
+use writ_query_api::{FeedLimits, QueryContext, RevocationFeed};
 
 use crate::context::Context;
 
@@ -168,31 +168,34 @@ fn trusted_proxies(settings: &Settings) -> TrustedProxies {
 
 pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> OpenApiRouter {
     let settings = &context.settings;
-    writ_command_api::router(CommandState {
-        executor: context.executor.clone(),
-        store: context.store.clone(),
-        issuer: settings.issuer.clone(),
-        keys: keys.clone(),
-        key_ring: context.keys.clone(),
-        throttle: throttle.clone(),
-        account_throttle: self::throttle(settings),
-        trusted_proxies: trusted_proxies(settings),
-        signing_alg: settings.signing_alg.as_str().to_owned(),
-        refresh_token_idle_ttl: settings.refresh_token_idle_ttl,
-        registration: RegistrationDefaults {
-            initial_access_token: exposed(&settings.registration_token),
-            access_token_ttl: settings.access_token_ttl,
-            refresh_token_ttl: settings.refresh_token_ttl,
-        },
-        browser: BrowserSettings {
-            key: BrowserKey::derive(&context.keys),
-            code_ttl: settings.code_ttl,
-            session_ttl: settings.session_ttl,
-            request_ttl: settings.authorization_request_ttl,
-            ip_throttle: Throttle::new(settings.ip_failure_limit, settings.auth_failure_window),
-            secure_cookies: settings.issuer.starts_with("https://"),
-        },
-    })
+    writ_command_api::router(
+        CommandContext {
+            executor: context.executor.clone(),
+            store: context.store.clone(),
+            issuer: settings.issuer.clone(),
+            keys: keys.clone(),
+            key_ring: context.keys.clone(),
+            throttle: throttle.clone(),
+            account_throttle: self::throttle(settings),
+            trusted_proxies: trusted_proxies(settings),
+            signing_alg: settings.signing_alg.as_str().to_owned(),
+            refresh_token_idle_ttl: settings.refresh_token_idle_ttl,
+            registration: RegistrationDefaults {
+                initial_access_token: exposed(&settings.registration_token),
+                access_token_ttl: settings.access_token_ttl,
+                refresh_token_ttl: settings.refresh_token_ttl,
+            },
+            browser: BrowserSettings {
+                key: BrowserKey::derive(&context.keys),
+                code_ttl: settings.code_ttl,
+                session_ttl: settings.session_ttl,
+                request_ttl: settings.authorization_request_ttl,
+                ip_throttle: Throttle::new(settings.ip_failure_limit, settings.auth_failure_window),
+                secure_cookies: settings.issuer.starts_with("https://"),
+            },
+        }
+        .into(),
+    )
 }
 
 /// A token handed to the API state, which compares it in constant time
@@ -206,29 +209,32 @@ fn exposed(secret: &Option<secrecy::SecretString>) -> Option<String> {
 
 pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> OpenApiRouter {
     let settings = &context.settings;
-    writ_query_api::router(QueryState {
-        store: context.store.clone(),
-        issuer: settings.issuer.clone(),
-        command_url: settings.public_command_url.clone(),
-        query_url: settings.public_query_url.clone(),
-        keys: keys.clone(),
-        services: context.executor.services().clone(),
-        key_ring: context.keys.clone(),
-        throttle: throttle.clone(),
-        trusted_proxies: trusted_proxies(settings),
-        registration_enabled: settings.registration_token.is_some(),
-        audit_token: exposed(&settings.audit_token),
-        stopping: context.stopping.subscribe(),
-        feed: RevocationFeed::new(
-            context.store.clone(),
-            FeedLimits {
-                streams_per_client: settings.revocation_feed_streams,
-                poll: settings.revocation_feed_poll,
-                recheck: settings.revocation_feed_recheck,
-            },
-            context.stopping.subscribe(),
-        ),
-    })
+    writ_query_api::router(
+        QueryContext {
+            store: context.store.clone(),
+            issuer: settings.issuer.clone(),
+            command_url: settings.public_command_url.clone(),
+            query_url: settings.public_query_url.clone(),
+            keys: keys.clone(),
+            services: context.executor.services().clone(),
+            key_ring: context.keys.clone(),
+            throttle: throttle.clone(),
+            trusted_proxies: trusted_proxies(settings),
+            registration_enabled: settings.registration_token.is_some(),
+            audit_token: exposed(&settings.audit_token),
+            stopping: context.stopping.subscribe(),
+            feed: RevocationFeed::new(
+                context.store.clone(),
+                FeedLimits {
+                    streams_per_client: settings.revocation_feed_streams,
+                    poll: settings.revocation_feed_poll,
+                    recheck: settings.revocation_feed_recheck,
+                },
+                context.stopping.subscribe(),
+            ),
+        }
+        .into(),
+    )
 }
 
 /// Serves `app` with `/metrics`, `/openapi.json`, request ids and the

@@ -29,8 +29,26 @@ use writ_store::{Executor, Store};
 
 pub use register::RegistrationDefaults;
 
+/// What every handler shares, behind one `Arc`: axum clones the state for
+/// each request, and a clone of the fields was measurable on the hot paths.
 #[derive(Clone)]
-pub struct CommandState {
+pub struct CommandState(std::sync::Arc<CommandContext>);
+
+impl std::ops::Deref for CommandState {
+    type Target = CommandContext;
+
+    fn deref(&self) -> &CommandContext {
+        &self.0
+    }
+}
+
+impl From<CommandContext> for CommandState {
+    fn from(context: CommandContext) -> Self {
+        Self(std::sync::Arc::new(context))
+    }
+}
+
+pub struct CommandContext {
     pub executor: Executor,
     pub store: Store,
     pub issuer: String,

@@ -23,8 +23,26 @@ use writ_store::Store;
 
 pub use revocations::{FeedLimits, RevocationFeed};
 
+/// What every handler shares, behind one `Arc`: axum clones the state for
+/// each request, and a clone of the fields was measurable on the hot paths.
 #[derive(Clone)]
-pub struct QueryState {
+pub struct QueryState(std::sync::Arc<QueryContext>);
+
+impl std::ops::Deref for QueryState {
+    type Target = QueryContext;
+
+    fn deref(&self) -> &QueryContext {
+        &self.0
+    }
+}
+
+impl From<QueryContext> for QueryState {
+    fn from(context: QueryContext) -> Self {
+        Self(std::sync::Arc::new(context))
+    }
+}
+
+pub struct QueryContext {
     pub store: Store,
     pub issuer: String,
     /// Public base URLs of the two APIs, for discovery (both the issuer
@@ -74,5 +92,5 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         ))
         .with_state(state.clone());
     api.merge(audit_http::router(state.clone()))
-        .merge(writ_edge::health::router(state.store))
+        .merge(writ_edge::health::router(state.store.clone()))
 }
