@@ -6,7 +6,7 @@
 //! and only then answers each waiting command. A conflict fails only its own
 //! command; the rest of the batch commits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -14,8 +14,9 @@ use cqrs_es::persist::SerializedEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::conn::{Conn, Dialect, RowExt, Target};
+use super::heads::{stream_heads, StreamKey};
 use super::inline::{self, timestamp};
-use super::statement::{placeholders, Statement};
+use super::statement::Statement;
 use super::views::{accounts, keys};
 use super::{chain, Cursor, StoredEvent};
 use crate::memory::Memory;
@@ -27,8 +28,21 @@ pub const DEFAULT_MAX_BATCH: usize = 256;
 /// Bound parameters stay under SQLite's 32,766 and PostgreSQL's 65,535:
 /// ten columns per event.
 const EVENTS_PER_INSERT: usize = 500;
-/// Two parameters per stream in the head lookup.
-const STREAMS_PER_LOOKUP: usize = 1000;
+/// SQLite's prepared statements are cached per SQL text, and a statement
+/// for hundreds of rows compiles to megabytes: inserts there take the
+/// largest power of two up to this, so eight shapes cover every batch.
+const SQLITE_EVENTS_PER_INSERT: usize = 128;
+
+/// How many of `remaining` events the next insert takes.
+fn insert_size(dialect: Dialect, remaining: usize) -> usize {
+    match dialect {
+        Dialect::Postgres => remaining.min(EVENTS_PER_INSERT),
+        Dialect::Sqlite => {
+            let fits = remaining.min(SQLITE_EVENTS_PER_INSERT);
+            1 << fits.ilog2()
+        }
+    }
+}
 /// How often a PostgreSQL batch is re-run after another process won a
 /// stream it touched, before its commands are answered "unavailable".
 const MAX_BATCH_ATTEMPTS: usize = 3;
@@ -289,8 +303,11 @@ async fn write_batch(
         .filter_map(|(outcome, request)| outcome.as_mut().ok().zip(Some(request)))
         .flat_map(|(receipt, request)| receipt.stored.iter_mut().zip(&request.prepared))
         .collect();
-    for chunk in accepted.chunks_mut(EVENTS_PER_INSERT) {
+    let mut rest = &mut accepted[..];
+    while !rest.is_empty() {
+        let (chunk, after) = rest.split_at_mut(insert_size(conn.dialect(), rest.len()));
         insert_events(conn, chunk).await?;
+        rest = after;
     }
     let mut rows = Vec::with_capacity(accepted.len() * 2);
     for (event, _) in &accepted {
@@ -341,89 +358,6 @@ async fn batch_context(conn: &mut Conn) -> Result<(i64, i64, String), sqlx::Erro
             ))
         }
     }
-}
-
-type StreamKey = (String, String);
-
-/// The last sequence and hash of every stream the batch touches.
-async fn stream_heads(
-    conn: &mut Conn,
-    batch: &[AppendRequest],
-) -> Result<HashMap<StreamKey, (i64, String)>, sqlx::Error> {
-    let keys: HashSet<StreamKey> = batch
-        .iter()
-        .filter_map(|r| r.events.first())
-        .map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone()))
-        .collect();
-    let mut heads = HashMap::with_capacity(keys.len());
-    let keys: Vec<StreamKey> = keys.into_iter().collect();
-    if conn.dialect() == Dialect::Postgres {
-        lock_streams(conn, &keys).await?;
-    }
-    for chunk in keys.chunks(STREAMS_PER_LOOKUP) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", placeholders(i * 2, 2)))
-            .collect();
-        let mut lookup = Statement::new(format!(
-            "WITH wanted(t, i) AS (VALUES {}) \
-             SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.hash FROM wanted \
-             JOIN events e ON e.aggregate_type = wanted.t AND e.aggregate_id = wanted.i \
-             AND e.sequence = (SELECT max(m.sequence) FROM events m WHERE m.aggregate_type = wanted.t AND m.aggregate_id = wanted.i)",
-            values.join(", ")
-        ));
-        for (aggregate_type, aggregate_id) in chunk {
-            lookup = lookup
-                .text(aggregate_type.clone())
-                .text(aggregate_id.clone());
-        }
-        for row in conn.fetch_all(&lookup).await? {
-            let key = (
-                row.text("aggregate_type").unwrap_or_default(),
-                row.text("aggregate_id").unwrap_or_default(),
-            );
-            heads.insert(
-                key,
-                (
-                    row.int("sequence").unwrap_or(0),
-                    row.text("hash").unwrap_or_default(),
-                ),
-            );
-        }
-    }
-    Ok(heads)
-}
-
-/// PostgreSQL has many writers: each batch takes a transaction-scoped
-/// advisory lock per stream it touches, in one global order so batches
-/// cannot deadlock. A batch then reads heads only after any rival batch on
-/// its streams has committed, instead of losing at insert time and re-running.
-/// (SQLite's single write lock already gives this.)
-async fn lock_streams(conn: &mut Conn, keys: &[StreamKey]) -> Result<(), sqlx::Error> {
-    let mut locks: Vec<i64> = keys.iter().map(|(t, i)| stream_lock_key(t, i)).collect();
-    locks.sort_unstable();
-    locks.dedup();
-    for chunk in locks.chunks(STREAMS_PER_LOOKUP) {
-        // The sorted subquery feeds the lock calls in key order.
-        let values: Vec<String> = (1..=chunk.len())
-            .map(|n| format!("(${n}::bigint)"))
-            .collect();
-        let mut lock = Statement::new(format!(
-            "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM (VALUES {}) AS v(k) ORDER BY k) AS ordered",
-            values.join(", ")
-        ));
-        for key in chunk {
-            lock = lock.int(*key);
-        }
-        conn.execute(&[lock]).await?;
-    }
-    Ok(())
-}
-
-/// 64 bits of SHA-256 over the stream's identity. A collision only makes
-/// two streams share a lock.
-fn stream_lock_key(aggregate_type: &str, aggregate_id: &str) -> i64 {
-    let digest = crate::chain::sha256_hex(format!("{aggregate_type}\n{aggregate_id}").as_bytes());
-    i64::from_str_radix(&digest[..15], 16).unwrap_or(0)
 }
 
 /// Chains one command's events onto its stream's head, or reports that the

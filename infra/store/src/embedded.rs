@@ -15,9 +15,9 @@ use serde_json::Value;
 use crate::conn::Row;
 use crate::statement::{Bind, Statement};
 
-/// Enough for the committer's statements in their usual shapes (one per
-/// batch size of the multi-row inserts, which repeat under steady load).
-const CACHED_STATEMENTS: usize = 256;
+/// Enough for every statement shape the committer runs: the inline rows'
+/// and the eight sizes of its event inserts.
+const CACHED_STATEMENTS: usize = 64;
 
 /// The same settings as sqlx's connections ([`crate::connect_options`]):
 /// WAL, `synchronous=FULL`, and a wait for the write lock instead of a
@@ -164,6 +164,15 @@ pub struct Committing {
     batches_since_restart: std::sync::atomic::AtomicU32,
 }
 
+/// The committer waits for the write lock (the projector's slice, the CLI)
+/// in steps of 100 µs for up to 30 s, as `busy_timeout` would, but without
+/// SQLite's own back-off, which sleeps 1, 2, 5, … 100 ms and so held every
+/// waiting request up to 100 ms after a 5 ms slice had long committed.
+fn wait_for_the_write_lock(attempt: i32) -> bool {
+    std::thread::sleep(Duration::from_micros(100));
+    attempt < 300_000
+}
+
 /// SQLite starts the WAL file over only when a writer begins with every
 /// frame already copied, which a checkpointer running beside a busy
 /// committer never leaves it. So every this many batches the committer
@@ -174,6 +183,7 @@ const BATCHES_PER_WAL_RESTART: u32 = 256;
 impl Committing {
     pub fn open(database: &Path) -> rusqlite::Result<Self> {
         let conn = open(database, false)?;
+        conn.busy_handler(Some(wait_for_the_write_lock))?;
         let checkpoints = checkpoint_in_background(database, &conn)?;
         Ok(Self {
             conn: std::sync::Mutex::new(conn),

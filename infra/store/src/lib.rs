@@ -18,6 +18,7 @@ mod cursor;
 mod embedded;
 pub mod executor;
 pub mod fold;
+mod heads;
 pub mod inline;
 pub mod memory;
 pub mod metrics;
