@@ -116,12 +116,20 @@ impl Deployment {
         std::thread::spawn(move || {
             use std::io::Write;
             let mut log = log;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = listen_address(&line) {
+            let mut stderr = BufReader::new(stderr);
+            let mut line = String::new();
+            while matches!(stderr.read_line(&mut line), Ok(read) if read > 0) {
+                let _ = log.write_all(line.as_bytes());
+                if let Some(address) = listen_address(line.trim_end()) {
                     let _ = address_tx.send(address);
+                    break;
                 }
-                let _ = writeln!(log, "{line}");
+                line.clear();
             }
+            // Then whatever the pipe holds per write, not a write per line:
+            // under a benchmark's load the access log is tens of thousands
+            // of lines a second, and relaying them one by one took a core.
+            let _ = std::io::copy(&mut stderr, &mut log);
         });
         let address = address_rx
             .recv_timeout(Duration::from_secs(60))
