@@ -214,6 +214,7 @@ async fn switch(
             .collect(),
     };
     conn.batch(&exchange.join(";\n")).await?;
+    writ_store::memory::mark_read_tables_rewritten(conn).await?;
     conn.batch("COMMIT").await?;
     Ok(held.elapsed())
 }

@@ -247,10 +247,11 @@ async fn commit_batch(
     }
     if let Err(err) = conn.batch("COMMIT").await {
         tracing::error!(error = %err, "COMMIT of an event batch failed; answering 503 to its commands");
-        let _ = conn.batch("ROLLBACK").await;
+        // Before the write lock can pass to another writer at our positions.
         if let (Some(memory), Some((first, _))) = (memory, positions) {
             memory.abandon(first.position);
         }
+        let _ = conn.batch("ROLLBACK").await;
         return outcomes
             .into_iter()
             .map(|o| match o {

@@ -7,7 +7,10 @@
 //! committed; then the log's head tells whether it was only this process's
 //! committer, whose batches claim their positions here before they commit
 //! and remove what they change from memory before they answer. Any other
-//! writer (the CLI, a second process) empties the memory. So a revoke or a
+//! writer (the CLI, a second process) empties the memory, and so does a
+//! rewrite of the read tables without events (`writ replay --swap` moves
+//! SQLite's `user_version`). While a batch is between its claim and its
+//! answer, a change seen is not trusted at all. So a revoke or a
 //! `writ client disable` anywhere is seen by the very next request.
 //!
 //! Entries arrive by read-through: a reader that found a row in the
@@ -62,6 +65,13 @@ struct State {
     /// The memory reflects every event up to this position, or the event
     /// belongs to a batch of this process that has not answered yet.
     claimed: i64,
+    /// A batch has claimed positions and not yet committed or given them
+    /// up: a change seen meanwhile may be its COMMIT, or, if that failed
+    /// and released the write lock, another writer's at those positions.
+    committing: bool,
+    /// SQLite's `user_version`, which rewrites of the read tables without
+    /// events (`writ replay --swap`) move; see [`mark_read_tables_rewritten`].
+    rewrites: i64,
     /// Moves whenever anything is removed.
     generation: u64,
     tokens: LruCache<String, TokenLookup>,
@@ -79,19 +89,42 @@ fn data_version(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
         .query_row([], |row| row.get(0))
 }
 
-fn head(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT coalesce(max(position), 0) FROM events")?
-        .query_row([], |row| row.get(0))
+/// The log's head and the read tables' rewrite count, in one read.
+fn head(conn: &rusqlite::Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.prepare_cached(
+        "SELECT coalesce(max(position), 0), (SELECT user_version FROM pragma_user_version) FROM events",
+    )?
+    .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+}
+
+/// For whoever rewrites the read tables without appending events (the
+/// swap of a replayed read model): inside that write transaction, so that
+/// every process's memory of them is emptied at its next check.
+pub async fn mark_read_tables_rewritten(conn: &mut crate::Conn) -> Result<(), sqlx::Error> {
+    if conn.dialect() != crate::Dialect::Sqlite {
+        return Ok(());
+    }
+    let row = conn
+        .fetch_optional(&crate::statement::Statement::new("PRAGMA user_version"))
+        .await?;
+    let current = row.and_then(|row| row.values().next().and_then(|v| v.as_i64()));
+    // An integer this code read and incremented: nothing from outside.
+    conn.batch(&format!(
+        "PRAGMA user_version = {}",
+        current.unwrap_or(0) + 1
+    ))
+    .await
 }
 
 impl Memory {
     pub(crate) fn open(database: &Path) -> rusqlite::Result<Self> {
         let mut watches = Vec::with_capacity(WATCHES);
         let mut claimed = 0;
+        let mut rewrites = 0;
         for _ in 0..WATCHES {
             let conn = crate::embedded::open(database, true)?;
             let data_version = data_version(&conn)?;
-            claimed = head(&conn)?;
+            (claimed, rewrites) = head(&conn)?;
             watches.push(Mutex::new(Watch { conn, data_version }));
         }
         let capacity = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
@@ -100,6 +133,8 @@ impl Memory {
             next_watch: AtomicUsize::new(0),
             state: Mutex::new(State {
                 claimed,
+                committing: false,
+                rewrites,
                 generation: 0,
                 tokens: LruCache::new(capacity(TOKENS)),
                 by_grant: FxHashMap::default(),
@@ -132,11 +167,15 @@ impl Memory {
                 generation: lock(&self.state).generation,
             });
         }
-        let head = head(&watch.conn).ok()?;
+        let (head, rewrites) = head(&watch.conn).ok()?;
         let mut state = lock(&self.state);
-        if head > state.claimed {
+        if state.committing {
+            return None;
+        }
+        if head > state.claimed || rewrites != state.rewrites {
             state.forget_everything();
-            state.claimed = head;
+            state.claimed = head.max(state.claimed);
+            state.rewrites = rewrites;
         }
         watch.data_version = data_version;
         Some(Fresh {
@@ -184,6 +223,7 @@ impl Memory {
             state.forget_everything();
         }
         state.claimed = state.claimed.max(last);
+        state.committing = true;
     }
 
     /// Called by the committer when a claimed batch's COMMIT failed or its
@@ -192,12 +232,14 @@ impl Memory {
         let mut state = lock(&self.state);
         state.forget_everything();
         state.claimed = first - 1;
+        state.committing = false;
     }
 
     /// Called by the committer after COMMIT, before it answers: removes
     /// whatever the batch's events may have changed.
     pub(crate) fn committed(&self, events: &[&StoredEvent]) {
         let mut state = lock(&self.state);
+        state.committing = false;
         state.generation += 1;
         for event in events {
             match event.aggregate_type.as_str() {
@@ -238,5 +280,77 @@ impl State {
                 self.by_grant.remove(gid);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::statement::Statement;
+    use crate::{Conn, Target};
+
+    fn client(client_id: &str) -> ClientRow {
+        ClientRow {
+            client_id: client_id.into(),
+            name: "c".into(),
+            settings: "{}".into(),
+            secret_hash: None,
+            status: crate::views::clients::ClientStatus::Active,
+            registered_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    /// A SQLite file with the log's table, a memory over it holding one
+    /// client, and another writer's connection.
+    async fn held(dir: &tempfile::TempDir) -> (Memory, Conn) {
+        let path = dir.path().join("writ.db");
+        let mut other = Conn::connect(&Target::Sqlite(path.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        other
+            .execute(&[Statement::new("CREATE TABLE events (position INTEGER)")])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let memory = Memory::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let fresh = memory.check().unwrap_or_else(|| panic!("check"));
+        memory.keep_client(fresh, &client("svc"));
+        (memory, other)
+    }
+
+    fn holds(memory: &Memory) -> Option<bool> {
+        let fresh = memory.check()?;
+        Some(memory.client(fresh, "svc").is_some())
+    }
+
+    #[tokio::test]
+    async fn a_change_seen_between_claim_and_answer_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (memory, mut other) = held(&dir).await;
+        memory.claim(1, 1);
+        // The batch's COMMIT failed and released the lock; another writer
+        // took position 1.
+        other
+            .execute(&[Statement::new("INSERT INTO events VALUES (1)")])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(holds(&memory), None, "read the database instead");
+        memory.abandon(1);
+        assert_eq!(holds(&memory), Some(false), "emptied");
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_of_the_read_tables_empties_the_memory() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (memory, mut other) = held(&dir).await;
+        other
+            .execute(&[Statement::new("INSERT INTO events VALUES (0)")])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(holds(&memory), Some(true), "no new position: kept");
+        mark_read_tables_rewritten(&mut other)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(holds(&memory), Some(false));
     }
 }
