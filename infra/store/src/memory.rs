@@ -65,10 +65,11 @@ struct State {
     /// The memory reflects every event up to this position, or the event
     /// belongs to a batch of this process that has not answered yet.
     claimed: i64,
-    /// A batch has claimed positions and not yet committed or given them
-    /// up: a change seen meanwhile may be its COMMIT, or, if that failed
-    /// and released the write lock, another writer's at those positions.
-    committing: bool,
+    /// While a batch has claimed positions and not yet answered: the
+    /// positions the memory reflected before it. A head beyond them may be
+    /// the batch's COMMIT, or, if that failed and released the write lock,
+    /// another writer's at the same positions, so it is not trusted.
+    committing: Option<i64>,
     /// SQLite's `user_version`, which rewrites of the read tables without
     /// events (`writ replay --swap`) move; see [`mark_read_tables_rewritten`].
     rewrites: i64,
@@ -133,7 +134,7 @@ impl Memory {
             next_watch: AtomicUsize::new(0),
             state: Mutex::new(State {
                 claimed,
-                committing: false,
+                committing: None,
                 rewrites,
                 generation: 0,
                 tokens: LruCache::new(capacity(TOKENS)),
@@ -169,7 +170,7 @@ impl Memory {
         }
         let (head, rewrites) = head(&watch.conn).ok()?;
         let mut state = lock(&self.state);
-        if state.committing {
+        if state.committing.is_some_and(|reflected| head > reflected) {
             return None;
         }
         if head > state.claimed || rewrites != state.rewrites {
@@ -222,8 +223,8 @@ impl Memory {
         if first - 1 > state.claimed {
             state.forget_everything();
         }
+        state.committing = Some(first - 1);
         state.claimed = state.claimed.max(last);
-        state.committing = true;
     }
 
     /// Called by the committer when a claimed batch's COMMIT failed or its
@@ -232,14 +233,14 @@ impl Memory {
         let mut state = lock(&self.state);
         state.forget_everything();
         state.claimed = first - 1;
-        state.committing = false;
+        state.committing = None;
     }
 
     /// Called by the committer after COMMIT, before it answers: removes
     /// whatever the batch's events may have changed.
     pub(crate) fn committed(&self, events: &[&StoredEvent]) {
         let mut state = lock(&self.state);
-        state.committing = false;
+        state.committing = None;
         state.generation += 1;
         for event in events {
             match event.aggregate_type.as_str() {
