@@ -9,7 +9,7 @@ use writ_domain::values::ResourceUri;
 
 use crate::crypto::sha256_hex;
 use crate::signing::{jwt, KeySet};
-use writ_store::memory::Memory;
+use writ_store::memory::{Fresh, Memory};
 use writ_store::views::accounts::AccountStatus;
 use writ_store::views::clients::ClientStatus;
 use writ_store::views::grants::GrantStatus;
@@ -139,12 +139,25 @@ pub async fn find(
     keys: &KeySet,
     presented: &str,
 ) -> Result<Option<TokenRecord>, sqlx::Error> {
+    find_checked(store, keys, presented, None).await
+}
+
+/// [`find`] under a freshness verdict taken earlier in the same request
+/// (at client authentication), instead of checking again: a commit after
+/// that check is concurrent with the request, which may be answered as of
+/// the check. `None` checks now.
+pub async fn find_checked(
+    store: &Store,
+    keys: &KeySet,
+    presented: &str,
+    checked: Option<Fresh>,
+) -> Result<Option<TokenRecord>, sqlx::Error> {
     if presented.is_empty() || presented.len() > MAX_TOKEN_LEN {
         return Ok(None);
     }
     let whole = sha256_hex(presented.as_bytes());
     let memory = store.memory();
-    let fresh = memory.and_then(Memory::check);
+    let fresh = checked.or_else(|| memory.and_then(Memory::check));
     if let (Some(memory), Some(fresh)) = (memory, fresh) {
         if let Some(lookup) = memory.token(fresh, &whole) {
             return Ok(Some(TokenRecord::from_lookup(lookup)));

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::DateTime;
-use serde_json::{json, Value};
+use serde::Serialize;
 use writ_edge::{no_store, ConfidentialClientRequest, OAuthError};
 use writ_infra::tokens::{self, TokenKind, TokenRecord};
 
@@ -41,8 +41,7 @@ pub async fn introspect(
         Err(refused) => Err(refused),
     };
     match outcome {
-        Ok(body) => {
-            let mut response = (StatusCode::OK, Json(body)).into_response();
+        Ok(mut response) => {
             no_store(&mut response);
             response
         }
@@ -53,9 +52,9 @@ pub async fn introspect(
 async fn handle(
     state: &QueryState,
     ConfidentialClientRequest { client, form, .. }: ConfidentialClientRequest,
-) -> Result<Value, OAuthError> {
+) -> Result<Response, OAuthError> {
     let presented = form.require("token")?;
-    let record = tokens::find(&state.store, &state.keys, presented)
+    let record = tokens::find_checked(&state.store, &state.keys, presented, client.checked)
         .await
         .map_err(|e| OAuthError::unavailable().because(e))?;
     let now = state.services.now();
@@ -64,36 +63,61 @@ async fn handle(
             if record.is_active(now)
                 && record.may_be_seen_by(&client.client_id, &client.settings.resources) =>
         {
-            active(state, &record)
+            (StatusCode::OK, Json(Active::of(state, &record))).into_response()
         }
-        _ => json!({ "active": false }),
+        _ => (StatusCode::OK, Json(Inactive { active: false })).into_response(),
     })
+}
+
+#[derive(Serialize)]
+struct Inactive {
+    active: bool,
+}
+
+/// RFC 7662 §2.2's members for an active token, plus Writ's `gid` and
+/// `writ_cursor`.
+#[derive(Serialize)]
+struct Active<'a> {
+    active: bool,
+    client_id: &'a str,
+    sub: &'a str,
+    iss: &'a str,
+    exp: Option<i64>,
+    iat: Option<i64>,
+    aud: &'a [String],
+    gid: &'a str,
+    token_type: &'static str,
+    writ_cursor: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<&'a str>,
+}
+
+impl<'a> Active<'a> {
+    fn of(state: &'a QueryState, record: &'a TokenRecord) -> Self {
+        Self {
+            active: true,
+            client_id: &record.client_id,
+            sub: record.sub.as_deref().unwrap_or(&record.client_id),
+            iss: &state.issuer,
+            exp: seconds(&record.expires_at),
+            iat: seconds(&record.issued_at),
+            aud: &record.audience,
+            gid: &record.gid,
+            token_type: match record.kind {
+                TokenKind::Refresh => "refresh_token",
+                _ => "Bearer",
+            },
+            writ_cursor: &record.cursor,
+            scope: &record.scopes,
+            jti: record.jti.as_deref(),
+        }
+    }
 }
 
 fn seconds(rfc3339: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(rfc3339)
         .ok()
         .map(|t| t.timestamp())
-}
-
-fn active(state: &QueryState, record: &TokenRecord) -> Value {
-    let mut body = json!({
-        "active": true,
-        "client_id": record.client_id,
-        "sub": record.sub.clone().unwrap_or_else(|| record.client_id.clone()),
-        "iss": state.issuer,
-        "exp": seconds(&record.expires_at),
-        "iat": seconds(&record.issued_at),
-        "aud": record.audience,
-        "gid": record.gid,
-        "token_type": match record.kind { TokenKind::Refresh => "refresh_token", _ => "Bearer" },
-        "writ_cursor": record.cursor,
-    });
-    if !record.scopes.is_empty() {
-        body["scope"] = Value::String(record.scopes.clone());
-    }
-    if let Some(jti) = &record.jti {
-        body["jti"] = Value::String(jti.clone());
-    }
-    body
 }

@@ -10,6 +10,7 @@
 //! clients have no secret to guess, so their failures are not counted.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
@@ -18,6 +19,7 @@ use writ_domain::client::ClientSettings;
 
 use crate::{Form, OAuthError, Throttle};
 use writ_infra::crypto::{constant_time_eq, sha256_hex};
+use writ_store::memory::Fresh;
 use writ_store::views::clients;
 use writ_store::Store;
 
@@ -46,8 +48,11 @@ struct Presented {
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
     pub client_id: String,
-    pub settings: ClientSettings,
+    pub settings: Arc<ClientSettings>,
     pub method: Method,
+    /// The store memory's freshness verdict the client was read under: the
+    /// same request's token lookup may answer under it too (ADR 0010).
+    pub checked: Option<Fresh>,
 }
 
 /// RFC 6749 §2.3.1: id and secret are form-urlencoded, then joined by a
@@ -142,7 +147,7 @@ pub async fn authenticate(
 ) -> Result<AuthenticatedClient, OAuthError> {
     let presented = presented(headers, form)?;
     let scheme = presented.method.scheme();
-    let row = clients::find_current(store, &presented.client_id)
+    let clients::Found { client, checked } = clients::find_current(store, &presented.client_id)
         .await
         .map_err(|e| OAuthError::unavailable().because(e))?;
     let failure_key = || {
@@ -159,16 +164,16 @@ pub async fn authenticate(
             Ok(()) => error,
         })
     };
-    let Some(row) = row else {
+    let Some(client) = client else {
         return refuse("client authentication failed");
     };
-    let Some(settings) = row.settings() else {
+    let Some(settings) = client.settings.clone() else {
         return refuse("client authentication failed");
     };
-    if !row.is_active() {
+    if !client.row.is_active() {
         return refuse("client authentication failed");
     }
-    match (row.secret_hash, presented.secret) {
+    match (&client.row.secret_hash, presented.secret) {
         (Some(stored), Some(secret)) => {
             let computed = sha256_hex(secret.as_bytes());
             if !constant_time_eq(computed.as_bytes(), stored.as_bytes()) {
@@ -196,6 +201,7 @@ pub async fn authenticate(
         client_id: presented.client_id,
         settings,
         method: presented.method,
+        checked,
     })
 }
 

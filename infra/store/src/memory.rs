@@ -22,12 +22,12 @@
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use lru::LruCache;
 use rustc_hash::FxHashMap;
 
-use crate::views::clients::ClientRow;
+use crate::views::clients::CurrentClient;
 use crate::views::tokens::TokenLookup;
 use crate::StoredEvent;
 
@@ -78,7 +78,7 @@ struct State {
     tokens: LruCache<String, TokenLookup>,
     /// Keys of the held tokens by grant, for the grant's events.
     by_grant: FxHashMap<String, Vec<String>>,
-    clients: LruCache<String, ClientRow>,
+    clients: LruCache<String, Arc<CurrentClient>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -188,7 +188,7 @@ impl Memory {
         lock(&self.state).tokens.get(key).cloned()
     }
 
-    pub fn client(&self, _: Fresh, client_id: &str) -> Option<ClientRow> {
+    pub fn client(&self, _: Fresh, client_id: &str) -> Option<Arc<CurrentClient>> {
         lock(&self.state).clients.get(client_id).cloned()
     }
 
@@ -208,10 +208,12 @@ impl Memory {
         state.by_grant.entry(gid).or_default().push(key.to_owned());
     }
 
-    pub fn keep_client(&self, fresh: Fresh, row: &ClientRow) {
+    pub fn keep_client(&self, fresh: Fresh, client: &Arc<CurrentClient>) {
         let mut state = lock(&self.state);
         if state.generation == fresh.generation {
-            state.clients.push(row.client_id.clone(), row.clone());
+            state
+                .clients
+                .push(client.row.client_id.clone(), Arc::clone(client));
         }
     }
 
@@ -290,8 +292,8 @@ mod tests {
     use crate::statement::Statement;
     use crate::{Conn, Target};
 
-    fn client(client_id: &str) -> ClientRow {
-        ClientRow {
+    fn client(client_id: &str) -> Arc<CurrentClient> {
+        Arc::new(CurrentClient::from(crate::views::clients::ClientRow {
             client_id: client_id.into(),
             name: "c".into(),
             settings: "{}".into(),
@@ -299,7 +301,7 @@ mod tests {
             status: crate::views::clients::ClientStatus::Active,
             registered_at: String::new(),
             updated_at: String::new(),
-        }
+        }))
     }
 
     /// A SQLite file with the log's table, a memory over it holding one

@@ -85,7 +85,7 @@ async fn remember(store: &Store, hashes: &[&str]) {
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("svc is registered"));
-    memory.keep_client(fresh, &client);
+    memory.keep_client(fresh, &std::sync::Arc::new(client.into()));
     for hash in hashes {
         let lookup = tokens::lookup(store.db(), hash)
             .await

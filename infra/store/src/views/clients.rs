@@ -1,10 +1,12 @@
 //! Registered clients: their settings, secret hash and status.
 
+use std::sync::Arc;
+
 use writ_domain::client::ClientSettings;
 
 use super::status;
 use super::table;
-use crate::memory::Memory;
+use crate::memory::{Fresh, Memory};
 use crate::statement::Statement;
 use crate::{Db, Store};
 
@@ -59,24 +61,49 @@ pub async fn find(db: &Db, client_id: &str) -> Result<Option<ClientRow>, sqlx::E
     .await
 }
 
+/// A client row with its settings read once: what the memory holds, so
+/// that authenticating a client does not parse its settings per request.
+#[derive(Debug)]
+pub struct CurrentClient {
+    pub row: ClientRow,
+    /// `None` when the stored JSON is not settings this Writ reads.
+    pub settings: Option<Arc<ClientSettings>>,
+}
+
+impl From<ClientRow> for CurrentClient {
+    fn from(row: ClientRow) -> Self {
+        let settings = row.settings().map(Arc::new);
+        Self { row, settings }
+    }
+}
+
+/// What [`find_current`] found, and the memory's freshness verdict it was
+/// read under, which the rest of the same request may reuse.
+pub struct Found {
+    pub client: Option<Arc<CurrentClient>>,
+    pub checked: Option<Fresh>,
+}
+
 /// [`find`], answered from the store's memory while it is fresh (ADR 0010):
 /// client authentication on every token and introspection request.
-pub async fn find_current(
-    store: &Store,
-    client_id: &str,
-) -> Result<Option<ClientRow>, sqlx::Error> {
+pub async fn find_current(store: &Store, client_id: &str) -> Result<Found, sqlx::Error> {
     let memory = store.memory();
-    let fresh = memory.and_then(Memory::check);
-    if let (Some(memory), Some(fresh)) = (memory, fresh) {
-        if let Some(row) = memory.client(fresh, client_id) {
-            return Ok(Some(row));
+    let checked = memory.and_then(Memory::check);
+    if let (Some(memory), Some(fresh)) = (memory, checked) {
+        if let Some(client) = memory.client(fresh, client_id) {
+            return Ok(Found {
+                client: Some(client),
+                checked,
+            });
         }
     }
-    let row = find(store.db(), client_id).await?;
-    if let (Some(memory), Some(fresh), Some(row)) = (memory, fresh, &row) {
-        memory.keep_client(fresh, row);
+    let client = find(store.db(), client_id)
+        .await?
+        .map(|row| Arc::new(CurrentClient::from(row)));
+    if let (Some(memory), Some(fresh), Some(client)) = (memory, checked, &client) {
+        memory.keep_client(fresh, client);
     }
-    Ok(row)
+    Ok(Found { client, checked })
 }
 
 /// The settings of an active client, if this Writ reads them.
