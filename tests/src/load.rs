@@ -14,6 +14,8 @@ pub struct Target {
     pub body: Arc<dyn Fn(usize) -> String + Send + Sync>,
 }
 
+const FAILURES_KEPT: usize = 5;
+
 #[derive(Debug, Default)]
 pub struct Stats {
     pub ok: u64,
@@ -22,6 +24,8 @@ pub struct Stats {
     pub latencies: Vec<Duration>,
     /// A few 200 bodies, for checks after the run.
     pub samples: Vec<String>,
+    /// Why the first few failed requests failed.
+    pub failures: Vec<String>,
 }
 
 impl Stats {
@@ -44,6 +48,15 @@ impl Stats {
         if self.samples.len() < 200 {
             self.samples.extend(other.samples);
         }
+        self.failures.extend(other.failures);
+        self.failures.truncate(FAILURES_KEPT);
+    }
+
+    fn fail(&mut self, why: String) {
+        self.failed += 1;
+        if self.failures.len() < FAILURES_KEPT {
+            self.failures.push(why);
+        }
     }
 }
 
@@ -55,7 +68,8 @@ fn connection() -> reqwest::Client {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn one(client: &reqwest::Client, target: &Target, index: usize) -> Option<String> {
+/// A 200's body, or why there was none.
+async fn one(client: &reqwest::Client, target: &Target, index: usize) -> Result<String, String> {
     let response = client
         .post(&target.url)
         .header("authorization", &target.authorization)
@@ -63,10 +77,14 @@ async fn one(client: &reqwest::Client, target: &Target, index: usize) -> Option<
         .body((target.body)(index))
         .send()
         .await
-        .ok()?;
-    let ok = response.status() == 200;
-    let body = response.text().await.ok()?;
-    ok.then_some(body)
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| format!("{e:?}"))?;
+    if status == 200 {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
+    }
 }
 
 /// `connections` workers, each sending its next request when the previous
@@ -83,14 +101,14 @@ pub async fn closed_loop(target: &Target, connections: usize, duration: Duration
             while Instant::now() < deadline {
                 let sent = Instant::now();
                 match one(&client, &target, index).await {
-                    Some(body) => {
+                    Ok(body) => {
                         stats.ok += 1;
                         stats.latencies.push(sent.elapsed());
                         if stats.samples.len() < 8 {
                             stats.samples.push(body);
                         }
                     }
-                    None => stats.failed += 1,
+                    Err(why) => stats.fail(why),
                 }
                 index += connections;
             }
@@ -106,9 +124,12 @@ pub async fn closed_loop(target: &Target, connections: usize, duration: Duration
     total
 }
 
-/// Requests scheduled at `rate` per second for `duration`, each on a free
-/// connection from a pool of `connections`; latency counts from the
-/// scheduled time, so a stalled server shows up in p99.
+/// Requests scheduled at `rate` per second for `duration`, each on the
+/// next free one of `connections` connections; latency counts from the
+/// scheduled time, so a stalled server (or a request waiting for a free
+/// connection) shows up in p99. The pool is fixed, as wrk2's is: opening
+/// new connections whenever the generator fell behind left thousands of
+/// them half-open and failing.
 pub async fn constant_rate(
     target: &Target,
     rate: f64,
@@ -117,6 +138,7 @@ pub async fn constant_rate(
 ) -> Stats {
     let pool: Arc<Mutex<Vec<reqwest::Client>>> =
         Arc::new(Mutex::new((0..connections).map(|_| connection()).collect()));
+    let free = Arc::new(tokio::sync::Semaphore::new(connections));
     let started = Instant::now();
     let total = (rate * duration.as_secs_f64()) as usize;
     let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
@@ -124,8 +146,12 @@ pub async fn constant_rate(
     for index in 0..total {
         let scheduled = started + interval * index as u32;
         tokio::time::sleep_until(scheduled.into()).await;
-        let (target, pool) = (target.clone(), pool.clone());
+        let (target, pool, free) = (target.clone(), pool.clone(), free.clone());
         tasks.push(tokio::spawn(async move {
+            let Ok(_permit) = free.acquire().await else {
+                return (Err("the pool closed".to_owned()), scheduled.elapsed());
+            };
+            // A permit guarantees a client in the pool.
             let client = pool
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -133,17 +159,18 @@ pub async fn constant_rate(
                 .unwrap_or_else(connection);
             let outcome = one(&client, &target, index).await;
             pool.lock().unwrap_or_else(|p| p.into_inner()).push(client);
-            (outcome.is_some(), scheduled.elapsed())
+            (outcome.map(drop), scheduled.elapsed())
         }));
     }
     let mut stats = Stats::default();
     for task in futures::future::join_all(tasks).await {
-        let (ok, latency) = task.unwrap_or((false, Duration::ZERO));
-        if ok {
-            stats.ok += 1;
-            stats.latencies.push(latency);
-        } else {
-            stats.failed += 1;
+        match task {
+            Ok((Ok(()), latency)) => {
+                stats.ok += 1;
+                stats.latencies.push(latency);
+            }
+            Ok((Err(why), _)) => stats.fail(why),
+            Err(panicked) => stats.fail(panicked.to_string()),
         }
     }
     stats.elapsed = started.elapsed();

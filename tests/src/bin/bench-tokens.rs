@@ -224,9 +224,10 @@ impl Steady {
         let cpu = procfs::own_cpu()?.saturating_sub(cpu_before);
         if stats.failed > 0 {
             return Err(format!(
-                "constant-rate {name}: {} of {} requests failed",
+                "constant-rate {name}: {} of {} requests failed, first: {}",
                 stats.failed,
-                stats.failed + stats.ok
+                stats.failed + stats.ok,
+                stats.failures.join("; ")
             )
             .into());
         }
