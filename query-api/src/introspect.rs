@@ -75,43 +75,43 @@ struct Inactive {
 }
 
 /// RFC 7662 §2.2's members for an active token, plus Writ's `gid` and
-/// `writ_cursor`.
+/// `writ_cursor`, in alphabetical order as the answer has always had them.
 #[derive(Serialize)]
 struct Active<'a> {
     active: bool,
-    client_id: &'a str,
-    sub: &'a str,
-    iss: &'a str,
-    exp: Option<i64>,
-    iat: Option<i64>,
     aud: &'a [String],
+    client_id: &'a str,
+    exp: Option<i64>,
     gid: &'a str,
-    token_type: &'static str,
-    writ_cursor: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    scope: &'a str,
+    iat: Option<i64>,
+    iss: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     jti: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
+    sub: &'a str,
+    token_type: &'static str,
+    writ_cursor: &'a str,
 }
 
 impl<'a> Active<'a> {
     fn of(state: &'a QueryState, record: &'a TokenRecord) -> Self {
         Self {
             active: true,
-            client_id: &record.client_id,
-            sub: record.sub.as_deref().unwrap_or(&record.client_id),
-            iss: &state.issuer,
-            exp: seconds(&record.expires_at),
-            iat: seconds(&record.issued_at),
             aud: &record.audience,
+            client_id: &record.client_id,
+            exp: seconds(&record.expires_at),
             gid: &record.gid,
+            iat: seconds(&record.issued_at),
+            iss: &state.issuer,
+            jti: record.jti.as_deref(),
+            scope: &record.scopes,
+            sub: record.sub.as_deref().unwrap_or(&record.client_id),
             token_type: match record.kind {
                 TokenKind::Refresh => "refresh_token",
                 _ => "Bearer",
             },
             writ_cursor: &record.cursor,
-            scope: &record.scopes,
-            jti: record.jti.as_deref(),
         }
     }
 }

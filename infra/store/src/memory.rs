@@ -1,9 +1,11 @@
 //! Clients and token lookups held in memory, answered only while nobody
 //! has committed anything the memory does not reflect (ADR 0010).
 //!
-//! On SQLite every read first asks `PRAGMA data_version` on a held
+//! On SQLite every request first asks `PRAGMA data_version` on a held
 //! connection: unchanged means no connection has committed since the last
-//! check, so the memory is as fresh as the database. Changed means someone
+//! check, so the memory is as fresh as the database. A request reads
+//! under one check while nothing has waited since it (introspection's
+//! client, then its token). Changed means someone
 //! committed; then the log's head tells whether it was only this process's
 //! committer, whose batches claim their positions here before they commit
 //! and remove what they change from memory before they answer. Any other

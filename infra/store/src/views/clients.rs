@@ -78,7 +78,8 @@ impl From<ClientRow> for CurrentClient {
 }
 
 /// What [`find_current`] found, and the memory's freshness verdict it was
-/// read under, which the rest of the same request may reuse.
+/// read under when nothing waited since (the row came from memory), which
+/// the rest of the same request may reuse.
 pub struct Found {
     pub client: Option<Arc<CurrentClient>>,
     pub checked: Option<Fresh>,
@@ -103,7 +104,12 @@ pub async fn find_current(store: &Store, client_id: &str) -> Result<Found, sqlx:
     if let (Some(memory), Some(fresh), Some(client)) = (memory, checked, &client) {
         memory.keep_client(fresh, client);
     }
-    Ok(Found { client, checked })
+    // The read waited on the database, and another writer may have
+    // committed meanwhile: the request's next read checks again.
+    Ok(Found {
+        client,
+        checked: None,
+    })
 }
 
 /// The settings of an active client, if this Writ reads them.
