@@ -269,6 +269,8 @@ impl Store {
                 tokio::spawn(committer.run(writer, requests));
             }
             Target::Sqlite(_) => {
+                // sqlx's connection ran the migrations; the committer's is
+                // rusqlite, inline on its own thread (ADR 0025).
                 drop(writer);
                 let inline = Conn::connect_committer(&target)
                     .await

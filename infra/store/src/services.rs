@@ -19,9 +19,10 @@ impl Clock for SystemClock {
 }
 
 /// UUID v7: the time in milliseconds, then a counter reseeded at random
-/// each millisecond and random bits (uuid's `now_v7`). The ids made here (a JWT's `jti`) key index rows; in time order they
-/// land on the index's last page instead of a random one, so a batch
-/// writes one page per index rather than one per command (ADR 0025).
+/// each millisecond and random bits (uuid's `now_v7`). The ids made here
+/// (a JWT's `jti`) key index rows; in time order they land on the index's
+/// last page instead of a random one, so a batch writes one page per index
+/// rather than one per command (ADR 0025).
 /// They are never secrets: a `jti` travels inside its token.
 pub struct OsRandomness;
 
