@@ -247,6 +247,12 @@ pub struct ServeArgs {
     /// How long a sign-in or consent form stays usable [default: 30m].
     #[arg(long, env = "WRIT_AUTHORIZATION_REQUEST_TTL", value_parser = humantime::parse_duration)]
     pub authorization_request_ttl: Option<Duration>,
+    /// Lifetime of a pushed authorization request's request_uri, under 10m [default: 60s].
+    #[arg(long, env = "WRIT_PAR_TTL", value_parser = humantime::parse_duration)]
+    pub par_ttl: Option<Duration>,
+    /// Every client's authorization requests must be pushed first (RFC 9126) [default: false].
+    #[arg(long = "require-par", env = "WRIT_REQUIRE_PAR", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub require_pushed_authorization_requests: Option<bool>,
     /// Lifetime of a browser session after sign-in [default: 12h].
     #[arg(long, env = "WRIT_SESSION_TTL", value_parser = humantime::parse_duration)]
     pub session_ttl: Option<Duration>,
@@ -354,6 +360,10 @@ pub struct ClientFields {
     /// May subscribe to GET /revocations: `--revocation-feed` or `--revocation-feed=false`.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub revocation_feed: Option<bool>,
+    /// Its authorization requests must be pushed first (RFC 9126):
+    /// `--require-par` or `--require-par=false`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub require_par: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

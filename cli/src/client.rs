@@ -164,6 +164,7 @@ fn settings_from(
         post_logout_redirect_uris: Vec::new(),
         id_token_signed_response_alg: None,
         revocation_feed: false,
+        require_pushed_authorization_requests: false,
     });
     let is_new = current.name.is_empty();
     let revocation_feed = fields.revocation_feed.unwrap_or(current.revocation_feed);
@@ -228,6 +229,9 @@ fn settings_from(
             .and_then(IdTokenAlg::parse)
             .or(current.id_token_signed_response_alg),
         revocation_feed,
+        require_pushed_authorization_requests: fields
+            .require_par
+            .unwrap_or(current.require_pushed_authorization_requests),
     })
 }
 
@@ -263,6 +267,7 @@ fn describe(row: &ClientRow, secret: Option<&str>) -> anyhow::Result<Value> {
         "post_logout_redirect_uris": settings.post_logout_redirect_uris,
         "id_token_signed_response_alg": settings.id_token_signed_response_alg.unwrap_or_default().as_str(),
         "revocation_feed": settings.revocation_feed,
+        "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
         "status": row.status.as_str(),
         "registered_at": row.registered_at,
     });

@@ -58,6 +58,9 @@ pub struct FileConfig {
     pub session_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub authorization_request_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub par_ttl: Option<Duration>,
+    pub require_pushed_authorization_requests: Option<bool>,
     pub public_command_url: Option<String>,
     pub public_query_url: Option<String>,
     pub revocation_feed_streams: Option<u32>,
@@ -131,6 +134,10 @@ pub struct Settings {
     pub code_ttl: Duration,
     pub session_ttl: Duration,
     pub authorization_request_ttl: Duration,
+    /// How long a pushed authorization request's `request_uri` lives.
+    pub par_ttl: Duration,
+    /// Every client must push its authorization requests (RFC 9126 §5).
+    pub require_pushed_authorization_requests: bool,
     /// Whether `issuer` was given, not derived from `listen`: the split
     /// processes must agree on it, so they require it.
     pub issuer_given: bool,
@@ -185,7 +192,7 @@ impl FileConfig {
             layers = layers.merge(Toml::string(&text));
             shown = Some(name);
         }
-        layers
+        let config: Self = layers
             .merge(Serialized::defaults(set_only(overrides)?))
             .extract()
             // Flags and environment arrive typed by the CLI parser, so a
@@ -193,7 +200,18 @@ impl FileConfig {
             .map_err(|e| match shown {
                 Some(name) => ConfigError::Invalid(name, one_line(e)),
                 None => ConfigError::Layers(one_line(e)),
-            })
+            })?;
+        // RFC 9126 §2.2: a request_uri is meant to live seconds, and Writ
+        // promises clients it lives under ten minutes.
+        if config
+            .par_ttl
+            .is_some_and(|ttl| ttl.is_zero() || ttl >= Duration::from_secs(600))
+        {
+            return Err(ConfigError::Layers(
+                "par_ttl must be at least 1s and under 10m".into(),
+            ));
+        }
+        Ok(config)
     }
 }
 
@@ -272,6 +290,10 @@ impl Settings {
             authorization_request_ttl: layers
                 .authorization_request_ttl
                 .unwrap_or(Duration::from_secs(30 * 60)),
+            par_ttl: layers.par_ttl.unwrap_or(Duration::from_secs(60)),
+            require_pushed_authorization_requests: layers
+                .require_pushed_authorization_requests
+                .unwrap_or(false),
             revocation_feed_streams: layers.revocation_feed_streams.unwrap_or(4),
             revocation_feed_poll: layers
                 .revocation_feed_poll

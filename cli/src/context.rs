@@ -45,6 +45,9 @@ pub fn resolve_settings(
         code_ttl: serve.and_then(|s| s.code_ttl),
         session_ttl: serve.and_then(|s| s.session_ttl),
         authorization_request_ttl: serve.and_then(|s| s.authorization_request_ttl),
+        par_ttl: serve.and_then(|s| s.par_ttl),
+        require_pushed_authorization_requests: serve
+            .and_then(|s| s.require_pushed_authorization_requests),
         public_command_url: serve.and_then(|s| s.public_command_url.clone()),
         public_query_url: serve.and_then(|s| s.public_query_url.clone()),
         revocation_feed_streams: serve.and_then(|s| s.revocation_feed_streams),

@@ -190,6 +190,9 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
                 code_ttl: settings.code_ttl,
                 session_ttl: settings.session_ttl,
                 request_ttl: settings.authorization_request_ttl,
+                par_ttl: settings.par_ttl,
+                require_pushed_authorization_requests: settings
+                    .require_pushed_authorization_requests,
                 ip_throttle: Throttle::new(settings.ip_failure_limit, settings.auth_failure_window),
                 secure_cookies: settings.issuer.starts_with("https://"),
             },
@@ -221,6 +224,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Op
             throttle: throttle.clone(),
             trusted_proxies: trusted_proxies(settings),
             registration_enabled: settings.registration_token.is_some(),
+            require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
             audit_token: exposed(&settings.audit_token),
             stopping: context.stopping.subscribe(),
             feed: RevocationFeed::new(

@@ -14,6 +14,7 @@ mod credentials;
 mod id_token;
 mod issue;
 mod metadata;
+mod par;
 mod register;
 mod revoke;
 mod token;
@@ -79,6 +80,7 @@ pub fn router(state: CommandState) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(token::token))
         .routes(routes!(revoke::revoke))
+        .routes(routes!(par::push))
         .routes(routes!(register::register))
         .merge(browser::router())
         .layer(axum::middleware::from_fn_with_state(

@@ -56,6 +56,9 @@ pub struct Metadata7591 {
     /// Writ's own: the RFC 8707 resource URIs this client introspects for.
     #[serde(default)]
     resources: Vec<String>,
+    /// RFC 9126 §6: authorization requests must be pushed first.
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
 }
 
 fn invalid(error: writ_edge::ErrorCode, description: impl Into<String>) -> OAuthError {
@@ -162,6 +165,7 @@ async fn handle(
         "id_token_signed_response_alg": settings.id_token_signed_response_alg.unwrap_or_default().as_str(),
         "revocation_feed": settings.revocation_feed,
         "resources": settings.resources,
+        "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
     });
     if let Some(secret) = secret {
         body["client_secret"] = Value::String(secret);
@@ -299,6 +303,7 @@ fn settings_from(
             post_logout_redirect_uris,
             id_token_signed_response_alg: id_token_alg,
             revocation_feed: metadata.revocation_feed,
+            require_pushed_authorization_requests: metadata.require_pushed_authorization_requests,
         },
         method,
     ))

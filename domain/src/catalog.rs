@@ -9,6 +9,7 @@ use crate::client::{Client, ClientEvent};
 use crate::consent::{Consent, ConsentEvent};
 use crate::grant::{Grant, GrantEvent, REVOCATIONS_VERSION};
 use crate::login::{LoginDay, LoginEvent};
+use crate::pushed_request::{PushedRequest, PushedRequestEvent};
 use crate::session::{Session, SessionEvent};
 use crate::signing_key::{SigningKey, SigningKeyEvent};
 use crate::EVENT_VERSION_1;
@@ -21,6 +22,7 @@ const CATALOGUE: &[(&str, &[&str])] = &[
     (Grant::TYPE, GrantEvent::TYPES),
     (SigningKey::TYPE, SigningKeyEvent::TYPES),
     (Session::TYPE, SessionEvent::TYPES),
+    (PushedRequest::TYPE, PushedRequestEvent::TYPES),
 ];
 
 /// Every type is known at 1.0; the grant's revocations also at 1.1. That

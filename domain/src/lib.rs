@@ -14,6 +14,7 @@ pub mod consent;
 pub mod grant;
 pub mod liveness;
 pub mod login;
+pub mod pushed_request;
 pub mod services;
 pub mod session;
 pub mod signing_key;

@@ -23,6 +23,8 @@ fn metadata(state: &QueryState) -> Value {
         "token_endpoint": format!("{command}/token"),
         "end_session_endpoint": format!("{command}/logout"),
         "revocation_endpoint": format!("{command}/revoke"),
+        "pushed_authorization_request_endpoint": format!("{command}/par"),
+        "require_pushed_authorization_requests": state.require_pushed_authorization_requests,
         "jwks_uri": format!("{query}/jwks"),
         "introspection_endpoint": format!("{query}/introspect"),
         "userinfo_endpoint": format!("{query}/userinfo"),

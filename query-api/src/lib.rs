@@ -59,6 +59,8 @@ pub struct QueryContext {
     pub trusted_proxies: TrustedProxies,
     /// Whether `/register` is open, so discovery lists it only then.
     pub registration_enabled: bool,
+    /// Every client must push its authorization requests (RFC 9126 §5).
+    pub require_pushed_authorization_requests: bool,
     /// The bearer token of the audit API; unset, its routes answer 404.
     pub audit_token: Option<String>,
     /// Becomes true at shutdown: the revocation feed's streams end then,

@@ -21,6 +21,7 @@ mod migrate;
 mod oauth;
 mod openapi;
 mod page_attacks;
+mod par;
 mod privacy;
 mod projector_faults;
 mod refresh;

@@ -14,10 +14,11 @@ use super::described::{AuthorizationRequest, Resumption};
 use super::guard;
 use super::pages;
 use super::refusal::{redirect_error, refuse};
-use super::request::{self, fresh, load_client, Pending};
+use super::request::{self, fresh, load_client, Origin, Pending};
 use super::session::{self, LiveSession};
 use super::state;
 use crate::metadata::request_id;
+use crate::par;
 use crate::CommandState;
 
 /// The authorization endpoint (RFC 6749 §3.1): validates the request,
@@ -104,6 +105,7 @@ async fn answer<E>(state: &CommandState, headers: &HeaderMap, params: Result<For
             "nonce",
             "scope",
             "login_hint",
+            "request_uri",
         ],
     ) {
         return pages::error(
@@ -118,8 +120,29 @@ async fn answer<E>(state: &CommandState, headers: &HeaderMap, params: Result<For
         },
         None => None,
     };
-    let now = state.executor.services().now();
-    match request::validate(client.as_ref(), &params, &request_id(headers), now) {
+    let request_id = request_id(headers);
+    let validated = match (params.get("request_uri"), client.as_ref()) {
+        (Some(request_uri), Some(client)) => {
+            match par::take(state, client, request_uri, &request_id).await {
+                Ok(validated) => validated,
+                Err(par::Unusable::Refused) => {
+                    return pages::error(
+                        StatusCode::BAD_REQUEST,
+                        "This sign-in link has expired or was already used. Start again from the application.",
+                    )
+                }
+                Err(par::Unusable::Unavailable) => return pages::unavailable(),
+            }
+        }
+        _ => {
+            let origin = Origin::Browser {
+                par_required: state.browser.require_pushed_authorization_requests,
+            };
+            let now = state.executor.services().now();
+            request::validate(client.as_ref(), &params, &request_id, now, origin)
+        }
+    };
+    match validated {
         Ok(pending) => proceed(state, headers, pending).await,
         Err(refusal) => refuse(state, refusal),
     }

@@ -6,14 +6,17 @@
 use utoipa::{IntoParams, ToSchema};
 
 /// An authorization request (RFC 6749 §4.1.1, RFC 7636, OpenID Connect
-/// Core §3.1.2.1). `request` and `request_uri` are refused with
-/// `request_not_supported`.
+/// Core §3.1.2.1). `request` is refused with `request_not_supported`; a
+/// `request_uri` from `/par` stands for the pushed request's parameters.
 #[derive(IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct AuthorizationRequest {
     /// `code`.
     response_type: String,
     client_id: String,
+    /// From `/par` (RFC 9126): with `client_id`, the whole request; every
+    /// other parameter is then ignored.
+    request_uri: Option<String>,
     /// Exactly as registered; may be left out when the client has one.
     redirect_uri: Option<String>,
     /// Space-separated.
@@ -22,7 +25,7 @@ pub struct AuthorizationRequest {
     nonce: Option<String>,
     /// Required of public clients.
     code_challenge: Option<String>,
-    /// `S256` (or `plain` where allowed).
+    /// `S256`.
     code_challenge_method: Option<String>,
     /// `none`, `login` or `consent`.
     prompt: Option<String>,
@@ -31,6 +34,8 @@ pub struct AuthorizationRequest {
     login_hint: Option<String>,
     /// `query` only.
     response_mode: Option<String>,
+    /// RFC 8707 resource indicators; may repeat.
+    resource: Option<String>,
 }
 
 /// The sealed request a sign-in hands back to the authorization endpoint.

@@ -6,13 +6,13 @@ mod account;
 mod authorize;
 mod code;
 mod consent;
-mod described;
+pub(crate) mod described;
 mod guard;
 mod login;
 mod logout;
 mod pages;
 mod refusal;
-mod request;
+pub(crate) mod request;
 mod session;
 pub mod state;
 
@@ -34,6 +34,10 @@ pub struct BrowserSettings {
     pub session_ttl: Duration,
     /// How long a sealed request (a sign-in or consent form) stays usable.
     pub request_ttl: Duration,
+    /// How long a pushed request's `request_uri` lives (RFC 9126 §2.2).
+    pub par_ttl: Duration,
+    /// Every client's authorization requests must be pushed first.
+    pub require_pushed_authorization_requests: bool,
     /// Failed sign-ins per client IP address.
     pub ip_throttle: Throttle,
     /// `Secure` cookies, when the issuer is https.

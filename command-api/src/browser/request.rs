@@ -36,6 +36,34 @@ pub struct Pending {
     pub consent_for: Option<String>,
 }
 
+/// Where an authorization request's parameters came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The browser's query or form. `par_required` is the server-wide
+    /// setting; a client's own is read from its settings.
+    Browser { par_required: bool },
+    /// Pushed by the authenticated client (RFC 9126): at the push, and
+    /// again when its `request_uri` comes back through the browser.
+    Pushed,
+}
+
+/// The parameters `/authorize` reads, and so the ones a pushed request
+/// keeps (RFC 9126 §2.1; `client_id` is the authenticated client and
+/// `resource` may repeat). Everything else is ignored, as at `/authorize`.
+pub const AUTHORIZATION_PARAMETERS: &[&str] = &[
+    "response_type",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "max_age",
+    "response_mode",
+    "login_hint",
+];
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prompt {
     pub none: bool,
@@ -151,11 +179,12 @@ fn prompt(raw: Option<&str>) -> Result<Prompt, &'static str> {
 fn rest(
     client: &KnownClient,
     form: &Form,
-    redirect_uri: String,
-    redirect_uri_defaulted: bool,
+    redirect: (String, bool),
     request_id: &str,
     now: DateTime<Utc>,
+    origin: Origin,
 ) -> Result<Pending, Refusal> {
+    let (redirect_uri, redirect_uri_defaulted) = redirect;
     let state = form.get("state").map(str::to_owned);
     let refuse = |error: &'static str, description: &str| Refusal::Redirect {
         redirect_uri: redirect_uri.clone(),
@@ -164,6 +193,14 @@ fn rest(
         description: description.to_owned(),
     };
     let settings = &client.settings;
+    if let Origin::Browser { par_required } = origin {
+        if par_required || settings.require_pushed_authorization_requests {
+            return Err(refuse(
+                "invalid_request",
+                "this client must push its authorization requests first (RFC 9126)",
+            ));
+        }
+    }
     match form.get("response_type") {
         None => return Err(refuse("invalid_request", "response_type is missing")),
         Some("code") => {}
@@ -184,12 +221,6 @@ fn rest(
         return Err(refuse(
             "request_not_supported",
             "request objects are not supported",
-        ));
-    }
-    if form.get("request_uri").is_some() {
-        return Err(refuse(
-            "request_uri_not_supported",
-            "request_uri is not supported",
         ));
     }
     if form
@@ -215,6 +246,14 @@ fn rest(
             return Err(refuse(
                 "invalid_request",
                 "public clients must use PKCE (S256)",
+            ))
+        }
+        // RFC 9126 leaves PKCE to the profile; FAPI 2.0 and Writ require
+        // it of every pushed request.
+        (None, None) if origin == Origin::Pushed => {
+            return Err(refuse(
+                "invalid_request",
+                "a pushed request must carry a code_challenge (S256)",
             ))
         }
         (None, None) => None,
@@ -276,6 +315,7 @@ pub fn validate(
     form: &Form,
     request_id: &str,
     now: DateTime<Utc>,
+    origin: Origin,
 ) -> Result<Pending, Refusal> {
     let Some(client) = client else {
         return Err(Refusal::Page(
@@ -289,7 +329,14 @@ pub fn validate(
     if RedirectUri::parse(&redirect_uri).is_err() {
         return Err(Refusal::Page("The registered redirect URI is not usable."));
     }
-    rest(client, form, redirect_uri, defaulted, request_id, now)
+    rest(
+        client,
+        form,
+        (redirect_uri, defaulted),
+        request_id,
+        now,
+        origin,
+    )
 }
 
 /// Parameters past the length cap, before anything else is looked at.

@@ -39,6 +39,11 @@ pub struct ClientSettings {
     /// left out when off, as `resources` is.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub revocation_feed: bool,
+    /// RFC 9126 §6: the client's authorization requests must arrive
+    /// through the pushed authorization request endpoint. Left out when
+    /// off, as `revocation_feed` is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_pushed_authorization_requests: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -26,6 +26,7 @@ fn settings() -> ClientSettings {
         post_logout_redirect_uris: Vec::new(),
         id_token_signed_response_alg: None,
         revocation_feed: false,
+        require_pushed_authorization_requests: false,
     }
 }
 

@@ -37,6 +37,15 @@ impl Method {
     fn scheme(self) -> &'static str {
         "Basic"
     }
+
+    /// The method's RFC 7591 name, as events record it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Basic => "client_secret_basic",
+            Self::Post => "client_secret_post",
+            Self::None => "none",
+        }
+    }
 }
 
 struct Presented {

@@ -28,9 +28,38 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     /// RFC 8707 §2.
     InvalidTarget,
+    /// RFC 6749 §4.1.2.1, answered by the pushed authorization request
+    /// endpoint (RFC 9126 §2.3) where `/authorize` would redirect.
+    UnsupportedResponseType,
+    /// OpenID Connect Core §3.1.2.6.
+    RequestNotSupported,
 }
 
 impl ErrorCode {
+    const ALL: [Self; 15] = [
+        Self::InvalidRequest,
+        Self::InvalidClient,
+        Self::InvalidGrant,
+        Self::UnauthorizedClient,
+        Self::UnsupportedGrantType,
+        Self::InvalidScope,
+        Self::AccessDenied,
+        Self::TemporarilyUnavailable,
+        Self::InvalidToken,
+        Self::InsufficientScope,
+        Self::InvalidRedirectUri,
+        Self::InvalidClientMetadata,
+        Self::InvalidTarget,
+        Self::UnsupportedResponseType,
+        Self::RequestNotSupported,
+    ];
+
+    /// The code an authorization error names, for an endpoint that answers
+    /// in JSON what `/authorize` sends back in a redirect.
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|known| known.as_str() == code)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request",
@@ -46,6 +75,8 @@ impl ErrorCode {
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidTarget => "invalid_target",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::RequestNotSupported => "request_not_supported",
         }
     }
 }
@@ -224,6 +255,18 @@ impl IntoResponse for OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_parses_back_from_its_name_and_nothing_else_does() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(
+            ErrorCode::parse("unsupported_response_type"),
+            Some(ErrorCode::UnsupportedResponseType)
+        );
+        assert_eq!(ErrorCode::parse("login_required"), None);
+    }
 
     #[test]
     fn descriptions_lose_control_characters_and_quotes() {

@@ -257,8 +257,9 @@ impl Memory {
                         state.tokens.pop(&key);
                     }
                 }
-                // Sessions and sign-in counts decide no token and no client.
-                "Session" | "LoginDay" => {}
+                // Sessions, sign-in counts and pushed requests decide no
+                // token and no client.
+                "Session" | "LoginDay" | "PushedRequest" => {}
                 // A client, account, consent or signing key reaches every
                 // token of it; they change rarely, so start again.
                 _ => {

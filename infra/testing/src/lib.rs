@@ -314,6 +314,7 @@ pub fn service_client_registration(client_id: &str) -> writ_domain::client::Clie
             post_logout_redirect_uris: Vec::new(),
             id_token_signed_response_alg: None,
             revocation_feed: false,
+            require_pushed_authorization_requests: false,
         },
         secret_hash: Some(SecretHash("ab".repeat(32))),
     }

@@ -1,0 +1,220 @@
+//! `POST /par`, the pushed authorization request endpoint (RFC 9126): the
+//! client sends its authorization request authenticated, every check of
+//! the authorization endpoint runs now and a failure is this endpoint's
+//! 400, and the browser then carries only the `request_uri` to
+//! `/authorize`, which uses it once ([`take`]).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use writ_domain::pushed_request::{AuthorizationParameters, PushedRequest, PushedRequestCommand};
+use writ_edge::openapi::{tag, ErrorBody};
+use writ_edge::{no_store, ClientRequest, ErrorCode, Form, OAuthError};
+use writ_infra::crypto::{random_token, sha256_hex};
+use writ_store::executor::Stream;
+use writ_store::{ExecuteError, Metadata};
+
+use crate::browser::request::{
+    self, KnownClient, Origin, Pending, Refusal, AUTHORIZATION_PARAMETERS,
+};
+use crate::CommandState;
+
+/// RFC 9126 §2.2's URN namespace for the references Writ hands out.
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// The stream of a pushed request: the reference's hash, so the log
+/// cannot be read for a usable `request_uri`.
+fn stream_id(reference: &str) -> String {
+    sha256_hex(reference.as_bytes())
+}
+
+/// `login_hint` names a person; the event keeps it sealed under the
+/// stream, which only the `request_uri`'s holder can name.
+const LOGIN_HINT_SEAL: &str = "pushed login_hint";
+
+/// Pushes an authorization request (RFC 9126 §2) and answers 201 with its
+/// single-use `request_uri` once the push is committed.
+#[utoipa::path(
+    post,
+    path = "/par",
+    tag = tag::OAUTH,
+    request_body(content = crate::browser::described::AuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 201, description = "`request_uri` and `expires_in` (RFC 9126 §2.2).", body = Object),
+        (status = 400, description = "What `/authorize` would refuse: `invalid_request` (also for a `request_uri` inside the push, a missing or `plain` PKCE challenge, or a redirect URI that is not registered), `invalid_scope`, `invalid_target`, `unauthorized_client`, `unsupported_response_type`, `request_not_supported`.", body = ErrorBody),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate`.", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+    )
+)]
+pub async fn push(
+    State(state): State<CommandState>,
+    request: ClientRequest,
+) -> Result<Response, OAuthError> {
+    let ClientRequest {
+        client,
+        form,
+        request_id,
+        ..
+    } = request;
+    if form
+        .get("client_id")
+        .is_some_and(|named| named != client.client_id)
+    {
+        return Err(OAuthError::invalid_request(
+            "client_id does not name the authenticated client",
+        ));
+    }
+    if request::oversized(&form, AUTHORIZATION_PARAMETERS) {
+        return Err(OAuthError::invalid_request(
+            "a parameter of this request is too long",
+        ));
+    }
+    if form.get("request_uri").is_some() {
+        return Err(OAuthError::invalid_request(
+            "a pushed request cannot carry a request_uri (RFC 9126 §2.1)",
+        ));
+    }
+    let known = KnownClient {
+        client_id: client.client_id.clone(),
+        settings: (*client.settings).clone(),
+    };
+    let now = state.executor.services().now();
+    request::validate(Some(&known), &form, &request_id, now, Origin::Pushed)
+        .map_err(refusal_as_error)?;
+
+    let reference = random_token();
+    let stream = stream_id(&reference);
+    let mut single = BTreeMap::new();
+    for name in AUTHORIZATION_PARAMETERS {
+        if let Some(value) = form.get(name) {
+            let kept = match *name {
+                "login_hint" => state.browser.key.seal(&stream, LOGIN_HINT_SEAL, &value),
+                _ => value.to_owned(),
+            };
+            single.insert((*name).to_owned(), kept);
+        }
+    }
+    let ttl = state.browser.par_ttl;
+    let command = PushedRequestCommand::Push {
+        client_id: client.client_id.clone(),
+        parameters: AuthorizationParameters {
+            single,
+            resources: form.all("resource").to_vec(),
+        },
+        client_auth_method: client.method.as_str().to_owned(),
+        ttl_secs: ttl.as_secs(),
+    };
+    let metadata = Metadata {
+        actor: format!("client:{}", client.client_id),
+        request_id,
+        client_id: Some(client.client_id.clone()),
+    };
+    state
+        .executor
+        .execute_with::<PushedRequest>(&stream, command, &metadata, Vec::new(), Stream::New)
+        .await
+        .map_err(|e| OAuthError::unavailable().because(e))?;
+    let body = json!({
+        "request_uri": format!("{REQUEST_URI_PREFIX}{reference}"),
+        "expires_in": ttl.as_secs(),
+    });
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    no_store(&mut response);
+    Ok(response)
+}
+
+/// `/authorize` would show a page or redirect; the pushing client is told
+/// directly (RFC 9126 §2.3).
+fn refusal_as_error(refusal: Refusal) -> OAuthError {
+    let (error, description) = match refusal {
+        Refusal::Page(message) => (ErrorCode::InvalidRequest, message.to_owned()),
+        Refusal::Redirect {
+            error, description, ..
+        } => (
+            ErrorCode::parse(error).unwrap_or(ErrorCode::InvalidRequest),
+            description,
+        ),
+    };
+    OAuthError::new(StatusCode::BAD_REQUEST, error, description)
+}
+
+/// Why a `request_uri` at `/authorize` leads nowhere.
+#[derive(Debug)]
+pub enum Unusable {
+    /// Unknown, another client's, expired or used: the browser learns no
+    /// more than that.
+    Refused,
+    Unavailable,
+}
+
+/// Uses a `request_uri` once, for `client`, and runs the authorization
+/// endpoint's checks on its parameters again, against the client as it is
+/// now (RFC 9126 §4). Other parameters of the front-channel request are
+/// ignored, `client_id` aside.
+pub async fn take(
+    state: &CommandState,
+    client: &KnownClient,
+    request_uri: &str,
+    request_id: &str,
+) -> Result<Result<Pending, Refusal>, Unusable> {
+    let reference = request_uri
+        .strip_prefix(REQUEST_URI_PREFIX)
+        .filter(|reference| !reference.is_empty())
+        .ok_or(Unusable::Refused)?;
+    let stream = stream_id(reference);
+    let command = PushedRequestCommand::Use {
+        client_id: client.client_id.clone(),
+    };
+    let metadata = Metadata {
+        actor: format!("client:{}", client.client_id),
+        request_id: request_id.to_owned(),
+        client_id: Some(client.client_id.clone()),
+    };
+    let committed = match state
+        .executor
+        .execute::<PushedRequest>(&stream, command, &metadata)
+        .await
+    {
+        Ok(committed) => committed,
+        Err(ExecuteError::Rejected(_) | ExecuteError::Conflict) => return Err(Unusable::Refused),
+        Err(_) => return Err(Unusable::Unavailable),
+    };
+    let parameters = committed.state.parameters;
+    let mut pairs = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in &parameters.single {
+        match name.as_str() {
+            "login_hint" => {
+                let hint: Option<String> =
+                    state
+                        .browser
+                        .key
+                        .open(&stream, LOGIN_HINT_SEAL, Some(value));
+                if let Some(hint) = hint {
+                    pairs.append_pair(name, &hint);
+                }
+            }
+            _ => {
+                pairs.append_pair(name, value);
+            }
+        }
+    }
+    for resource in &parameters.resources {
+        pairs.append_pair("resource", resource);
+    }
+    let Ok(form) = Form::parse(pairs.finish().as_bytes()) else {
+        return Err(Unusable::Refused);
+    };
+    let now = state.executor.services().now();
+    Ok(request::validate(
+        Some(client),
+        &form,
+        request_id,
+        now,
+        Origin::Pushed,
+    ))
+}
