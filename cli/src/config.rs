@@ -205,7 +205,7 @@ impl FileConfig {
         // promises clients it lives under ten minutes.
         if config
             .par_ttl
-            .is_some_and(|ttl| ttl.is_zero() || ttl >= Duration::from_secs(600))
+            .is_some_and(|ttl| ttl < Duration::from_secs(1) || ttl >= Duration::from_secs(600))
         {
             return Err(ConfigError::Layers(
                 "par_ttl must be at least 1s and under 10m".into(),

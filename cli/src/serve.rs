@@ -193,6 +193,10 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
                 par_ttl: settings.par_ttl,
                 require_pushed_authorization_requests: settings
                     .require_pushed_authorization_requests,
+                public_pushes: Throttle::new(
+                    settings.ip_failure_limit,
+                    settings.auth_failure_window,
+                ),
                 ip_throttle: Throttle::new(settings.ip_failure_limit, settings.auth_failure_window),
                 secure_cookies: settings.issuer.starts_with("https://"),
             },

@@ -11,10 +11,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use writ_domain::pushed_request::{AuthorizationParameters, PushedRequest, PushedRequestCommand};
+use writ_edge::client_auth::Method;
 use writ_edge::openapi::{tag, ErrorBody};
 use writ_edge::{no_store, ClientRequest, ErrorCode, Form, OAuthError};
-use writ_infra::crypto::{random_token, sha256_hex};
+use writ_infra::crypto::{self, random_token, sha256_hex, Key};
 use writ_store::executor::Stream;
 use writ_store::{ExecuteError, Metadata};
 
@@ -32,9 +34,15 @@ fn stream_id(reference: &str) -> String {
     sha256_hex(reference.as_bytes())
 }
 
-/// `login_hint` names a person; the event keeps it sealed under the
-/// stream, which only the `request_uri`'s holder can name.
+/// `login_hint` may name a person; the event keeps it sealed under a key
+/// derived from the reference, which is never stored: only the
+/// `request_uri`'s holder can open it, and nobody once it is gone.
 const LOGIN_HINT_SEAL: &str = "pushed login_hint";
+
+fn login_hint_key(reference: &str) -> Key {
+    let digest = Sha256::digest(format!("writ pushed login_hint v1\n{reference}"));
+    Key(digest.into())
+}
 
 /// Pushes an authorization request (RFC 9126 §2) and answers 201 with its
 /// single-use `request_uri` once the push is committed.
@@ -55,23 +63,40 @@ pub async fn push(
     State(state): State<CommandState>,
     request: ClientRequest,
 ) -> Result<Response, OAuthError> {
+    // Client authentication has already refused a body `client_id` that
+    // differs from the authenticated one.
     let ClientRequest {
         client,
         form,
         request_id,
-        ..
+        address,
     } = request;
-    if form
-        .get("client_id")
-        .is_some_and(|named| named != client.client_id)
-    {
-        return Err(OAuthError::invalid_request(
-            "client_id does not name the authenticated client",
-        ));
+    // A public client's id is no credential: anyone could grow the log
+    // with its pushes, so they are counted per address (ADR 0012).
+    if client.method == Method::None {
+        let key = format!("{:?}", address.0);
+        if let Err(retry_after) = state.browser.public_pushes.check(&key) {
+            return Err(OAuthError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::InvalidRequest,
+                "too many pushed requests from this address; retry later",
+            )
+            .retry_after(retry_after));
+        }
+        state.browser.public_pushes.record_failure(&key);
     }
     if request::oversized(&form, AUTHORIZATION_PARAMETERS) {
         return Err(OAuthError::invalid_request(
             "a parameter of this request is too long",
+        ));
+    }
+    // RFC 9126 §3 pushes a request object alone, without the
+    // `response_type` the checks below would miss first.
+    if form.get("request").is_some() {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
         ));
     }
     if form.get("request_uri").is_some() {
@@ -93,7 +118,11 @@ pub async fn push(
     for name in AUTHORIZATION_PARAMETERS {
         if let Some(value) = form.get(name) {
             let kept = match *name {
-                "login_hint" => state.browser.key.seal(&stream, LOGIN_HINT_SEAL, &value),
+                "login_hint" => crypto::seal(
+                    &login_hint_key(&reference),
+                    LOGIN_HINT_SEAL,
+                    value.as_bytes(),
+                ),
                 _ => value.to_owned(),
             };
             single.insert((*name).to_owned(), kept);
@@ -104,7 +133,7 @@ pub async fn push(
         client_id: client.client_id.clone(),
         parameters: AuthorizationParameters {
             single,
-            resources: form.all("resource").to_vec(),
+            resources: distinct(form.all("resource")),
         },
         client_auth_method: client.method.as_str().to_owned(),
         ttl_secs: ttl.as_secs(),
@@ -126,6 +155,17 @@ pub async fn push(
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     no_store(&mut response);
     Ok(response)
+}
+
+/// Repeats of one resource would only lengthen the event.
+fn distinct(resources: &[String]) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::with_capacity(resources.len());
+    for resource in resources {
+        if !kept.contains(resource) {
+            kept.push(resource.clone());
+        }
+    }
+    kept
 }
 
 /// `/authorize` would show a page or redirect; the pushing client is told
@@ -189,11 +229,9 @@ pub async fn take(
     for (name, value) in &parameters.single {
         match name.as_str() {
             "login_hint" => {
-                let hint: Option<String> =
-                    state
-                        .browser
-                        .key
-                        .open(&stream, LOGIN_HINT_SEAL, Some(value));
+                let hint = crypto::open(&login_hint_key(reference), LOGIN_HINT_SEAL, value)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok());
                 if let Some(hint) = hint {
                     pairs.append_pair(name, &hint);
                 }

@@ -17,6 +17,7 @@ writ_testing::on_both_backends!(
     a_request_uri_expires_and_the_lifetime_stays_under_ten_minutes,
     pushing_is_required_by_the_client_or_by_the_server,
     two_processes_racing_for_one_request_uri_give_one_sign_in,
+    public_clients_pushes_are_counted_per_address,
 );
 
 type Params = Vec<(String, String)>;
@@ -86,13 +87,21 @@ async fn a_pushed_request_leads_to_a_code_once_and_its_parameters_are_the_reques
     assert_eq!(leaked, 0, "the log never holds a usable request_uri");
 
     // Only client_id and request_uri count at /authorize (RFC 9126 §4):
-    // the scope and state here are ignored.
+    // another scope, state, redirect URI, response type, prompt and PKCE
+    // challenge here are all ignored.
     let person = Browser::new(&server);
     let authorize = [
         ("client_id", app.id.as_str()),
         ("request_uri", request_uri.as_str()),
         ("scope", "openid"),
         ("state", "not-this-one"),
+        ("redirect_uri", "https://attacker.example/cb"),
+        ("response_type", "token"),
+        ("prompt", "none"),
+        (
+            "code_challenge",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ),
     ];
     let login = person.authorize(&authorize).await;
     assert!(login.is_login(), "{} {}", login.status, login.html);
@@ -109,6 +118,7 @@ async fn a_pushed_request_leads_to_a_code_once_and_its_parameters_are_the_reques
     let back = person.decide(&consent, "allow").await;
     let query = back.redirect_query(REDIRECT_URI);
     assert_eq!(query.get("state").map(String::as_str), Some("st-par"));
+    // The pushed challenge, not the injected one, binds the code.
     let tokens = browser::redeem(&api, &app, &query["code"]).await;
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     assert!(tokens.body["id_token"].is_string());
@@ -238,6 +248,14 @@ async fn the_push_refuses_what_authorize_would_and_writes_nothing(backend: Backe
             with(&[("client_id", Some("someone-else"))]),
             "invalid_request",
         ),
+        (
+            "a request object alone (RFC 9126 §3)",
+            vec![
+                ("client_id".to_owned(), app.id.clone()),
+                ("request".to_owned(), "eyJhbGciOiJub25lIn0.e30.".to_owned()),
+            ],
+            "request_not_supported",
+        ),
     ];
     for (what, params, error) in cases {
         let pairs: Vec<(&str, &str)> = params
@@ -271,8 +289,10 @@ async fn the_push_refuses_what_authorize_would_and_writes_nothing(backend: Backe
 
 async fn a_request_uri_expires_and_the_lifetime_stays_under_ten_minutes(backend: Backend) {
     let deployment = Deployment::with_keys(backend).await;
-    let refusal = deployment.writ(&["serve", "--par-ttl", "10m"]).refused();
-    assert!(refusal.contains("par_ttl"), "{refusal}");
+    for ttl in ["10m", "500ms"] {
+        let refusal = deployment.writ(&["serve", "--par-ttl", ttl]).refused();
+        assert!(refusal.contains("par_ttl"), "{ttl}: {refusal}");
+    }
     let app = browser::web_client(&deployment, &[]);
     let server = deployment.serve_with(&["--par-ttl", "1s"]);
     let api = Api::new(&server);
@@ -431,4 +451,28 @@ async fn two_processes_racing_for_one_request_uri_give_one_sign_in(backend: Back
         5,
         "each use committed before its page, once"
     );
+}
+
+async fn public_clients_pushes_are_counted_per_address(backend: Backend) {
+    let deployment = Deployment::with_keys(backend).await;
+    let spa = browser::web_client(&deployment, &["--public"]);
+    let server = deployment.serve_with(&["--ip-failure-limit", "3"]);
+    let api = Api::new(&server);
+    let before = deployment.event_count().await;
+    let params = pushed_params(&spa.id, "st");
+    for _ in 0..3 {
+        let reply = api.post("/par", None, form(&params)).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let refused = api.post("/par", None, form(&params)).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(
+        deployment.event_count().await,
+        before + 3,
+        "a public client_id is no credential: its pushes cannot grow the log unbounded"
+    );
+    let confidential = browser::web_client(&deployment, &[]);
+    let reply = push(&api, &confidential, &pushed_params(&confidential.id, "st")).await;
+    assert_eq!(reply.status, 201, "authenticated pushes are not counted");
 }

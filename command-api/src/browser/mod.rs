@@ -38,6 +38,9 @@ pub struct BrowserSettings {
     pub par_ttl: Duration,
     /// Every client's authorization requests must be pushed first.
     pub require_pushed_authorization_requests: bool,
+    /// Pushes by public clients, per client address: their `client_id` is
+    /// no credential, so these are the log's only anonymous writes.
+    pub public_pushes: Throttle,
     /// Failed sign-ins per client IP address.
     pub ip_throttle: Throttle,
     /// `Secure` cookies, when the issuer is https.
