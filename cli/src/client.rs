@@ -50,6 +50,9 @@ pub async fn run(context: Context, command: ClientCommand, json: bool) -> anyhow
                 secret_hash: secret
                     .as_deref()
                     .map(|s| SecretHash(sha256_hex(s.as_bytes()))),
+                // An administrator's client is managed with this CLI, not
+                // through RFC 7592.
+                registration_token_hash: None,
             };
             execute(&context, &client_id, command).await?;
             show(&context, &client_id, secret.as_deref(), json).await

@@ -184,6 +184,7 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
                 initial_access_token: exposed(&settings.registration_token),
                 access_token_ttl: settings.access_token_ttl,
                 refresh_token_ttl: settings.refresh_token_ttl,
+                public_url: settings.public_command_url.clone(),
             },
             browser: BrowserSettings {
                 key: BrowserKey::derive(&context.keys),

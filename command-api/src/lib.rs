@@ -10,6 +10,7 @@
 
 mod audience;
 pub mod browser;
+mod client_management;
 mod credentials;
 mod id_token;
 mod issue;
@@ -82,6 +83,11 @@ pub fn router(state: CommandState) -> OpenApiRouter {
         .routes(routes!(revoke::revoke))
         .routes(routes!(par::push))
         .routes(routes!(register::register))
+        .routes(routes!(
+            client_management::read,
+            client_management::replace,
+            client_management::delete
+        ))
         .merge(browser::router())
         .layer(axum::middleware::from_fn_with_state(
             state.trusted_proxies.clone(),

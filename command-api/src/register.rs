@@ -31,6 +31,8 @@ pub struct RegistrationDefaults {
     pub initial_access_token: Option<String>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// The command API's public base URL, for `registration_client_uri`.
+    pub public_url: String,
 }
 
 /// Client metadata (RFC 7591 §2), plus Writ's own `revocation_feed` and
@@ -61,7 +63,7 @@ pub struct Metadata7591 {
     require_pushed_authorization_requests: bool,
 }
 
-fn invalid(error: writ_edge::ErrorCode, description: impl Into<String>) -> OAuthError {
+pub(crate) fn invalid(error: writ_edge::ErrorCode, description: impl Into<String>) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, error, description)
 }
 
@@ -125,12 +127,14 @@ async fn handle(
     let (settings, method) = settings_from(state, metadata)?;
     let client_id = uuid::Uuid::new_v4().simple().to_string();
     let secret = (!settings.public).then(random_token);
+    let registration_token = random_token();
     let command = ClientCommand::Register {
         client_id: client_id.clone(),
         settings: settings.clone(),
         secret_hash: secret
             .as_deref()
             .map(|s| SecretHash(sha256_hex(s.as_bytes()))),
+        registration_token_hash: Some(SecretHash(sha256_hex(registration_token.as_bytes()))),
     };
     let metadata = Metadata {
         actor: "registration".into(),
@@ -141,8 +145,8 @@ async fn handle(
         .executor
         .execute_with::<Client>(&client_id, command, &metadata, Vec::new(), Stream::New)
         .await;
-    match committed {
-        Ok(_) => {}
+    let registered_at = match committed {
+        Ok(committed) => committed.state.registered_at,
         Err(ExecuteError::Rejected(why)) => {
             return Err(invalid(
                 writ_edge::ErrorCode::InvalidClientMetadata,
@@ -150,10 +154,33 @@ async fn handle(
             ))
         }
         Err(_) => return Err(OAuthError::unavailable()),
+    };
+    let issued_at = registered_at.map(|at| at.timestamp()).unwrap_or_default();
+    let mut body = described(state, &client_id, &settings, &method, issued_at);
+    body["registration_access_token"] = Value::String(registration_token);
+    if let Some(secret) = secret {
+        body["client_secret"] = Value::String(secret);
+        body["client_secret_expires_at"] = json!(0);
     }
-    let mut body = json!({
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    no_store(&mut response);
+    Ok(response)
+}
+
+/// A registered client's metadata as RFC 7591 §3.2.1 and RFC 7592 §3
+/// describe it, without its secret and registration access token.
+pub(crate) fn described(
+    state: &CommandState,
+    client_id: &str,
+    settings: &ClientSettings,
+    method: &str,
+    issued_at: i64,
+) -> Value {
+    let public_url = state.registration.public_url.trim_end_matches('/');
+    json!({
         "client_id": client_id,
-        "client_id_issued_at": state.executor.services().now().timestamp(),
+        "client_id_issued_at": issued_at,
+        "registration_client_uri": format!("{public_url}/register/{client_id}"),
         "client_name": settings.name,
         "redirect_uris": settings.redirect_uris,
         "grant_types": settings.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
@@ -166,17 +193,10 @@ async fn handle(
         "revocation_feed": settings.revocation_feed,
         "resources": settings.resources,
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
-    });
-    if let Some(secret) = secret {
-        body["client_secret"] = Value::String(secret);
-        body["client_secret_expires_at"] = json!(0);
-    }
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    no_store(&mut response);
-    Ok(response)
+    })
 }
 
-fn settings_from(
+pub(crate) fn settings_from(
     state: &CommandState,
     metadata: Metadata7591,
 ) -> Result<(ClientSettings, String), OAuthError> {

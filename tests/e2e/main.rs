@@ -10,6 +10,7 @@ mod broker;
 mod browser;
 mod chromium;
 mod cli;
+mod client_management;
 mod clock_skew;
 mod code_flow;
 mod demo;

@@ -54,6 +54,8 @@ async fn probe(server: &Server, method: &str, path: &str) -> u16 {
             .post(url)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(""),
+        "put" => client.put(url).json(&serde_json::json!({})),
+        "delete" => client.delete(url),
         other => panic!("no probe for {other}"),
     };
     let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));

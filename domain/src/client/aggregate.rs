@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,9 @@ pub struct Client {
     pub client_id: String,
     pub settings: Option<ClientSettings>,
     pub secret_hash: Option<SecretHash>,
+    /// RFC 7592: the registration access token's SHA-256.
+    pub registration_token_hash: Option<SecretHash>,
+    pub registered_at: Option<DateTime<Utc>>,
 }
 
 impl Aggregate for Client {
@@ -41,6 +45,7 @@ impl Aggregate for Client {
                 client_id,
                 settings,
                 secret_hash,
+                registration_token_hash,
             } => {
                 if self.status != ClientStatus::Unregistered {
                     return Err(ClientError::AlreadyRegistered);
@@ -56,6 +61,7 @@ impl Aggregate for Client {
                     settings,
                     secret_hash,
                     registered_at: now,
+                    registration_token_hash,
                 }
             }
             ClientCommand::RotateSecret { secret_hash } => {
@@ -103,12 +109,15 @@ impl Aggregate for Client {
                 client_id,
                 settings,
                 secret_hash,
-                ..
+                registered_at,
+                registration_token_hash,
             } => {
                 self.status = ClientStatus::Active;
                 self.client_id = client_id;
                 self.settings = Some(settings);
                 self.secret_hash = secret_hash;
+                self.registration_token_hash = registration_token_hash;
+                self.registered_at = Some(registered_at);
             }
             ClientEvent::ClientSecretRotated { secret_hash, .. } => {
                 self.secret_hash = Some(secret_hash);

@@ -53,6 +53,8 @@ pub enum ClientCommand {
         client_id: String,
         settings: ClientSettings,
         secret_hash: Option<SecretHash>,
+        /// RFC 7592: set when the client registered itself.
+        registration_token_hash: Option<SecretHash>,
     },
     RotateSecret {
         secret_hash: SecretHash,

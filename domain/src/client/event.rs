@@ -16,6 +16,11 @@ pub enum ClientEvent {
         settings: ClientSettings,
         secret_hash: Option<SecretHash>,
         registered_at: DateTime<Utc>,
+        /// SHA-256 of the RFC 7592 registration access token, for clients
+        /// registered through `/register`; absent otherwise and in events
+        /// written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        registration_token_hash: Option<SecretHash>,
     },
     ClientSecretRotated {
         secret_hash: SecretHash,

@@ -40,6 +40,7 @@ fn registered() -> ClientEvent {
         settings: settings(),
         secret_hash: Some(secret()),
         registered_at: t0(),
+        registration_token_hash: None,
     }
 }
 
@@ -55,6 +56,7 @@ fn register(settings: ClientSettings, secret_hash: Option<SecretHash>) -> Client
         client_id: "c1".into(),
         settings,
         secret_hash,
+        registration_token_hash: None,
     }
 }
 
@@ -201,6 +203,7 @@ fn a_public_client_has_no_secret_to_rotate() {
         },
         secret_hash: None,
         registered_at: t0(),
+        registration_token_hash: None,
     };
     ClientTest::with(services())
         .given(vec![public])

@@ -41,7 +41,19 @@ pub fn refusal(
     realm: &str,
     description: &str,
 ) -> Option<Response> {
-    if matches(headers, expected) {
+    let expected_hash = writ_infra::crypto::sha256_hex(expected.as_bytes());
+    refusal_by_hash(headers, Some(&expected_hash), realm, description)
+}
+
+/// [`refusal`] for a token Writ keeps only as its SHA-256; `None` is a
+/// token that no longer exists, which nothing matches.
+pub fn refusal_by_hash(
+    headers: &HeaderMap,
+    expected_hash: Option<&str>,
+    realm: &str,
+    description: &str,
+) -> Option<Response> {
+    if expected_hash.is_some_and(|hash| matches_hash(headers, hash)) {
         return None;
     }
     if from_header(headers).is_none() {
@@ -120,11 +132,18 @@ impl<S: Send + Sync> FromRequest<S> for BearerToken {
 /// Whether the request carries `expected` as its bearer token, compared
 /// in constant time; an empty token never matches.
 pub fn matches(headers: &HeaderMap, expected: &str) -> bool {
+    matches_hash(
+        headers,
+        &writ_infra::crypto::sha256_hex(expected.as_bytes()),
+    )
+}
+
+fn matches_hash(headers: &HeaderMap, expected_hash: &str) -> bool {
     let presented = from_header(headers).unwrap_or("");
     !presented.is_empty()
         && writ_infra::crypto::constant_time_eq(
             writ_infra::crypto::sha256_hex(presented.as_bytes()).as_bytes(),
-            writ_infra::crypto::sha256_hex(expected.as_bytes()).as_bytes(),
+            expected_hash.as_bytes(),
         )
 }
 

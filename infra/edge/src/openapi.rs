@@ -24,6 +24,8 @@ const ACCESS_TOKEN: &str = "access_token";
 const INITIAL_ACCESS_TOKEN: &str = "initial_access_token";
 /// The audit API's own bearer token (`audit_token`).
 const AUDIT_TOKEN: &str = "audit_token";
+/// A registered client's own token for managing it (RFC 7592).
+const REGISTRATION_ACCESS_TOKEN: &str = "registration_access_token";
 
 /// The tags operations are grouped under.
 pub mod tag {
@@ -62,6 +64,11 @@ impl Modify for SecuritySchemes {
                 "The server's initial access token (`registration_token`).",
             ),
             (AUDIT_TOKEN, HttpAuthScheme::Bearer, "The server's audit token (`audit_token`)."),
+            (
+                REGISTRATION_ACCESS_TOKEN,
+                HttpAuthScheme::Bearer,
+                "The registration access token `/register` gave the client (RFC 7592).",
+            ),
         ] {
             components.add_security_scheme(
                 name,
@@ -157,6 +164,7 @@ mod tests {
             ACCESS_TOKEN,
             INITIAL_ACCESS_TOKEN,
             AUDIT_TOKEN,
+            REGISTRATION_ACCESS_TOKEN,
         ] {
             assert!(
                 json["components"]["securitySchemes"][scheme].is_object(),

@@ -140,6 +140,21 @@ impl Executor {
         .await
     }
 
+    /// The aggregate as its stream stands in the log: for the rare reads
+    /// that must see the log itself rather than a read row (RFC 7592's
+    /// management of a client by its registration access token).
+    pub async fn load<A>(&self, aggregate_id: &str) -> Result<A, String>
+    where
+        A: Aggregate<Services = Services>,
+    {
+        let event_store = PersistedEventStore::<_, A>::new_event_store(self.store.repository());
+        event_store
+            .load_aggregate(aggregate_id)
+            .await
+            .map(|context| context.aggregate)
+            .map_err(|e| e.to_string())
+    }
+
     /// Runs a command whose events must commit together with `side_writes`.
     /// With `Stream::New` the first attempt skips loading: creations (a new
     /// grant per token request) cost one append and no read.

@@ -317,5 +317,6 @@ pub fn service_client_registration(client_id: &str) -> writ_domain::client::Clie
             require_pushed_authorization_requests: false,
         },
         secret_hash: Some(SecretHash("ab".repeat(32))),
+        registration_token_hash: None,
     }
 }

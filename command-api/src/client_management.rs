@@ -1,0 +1,269 @@
+//! `GET|PUT|DELETE /register/{client_id}`: RFC 7592 client management.
+//! A client registered through `/register` reads, replaces and deletes its
+//! own registration with the registration access token it was given. The
+//! token is checked against the log itself (the `Client` stream, a few
+//! events), where only its SHA-256 is kept; a deleted client's token, and
+//! a token shown at another client's URI, is `401 invalid_token`.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+use writ_domain::client::{Client, ClientCommand, ClientSettings, ClientStatus};
+use writ_edge::openapi::{tag, ErrorBody};
+use writ_edge::{bearer, form, no_store, ErrorCode, OAuthError};
+use writ_infra::crypto::{constant_time_eq, sha256_hex};
+use writ_store::{ExecuteError, Metadata};
+
+use crate::metadata::request_id;
+use crate::register::{described, invalid, settings_from, Metadata7591};
+use crate::CommandState;
+
+/// RFC 7592 §2.2: the server's own fields, which a client must not send.
+const SERVER_FIELDS: &[&str] = &[
+    "registration_access_token",
+    "registration_client_uri",
+    "client_secret_expires_at",
+    "client_id_issued_at",
+];
+
+/// The client, once its registration access token checked out; otherwise
+/// the RFC 6750 §3.1 answer: a bare challenge without a token, else
+/// `invalid_token` (also for an unknown or deleted client, RFC 7592 §2.1).
+async fn authorized(
+    state: &CommandState,
+    headers: &HeaderMap,
+    client_id: &str,
+) -> Result<(Client, ClientSettings), Response> {
+    let client = state
+        .executor
+        .load::<Client>(client_id)
+        .await
+        .map_err(|why| OAuthError::unavailable().because(why).into_response())?;
+    let live_hash = (client.status == ClientStatus::Active)
+        .then_some(client.registration_token_hash.as_ref())
+        .flatten()
+        .map(|hash| hash.0.as_str());
+    let description = "a valid registration access token for this client is required";
+    if let Some(refused) = bearer::refusal_by_hash(headers, live_hash, bearer::REALM, description) {
+        return Err(refused);
+    }
+    match client.settings.clone() {
+        Some(settings) => Ok((client, settings)),
+        None => Err(OAuthError::unavailable().into_response()),
+    }
+}
+
+fn method_of(settings: &ClientSettings) -> &'static str {
+    if settings.public {
+        "none"
+    } else {
+        "client_secret_basic"
+    }
+}
+
+fn answer(state: &CommandState, client: &Client, settings: &ClientSettings) -> Response {
+    let issued_at = client.registered_at.map(|t| t.timestamp()).unwrap_or(0);
+    let body = described(
+        state,
+        &client.client_id,
+        settings,
+        method_of(settings),
+        issued_at,
+    );
+    let mut response = Json(body).into_response();
+    no_store(&mut response);
+    response
+}
+
+fn recorded_as(headers: &HeaderMap, client_id: &str) -> Metadata {
+    Metadata {
+        actor: format!("client:{client_id}"),
+        request_id: request_id(headers),
+        client_id: Some(client_id.to_owned()),
+    }
+}
+
+/// Reads a client's registration (RFC 7592 §2.1).
+#[utoipa::path(
+    get,
+    path = "/register/{client_id}",
+    tag = tag::OAUTH,
+    params(("client_id" = String, Path, description = "The registered client.")),
+    security(("registration_access_token" = [])),
+    responses(
+        (status = 200, description = "The client's metadata with `registration_client_uri`; no secret.", body = Object),
+        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one, or the client is unknown or deleted: `invalid_token`.", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+    )
+)]
+pub async fn read(
+    State(state): State<CommandState>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match authorized(&state, &headers, &client_id).await {
+        Ok((client, settings)) => answer(&state, &client, &settings),
+        Err(refused) => refused,
+    }
+}
+
+/// Replaces a client's registration (RFC 7592 §2.2), validated as
+/// registration is: what GET returned, without the server's own fields,
+/// is accepted as it is.
+#[utoipa::path(
+    put,
+    path = "/register/{client_id}",
+    tag = tag::OAUTH,
+    params(("client_id" = String, Path, description = "The registered client.")),
+    request_body = Metadata7591,
+    security(("registration_access_token" = [])),
+    responses(
+        (status = 200, description = "The client's metadata as it now stands.", body = Object),
+        (status = 400, description = "`invalid_client_metadata` or `invalid_redirect_uri`; `invalid_request` for a `client_id` or `client_secret` that is not this client's, or a server field (`registration_access_token`, `registration_client_uri`, `client_secret_expires_at`, `client_id_issued_at`).", body = ErrorBody),
+        (status = 401, description = "As for GET.", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+    )
+)]
+pub async fn replace(
+    State(state): State<CommandState>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (client, current) = match authorized(&state, &headers, &client_id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    match replaced(&state, &headers, &client, current, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn replaced(
+    state: &CommandState,
+    headers: &HeaderMap,
+    client: &Client,
+    current: ClientSettings,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let bytes = form::capped_body(body)
+        .await
+        .map_err(|_| invalid(ErrorCode::InvalidClientMetadata, "the body is too large"))?;
+    let sent: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        invalid(
+            ErrorCode::InvalidClientMetadata,
+            "the body must be a JSON object of client metadata",
+        )
+    })?;
+    if let Some(field) = SERVER_FIELDS
+        .iter()
+        .find(|field| sent.get(**field).is_some())
+    {
+        return Err(OAuthError::invalid_request(format!(
+            "{field} is the server's to set (RFC 7592 §2.2)"
+        )));
+    }
+    if sent.get("client_id").and_then(Value::as_str) != Some(client.client_id.as_str()) {
+        return Err(OAuthError::invalid_request(
+            "client_id must name this client (RFC 7592 §2.2)",
+        ));
+    }
+    if let Some(secret) = sent.get("client_secret") {
+        let matches = secret
+            .as_str()
+            .zip(client.secret_hash.as_ref())
+            .is_some_and(|(secret, hash)| {
+                constant_time_eq(sha256_hex(secret.as_bytes()).as_bytes(), hash.0.as_bytes())
+            });
+        if !matches {
+            return Err(OAuthError::invalid_request(
+                "client_secret is not this client's; the secret is not changed here",
+            ));
+        }
+    }
+    let metadata: Metadata7591 = serde_json::from_value(sent).map_err(|_| {
+        invalid(
+            ErrorCode::InvalidClientMetadata,
+            "the body must be a JSON object of client metadata",
+        )
+    })?;
+    let (metadata_settings, _) = settings_from(state, metadata)?;
+    // Lifetimes, token format and audience are an administrator's, not
+    // client metadata: a replacement keeps them.
+    let settings = ClientSettings {
+        token_format: current.token_format,
+        access_token_ttl_secs: current.access_token_ttl_secs,
+        refresh_token_ttl_secs: current.refresh_token_ttl_secs,
+        audience: current.audience.clone(),
+        ..metadata_settings
+    };
+    // Recorded even when nothing changed: the auditor sees that the
+    // client replaced its registration, and with what.
+    let command = ClientCommand::ChangeSettings {
+        settings: settings.clone(),
+    };
+    let committed = state
+        .executor
+        .execute::<Client>(
+            &client.client_id,
+            command,
+            &recorded_as(headers, &client.client_id),
+        )
+        .await;
+    match committed {
+        Ok(_) => Ok(answer(state, client, &settings)),
+        Err(ExecuteError::Rejected(why)) => {
+            Err(invalid(ErrorCode::InvalidClientMetadata, why.to_string()))
+        }
+        Err(e) => Err(OAuthError::unavailable().because(e)),
+    }
+}
+
+/// Deletes a client's registration (RFC 7592 §2.3): the client is
+/// disabled, so its tokens stop working, and its registration access
+/// token with it.
+#[utoipa::path(
+    delete,
+    path = "/register/{client_id}",
+    tag = tag::OAUTH,
+    params(("client_id" = String, Path, description = "The registered client.")),
+    security(("registration_access_token" = [])),
+    responses(
+        (status = 204, description = "Deleted: the client is disabled and its grants revoked."),
+        (status = 401, description = "As for GET.", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    State(state): State<CommandState>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = authorized(&state, &headers, &client_id).await {
+        return refused;
+    }
+    let command = ClientCommand::Disable {
+        reason: "deleted through its registration access token (RFC 7592)".into(),
+    };
+    match state
+        .executor
+        .execute::<Client>(&client_id, command, &recorded_as(&headers, &client_id))
+        .await
+    {
+        Ok(_) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            no_store(&mut response);
+            response
+        }
+        // Deleted by a racing request in the meantime: gone either way.
+        Err(ExecuteError::Rejected(_)) => {
+            bearer::refusal_by_hash(&headers, None, bearer::REALM, "the client no longer exists")
+                .unwrap_or_else(|| StatusCode::UNAUTHORIZED.into_response())
+        }
+        Err(e) => OAuthError::unavailable().because(e).into_response(),
+    }
+}
