@@ -364,6 +364,14 @@ pub struct ClientFields {
     /// `--require-par` or `--require-par=false`.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub require_par: Option<bool>,
+    /// Authenticate with private_key_jwt, its public keys fetched from this
+    /// URL (https, or http on a loopback address); no secret.
+    #[arg(long, conflicts_with = "jwks_file")]
+    pub jwks_uri: Option<String>,
+    /// Authenticate with private_key_jwt, its public keys read from this
+    /// JWK Set file; no secret.
+    #[arg(long)]
+    pub jwks_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

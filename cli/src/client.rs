@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use serde_json::{json, Value};
-use writ_domain::client::{Client, ClientCommand as Register, ClientSettings};
+use writ_domain::client::{AuthMethod, Client, ClientCommand as Register, ClientSettings};
 use writ_domain::values::{
     ApplicationType, GrantType, IdTokenAlg, RedirectUri, ResourceUri, ScopeSet, SecretHash,
     TokenFormat,
@@ -35,7 +35,11 @@ pub async fn run(context: Context, command: ClientCommand, json: bool) -> anyhow
                 None => uuid::Uuid::new_v4().simple().to_string(),
             };
             let settings = settings_from(&context, fields, None, public)?;
-            let secret = match (public, secret_stdin) {
+            let uses_keys = !public && !settings.uses_secret();
+            if uses_keys && secret_stdin {
+                bail!("a private_key_jwt client has no secret; drop --secret-stdin");
+            }
+            let secret = match (public || uses_keys, secret_stdin) {
                 (true, true) => bail!("a public client has no secret; drop --secret-stdin"),
                 (true, false) => None,
                 (false, true) => Some(weak_checked(
@@ -168,8 +172,23 @@ fn settings_from(
         id_token_signed_response_alg: None,
         revocation_feed: false,
         require_pushed_authorization_requests: false,
+        token_endpoint_auth_method: None,
+        jwks: None,
+        jwks_uri: None,
     });
     let is_new = current.name.is_empty();
+    let jwks = match &fields.jwks_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot be read", path.display()))?;
+            Some(
+                serde_json::from_str::<Value>(&text)
+                    .with_context(|| format!("{}: not a JSON Web Key Set", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let keys_given = jwks.is_some() || fields.jwks_uri.is_some();
     let revocation_feed = fields.revocation_feed.unwrap_or(current.revocation_feed);
     if public && revocation_feed {
         bail!("a public client cannot authenticate to the revocation feed; drop --revocation-feed");
@@ -235,6 +254,17 @@ fn settings_from(
         require_pushed_authorization_requests: fields
             .require_par
             .unwrap_or(current.require_pushed_authorization_requests),
+        token_endpoint_auth_method: if keys_given {
+            Some(AuthMethod::PrivateKeyJwt)
+        } else {
+            current.token_endpoint_auth_method
+        },
+        jwks: if keys_given { jwks } else { current.jwks },
+        jwks_uri: if keys_given {
+            fields.jwks_uri
+        } else {
+            current.jwks_uri
+        },
     })
 }
 
@@ -260,7 +290,13 @@ fn describe(row: &ClientRow, secret: Option<&str>) -> anyhow::Result<Value> {
         "grant_types": settings.grant_types,
         "response_types": if settings.grant_types.contains(&GrantType::AuthorizationCode) { vec!["code"] } else { vec![] },
         "scope": settings.scopes.to_string(),
-        "token_endpoint_auth_method": if settings.public { "none" } else { "client_secret_basic" },
+        "token_endpoint_auth_method": match settings.token_endpoint_auth_method {
+            Some(method) => method.as_str(),
+            None if settings.public => "none",
+            None => "client_secret_basic",
+        },
+        "jwks_uri": settings.jwks_uri,
+        "jwks": settings.jwks,
         "application_type": settings.application_type,
         "access_token_format": settings.token_format,
         "access_token_ttl": humantime::format_duration(Duration::from_secs(settings.access_token_ttl_secs)).to_string(),

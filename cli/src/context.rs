@@ -75,6 +75,8 @@ pub struct Context {
     /// Set when the process is told to stop, for responses that never end
     /// on their own (the revocation feed).
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// `private_key_jwt` clients' fetched key sets, shared by both APIs.
+    pub client_keys: writ_infra::client_keys::ClientKeys,
 }
 
 impl Context {
@@ -107,6 +109,7 @@ impl Context {
             store,
             executor,
             stopping: tokio::sync::watch::channel(false).0,
+            client_keys: writ_infra::client_keys::ClientKeys::default(),
         })
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use utoipa_axum::router::OpenApiRouter;
 use writ_command_api::browser::{BrowserKey, BrowserSettings};
 use writ_command_api::{CommandContext, RegistrationDefaults};
+use writ_edge::client_assertion::Assertions;
 use writ_edge::metrics::Registry;
 use writ_edge::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
@@ -176,6 +177,7 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
             keys: keys.clone(),
             key_ring: context.keys.clone(),
             throttle: throttle.clone(),
+            assertions: assertions(context, &settings.public_command_url),
             account_throttle: self::throttle(settings),
             trusted_proxies: trusted_proxies(settings),
             signing_alg: settings.signing_alg.as_str().to_owned(),
@@ -206,6 +208,15 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
     )
 }
 
+fn assertions(context: &Context, public_base: &str) -> Assertions {
+    Assertions {
+        executor: context.executor.clone(),
+        issuer: context.settings.issuer.clone(),
+        public_base: public_base.to_owned(),
+        keys: context.client_keys.clone(),
+    }
+}
+
 /// A token handed to the API state, which compares it in constant time
 /// and never prints it.
 fn exposed(secret: &Option<secrecy::SecretString>) -> Option<String> {
@@ -227,6 +238,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Op
             services: context.executor.services().clone(),
             key_ring: context.keys.clone(),
             throttle: throttle.clone(),
+            assertions: assertions(context, &settings.public_query_url),
             trusted_proxies: trusted_proxies(settings),
             registration_enabled: settings.registration_token.is_some(),
             require_pushed_authorization_requests: settings.require_pushed_authorization_requests,

@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
-use writ_domain::client::{Client, ClientCommand, ClientSettings, ClientStatus};
+use writ_domain::client::{Client, ClientCommand, ClientError, ClientSettings, ClientStatus};
+use writ_domain::values::GrantType;
 use writ_edge::openapi::{tag, ErrorBody};
 use writ_edge::{bearer, form, no_store, ErrorCode, OAuthError};
 use writ_infra::crypto::{constant_time_eq, sha256_hex};
@@ -37,6 +38,10 @@ async fn authorized(
     headers: &HeaderMap,
     client_id: &str,
 ) -> Result<(Client, ClientSettings), Response> {
+    // Without any token there is nothing to check the log for.
+    if bearer::from_header(headers).is_none() {
+        return Err(gone(headers));
+    }
     let client = state
         .executor
         .load::<Client>(client_id)
@@ -56,23 +61,9 @@ async fn authorized(
     }
 }
 
-fn method_of(settings: &ClientSettings) -> &'static str {
-    if settings.public {
-        "none"
-    } else {
-        "client_secret_basic"
-    }
-}
-
 fn answer(state: &CommandState, client: &Client, settings: &ClientSettings) -> Response {
     let issued_at = client.registered_at.map(|t| t.timestamp()).unwrap_or(0);
-    let body = described(
-        state,
-        &client.client_id,
-        settings,
-        method_of(settings),
-        issued_at,
-    );
+    let body = described(state, &client.client_id, settings, issued_at);
     let mut response = Json(body).into_response();
     no_store(&mut response);
     response
@@ -111,8 +102,8 @@ pub async fn read(
 }
 
 /// Replaces a client's registration (RFC 7592 §2.2), validated as
-/// registration is: what GET returned, without the server's own fields,
-/// is accepted as it is.
+/// registration is, and never wider than it stands: what GET returned,
+/// without the server's own fields, is accepted as it is.
 #[utoipa::path(
     put,
     path = "/register/{client_id}",
@@ -122,7 +113,7 @@ pub async fn read(
     security(("registration_access_token" = [])),
     responses(
         (status = 200, description = "The client's metadata as it now stands.", body = Object),
-        (status = 400, description = "`invalid_client_metadata` or `invalid_redirect_uri`; `invalid_request` for a `client_id` or `client_secret` that is not this client's, or a server field (`registration_access_token`, `registration_client_uri`, `client_secret_expires_at`, `client_id_issued_at`).", body = ErrorBody),
+        (status = 400, description = "`invalid_client_metadata` (also for a `client_id` or `client_secret` that is not this client's, and for an update that would widen scope, grant types, redirect URIs, resources or the revocation feed, or drop a pushed-request requirement) or `invalid_redirect_uri`; `invalid_request` for a server field (`registration_access_token`, `registration_client_uri`, `client_secret_expires_at`, `client_id_issued_at`).", body = ErrorBody),
         (status = 401, description = "As for GET.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
@@ -168,7 +159,8 @@ async fn replaced(
         )));
     }
     if sent.get("client_id").and_then(Value::as_str) != Some(client.client_id.as_str()) {
-        return Err(OAuthError::invalid_request(
+        return Err(invalid(
+            ErrorCode::InvalidClientMetadata,
             "client_id must name this client (RFC 7592 §2.2)",
         ));
     }
@@ -180,18 +172,28 @@ async fn replaced(
                 constant_time_eq(sha256_hex(secret.as_bytes()).as_bytes(), hash.0.as_bytes())
             });
         if !matches {
-            return Err(OAuthError::invalid_request(
+            return Err(invalid(
+                ErrorCode::InvalidClientMetadata,
                 "client_secret is not this client's; the secret is not changed here",
             ));
         }
     }
+    // The password grant is an administrator's to give (never through
+    // registration); a client that holds it may send it back.
+    let mut sent = sent;
+    let keeps_password =
+        current.grant_types.contains(&GrantType::Password) && take_password_grant(&mut sent);
     let metadata: Metadata7591 = serde_json::from_value(sent).map_err(|_| {
         invalid(
             ErrorCode::InvalidClientMetadata,
             "the body must be a JSON object of client metadata",
         )
     })?;
-    let (metadata_settings, _) = settings_from(state, metadata)?;
+    let mut metadata_settings = settings_from(state, metadata)?;
+    if keeps_password {
+        metadata_settings.grant_types.push(GrantType::Password);
+        metadata_settings.grant_types.sort();
+    }
     // Lifetimes, token format and audience are an administrator's, not
     // client metadata: a replacement keeps them.
     let settings = ClientSettings {
@@ -201,8 +203,19 @@ async fn replaced(
         audience: current.audience.clone(),
         ..metadata_settings
     };
-    // Recorded even when nothing changed: the auditor sees that the
-    // client replaced its registration, and with what.
+    if let Some(widened) = widens(&current, &settings) {
+        return Err(invalid(
+            ErrorCode::InvalidClientMetadata,
+            format!(
+                "a registration update may narrow {widened}, never widen it; ask an administrator"
+            ),
+        ));
+    }
+    // A replacement that changes nothing records nothing: a client cannot
+    // lengthen its own stream by repeating itself.
+    if settings == current {
+        return Ok(answer(state, client, &settings));
+    }
     let command = ClientCommand::ChangeSettings {
         settings: settings.clone(),
     };
@@ -216,11 +229,64 @@ async fn replaced(
         .await;
     match committed {
         Ok(_) => Ok(answer(state, client, &settings)),
+        // Deleted or disabled since it was loaded: its token is dead.
+        Err(ExecuteError::Rejected(ClientError::Disabled | ClientError::NotFound)) => {
+            Ok(gone(headers))
+        }
         Err(ExecuteError::Rejected(why)) => {
             Err(invalid(ErrorCode::InvalidClientMetadata, why.to_string()))
         }
         Err(e) => Err(OAuthError::unavailable().because(e)),
     }
+}
+
+/// What a registration update may not do (RFC 7592 §5: the registration
+/// access token is the client's own, weaker than an administrator): add
+/// scopes, grants, redirect URIs or resources, subscribe to the
+/// revocation feed, or drop a pushed-request requirement. Adding a
+/// redirect URI would also let a leaked token divert codes that a
+/// remembered consent lets through without a page.
+fn widens(current: &ClientSettings, next: &ClientSettings) -> Option<&'static str> {
+    fn within<T: PartialEq>(next: &[T], current: &[T]) -> bool {
+        next.iter().all(|item| current.contains(item))
+    }
+    if !next.scopes.is_subset(&current.scopes) {
+        Some("scope")
+    } else if !within(&next.grant_types, &current.grant_types) {
+        Some("grant_types")
+    } else if !within(&next.redirect_uris, &current.redirect_uris) {
+        Some("redirect_uris")
+    } else if !within(
+        &next.post_logout_redirect_uris,
+        &current.post_logout_redirect_uris,
+    ) {
+        Some("post_logout_redirect_uris")
+    } else if !within(&next.resources, &current.resources) {
+        Some("resources")
+    } else if next.revocation_feed && !current.revocation_feed {
+        Some("revocation_feed")
+    } else if current.require_pushed_authorization_requests
+        && !next.require_pushed_authorization_requests
+    {
+        Some("require_pushed_authorization_requests")
+    } else {
+        None
+    }
+}
+
+/// Removes `password` from the sent `grant_types`; whether it was there.
+fn take_password_grant(sent: &mut Value) -> bool {
+    let Some(grants) = sent.get_mut("grant_types").and_then(Value::as_array_mut) else {
+        return false;
+    };
+    let before = grants.len();
+    grants.retain(|grant| grant != "password");
+    grants.len() != before
+}
+
+fn gone(headers: &HeaderMap) -> Response {
+    bearer::refusal_by_hash(headers, None, bearer::REALM, "the client no longer exists")
+        .unwrap_or_else(|| StatusCode::UNAUTHORIZED.into_response())
 }
 
 /// Deletes a client's registration (RFC 7592 §2.3): the client is
@@ -260,10 +326,7 @@ pub async fn delete(
             response
         }
         // Deleted by a racing request in the meantime: gone either way.
-        Err(ExecuteError::Rejected(_)) => {
-            bearer::refusal_by_hash(&headers, None, bearer::REALM, "the client no longer exists")
-                .unwrap_or_else(|| StatusCode::UNAUTHORIZED.into_response())
-        }
+        Err(ExecuteError::Rejected(_)) => gone(&headers),
         Err(e) => OAuthError::unavailable().because(e).into_response(),
     }
 }

@@ -58,6 +58,8 @@ pub struct CommandContext {
     pub key_ring: KeyRing,
     /// Failed client authentications, per client and address.
     pub throttle: Throttle,
+    /// `private_key_jwt`: the issuer, this API's public URL, client keys.
+    pub assertions: writ_edge::client_assertion::Assertions,
     /// Failed sign-ins and password grants, per username (its keyed hash).
     pub account_throttle: Throttle,
     /// Whose forwarding headers name the client's address.
@@ -73,6 +75,7 @@ impl axum::extract::FromRef<CommandState> for writ_edge::ClientAuthenticator {
         Self {
             store: state.store.clone(),
             throttle: state.throttle.clone(),
+            assertions: state.assertions.clone(),
         }
     }
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use writ_domain::client::{Client, ClientCommand, ClientSettings};
+use writ_domain::client::{AuthMethod, Client, ClientCommand, ClientSettings};
 use writ_domain::values::{
     ApplicationType, GrantType, IdTokenAlg, RedirectUri, ResourceUri, ScopeSet, SecretHash,
     TokenFormat,
@@ -61,6 +61,9 @@ pub struct Metadata7591 {
     /// RFC 9126 §6: authorization requests must be pushed first.
     #[serde(default)]
     require_pushed_authorization_requests: bool,
+    /// The public keys of a `private_key_jwt` client (RFC 7591 §2).
+    jwks: Option<Value>,
+    jwks_uri: Option<String>,
 }
 
 pub(crate) fn invalid(error: writ_edge::ErrorCode, description: impl Into<String>) -> OAuthError {
@@ -124,9 +127,9 @@ async fn handle(
             "the body must be a JSON object of client metadata",
         )
     })?;
-    let (settings, method) = settings_from(state, metadata)?;
+    let settings = settings_from(state, metadata)?;
     let client_id = uuid::Uuid::new_v4().simple().to_string();
-    let secret = (!settings.public).then(random_token);
+    let secret = settings.uses_secret().then(random_token);
     let registration_token = random_token();
     let command = ClientCommand::Register {
         client_id: client_id.clone(),
@@ -156,7 +159,7 @@ async fn handle(
         Err(_) => return Err(OAuthError::unavailable()),
     };
     let issued_at = registered_at.map(|at| at.timestamp()).unwrap_or_default();
-    let mut body = described(state, &client_id, &settings, &method, issued_at);
+    let mut body = described(state, &client_id, &settings, issued_at);
     body["registration_access_token"] = Value::String(registration_token);
     if let Some(secret) = secret {
         body["client_secret"] = Value::String(secret);
@@ -173,11 +176,15 @@ pub(crate) fn described(
     state: &CommandState,
     client_id: &str,
     settings: &ClientSettings,
-    method: &str,
     issued_at: i64,
 ) -> Value {
     let public_url = state.registration.public_url.trim_end_matches('/');
-    json!({
+    let method = match settings.token_endpoint_auth_method {
+        Some(method) => method,
+        None if settings.public => AuthMethod::None,
+        None => AuthMethod::ClientSecretBasic,
+    };
+    let mut described = json!({
         "client_id": client_id,
         "client_id_issued_at": issued_at,
         "registration_client_uri": format!("{public_url}/register/{client_id}"),
@@ -185,7 +192,7 @@ pub(crate) fn described(
         "redirect_uris": settings.redirect_uris,
         "grant_types": settings.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "response_types": if settings.grant_types.contains(&GrantType::AuthorizationCode) { json!(["code"]) } else { json!([]) },
-        "token_endpoint_auth_method": method,
+        "token_endpoint_auth_method": method.as_str(),
         "application_type": match settings.application_type { ApplicationType::Web => "web", ApplicationType::Native => "native" },
         "scope": settings.scopes.to_string(),
         "post_logout_redirect_uris": settings.post_logout_redirect_uris,
@@ -193,13 +200,20 @@ pub(crate) fn described(
         "revocation_feed": settings.revocation_feed,
         "resources": settings.resources,
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
-    })
+    });
+    if let Some(jwks) = &settings.jwks {
+        described["jwks"] = jwks.clone();
+    }
+    if let Some(uri) = &settings.jwks_uri {
+        described["jwks_uri"] = json!(uri);
+    }
+    described
 }
 
 pub(crate) fn settings_from(
     state: &CommandState,
     metadata: Metadata7591,
-) -> Result<(ClientSettings, String), OAuthError> {
+) -> Result<ClientSettings, OAuthError> {
     let redirect_uris = metadata
         .redirect_uris
         .iter()
@@ -227,20 +241,20 @@ pub(crate) fn settings_from(
                 "id_token_signed_response_alg must be RS256, ES256 or EdDSA",
             )
         })?),
-    };
-    let method = metadata
+    }
+    // RS256 is what no choice means: stored as none, a registration read
+    // back and sent again is the same settings.
+    .filter(|alg| *alg != IdTokenAlg::default());
+    let raw_method = metadata
         .token_endpoint_auth_method
         .unwrap_or_else(|| "client_secret_basic".into());
-    let public = match method.as_str() {
-        "client_secret_basic" | "client_secret_post" => false,
-        "none" => true,
-        other => {
-            return Err(invalid(
-                writ_edge::ErrorCode::InvalidClientMetadata,
-                format!("token_endpoint_auth_method {other} is not supported"),
-            ))
-        }
+    let Some(method) = AuthMethod::parse(&raw_method) else {
+        return Err(invalid(
+            writ_edge::ErrorCode::InvalidClientMetadata,
+            format!("token_endpoint_auth_method {raw_method} is not supported"),
+        ));
     };
+    let public = method == AuthMethod::None;
     let mut grant_types = Vec::new();
     for raw in &metadata.grant_types {
         match GrantType::parse(raw) {
@@ -307,24 +321,24 @@ pub(crate) fn settings_from(
             "client_name must be up to 200 characters, none of them control or invisible format characters",
         ));
     }
-    Ok((
-        ClientSettings {
-            name,
-            redirect_uris,
-            grant_types,
-            scopes,
-            public,
-            application_type,
-            token_format: TokenFormat::Jwt,
-            access_token_ttl_secs: state.registration.access_token_ttl.as_secs(),
-            refresh_token_ttl_secs: state.registration.refresh_token_ttl.as_secs(),
-            audience: Vec::new(),
-            resources,
-            post_logout_redirect_uris,
-            id_token_signed_response_alg: id_token_alg,
-            revocation_feed: metadata.revocation_feed,
-            require_pushed_authorization_requests: metadata.require_pushed_authorization_requests,
-        },
-        method,
-    ))
+    Ok(ClientSettings {
+        name,
+        redirect_uris,
+        grant_types,
+        scopes,
+        public,
+        application_type,
+        token_format: TokenFormat::Jwt,
+        access_token_ttl_secs: state.registration.access_token_ttl.as_secs(),
+        refresh_token_ttl_secs: state.registration.refresh_token_ttl.as_secs(),
+        audience: Vec::new(),
+        resources,
+        post_logout_redirect_uris,
+        id_token_signed_response_alg: id_token_alg,
+        revocation_feed: metadata.revocation_feed,
+        require_pushed_authorization_requests: metadata.require_pushed_authorization_requests,
+        token_endpoint_auth_method: Some(method),
+        jwks: metadata.jwks,
+        jwks_uri: metadata.jwks_uri,
+    })
 }

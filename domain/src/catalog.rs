@@ -6,6 +6,7 @@ use cqrs_es::Aggregate;
 
 use crate::account::{Account, AccountEvent};
 use crate::client::{Client, ClientEvent};
+use crate::client_assertion::{ClientAssertion, ClientAssertionEvent};
 use crate::consent::{Consent, ConsentEvent};
 use crate::grant::{Grant, GrantEvent, REVOCATIONS_VERSION};
 use crate::login::{LoginDay, LoginEvent};
@@ -23,6 +24,7 @@ const CATALOGUE: &[(&str, &[&str])] = &[
     (SigningKey::TYPE, SigningKeyEvent::TYPES),
     (Session::TYPE, SessionEvent::TYPES),
     (PushedRequest::TYPE, PushedRequestEvent::TYPES),
+    (ClientAssertion::TYPE, ClientAssertionEvent::TYPES),
 ];
 
 /// Every type is known at 1.0; the grant's revocations also at 1.1. That

@@ -10,6 +10,7 @@
 pub mod account;
 pub mod catalog;
 pub mod client;
+pub mod client_assertion;
 pub mod consent;
 pub mod grant;
 pub mod liveness;

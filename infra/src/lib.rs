@@ -7,6 +7,7 @@
 )]
 
 pub mod claims;
+pub mod client_keys;
 pub mod crypto;
 pub mod kafka;
 pub mod keys;

@@ -19,6 +19,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::Row as _;
 use tokio::sync::mpsc;
 use writ_domain::client::Client;
+use writ_domain::client_assertion::ClientAssertion;
 use writ_domain::consent::Consent;
 use writ_domain::grant::Grant;
 use writ_domain::pushed_request::PushedRequest;
@@ -52,7 +53,7 @@ const LOG_STREAM: &str = "SELECT txid::text::bigint AS txid, position, recorded_
      aggregate_type, aggregate_id, event_type, event_version, payload::text AS payload, \
      metadata::text AS metadata, \
      CASE WHEN aggregate_type IN ('Account', 'LoginDay', 'Consent', 'Session') THEN payload -> event_type ->> 'sub' END AS named_sub, \
-     CASE WHEN aggregate_type IN ('Consent', 'PushedRequest') THEN payload -> event_type ->> 'client_id' END AS named_client \
+     CASE WHEN aggregate_type IN ('Consent', 'PushedRequest', 'ClientAssertion') THEN payload -> event_type ->> 'client_id' END AS named_client \
      FROM events WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) \
      ORDER BY events.txid, events.position";
 /// [`LOG_STREAM`]'s columns by place: a name is a hash lookup, per column
@@ -249,7 +250,9 @@ async fn read_log(
         let named_sub: Option<&str> = row.try_get_unchecked(column::NAMED_SUB)?;
         let (client, named_by) = match head.aggregate_type {
             Client::TYPE => (Some(head.aggregate_id), NamedBy::Itself),
-            Consent::TYPE | PushedRequest::TYPE => (named_client, NamedBy::Itself),
+            Consent::TYPE | PushedRequest::TYPE | ClientAssertion::TYPE => {
+                (named_client, NamedBy::Itself)
+            }
             Grant::TYPE => (None, NamedBy::Grant(head.aggregate_id.to_owned())),
             Session::TYPE => (None, NamedBy::Session(head.aggregate_id.to_owned())),
             _ => (None, NamedBy::Itself),

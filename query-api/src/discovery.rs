@@ -10,6 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use writ_store::views::clients::{self, ClientRow};
 
+use writ_edge::client_assertion::ALGORITHMS;
 use writ_edge::openapi::tag;
 
 use crate::QueryState;
@@ -35,9 +36,12 @@ fn metadata(state: &QueryState) -> Value {
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "email"],
         "subject_types_supported": ["public"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
         "code_challenge_methods_supported": ["S256"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "access_token_signing_alg_values_supported": ["ES256", "EdDSA"],

@@ -55,6 +55,8 @@ pub struct QueryContext {
     pub key_ring: KeyRing,
     /// Failed client authentications, per client and address.
     pub throttle: Throttle,
+    /// `private_key_jwt`: the issuer, this API's public URL, client keys.
+    pub assertions: writ_edge::client_assertion::Assertions,
     /// Whose forwarding headers name the client's address.
     pub trusted_proxies: TrustedProxies,
     /// Whether `/register` is open, so discovery lists it only then.
@@ -76,6 +78,7 @@ impl axum::extract::FromRef<QueryState> for writ_edge::ClientAuthenticator {
         Self {
             store: state.store.clone(),
             throttle: state.throttle.clone(),
+            assertions: state.assertions.clone(),
         }
     }
 }

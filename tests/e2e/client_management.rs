@@ -178,6 +178,11 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
         same.body
     );
     assert_eq!(same.body, read.body);
+    assert_eq!(
+        deployment.event_count().await,
+        before,
+        "a replacement that changes nothing records nothing"
+    );
     let mut renamed = sent_back.clone();
     renamed["client_name"] = json!("svc renamed");
     renamed["client_secret"] = json!(creds.secret);
@@ -196,8 +201,8 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
     );
     assert_eq!(
         deployment.event_count().await,
-        before + 2,
-        "each PUT is an event"
+        before + 1,
+        "a PUT that changes something is an event"
     );
     let shown = deployment
         .writ(&["--json", "client", "show", &client_id])
@@ -221,17 +226,17 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
         (
             "another client_id",
             json!({"client_id": "someone-else"}),
-            "invalid_request",
+            "invalid_client_metadata",
         ),
         (
             "no client_id",
             json!({"client_id": null}),
-            "invalid_request",
+            "invalid_client_metadata",
         ),
         (
             "a wrong secret",
             json!({"client_secret": "wrong"}),
-            "invalid_request",
+            "invalid_client_metadata",
         ),
         (
             "a dangerous redirect URI",
@@ -246,6 +251,26 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
         (
             "the password grant",
             json!({"grant_types": ["password"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            "a wider scope (RFC 7592 §5: an administrator's to give)",
+            json!({"scope": "api admin"}),
+            "invalid_client_metadata",
+        ),
+        (
+            "another grant",
+            json!({"grant_types": ["client_credentials", "authorization_code"], "redirect_uris": ["https://app.example/cb"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            "the revocation feed",
+            json!({"revocation_feed": true}),
+            "invalid_client_metadata",
+        ),
+        (
+            "a resource to introspect for",
+            json!({"resources": ["https://other-rs.example"]}),
             "invalid_client_metadata",
         ),
     ];
@@ -268,6 +293,34 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
         "refused PUTs record nothing"
     );
 
+    for method in [reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let reply = call(
+            &api,
+            method.clone(),
+            &uri,
+            Some(other_token),
+            Some(&sent_back),
+        )
+        .await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.error()),
+            (401, "invalid_token"),
+            "{method} with another client's token"
+        );
+    }
+    let administered = oauth::client(&deployment, &["--grant-type", "client_credentials"]);
+    let cli_uri = server.url(&format!("/register/{}", administered.id));
+    let reply = call(&api, reqwest::Method::GET, &cli_uri, Some(&token), None).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.error()),
+        (401, "invalid_token"),
+        "a client created with the CLI has no registration access token"
+    );
+    assert_eq!(
+        deployment.event_count().await,
+        before + 1,
+        "only the CLI's registration: refused calls record nothing"
+    );
     let deleted = call(&api, reqwest::Method::DELETE, &uri, Some(&token), None).await;
     assert_eq!(deleted.status, 204);
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
@@ -295,6 +348,21 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
     )
     .await;
     assert_eq!(untouched.status, 200, "the other client is untouched");
+    let other_id = other["client_id"].as_str().unwrap_or_default();
+    deployment.writ(&["client", "disable", other_id]).success();
+    let disabled = call(
+        &api,
+        reqwest::Method::GET,
+        other_uri,
+        Some(other_token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (disabled.status.as_u16(), disabled.error()),
+        (401, "invalid_token"),
+        "a client an administrator disabled"
+    );
     eventually("the policy revokes the deleted client's grant", || async {
         let revoked = deployment
             .count(&format!(

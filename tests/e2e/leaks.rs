@@ -62,12 +62,9 @@ async fn no_raw_secret_reaches_the_store_or_the_log_and_the_model_rebuilds(backe
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(registered.status(), 201);
     let registered: serde_json::Value = registered.json().await.unwrap_or_default();
-    needles.push(
-        registered["client_secret"]
-            .as_str()
-            .unwrap_or("missing")
-            .to_owned(),
-    );
+    for secret in ["client_secret", "registration_access_token"] {
+        needles.push(registered[secret].as_str().unwrap_or("missing").to_owned());
+    }
     let bad_basic = api
         .post(
             "/token",

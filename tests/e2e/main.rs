@@ -24,6 +24,7 @@ mod openapi;
 mod page_attacks;
 mod par;
 mod privacy;
+mod private_key_jwt;
 mod projector_faults;
 mod refresh;
 mod registration;

@@ -3,7 +3,9 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use super::{ClientCommand, ClientError, ClientEvent, ClientSettings};
+use super::{
+    check_jwks, check_jwks_uri, AuthMethod, ClientCommand, ClientError, ClientEvent, ClientSettings,
+};
 use crate::values::{GrantType, SecretHash};
 use crate::Services;
 
@@ -51,9 +53,12 @@ impl Aggregate for Client {
                     return Err(ClientError::AlreadyRegistered);
                 }
                 check_settings(&settings)?;
-                match (settings.public, &secret_hash) {
-                    (true, Some(_)) => return Err(ClientError::PublicClientHasNoSecret),
-                    (false, None) => return Err(ClientError::ConfidentialClientNeedsSecret),
+                match (settings.uses_secret(), &secret_hash) {
+                    (false, Some(_)) if settings.public => {
+                        return Err(ClientError::PublicClientHasNoSecret)
+                    }
+                    (false, Some(_)) => return Err(ClientError::KeysRequired),
+                    (true, None) => return Err(ClientError::ConfidentialClientNeedsSecret),
                     _ => {}
                 }
                 ClientEvent::ClientRegistered {
@@ -77,13 +82,16 @@ impl Aggregate for Client {
             ClientCommand::ChangeSettings { settings } => {
                 self.ensure_active()?;
                 check_settings(&settings)?;
-                if settings.public != self.secret_hash.is_none() {
-                    // Switching between public and confidential would leave a
-                    // secret behind or a confidential client without one.
-                    return Err(if settings.public {
+                if settings.uses_secret() != self.secret_hash.is_some() {
+                    // Switching between a secret and none (public, or keys
+                    // of its own) would leave a secret behind or a client
+                    // without any credential.
+                    return Err(if settings.uses_secret() {
+                        ClientError::ConfidentialClientNeedsSecret
+                    } else if settings.public {
                         ClientError::PublicClientHasNoSecret
                     } else {
-                        ClientError::ConfidentialClientNeedsSecret
+                        ClientError::KeysRequired
                     });
                 }
                 ClientEvent::ClientSettingsChanged {
@@ -167,5 +175,18 @@ fn check_settings(settings: &ClientSettings) -> Result<(), ClientError> {
     if settings.access_token_ttl_secs == 0 || settings.refresh_token_ttl_secs == 0 {
         return Err(ClientError::ZeroLifetime);
     }
-    Ok(())
+    check_keys(settings)
+}
+
+fn check_keys(settings: &ClientSettings) -> Result<(), ClientError> {
+    let private_key_jwt = settings.token_endpoint_auth_method == Some(AuthMethod::PrivateKeyJwt);
+    match (&settings.jwks, &settings.jwks_uri) {
+        (None, None) if private_key_jwt => Err(ClientError::KeysRequired),
+        (None, None) => Ok(()),
+        _ if !private_key_jwt => Err(ClientError::KeysWithoutPrivateKeyJwt),
+        (Some(_), Some(_)) => Err(ClientError::KeysRequired),
+        _ if settings.public => Err(ClientError::KeysRequired),
+        (Some(jwks), None) => check_jwks(jwks),
+        (None, Some(uri)) => check_jwks_uri(uri),
+    }
 }

@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use super::AuthMethod;
+
 use crate::values::{
     ApplicationType, GrantType, IdTokenAlg, RedirectUri, ResourceUri, ScopeSet, SecretHash,
     TokenFormat,
@@ -44,6 +46,25 @@ pub struct ClientSettings {
     /// off, as `revocation_feed` is.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_pushed_authorization_requests: bool,
+    /// RFC 7591's `token_endpoint_auth_method` as registered. Absent from
+    /// clients registered before it was recorded: a secret (or none) says
+    /// how they authenticate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    /// The public keys a `private_key_jwt` client signs its assertions
+    /// with (RFC 7591 `jwks`), or where to fetch them (`jwks_uri`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+}
+
+impl ClientSettings {
+    /// Whether the client authenticates with a secret Writ holds the hash
+    /// of: every confidential client but a `private_key_jwt` one.
+    pub fn uses_secret(&self) -> bool {
+        !self.public && self.token_endpoint_auth_method != Some(AuthMethod::PrivateKeyJwt)
+    }
 }
 
 #[derive(Debug, Clone)]

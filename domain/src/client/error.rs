@@ -26,4 +26,10 @@ pub enum ClientError {
     PublicResourceServer,
     #[error("token lifetimes must be at least one second")]
     ZeroLifetime,
+    #[error("private_key_jwt needs exactly one of jwks and jwks_uri, and no secret")]
+    KeysRequired,
+    #[error("jwks and jwks_uri are for private_key_jwt clients only")]
+    KeysWithoutPrivateKeyJwt,
+    #[error("{0}")]
+    UnusableKeys(String),
 }

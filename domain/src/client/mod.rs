@@ -5,11 +5,13 @@ mod aggregate;
 mod command;
 mod error;
 mod event;
+mod keys;
 
 pub use aggregate::{Client, ClientStatus};
 pub use command::{ClientCommand, ClientSettings};
 pub use error::ClientError;
 pub use event::ClientEvent;
+pub use keys::{check_jwks, check_jwks_uri, AuthMethod};
 
 #[cfg(test)]
 mod tests;

@@ -27,6 +27,9 @@ fn settings() -> ClientSettings {
         id_token_signed_response_alg: None,
         revocation_feed: false,
         require_pushed_authorization_requests: false,
+        token_endpoint_auth_method: None,
+        jwks: None,
+        jwks_uri: None,
     }
 }
 

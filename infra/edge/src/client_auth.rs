@@ -17,7 +17,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use writ_domain::client::ClientSettings;
 
+use crate::client_assertion::{Assertions, Refused, JWT_BEARER};
 use crate::{Form, OAuthError, Throttle};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use writ_domain::client::AuthMethod;
 use writ_infra::crypto::{constant_time_eq, sha256_hex};
 use writ_store::memory::Fresh;
 use writ_store::views::clients;
@@ -28,6 +31,7 @@ pub enum Method {
     Basic,
     Post,
     None,
+    PrivateKeyJwt,
 }
 
 impl Method {
@@ -44,6 +48,7 @@ impl Method {
             Self::Basic => "client_secret_basic",
             Self::Post => "client_secret_post",
             Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -52,6 +57,7 @@ struct Presented {
     method: Method,
     client_id: String,
     secret: Option<String>,
+    assertion: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +107,14 @@ fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> 
     }
     let form_id = form.get("client_id");
     let form_secret = form.get("client_secret");
+    if form.get("client_assertion_type").is_some() || form.get("client_assertion").is_some() {
+        if !authorization.is_empty() || form_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not a client assertion and a secret",
+            ));
+        }
+        return asserted(form, form_id);
+    }
     match authorization.first() {
         Some(value) => {
             let value = value
@@ -121,6 +135,7 @@ fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> 
                 method: Method::Basic,
                 client_id,
                 secret: Some(secret),
+                assertion: None,
             })
         }
         None => {
@@ -137,18 +152,63 @@ fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> 
                 },
                 client_id,
                 secret: form_secret.map(str::to_owned),
+                assertion: None,
             })
         }
     }
+}
+
+/// RFC 7521 §4.2: the assertion names its client in `sub` (signed, and
+/// checked once the client's keys are known); a `client_id` beside it must
+/// agree.
+fn asserted(form: &Form, form_id: Option<&str>) -> Result<Presented, OAuthError> {
+    let refused = |why: &str| OAuthError::invalid_client(why, "Basic");
+    if form.get("client_assertion_type") != Some(JWT_BEARER) {
+        return Err(refused(
+            "client_assertion_type must be jwt-bearer (RFC 7523)",
+        ));
+    }
+    let assertion = form
+        .get("client_assertion")
+        .ok_or_else(|| refused("client_assertion is missing"))?;
+    let sub = assertion
+        .split('.')
+        .nth(1)
+        .and_then(|claims| URL_SAFE_NO_PAD.decode(claims).ok())
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|claims| claims.get("sub")?.as_str().map(str::to_owned))
+        .filter(|sub| !sub.is_empty())
+        .ok_or_else(|| refused("the client assertion names no client"))?;
+    if form_id.is_some_and(|id| id != sub) {
+        return Err(OAuthError::invalid_request(
+            "client_id differs from the client assertion's",
+        ));
+    }
+    Ok(Presented {
+        method: Method::PrivateKeyJwt,
+        client_id: sub,
+        secret: None,
+        assertion: Some(assertion.to_owned()),
+    })
+}
+
+/// Where and how the request arrived, for a client assertion's `aud` and
+/// the event that records it.
+pub struct Endpoint<'a> {
+    pub path: &'a str,
+    pub request_id: &'a str,
 }
 
 /// Authenticates the client of a request. `allow_public` is false where
 /// only confidential clients may call (introspection). `address` is the
 /// client's address ([`crate::ClientAddress`]), which failures are
 /// counted under.
+#[allow(clippy::too_many_arguments)]
 pub async fn authenticate(
     store: &Store,
     throttle: &Throttle,
+    assertions: &Assertions,
+    endpoint: Endpoint<'_>,
     address: Option<IpAddr>,
     headers: &HeaderMap,
     form: &Form,
@@ -182,6 +242,37 @@ pub async fn authenticate(
     if !client.row.is_active() {
         return refuse("client authentication failed");
     }
+    let private_key_jwt = settings.token_endpoint_auth_method == Some(AuthMethod::PrivateKeyJwt);
+    if let Some(assertion) = &presented.assertion {
+        if !private_key_jwt {
+            return refuse("this client does not authenticate with private_key_jwt");
+        }
+        let accepted = assertions
+            .accept(
+                &settings,
+                &presented.client_id,
+                assertion,
+                endpoint.path,
+                endpoint.request_id,
+            )
+            .await;
+        return match accepted {
+            Ok(()) => Ok(AuthenticatedClient {
+                client_id: presented.client_id,
+                settings,
+                method: Method::PrivateKeyJwt,
+                checked,
+            }),
+            Err(Refused::Unavailable(why)) => Err(OAuthError::unavailable().because(why)),
+            Err(Refused::Keys(why)) => refuse("the client's keys could not be read")
+                .map_err(|e: OAuthError| e.because(why)),
+            Err(Refused::Replayed) => refuse("this client assertion was used before"),
+            Err(Refused::Invalid(why)) => refuse(why),
+        };
+    }
+    if private_key_jwt {
+        return refuse("this client authenticates with private_key_jwt");
+    }
     match (&client.row.secret_hash, presented.secret) {
         (Some(stored), Some(secret)) => {
             let computed = sha256_hex(secret.as_bytes());
@@ -198,6 +289,8 @@ pub async fn authenticate(
                 scheme,
             ))
         }
+        // Only a public client goes without any credential.
+        (None, None) if !settings.public => return refuse("client authentication failed"),
         (None, None) if !allow_public => {
             return Err(OAuthError::invalid_client(
                 "public clients may not call this endpoint",

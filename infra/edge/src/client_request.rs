@@ -9,6 +9,8 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use writ_store::Store;
 
+use crate::client_assertion::Assertions;
+use crate::client_auth::Endpoint;
 use crate::{authenticate, form, AuthenticatedClient, ClientAddress, Form, OAuthError, Throttle};
 
 /// What client authentication needs from a router's state.
@@ -16,6 +18,7 @@ use crate::{authenticate, form, AuthenticatedClient, ClientAddress, Form, OAuthE
 pub struct ClientAuthenticator {
     pub store: Store,
     pub throttle: Throttle,
+    pub assertions: Assertions,
 }
 
 impl ClientAuthenticator {
@@ -24,6 +27,7 @@ impl ClientAuthenticator {
     /// secret.
     async fn authenticate(
         &self,
+        endpoint: Endpoint<'_>,
         address: &ClientAddress,
         headers: &HeaderMap,
         form: &Form,
@@ -32,6 +36,8 @@ impl ClientAuthenticator {
         authenticate(
             &self.store,
             &self.throttle,
+            &self.assertions,
+            endpoint,
             address.0,
             headers,
             form,
@@ -65,13 +71,18 @@ where
         let (mut parts, body) = request.into_parts();
         let Ok(address) = ClientAddress::from_request_parts(&mut parts, state).await;
         let form = form::read(&parts.headers, body).await?;
+        let request_id = request_id(&parts.headers);
+        let endpoint = Endpoint {
+            path: parts.uri.path(),
+            request_id: &request_id,
+        };
         let client = ClientAuthenticator::from_ref(state)
-            .authenticate(&address, &parts.headers, &form, PUBLIC)
+            .authenticate(endpoint, &address, &parts.headers, &form, PUBLIC)
             .await?;
         Ok(Self {
             client,
             form,
-            request_id: request_id(&parts.headers),
+            request_id,
             address,
         })
     }
@@ -93,8 +104,13 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, OAuthError> {
         let Ok(address) = ClientAddress::from_request_parts(parts, state).await;
+        let request_id = request_id(&parts.headers);
+        let endpoint = Endpoint {
+            path: parts.uri.path(),
+            request_id: &request_id,
+        };
         let client = ClientAuthenticator::from_ref(state)
-            .authenticate(&address, &parts.headers, &Form::default(), false)
+            .authenticate(endpoint, &address, &parts.headers, &Form::default(), false)
             .await?;
         Ok(Self { client, address })
     }

@@ -10,6 +10,7 @@
 pub mod address;
 pub mod bearer;
 pub mod body;
+pub mod client_assertion;
 pub mod client_auth;
 mod client_request;
 pub mod error;

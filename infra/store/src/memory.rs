@@ -257,9 +257,9 @@ impl Memory {
                         state.tokens.pop(&key);
                     }
                 }
-                // Sessions, sign-in counts and pushed requests decide no
-                // token and no client.
-                "Session" | "LoginDay" | "PushedRequest" => {}
+                // Sessions, sign-in counts, pushed requests and client
+                // assertions decide no token and no client.
+                "Session" | "LoginDay" | "PushedRequest" | "ClientAssertion" => {}
                 // A client, account, consent or signing key reaches every
                 // token of it; they change rarely, so start again.
                 _ => {

@@ -150,8 +150,8 @@ pub fn changes(head: EventHead<'_>, payload: &impl Payload) -> Result<Vec<Change
         Grant::TYPE => grant(id, &head.cursor.to_string(), decode(head, payload)?),
         SigningKey::TYPE => signing_key(decode(head, payload)?),
         Session::TYPE => session(id, decode(head, payload)?),
-        // Login outcomes and pushed requests have no inline row; decoding
-        // still rejects the unknown.
+        // Login outcomes, pushed requests and client assertions have no
+        // inline row; decoding still rejects the unknown.
         _ => decode::<serde::de::IgnoredAny>(head, payload).map(|_| Vec::new())?,
     })
 }

@@ -1,0 +1,154 @@
+//! How a client authenticates, and the public keys of one that signs its
+//! own assertions (`private_key_jwt`, RFC 7523 §2.2, OpenID Connect Core
+//! §9): checked here so that no registration path can store a private key
+//! or a `jwks_uri` Writ would not fetch.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::ClientError;
+
+/// RFC 7591 `token_endpoint_auth_method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::ClientSecretBasic,
+            Self::ClientSecretPost,
+            Self::None,
+            Self::PrivateKeyJwt,
+        ]
+        .into_iter()
+        .find(|method| method.as_str() == raw)
+    }
+}
+
+/// More keys than this is not a client's key set but a way to make every
+/// authentication try them all.
+const MAX_KEYS: usize = 10;
+const MAX_URI_LEN: usize = 2048;
+/// Private-key members of RFC 7518 §6; a key set holding one is refused.
+const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// A `jwks` value: 1–10 public keys of the asymmetric kinds Writ verifies.
+pub fn check_jwks(jwks: &Value) -> Result<(), ClientError> {
+    let bad = |why: &str| Err(ClientError::UnusableKeys(why.to_owned()));
+    let Some(keys) = jwks.get("keys").and_then(Value::as_array) else {
+        return bad("jwks must be an object with a keys array");
+    };
+    if keys.is_empty() || keys.len() > MAX_KEYS {
+        return bad("jwks must hold between 1 and 10 keys");
+    }
+    for key in keys {
+        let Some(members) = key.as_object() else {
+            return bad("every key must be a JSON object");
+        };
+        if PRIVATE_MEMBERS.iter().any(|m| members.contains_key(*m)) {
+            return bad("jwks must hold public keys only");
+        }
+        match members.get("kty").and_then(Value::as_str) {
+            Some("EC" | "OKP" | "RSA") => {}
+            _ => return bad("keys must be EC, OKP or RSA public keys"),
+        }
+    }
+    Ok(())
+}
+
+/// A `jwks_uri` Writ may fetch: https, or http on a loopback address (for
+/// development), without a fragment or credentials (R57).
+pub fn check_jwks_uri(uri: &str) -> Result<(), ClientError> {
+    let bad = || {
+        Err(ClientError::UnusableKeys(
+            "jwks_uri must be https, or http on a loopback address, without a fragment".to_owned(),
+        ))
+    };
+    if uri.len() > MAX_URI_LEN
+        || uri.contains(['#', ' ', '\\'])
+        || uri.chars().any(char::is_control)
+    {
+        return bad();
+    }
+    let rest = if let Some(rest) = uri.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = uri.strip_prefix("http://") {
+        let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..host_end];
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        if !["127.0.0.1", "[::1]", "localhost"].contains(&host) {
+            return bad();
+        }
+        rest
+    } else {
+        return bad();
+    };
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    if authority.is_empty() || authority.contains('@') {
+        return bad();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_public_asymmetric_keys_are_kept() {
+        let ec = json!({"kty": "EC", "crv": "P-256", "x": "x", "y": "y"});
+        assert!(check_jwks(&json!({"keys": [ec]})).is_ok());
+        for refused in [
+            json!({"keys": []}),
+            json!([ec]),
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "d": "secret"}]}),
+            json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
+            json!({"keys": vec![ec.clone(); 11]}),
+        ] {
+            assert!(check_jwks(&refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_jwks_uri_is_https_or_loopback_http() {
+        for good in [
+            "https://app.example/jwks.json",
+            "http://127.0.0.1:8123/jwks",
+            "http://[::1]/jwks",
+            "http://localhost:9/jwks",
+        ] {
+            assert!(check_jwks_uri(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://app.example/jwks",
+            "http://169.254.169.254/latest/meta-data",
+            "http://localhost.evil.example/jwks",
+            "http://127.0.0.1@evil.example/jwks",
+            "https://user:pw@app.example/jwks",
+            "https://app.example/jwks#frag",
+            "ftp://app.example/jwks",
+            "https://",
+        ] {
+            assert!(check_jwks_uri(bad).is_err(), "{bad}");
+        }
+    }
+}

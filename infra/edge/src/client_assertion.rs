@@ -1,0 +1,204 @@
+//! `private_key_jwt` (RFC 7523 §2.2 and §3, OpenID Connect Core §9): the
+//! client signs a short-lived JWT with a key whose public half it
+//! registered, and sends it as `client_assertion`. Only asymmetric
+//! algorithms verify: `none` and HMAC (which a public key could be made to
+//! key) never do. Each assertion is accepted once, in every process,
+//! through its `ClientAssertion` stream.
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::Value;
+use writ_domain::client::ClientSettings;
+use writ_domain::client_assertion::{AcceptAssertion, ClientAssertion, ClientAssertionError};
+use writ_infra::client_keys::ClientKeys;
+use writ_infra::crypto::sha256_hex;
+use writ_store::executor::Stream;
+use writ_store::{ExecuteError, Executor, Metadata};
+
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The algorithms an assertion may be signed with, as discovery lists them.
+pub const ALGORITHMS: &[&str] = &["ES256", "EdDSA", "PS256", "RS256"];
+
+const MAX_ASSERTION_LEN: usize = 8 * 1024;
+/// An assertion is for one request: one that claims to live longer is
+/// refused, so its `jti` need not be remembered for long either.
+const MAX_LIFETIME_SECS: i64 = 600;
+const MAX_JTI_LEN: usize = 256;
+
+/// What verifying assertions needs besides the client's row.
+#[derive(Clone)]
+pub struct Assertions {
+    pub executor: Executor,
+    /// Always an acceptable `aud` (RFC 7523bis, and what openid-client sends).
+    pub issuer: String,
+    /// This API's public base URL: the called endpoint's URL is an
+    /// acceptable `aud` too (OpenID Connect Core §9 names the token endpoint).
+    pub public_base: String,
+    pub keys: ClientKeys,
+}
+
+/// Why an assertion was not accepted; every one is `invalid_client`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    Invalid(&'static str),
+    Replayed,
+    /// The client's `jwks_uri` could not be read: the client's fault.
+    Keys(String),
+    /// The store could not record the assertion: nobody's fault, 503.
+    Unavailable(String),
+}
+
+fn algorithm(alg: Algorithm) -> Option<Algorithm> {
+    matches!(
+        alg,
+        Algorithm::ES256 | Algorithm::EdDSA | Algorithm::PS256 | Algorithm::RS256
+    )
+    .then_some(alg)
+}
+
+fn keys_for<'a>(set: &'a Value, kid: Option<&str>, alg: Algorithm) -> Vec<&'a Value> {
+    let alg_name = format!("{alg:?}");
+    set.get("keys")
+        .and_then(Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter(|key| {
+                    kid.is_none_or(|kid| key.get("kid").and_then(Value::as_str) == Some(kid))
+                })
+                .filter(|key| {
+                    key.get("alg")
+                        .and_then(Value::as_str)
+                        .is_none_or(|own| own == alg_name)
+                })
+                .filter(|key| {
+                    key.get("use")
+                        .and_then(Value::as_str)
+                        .is_none_or(|u| u == "sig")
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn verified_claims(assertion: &str, keys: &[&Value], alg: Algorithm) -> Option<Value> {
+    let mut validation = Validation::new(alg);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.validate_aud = false;
+    validation.validate_nbf = true;
+    validation.leeway = 0;
+    keys.iter().find_map(|key| {
+        let jwk = Jwk::deserialize(*key).ok()?;
+        let decoding = DecodingKey::from_jwk(&jwk).ok()?;
+        jsonwebtoken::decode::<Value>(assertion, &decoding, &validation)
+            .ok()
+            .map(|data| data.claims)
+    })
+}
+
+impl Assertions {
+    /// Verifies `assertion` for `client_id` at the endpoint `path`, then
+    /// records its acceptance; a second use anywhere is [`Refused::Replayed`].
+    pub async fn accept(
+        &self,
+        settings: &ClientSettings,
+        client_id: &str,
+        assertion: &str,
+        path: &str,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        if assertion.len() > MAX_ASSERTION_LEN || assertion.split('.').count() != 3 {
+            return Err(Refused::Invalid("the client assertion is not a JWT"));
+        }
+        let header = jsonwebtoken::decode_header(assertion)
+            .map_err(|_| Refused::Invalid("the client assertion's header is unreadable"))?;
+        let alg = algorithm(header.alg).ok_or(Refused::Invalid(
+            "the client assertion's algorithm is not accepted",
+        ))?;
+        let kid = header.kid.as_deref();
+        let mut claims = None;
+        for stale_ok in [true, false] {
+            let set = self
+                .keys
+                .of(settings, stale_ok)
+                .await
+                .map_err(|e| Refused::Keys(e.to_string()))?;
+            claims = verified_claims(assertion, &keys_for(&set, kid, alg), alg);
+            // Only a fetched set can have changed since it was cached.
+            if claims.is_some() || settings.jwks_uri.is_none() {
+                break;
+            }
+        }
+        let claims = claims.ok_or(Refused::Invalid("the client assertion does not verify"))?;
+        self.check_claims(&claims, client_id, path)?;
+        let jti = claims["jti"].as_str().unwrap_or_default();
+        let expires_at = claims["exp"]
+            .as_i64()
+            .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0))
+            .ok_or(Refused::Invalid("the client assertion's exp is unreadable"))?;
+        if (expires_at - self.executor.services().now()).num_seconds() > MAX_LIFETIME_SECS {
+            return Err(Refused::Invalid(
+                "the client assertion lives longer than ten minutes",
+            ));
+        }
+        let command = AcceptAssertion {
+            client_id: client_id.to_owned(),
+            jti: jti.to_owned(),
+            alg: format!("{alg:?}"),
+            kid: kid.map(str::to_owned),
+            expires_at,
+        };
+        let metadata = Metadata {
+            actor: format!("client:{client_id}"),
+            request_id: request_id.to_owned(),
+            client_id: Some(client_id.to_owned()),
+        };
+        let stream = ClientAssertion::stream_id(client_id, jti, sha256_hex);
+        match self
+            .executor
+            .execute_with::<ClientAssertion>(&stream, command, &metadata, Vec::new(), Stream::New)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(
+                ExecuteError::Rejected(ClientAssertionError::Replayed) | ExecuteError::Conflict,
+            ) => Err(Refused::Replayed),
+            Err(ExecuteError::Rejected(ClientAssertionError::Expired)) => {
+                Err(Refused::Invalid("the client assertion has expired"))
+            }
+            Err(e) => Err(Refused::Unavailable(e.to_string())),
+        }
+    }
+
+    fn check_claims(&self, claims: &Value, client_id: &str, path: &str) -> Result<(), Refused> {
+        let text = |name: &str| claims.get(name).and_then(Value::as_str);
+        if text("iss") != Some(client_id) || text("sub") != Some(client_id) {
+            return Err(Refused::Invalid(
+                "the client assertion's iss and sub must be the client_id",
+            ));
+        }
+        let issuer = self.issuer.trim_end_matches('/');
+        let endpoint = format!("{}{path}", self.public_base.trim_end_matches('/'));
+        let issuer_endpoint = format!("{issuer}{path}");
+        let acceptable = |aud: &str| {
+            let aud = aud.trim_end_matches('/');
+            aud == issuer || aud == endpoint || aud == issuer_endpoint
+        };
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(aud)) => acceptable(aud),
+            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(acceptable),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(Refused::Invalid(
+                "the client assertion's aud must be the issuer or this endpoint",
+            ));
+        }
+        match text("jti") {
+            Some(jti) if !jti.is_empty() && jti.len() <= MAX_JTI_LEN => Ok(()),
+            _ => Err(Refused::Invalid("the client assertion needs a jti")),
+        }
+    }
+}
