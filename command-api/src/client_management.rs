@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 use writ_domain::client::{Client, ClientCommand, ClientError, ClientSettings, ClientStatus};
-use writ_domain::values::GrantType;
+use writ_domain::values::{ApplicationType, GrantType};
 use writ_edge::openapi::{tag, ErrorBody};
 use writ_edge::{bearer, form, no_store, ErrorCode, OAuthError};
 use writ_infra::crypto::{constant_time_eq, sha256_hex};
@@ -241,16 +241,28 @@ async fn replaced(
 }
 
 /// What a registration update may not do (RFC 7592 §5: the registration
-/// access token is the client's own, weaker than an administrator): add
-/// scopes, grants, redirect URIs or resources, subscribe to the
-/// revocation feed, or drop a pushed-request requirement. Adding a
+/// access token is the client's own, weaker than an administrator): change
+/// how the client authenticates or its keys, turn native, add scopes,
+/// grants, redirect URIs or resources, subscribe to the revocation feed,
+/// or drop a pushed-request requirement. Adding a
 /// redirect URI would also let a leaked token divert codes that a
 /// remembered consent lets through without a page.
 fn widens(current: &ClientSettings, next: &ClientSettings) -> Option<&'static str> {
     fn within<T: PartialEq>(next: &[T], current: &[T]) -> bool {
         next.iter().all(|item| current.contains(item))
     }
-    if !next.scopes.is_subset(&current.scopes) {
+    if next.uses_secret() != current.uses_secret() || next.public != current.public {
+        Some("token_endpoint_auth_method")
+    } else if next.jwks != current.jwks || next.jwks_uri != current.jwks_uri {
+        // New keys are a new credential: an administrator's to give, as
+        // a new secret is.
+        Some("jwks")
+    } else if next.application_type == ApplicationType::Native
+        && current.application_type == ApplicationType::Web
+    {
+        // A native client's loopback redirect URIs take any port.
+        Some("application_type")
+    } else if !next.scopes.is_subset(&current.scopes) {
         Some("scope")
     } else if !within(&next.grant_types, &current.grant_types) {
         Some("grant_types")

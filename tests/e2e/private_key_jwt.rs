@@ -451,6 +451,56 @@ async fn registration_takes_jwks_or_a_jwks_uri_that_is_fetched(backend: Backend)
         reply.body
     );
 
+    // RFC 7592: the registration access token cannot change how the
+    // client authenticates, nor its keys: that would hand the client's
+    // identity to whoever holds the token.
+    let management = registered.field("registration_client_uri");
+    let registration_token = registered.field("registration_access_token");
+    let mut current = Api::reply(api.http.get(&management).bearer_auth(&registration_token))
+        .await
+        .body;
+    for field in ["registration_client_uri", "client_id_issued_at"] {
+        current.as_object_mut().map(|c| c.remove(field));
+    }
+    let before = deployment.event_count().await;
+    for (what, field, value) in [
+        (
+            "turning public",
+            "token_endpoint_auth_method",
+            json!("none"),
+        ),
+        (
+            "taking a secret",
+            "token_endpoint_auth_method",
+            json!("client_secret_basic"),
+        ),
+        (
+            "other keys",
+            "jwks_uri",
+            json!("https://attacker.example/jwks"),
+        ),
+    ] {
+        let mut body = current.clone();
+        body[field] = value;
+        if what == "turning public" {
+            body["grant_types"] = json!(["refresh_token"]);
+        }
+        let reply = Api::reply(
+            api.http
+                .put(&management)
+                .bearer_auth(&registration_token)
+                .json(&body),
+        )
+        .await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.error()),
+            (400, "invalid_client_metadata"),
+            "{what}: {}",
+            reply.body
+        );
+    }
+    assert_eq!(deployment.event_count().await, before);
+
     let mut inline = base.clone();
     inline["jwks"] = signer.jwks();
     let registered = register(&api, &inline).await;

@@ -82,6 +82,16 @@ impl Aggregate for Client {
             ClientCommand::ChangeSettings { settings } => {
                 self.ensure_active()?;
                 check_settings(&settings)?;
+                // Public, secret and keys are three kinds of client: one
+                // never becomes another (a keys client turned public
+                // could be named by anyone).
+                if self
+                    .settings
+                    .as_ref()
+                    .is_some_and(|current| current.public != settings.public)
+                {
+                    return Err(ClientError::AuthenticationKindChanged);
+                }
                 if settings.uses_secret() != self.secret_hash.is_some() {
                     // Switching between a secret and none (public, or keys
                     // of its own) would leave a secret behind or a client
@@ -174,6 +184,10 @@ fn check_settings(settings: &ClientSettings) -> Result<(), ClientError> {
     // clients, and that is decided at the authorization endpoint.
     if settings.access_token_ttl_secs == 0 || settings.refresh_token_ttl_secs == 0 {
         return Err(ClientError::ZeroLifetime);
+    }
+    // The revocation feed authenticates with Basic credentials only.
+    if settings.revocation_feed && !settings.uses_secret() {
+        return Err(ClientError::RevocationFeedNeedsSecret);
     }
     check_keys(settings)
 }

@@ -32,4 +32,8 @@ pub enum ClientError {
     KeysWithoutPrivateKeyJwt,
     #[error("{0}")]
     UnusableKeys(String),
+    #[error("a client cannot switch between a secret, keys and none; register a new one")]
+    AuthenticationKindChanged,
+    #[error("only a client with a secret can subscribe to the revocation feed")]
+    RevocationFeedNeedsSecret,
 }

@@ -242,7 +242,75 @@ fn a_confidential_client_cannot_become_public() {
     ClientTest::with(services())
         .given(vec![registered()])
         .when(ClientCommand::ChangeSettings { settings: public })
-        .then_expect_error(ClientError::PublicClientHasNoSecret);
+        .then_expect_error(ClientError::AuthenticationKindChanged);
+}
+
+fn keyed() -> ClientSettings {
+    ClientSettings {
+        token_endpoint_auth_method: Some(crate::client::AuthMethod::PrivateKeyJwt),
+        jwks: Some(
+            serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}]}),
+        ),
+        ..settings()
+    }
+}
+
+#[test]
+fn a_keys_client_has_no_secret_and_never_becomes_public_or_a_secret_one() {
+    let keyed_registered = ClientEvent::ClientRegistered {
+        client_id: "c1".into(),
+        settings: keyed(),
+        secret_hash: None,
+        registered_at: t0(),
+        registration_token_hash: None,
+    };
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(keyed(), Some(secret())))
+        .then_expect_error(ClientError::KeysRequired);
+    ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(keyed(), None))
+        .then_expect_events(vec![keyed_registered.clone()]);
+    for (settings, error) in [
+        (
+            ClientSettings {
+                public: true,
+                token_endpoint_auth_method: Some(crate::client::AuthMethod::None),
+                jwks: None,
+                grant_types: vec![crate::values::GrantType::AuthorizationCode],
+                ..keyed()
+            },
+            ClientError::AuthenticationKindChanged,
+        ),
+        (
+            ClientSettings {
+                token_endpoint_auth_method: None,
+                jwks: None,
+                ..keyed()
+            },
+            ClientError::ConfidentialClientNeedsSecret,
+        ),
+        (
+            ClientSettings {
+                revocation_feed: true,
+                ..keyed()
+            },
+            ClientError::RevocationFeedNeedsSecret,
+        ),
+        (
+            ClientSettings {
+                jwks: None,
+                ..keyed()
+            },
+            ClientError::KeysRequired,
+        ),
+    ] {
+        ClientTest::with(services())
+            .given(vec![keyed_registered.clone()])
+            .when(ClientCommand::ChangeSettings { settings })
+            .then_expect_error(error);
+    }
 }
 
 #[test]
