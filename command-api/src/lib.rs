@@ -17,6 +17,7 @@ mod issue;
 mod metadata;
 mod par;
 mod register;
+mod request_object;
 mod revoke;
 mod token;
 

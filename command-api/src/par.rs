@@ -23,7 +23,7 @@ use writ_store::{ExecuteError, Metadata};
 use crate::browser::request::{
     self, KnownClient, Origin, Pending, Refusal, AUTHORIZATION_PARAMETERS,
 };
-use crate::CommandState;
+use crate::{request_object, CommandState};
 
 /// RFC 9126 §2.2's URN namespace for the references Writ hands out.
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
@@ -90,15 +90,6 @@ pub async fn push(
             "a parameter of this request is too long",
         ));
     }
-    // RFC 9126 §3 pushes a request object alone, without the
-    // `response_type` the checks below would miss first.
-    if form.get("request").is_some() {
-        return Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::RequestNotSupported,
-            "request objects are not supported",
-        ));
-    }
     if form.get("request_uri").is_some() {
         return Err(OAuthError::invalid_request(
             "a pushed request cannot carry a request_uri (RFC 9126 §2.1)",
@@ -107,6 +98,20 @@ pub async fn push(
     let known = KnownClient {
         client_id: client.client_id.clone(),
         settings: (*client.settings).clone(),
+    };
+    // RFC 9126 §3: a signed request object stands for the whole request;
+    // what it carries is checked, and kept, as if it had been sent plain.
+    let form = match form.get("request") {
+        Some(jwt) => request_object::unpack(&state, &known, jwt)
+            .await
+            .map_err(|why| {
+                OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidRequestObject,
+                    why,
+                )
+            })?,
+        None => form,
     };
     let now = state.executor.services().now();
     request::validate(Some(&known), &form, &request_id, now, Origin::Pushed)

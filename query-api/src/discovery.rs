@@ -46,7 +46,8 @@ fn metadata(state: &QueryState) -> Value {
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "access_token_signing_alg_values_supported": ["ES256", "EdDSA"],
         "authorization_response_iss_parameter_supported": true,
-        "request_parameter_supported": false,
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported": ALGORITHMS,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
     });

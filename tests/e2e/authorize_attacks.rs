@@ -326,11 +326,6 @@ async fn other_bad_requests_are_redirected_with_an_error_state_and_iss(backend: 
             "invalid_request",
         ),
         (
-            "request objects",
-            with(&[("request", "eyJ.x.y")], &[]),
-            "request_not_supported",
-        ),
-        (
             "response_mode=fragment",
             with(&[("response_mode", "fragment")], &[]),
             "invalid_request",

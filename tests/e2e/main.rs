@@ -29,6 +29,7 @@ mod projector_faults;
 mod refresh;
 mod registration;
 mod replay;
+mod request_objects;
 mod revocation_consent;
 mod revocation_duplicates;
 mod revocation_faults;

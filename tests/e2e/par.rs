@@ -239,9 +239,9 @@ async fn the_push_refuses_what_authorize_would_and_writes_nothing(backend: Backe
             "invalid_target",
         ),
         (
-            "a request object",
+            "an unsigned request object",
             with(&[("request", Some("eyJhbGciOiJub25lIn0.e30."))]),
-            "request_not_supported",
+            "invalid_request_object",
         ),
         (
             "another client's id",
@@ -249,12 +249,12 @@ async fn the_push_refuses_what_authorize_would_and_writes_nothing(backend: Backe
             "invalid_request",
         ),
         (
-            "a request object alone (RFC 9126 §3)",
+            "an unsigned request object alone (RFC 9126 §3)",
             vec![
                 ("client_id".to_owned(), app.id.clone()),
                 ("request".to_owned(), "eyJhbGciOiJub25lIn0.e30.".to_owned()),
             ],
-            "request_not_supported",
+            "invalid_request_object",
         ),
     ];
     for (what, params, error) in cases {

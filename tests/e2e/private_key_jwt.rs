@@ -26,13 +26,13 @@ writ_testing::on_both_backends!(
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const INITIAL: &str = "initial-access-token-for-private-key-jwt";
 
-struct Signer {
+pub struct Signer {
     pair: EcdsaKeyPair,
     kid: String,
 }
 
 impl Signer {
-    fn new(kid: &str) -> Self {
+    pub fn new(kid: &str) -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -44,7 +44,7 @@ impl Signer {
         }
     }
 
-    fn jwk(&self) -> Value {
+    pub fn jwk(&self) -> Value {
         let point = self.pair.public_key().as_ref();
         json!({
             "kty": "EC", "crv": "P-256", "kid": self.kid, "use": "sig", "alg": "ES256",
@@ -53,11 +53,11 @@ impl Signer {
         })
     }
 
-    fn jwks(&self) -> Value {
+    pub fn jwks(&self) -> Value {
         json!({"keys": [self.jwk()]})
     }
 
-    fn sign(&self, header: &Value, claims: &Value) -> String {
+    pub fn sign(&self, header: &Value, claims: &Value) -> String {
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -70,7 +70,7 @@ impl Signer {
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
     }
 
-    fn assertion(&self, claims: &Value) -> String {
+    pub fn assertion(&self, claims: &Value) -> String {
         self.sign(
             &json!({"alg": "ES256", "kid": self.kid, "typ": "JWT"}),
             claims,
@@ -78,7 +78,7 @@ impl Signer {
     }
 }
 
-fn claims(client_id: &str, aud: &str) -> Value {
+pub fn claims(client_id: &str, aud: &str) -> Value {
     let now = chrono::Utc::now().timestamp();
     json!({
         "iss": client_id, "sub": client_id, "aud": aud,
@@ -92,7 +92,12 @@ fn with(mut claims: Value, name: &str, value: Value) -> Value {
     claims
 }
 
-async fn post_asserted(api: &Api, path: &str, assertion: &str, params: &[(&str, &str)]) -> Reply {
+pub async fn post_asserted(
+    api: &Api,
+    path: &str,
+    assertion: &str,
+    params: &[(&str, &str)],
+) -> Reply {
     let mut all = vec![
         ("client_assertion_type", JWT_BEARER),
         ("client_assertion", assertion),

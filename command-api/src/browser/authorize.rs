@@ -18,8 +18,8 @@ use super::request::{self, fresh, load_client, Origin, Pending};
 use super::session::{self, LiveSession};
 use super::state;
 use crate::metadata::request_id;
-use crate::par;
 use crate::CommandState;
+use crate::{par, request_object};
 
 /// The authorization endpoint (RFC 6749 §3.1): validates the request,
 /// then signs the person in, asks for consent, or issues a code.
@@ -121,8 +121,34 @@ async fn answer<E>(state: &CommandState, headers: &HeaderMap, params: Result<For
         None => None,
     };
     let request_id = request_id(headers);
-    let validated = match (params.get("request_uri"), client.as_ref()) {
-        (Some(request_uri), Some(client)) => {
+    let origin = Origin::Browser {
+        par_required: state.browser.require_pushed_authorization_requests,
+    };
+    let now = state.executor.services().now();
+    let validated = match (
+        params.get("request_uri"),
+        params.get("request"),
+        client.as_ref(),
+    ) {
+        (Some(_), Some(_), _) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "This request carries both a request object and a request_uri.",
+            )
+        }
+        // RFC 9101 §5: the signed object is the request; every other
+        // parameter but client_id is ignored.
+        (None, Some(jwt), Some(client)) => match request_object::unpack(state, client, jwt).await {
+            Ok(form) => request::validate(Some(client), &form, &request_id, now, origin),
+            Err(why) => {
+                tracing::info!(why, "request object refused");
+                return pages::error(
+                    StatusCode::BAD_REQUEST,
+                    "The application's signed request could not be verified. Start again from the application.",
+                );
+            }
+        },
+        (Some(request_uri), None, Some(client)) => {
             match par::take(state, client, request_uri, &request_id).await {
                 Ok(validated) => validated,
                 Err(par::Unusable::Refused) => {
@@ -134,13 +160,7 @@ async fn answer<E>(state: &CommandState, headers: &HeaderMap, params: Result<For
                 Err(par::Unusable::Unavailable) => return pages::unavailable(),
             }
         }
-        _ => {
-            let origin = Origin::Browser {
-                par_required: state.browser.require_pushed_authorization_requests,
-            };
-            let now = state.executor.services().now();
-            request::validate(client.as_ref(), &params, &request_id, now, origin)
-        }
+        _ => request::validate(client.as_ref(), &params, &request_id, now, origin),
     };
     match validated {
         Ok(pending) => proceed(state, headers, pending).await,

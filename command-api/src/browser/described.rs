@@ -6,8 +6,8 @@
 use utoipa::{IntoParams, ToSchema};
 
 /// An authorization request (RFC 6749 §4.1.1, RFC 7636, OpenID Connect
-/// Core §3.1.2.1). `request` is refused with `request_not_supported`; a
-/// `request_uri` from `/par` stands for the pushed request's parameters.
+/// Core §3.1.2.1). A signed `request` object (RFC 9101) or a
+/// `request_uri` from `/par` stands for the request's parameters.
 #[derive(IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct AuthorizationRequest {
@@ -17,6 +17,9 @@ pub struct AuthorizationRequest {
     /// From `/par` (RFC 9126): with `client_id`, the whole request; every
     /// other parameter is then ignored.
     request_uri: Option<String>,
+    /// A request object signed with one of the client's keys (RFC 9101):
+    /// with `client_id`, the whole request.
+    request: Option<String>,
     /// Exactly as registered; may be left out when the client has one.
     redirect_uri: Option<String>,
     /// Space-separated.

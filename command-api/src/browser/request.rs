@@ -217,12 +217,6 @@ fn rest(
             "this client may not use the authorization code grant",
         ));
     }
-    if form.get("request").is_some() {
-        return Err(refuse(
-            "request_not_supported",
-            "request objects are not supported",
-        ));
-    }
     if form
         .get("response_mode")
         .is_some_and(|mode| mode != "query")

@@ -83,9 +83,14 @@ fn keys_for<'a>(set: &'a Value, kid: Option<&str>, alg: Algorithm) -> Vec<&'a Va
         .unwrap_or_default()
 }
 
-fn verified_claims(assertion: &str, keys: &[&Value], alg: Algorithm) -> Option<Value> {
+fn verified_claims(
+    assertion: &str,
+    keys: &[&Value],
+    alg: Algorithm,
+    required: &[&str],
+) -> Option<Value> {
     let mut validation = Validation::new(alg);
-    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.set_required_spec_claims(required);
     validation.validate_aud = false;
     validation.validate_nbf = true;
     validation.leeway = 0;
@@ -95,6 +100,53 @@ fn verified_claims(assertion: &str, keys: &[&Value], alg: Algorithm) -> Option<V
         jsonwebtoken::decode::<Value>(assertion, &decoding, &validation)
             .ok()
             .map(|data| data.claims)
+    })
+}
+
+/// A JWT a client signed with one of its registered keys.
+pub struct SignedByClient {
+    pub claims: Value,
+    pub alg: String,
+    pub kid: Option<String>,
+}
+
+/// Verifies `jwt` under the client's keys (`jwks`, or its `jwks_uri`,
+/// fetched again once when no cached key verifies), with an asymmetric
+/// algorithm only, `exp` (and `nbf`, when present) checked without
+/// leeway, and the `required` claims present. Client assertions and
+/// request objects (RFC 9101) are both checked here.
+pub async fn signed_by_client(
+    keys: &ClientKeys,
+    settings: &ClientSettings,
+    jwt: &str,
+    required: &[&str],
+) -> Result<SignedByClient, Refused> {
+    if jwt.len() > MAX_ASSERTION_LEN || jwt.split('.').count() != 3 {
+        return Err(Refused::Invalid("not a JWT"));
+    }
+    let header = jsonwebtoken::decode_header(jwt)
+        .map_err(|_| Refused::Invalid("the JWT's header is unreadable"))?;
+    let alg =
+        algorithm(header.alg).ok_or(Refused::Invalid("the JWT's algorithm is not accepted"))?;
+    let kid = header.kid.as_deref();
+    let mut claims = None;
+    for stale_ok in [true, false] {
+        let set = keys
+            .of(settings, stale_ok)
+            .await
+            .map_err(|e| Refused::Keys(e.to_string()))?;
+        claims = verified_claims(jwt, &keys_for(&set, kid, alg), alg, required);
+        // Only a fetched set can have changed since it was cached.
+        if claims.is_some() || settings.jwks_uri.is_none() {
+            break;
+        }
+    }
+    Ok(SignedByClient {
+        claims: claims.ok_or(Refused::Invalid(
+            "the JWT does not verify under the client's keys",
+        ))?,
+        alg: format!("{alg:?}"),
+        kid: kid.map(str::to_owned),
     })
 }
 
@@ -109,29 +161,13 @@ impl Assertions {
         path: &str,
         request_id: &str,
     ) -> Result<(), Refused> {
-        if assertion.len() > MAX_ASSERTION_LEN || assertion.split('.').count() != 3 {
-            return Err(Refused::Invalid("the client assertion is not a JWT"));
-        }
-        let header = jsonwebtoken::decode_header(assertion)
-            .map_err(|_| Refused::Invalid("the client assertion's header is unreadable"))?;
-        let alg = algorithm(header.alg).ok_or(Refused::Invalid(
-            "the client assertion's algorithm is not accepted",
-        ))?;
-        let kid = header.kid.as_deref();
-        let mut claims = None;
-        for stale_ok in [true, false] {
-            let set = self
-                .keys
-                .of(settings, stale_ok)
-                .await
-                .map_err(|e| Refused::Keys(e.to_string()))?;
-            claims = verified_claims(assertion, &keys_for(&set, kid, alg), alg);
-            // Only a fetched set can have changed since it was cached.
-            if claims.is_some() || settings.jwks_uri.is_none() {
-                break;
-            }
-        }
-        let claims = claims.ok_or(Refused::Invalid("the client assertion does not verify"))?;
+        let SignedByClient { claims, alg, kid } = signed_by_client(
+            &self.keys,
+            settings,
+            assertion,
+            &["exp", "iss", "sub", "aud"],
+        )
+        .await?;
         self.check_claims(&claims, client_id, path)?;
         let jti = claims["jti"].as_str().unwrap_or_default();
         let expires_at = claims["exp"]
@@ -146,8 +182,8 @@ impl Assertions {
         let command = AcceptAssertion {
             client_id: client_id.to_owned(),
             jti: jti.to_owned(),
-            alg: format!("{alg:?}"),
-            kid: kid.map(str::to_owned),
+            alg,
+            kid,
             expires_at,
         };
         let metadata = Metadata {

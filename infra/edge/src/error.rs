@@ -33,10 +33,12 @@ pub enum ErrorCode {
     UnsupportedResponseType,
     /// OpenID Connect Core §3.1.2.6.
     RequestNotSupported,
+    /// RFC 9101 §6.3.
+    InvalidRequestObject,
 }
 
 impl ErrorCode {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 16] = [
         Self::InvalidRequest,
         Self::InvalidClient,
         Self::InvalidGrant,
@@ -52,6 +54,7 @@ impl ErrorCode {
         Self::InvalidTarget,
         Self::UnsupportedResponseType,
         Self::RequestNotSupported,
+        Self::InvalidRequestObject,
     ];
 
     /// The code an authorization error names, for an endpoint that answers
@@ -77,6 +80,7 @@ impl ErrorCode {
             Self::InvalidTarget => "invalid_target",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::RequestNotSupported => "request_not_supported",
+            Self::InvalidRequestObject => "invalid_request_object",
         }
     }
 }

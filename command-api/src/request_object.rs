@@ -1,0 +1,107 @@
+//! Signed request objects (RFC 9101, JAR) by value: `request` at
+//! `/authorize` and at `/par`. The object's claims *are* the request: the
+//! parameters beside it are ignored but for `client_id` (§5), which must
+//! agree. Only a client with registered keys can sign one, with an
+//! asymmetric algorithm; `iss` is the client, `aud` the issuer, `exp`
+//! required and at most an hour ahead, `nbf` honoured. Fetching a
+//! `request_uri` by reference is never done: only `/par`'s own references
+//! are accepted.
+
+use serde_json::Value;
+use writ_edge::client_assertion::{signed_by_client, Refused};
+use writ_edge::Form;
+
+use crate::browser::request::KnownClient;
+use crate::CommandState;
+
+/// A request object names its own expiry; one that claims to live longer
+/// than this is refused (FAPI 2.0 asks for at most an hour).
+const MAX_LIFETIME_SECS: i64 = 3600;
+
+/// Claims about the object itself, not parameters of the request.
+const ENVELOPE: &[&str] = &["iss", "aud", "exp", "nbf", "iat", "jti", "client_id"];
+
+/// The authorization request a verified request object carries, as a form
+/// the authorization endpoint's checks read; `Err` says why not, in words
+/// a page or an `error_description` can show.
+pub async fn unpack(
+    state: &CommandState,
+    client: &KnownClient,
+    jwt: &str,
+) -> Result<Form, &'static str> {
+    if client.settings.jwks.is_none() && client.settings.jwks_uri.is_none() {
+        return Err("this client has no registered keys to sign request objects with");
+    }
+    let signed = signed_by_client(
+        &state.assertions.keys,
+        &client.settings,
+        jwt,
+        &["exp", "iss", "aud"],
+    )
+    .await
+    .map_err(|refused| match refused {
+        Refused::Invalid(why) => why,
+        _ => "the client's keys could not be read",
+    })?;
+    let claims = signed.claims;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    if text("iss") != Some(client.client_id.as_str()) {
+        return Err("the request object's iss must be the client_id");
+    }
+    if claims
+        .get("client_id")
+        .is_some_and(|named| named.as_str() != Some(client.client_id.as_str()))
+    {
+        return Err("the request object's client_id is another client's");
+    }
+    let issuer = state.issuer.trim_end_matches('/');
+    let for_us = |aud: &str| aud.trim_end_matches('/') == issuer;
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => for_us(aud),
+        Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(for_us),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err("the request object's aud must be the issuer");
+    }
+    let now = state.executor.services().now().timestamp();
+    if claims["exp"]
+        .as_i64()
+        .is_none_or(|exp| exp - now > MAX_LIFETIME_SECS)
+    {
+        return Err("the request object must expire within an hour");
+    }
+    if claims.get("request").is_some() || claims.get("request_uri").is_some() {
+        return Err("a request object cannot hold another request or request_uri");
+    }
+    let mut pairs = form_urlencoded::Serializer::new(String::new());
+    pairs.append_pair("client_id", &client.client_id);
+    let Some(members) = claims.as_object() else {
+        return Err("the request object's claims are not an object");
+    };
+    for (name, value) in members {
+        if ENVELOPE.contains(&name.as_str()) {
+            continue;
+        }
+        match (name.as_str(), value) {
+            (_, Value::String(text)) => {
+                pairs.append_pair(name, text);
+            }
+            (_, Value::Number(number)) => {
+                pairs.append_pair(name, &number.to_string());
+            }
+            ("resource", Value::Array(resources)) => {
+                for resource in resources {
+                    let Some(resource) = resource.as_str() else {
+                        return Err("resource must be a string or an array of strings");
+                    };
+                    pairs.append_pair("resource", resource);
+                }
+            }
+            // Parameters Writ does not read (`claims`, …) stay ignored, as
+            // unknown ones are at `/authorize`.
+            _ => {}
+        }
+    }
+    Form::parse(pairs.finish().as_bytes()).map_err(|_| "the request object repeats a parameter")
+}
