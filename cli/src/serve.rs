@@ -242,6 +242,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Op
             trusted_proxies: trusted_proxies(settings),
             registration_enabled: settings.registration_token.is_some(),
             require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
+            signing_alg: settings.signing_alg.as_str().to_owned(),
             audit_token: exposed(&settings.audit_token),
             stopping: context.stopping.subscribe(),
             feed: RevocationFeed::new(

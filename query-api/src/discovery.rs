@@ -42,6 +42,7 @@ fn metadata(state: &QueryState) -> Value {
         "revocation_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "introspection_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
+        "introspection_signing_alg_values_supported": [state.signing_alg],
         "code_challenge_methods_supported": ["S256"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "access_token_signing_alg_values_supported": ["ES256", "EdDSA"],

@@ -1,10 +1,12 @@
 //! `POST /introspect` (RFC 7662). Confidential clients only; a client sees
 //! its own tokens and tokens whose audience names it, by client id or by a
 //! resource URI in its `resources` setting. Anything else, and
-//! every inactive token, is `{"active": false}` and nothing more.
+//! every inactive token, is `{"active": false}` and nothing more. A caller
+//! that asks for `application/token-introspection+jwt` gets the same
+//! answer signed (RFC 9701), so it can prove what Writ told it.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::DateTime;
@@ -26,7 +28,7 @@ use crate::QueryState;
     request_body(content = TokenAndHint, content_type = "application/x-www-form-urlencoded"),
     security(("client_secret_basic" = []), ()),
     responses(
-        (status = 200, description = "RFC 7662 §2.2: `active`, and for an active token `client_id`, `sub`, `iss`, `exp`, `iat`, `aud`, `scope`, `token_type`, plus Writ's `gid` and `writ_cursor`.", body = Object),
+        (status = 200, description = "RFC 7662 §2.2: `active`, and for an active token `client_id`, `sub`, `iss`, `exp`, `iat`, `aud`, `scope`, `token_type`, plus Writ's `gid` and `writ_cursor`. With `Accept: application/token-introspection+jwt`, that answer as the `token_introspection` claim of a JWT signed with the access-token key (RFC 9701), `typ` `token-introspection+jwt`, `aud` the caller.", body = Object),
         (status = 400, description = "`invalid_request`: no `token`.", body = ErrorBody),
         (status = 401, description = "`invalid_client`: not a confidential client's credentials; `WWW-Authenticate`.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
@@ -34,10 +36,17 @@ use crate::QueryState;
 )]
 pub async fn introspect(
     State(state): State<QueryState>,
+    headers: HeaderMap,
     request: Result<ConfidentialClientRequest, OAuthError>,
 ) -> Response {
+    let signed = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|media| media.split(';').next().map(str::trim) == Some(SIGNED_ANSWER));
     let outcome = match request {
-        Ok(request) => handle(&state, request).await,
+        Ok(request) => handle(&state, request, signed).await,
         Err(refused) => Err(refused),
     };
     match outcome {
@@ -49,24 +58,66 @@ pub async fn introspect(
     }
 }
 
+/// RFC 9701 §4's media type.
+const SIGNED_ANSWER: &str = "application/token-introspection+jwt";
+
 async fn handle(
     state: &QueryState,
     ConfidentialClientRequest { client, form, .. }: ConfidentialClientRequest,
+    signed: bool,
 ) -> Result<Response, OAuthError> {
     let presented = form.require("token")?;
     let record = tokens::find_checked(&state.store, &state.keys, presented, client.checked)
         .await
         .map_err(|e| OAuthError::unavailable().because(e))?;
     let now = state.services.now();
-    Ok(match record {
-        Some(record)
-            if record.is_active(now)
-                && record.may_be_seen_by(&client.client_id, &client.settings.resources) =>
-        {
-            (StatusCode::OK, Json(Active::of(state, &record))).into_response()
+    let visible = record.as_ref().filter(|record| {
+        record.is_active(now)
+            && record.may_be_seen_by(&client.client_id, &client.settings.resources)
+    });
+    if signed {
+        let answer = match visible {
+            Some(record) => serde_json::to_value(Active::of(state, record)),
+            None => serde_json::to_value(Inactive { active: false }),
         }
-        _ => (StatusCode::OK, Json(Inactive { active: false })).into_response(),
+        .map_err(|e| OAuthError::unavailable().because(e))?;
+        return signed_answer(state, &client.client_id, now.timestamp(), answer);
+    }
+    Ok(match visible {
+        Some(record) => (StatusCode::OK, Json(Active::of(state, record))).into_response(),
+        None => (StatusCode::OK, Json(Inactive { active: false })).into_response(),
     })
+}
+
+/// RFC 9701 §5: the answer as a claim of a JWT for the caller, signed with
+/// the key access tokens are signed with (published in the JWKS).
+fn signed_answer(
+    state: &QueryState,
+    caller: &str,
+    now: i64,
+    answer: serde_json::Value,
+) -> Result<Response, OAuthError> {
+    let signer = state
+        .keys
+        .signer(&state.signing_alg)
+        .ok_or_else(|| OAuthError::unavailable().because("no active signing key"))?;
+    let claims = serde_json::json!({
+        "iss": state.issuer,
+        "aud": caller,
+        "iat": now,
+        "token_introspection": answer,
+    });
+    let jwt = writ_infra::signing::jwt::encode(&signer, "token-introspection+jwt", &claims)
+        .map_err(|e| OAuthError::unavailable().because(e))?;
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(SIGNED_ANSWER),
+        )],
+        jwt,
+    )
+        .into_response())
 }
 
 #[derive(Serialize)]

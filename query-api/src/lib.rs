@@ -61,6 +61,9 @@ pub struct QueryContext {
     pub trusted_proxies: TrustedProxies,
     /// Whether `/register` is open, so discovery lists it only then.
     pub registration_enabled: bool,
+    /// The access tokens' signature algorithm, which also signs RFC 9701
+    /// introspection answers.
+    pub signing_alg: String,
     /// Every client must push its authorization requests (RFC 9126 §5).
     pub require_pushed_authorization_requests: bool,
     /// The bearer token of the audit API; unset, its routes answer 404.

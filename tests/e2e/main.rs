@@ -39,6 +39,7 @@ mod revocation_stream;
 mod schema;
 mod serve;
 mod shutdown;
+mod signed_introspection;
 mod slow_clients;
 mod split;
 mod swap;
