@@ -54,7 +54,7 @@ fn login_hint_key(reference: &str) -> Key {
     security(("client_secret_basic" = []), ()),
     responses(
         (status = 201, description = "`request_uri` and `expires_in` (RFC 9126 §2.2).", body = Object),
-        (status = 400, description = "What `/authorize` would refuse: `invalid_request` (also for a `request_uri` inside the push, a missing or `plain` PKCE challenge, or a redirect URI that is not registered), `invalid_scope`, `invalid_target`, `unauthorized_client`, `unsupported_response_type`, `request_not_supported`.", body = ErrorBody),
+        (status = 400, description = "What `/authorize` would refuse: `invalid_request` (also for a `request_uri` inside the push, a missing or `plain` PKCE challenge, or a redirect URI that is not registered), `invalid_scope`, `invalid_target`, `unauthorized_client`, `unsupported_response_type`; `invalid_request_object` for a signed request object that does not verify.", body = ErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate`.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )

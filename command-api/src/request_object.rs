@@ -3,19 +3,22 @@
 //! parameters beside it are ignored but for `client_id` (§5), which must
 //! agree. Only a client with registered keys can sign one, with an
 //! asymmetric algorithm; `iss` is the client, `aud` the issuer, `exp`
-//! required and at most an hour ahead, `nbf` honoured. Fetching a
-//! `request_uri` by reference is never done: only `/par`'s own references
-//! are accepted.
+//! required and at most an hour ahead, and `nbf`, when given, passed, at
+//! most an hour old and at most an hour before `exp` (FAPI 2.0's bounds,
+//! without requiring `nbf`). A request object is never a client
+//! assertion: one typed as such, or with the client as `sub`, is refused.
+//! Fetching a `request_uri` by reference is never done: only `/par`'s own
+//! references are accepted.
 
 use serde_json::Value;
-use writ_edge::client_assertion::{signed_by_client, Refused};
+use writ_edge::client_assertion::{signed_by_client, Refused, REQUEST_OBJECT_TYP};
 use writ_edge::Form;
 
-use crate::browser::request::KnownClient;
+use crate::browser::request::{self, KnownClient, AUTHORIZATION_PARAMETERS};
 use crate::CommandState;
 
 /// A request object names its own expiry; one that claims to live longer
-/// than this is refused (FAPI 2.0 asks for at most an hour).
+/// than this, or whose `nbf` is older, is refused.
 const MAX_LIFETIME_SECS: i64 = 3600;
 
 /// Claims about the object itself, not parameters of the request.
@@ -48,6 +51,13 @@ pub async fn unpack(
     if text("iss") != Some(client.client_id.as_str()) {
         return Err("the request object's iss must be the client_id");
     }
+    if !matches!(
+        signed.typ.as_deref(),
+        None | Some("jwt") | Some(REQUEST_OBJECT_TYP)
+    ) || text("sub") == Some(client.client_id.as_str())
+    {
+        return Err("a client assertion or other typed JWT is not a request object");
+    }
     if claims
         .get("client_id")
         .is_some_and(|named| named.as_str() != Some(client.client_id.as_str()))
@@ -65,11 +75,19 @@ pub async fn unpack(
         return Err("the request object's aud must be the issuer");
     }
     let now = state.executor.services().now().timestamp();
-    if claims["exp"]
-        .as_i64()
-        .is_none_or(|exp| exp - now > MAX_LIFETIME_SECS)
-    {
+    let Some(exp) = claims["exp"].as_i64() else {
+        return Err("the request object's exp must be a whole number of seconds");
+    };
+    if exp - now > MAX_LIFETIME_SECS {
         return Err("the request object must expire within an hour");
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        let Some(nbf) = nbf.as_i64() else {
+            return Err("the request object's nbf must be a whole number of seconds");
+        };
+        if now - nbf > MAX_LIFETIME_SECS || exp - nbf > MAX_LIFETIME_SECS {
+            return Err("the request object's nbf is more than an hour old or before its exp");
+        }
     }
     if claims.get("request").is_some() || claims.get("request_uri").is_some() {
         return Err("a request object cannot hold another request or request_uri");
@@ -83,11 +101,12 @@ pub async fn unpack(
         if ENVELOPE.contains(&name.as_str()) {
             continue;
         }
+        let read = AUTHORIZATION_PARAMETERS.contains(&name.as_str()) || name == "resource";
         match (name.as_str(), value) {
             (_, Value::String(text)) => {
                 pairs.append_pair(name, text);
             }
-            (_, Value::Number(number)) => {
+            ("max_age", Value::Number(number)) if number.is_u64() => {
                 pairs.append_pair(name, &number.to_string());
             }
             ("resource", Value::Array(resources)) => {
@@ -98,10 +117,20 @@ pub async fn unpack(
                     pairs.append_pair("resource", resource);
                 }
             }
+            // A parameter Writ reads, in a shape it does not (a `prompt`
+            // array, a `max_age` of `true`), would otherwise vanish and
+            // quietly drop what the client asked for.
+            _ if read => return Err("a parameter of the request object has the wrong type"),
             // Parameters Writ does not read (`claims`, …) stay ignored, as
             // unknown ones are at `/authorize`.
             _ => {}
         }
     }
-    Form::parse(pairs.finish().as_bytes()).map_err(|_| "the request object repeats a parameter")
+    let form = Form::parse(pairs.finish().as_bytes())
+        .map_err(|_| "the request object could not be read as parameters")?;
+    // R63 applies inside the object as outside it.
+    if request::oversized(&form, AUTHORIZATION_PARAMETERS) {
+        return Err("a parameter of the request object is too long");
+    }
+    Ok(form)
 }

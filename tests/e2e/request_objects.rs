@@ -161,6 +161,35 @@ async fn a_signed_request_object_is_the_request_by_value_and_through_par(backend
             )),
         ),
         ("alg none", none),
+        (
+            "no exp",
+            sign(&{
+                let mut object = good.clone();
+                object.as_object_mut().map(|o| o.remove("exp"));
+                object
+            }),
+        ),
+        (
+            "prompt as an array",
+            sign(&with(good.clone(), "prompt", json!(["login"]))),
+        ),
+        (
+            "max_age as a boolean",
+            sign(&with(good.clone(), "max_age", json!(true))),
+        ),
+        (
+            "an oversized state",
+            sign(&with(good.clone(), "state", json!("s".repeat(3000)))),
+        ),
+        // A client assertion (the client as `sub`) is not a request object.
+        (
+            "a client assertion",
+            sign(&with(
+                with(good.clone(), "sub", json!(id)),
+                "jti",
+                json!("j-1"),
+            )),
+        ),
     ];
     for (what, jwt) in &refused {
         let page = Browser::new(&server)
@@ -182,6 +211,45 @@ async fn a_signed_request_object_is_the_request_by_value_and_through_par(backend
         "{}",
         pushed.body
     );
+    // Nor is a request object, which went through a browser, ever a
+    // client assertion (RFC 9101 §10.8), typed or carrying response_type.
+    let now = chrono::Utc::now().timestamp();
+    let as_assertion = with(
+        with(
+            with(request_object(&id, &issuer), "sub", json!(id)),
+            "jti",
+            json!("seen-in-a-browser"),
+        ),
+        "exp",
+        json!(now + 120),
+    );
+    for (what, jwt) in [
+        (
+            "typed",
+            signer.sign(
+                &json!({"alg": "ES256", "kid": "jar-1", "typ": "oauth-authz-req+jwt"}),
+                &as_assertion,
+            ),
+        ),
+        (
+            "untyped",
+            signer.sign(&json!({"alg": "ES256", "kid": "jar-1"}), &as_assertion),
+        ),
+    ] {
+        let reply = post_asserted(
+            &api,
+            "/token",
+            &jwt,
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.error()),
+            (401, "invalid_client"),
+            "a {what} request object as a client assertion: {}",
+            reply.body
+        );
+    }
     let keyless = Browser::new(&server)
         .authorize(&[
             ("client_id", secret_client.id.as_str()),

@@ -141,7 +141,12 @@ async fn answer<E>(state: &CommandState, headers: &HeaderMap, params: Result<For
         (None, Some(jwt), Some(client)) => match request_object::unpack(state, client, jwt).await {
             Ok(form) => request::validate(Some(client), &form, &request_id, now, origin),
             Err(why) => {
-                tracing::info!(why, "request object refused");
+                tracing::info!(
+                    why,
+                    client_id = client.client_id,
+                    request_id,
+                    "request object refused"
+                );
                 return pages::error(
                     StatusCode::BAD_REQUEST,
                     "The application's signed request could not be verified. Start again from the application.",

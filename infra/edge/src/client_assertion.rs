@@ -108,7 +108,15 @@ pub struct SignedByClient {
     pub claims: Value,
     pub alg: String,
     pub kid: Option<String>,
+    /// The header's `typ`, lower-cased and without `application/` (RFC
+    /// 7515 §4.1.9), so one kind of client JWT is never taken for another.
+    pub typ: Option<String>,
 }
+
+/// `typ` of a request object (RFC 9101 §4).
+pub const REQUEST_OBJECT_TYP: &str = "oauth-authz-req+jwt";
+/// `typ` of a client assertion as draft-ietf-oauth-rfc7523bis names it.
+const ASSERTION_TYP: &str = "client-authentication+jwt";
 
 /// Verifies `jwt` under the client's keys (`jwks`, or its `jwks_uri`,
 /// fetched again once when no cached key verifies), with an asymmetric
@@ -129,6 +137,12 @@ pub async fn signed_by_client(
     let alg =
         algorithm(header.alg).ok_or(Refused::Invalid("the JWT's algorithm is not accepted"))?;
     let kid = header.kid.as_deref();
+    let typ = header.typ.as_deref().map(|typ| {
+        let typ = typ.to_ascii_lowercase();
+        typ.strip_prefix("application/")
+            .map(str::to_owned)
+            .unwrap_or(typ)
+    });
     let mut claims = None;
     for stale_ok in [true, false] {
         let set = keys
@@ -147,6 +161,7 @@ pub async fn signed_by_client(
         ))?,
         alg: format!("{alg:?}"),
         kid: kid.map(str::to_owned),
+        typ,
     })
 }
 
@@ -161,13 +176,27 @@ impl Assertions {
         path: &str,
         request_id: &str,
     ) -> Result<(), Refused> {
-        let SignedByClient { claims, alg, kid } = signed_by_client(
+        let SignedByClient {
+            claims,
+            alg,
+            kid,
+            typ,
+        } = signed_by_client(
             &self.keys,
             settings,
             assertion,
             &["exp", "iss", "sub", "aud"],
         )
         .await?;
+        // RFC 8725 §3.11, RFC 9101 §10.8: a request object went through
+        // a browser; it must never pass for the client's credential.
+        if !matches!(typ.as_deref(), None | Some("jwt" | ASSERTION_TYP))
+            || claims.get("response_type").is_some()
+        {
+            return Err(Refused::Invalid(
+                "a request object or other typed JWT is not a client assertion",
+            ));
+        }
         self.check_claims(&claims, client_id, path)?;
         let jti = claims["jti"].as_str().unwrap_or_default();
         let expires_at = claims["exp"]

@@ -1,0 +1,201 @@
+//! What `private_key_jwt` costs on the token endpoint, against a client
+//! secret, in one run.
+//!
+//!   cargo build --release -p writ-cli -p writ-tests --bins
+//!   target/release/bench-client-auth [SECONDS] [--postgres URL]
+//!
+//! Writ runs as the release binary with its defaults (SQLite WAL with
+//! synchronous=FULL, or PostgreSQL with `--postgres URL`). Two clients ask
+//! for client_credentials tokens: one with `client_secret_basic`, one with
+//! `private_key_jwt` (ES256 assertions). Each assertion is single use, so
+//! wrk's one fixed body cannot carry them: both sides are driven by this
+//! crate's closed-loop generator, 32 connections, `ROUNDS` rounds
+//! alternating. The assertions are signed before each round, so the
+//! generator does the same work per request for both sides, and the ratio
+//! is Writ's: verifying the signature and committing the assertion's
+//! `ClientAssertionAccepted` event, in a batch of its own, before the
+//! token's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use serde_json::json;
+use writ_tests::load::{self, Stats, Target};
+use writ_tests::token_endpoints::basic;
+use writ_tests::writ_process::{self, Deployment};
+
+const CONNECTIONS: usize = 32;
+const ROUNDS: usize = 3;
+/// Above what one round can use at the secret side's rate.
+const ASSERTIONS_PER_ROUND_PER_SECOND: usize = 15_000;
+/// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, form-encoded.
+const JWT_BEARER_FORM: &str = "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer";
+
+type Failure = Box<dyn std::error::Error>;
+
+struct Signer {
+    pair: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl Signer {
+    fn new() -> Result<Self, Failure> {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|e| format!("{e}"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|e| format!("{e}"))?;
+        Ok(Self { pair, rng })
+    }
+
+    fn jwks(&self) -> serde_json::Value {
+        let point = self.pair.public_key().as_ref();
+        json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "bench", "alg": "ES256", "use": "sig",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        }]})
+    }
+
+    /// Form bodies of `count` client_credentials requests, each with an
+    /// assertion of its own.
+    fn bodies(&self, client_id: &str, issuer: &str, count: usize) -> Result<Vec<String>, Failure> {
+        let header = URL_SAFE_NO_PAD.encode(json!({"alg": "ES256", "kid": "bench"}).to_string());
+        let now = chrono::Utc::now().timestamp();
+        // Unique across rounds and runs: every jti is single use.
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        (0..count)
+            .map(|i| {
+                let claims = json!({
+                    "iss": client_id, "sub": client_id, "aud": issuer,
+                    "jti": format!("{run}-{i}"), "iat": now, "exp": now + 540,
+                });
+                let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+                let signature = self
+                    .pair
+                    .sign(&self.rng, input.as_bytes())
+                    .map_err(|e| format!("{e}"))?;
+                let assertion = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()));
+                Ok(format!(
+                    "grant_type=client_credentials&scope=read&client_assertion_type={JWT_BEARER_FORM}&client_assertion={assertion}"
+                ))
+            })
+            .collect()
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn report(name: &str, stats: &Stats) -> Result<f64, Failure> {
+    println!(
+        "  {name:<20} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+        stats.per_second(),
+        ms(stats.percentile(0.5)),
+        ms(stats.percentile(0.99))
+    );
+    if stats.failed > 0 {
+        return Err(format!(
+            "{name}: {} failed requests: {:?}",
+            stats.failed, stats.failures
+        )
+        .into());
+    }
+    Ok(stats.per_second())
+}
+
+fn create_client(deployment: &Deployment, extra: &[&str]) -> Result<serde_json::Value, Failure> {
+    let mut args = vec![
+        "--json", "client", "create", "--name", "bench", "--scope", "read",
+    ];
+    args.extend_from_slice(extra);
+    let created = deployment.run(&args)?;
+    Ok(serde_json::from_slice(&created.stdout)?)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let mut args = std::env::args().skip(1);
+    let mut seconds = Duration::from_secs(10);
+    let mut database_url = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--postgres" => database_url = args.next(),
+            other => seconds = Duration::from_secs(other.parse()?),
+        }
+    }
+    let work = tempfile::tempdir()?;
+    let deployment = Deployment {
+        binary: writ_process::release_binary()?,
+        data_dir: work.path().join("writ"),
+        database_url,
+    };
+    std::fs::create_dir_all(&deployment.data_dir)?;
+    deployment.run(&["keys", "init"])?;
+    let signer = Signer::new()?;
+    let jwks_file = work.path().join("bench-jwks.json");
+    std::fs::write(&jwks_file, signer.jwks().to_string())?;
+    let secret_client = create_client(&deployment, &[])?;
+    let keyed = create_client(&deployment, &["--jwks-file", &jwks_file.to_string_lossy()])?;
+    let keyed_id = keyed["client_id"].as_str().unwrap_or_default().to_owned();
+    let server = deployment.serve()?;
+    let token_url = format!("{}/token", server.base);
+    let secret = Target {
+        url: token_url.clone(),
+        authorization: basic(
+            secret_client["client_id"].as_str().unwrap_or_default(),
+            secret_client["client_secret"].as_str().unwrap_or_default(),
+        ),
+        body: Arc::new(|_| "grant_type=client_credentials&scope=read".to_owned()),
+    };
+    let backend = match &deployment.database_url {
+        Some(_) => "PostgreSQL (synchronous_commit=on)",
+        None => "embedded SQLite (WAL, synchronous=FULL)",
+    };
+    println!(
+        "client_credentials at /token, Writ release on {backend}: client_secret_basic vs private_key_jwt (ES256), {CONNECTIONS} connections, {}s rounds",
+        seconds.as_secs()
+    );
+    let warm = load::closed_loop(&secret, CONNECTIONS, Duration::from_secs(2)).await;
+    report("warm-up (secret)", &warm)?;
+
+    let per_round = ASSERTIONS_PER_ROUND_PER_SECOND * seconds.as_secs() as usize;
+    let (mut secret_rates, mut keyed_rates) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        println!("round {round}");
+        secret_rates.push(report(
+            "client_secret_basic",
+            &load::closed_loop(&secret, CONNECTIONS, seconds).await,
+        )?);
+        let bodies = Arc::new(signer.bodies(&keyed_id, &server.base, per_round)?);
+        let keyed_target = Target {
+            url: token_url.clone(),
+            authorization: String::new(),
+            body: Arc::new(move |i| bodies[i % bodies.len()].clone()),
+        };
+        keyed_rates.push(report(
+            "private_key_jwt",
+            &load::closed_loop(&keyed_target, CONNECTIONS, seconds).await,
+        )?);
+    }
+    let (secret_median, keyed_median) = (median(secret_rates), median(keyed_rates));
+    println!(
+        "median: client_secret_basic {secret_median:.0} req/s, private_key_jwt {keyed_median:.0} req/s, ratio {:.2}x",
+        keyed_median / secret_median
+    );
+    server.stop();
+    Ok(())
+}
