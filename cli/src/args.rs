@@ -247,6 +247,14 @@ pub struct ServeArgs {
     /// How long a sign-in or consent form stays usable [default: 30m].
     #[arg(long, env = "WRIT_AUTHORIZATION_REQUEST_TTL", value_parser = humantime::parse_duration)]
     pub authorization_request_ttl: Option<Duration>,
+    /// An RFC 8707 resource this server issues tokens for (repeatable);
+    /// unset, any absolute URI without a fragment [default: unset].
+    #[arg(
+        long = "allowed-resource",
+        env = "WRIT_ALLOWED_RESOURCES",
+        value_delimiter = ','
+    )]
+    pub allowed_resources: Vec<String>,
     /// Lifetime of a pushed authorization request's request_uri, under 10m [default: 60s].
     #[arg(long, env = "WRIT_PAR_TTL", value_parser = humantime::parse_duration)]
     pub par_ttl: Option<Duration>,

@@ -60,6 +60,7 @@ pub struct FileConfig {
     pub authorization_request_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub par_ttl: Option<Duration>,
+    pub allowed_resources: Option<Vec<String>>,
     pub require_pushed_authorization_requests: Option<bool>,
     pub public_command_url: Option<String>,
     pub public_query_url: Option<String>,
@@ -136,6 +137,8 @@ pub struct Settings {
     pub authorization_request_ttl: Duration,
     /// How long a pushed authorization request's `request_uri` lives.
     pub par_ttl: Duration,
+    /// RFC 8707 resources tokens may be for; empty, any absolute URI.
+    pub allowed_resources: Vec<String>,
     /// Every client must push its authorization requests (RFC 9126 §5).
     pub require_pushed_authorization_requests: bool,
     /// Whether `issuer` was given, not derived from `listen`: the split
@@ -210,6 +213,16 @@ impl FileConfig {
             return Err(ConfigError::Layers(
                 "par_ttl must be at least 1s and under 10m".into(),
             ));
+        }
+        if let Some(bad) = config
+            .allowed_resources
+            .iter()
+            .flatten()
+            .find(|resource| writ_domain::values::ResourceUri::parse(resource).is_err())
+        {
+            return Err(ConfigError::Layers(format!(
+                "allowed_resources: {bad:?} is not an absolute URI without a fragment"
+            )));
         }
         Ok(config)
     }
@@ -291,6 +304,7 @@ impl Settings {
                 .authorization_request_ttl
                 .unwrap_or(Duration::from_secs(30 * 60)),
             par_ttl: layers.par_ttl.unwrap_or(Duration::from_secs(60)),
+            allowed_resources: layers.allowed_resources.clone().unwrap_or_default(),
             require_pushed_authorization_requests: layers
                 .require_pushed_authorization_requests
                 .unwrap_or(false),

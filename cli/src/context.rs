@@ -46,6 +46,9 @@ pub fn resolve_settings(
         session_ttl: serve.and_then(|s| s.session_ttl),
         authorization_request_ttl: serve.and_then(|s| s.authorization_request_ttl),
         par_ttl: serve.and_then(|s| s.par_ttl),
+        allowed_resources: serve
+            .filter(|s| !s.allowed_resources.is_empty())
+            .map(|s| s.allowed_resources.clone()),
         require_pushed_authorization_requests: serve
             .and_then(|s| s.require_pushed_authorization_requests),
         public_command_url: serve.and_then(|s| s.public_command_url.clone()),

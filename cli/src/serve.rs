@@ -188,6 +188,7 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
                 refresh_token_ttl: settings.refresh_token_ttl,
                 public_url: settings.public_command_url.clone(),
             },
+            allowed_resources: settings.allowed_resources.clone(),
             browser: BrowserSettings {
                 key: BrowserKey::derive(&context.keys),
                 code_ttl: settings.code_ttl,

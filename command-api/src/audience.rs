@@ -1,16 +1,20 @@
 //! Which audience and scopes a token request gets.
 
 use writ_domain::client::ClientSettings;
-use writ_domain::values::ScopeSet;
+use writ_domain::values::{ResourceUri, ScopeSet};
 use writ_edge::OAuthError;
 
-/// RFC 8707: each `resource` must be one of the client's configured
-/// audiences; without one, the token is for the client's configured
-/// audience, or for the client itself when none is configured.
+/// RFC 8707: the resources asked for, each an absolute URI without a
+/// fragment. Any such URI is accepted unless restricted: by the client's
+/// configured audience (then each must be one of it) and by the server's
+/// `allowed_resources` (then each must be one of those). Without a
+/// `resource`, the token is for the client's configured audience, or for
+/// the client itself when none is configured.
 pub fn resolve(
     client_id: &str,
     settings: &ClientSettings,
     resources: &[String],
+    server_allowed: &[String],
 ) -> Result<Vec<String>, OAuthError> {
     if resources.is_empty() {
         return Ok(if settings.audience.is_empty() {
@@ -19,21 +23,32 @@ pub fn resolve(
             settings.audience.clone()
         });
     }
-    let mut audience = Vec::new();
-    for resource in resources {
-        if resource.contains('#') || !resource.contains(':') {
-            return Err(invalid_target(
-                "resource must be an absolute URI without a fragment",
-            ));
-        }
-        if !settings.audience.iter().any(|a| a == resource) {
+    let audience = well_formed(resources)?;
+    for resource in &audience {
+        if !settings.audience.is_empty() && !settings.audience.contains(resource) {
             return Err(invalid_target("this client may not request that resource"));
         }
-        if !audience.contains(resource) {
-            audience.push(resource.clone());
+        if !server_allowed.is_empty() && !server_allowed.contains(resource) {
+            return Err(invalid_target(
+                "this server does not issue tokens for that resource",
+            ));
         }
     }
     Ok(audience)
+}
+
+/// RFC 8707 §2: each `resource` an absolute URI without a fragment; the
+/// distinct ones, in order.
+pub fn well_formed(resources: &[String]) -> Result<Vec<String>, OAuthError> {
+    let mut distinct: Vec<String> = Vec::new();
+    for resource in resources {
+        ResourceUri::parse(resource)
+            .map_err(|_| invalid_target("resource must be an absolute URI without a fragment"))?;
+        if !distinct.contains(resource) {
+            distinct.push(resource.clone());
+        }
+    }
+    Ok(distinct)
 }
 
 fn invalid_target(description: &str) -> OAuthError {

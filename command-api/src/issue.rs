@@ -48,6 +48,7 @@ pub fn prepare(settings: &ClientSettings, with_refresh: bool, idle: Duration) ->
                 idle_ttl_secs: idle.as_secs().max(1),
                 family_ttl_secs: settings.refresh_token_ttl_secs,
             }),
+            audience: None,
         },
         access,
         refresh,
@@ -211,6 +212,11 @@ pub fn refused(err: ExecuteError<GrantError>) -> OAuthError {
         ExecuteError::Rejected(GrantError::ScopeEscalation) => {
             OAuthError::invalid_scope("the requested scope exceeds the granted scope")
         }
+        ExecuteError::Rejected(GrantError::ResourceNotGranted) => OAuthError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            writ_edge::ErrorCode::InvalidTarget,
+            "a requested resource was not granted",
+        ),
         // The aggregate's reason stays in the log: the client learns no
         // more than that the grant is not good (L5).
         ExecuteError::Rejected(reason) => invalid_grant().because(reason),

@@ -68,6 +68,9 @@ pub struct CommandContext {
     pub signing_alg: String,
     pub refresh_token_idle_ttl: Duration,
     pub registration: RegistrationDefaults,
+    /// RFC 8707 resources this server issues tokens for; empty, any
+    /// absolute URI (a client's configured audience may still restrict it).
+    pub allowed_resources: Vec<String>,
     pub browser: browser::BrowserSettings,
 }
 

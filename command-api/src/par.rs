@@ -98,6 +98,7 @@ pub async fn push(
     let known = KnownClient {
         client_id: client.client_id.clone(),
         settings: (*client.settings).clone(),
+        allowed_resources: state.allowed_resources.clone(),
     };
     // RFC 9126 §3: a signed request object stands for the whole request;
     // what it carries is checked, and kept, as if it had been sent plain.

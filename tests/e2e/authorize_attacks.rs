@@ -331,8 +331,8 @@ async fn other_bad_requests_are_redirected_with_an_error_state_and_iss(backend: 
             "invalid_request",
         ),
         (
-            "unknown resource",
-            with(&[("resource", "https://other.example/")], &[]),
+            "a resource that is not an absolute URI",
+            with(&[("resource", "other.example/api")], &[]),
             "invalid_target",
         ),
     ];

@@ -30,6 +30,7 @@ mod refresh;
 mod registration;
 mod replay;
 mod request_objects;
+mod resource_indicators;
 mod revocation_consent;
 mod revocation_duplicates;
 mod revocation_faults;

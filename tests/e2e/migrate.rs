@@ -16,15 +16,16 @@ async fn migrate_says_what_it_applied_and_then_that_nothing_is_left(backend: Bac
         "applied migration 1: log state and read tables",
         "applied migration 2: audit checkpoints",
         "applied migration 3: audit index by time",
-        "is at migration 3",
+        "applied migration 4: token audience",
+        "is at migration 4",
     ] {
         assert!(first.contains(line), "{line:?} in {first}");
     }
     let second = deployment.writ(&["migrate"]).success().stdout();
     assert!(!second.contains("applied"), "{second}");
-    assert!(second.contains("is up to date at migration 3"), "{second}");
+    assert!(second.contains("is up to date at migration 4"), "{second}");
     let json = deployment.writ(&["migrate", "--json"]).success().json();
-    assert_eq!(json["current"], 3);
+    assert_eq!(json["current"], 4);
     assert_eq!(json["applied"], serde_json::json!([]));
 }
 
@@ -39,14 +40,14 @@ async fn a_database_from_a_newer_writ_is_refused_by_migrate_and_serve(backend: B
     assert!(events > 0);
     conn.batch(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-         SELECT 4, 'from a newer Writ', TRUE, checksum, 0 FROM _sqlx_migrations WHERE version = 1;",
+         SELECT 99, 'from a newer Writ', TRUE, checksum, 0 FROM _sqlx_migrations WHERE version = 1;",
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 
     let line = deployment.writ(&["migrate"]).refused();
     assert!(
-        line.contains("newer Writ") && line.contains("migration 4"),
+        line.contains("newer Writ") && line.contains("migration 99"),
         "{line}"
     );
     let line = deployment.writ(&["client", "list"]).refused();

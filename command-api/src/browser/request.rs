@@ -92,6 +92,8 @@ const MAX_PARAM_LEN: usize = 2048;
 pub struct KnownClient {
     pub client_id: String,
     pub settings: ClientSettings,
+    /// The server's `allowed_resources` (RFC 8707); empty allows any.
+    pub allowed_resources: Vec<String>,
 }
 
 /// RFC 8252 §7.3: a native client registered with a loopback IP may use any
@@ -228,8 +230,13 @@ fn rest(
     }
     let scopes = audience::scopes(settings, form.get("scope"))
         .map_err(|e| refuse("invalid_scope", &e.description))?;
-    let audience = audience::resolve(&client.client_id, settings, form.all("resource"))
-        .map_err(|e| refuse("invalid_target", &e.description))?;
+    let audience = audience::resolve(
+        &client.client_id,
+        settings,
+        form.all("resource"),
+        &client.allowed_resources,
+    )
+    .map_err(|e| refuse("invalid_target", &e.description))?;
     // RFC 7636 §4.3, RFC 9700 §2.1.1: S256 only; a challenge without a
     // method would mean `plain`, so it is refused too (R10).
     let code_challenge = match (
@@ -356,6 +363,7 @@ pub async fn load_client(state: &CommandState, client_id: &str) -> Result<Option
         .map(|settings| KnownClient {
             client_id: client_id.to_owned(),
             settings,
+            allowed_resources: state.allowed_resources.clone(),
         }))
 }
 

@@ -33,7 +33,9 @@ pub async fn grant(
         .settings
         .grant_types
         .contains(&GrantType::RefreshToken);
-    let prepared = issue::prepare(&client.settings, with_refresh, state.refresh_token_idle_ttl);
+    let narrowed = super::refresh::narrowed(form)?;
+    let mut prepared = issue::prepare(&client.settings, with_refresh, state.refresh_token_idle_ttl);
+    prepared.request.audience = narrowed.clone();
     let command = GrantCommand::RedeemCode {
         client_id: client.client_id.clone(),
         code_hash: SecretHash(record.key.clone()),
@@ -61,7 +63,7 @@ pub async fn grant(
         Subject {
             client_id: &client.client_id,
             sub: record.sub.as_deref(),
-            audience: &record.audience,
+            audience: narrowed.as_deref().unwrap_or(&record.audience),
             gid: &record.gid,
         },
         &committed.events,

@@ -22,7 +22,12 @@ pub async fn grant(
         ));
     }
     let scopes = audience::scopes(&client.settings, form.get("scope"))?;
-    let audience = audience::resolve(&client.client_id, &client.settings, form.all("resource"))?;
+    let audience = audience::resolve(
+        &client.client_id,
+        &client.settings,
+        form.all("resource"),
+        &state.allowed_resources,
+    )?;
     // RFC 6749 §4.4.3: no refresh token for client credentials.
     let prepared = issue::prepare(&client.settings, false, state.refresh_token_idle_ttl);
     let gid = new_gid();

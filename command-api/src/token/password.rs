@@ -23,7 +23,12 @@ pub async fn grant(
     let username = form.require("username")?;
     let password = form.require("password")?.to_owned();
     let scopes = audience::scopes(&client.settings, form.get("scope"))?;
-    let audience = audience::resolve(&client.client_id, &client.settings, form.all("resource"))?;
+    let audience = audience::resolve(
+        &client.client_id,
+        &client.settings,
+        form.all("resource"),
+        &state.allowed_resources,
+    )?;
     let sub = match credentials::check(state, username, password, client_address, metadata).await {
         Ok(Checked::Verified(sub)) => sub,
         Ok(Checked::Failed) => return Err(OAuthError::invalid_grant(FAILED)),

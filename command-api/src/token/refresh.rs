@@ -11,6 +11,17 @@ use writ_store::Metadata;
 use crate::issue::{self, Subject};
 use crate::CommandState;
 
+/// RFC 8707 §2.2: `resource` at a refresh or code exchange asks for an
+/// access token for fewer resources than the grant holds; the grant's
+/// aggregate refuses one it does not hold (`invalid_target`).
+pub fn narrowed(form: &Form) -> Result<Option<Vec<String>>, OAuthError> {
+    let requested = form.all("resource");
+    if requested.is_empty() {
+        return Ok(None);
+    }
+    crate::audience::well_formed(requested).map(Some)
+}
+
 pub async fn grant(
     state: &CommandState,
     client: &AuthenticatedClient,
@@ -28,7 +39,9 @@ pub async fn grant(
         .map_err(|_| {
             OAuthError::invalid_scope("scope contains characters RFC 6749 does not allow")
         })?;
-    let prepared = issue::prepare(&client.settings, true, state.refresh_token_idle_ttl);
+    let narrowed = narrowed(form)?;
+    let mut prepared = issue::prepare(&client.settings, true, state.refresh_token_idle_ttl);
+    prepared.request.audience = narrowed.clone();
     let command = GrantCommand::Refresh {
         client_id: client.client_id.clone(),
         token_hash: writ_domain::values::SecretHash(hash),
@@ -55,7 +68,7 @@ pub async fn grant(
         Subject {
             client_id: &client.client_id,
             sub: record.sub.as_deref(),
-            audience: &record.audience,
+            audience: narrowed.as_deref().unwrap_or(&record.audience),
             gid: &gid,
         },
         &committed.events,

@@ -518,33 +518,6 @@ impl Grant {
         .ok_or(GrantError::UnknownToken)
     }
 
-    fn mint(
-        &self,
-        scopes: &ScopeSet,
-        tokens: TokenRequest,
-        first_refresh: bool,
-        services: &Services,
-    ) -> Result<Vec<GrantEvent>, GrantError> {
-        let now = services.now();
-        let mut events = vec![GrantEvent::AccessTokenIssued {
-            jti: services.randomness.uuid(),
-            token_hash: tokens.opaque_access_hash,
-            scopes: scopes.clone(),
-            issued_at: now,
-            expires_at: now + seconds(tokens.access_ttl_secs)?,
-        }];
-        if let (true, Some(refresh)) = (first_refresh, tokens.refresh) {
-            let family_expires_at = now + seconds(refresh.family_ttl_secs)?;
-            events.push(GrantEvent::RefreshTokenIssued {
-                token_hash: refresh.token_hash,
-                issued_at: now,
-                idle_expires_at: (now + seconds(refresh.idle_ttl_secs)?).min(family_expires_at),
-                family_expires_at,
-            });
-        }
-        Ok(events)
-    }
-
     fn revocation(&self, by: String, reason: String, now: DateTime<Utc>) -> GrantEvent {
         let live: Vec<&IssuedAccess> = self.access_tokens.iter().filter(|t| !t.revoked).collect();
         GrantEvent::GrantRevoked {
@@ -589,7 +562,7 @@ impl Grant {
     }
 }
 
-fn seconds(secs: u64) -> Result<Duration, GrantError> {
+pub(super) fn seconds(secs: u64) -> Result<Duration, GrantError> {
     match i64::try_from(secs) {
         Ok(0) | Err(_) => Err(GrantError::ZeroLifetime),
         Ok(secs) => Duration::try_seconds(secs).ok_or(GrantError::ZeroLifetime),

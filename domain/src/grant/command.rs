@@ -19,6 +19,9 @@ pub struct TokenRequest {
     pub access_ttl_secs: u64,
     pub opaque_access_hash: Option<SecretHash>,
     pub refresh: Option<RefreshRequest>,
+    /// RFC 8707 at a code exchange or refresh: the access token is for
+    /// these resources only, each of which the grant must hold.
+    pub audience: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,4 +30,6 @@ pub enum GrantError {
     UnknownToken,
     #[error("lifetimes must be between one second and a few centuries")]
     ZeroLifetime,
+    #[error("a requested resource was not granted")]
+    ResourceNotGranted,
 }

@@ -68,6 +68,11 @@ pub enum GrantEvent {
         scopes: ScopeSet,
         issued_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        /// RFC 8707: the resources this token is for when a code exchange
+        /// or refresh narrowed them; absent, the grant's audience (and in
+        /// every event written before tokens could be narrowed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audience: Option<Vec<String>>,
     },
     RefreshTokenIssued {
         token_hash: SecretHash,

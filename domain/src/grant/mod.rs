@@ -7,6 +7,7 @@ mod aggregate;
 mod command;
 mod error;
 mod event;
+mod mint;
 
 pub use aggregate::{Grant, GrantStatus};
 pub use command::{GrantCommand, GrantKind, RefreshRequest, TokenRef, TokenRequest};

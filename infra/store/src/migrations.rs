@@ -34,6 +34,11 @@ const SQLITE: &[Source] = &[
         "audit index by time",
         include_str!("../migrations/sqlite/0003_audit_index_by_time.sql"),
     ),
+    (
+        4,
+        "token audience",
+        include_str!("../migrations/sqlite/0004_token_audience.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -51,6 +56,11 @@ const POSTGRES: &[Source] = &[
         3,
         "audit index by time",
         include_str!("../migrations/postgres/0003_audit_index_by_time.sql"),
+    ),
+    (
+        4,
+        "token audience",
+        include_str!("../migrations/postgres/0004_token_audience.sql"),
     ),
 ];
 

@@ -92,7 +92,8 @@ CREATE TABLE {schema}.tokens (
   scopes     text,
   issued_at  text NOT NULL,
   expires_at text NOT NULL,
-  status     text NOT NULL
+  status     text NOT NULL,
+  audience   text
 ) STRICT;
 CREATE INDEX {schema}.tokens_by_gid ON tokens (gid);
 CREATE TABLE {schema}.signing_keys (

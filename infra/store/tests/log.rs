@@ -257,6 +257,7 @@ async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short(
                         access_ttl_secs: 300,
                         opaque_access_hash: None,
                         refresh: None,
+                        audience: None,
                     },
                 };
                 executor

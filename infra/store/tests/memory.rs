@@ -58,6 +58,7 @@ async fn grant(executor: &Executor, gid: &str, hash: &str) {
             access_ttl_secs: 300,
             opaque_access_hash: Some(SecretHash(hash.into())),
             refresh: None,
+            audience: None,
         },
     };
     executor

@@ -23,9 +23,11 @@ const RELEASED: &[(&str, i64, &str)] = &[
     ("sqlite", 1, "508b3127e7be0ccceb13ebb59ae12764f7d7e16457f471a4ab3e8c94fff29956465d0075d495209001ae884b3da90997"),
     ("sqlite", 2, "3f4d9549d52ea0c931ae86d265fa5fc27a074191c653040e5df69f715ca9bf73c9d3c3bd3ec4f889b4434bcec785860c"),
     ("sqlite", 3, "2466075982b64c5cb6cd0becc1dee4a269abbf6e70208af07e9afbc1f4c4ca5e369b12cc2cad1ad5eaa7fd38098cab40"),
+    ("sqlite", 4, "79fdf3f0089410659dfe9d4b8f59f0e24b999f129140e2b6cbf21e9a7b65463546fab3195d2ba0c1f378486d5622d08c"),
     ("postgres", 1, "f6ab718719cf38a5015f3a70615f6be509495c9f1e85b8071d4de3327ec79fe1c0b2c9cfc679c368b7b97bd69908aef9"),
     ("postgres", 2, "68f4ed48e5c839a8f915133607f427bb7897f3d060cb59b2cbe665926f9e04aff2fb3142f92fcbe69e9629bb22a7b9af"),
     ("postgres", 3, "33a833152c3f350e58bc44ed613fb19005bb624f7610fbfd70f544a336c5af009515c2be84c486ec37c8609547d9ccbf"),
+    ("postgres", 4, "6c83470e124bdf4ace3208e56e6adf09e452a8ca7b7c966978d5d16e5eb61dc2bfade0763de66d8184735894127d632f"),
 ];
 
 #[test]
@@ -101,7 +103,8 @@ async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backe
             "DROP INDEX {schema}.audit_by_recorded_at;
              CREATE INDEX audit_by_subject ON audit_index (subject);
              CREATE INDEX audit_by_client ON audit_index (client_id);
-             DELETE FROM _sqlx_migrations WHERE version = 3;"
+             ALTER TABLE tokens DROP COLUMN audience;
+             DELETE FROM _sqlx_migrations WHERE version >= 3;"
         ),
     )
     .await;
@@ -111,8 +114,14 @@ async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backe
     );
 
     let report = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(report.applied, [(3, "audit index by time".to_owned())]);
-    assert_eq!(report.current, 3);
+    assert_eq!(
+        report.applied,
+        [
+            (3, "audit index by time".to_owned()),
+            (4, "token audience".to_owned())
+        ]
+    );
+    assert_eq!(report.current, 4);
     assert_eq!(audit_indexes(&mut conn).await, ["audit_by_recorded_at"]);
     let again = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(again.applied.is_empty() && again.adopted.is_empty());
@@ -120,12 +129,13 @@ async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backe
 
 /// Writ before versioned migrations kept `writ_migrations (version,
 /// applied_at)`. Running migration 1 again would fail (its tables exist),
-/// so success itself shows nothing ran.
+/// so success itself shows nothing ran; what came after 3 is applied.
 async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backend: Backend) {
     let (_dir, mut conn) = connect(backend).await;
     let earlier = |versions: &str| {
         format!(
             "DROP TABLE _sqlx_migrations;
+             ALTER TABLE tokens DROP COLUMN audience;
              CREATE TABLE writ_migrations (version bigint PRIMARY KEY, applied_at text NOT NULL);
              INSERT INTO writ_migrations VALUES {versions};"
         )
@@ -139,8 +149,12 @@ async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backe
     .await;
     let report = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.adopted, [1, 2, 3]);
-    assert!(report.applied.is_empty(), "{report:?}");
-    assert_eq!(report.current, 3);
+    assert_eq!(
+        report.applied,
+        [(4, "token audience".to_owned())],
+        "{report:?}"
+    );
+    assert_eq!(report.current, 4);
     let again = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(again.adopted.is_empty(), "adopted once: {again:?}");
 
@@ -154,7 +168,13 @@ async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backe
     .await;
     let report = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.adopted, [1, 2]);
-    assert_eq!(report.applied, [(3, "audit index by time".to_owned())]);
+    assert_eq!(
+        report.applied,
+        [
+            (3, "audit index by time".to_owned()),
+            (4, "token audience".to_owned())
+        ]
+    );
 }
 
 async fn a_database_from_a_newer_writ_or_with_an_edited_migration_is_refused(backend: Backend) {

@@ -88,6 +88,7 @@ async fn inline_rows_commit_in_their_events_transaction() {
             access_ttl_secs: 60,
             opaque_access_hash: None,
             refresh: None,
+            audience: None,
         },
     };
     executor

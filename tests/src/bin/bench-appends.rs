@@ -86,6 +86,7 @@ async fn run(
                         access_ttl_secs: 300,
                         opaque_access_hash: Some(SecretHash(format!("{gid:0>64}"))),
                         refresh: None,
+                        audience: None,
                     },
                 };
                 let begun = Instant::now();

@@ -58,6 +58,7 @@ async fn populate(url: &str, events: u64) -> Result<(), Failure> {
                         access_ttl_secs: 300,
                         opaque_access_hash: Some(SecretHash(format!("{gid:0>64}"))),
                         refresh: None,
+                        audience: None,
                     },
                 };
                 let metadata = Metadata::cli("bench");

@@ -45,6 +45,7 @@ pub(super) fn tokens(refresh: Option<&str>) -> TokenRequest {
             idle_ttl_secs: 3_600,
             family_ttl_secs: 86_400,
         }),
+        audience: None,
     }
 }
 
@@ -86,6 +87,7 @@ pub(super) fn access_issued(jti: &str, raw_scopes: &str) -> GrantEvent {
         scopes: scopes(raw_scopes),
         issued_at: t0(),
         expires_at: t0() + Duration::seconds(300),
+        audience: None,
     }
 }
 

@@ -205,23 +205,26 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             scopes,
             issued_at,
             expires_at,
+            audience,
         } => {
             let until = timestamp(&expires_at);
             // JWTs are found by jti; opaque tokens by their hash.
             let key = token_hash
                 .map(|h| h.0)
                 .unwrap_or_else(|| format!("jti:{jti}"));
-            vec![
-                new_token(
-                    key,
-                    TokenKind::Access.as_str(),
-                    Some(jti),
-                    Some(scopes.to_string()),
-                    &timestamp(&issued_at),
-                    &until,
-                ),
-                extend(&until),
-            ]
+            let mut token = new_token(
+                key,
+                TokenKind::Access.as_str(),
+                Some(jti),
+                Some(scopes.to_string()),
+                &timestamp(&issued_at),
+                &until,
+            );
+            // A narrowed audience only (RFC 8707); else the grant's.
+            if let (Some(audience), Change::Insert { values, .. }) = (audience, &mut token) {
+                values.push((token::audience, serde_json::to_string(&audience).ok()));
+            }
+            vec![token, extend(&until)]
         }
         GrantEvent::RefreshTokenIssued {
             token_hash,
