@@ -49,8 +49,29 @@ async fn resources_are_open_by_default_restricted_by_setting_and_narrowed_per_to
     // A code for two resources; each token may be for fewer of them.
     let mut params = browser::oidc_params(&web.id, "ri");
     params.extend([("resource", A), ("resource", B)]);
-    let back = Browser::new(&server).code_flow(&params, "alice").await;
+    let person = Browser::new(&server);
+    let back = person.code_flow(&params, "alice").await;
     let code = back.redirect_query(REDIRECT_URI)["code"].clone();
+    // Resources the client chose itself are shown, and a remembered
+    // consent does not cover them; without them it does.
+    let again = person.authorize(&params).await;
+    assert!(
+        again.is_consent(),
+        "asked again: {} {}",
+        again.status,
+        again.html
+    );
+    assert!(
+        again.html.contains(A) && again.html.contains(B),
+        "the resources are named"
+    );
+    let plain = person
+        .authorize(&browser::oidc_params(&web.id, "plain"))
+        .await;
+    assert!(
+        plain.redirect_query(REDIRECT_URI).contains_key("code"),
+        "the remembered consent covers a request without resources"
+    );
     let exchanged = api
         .token(
             &web,
@@ -64,9 +85,12 @@ async fn resources_are_open_by_default_restricted_by_setting_and_narrowed_per_to
         )
         .await;
     assert_eq!(exchanged.status, 200, "{}", exchanged.body);
+    let for_a = exchanged.field("access_token");
+    assert_eq!(audience(&api, &web, &for_a).await, json!([A]));
     assert_eq!(
-        audience(&api, &web, &exchanged.field("access_token")).await,
-        json!([A])
+        jwt_audience(&for_a),
+        json!([A]),
+        "the JWT says what was recorded"
     );
     let refresh = exchanged.field("refresh_token");
     let narrowed = api
@@ -80,9 +104,18 @@ async fn resources_are_open_by_default_restricted_by_setting_and_narrowed_per_to
         )
         .await;
     assert_eq!(narrowed.status, 200, "{}", narrowed.body);
-    assert_eq!(
-        audience(&api, &web, &narrowed.field("access_token")).await,
-        json!([B])
+    let for_b = narrowed.field("access_token");
+    assert_eq!(audience(&api, &web, &for_b).await, json!([B]));
+    assert_eq!(jwt_audience(&for_b), json!([B]));
+    // A resource server for A sees the token for A, not the one for B.
+    let server_a = oauth::client(
+        &deployment,
+        &["--grant-type", "client_credentials", "--resource", A],
+    );
+    assert!(api.is_active(&server_a, &for_a).await);
+    assert!(
+        !api.is_active(&server_a, &for_b).await,
+        "narrowed away from A"
     );
     let refresh = narrowed.field("refresh_token");
 
@@ -146,9 +179,39 @@ async fn resources_are_open_by_default_restricted_by_setting_and_narrowed_per_to
         )
         .await;
     assert_eq!(allowed.status, 200, "{}", allowed.body);
+    let mut outside = browser::oidc_params(&web.id, "st");
+    outside.push(("resource", A));
+    let query = Browser::new(&strict)
+        .authorize(&outside)
+        .await
+        .redirect_query(REDIRECT_URI);
+    assert_eq!(
+        query.get("error").map(String::as_str),
+        Some("invalid_target")
+    );
     strict.stop();
     let refusal = deployment
         .writ(&["serve", "--allowed-resource", "not a uri"])
         .refused();
     assert!(refusal.contains("allowed_resources"), "{refusal}");
+}
+
+/// The `aud` claim of a JWT access token, as an array (RFC 7519 allows a
+/// single string).
+fn jwt_audience(token: &str) -> Value {
+    use base64::Engine;
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|part| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .unwrap_or_default();
+    match &claims["aud"] {
+        Value::String(one) => json!([one]),
+        other => other.clone(),
+    }
 }

@@ -266,8 +266,13 @@ pub async fn proceed(state: &CommandState, headers: &HeaderMap, pending: Pending
     guard::remember_browser(state, response, &binding, new_binding)
 }
 
-/// A remembered consent skips the page until withdrawn or outgrown.
+/// A remembered consent skips the page until withdrawn or outgrown; it
+/// never covers resources the client chose itself (RFC 8707 without a
+/// configured audience), which the person has not seen.
 async fn consent_covers(state: &CommandState, sub: &str, pending: &Pending) -> Result<bool, ()> {
+    if pending.open_resources {
+        return Ok(false);
+    }
     let consent = consents::find(state.store.db(), sub, &pending.client_id)
         .await
         .map_err(|_| ())?;

@@ -38,6 +38,11 @@ pub async fn page(
             client_name: &pending.client_name,
             username: &username,
             scopes: pending.scopes.iter().map(describe_scope).collect(),
+            resources: if pending.open_resources {
+                &pending.audience
+            } else {
+                &[]
+            },
             csrf: &state.browser.key.csrf(binding),
             request: &request,
         },

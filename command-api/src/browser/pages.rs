@@ -21,6 +21,8 @@ pub struct Consent<'a> {
     pub client_name: &'a str,
     pub username: &'a str,
     pub scopes: Vec<String>,
+    /// RFC 8707 resources the client named itself, shown as they are.
+    pub resources: &'a [String],
     pub csrf: &'a str,
     pub request: &'a str,
 }

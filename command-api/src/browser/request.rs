@@ -34,6 +34,12 @@ pub struct Pending {
     pub request_id: String,
     /// Set on the consent page: the person it was shown to.
     pub consent_for: Option<String>,
+    /// The request named RFC 8707 resources that no administrator listed
+    /// for the client (any absolute URI is accepted by default): the
+    /// person is asked, with the resources shown, even when a remembered
+    /// consent covers the scopes.
+    #[serde(default)]
+    pub open_resources: bool,
 }
 
 /// Where an authorization request's parameters came from.
@@ -307,6 +313,7 @@ fn rest(
         requested_at: now,
         request_id: request_id.to_owned(),
         consent_for: None,
+        open_resources: !form.all("resource").is_empty() && settings.audience.is_empty(),
     })
 }
 

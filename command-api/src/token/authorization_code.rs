@@ -28,12 +28,14 @@ pub async fn grant(
         .map_err(|_| {
             OAuthError::invalid_grant("redirect_uri differs from the authorization request's")
         })?;
+    // Checked before the code is looked up, so that a malformed resource
+    // answers alike for a real code and an unknown one.
+    let narrowed = super::refresh::narrowed(form)?;
     let record = issue::presented(state, code, TokenKind::Code).await?;
     let with_refresh = client
         .settings
         .grant_types
         .contains(&GrantType::RefreshToken);
-    let narrowed = super::refresh::narrowed(form)?;
     let mut prepared = issue::prepare(&client.settings, with_refresh, state.refresh_token_idle_ttl);
     prepared.request.audience = narrowed.clone();
     let command = GrantCommand::RedeemCode {

@@ -29,9 +29,9 @@ pub async fn grant(
     metadata: &Metadata,
 ) -> Result<Response, OAuthError> {
     let presented = form.require("refresh_token")?;
-    let record = issue::presented(state, presented, TokenKind::Refresh).await?;
-    let gid = record.gid.clone();
-    let hash = record.key.clone();
+    // Before the lookup, as for a code: the answer must not tell a real
+    // token from an unknown one.
+    let narrowed = narrowed(form)?;
     let scopes = form
         .get("scope")
         .map(ScopeSet::parse)
@@ -39,7 +39,9 @@ pub async fn grant(
         .map_err(|_| {
             OAuthError::invalid_scope("scope contains characters RFC 6749 does not allow")
         })?;
-    let narrowed = narrowed(form)?;
+    let record = issue::presented(state, presented, TokenKind::Refresh).await?;
+    let gid = record.gid.clone();
+    let hash = record.key.clone();
     let mut prepared = issue::prepare(&client.settings, true, state.refresh_token_idle_ttl);
     prepared.request.audience = narrowed.clone();
     let command = GrantCommand::Refresh {
