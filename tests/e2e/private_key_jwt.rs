@@ -78,6 +78,20 @@ impl Signer {
     }
 }
 
+/// A client created with the CLI that authenticates with `signer`'s key
+/// (`--jwks-file`); `writ client create --json`'s answer.
+pub fn keyed_client(deployment: &Deployment, signer: &Signer, args: &[&str]) -> Value {
+    let jwks_file = deployment
+        .data
+        .path()
+        .join(format!("jwks-{}.json", rand::random::<u32>()));
+    std::fs::write(&jwks_file, signer.jwks().to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let path = jwks_file.to_string_lossy().into_owned();
+    let mut all = vec!["--json", "client", "create", "--jwks-file", path.as_str()];
+    all.extend_from_slice(args);
+    deployment.writ(&all).success().json()
+}
+
 pub fn claims(client_id: &str, aud: &str) -> Value {
     let now = chrono::Utc::now().timestamp();
     json!({
@@ -115,13 +129,10 @@ async fn assertion_events(deployment: &Deployment) -> i64 {
 async fn assertions_authenticate_at_every_client_endpoint_once_each(backend: Backend) {
     let deployment = Deployment::with_keys(backend).await;
     let signer = Signer::new("k1");
-    let jwks_file = deployment.data.path().join("client-jwks.json");
-    std::fs::write(&jwks_file, signer.jwks().to_string()).unwrap_or_else(|e| panic!("{e}"));
-    let created = deployment
-        .writ(&[
-            "--json",
-            "client",
-            "create",
+    let created = keyed_client(
+        &deployment,
+        &signer,
+        &[
             "--name",
             "signed",
             "--grant-type",
@@ -132,11 +143,8 @@ async fn assertions_authenticate_at_every_client_endpoint_once_each(backend: Bac
             REDIRECT_URI,
             "--scope",
             "openid api",
-            "--jwks-file",
-            &jwks_file.to_string_lossy(),
-        ])
-        .success()
-        .json();
+        ],
+    );
     assert_eq!(created["token_endpoint_auth_method"], "private_key_jwt");
     assert!(
         created.get("client_secret").is_none(),

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::browser::{self, Browser, CHALLENGE, REDIRECT_URI, VERIFIER};
 use crate::harness::{Backend, Deployment};
-use crate::private_key_jwt::{claims, post_asserted, Signer};
+use crate::private_key_jwt::{claims, keyed_client, post_asserted, Signer};
 
 writ_testing::on_both_backends!(a_signed_request_object_is_the_request_by_value_and_through_par,);
 
@@ -30,24 +30,18 @@ fn with(mut object: Value, name: &str, value: Value) -> Value {
 async fn a_signed_request_object_is_the_request_by_value_and_through_par(backend: Backend) {
     let deployment = Deployment::with_keys(backend).await;
     let signer = Signer::new("jar-1");
-    let jwks_file = deployment.data.path().join("jar-jwks.json");
-    std::fs::write(&jwks_file, signer.jwks().to_string()).unwrap_or_else(|e| panic!("{e}"));
-    let created = deployment
-        .writ(&[
-            "--json",
-            "client",
-            "create",
+    let created = keyed_client(
+        &deployment,
+        &signer,
+        &[
             "--name",
             "Signed App",
             "--redirect-uri",
             REDIRECT_URI,
             "--scope",
             "openid profile email",
-            "--jwks-file",
-            &jwks_file.to_string_lossy(),
-        ])
-        .success()
-        .json();
+        ],
+    );
     let id = created["client_id"].as_str().unwrap_or_default().to_owned();
     let secret_client = browser::web_client(&deployment, &[]);
     browser::user(&deployment, "alice");

@@ -52,6 +52,23 @@ where
         .map(|given| given.unwrap_or(default))
 }
 
+/// `[SECONDS] [--postgres URL]`: how long each run lasts (10 s unless
+/// given) and, with `--postgres`, the database instead of embedded SQLite.
+pub fn run_arguments() -> Result<(Duration, Option<String>), String> {
+    let mut args = std::env::args().skip(1);
+    let mut seconds = Duration::from_secs(10);
+    let mut database_url = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--postgres" => database_url = args.next(),
+            other => {
+                seconds = Duration::from_secs(other.parse().map_err(|e| format!("{other:?}: {e}"))?)
+            }
+        }
+    }
+    Ok((seconds, database_url))
+}
+
 /// The address in `serve`'s "writ listening on ADDR" line, if this is it.
 pub fn listen_address(log_line: &str) -> Option<String> {
     let rest = log_line.split("writ listening on ").nth(1)?;

@@ -378,15 +378,7 @@ impl Summary {
 
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
-    let mut args = std::env::args().skip(1);
-    let mut seconds = Duration::from_secs(10);
-    let mut database_url = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--postgres" => database_url = args.next(),
-            other => seconds = Duration::from_secs(other.parse()?),
-        }
-    }
+    let (seconds, database_url) = writ_process::run_arguments()?;
     let binary = writ_process::release_binary()?;
     let work = tempfile::tempdir()?;
     let deployment = Deployment {
