@@ -74,6 +74,7 @@ fn recorded_as(headers: &HeaderMap, client_id: &str) -> Metadata {
         actor: format!("client:{client_id}"),
         request_id: request_id(headers),
         client_id: Some(client_id.to_owned()),
+        client_auth: Some("registration_access_token".to_owned()),
     }
 }
 

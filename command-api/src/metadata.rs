@@ -1,6 +1,7 @@
 //! What every command records about the request that caused it.
 
 pub use writ_edge::request_id;
+use writ_edge::AuthenticatedClient;
 use writ_store::Metadata;
 
 /// A person's command: the actor is `user:<sub>`.
@@ -9,5 +10,17 @@ pub fn user_metadata(sub: &str, request_id: &str, client_id: Option<&str>) -> Me
         actor: format!("user:{sub}"),
         request_id: request_id.to_owned(),
         client_id: client_id.map(str::to_owned),
+        client_auth: None,
+    }
+}
+
+/// An authenticated client's command: the actor is `client:<id>`, and the
+/// method it authenticated with is recorded beside it.
+pub fn client_metadata(client: &AuthenticatedClient, request_id: String) -> Metadata {
+    Metadata {
+        actor: format!("client:{}", client.client_id),
+        request_id,
+        client_id: Some(client.client_id.clone()),
+        client_auth: Some(client.method.as_str().to_owned()),
     }
 }

@@ -23,6 +23,7 @@ use writ_store::{ExecuteError, Metadata};
 use crate::browser::request::{
     self, KnownClient, Origin, Pending, Refusal, AUTHORIZATION_PARAMETERS,
 };
+use crate::metadata::client_metadata;
 use crate::{request_object, CommandState};
 
 /// RFC 9126 §2.2's URN namespace for the references Writ hands out.
@@ -144,11 +145,7 @@ pub async fn push(
         client_auth_method: client.method.as_str().to_owned(),
         ttl_secs: ttl.as_secs(),
     };
-    let metadata = Metadata {
-        actor: format!("client:{}", client.client_id),
-        request_id,
-        client_id: Some(client.client_id.clone()),
-    };
+    let metadata = client_metadata(&client, request_id);
     state
         .executor
         .execute_with::<PushedRequest>(&stream, command, &metadata, Vec::new(), Stream::New)
@@ -220,6 +217,7 @@ pub async fn take(
         actor: format!("client:{}", client.client_id),
         request_id: request_id.to_owned(),
         client_id: Some(client.client_id.clone()),
+        client_auth: None,
     };
     let committed = match state
         .executor

@@ -143,6 +143,7 @@ async fn handle(
         actor: "registration".into(),
         request_id: request_id(headers),
         client_id: Some(client_id.clone()),
+        client_auth: None,
     };
     let committed = state
         .executor

@@ -10,7 +10,7 @@ use writ_domain::values::SecretHash;
 use writ_edge::openapi::{tag, ErrorBody, TokenAndHint};
 use writ_edge::{no_store, ClientRequest, OAuthError};
 use writ_infra::tokens::{self, TokenKind};
-use writ_store::{ExecuteError, Metadata};
+use writ_store::ExecuteError;
 
 use crate::CommandState;
 
@@ -60,11 +60,7 @@ pub async fn revoke(
             (TokenKind::Code | TokenKind::Unrecognised, _) => None,
         };
         if let Some(token) = token {
-            let metadata = Metadata {
-                actor: format!("client:{}", client.client_id),
-                request_id,
-                client_id: Some(client.client_id.clone()),
-            };
+            let metadata = crate::metadata::client_metadata(&client, request_id);
             let command = GrantCommand::RevokeToken {
                 client_id: client.client_id.clone(),
                 token,

@@ -176,6 +176,7 @@ impl Policies {
             actor: "policy".into(),
             request_id: format!("policy:{}", cause.cursor()),
             client_id: None,
+            client_auth: None,
         };
         for gid in grants {
             let command = GrantCommand::Revoke {

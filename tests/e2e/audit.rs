@@ -184,6 +184,15 @@ async fn the_timeline_gives_exact_answers_at_each_boundary(backend: Backend) {
         .filter_map(|e| e["cursor"].as_str())
         .collect();
     assert!(cursors.windows(2).all(|w| w[0] < w[1]), "in log order");
+    let redeemed = lineage
+        .iter()
+        .find(|e| e["event"] == "CodeRedeemed")
+        .map(|e| e["details"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    assert!(
+        redeemed.contains("client_auth=client_secret_basic"),
+        "how the client authenticated to redeem: {redeemed:?}"
+    );
     let dot = deployment
         .writ(&["audit", "history", "--grant", &g1, "--format", "dot"])
         .success()

@@ -77,6 +77,13 @@ async fn a_pushed_request_leads_to_a_code_once_and_its_parameters_are_the_reques
         recorded, 1,
         "the push records how the client authenticated, and login_hint only sealed"
     );
+    let in_metadata = deployment
+        .count(
+            "SELECT count(*) FROM events WHERE event_type = 'AuthorizationRequestPushed' \
+             AND CAST(metadata AS text) LIKE '%client_auth%client_secret_basic%'",
+        )
+        .await;
+    assert_eq!(in_metadata, 1, "and so does the event's metadata");
     let reference = request_uri.trim_start_matches(PREFIX);
     let leaked = deployment
         .count(&format!(

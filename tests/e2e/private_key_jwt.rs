@@ -166,6 +166,16 @@ async fn assertions_authenticate_at_every_client_endpoint_once_each(backend: Bac
         1,
         "the assertion is recorded"
     );
+    let told = deployment
+        .count(
+            "SELECT count(*) FROM events WHERE event_type = 'AccessTokenIssued' \
+             AND CAST(metadata AS text) LIKE '%client_auth%private_key_jwt%'",
+        )
+        .await;
+    assert_eq!(
+        told, 1,
+        "the token's event says how its client authenticated"
+    );
     let access = token.field("access_token");
 
     let before = deployment.event_count().await;

@@ -113,6 +113,7 @@ pub async fn submit(
         actor: "browser".into(),
         request_id: request_id(&headers),
         client_id: pending.as_ref().map(|p| p.client_id.clone()),
+        client_auth: None,
     };
     let sub =
         match credentials::check(&state, username, password.to_owned(), address, &metadata).await {

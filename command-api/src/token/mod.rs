@@ -13,7 +13,6 @@ use axum::response::Response;
 use writ_domain::values::GrantType;
 use writ_edge::openapi::{tag, ErrorBody};
 use writ_edge::{ClientRequest, OAuthError};
-use writ_store::Metadata;
 
 use crate::CommandState;
 
@@ -97,11 +96,7 @@ pub async fn token(
             grant_type.as_str()
         )));
     }
-    let metadata = Metadata {
-        actor: format!("client:{}", client.client_id),
-        request_id,
-        client_id: Some(client.client_id.clone()),
-    };
+    let metadata = crate::metadata::client_metadata(&client, request_id);
     match grant_type {
         GrantType::ClientCredentials => {
             client_credentials::grant(state, &client, &form, &metadata).await

@@ -219,6 +219,7 @@ impl Assertions {
             actor: format!("client:{client_id}"),
             request_id: request_id.to_owned(),
             client_id: Some(client_id.to_owned()),
+            client_auth: Some("private_key_jwt".to_owned()),
         };
         let stream = ClientAssertion::stream_id(client_id, jti, sha256_hex);
         match self

@@ -23,6 +23,10 @@ pub struct Metadata {
     pub actor: String,
     pub request_id: String,
     pub client_id: Option<String>,
+    /// How the client of a client-authenticated request authenticated
+    /// (`client_secret_basic`, `private_key_jwt`, …), so an auditor sees it
+    /// on every event the request caused.
+    pub client_auth: Option<String>,
 }
 
 impl Metadata {
@@ -31,6 +35,7 @@ impl Metadata {
             actor: actor.to_owned(),
             request_id: uuid::Uuid::new_v4().to_string(),
             client_id: None,
+            client_auth: None,
         }
     }
 
@@ -41,6 +46,9 @@ impl Metadata {
         ]);
         if let Some(client_id) = &self.client_id {
             map.insert("client_id".to_owned(), client_id.clone());
+        }
+        if let Some(method) = &self.client_auth {
+            map.insert("client_auth".to_owned(), method.clone());
         }
         map
     }

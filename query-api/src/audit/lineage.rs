@@ -110,8 +110,13 @@ fn details(event: &StoredEvent) -> String {
         "reason",
         "expires_at",
         "request_id",
+        "audience",
     ];
     let body = fields(event);
+    // How the client authenticated, when a client's request caused it.
+    let method = event.metadata["client_auth"]
+        .as_str()
+        .map(|method| format!("client_auth={method}"));
     SHOWN
         .iter()
         .filter_map(|name| {
@@ -132,6 +137,7 @@ fn details(event: &StoredEvent) -> String {
             };
             Some(format!("{name}={shown}"))
         })
+        .chain(method)
         .collect::<Vec<_>>()
         .join(" ")
 }
