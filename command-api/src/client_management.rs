@@ -114,7 +114,7 @@ pub async fn read(
     security(("registration_access_token" = [])),
     responses(
         (status = 200, description = "The client's metadata as it now stands.", body = Object),
-        (status = 400, description = "`invalid_client_metadata` (also for a `client_id` or `client_secret` that is not this client's, and for an update that would widen scope, grant types, redirect URIs, resources or the revocation feed, or drop a pushed-request requirement) or `invalid_redirect_uri`; `invalid_request` for a server field (`registration_access_token`, `registration_client_uri`, `client_secret_expires_at`, `client_id_issued_at`).", body = ErrorBody),
+        (status = 400, description = "`invalid_client_metadata` (also for a `client_id` or `client_secret` that is not this client's, and for an update that would change the authentication method or keys, turn a web client native, widen scope, grant types, redirect or post-logout URIs, resources or the revocation feed, or drop a pushed-request requirement) or `invalid_redirect_uri`; `invalid_request` for a server field (`registration_access_token`, `registration_client_uri`, `client_secret_expires_at`, `client_id_issued_at`).", body = ErrorBody),
         (status = 401, description = "As for GET.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )

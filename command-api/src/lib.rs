@@ -15,9 +15,7 @@ mod credentials;
 mod id_token;
 mod issue;
 mod metadata;
-mod par;
 mod register;
-mod request_object;
 mod revoke;
 mod token;
 
@@ -88,7 +86,7 @@ pub fn router(state: CommandState) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(token::token))
         .routes(routes!(revoke::revoke))
-        .routes(routes!(par::push))
+        .routes(routes!(browser::par::push))
         .routes(routes!(register::register))
         .routes(routes!(
             client_management::read,

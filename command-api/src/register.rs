@@ -79,7 +79,7 @@ pub(crate) fn invalid(error: writ_edge::ErrorCode, description: impl Into<String
     request_body = Metadata7591,
     security(("initial_access_token" = [])),
     responses(
-        (status = 201, description = "The registered client's metadata with its `client_id`, `client_id_issued_at` and, for a confidential client, `client_secret` (RFC 7591 §3.2.1).", body = Object),
+        (status = 201, description = "The registered client's metadata with its `client_id`, `client_id_issued_at`, `registration_client_uri` and `registration_access_token` (RFC 7592), and, for a client that authenticates with a secret, `client_secret` (RFC 7591 §3.2.1).", body = Object),
         (status = 400, description = "`invalid_client_metadata` or `invalid_redirect_uri` (RFC 7591 §3.2.2).", body = ErrorBody),
         (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one: `invalid_token`.", body = ErrorBody),
         (status = 403, description = "`access_denied`: registration is not enabled.", body = ErrorBody),

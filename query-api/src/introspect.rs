@@ -19,7 +19,8 @@ use writ_edge::openapi::{tag, ErrorBody, TokenAndHint};
 use crate::QueryState;
 
 /// Token introspection (RFC 7662), for confidential clients (HTTP Basic,
-/// or `client_id` and `client_secret` in the form): the token's claims when
+/// `client_id` and `client_secret` in the form, or a `private_key_jwt`
+/// client assertion): the token's claims when
 /// it is active and the caller may see it, else only `{"active": false}`.
 #[utoipa::path(
     post,

@@ -17,9 +17,9 @@ use super::refusal::{redirect_error, refuse};
 use super::request::{self, fresh, load_client, Origin, Pending};
 use super::session::{self, LiveSession};
 use super::state;
+use super::{par, request_object};
 use crate::metadata::request_id;
 use crate::CommandState;
-use crate::{par, request_object};
 
 /// The authorization endpoint (RFC 6749 §3.1): validates the request,
 /// then signs the person in, asks for consent, or issues a code.

@@ -6,13 +6,15 @@ mod account;
 mod authorize;
 mod code;
 mod consent;
-pub(crate) mod described;
+mod described;
 mod guard;
 mod login;
 mod logout;
 mod pages;
+pub mod par;
 mod refusal;
-pub(crate) mod request;
+mod request;
+mod request_object;
 mod session;
 pub mod state;
 

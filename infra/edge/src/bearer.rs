@@ -129,15 +129,9 @@ impl<S: Send + Sync> FromRequest<S> for BearerToken {
     }
 }
 
-/// Whether the request carries `expected` as its bearer token, compared
-/// in constant time; an empty token never matches.
-pub fn matches(headers: &HeaderMap, expected: &str) -> bool {
-    matches_hash(
-        headers,
-        &writ_infra::crypto::sha256_hex(expected.as_bytes()),
-    )
-}
-
+/// Whether the request carries the token whose SHA-256 is
+/// `expected_hash` as its bearer token, compared in constant time; an
+/// empty token never matches.
 fn matches_hash(headers: &HeaderMap, expected_hash: &str) -> bool {
     let presented = from_header(headers).unwrap_or("");
     !presented.is_empty()

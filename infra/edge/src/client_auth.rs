@@ -1,6 +1,7 @@
 //! Client authentication (RFC 6749 §2.3): `client_secret_basic`,
-//! `client_secret_post`, or `none` for public clients; exactly one method
-//! per request.
+//! `client_secret_post`, `private_key_jwt` (RFC 7523, client_assertion.rs)
+//! for clients with registered keys, or `none` for public clients; exactly
+//! one method per request.
 //!
 //! Failures are counted per (client id, client address) (R73, ADR 0011).
 //! The count never refuses anyone: client secrets are 256 random bits

@@ -1,5 +1,6 @@
 //! The extractor for endpoints a client calls with its credentials and a
-//! form body (`/token`, `/revoke`, `/introspect`, `/revocations`): the
+//! form body (`/token`, `/par`, `/revoke`, `/introspect`, and
+//! `/revocations` through its header-only variant): the
 //! strict form is read, the client authenticated (RFC 6749 §2.3) and the
 //! request's id kept for the events it causes. A handler then reads like
 //! `token(State(state), request: ClientRequest) -> Result<Response, OAuthError>`.
@@ -23,8 +24,8 @@ pub struct ClientAuthenticator {
 
 impl ClientAuthenticator {
     /// RFC 6749 §2.3 for one request, counted against the throttle under
-    /// the client's address; `allow_public` admits a client without a
-    /// secret.
+    /// the client's address; `allow_public` admits public clients
+    /// (`none`).
     async fn authenticate(
         &self,
         endpoint: Endpoint<'_>,

@@ -31,14 +31,12 @@ pub enum ErrorCode {
     /// RFC 6749 §4.1.2.1, answered by the pushed authorization request
     /// endpoint (RFC 9126 §2.3) where `/authorize` would redirect.
     UnsupportedResponseType,
-    /// OpenID Connect Core §3.1.2.6.
-    RequestNotSupported,
     /// RFC 9101 §6.3.
     InvalidRequestObject,
 }
 
 impl ErrorCode {
-    const ALL: [Self; 16] = [
+    const ALL: [Self; 15] = [
         Self::InvalidRequest,
         Self::InvalidClient,
         Self::InvalidGrant,
@@ -53,7 +51,6 @@ impl ErrorCode {
         Self::InvalidClientMetadata,
         Self::InvalidTarget,
         Self::UnsupportedResponseType,
-        Self::RequestNotSupported,
         Self::InvalidRequestObject,
     ];
 
@@ -79,7 +76,6 @@ impl ErrorCode {
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidTarget => "invalid_target",
             Self::UnsupportedResponseType => "unsupported_response_type",
-            Self::RequestNotSupported => "request_not_supported",
             Self::InvalidRequestObject => "invalid_request_object",
         }
     }

@@ -20,14 +20,13 @@ use writ_infra::crypto::{self, random_token, sha256_hex, Key};
 use writ_store::executor::Stream;
 use writ_store::{ExecuteError, Metadata};
 
-use crate::browser::request::{
-    self, KnownClient, Origin, Pending, Refusal, AUTHORIZATION_PARAMETERS,
-};
+use super::request::{self, KnownClient, Origin, Pending, Refusal, AUTHORIZATION_PARAMETERS};
+use super::request_object;
 use crate::metadata::client_metadata;
-use crate::{request_object, CommandState};
+use crate::CommandState;
 
 /// RFC 9126 §2.2's URN namespace for the references Writ hands out.
-pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
 /// The stream of a pushed request: the reference's hash, so the log
 /// cannot be read for a usable `request_uri`.
@@ -57,6 +56,7 @@ fn login_hint_key(reference: &str) -> Key {
         (status = 201, description = "`request_uri` and `expires_in` (RFC 9126 §2.2).", body = Object),
         (status = 400, description = "What `/authorize` would refuse: `invalid_request` (also for a `request_uri` inside the push, a missing or `plain` PKCE challenge, or a redirect URI that is not registered), `invalid_scope`, `invalid_target`, `unauthorized_client`, `unsupported_response_type`; `invalid_request_object` for a signed request object that does not verify.", body = ErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate`.", body = ErrorBody),
+        (status = 429, description = "A public client's pushes from this address passed `ip_failure_limit`; `Retry-After` says when to try again.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
 )]
@@ -140,7 +140,8 @@ pub async fn push(
         client_id: client.client_id.clone(),
         parameters: AuthorizationParameters {
             single,
-            resources: distinct(form.all("resource")),
+            // Validated above; repeats would only lengthen the event.
+            resources: crate::audience::well_formed(form.all("resource"))?,
         },
         client_auth_method: client.method.as_str().to_owned(),
         ttl_secs: ttl.as_secs(),
@@ -158,17 +159,6 @@ pub async fn push(
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     no_store(&mut response);
     Ok(response)
-}
-
-/// Repeats of one resource would only lengthen the event.
-fn distinct(resources: &[String]) -> Vec<String> {
-    let mut kept: Vec<String> = Vec::with_capacity(resources.len());
-    for resource in resources {
-        if !kept.contains(resource) {
-            kept.push(resource.clone());
-        }
-    }
-    kept
 }
 
 /// `/authorize` would show a page or redirect; the pushing client is told

@@ -14,7 +14,7 @@ use serde_json::Value;
 use writ_edge::client_assertion::{signed_by_client, Refused, REQUEST_OBJECT_TYP};
 use writ_edge::Form;
 
-use crate::browser::request::{self, KnownClient, AUTHORIZATION_PARAMETERS};
+use super::request::{self, KnownClient, AUTHORIZATION_PARAMETERS};
 use crate::CommandState;
 
 /// A request object names its own expiry; one that claims to live longer
