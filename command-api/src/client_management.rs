@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 use writ_domain::client::{Client, ClientCommand, ClientError, ClientSettings, ClientStatus};
+use writ_domain::values::SecretHash;
 use writ_domain::values::{ApplicationType, GrantType};
 use writ_edge::openapi::{tag, ErrorBody};
 use writ_edge::{bearer, form, no_store, ErrorCode, OAuthError};
-use writ_infra::crypto::{constant_time_eq, sha256_hex};
+use writ_infra::crypto::{constant_time_eq, random_token, sha256_hex};
 use writ_store::{ExecuteError, Metadata};
 
 use crate::metadata::request_id;
@@ -61,9 +62,45 @@ async fn authorized(
     }
 }
 
-fn answer(state: &CommandState, client: &Client, settings: &ClientSettings) -> Response {
+/// RFC 7592 §3: every answer carries a registration access token, and
+/// Writ keeps only hashes, so each read or update hands out a new one and
+/// retires the one presented (recorded as `RegistrationTokenRotated`).
+async fn rotated(
+    state: &CommandState,
+    headers: &HeaderMap,
+    client: &Client,
+) -> Result<String, Response> {
+    let presented = bearer::from_header(headers).unwrap_or_default();
+    let next = random_token();
+    let command = ClientCommand::RotateRegistrationToken {
+        presented: SecretHash(sha256_hex(presented.as_bytes())),
+        next: SecretHash(sha256_hex(next.as_bytes())),
+    };
+    match state
+        .executor
+        .execute::<Client>(
+            &client.client_id,
+            command,
+            &recorded_as(headers, &client.client_id),
+        )
+        .await
+    {
+        Ok(_) => Ok(next),
+        // Another request with the same token won, or the client went.
+        Err(ExecuteError::Rejected(_)) => Err(gone(headers)),
+        Err(e) => Err(OAuthError::unavailable().because(e).into_response()),
+    }
+}
+
+fn answer(
+    state: &CommandState,
+    client: &Client,
+    settings: &ClientSettings,
+    token: String,
+) -> Response {
     let issued_at = client.registered_at.map(|t| t.timestamp()).unwrap_or(0);
-    let body = described(state, &client.client_id, settings, issued_at);
+    let mut body = described(state, &client.client_id, settings, issued_at);
+    body["registration_access_token"] = Value::String(token);
     let mut response = Json(body).into_response();
     no_store(&mut response);
     response
@@ -96,8 +133,12 @@ pub async fn read(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match authorized(&state, &headers, &client_id).await {
-        Ok((client, settings)) => answer(&state, &client, &settings),
+    let (client, settings) = match authorized(&state, &headers, &client_id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    match rotated(&state, &headers, &client).await {
+        Ok(token) => answer(&state, &client, &settings, token),
         Err(refused) => refused,
     }
 }
@@ -214,9 +255,21 @@ async fn replaced(
     }
     // A replacement that changes nothing records nothing: a client cannot
     // lengthen its own stream by repeating itself.
-    if settings == current {
-        return Ok(answer(state, client, &settings));
+    if settings != current {
+        changed(state, headers, client, &settings).await?;
     }
+    match rotated(state, headers, client).await {
+        Ok(token) => Ok(answer(state, client, &settings, token)),
+        Err(refused) => Ok(refused),
+    }
+}
+
+async fn changed(
+    state: &CommandState,
+    headers: &HeaderMap,
+    client: &Client,
+    settings: &ClientSettings,
+) -> Result<(), OAuthError> {
     let command = ClientCommand::ChangeSettings {
         settings: settings.clone(),
     };
@@ -229,10 +282,14 @@ async fn replaced(
         )
         .await;
     match committed {
-        Ok(_) => Ok(answer(state, client, &settings)),
+        Ok(_) => Ok(()),
         // Deleted or disabled since it was loaded: its token is dead.
         Err(ExecuteError::Rejected(ClientError::Disabled | ClientError::NotFound)) => {
-            Ok(gone(headers))
+            Err(OAuthError::bearer(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidToken,
+                "the client no longer exists",
+            ))
         }
         Err(ExecuteError::Rejected(why)) => {
             Err(invalid(ErrorCode::InvalidClientMetadata, why.to_string()))

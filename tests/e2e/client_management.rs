@@ -68,11 +68,11 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
         .unwrap_or_default()
         .to_owned();
     assert_eq!(uri, server.url(&format!("/register/{client_id}")));
-    let token = registered["registration_access_token"]
+    let first_token = registered["registration_access_token"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(token.len() >= 43, "256 random bits");
+    assert!(first_token.len() >= 43, "256 random bits");
     let other_token = other["registration_access_token"]
         .as_str()
         .unwrap_or_default();
@@ -85,10 +85,10 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
     };
 
     let before = deployment.event_count().await;
-    let read = call(&api, reqwest::Method::GET, &uri, Some(&token), None).await;
+    let read = call(&api, reqwest::Method::GET, &uri, Some(&first_token), None).await;
     assert_eq!(read.status, 200, "{}", read.body);
     assert_eq!(
-        read.body,
+        without(&read.body, &["registration_access_token"]),
         without(
             &registered,
             &[
@@ -100,6 +100,23 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
         "GET shows what registration answered, less the secrets"
     );
     assert_eq!(read.header("cache-control").as_deref(), Some("no-store"));
+    // RFC 7592 §3: every answer carries a new token; the one shown retires.
+    let token = read.body["registration_access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(token.len() >= 43 && token != first_token, "a new token");
+    assert_eq!(
+        deployment.event_count().await,
+        before + 1,
+        "the rotation is an event"
+    );
+    let retired = call(&api, reqwest::Method::GET, &uri, Some(&first_token), None).await;
+    assert_eq!(
+        (retired.status.as_u16(), retired.error()),
+        (401, "invalid_token")
+    );
+    let before = deployment.event_count().await;
     let bare = call(&api, reqwest::Method::GET, &uri, None, None).await;
     assert_eq!((bare.status.as_u16(), bare.body.get("error")), (401, None));
     assert!(bare
@@ -133,7 +150,7 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
     assert_eq!(
         deployment.event_count().await,
         before,
-        "reads record nothing"
+        "refused reads record nothing"
     );
 
     // An administrator narrows the audience; the client's replacement
@@ -164,6 +181,7 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
         &read.body,
         &["registration_client_uri", "client_id_issued_at"],
     );
+    let sent_back = without(&sent_back, &["registration_access_token"]);
     let same = call(
         &api,
         reqwest::Method::PUT,
@@ -177,11 +195,15 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
         "what GET returned is accepted: {}",
         same.body
     );
-    assert_eq!(same.body, read.body);
+    assert_eq!(
+        without(&same.body, &["registration_access_token"]),
+        without(&read.body, &["registration_access_token"])
+    );
+    let token = same.field("registration_access_token");
     assert_eq!(
         deployment.event_count().await,
-        before,
-        "a replacement that changes nothing records nothing"
+        before + 1,
+        "a replacement that changes nothing records only the new token"
     );
     let mut renamed = sent_back.clone();
     renamed["client_name"] = json!("svc renamed");
@@ -199,10 +221,11 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
         "{}",
         changed.body
     );
+    let token = changed.field("registration_access_token");
     assert_eq!(
         deployment.event_count().await,
-        before + 1,
-        "a PUT that changes something is an event"
+        before + 3,
+        "a PUT that changes something is an event, and so is its new token"
     );
     let shown = deployment
         .writ(&["--json", "client", "show", &client_id])
@@ -321,6 +344,16 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
         before + 1,
         "only the CLI's registration: refused calls record nothing"
     );
+    // Two reads racing with one token: one gets the next token, the other
+    // finds it retired.
+    let (left, right) = futures::join!(
+        call(&api, reqwest::Method::GET, &uri, Some(&token), None),
+        call(&api, reqwest::Method::GET, &uri, Some(&token), None)
+    );
+    let mut statuses = [left.status.as_u16(), right.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401], "one token, one successor");
+    let token = if left.status == 200 { left } else { right }.field("registration_access_token");
     let deleted = call(&api, reqwest::Method::DELETE, &uri, Some(&token), None).await;
     assert_eq!(deleted.status, 204);
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
@@ -348,13 +381,14 @@ async fn a_registered_client_reads_replaces_and_deletes_its_registration(backend
     )
     .await;
     assert_eq!(untouched.status, 200, "the other client is untouched");
+    let other_token = untouched.field("registration_access_token");
     let other_id = other["client_id"].as_str().unwrap_or_default();
     deployment.writ(&["client", "disable", other_id]).success();
     let disabled = call(
         &api,
         reqwest::Method::GET,
         other_uri,
-        Some(other_token),
+        Some(&other_token),
         None,
     )
     .await;

@@ -482,7 +482,16 @@ async fn registration_takes_jwks_or_a_jwks_uri_that_is_fetched(backend: Backend)
     let mut current = Api::reply(api.http.get(&management).bearer_auth(&registration_token))
         .await
         .body;
-    for field in ["registration_client_uri", "client_id_issued_at"] {
+    // The answer carries the token to use next (RFC 7592 §3).
+    let registration_token = current["registration_access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for field in [
+        "registration_client_uri",
+        "client_id_issued_at",
+        "registration_access_token",
+    ] {
         current.as_object_mut().map(|c| c.remove(field));
     }
     let before = deployment.event_count().await;

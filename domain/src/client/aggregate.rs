@@ -109,6 +109,16 @@ impl Aggregate for Client {
                     changed_at: now,
                 }
             }
+            ClientCommand::RotateRegistrationToken { presented, next } => {
+                self.ensure_active()?;
+                if self.registration_token_hash.as_ref() != Some(&presented) {
+                    return Err(ClientError::RegistrationTokenSuperseded);
+                }
+                ClientEvent::RegistrationTokenRotated {
+                    token_hash: next,
+                    rotated_at: now,
+                }
+            }
             ClientCommand::Disable { reason } => {
                 self.ensure_active()?;
                 ClientEvent::ClientDisabled {
@@ -142,6 +152,9 @@ impl Aggregate for Client {
             }
             ClientEvent::ClientSettingsChanged { settings, .. } => self.settings = Some(settings),
             ClientEvent::ClientDisabled { .. } => self.status = ClientStatus::Disabled,
+            ClientEvent::RegistrationTokenRotated { token_hash, .. } => {
+                self.registration_token_hash = Some(token_hash)
+            }
         }
     }
 }

@@ -86,4 +86,11 @@ pub enum ClientCommand {
     Disable {
         reason: String,
     },
+    /// Replaces the registration access token `presented` (its hash) with
+    /// `next`; refused when `presented` is no longer the current one, so
+    /// two requests racing with one token cannot both get a new one.
+    RotateRegistrationToken {
+        presented: SecretHash,
+        next: SecretHash,
+    },
 }

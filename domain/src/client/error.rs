@@ -36,4 +36,6 @@ pub enum ClientError {
     AuthenticationKindChanged,
     #[error("only a client with a secret can subscribe to the revocation feed")]
     RevocationFeedNeedsSecret,
+    #[error("the registration access token is no longer this client's")]
+    RegistrationTokenSuperseded,
 }

@@ -34,6 +34,12 @@ pub enum ClientEvent {
         reason: String,
         disabled_at: DateTime<Utc>,
     },
+    /// RFC 7592 §3: each read or update of a registration hands the client
+    /// a new registration access token; the previous one stops working.
+    RegistrationTokenRotated {
+        token_hash: SecretHash,
+        rotated_at: DateTime<Utc>,
+    },
 }
 
 impl ClientEvent {

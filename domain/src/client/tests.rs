@@ -396,3 +396,39 @@ fn settings_recorded_before_resources_existed_still_decode() {
         serde_json::json!(["https://api.example/"])
     );
 }
+
+#[test]
+fn a_registration_token_is_rotated_only_by_its_current_holder() {
+    let with_token = ClientEvent::ClientRegistered {
+        client_id: "c1".into(),
+        settings: settings(),
+        secret_hash: Some(secret()),
+        registered_at: t0(),
+        registration_token_hash: Some(SecretHash("a".repeat(64))),
+    };
+    let rotate = |presented: &str, next: &str| ClientCommand::RotateRegistrationToken {
+        presented: SecretHash(presented.repeat(64)),
+        next: SecretHash(next.repeat(64)),
+    };
+    ClientTest::with(services())
+        .given(vec![with_token.clone()])
+        .when(rotate("a", "b"))
+        .then_expect_events(vec![ClientEvent::RegistrationTokenRotated {
+            token_hash: SecretHash("b".repeat(64)),
+            rotated_at: t0(),
+        }]);
+    ClientTest::with(services())
+        .given(vec![
+            with_token.clone(),
+            ClientEvent::RegistrationTokenRotated {
+                token_hash: SecretHash("b".repeat(64)),
+                rotated_at: t0(),
+            },
+        ])
+        .when(rotate("a", "c"))
+        .then_expect_error(ClientError::RegistrationTokenSuperseded);
+    ClientTest::with(services())
+        .given(vec![with_token, disabled()])
+        .when(rotate("a", "b"))
+        .then_expect_error(ClientError::Disabled);
+}

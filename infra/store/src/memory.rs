@@ -260,6 +260,8 @@ impl Memory {
                 // Sessions, sign-in counts, pushed requests and client
                 // assertions decide no token and no client.
                 "Session" | "LoginDay" | "PushedRequest" | "ClientAssertion" => {}
+                // A new registration access token changes no client row.
+                "Client" if event.event_type == "RegistrationTokenRotated" => {}
                 // A client, account, consent or signing key reaches every
                 // token of it; they change rarely, so start again.
                 _ => {

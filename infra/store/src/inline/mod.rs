@@ -216,6 +216,8 @@ fn client(id: &str, event: ClientEvent) -> Vec<Change> {
             ],
             by_id(),
         )],
+        // The registration access token is checked against the log itself.
+        ClientEvent::RegistrationTokenRotated { .. } => Vec::new(),
         ClientEvent::ClientDisabled { disabled_at, .. } => vec![Change::update(
             &CLIENTS,
             vec![
