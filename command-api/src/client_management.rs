@@ -1,7 +1,8 @@
 //! `GET|PUT|DELETE /register/{client_id}`: RFC 7592 client management.
 //! A client registered through `/register` reads, replaces and deletes its
-//! own registration with the registration access token it was given. The
-//! token is checked against the log itself (the `Client` stream, a few
+//! own registration with the registration access token it was last given
+//! (each read or update hands out the next). The token is checked against
+//! the log itself (the `Client` stream, a few
 //! events), where only its SHA-256 is kept; a deleted client's token, and
 //! a token shown at another client's URI, is `401 invalid_token`.
 
@@ -123,7 +124,7 @@ fn recorded_as(headers: &HeaderMap, client_id: &str) -> Metadata {
     params(("client_id" = String, Path, description = "The registered client.")),
     security(("registration_access_token" = [])),
     responses(
-        (status = 200, description = "The client's metadata with `registration_client_uri`; no secret.", body = Object),
+        (status = 200, description = "The client's metadata with `registration_client_uri` and a new `registration_access_token` (the one presented retires); no secret.", body = Object),
         (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge; a wrong one, or the client is unknown or deleted: `invalid_token`.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
@@ -154,7 +155,7 @@ pub async fn read(
     request_body = Metadata7591,
     security(("registration_access_token" = [])),
     responses(
-        (status = 200, description = "The client's metadata as it now stands.", body = Object),
+        (status = 200, description = "The client's metadata as it now stands, with a new `registration_access_token` (the one presented retires).", body = Object),
         (status = 400, description = "`invalid_client_metadata` (also for a `client_id` or `client_secret` that is not this client's, and for an update that would change the authentication method or keys, turn a web client native, widen scope, grant types, redirect or post-logout URIs, resources or the revocation feed, or drop a pushed-request requirement) or `invalid_redirect_uri`; `invalid_request` for a server field (`registration_access_token`, `registration_client_uri`, `client_secret_expires_at`, `client_id_issued_at`).", body = ErrorBody),
         (status = 401, description = "As for GET.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
