@@ -2,9 +2,9 @@
 //! A client registered through `/register` reads, replaces and deletes its
 //! own registration with the registration access token it was last given
 //! (each read or update hands out the next). The token is checked against
-//! the log itself (the `Client` stream, a few
-//! events), where only its SHA-256 is kept; a deleted client's token, and
-//! a token shown at another client's URI, is `401 invalid_token`.
+//! the log itself (the `Client` stream), where only its SHA-256 is kept; a
+//! deleted client's token, and a token shown at another client's URI, is
+//! `401 invalid_token`.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
