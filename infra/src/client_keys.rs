@@ -8,12 +8,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use serde_json::Value;
-use writ_domain::client::{check_jwks, ClientSettings};
+use writ_domain::client::check_jwks;
 
 /// A key set larger than this is not a client's.
 const MAX_BODY: usize = 64 * 1024;
@@ -26,8 +26,6 @@ const CACHED_SETS: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
-    #[error("the client has no keys")]
-    None,
     #[error("the client's jwks_uri could not be read: {0}")]
     Unreadable(String),
     #[error("the HTTP client for jwks_uri cannot be built: {0}")]
@@ -90,43 +88,41 @@ impl reqwest::dns::Resolve for ReachableOnly {
     }
 }
 
+/// Built on the first fetch, not at start-up: every `writ` command opens a
+/// context, and most never fetch a key set. A client that cannot be built
+/// fails each fetch; it never falls back to one with redirects or proxies.
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(ReachableOnly))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Clone)]
 pub struct ClientKeys {
-    http: reqwest::Client,
+    http: Arc<OnceLock<Result<reqwest::Client, String>>>,
     cache: Arc<Mutex<LruCache<String, Cached>>>,
 }
 
-impl ClientKeys {
-    pub fn new() -> Result<Self, KeysError> {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(ReachableOnly))
-            .build()
-            .map_err(|e| KeysError::Setup(e.to_string()))?;
+impl Default for ClientKeys {
+    fn default() -> Self {
         let capacity = NonZeroUsize::new(CACHED_SETS).unwrap_or(NonZeroUsize::MIN);
-        Ok(Self {
-            http,
+        Self {
+            http: Arc::default(),
             cache: Arc::new(Mutex::new(LruCache::new(capacity))),
-        })
-    }
-
-    /// The client's key set. `stale_ok` is false after a `kid` was not
-    /// found in the cached set: a set older than [`REFETCH_AFTER`] is then
-    /// fetched again.
-    pub async fn of(
-        &self,
-        settings: &ClientSettings,
-        stale_ok: bool,
-    ) -> Result<Arc<Value>, KeysError> {
-        if let Some(jwks) = &settings.jwks {
-            return Ok(Arc::new(jwks.clone()));
         }
-        let Some(uri) = &settings.jwks_uri else {
-            return Err(KeysError::None);
-        };
+    }
+}
+
+impl ClientKeys {
+    /// The key set at a client's `jwks_uri` (a registered `jwks` needs no
+    /// fetching). `stale_ok` is false after a `kid` was not found in the
+    /// cached set: a set older than [`REFETCH_AFTER`] is then fetched again.
+    pub async fn fetched(&self, uri: &str, stale_ok: bool) -> Result<Arc<Value>, KeysError> {
         if let Some(cached) = self.cached(uri, stale_ok) {
             return cached.map_err(KeysError::Unreadable);
         }
@@ -137,7 +133,7 @@ impl ClientKeys {
             .map_err(|e| e.to_string());
         if let Ok(mut cache) = self.cache.lock() {
             cache.put(
-                uri.clone(),
+                uri.to_owned(),
                 Cached {
                     keys: fetched.clone(),
                     fetched: Instant::now(),
@@ -171,8 +167,12 @@ impl ClientKeys {
         if literal.is_some_and(|ip| !reachable(ip)) {
             return Err(unreadable("the address is not one Writ fetches keys from"));
         }
-        let mut response = self
+        let http = self
             .http
+            .get_or_init(http_client)
+            .as_ref()
+            .map_err(|e| KeysError::Setup(e.clone()))?;
+        let mut response = http
             .get(uri)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()

@@ -219,26 +219,25 @@ pub async fn take(
         Err(_) => return Err(Unusable::Unavailable),
     };
     let parameters = committed.state.parameters;
-    let mut pairs = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in &parameters.single {
-        match name.as_str() {
-            "login_hint" => {
-                let hint = crypto::open(&login_hint_key(reference), LOGIN_HINT_SEAL, value)
-                    .ok()
-                    .and_then(|bytes| String::from_utf8(bytes).ok());
-                if let Some(hint) = hint {
-                    pairs.append_pair(name, &hint);
-                }
-            }
-            _ => {
-                pairs.append_pair(name, value);
-            }
-        }
-    }
-    for resource in &parameters.resources {
-        pairs.append_pair("resource", resource);
-    }
-    let Ok(form) = Form::parse(pairs.finish().as_bytes()) else {
+    let hint = parameters
+        .single
+        .get("login_hint")
+        .and_then(|sealed| crypto::open(&login_hint_key(reference), LOGIN_HINT_SEAL, sealed).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let plain = parameters
+        .single
+        .iter()
+        .filter(|(name, _)| *name != "login_hint")
+        .map(|(name, value)| (name.as_str(), value.as_str()));
+    let pairs = plain
+        .chain(hint.as_deref().map(|hint| ("login_hint", hint)))
+        .chain(
+            parameters
+                .resources
+                .iter()
+                .map(|r| ("resource", r.as_str())),
+        );
+    let Ok(form) = Form::from_pairs(pairs) else {
         return Err(Unusable::Refused);
     };
     let now = state.executor.services().now();

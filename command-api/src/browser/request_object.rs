@@ -11,7 +11,7 @@
 //! references are accepted.
 
 use serde_json::Value;
-use writ_edge::client_assertion::{signed_by_client, Refused, REQUEST_OBJECT_TYP};
+use writ_edge::client_assertion::{names_audience, signed_by_client, Refused, REQUEST_OBJECT_TYP};
 use writ_edge::Form;
 
 use super::request::{self, KnownClient, AUTHORIZATION_PARAMETERS};
@@ -65,13 +65,7 @@ pub async fn unpack(
         return Err("the request object's client_id is another client's");
     }
     let issuer = state.issuer.trim_end_matches('/');
-    let for_us = |aud: &str| aud.trim_end_matches('/') == issuer;
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(aud)) => for_us(aud),
-        Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(for_us),
-        _ => false,
-    };
-    if !aud_ok {
+    if !names_audience(&claims, |aud| aud == issuer) {
         return Err("the request object's aud must be the issuer");
     }
     let now = state.executor.services().now().timestamp();
@@ -92,8 +86,7 @@ pub async fn unpack(
     if claims.get("request").is_some() || claims.get("request_uri").is_some() {
         return Err("a request object cannot hold another request or request_uri");
     }
-    let mut pairs = form_urlencoded::Serializer::new(String::new());
-    pairs.append_pair("client_id", &client.client_id);
+    let mut pairs = vec![("client_id", client.client_id.clone())];
     let Some(members) = claims.as_object() else {
         return Err("the request object's claims are not an object");
     };
@@ -103,18 +96,16 @@ pub async fn unpack(
         }
         let read = AUTHORIZATION_PARAMETERS.contains(&name.as_str()) || name == "resource";
         match (name.as_str(), value) {
-            (_, Value::String(text)) => {
-                pairs.append_pair(name, text);
-            }
+            (_, Value::String(text)) => pairs.push((name.as_str(), text.clone())),
             ("max_age", Value::Number(number)) if number.is_u64() => {
-                pairs.append_pair(name, &number.to_string());
+                pairs.push((name.as_str(), number.to_string()))
             }
             ("resource", Value::Array(resources)) => {
                 for resource in resources {
                     let Some(resource) = resource.as_str() else {
                         return Err("resource must be a string or an array of strings");
                     };
-                    pairs.append_pair("resource", resource);
+                    pairs.push(("resource", resource.to_owned()));
                 }
             }
             // A parameter Writ reads, in a shape it does not (a `prompt`
@@ -126,7 +117,7 @@ pub async fn unpack(
             _ => {}
         }
     }
-    let form = Form::parse(pairs.finish().as_bytes())
+    let form = Form::from_pairs(pairs.iter().map(|(name, value)| (*name, value.as_str())))
         .map_err(|_| "the request object could not be read as parameters")?;
     // R63 applies inside the object as outside it.
     if request::oversized(&form, AUTHORIZATION_PARAMETERS) {

@@ -103,6 +103,17 @@ fn verified_claims(
     })
 }
 
+/// Whether a JWT's `aud` (one string, or an array of them; RFC 7519 §4.1.3)
+/// names one `acceptable` value, a trailing slash aside.
+pub fn names_audience(claims: &Value, acceptable: impl Fn(&str) -> bool) -> bool {
+    let names = |aud: &str| acceptable(aud.trim_end_matches('/'));
+    match claims.get("aud") {
+        Some(Value::String(aud)) => names(aud),
+        Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(names),
+        _ => false,
+    }
+}
+
 /// A JWT a client signed with one of its registered keys.
 pub struct SignedByClient {
     pub claims: Value,
@@ -144,15 +155,19 @@ pub async fn signed_by_client(
             .unwrap_or(typ)
     });
     let mut claims = None;
-    for stale_ok in [true, false] {
-        let set = keys
-            .of(settings, stale_ok)
-            .await
-            .map_err(|e| Refused::Keys(e.to_string()))?;
-        claims = verified_claims(jwt, &keys_for(&set, kid, alg), alg, required);
+    if let Some(jwks) = &settings.jwks {
+        claims = verified_claims(jwt, &keys_for(jwks, kid, alg), alg, required);
+    } else if let Some(uri) = &settings.jwks_uri {
         // Only a fetched set can have changed since it was cached.
-        if claims.is_some() || settings.jwks_uri.is_none() {
-            break;
+        for stale_ok in [true, false] {
+            let set = keys
+                .fetched(uri, stale_ok)
+                .await
+                .map_err(|e| Refused::Keys(e.to_string()))?;
+            claims = verified_claims(jwt, &keys_for(&set, kid, alg), alg, required);
+            if claims.is_some() {
+                break;
+            }
         }
     }
     Ok(SignedByClient {
@@ -248,16 +263,8 @@ impl Assertions {
         let issuer = self.issuer.trim_end_matches('/');
         let endpoint = format!("{}{path}", self.public_base.trim_end_matches('/'));
         let issuer_endpoint = format!("{issuer}{path}");
-        let acceptable = |aud: &str| {
-            let aud = aud.trim_end_matches('/');
-            aud == issuer || aud == endpoint || aud == issuer_endpoint
-        };
-        let aud_ok = match claims.get("aud") {
-            Some(Value::String(aud)) => acceptable(aud),
-            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(acceptable),
-            _ => false,
-        };
-        if !aud_ok {
+        let acceptable = |aud: &str| aud == issuer || aud == endpoint || aud == issuer_endpoint;
+        if !names_audience(claims, acceptable) {
             return Err(Refused::Invalid(
                 "the client assertion's aud must be the issuer or this endpoint",
             ));

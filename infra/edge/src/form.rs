@@ -47,6 +47,16 @@ impl Form {
         Ok(form)
     }
 
+    /// A form made from parameters Writ holds (a pushed request, a request
+    /// object's claims), read by the same rules as a request's body.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, OAuthError> {
+        let mut encoded = form_urlencoded::Serializer::new(String::new());
+        encoded.extend_pairs(pairs);
+        Self::parse(encoded.finish().as_bytes())
+    }
+
     /// A parameter's value; an empty value counts as absent (RFC 6749 §3.1).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.single
