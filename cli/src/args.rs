@@ -261,6 +261,15 @@ pub struct ServeArgs {
     /// Every client's authorization requests must be pushed first (RFC 9126) [default: false].
     #[arg(long = "require-par", env = "WRIT_REQUIRE_PAR", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub require_pushed_authorization_requests: Option<bool>,
+    /// How old a DPoP proof's iat may be, 1s to 10m (RFC 9449) [default: 60s].
+    #[arg(long, env = "WRIT_DPOP_PROOF_MAX_AGE", value_parser = humantime::parse_duration)]
+    pub dpop_proof_max_age: Option<Duration>,
+    /// Every DPoP proof must carry a server nonce (RFC 9449 §8) [default: false].
+    #[arg(long = "require-dpop-nonce", env = "WRIT_REQUIRE_DPOP_NONCE", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub require_dpop_nonce: Option<bool>,
+    /// How long a DPoP nonce is handed out; each is accepted for twice that [default: 5m].
+    #[arg(long, env = "WRIT_DPOP_NONCE_PERIOD", value_parser = humantime::parse_duration)]
+    pub dpop_nonce_period: Option<Duration>,
     /// Lifetime of a browser session after sign-in [default: 12h].
     #[arg(long, env = "WRIT_SESSION_TTL", value_parser = humantime::parse_duration)]
     pub session_ttl: Option<Duration>,
@@ -372,6 +381,10 @@ pub struct ClientFields {
     /// `--require-par` or `--require-par=false`.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub require_par: Option<bool>,
+    /// Every token request must carry a DPoP proof, so every access token
+    /// is bound to a key (RFC 9449): `--dpop-bound` or `--dpop-bound=false`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub dpop_bound: Option<bool>,
     /// Authenticate with private_key_jwt, its public keys fetched from this
     /// URL (https, or http on a loopback address); no secret.
     #[arg(long, conflicts_with = "jwks_file")]

@@ -172,6 +172,7 @@ fn settings_from(
         id_token_signed_response_alg: None,
         revocation_feed: false,
         require_pushed_authorization_requests: false,
+        dpop_bound_access_tokens: false,
         token_endpoint_auth_method: None,
         jwks: None,
         jwks_uri: None,
@@ -254,6 +255,9 @@ fn settings_from(
         require_pushed_authorization_requests: fields
             .require_par
             .unwrap_or(current.require_pushed_authorization_requests),
+        dpop_bound_access_tokens: fields
+            .dpop_bound
+            .unwrap_or(current.dpop_bound_access_tokens),
         token_endpoint_auth_method: if keys_given {
             Some(AuthMethod::PrivateKeyJwt)
         } else {
@@ -307,6 +311,7 @@ fn describe(row: &ClientRow, secret: Option<&str>) -> anyhow::Result<Value> {
         "id_token_signed_response_alg": settings.id_token_signed_response_alg.unwrap_or_default().as_str(),
         "revocation_feed": settings.revocation_feed,
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
+        "dpop_bound_access_tokens": settings.dpop_bound_access_tokens,
         "status": row.status.as_str(),
         "registered_at": row.registered_at,
     });

@@ -62,6 +62,11 @@ pub struct FileConfig {
     pub par_ttl: Option<Duration>,
     pub allowed_resources: Option<Vec<String>>,
     pub require_pushed_authorization_requests: Option<bool>,
+    #[serde(default, with = "humantime_serde")]
+    pub dpop_proof_max_age: Option<Duration>,
+    pub require_dpop_nonce: Option<bool>,
+    #[serde(default, with = "humantime_serde")]
+    pub dpop_nonce_period: Option<Duration>,
     pub public_command_url: Option<String>,
     pub public_query_url: Option<String>,
     pub revocation_feed_streams: Option<u32>,
@@ -141,6 +146,11 @@ pub struct Settings {
     pub allowed_resources: Vec<String>,
     /// Every client must push its authorization requests (RFC 9126 §5).
     pub require_pushed_authorization_requests: bool,
+    /// How old a DPoP proof's `iat` may be (RFC 9449 §11.1).
+    pub dpop_proof_max_age: Duration,
+    /// Every DPoP proof must carry a server nonce (RFC 9449 §8).
+    pub require_dpop_nonce: bool,
+    pub dpop_nonce_period: Duration,
     /// Whether `issuer` was given, not derived from `listen`: the split
     /// processes must agree on it, so they require it.
     pub issuer_given: bool,
@@ -212,6 +222,24 @@ impl FileConfig {
         {
             return Err(ConfigError::Layers(
                 "par_ttl must be at least 1s and under 10m".into(),
+            ));
+        }
+        // A proof older than this is refused; its jti is remembered that
+        // long, so an unbounded age would be an unbounded replay window.
+        if config
+            .dpop_proof_max_age
+            .is_some_and(|age| age < Duration::from_secs(1) || age > Duration::from_secs(600))
+        {
+            return Err(ConfigError::Layers(
+                "dpop_proof_max_age must be between 1s and 10m".into(),
+            ));
+        }
+        if config
+            .dpop_nonce_period
+            .is_some_and(|period| period < Duration::from_secs(1))
+        {
+            return Err(ConfigError::Layers(
+                "dpop_nonce_period must be at least 1s".into(),
             ));
         }
         if let Some(bad) = config
@@ -308,6 +336,9 @@ impl Settings {
             require_pushed_authorization_requests: layers
                 .require_pushed_authorization_requests
                 .unwrap_or(false),
+            dpop_proof_max_age: layers.dpop_proof_max_age.unwrap_or(Duration::from_secs(60)),
+            require_dpop_nonce: layers.require_dpop_nonce.unwrap_or(false),
+            dpop_nonce_period: layers.dpop_nonce_period.unwrap_or(Duration::from_secs(300)),
             revocation_feed_streams: layers.revocation_feed_streams.unwrap_or(4),
             revocation_feed_poll: layers
                 .revocation_feed_poll

@@ -51,6 +51,9 @@ pub fn resolve_settings(
             .map(|s| s.allowed_resources.clone()),
         require_pushed_authorization_requests: serve
             .and_then(|s| s.require_pushed_authorization_requests),
+        dpop_proof_max_age: serve.and_then(|s| s.dpop_proof_max_age),
+        require_dpop_nonce: serve.and_then(|s| s.require_dpop_nonce),
+        dpop_nonce_period: serve.and_then(|s| s.dpop_nonce_period),
         public_command_url: serve.and_then(|s| s.public_command_url.clone()),
         public_query_url: serve.and_then(|s| s.public_query_url.clone()),
         revocation_feed_streams: serve.and_then(|s| s.revocation_feed_streams),

@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use writ_command_api::browser::{BrowserKey, BrowserSettings};
 use writ_command_api::{CommandContext, RegistrationDefaults};
 use writ_edge::client_assertion::Assertions;
+use writ_edge::dpop::{DpopSettings, Nonces};
 use writ_edge::metrics::Registry;
 use writ_edge::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
@@ -178,6 +179,7 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
             key_ring: context.keys.clone(),
             throttle: throttle.clone(),
             assertions: assertions(context, &settings.public_command_url),
+            dpop: dpop(context, &settings.public_command_url),
             account_throttle: self::throttle(settings),
             trusted_proxies: trusted_proxies(settings),
             signing_alg: settings.signing_alg.as_str().to_owned(),
@@ -218,6 +220,18 @@ fn assertions(context: &Context, public_base: &str) -> Assertions {
     }
 }
 
+fn dpop(context: &Context, public_base: &str) -> DpopSettings {
+    let settings = &context.settings;
+    DpopSettings {
+        executor: context.executor.clone(),
+        public_base: public_base.to_owned(),
+        proof_max_age: settings.dpop_proof_max_age,
+        nonces: settings
+            .require_dpop_nonce
+            .then(|| Nonces::new(&context.keys, settings.dpop_nonce_period)),
+    }
+}
+
 /// A token handed to the API state, which compares it in constant time
 /// and never prints it.
 fn exposed(secret: &Option<secrecy::SecretString>) -> Option<String> {
@@ -240,6 +254,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Op
             key_ring: context.keys.clone(),
             throttle: throttle.clone(),
             assertions: assertions(context, &settings.public_query_url),
+            dpop: dpop(context, &settings.public_query_url),
             trusted_proxies: trusted_proxies(settings),
             registration_enabled: settings.registration_token.is_some(),
             require_pushed_authorization_requests: settings.require_pushed_authorization_requests,

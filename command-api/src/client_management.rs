@@ -340,6 +340,8 @@ fn widens(current: &ClientSettings, next: &ClientSettings) -> Option<&'static st
         && !next.require_pushed_authorization_requests
     {
         Some("require_pushed_authorization_requests")
+    } else if current.dpop_bound_access_tokens && !next.dpop_bound_access_tokens {
+        Some("dpop_bound_access_tokens")
     } else {
         None
     }

@@ -18,7 +18,7 @@ use writ_edge::{no_store, OAuthError};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::signing::jwt;
 use writ_infra::tokens::{self, TokenKind, TokenRecord};
-use writ_protocol::{AccessTokenClaims, Audience};
+use writ_protocol::{AccessTokenClaims, Audience, Confirmation};
 use writ_store::executor::Stream;
 use writ_store::{ExecuteError, Metadata};
 
@@ -35,8 +35,16 @@ fn hash(raw: &str) -> SecretHash {
 }
 
 /// Fresh secrets for one token response: an opaque access token when the
-/// client wants those, and a refresh token when `with_refresh`.
-pub fn prepare(settings: &ClientSettings, with_refresh: bool, idle: Duration) -> Prepared {
+/// client wants those, and a refresh token when `with_refresh`. With a
+/// DPoP key, the access token is bound to it, and so is a public client's
+/// refresh token (RFC 9449 §5): a confidential client's is bound to its
+/// credentials already.
+pub fn prepare(
+    settings: &ClientSettings,
+    with_refresh: bool,
+    idle: Duration,
+    dpop_jkt: Option<String>,
+) -> Prepared {
     let access = (settings.token_format == TokenFormat::Opaque).then(random_token);
     let refresh = with_refresh.then(random_token);
     Prepared {
@@ -47,15 +55,51 @@ pub fn prepare(settings: &ClientSettings, with_refresh: bool, idle: Duration) ->
                 token_hash: hash(raw),
                 idle_ttl_secs: idle.as_secs().max(1),
                 family_ttl_secs: settings.refresh_token_ttl_secs,
+                jkt: dpop_jkt.clone().filter(|_| settings.public),
             }),
             audience: None,
+            dpop_jkt,
         },
         access,
         refresh,
     }
 }
 
-/// Who the token is about, for the JWT claims.
+/// The DPoP proof a token request carries. It is accepted, and recorded
+/// as used, only when a grant has passed its own checks, so that an
+/// unknown code or refresh token writes nothing to the log.
+pub struct DpopProof<'a> {
+    pub header: Option<&'a str>,
+    pub request_id: &'a str,
+}
+
+impl DpopProof<'_> {
+    /// The thumbprint of the proof's key, once the proof is accepted.
+    pub async fn key(
+        &self,
+        state: &CommandState,
+        client_id: &str,
+    ) -> Result<Option<String>, OAuthError> {
+        let Some(proof) = self.header else {
+            return Ok(None);
+        };
+        let request = writ_edge::dpop::ProofFor {
+            method: "POST",
+            path: "/token",
+            access_token: None,
+            bound_to: None,
+            client_id,
+            request_id: self.request_id,
+        };
+        state
+            .dpop
+            .accept(proof, &request)
+            .await
+            .map(|proof| Some(proof.jkt))
+            .map_err(writ_edge::dpop::Refused::at_token_endpoint)
+    }
+}
+
 /// The code or refresh token a client presents, if Writ issued it as
 /// `kind` and everyone behind it is still live; anything else is RFC 6749's
 /// generic `invalid_grant`. The aggregate knows only its own stream, so a
@@ -74,6 +118,7 @@ pub async fn presented(
         .ok_or_else(invalid_grant)
 }
 
+/// Who the token is about, for the JWT claims.
 pub struct Subject<'a> {
     pub client_id: &'a str,
     pub sub: Option<&'a str>,
@@ -118,11 +163,12 @@ pub fn body(
             scopes,
             issued_at,
             expires_at,
+            jkt,
             ..
-        } => Some((jti, scopes, issued_at, expires_at)),
+        } => Some((jti, scopes, issued_at, expires_at, jkt)),
         _ => None,
     });
-    let Some((jti, scopes, issued_at, expires_at)) = issued else {
+    let Some((jti, scopes, issued_at, expires_at, jkt)) = issued else {
         return Err(OAuthError::unavailable());
     };
     let access_token = match prepared.access {
@@ -143,6 +189,7 @@ pub fn body(
                 client_id: Some(subject.client_id.to_owned()),
                 scope: Some(scopes.to_string()),
                 gid: Some(subject.gid.to_owned()),
+                cnf: jkt.clone().map(|jkt| Confirmation { jkt }),
             };
             jwt::encode(&signer, "at+jwt", &claims)
                 .map_err(|e| OAuthError::unavailable().because(e))?
@@ -150,7 +197,8 @@ pub fn body(
     };
     let mut body = json!({
         "access_token": access_token.clone(),
-        "token_type": "Bearer",
+        // RFC 9449 §5: a bound token is presented as `DPoP`, not `Bearer`.
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": (*expires_at - *issued_at).num_seconds(),
     });
     if !scopes.is_empty() {

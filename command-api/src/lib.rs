@@ -59,6 +59,8 @@ pub struct CommandContext {
     pub throttle: Throttle,
     /// `private_key_jwt`: the issuer, this API's public URL, client keys.
     pub assertions: writ_edge::client_assertion::Assertions,
+    /// DPoP proofs (RFC 9449) at the token and PAR endpoints.
+    pub dpop: writ_edge::dpop::DpopSettings,
     /// Failed sign-ins and password grants, per username (its keyed hash).
     pub account_throttle: Throttle,
     /// Whose forwarding headers name the client's address.

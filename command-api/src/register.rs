@@ -61,6 +61,9 @@ pub struct Metadata7591 {
     /// RFC 9126 §6: authorization requests must be pushed first.
     #[serde(default)]
     require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.2: access tokens must be DPoP-bound.
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
     /// The public keys of a `private_key_jwt` client (RFC 7591 §2).
     jwks: Option<Value>,
     jwks_uri: Option<String>,
@@ -201,6 +204,7 @@ pub(crate) fn described(
         "revocation_feed": settings.revocation_feed,
         "resources": settings.resources,
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
+        "dpop_bound_access_tokens": settings.dpop_bound_access_tokens,
     });
     if let Some(jwks) = &settings.jwks {
         described["jwks"] = jwks.clone();
@@ -338,6 +342,7 @@ pub(crate) fn settings_from(
         id_token_signed_response_alg: id_token_alg,
         revocation_feed: metadata.revocation_feed,
         require_pushed_authorization_requests: metadata.require_pushed_authorization_requests,
+        dpop_bound_access_tokens: metadata.dpop_bound_access_tokens,
         token_endpoint_auth_method: Some(method),
         jwks: metadata.jwks,
         jwks_uri: metadata.jwks_uri,

@@ -8,6 +8,7 @@ use crate::account::{Account, AccountEvent};
 use crate::client::{Client, ClientEvent};
 use crate::client_assertion::{ClientAssertion, ClientAssertionEvent};
 use crate::consent::{Consent, ConsentEvent};
+use crate::dpop_proof::{DpopProof, DpopProofEvent};
 use crate::grant::{Grant, GrantEvent, REVOCATIONS_VERSION};
 use crate::login::{LoginDay, LoginEvent};
 use crate::pushed_request::{PushedRequest, PushedRequestEvent};
@@ -25,6 +26,7 @@ const CATALOGUE: &[(&str, &[&str])] = &[
     (Session::TYPE, SessionEvent::TYPES),
     (PushedRequest::TYPE, PushedRequestEvent::TYPES),
     (ClientAssertion::TYPE, ClientAssertionEvent::TYPES),
+    (DpopProof::TYPE, DpopProofEvent::TYPES),
 ];
 
 /// Every type is known at 1.0; the grant's revocations also at 1.1. That

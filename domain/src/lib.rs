@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod client;
 pub mod client_assertion;
 pub mod consent;
+pub mod dpop_proof;
 pub mod grant;
 pub mod liveness;
 pub mod login;

@@ -30,6 +30,8 @@ pub struct TokenRecord {
     pub client_id: String,
     pub sub: Option<String>,
     pub audience: Vec<String>,
+    /// RFC 9449: the DPoP key an access token is bound to (`cnf.jkt`).
+    pub jkt: Option<String>,
     pub cursor: String,
     token: Token,
     holder: Holder,
@@ -71,6 +73,7 @@ impl TokenRecord {
         };
         Self {
             audience: serde_json::from_str(&row.audience).unwrap_or_default(),
+            jkt: row.jkt,
             key: row.token_key,
             kind: row.kind,
             gid: row.gid,
@@ -196,6 +199,7 @@ mod tests {
             client_id: "app".into(),
             sub: None,
             audience: audience.iter().map(|a| (*a).to_owned()).collect(),
+            jkt: None,
             cursor: String::new(),
             token: Token {
                 is_code: false,
@@ -245,6 +249,7 @@ mod tests {
             client_id: "app".into(),
             sub: Some("s1".into()),
             audience: "[]".into(),
+            jkt: None,
             cursor: String::new(),
             grant_status: GrantStatus::Active,
             grant_created_at: "2026-12-05T10:00:00.000000Z".into(),

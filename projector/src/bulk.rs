@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use writ_domain::client::Client;
 use writ_domain::client_assertion::ClientAssertion;
 use writ_domain::consent::Consent;
+use writ_domain::dpop_proof::DpopProof;
 use writ_domain::grant::Grant;
 use writ_domain::pushed_request::PushedRequest;
 use writ_domain::session::Session;
@@ -53,7 +54,7 @@ const LOG_STREAM: &str = "SELECT txid::text::bigint AS txid, position, recorded_
      aggregate_type, aggregate_id, event_type, event_version, payload::text AS payload, \
      metadata::text AS metadata, \
      CASE WHEN aggregate_type IN ('Account', 'LoginDay', 'Consent', 'Session') THEN payload -> event_type ->> 'sub' END AS named_sub, \
-     CASE WHEN aggregate_type IN ('Consent', 'PushedRequest', 'ClientAssertion') THEN payload -> event_type ->> 'client_id' END AS named_client \
+     CASE WHEN aggregate_type IN ('Consent', 'PushedRequest', 'ClientAssertion', 'DpopProof') THEN payload -> event_type ->> 'client_id' END AS named_client \
      FROM events WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) \
      ORDER BY events.txid, events.position";
 /// [`LOG_STREAM`]'s columns by place: a name is a hash lookup, per column
@@ -250,7 +251,7 @@ async fn read_log(
         let named_sub: Option<&str> = row.try_get_unchecked(column::NAMED_SUB)?;
         let (client, named_by) = match head.aggregate_type {
             Client::TYPE => (Some(head.aggregate_id), NamedBy::Itself),
-            Consent::TYPE | PushedRequest::TYPE | ClientAssertion::TYPE => {
+            Consent::TYPE | PushedRequest::TYPE | ClientAssertion::TYPE | DpopProof::TYPE => {
                 (named_client, NamedBy::Itself)
             }
             Grant::TYPE => (None, NamedBy::Grant(head.aggregate_id.to_owned())),

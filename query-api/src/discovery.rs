@@ -51,6 +51,7 @@ fn metadata(state: &QueryState) -> Value {
         "request_object_signing_alg_values_supported": ALGORITHMS,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
+        "dpop_signing_alg_values_supported": writ_edge::dpop::ALGORITHMS,
     });
     if state.registration_enabled {
         document["registration_endpoint"] = json!(format!("{command}/register"));

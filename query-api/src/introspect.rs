@@ -133,6 +133,9 @@ struct Active<'a> {
     active: bool,
     aud: &'a [String],
     client_id: &'a str,
+    /// RFC 9449 §6.2: the key a DPoP-bound token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
     exp: Option<i64>,
     gid: &'a str,
     iat: Option<i64>,
@@ -144,6 +147,11 @@ struct Active<'a> {
     sub: &'a str,
     token_type: &'static str,
     writ_cursor: &'a str,
+}
+
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
 }
 
 impl<'a> Active<'a> {
@@ -159,11 +167,13 @@ impl<'a> Active<'a> {
             jti: record.jti.as_deref(),
             scope: &record.scopes,
             sub: record.sub.as_deref().unwrap_or(&record.client_id),
-            token_type: match record.kind {
-                TokenKind::Refresh => "refresh_token",
-                _ => "Bearer",
+            token_type: match (record.kind, &record.jkt) {
+                (TokenKind::Refresh, _) => "refresh_token",
+                (_, Some(_)) => "DPoP",
+                (_, None) => "Bearer",
             },
             writ_cursor: &record.cursor,
+            cnf: record.jkt.as_deref().map(|jkt| Confirmation { jkt }),
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct QueryContext {
     pub throttle: Throttle,
     /// `private_key_jwt`: the issuer, this API's public URL, client keys.
     pub assertions: writ_edge::client_assertion::Assertions,
+    /// DPoP proofs (RFC 9449) at userinfo.
+    pub dpop: writ_edge::dpop::DpopSettings,
     /// Whose forwarding headers name the client's address.
     pub trusted_proxies: TrustedProxies,
     /// Whether `/register` is open, so discovery lists it only then.

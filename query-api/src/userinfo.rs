@@ -4,11 +4,12 @@
 //! a form body on POST (RFC 6750 §2.2); never from the query (R39).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use writ_edge::dpop::{self, ProofFor};
 use writ_edge::{no_store, BearerToken, ErrorCode, OAuthError};
-use writ_infra::tokens::{self, TokenKind};
+use writ_infra::tokens::{self, TokenKind, TokenRecord};
 
 use writ_edge::openapi::{tag, ErrorBody};
 
@@ -40,7 +41,9 @@ fn insufficient_scope(description: &str) -> OAuthError {
 )]
 pub async fn userinfo(
     State(state): State<QueryState>,
-    BearerToken(token): BearerToken,
+    method: Method,
+    headers: HeaderMap,
+    BearerToken { token, dpop }: BearerToken,
 ) -> Result<Response, OAuthError> {
     let record = tokens::find(&state.store, &state.keys, &token)
         .await
@@ -53,6 +56,7 @@ pub async fn userinfo(
                 "the access token is invalid, expired or revoked",
             )
         })?;
+    proves_possession(&state, &method, &headers, &token, dpop, &record).await?;
     let sub = record
         .sub
         .as_deref()
@@ -67,4 +71,56 @@ pub async fn userinfo(
     let mut response = Json(claims).into_response();
     no_store(&mut response);
     Ok(response)
+}
+
+/// RFC 9449 §7: a DPoP-bound token is accepted only under the `DPoP`
+/// scheme with a proof signed by its key and carrying its hash (`ath`);
+/// a bearer token is not accepted under `DPoP`. The proof is recorded as
+/// used only once the token and its binding are known good.
+async fn proves_possession(
+    state: &QueryState,
+    method: &Method,
+    headers: &HeaderMap,
+    token: &str,
+    presented_as_dpop: bool,
+    record: &TokenRecord,
+) -> Result<(), OAuthError> {
+    let bound_to = match (&record.jkt, presented_as_dpop) {
+        (None, false) => return Ok(()),
+        (None, true) => {
+            return Err(dpop::challenge(
+                ErrorCode::InvalidToken,
+                "this access token is not DPoP-bound; present it as Bearer",
+            ))
+        }
+        (Some(_), false) => {
+            return Err(dpop::challenge(
+                ErrorCode::InvalidToken,
+                "this access token is DPoP-bound; present it as DPoP, with a proof",
+            ))
+        }
+        (Some(jkt), true) => jkt,
+    };
+    let proof = dpop::header(headers)
+        .map_err(dpop::Refused::at_resource)?
+        .ok_or_else(|| {
+            dpop::challenge(
+                ErrorCode::InvalidDpopProof,
+                "a DPoP-bound token needs a DPoP proof",
+            )
+        })?;
+    let request = ProofFor {
+        method: method.as_str(),
+        path: "/userinfo",
+        access_token: Some(token),
+        bound_to: Some(bound_to),
+        client_id: &record.client_id,
+        request_id: &writ_edge::request_id(headers),
+    };
+    state
+        .dpop
+        .accept(proof, &request)
+        .await
+        .map(drop)
+        .map_err(dpop::Refused::at_resource)
 }

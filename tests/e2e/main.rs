@@ -15,6 +15,8 @@ mod clock_skew;
 mod code_flow;
 mod demo;
 mod display_and_logout;
+mod dpop;
+mod dpop_binding;
 mod faults;
 mod harness;
 mod leaks;

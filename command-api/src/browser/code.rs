@@ -69,6 +69,7 @@ pub async fn issue_code(
         sid: Some(session.sid.clone()),
         redirect_uri_defaulted: pending.redirect_uri_defaulted,
         token_ttl_secs,
+        dpop_jkt: pending.dpop_jkt.clone(),
     };
     let metadata = user_metadata(&session.sub, &pending.request_id, Some(&pending.client_id));
     match state

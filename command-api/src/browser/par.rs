@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use writ_domain::pushed_request::{AuthorizationParameters, PushedRequest, PushedRequestCommand};
 use writ_edge::client_auth::Method;
+use writ_edge::dpop::{self, ProofFor, Refused};
 use writ_edge::openapi::{tag, ErrorBody};
 use writ_edge::{no_store, ClientRequest, ErrorCode, Form, OAuthError};
 use writ_infra::crypto::{self, random_token, sha256_hex, Key};
@@ -62,6 +63,7 @@ fn login_hint_key(reference: &str) -> Key {
 )]
 pub async fn push(
     State(state): State<CommandState>,
+    headers: HeaderMap,
     request: ClientRequest,
 ) -> Result<Response, OAuthError> {
     // Client authentication has already refused a body `client_id` that
@@ -118,6 +120,23 @@ pub async fn push(
     let now = state.executor.services().now();
     request::validate(Some(&known), &form, &request_id, now, Origin::Pushed)
         .map_err(refusal_as_error)?;
+    // RFC 9449 §10.1: a proof sent with the push binds the code to its
+    // key, as `dpop_jkt` does; the two must then agree.
+    let proof_key = match dpop::header(&headers).map_err(Refused::at_token_endpoint)? {
+        Some(proof) => {
+            let request = ProofFor {
+                method: "POST",
+                path: "/par",
+                access_token: None,
+                bound_to: form.get("dpop_jkt"),
+                client_id: &client.client_id,
+                request_id: &request_id,
+            };
+            let accepted = state.dpop.accept(proof, &request).await;
+            Some(accepted.map_err(Refused::at_token_endpoint)?.jkt)
+        }
+        None => None,
+    };
 
     let reference = random_token();
     let stream = stream_id(&reference);
@@ -134,6 +153,9 @@ pub async fn push(
             };
             single.insert((*name).to_owned(), kept);
         }
+    }
+    if let Some(key) = proof_key {
+        single.insert("dpop_jkt".to_owned(), key);
     }
     let ttl = state.browser.par_ttl;
     let command = PushedRequestCommand::Push {

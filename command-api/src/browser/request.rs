@@ -40,6 +40,9 @@ pub struct Pending {
     /// consent covers the scopes.
     #[serde(default)]
     pub open_resources: bool,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 /// Where an authorization request's parameters came from.
@@ -68,6 +71,7 @@ pub const AUTHORIZATION_PARAMETERS: &[&str] = &[
     "max_age",
     "response_mode",
     "login_hint",
+    "dpop_jkt",
 ];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,6 +290,19 @@ fn rest(
             ))
         }
     };
+    // A SHA-256 thumbprint (RFC 7638) is 43 base64url characters.
+    let dpop_jkt = form.get("dpop_jkt");
+    if dpop_jkt.is_some_and(|jkt| {
+        jkt.len() != 43
+            || !jkt
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return Err(refuse(
+            "invalid_request",
+            "dpop_jkt must be a key's SHA-256 thumbprint, 43 base64url characters",
+        ));
+    }
     let prompt = prompt(form.get("prompt")).map_err(|why| refuse("invalid_request", why))?;
     let max_age = form
         .get("max_age")
@@ -314,6 +331,7 @@ fn rest(
         request_id: request_id.to_owned(),
         consent_for: None,
         open_resources: !form.all("resource").is_empty() && settings.audience.is_empty(),
+        dpop_jkt: dpop_jkt.map(str::to_owned),
     })
 }
 

@@ -7,19 +7,20 @@
 use axum::response::Response;
 use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
 use writ_domain::values::{GrantType, RedirectUri, SecretHash};
-use writ_edge::{AuthenticatedClient, Form, OAuthError};
+use writ_edge::OAuthError;
 use writ_infra::tokens::TokenKind;
-use writ_store::Metadata;
 
+use crate::id_token;
 use crate::issue::{self, Subject};
-use crate::{id_token, CommandState};
 
-pub async fn grant(
-    state: &CommandState,
-    client: &AuthenticatedClient,
-    form: &Form,
-    metadata: &Metadata,
-) -> Result<Response, OAuthError> {
+pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
+    let super::Grant {
+        state,
+        client,
+        form,
+        metadata,
+        proof,
+    } = *grant;
     let code = form.require("code")?;
     let redirect_uri = form
         .get("redirect_uri")
@@ -36,7 +37,13 @@ pub async fn grant(
         .settings
         .grant_types
         .contains(&GrantType::RefreshToken);
-    let mut prepared = issue::prepare(&client.settings, with_refresh, state.refresh_token_idle_ttl);
+    let jkt = proof.key(state, &client.client_id).await?;
+    let mut prepared = issue::prepare(
+        &client.settings,
+        with_refresh,
+        state.refresh_token_idle_ttl,
+        jkt,
+    );
     prepared.request.audience = narrowed.clone();
     let command = GrantCommand::RedeemCode {
         client_id: client.client_id.clone(),

@@ -3,18 +3,19 @@
 
 use axum::response::Response;
 use writ_domain::grant::GrantCommand;
-use writ_edge::{AuthenticatedClient, Form, OAuthError};
-use writ_store::Metadata;
+use writ_edge::OAuthError;
 
+use crate::audience;
 use crate::issue::{self, new_gid, Subject};
-use crate::{audience, CommandState};
 
-pub async fn grant(
-    state: &CommandState,
-    client: &AuthenticatedClient,
-    form: &Form,
-    metadata: &Metadata,
-) -> Result<Response, OAuthError> {
+pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
+    let super::Grant {
+        state,
+        client,
+        form,
+        metadata,
+        proof,
+    } = *grant;
     // R36: a public client has nothing to prove it is itself.
     if client.settings.public {
         return Err(OAuthError::unauthorized_client(
@@ -29,7 +30,8 @@ pub async fn grant(
         &state.allowed_resources,
     )?;
     // RFC 6749 §4.4.3: no refresh token for client credentials.
-    let prepared = issue::prepare(&client.settings, false, state.refresh_token_idle_ttl);
+    let jkt = proof.key(state, &client.client_id).await?;
+    let prepared = issue::prepare(&client.settings, false, state.refresh_token_idle_ttl, jkt);
     let gid = new_gid();
     let subject = Subject {
         client_id: &client.client_id,

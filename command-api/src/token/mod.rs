@@ -9,12 +9,24 @@ mod password;
 mod refresh;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use writ_domain::values::GrantType;
+use writ_edge::dpop::Refused;
 use writ_edge::openapi::{tag, ErrorBody};
-use writ_edge::{ClientRequest, OAuthError};
+use writ_edge::{AuthenticatedClient, ClientRequest, Form, OAuthError};
+use writ_store::Metadata;
 
-use crate::CommandState;
+use crate::{issue, CommandState};
+
+/// What every grant's handler reads.
+pub struct Grant<'a> {
+    pub state: &'a CommandState,
+    pub client: &'a AuthenticatedClient,
+    pub form: &'a Form,
+    pub metadata: &'a Metadata,
+    pub proof: &'a issue::DpopProof<'a>,
+}
 
 /// A token request's form. Which fields a grant reads is RFC 6749's:
 /// `authorization_code` reads `code`, `redirect_uri` and `code_verifier`
@@ -39,6 +51,9 @@ pub struct TokenForm {
     client_id: Option<String>,
     /// With `client_secret_post`.
     client_secret: Option<String>,
+    /// With `private_key_jwt` (RFC 7523).
+    client_assertion: Option<String>,
+    client_assertion_type: Option<String>,
 }
 
 /// RFC 6749 §5.1.
@@ -46,7 +61,7 @@ pub struct TokenForm {
 #[allow(dead_code)] // Describes the JSON `issue` renders.
 pub struct TokenResponse {
     access_token: String,
-    /// Always `Bearer`.
+    /// `DPoP` when the request carried a DPoP proof (RFC 9449 §5), else `Bearer`.
     token_type: String,
     expires_in: u64,
     scope: Option<String>,
@@ -73,6 +88,7 @@ pub struct TokenResponse {
 )]
 pub async fn token(
     State(state): State<CommandState>,
+    headers: HeaderMap,
     request: ClientRequest,
 ) -> Result<Response, OAuthError> {
     let ClientRequest {
@@ -96,15 +112,29 @@ pub async fn token(
             grant_type.as_str()
         )));
     }
+    let proof = writ_edge::dpop::header(&headers).map_err(Refused::at_token_endpoint)?;
+    if proof.is_none() && client.settings.dpop_bound_access_tokens {
+        return Err(
+            Refused::Invalid("this client's tokens must be DPoP-bound: send a DPoP proof")
+                .at_token_endpoint(),
+        );
+    }
     let metadata = crate::metadata::client_metadata(&client, request_id);
+    let proof = issue::DpopProof {
+        header: proof,
+        request_id: &metadata.request_id,
+    };
+    let grant = Grant {
+        state,
+        client: &client,
+        form: &form,
+        metadata: &metadata,
+        proof: &proof,
+    };
     match grant_type {
-        GrantType::ClientCredentials => {
-            client_credentials::grant(state, &client, &form, &metadata).await
-        }
-        GrantType::RefreshToken => refresh::grant(state, &client, &form, &metadata).await,
-        GrantType::Password => password::grant(state, &client, &form, &metadata, address.0).await,
-        GrantType::AuthorizationCode => {
-            authorization_code::grant(state, &client, &form, &metadata).await
-        }
+        GrantType::ClientCredentials => client_credentials::grant(&grant).await,
+        GrantType::RefreshToken => refresh::grant(&grant).await,
+        GrantType::Password => password::grant(&grant, address.0).await,
+        GrantType::AuthorizationCode => authorization_code::grant(&grant).await,
     }
 }

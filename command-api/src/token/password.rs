@@ -4,22 +4,25 @@
 
 use axum::response::Response;
 use writ_domain::grant::GrantCommand;
-use writ_edge::{AuthenticatedClient, Form, OAuthError};
-use writ_store::Metadata;
+use writ_edge::OAuthError;
 
+use crate::audience;
 use crate::credentials::{self, Checked};
 use crate::issue::{self, new_gid, Subject};
-use crate::{audience, CommandState};
 
 const FAILED: &str = "the username or password is wrong";
 
 pub async fn grant(
-    state: &CommandState,
-    client: &AuthenticatedClient,
-    form: &Form,
-    metadata: &Metadata,
+    grant: &super::Grant<'_>,
     client_address: Option<std::net::IpAddr>,
 ) -> Result<Response, OAuthError> {
+    let super::Grant {
+        state,
+        client,
+        form,
+        metadata,
+        proof,
+    } = *grant;
     let username = form.require("username")?;
     let password = form.require("password")?.to_owned();
     let scopes = audience::scopes(&client.settings, form.get("scope"))?;
@@ -39,7 +42,13 @@ pub async fn grant(
         .settings
         .grant_types
         .contains(&writ_domain::values::GrantType::RefreshToken);
-    let prepared = issue::prepare(&client.settings, with_refresh, state.refresh_token_idle_ttl);
+    let jkt = proof.key(state, &client.client_id).await?;
+    let prepared = issue::prepare(
+        &client.settings,
+        with_refresh,
+        state.refresh_token_idle_ttl,
+        jkt,
+    );
     let gid = new_gid();
     let subject = Subject {
         client_id: &client.client_id,

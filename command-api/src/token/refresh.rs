@@ -4,12 +4,10 @@
 use axum::response::Response;
 use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
 use writ_domain::values::ScopeSet;
-use writ_edge::{AuthenticatedClient, Form, OAuthError};
+use writ_edge::{Form, OAuthError};
 use writ_infra::tokens::TokenKind;
-use writ_store::Metadata;
 
 use crate::issue::{self, Subject};
-use crate::CommandState;
 
 /// RFC 8707 §2.2: `resource` at a refresh or code exchange asks for an
 /// access token for fewer resources than the grant holds; the grant's
@@ -22,12 +20,14 @@ pub fn narrowed(form: &Form) -> Result<Option<Vec<String>>, OAuthError> {
     crate::audience::well_formed(requested).map(Some)
 }
 
-pub async fn grant(
-    state: &CommandState,
-    client: &AuthenticatedClient,
-    form: &Form,
-    metadata: &Metadata,
-) -> Result<Response, OAuthError> {
+pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
+    let super::Grant {
+        state,
+        client,
+        form,
+        metadata,
+        proof,
+    } = *grant;
     let presented = form.require("refresh_token")?;
     // Before the lookup, as for a code: the answer must not tell a real
     // token from an unknown one.
@@ -42,7 +42,8 @@ pub async fn grant(
     let record = issue::presented(state, presented, TokenKind::Refresh).await?;
     let gid = record.gid.clone();
     let hash = record.key.clone();
-    let mut prepared = issue::prepare(&client.settings, true, state.refresh_token_idle_ttl);
+    let jkt = proof.key(state, &client.client_id).await?;
+    let mut prepared = issue::prepare(&client.settings, true, state.refresh_token_idle_ttl, jkt);
     prepared.request.audience = narrowed.clone();
     let command = GrantCommand::Refresh {
         client_id: client.client_id.clone(),

@@ -46,6 +46,10 @@ pub struct ClientSettings {
     /// off, as `revocation_feed` is.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof, so
+    /// every access token is bound to a key. Left out when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
     /// RFC 7591's `token_endpoint_auth_method` as registered. Absent from
     /// clients registered before it was recorded: a secret (or none) says
     /// how they authenticate.

@@ -27,6 +27,7 @@ fn settings() -> ClientSettings {
         id_token_signed_response_alg: None,
         revocation_feed: false,
         require_pushed_authorization_requests: false,
+        dpop_bound_access_tokens: false,
         token_endpoint_auth_method: None,
         jwks: None,
         jwks_uri: None,

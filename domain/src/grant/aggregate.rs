@@ -32,6 +32,8 @@ pub struct CodeState {
     /// still live; `None` in events written before it was recorded.
     #[serde(default)]
     pub token_ttl_secs: Option<u64>,
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +50,9 @@ pub struct RefreshFamily {
     pub rotated: Vec<SecretHash>,
     pub idle_expires_at: DateTime<Utc>,
     pub family_expires_at: DateTime<Utc>,
+    /// RFC 9449 §5: the key every refresh must prove, for a public client.
+    #[serde(default)]
+    pub jkt: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -110,6 +115,7 @@ impl Aggregate for Grant {
                 sid,
                 redirect_uri_defaulted,
                 token_ttl_secs,
+                dpop_jkt,
                 ..
             } => {
                 self.gid = gid;
@@ -132,6 +138,7 @@ impl Aggregate for Grant {
                     spent: false,
                     redirect_uri_defaulted,
                     token_ttl_secs,
+                    dpop_jkt,
                 });
             }
             GrantEvent::CodeRedeemed { .. } => {
@@ -182,6 +189,7 @@ impl Aggregate for Grant {
                 token_hash,
                 idle_expires_at,
                 family_expires_at,
+                jkt,
                 ..
             } => {
                 self.refresh = Some(RefreshFamily {
@@ -189,6 +197,7 @@ impl Aggregate for Grant {
                     rotated: Vec::new(),
                     idle_expires_at,
                     family_expires_at,
+                    jkt,
                 })
             }
             GrantEvent::RefreshTokenRotated {
@@ -246,6 +255,7 @@ impl Grant {
                 sid,
                 redirect_uri_defaulted,
                 token_ttl_secs,
+                dpop_jkt,
             } => {
                 self.ensure_absent()?;
                 Ok(vec![GrantEvent::CodeIssued {
@@ -265,6 +275,7 @@ impl Grant {
                     sid,
                     redirect_uri_defaulted,
                     token_ttl_secs: Some(token_ttl_secs),
+                    dpop_jkt,
                 }])
             }
             GrantCommand::RedeemCode {
@@ -367,6 +378,11 @@ impl Grant {
         if !redirect_ok {
             return Err(GrantError::RedirectUriMismatch);
         }
+        // RFC 9449 §10: a bound code is refused, unspent, to a request
+        // that cannot prove its key, so the rightful client can still use it.
+        if code.dpop_jkt.is_some() && code.dpop_jkt != tokens.dpop_jkt {
+            return Err(GrantError::DpopKeyMismatch);
+        }
         let pkce_failure = match (&code.challenge, verifier) {
             (Some(challenge), Some(verifier)) if challenge.is_satisfied_by(verifier) => None,
             (Some(_), Some(_)) => Some("pkce_verifier_mismatch"),
@@ -440,6 +456,9 @@ impl Grant {
         }
         if now >= family.idle_expires_at || now >= family.family_expires_at {
             return Err(GrantError::RefreshExpired);
+        }
+        if family.jkt.is_some() && family.jkt != tokens.dpop_jkt {
+            return Err(GrantError::DpopKeyMismatch);
         }
         let scopes = match scopes {
             Some(requested) if !requested.is_subset(&self.scopes) => {

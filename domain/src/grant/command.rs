@@ -22,6 +22,9 @@ pub struct TokenRequest {
     /// RFC 8707 at a code exchange or refresh: the access token is for
     /// these resources only, each of which the grant must hold.
     pub audience: Option<Vec<String>>,
+    /// RFC 9449: the thumbprint of the key the request's DPoP proof was
+    /// signed with; its access token is bound to it (`cnf.jkt`).
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +34,9 @@ pub struct RefreshRequest {
     pub idle_ttl_secs: u64,
     /// Absolute lifetime of the whole family, fixed at its first issuance.
     pub family_ttl_secs: u64,
+    /// RFC 9449 §5: a public client's refresh token is bound to the key
+    /// of the proof it was first issued with; each use must prove it.
+    pub jkt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +63,10 @@ pub enum GrantCommand {
         auth_time: Option<DateTime<Utc>>,
         sid: Option<String>,
         redirect_uri_defaulted: bool,
+        /// RFC 9449 §10: `dpop_jkt` at the authorization request, or the
+        /// key of the proof sent with its push; only a token request
+        /// proving that key may redeem the code.
+        dpop_jkt: Option<String>,
         /// The longest a token minted from the code could outlive it: the
         /// client's access-token lifetime plus its refresh family's.
         token_ttl_secs: u64,

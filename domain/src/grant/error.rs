@@ -32,4 +32,6 @@ pub enum GrantError {
     ZeroLifetime,
     #[error("a requested resource was not granted")]
     ResourceNotGranted,
+    #[error("the DPoP proof's key is not the one the code or refresh token is bound to")]
+    DpopKeyMismatch,
 }

@@ -40,6 +40,9 @@ pub enum GrantEvent {
         /// Absent in events written before it was recorded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token_ttl_secs: Option<u64>,
+        /// The DPoP key (RFC 9449 §10) the code is bound to, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dpop_jkt: Option<String>,
     },
     CodeRedeemed {
         redeemed_at: DateTime<Utc>,
@@ -73,12 +76,19 @@ pub enum GrantEvent {
         /// every event written before tokens could be narrowed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         audience: Option<Vec<String>>,
+        /// The thumbprint of the DPoP key the token is bound to (its
+        /// `cnf.jkt`, RFC 9449 §6); absent for a bearer token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jkt: Option<String>,
     },
     RefreshTokenIssued {
         token_hash: SecretHash,
         issued_at: DateTime<Utc>,
         idle_expires_at: DateTime<Utc>,
         family_expires_at: DateTime<Utc>,
+        /// The DPoP key a public client's refresh family is bound to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jkt: Option<String>,
     },
     RefreshTokenRotated {
         previous_hash: SecretHash,

@@ -34,6 +34,7 @@ impl Grant {
             audience: tokens
                 .audience
                 .filter(|narrowed| *narrowed != self.audience),
+            jkt: tokens.dpop_jkt,
         }];
         if let (true, Some(refresh)) = (first_refresh, tokens.refresh) {
             let family_expires_at = now + seconds(refresh.family_ttl_secs)?;
@@ -42,6 +43,7 @@ impl Grant {
                 issued_at: now,
                 idle_expires_at: (now + seconds(refresh.idle_ttl_secs)?).min(family_expires_at),
                 family_expires_at,
+                jkt: refresh.jkt,
             });
         }
         Ok(events)

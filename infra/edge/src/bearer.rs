@@ -12,8 +12,14 @@ use crate::{form, ErrorCode, OAuthError};
 /// Writ's own realm; the audit API names its own.
 pub const REALM: &str = "writ";
 
-/// A presented bearer token, not yet checked.
-pub struct BearerToken(pub String);
+/// A presented access token, not yet checked: in the `Authorization`
+/// header as `Bearer` or, when it is DPoP-bound, as `DPoP` (RFC 9449
+/// §7.1), or as a bearer token in a posted form.
+pub struct BearerToken {
+    pub token: String,
+    /// Presented with the `DPoP` scheme.
+    pub dpop: bool,
+}
 
 /// Why no token could be read.
 #[derive(Debug)]
@@ -101,7 +107,9 @@ impl<S: Send + Sync> FromRequest<S> for BearerToken {
                 description,
             ))
         };
-        let in_header = from_header(&parts.headers).map(str::to_owned);
+        let in_header = from_header(&parts.headers).map(|token| (token.to_owned(), false));
+        let in_header = in_header
+            .or_else(|| dpop_from_header(&parts.headers).map(|token| (token.to_owned(), true)));
         let is_form = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -114,19 +122,27 @@ impl<S: Send + Sync> FromRequest<S> for BearerToken {
             let form = form::read(&parts.headers, body)
                 .await
                 .map_err(|_| malformed("malformed body"))?;
-            form.get("access_token").map(str::to_owned)
+            form.get("access_token")
+                .map(|token| (token.to_owned(), false))
         } else {
             None
         };
         match (in_header, in_body) {
             (Some(_), Some(_)) => Err(malformed("send the token one way, not two")),
-            (Some(token), None) | (None, Some(token)) if token.is_empty() => {
+            (Some((token, _)), None) | (None, Some((token, _))) if token.is_empty() => {
                 Err(malformed("the bearer token is empty"))
             }
-            (Some(token), None) | (None, Some(token)) => Ok(Self(token)),
+            (Some((token, dpop)), None) | (None, Some((token, dpop))) => Ok(Self { token, dpop }),
             (None, None) => Err(BearerRejection::Missing),
         }
     }
+}
+
+/// The token in the `Authorization` header, if the scheme is DPoP.
+fn dpop_from_header(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("dpop").then(|| token.trim())
 }
 
 /// Whether the request carries the token whose SHA-256 is
@@ -155,7 +171,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         BearerToken::from_request(request, &())
             .await
-            .map(|token| token.0)
+            .map(|token| token.token)
             .map_err(IntoResponse::into_response)
     }
 

@@ -33,10 +33,14 @@ pub enum ErrorCode {
     UnsupportedResponseType,
     /// RFC 9101 §6.3.
     InvalidRequestObject,
+    /// RFC 9449 §5 and §7.1.
+    InvalidDpopProof,
+    /// RFC 9449 §8 and §9: retry with the `DPoP-Nonce` sent.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 17] = [
         Self::InvalidRequest,
         Self::InvalidClient,
         Self::InvalidGrant,
@@ -52,6 +56,8 @@ impl ErrorCode {
         Self::InvalidTarget,
         Self::UnsupportedResponseType,
         Self::InvalidRequestObject,
+        Self::InvalidDpopProof,
+        Self::UseDpopNonce,
     ];
 
     /// The code an authorization error names, for an endpoint that answers
@@ -77,6 +83,8 @@ impl ErrorCode {
             Self::InvalidTarget => "invalid_target",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::InvalidRequestObject => "invalid_request_object",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -88,6 +96,8 @@ pub struct OAuthError {
     pub description: String,
     pub www_authenticate: Option<String>,
     pub retry_after_secs: Option<u64>,
+    /// RFC 9449 §8: the nonce the client's next DPoP proof must carry.
+    pub dpop_nonce: Option<String>,
     /// What went wrong inside, for the log only.
     pub cause: Option<String>,
 }
@@ -100,6 +110,7 @@ impl OAuthError {
             description: description.into(),
             www_authenticate: None,
             retry_after_secs: None,
+            dpop_nonce: None,
             cause: None,
         }
     }
@@ -247,6 +258,9 @@ impl IntoResponse for OAuthError {
         }
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            headers.insert(crate::dpop::NONCE_HEADER, nonce);
         }
         response
     }

@@ -13,6 +13,7 @@ pub mod body;
 pub mod client_assertion;
 pub mod client_auth;
 mod client_request;
+pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod health;

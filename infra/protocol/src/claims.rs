@@ -32,6 +32,16 @@ pub struct AccessTokenClaims {
     /// entry matches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// The key the token is bound to (RFC 9449 §6.1): only a request with
+    /// a DPoP proof signed by it may present the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800's confirmation claim, with RFC 9449's `jkt` member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 impl AccessTokenClaims {

@@ -10,7 +10,8 @@
 )]
 
 pub mod claims;
+pub mod dpop;
 pub mod jose;
 pub mod revocation;
 
-pub use claims::{AccessTokenClaims, Audience};
+pub use claims::{AccessTokenClaims, Audience, Confirmation};

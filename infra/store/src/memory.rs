@@ -257,9 +257,9 @@ impl Memory {
                         state.tokens.pop(&key);
                     }
                 }
-                // Sessions, sign-in counts, pushed requests and client
-                // assertions decide no token and no client.
-                "Session" | "LoginDay" | "PushedRequest" | "ClientAssertion" => {}
+                // Sessions, sign-in counts, pushed requests, client
+                // assertions and DPoP proofs decide no token and no client.
+                "Session" | "LoginDay" | "PushedRequest" | "ClientAssertion" | "DpopProof" => {}
                 // A new registration access token changes no client row.
                 "Client" if event.event_type == "RegistrationTokenRotated" => {}
                 // A client, account, consent or signing key reaches every

@@ -39,6 +39,11 @@ const SQLITE: &[Source] = &[
         "token audience",
         include_str!("../migrations/sqlite/0004_token_audience.sql"),
     ),
+    (
+        5,
+        "token dpop key",
+        include_str!("../migrations/sqlite/0005_token_dpop_key.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -61,6 +66,11 @@ const POSTGRES: &[Source] = &[
         4,
         "token audience",
         include_str!("../migrations/postgres/0004_token_audience.sql"),
+    ),
+    (
+        5,
+        "token dpop key",
+        include_str!("../migrations/postgres/0005_token_dpop_key.sql"),
     ),
 ];
 

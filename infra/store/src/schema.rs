@@ -93,7 +93,8 @@ CREATE TABLE {schema}.tokens (
   issued_at  text NOT NULL,
   expires_at text NOT NULL,
   status     text NOT NULL,
-  audience   text
+  audience   text,
+  jkt        text
 ) STRICT;
 CREATE INDEX {schema}.tokens_by_gid ON tokens (gid);
 CREATE TABLE {schema}.signing_keys (

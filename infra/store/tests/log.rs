@@ -258,6 +258,7 @@ async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short(
                         opaque_access_hash: None,
                         refresh: None,
                         audience: None,
+                        dpop_jkt: None,
                     },
                 };
                 executor

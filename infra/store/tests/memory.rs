@@ -59,6 +59,7 @@ async fn grant(executor: &Executor, gid: &str, hash: &str) {
             opaque_access_hash: Some(SecretHash(hash.into())),
             refresh: None,
             audience: None,
+            dpop_jkt: None,
         },
     };
     executor

@@ -89,6 +89,7 @@ async fn inline_rows_commit_in_their_events_transaction() {
             opaque_access_hash: None,
             refresh: None,
             audience: None,
+            dpop_jkt: None,
         },
     };
     executor

@@ -87,6 +87,7 @@ async fn run(
                         opaque_access_hash: Some(SecretHash(format!("{gid:0>64}"))),
                         refresh: None,
                         audience: None,
+                        dpop_jkt: None,
                     },
                 };
                 let begun = Instant::now();

@@ -59,6 +59,7 @@ async fn populate(url: &str, events: u64) -> Result<(), Failure> {
                         opaque_access_hash: Some(SecretHash(format!("{gid:0>64}"))),
                         refresh: None,
                         audience: None,
+                        dpop_jkt: None,
                     },
                 };
                 let metadata = Metadata::cli("bench");

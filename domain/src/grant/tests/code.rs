@@ -37,6 +37,7 @@ fn issuing_a_code_records_its_hash_challenge_and_expiry() {
             sid: Some("session".into()),
             redirect_uri_defaulted: false,
             token_ttl_secs: TOKEN_TTL_SECS,
+            dpop_jkt: None,
         })
         .then_expect_events(vec![code_issued()]);
 }
@@ -182,6 +183,7 @@ fn a_verifier_for_a_code_without_challenge_is_a_downgrade_and_burns_it() {
         sid,
         redirect_uri_defaulted,
         token_ttl_secs,
+        dpop_jkt: None,
     };
     GrantTest::with(services())
         .given(vec![without_challenge])

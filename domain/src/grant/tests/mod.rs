@@ -3,6 +3,7 @@
 //! paths are in `code.rs`.
 
 mod code;
+mod dpop;
 mod terminal;
 
 use chrono::Duration;
@@ -44,8 +45,10 @@ pub(super) fn tokens(refresh: Option<&str>) -> TokenRequest {
             token_hash: hash(tag),
             idle_ttl_secs: 3_600,
             family_ttl_secs: 86_400,
+            jkt: None,
         }),
         audience: None,
+        dpop_jkt: None,
     }
 }
 
@@ -67,6 +70,7 @@ pub(super) fn code_issued() -> GrantEvent {
         sid: Some("session".into()),
         redirect_uri_defaulted: false,
         token_ttl_secs: Some(TOKEN_TTL_SECS),
+        dpop_jkt: None,
     }
 }
 
@@ -88,6 +92,7 @@ pub(super) fn access_issued(jti: &str, raw_scopes: &str) -> GrantEvent {
         issued_at: t0(),
         expires_at: t0() + Duration::seconds(300),
         audience: None,
+        jkt: None,
     }
 }
 
@@ -97,6 +102,7 @@ pub(super) fn refresh_issued() -> GrantEvent {
         issued_at: t0(),
         idle_expires_at: t0() + Duration::seconds(3_600),
         family_expires_at: t0() + Duration::seconds(86_400),
+        jkt: None,
     }
 }
 

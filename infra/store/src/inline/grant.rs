@@ -206,6 +206,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             issued_at,
             expires_at,
             audience,
+            jkt,
         } => {
             let until = timestamp(&expires_at);
             // JWTs are found by jti; opaque tokens by their hash.
@@ -224,6 +225,9 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             if let (Some(audience), Change::Insert { values, .. }) = (audience, &mut token) {
                 values.push((token::audience, serde_json::to_string(&audience).ok()));
             }
+            if let (Some(jkt), Change::Insert { values, .. }) = (jkt, &mut token) {
+                values.push((token::jkt, Some(jkt)));
+            }
             vec![token, extend(&until)]
         }
         GrantEvent::RefreshTokenIssued {
@@ -231,6 +235,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             issued_at,
             idle_expires_at,
             family_expires_at,
+            ..
         } => vec![
             new_token(
                 token_hash.0,
@@ -310,6 +315,7 @@ mod tests {
             sid: None,
             redirect_uri_defaulted: false,
             token_ttl_secs: Some(300),
+            dpop_jkt: None,
         }
     }
 

@@ -165,7 +165,7 @@ pub fn audit_index_rows(dialect: Dialect, schema: &str, log: &str, positions: &[
     let sql = format!(
         "INSERT INTO {schema}.audit_index (position, cursor, recorded_at, aggregate_type, aggregate_id, event_type, actor, client_id, subject)
          SELECT e.position, {cursor}, {recorded_at}, e.aggregate_type, e.aggregate_id, e.event_type, {actor},
-                coalesce(CASE e.aggregate_type WHEN 'Client' THEN e.aggregate_id WHEN 'Consent' THEN {client_id} WHEN 'PushedRequest' THEN {client_id} WHEN 'ClientAssertion' THEN {client_id} END, g.client_id),
+                coalesce(CASE e.aggregate_type WHEN 'Client' THEN e.aggregate_id WHEN 'Consent' THEN {client_id} WHEN 'PushedRequest' THEN {client_id} WHEN 'ClientAssertion' THEN {client_id} WHEN 'DpopProof' THEN {client_id} END, g.client_id),
                 coalesce(CASE WHEN e.aggregate_type IN ('Account', 'LoginDay', 'Consent', 'Session') THEN {sub} END, g.sub, s.sub)
          FROM {log}.events e
          LEFT JOIN {schema}.grants g ON e.aggregate_type = 'Grant' AND g.gid = e.aggregate_id

@@ -12,7 +12,7 @@ use crate::Db;
 table! {
     TOKENS = "tokens", columns token {
         token_key, kind, gid, jti, scopes, issued_at, expires_at, status,
-        audience,
+        audience, jkt,
     }
     key [token_key]
     lookups [gid]
@@ -53,6 +53,8 @@ pub struct TokenLookup {
     /// A JSON array: the token's own (RFC 8707, narrowed at a code
     /// exchange or refresh), else its grant's.
     pub audience: String,
+    /// RFC 9449: the thumbprint of the DPoP key an access token is bound to.
+    pub jkt: Option<String>,
     pub cursor: String,
     #[sqlx(try_from = "String")]
     pub grant_status: GrantStatus,
@@ -72,7 +74,7 @@ impl TokenLookup {
 }
 
 const LOOKUP: &str = "SELECT t.token_key, t.kind, t.gid, t.jti, coalesce(t.scopes, g.scopes) AS scopes, t.issued_at, t.expires_at, \
-  t.status AS token_status, g.client_id, g.sub, coalesce(t.audience, g.audience) AS audience, g.cursor, g.status AS grant_status, \
+  t.status AS token_status, g.client_id, g.sub, coalesce(t.audience, g.audience) AS audience, t.jkt, g.cursor, g.status AS grant_status, \
   g.created_at AS grant_created_at, c.status AS client_status, a.status AS account_status, \
   a.credentials_changed_at, cs.withdrawn_at AS consent_withdrawn_at \
   FROM tokens t JOIN grants g ON g.gid = t.gid JOIN clients c ON c.client_id = g.client_id \

@@ -1,0 +1,1 @@
+ALTER TABLE public.tokens ADD COLUMN jkt TEXT;

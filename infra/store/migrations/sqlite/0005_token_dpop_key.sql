@@ -1,0 +1,1 @@
+ALTER TABLE main.tokens ADD COLUMN jkt TEXT;
