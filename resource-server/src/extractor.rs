@@ -1,12 +1,13 @@
 //! The axum side (the `axum` feature): an extractor that authenticates the
-//! bearer token, and RFC 6750 errors as responses with their
-//! `WWW-Authenticate` challenge.
+//! bearer token, or the DPoP-bound token and its proof, and RFC 6750 and
+//! RFC 9449 errors as responses with their `WWW-Authenticate` challenge.
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::dpop::DpopRequest;
 use crate::rejection::Rejection;
 use crate::verify::{Principal, ResourceServer};
 
@@ -64,14 +65,37 @@ where
         let value = value
             .to_str()
             .map_err(|_| Rejection::invalid_request("the Authorization header is not text"))?;
-        let token = match value.split_once(' ') {
-            Some((scheme, token))
-                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-            {
-                token.trim()
-            }
+        let (scheme, token) = match value.split_once(' ') {
+            Some((scheme, token)) if !token.trim().is_empty() => (scheme, token.trim()),
             _ => return Err(Rejection::missing()),
         };
-        server.authenticate(token).await.map(Authenticated)
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return server.authenticate(token).await.map(Authenticated);
+        }
+        if !scheme.eq_ignore_ascii_case("dpop") {
+            return Err(Rejection::missing());
+        }
+        let mut proofs = parts.headers.get_all("dpop").iter();
+        let proof = match (proofs.next(), proofs.next()) {
+            (None, _) => None,
+            (Some(proof), None) => Some(proof.to_str().map_err(|_| {
+                Rejection::dpop("invalid_dpop_proof", "the DPoP header is not text")
+            })?),
+            (Some(_), Some(_)) => {
+                return Err(Rejection::dpop(
+                    "invalid_dpop_proof",
+                    "send one DPoP header, not several",
+                ))
+            }
+        };
+        let request = DpopRequest {
+            proof,
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+        };
+        server
+            .authenticate_dpop(token, request)
+            .await
+            .map(Authenticated)
     }
 }

@@ -12,6 +12,12 @@
 //! - [`Authenticated`] is an axum extractor that answers with RFC 6750
 //!   `WWW-Authenticate` errors; [`Authenticated::require_scope`] enforces a
 //!   scope.
+//! - DPoP-bound tokens (RFC 9449, `cnf.jkt`) are accepted only under the
+//!   `DPoP` scheme with a fresh proof by their key for the request, `ath`
+//!   included ([`ResourceServer::authenticate_dpop`]; the extractor does it
+//!   for you); each proof's `jti` is accepted once per process. Refusals
+//!   carry a `DPoP` challenge (§7.1). Set [`Config::public_url`] unless the
+//!   audience is the API's URL: proofs name it in `htu`.
 //!
 //! It depends on `writ-protocol` alone of Writ's crates: no store, no
 //! signing keys. The Kafka consumer (`kafka`) and the axum extractor
@@ -56,6 +62,7 @@
 
 mod basic;
 pub mod denylist;
+mod dpop;
 #[cfg(feature = "axum")]
 mod extractor;
 #[cfg(feature = "kafka")]
@@ -65,6 +72,7 @@ pub mod sse;
 mod verify;
 
 pub use denylist::{DenyList, TokenFacts};
+pub use dpop::DpopRequest;
 #[cfg(feature = "axum")]
 pub use extractor::Authenticated;
 pub use rejection::Rejection;

@@ -1,5 +1,5 @@
-//! Why a request is refused, as RFC 6750 §3 words it; the `axum` feature
-//! turns it into a response.
+//! Why a request is refused, as RFC 6750 §3 words it (RFC 9449 §7.1 for
+//! DPoP-bound tokens); the `axum` feature turns it into a response.
 
 use reqwest::StatusCode;
 
@@ -11,6 +11,8 @@ pub struct Rejection {
     pub(crate) error: Option<&'static str>,
     pub(crate) description: String,
     scope: Option<String>,
+    /// The challenge is `DPoP` (RFC 9449 §7.1), not `Bearer`.
+    dpop: bool,
 }
 
 impl Rejection {
@@ -20,6 +22,7 @@ impl Rejection {
             error: None,
             description: String::new(),
             scope: None,
+            dpop: false,
         }
     }
 
@@ -29,6 +32,7 @@ impl Rejection {
             error: Some("invalid_request"),
             description: description.to_owned(),
             scope: None,
+            dpop: false,
         }
     }
 
@@ -38,6 +42,7 @@ impl Rejection {
             error: Some("invalid_token"),
             description: description.to_owned(),
             scope: None,
+            dpop: false,
         }
     }
 
@@ -47,6 +52,7 @@ impl Rejection {
             error: Some("insufficient_scope"),
             description: format!("the {scope} scope is required"),
             scope: Some(scope.to_owned()),
+            dpop: false,
         }
     }
 
@@ -57,6 +63,19 @@ impl Rejection {
             error: None,
             description: "the authorization server cannot be reached".to_owned(),
             scope: None,
+            dpop: false,
+        }
+    }
+
+    /// A DPoP-bound token's refusal (RFC 9449 §7.1): `invalid_token` or
+    /// `invalid_dpop_proof`, 401 with a `DPoP` challenge.
+    pub fn dpop(error: &'static str, description: &str) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: Some(error),
+            description: description.to_owned(),
+            scope: None,
+            dpop: true,
         }
     }
 
@@ -68,9 +87,17 @@ impl Rejection {
         self.error
     }
 
-    /// The `WWW-Authenticate` value (RFC 6750 §3), for servers not on axum.
+    /// The `WWW-Authenticate` value (RFC 6750 §3, RFC 9449 §7.1), for
+    /// servers not on axum.
     pub fn challenge(&self) -> String {
-        let mut challenge = String::from("Bearer realm=\"api\"");
+        let mut challenge = if self.dpop {
+            format!(
+                "DPoP realm=\"api\", algs=\"{}\"",
+                writ_protocol::dpop::ALGORITHMS.join(" ")
+            )
+        } else {
+            String::from("Bearer realm=\"api\"")
+        };
         if let Some(error) = self.error {
             // Descriptions are ours and plain; quotes would break the header.
             let description = self.description.replace(['"', '\\'], "'");

@@ -31,8 +31,17 @@ pub struct Config {
     /// Unset: opaque tokens are refused and no call goes to Writ.
     pub introspection: Option<Introspection>,
     /// Clock-skew allowance for `exp`, `nbf`, `iat` and the deny-list's
-    /// `iat` rules.
+    /// `iat` rules, and how far ahead a DPoP proof's `iat` may be.
     pub skew: Duration,
+    /// This API's public base URL, which DPoP proofs name in `htu` (RFC
+    /// 9449 §4.3) [default: `audience` when it is an http(s) URL].
+    pub public_url: Option<String>,
+    /// How old a DPoP proof's `iat` may be; its `jti` is remembered that
+    /// long [default: 60 s].
+    pub dpop_proof_max_age: Duration,
+    /// The most DPoP `jti`s remembered at once; past it, proofs are
+    /// refused (503) until older ones age out [default: 100 000].
+    pub dpop_replay_capacity: usize,
 }
 
 impl Config {
@@ -44,6 +53,9 @@ impl Config {
             audience: audience.into(),
             introspection: None,
             skew: Duration::from_secs(5),
+            public_url: None,
+            dpop_proof_max_age: Duration::from_secs(60),
+            dpop_replay_capacity: 100_000,
         }
     }
 }
@@ -90,6 +102,14 @@ struct Inner {
     introspection_calls: AtomicU64,
     applied: AtomicU64,
     ready: tokio::sync::watch::Sender<bool>,
+    pub(crate) proofs_seen: crate::dpop::SeenProofs,
+}
+
+impl Principal {
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`).
+    pub fn bound_to(&self) -> Option<&str> {
+        self.claims["cnf"]["jkt"].as_str()
+    }
 }
 
 impl ResourceServer {
@@ -97,7 +117,7 @@ impl ResourceServer {
         Self {
             inner: Arc::new(Inner {
                 denylist: RwLock::new(DenyList::new(config.skew)),
-                config,
+                proofs_seen: crate::dpop::SeenProofs::new(config.dpop_replay_capacity),
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(5))
                     // Writ closes a kept-alive connection idle for its
@@ -110,6 +130,7 @@ impl ResourceServer {
                 fetched_at: Mutex::default(),
                 introspection_calls: AtomicU64::default(),
                 applied: AtomicU64::default(),
+                config,
                 ready: tokio::sync::watch::channel(false).0,
             }),
         }
@@ -119,8 +140,24 @@ impl ResourceServer {
         &self.inner.config
     }
 
-    /// Verifies a bearer token and checks the deny-list.
+    pub(crate) fn proofs_seen(&self) -> &crate::dpop::SeenProofs {
+        &self.inner.proofs_seen
+    }
+
+    /// Verifies a bearer token and checks the deny-list. A DPoP-bound
+    /// token is refused here: it needs [`Self::authenticate_dpop`].
     pub async fn authenticate(&self, token: &str) -> Result<Principal, Rejection> {
+        let principal = self.verified(token).await?;
+        if principal.bound_to().is_some() {
+            return Err(Rejection::dpop(
+                "invalid_token",
+                "this token is DPoP-bound: present it as DPoP, with a proof",
+            ));
+        }
+        Ok(principal)
+    }
+
+    pub(crate) async fn verified(&self, token: &str) -> Result<Principal, Rejection> {
         let principal = if jose::looks_like_jwt(token) {
             self.verify_jwt(token).await?
         } else {

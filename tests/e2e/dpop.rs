@@ -174,7 +174,11 @@ async fn a_proof_binds_the_token_and_introspection_and_userinfo_demand_the_key(b
     let before = deployment.event_count().await;
     let as_bearer = userinfo(&api, &format!("Bearer {access}"), None).await;
     assert_eq!(as_bearer.status, 401);
-    assert!(challenge(&as_bearer).starts_with("DPoP "), "{}", as_bearer.body);
+    assert!(
+        challenge(&as_bearer).starts_with("DPoP "),
+        "{}",
+        as_bearer.body
+    );
     let without_proof = userinfo(&api, &format!("DPoP {access}"), None).await;
     assert_eq!(
         (without_proof.status.as_u16(), without_proof.error()),

@@ -17,6 +17,7 @@ mod demo;
 mod display_and_logout;
 mod dpop;
 mod dpop_binding;
+mod dpop_resource_server;
 mod faults;
 mod harness;
 mod leaks;
