@@ -261,6 +261,9 @@ pub struct ServeArgs {
     /// Every client's authorization requests must be pushed first (RFC 9126) [default: false].
     #[arg(long = "require-par", env = "WRIT_REQUIRE_PAR", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Hold every client to the FAPI 2.0 Security Profile (docs/fapi2.md) [default: false].
+    #[arg(long = "fapi2", env = "WRIT_FAPI2", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub fapi2_security_profile: Option<bool>,
     /// How old a DPoP proof's iat may be, 1s to 10m (RFC 9449) [default: 60s].
     #[arg(long, env = "WRIT_DPOP_PROOF_MAX_AGE", value_parser = humantime::parse_duration)]
     pub dpop_proof_max_age: Option<Duration>,
@@ -385,6 +388,11 @@ pub struct ClientFields {
     /// is bound to a key (RFC 9449): `--dpop-bound` or `--dpop-bound=false`.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub dpop_bound: Option<bool>,
+    /// Hold it to the FAPI 2.0 Security Profile (docs/fapi2.md): needs
+    /// --jwks-uri or --jwks-file, and sets --require-par and --dpop-bound:
+    /// `--fapi2` or `--fapi2=false`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub fapi2: Option<bool>,
     /// Authenticate with private_key_jwt, its public keys fetched from this
     /// URL (https, or http on a loopback address); no secret.
     #[arg(long, conflicts_with = "jwks_file")]

@@ -173,6 +173,7 @@ fn settings_from(
         revocation_feed: false,
         require_pushed_authorization_requests: false,
         dpop_bound_access_tokens: false,
+        fapi2_security_profile: false,
         token_endpoint_auth_method: None,
         jwks: None,
         jwks_uri: None,
@@ -191,6 +192,7 @@ fn settings_from(
     };
     let keys_given = jwks.is_some() || fields.jwks_uri.is_some();
     let revocation_feed = fields.revocation_feed.unwrap_or(current.revocation_feed);
+    let fapi2 = fields.fapi2.unwrap_or(current.fapi2_security_profile);
     if public && revocation_feed {
         bail!("a public client cannot authenticate to the revocation feed; drop --revocation-feed");
     }
@@ -254,10 +256,13 @@ fn settings_from(
         revocation_feed,
         require_pushed_authorization_requests: fields
             .require_par
-            .unwrap_or(current.require_pushed_authorization_requests),
+            .unwrap_or(current.require_pushed_authorization_requests)
+            || fapi2,
         dpop_bound_access_tokens: fields
             .dpop_bound
-            .unwrap_or(current.dpop_bound_access_tokens),
+            .unwrap_or(current.dpop_bound_access_tokens)
+            || fapi2,
+        fapi2_security_profile: fapi2,
         token_endpoint_auth_method: if keys_given {
             Some(AuthMethod::PrivateKeyJwt)
         } else {
@@ -312,6 +317,7 @@ fn describe(row: &ClientRow, secret: Option<&str>) -> anyhow::Result<Value> {
         "revocation_feed": settings.revocation_feed,
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
         "dpop_bound_access_tokens": settings.dpop_bound_access_tokens,
+        "fapi2_security_profile": settings.fapi2_security_profile,
         "status": row.status.as_str(),
         "registered_at": row.registered_at,
     });

@@ -62,6 +62,7 @@ pub struct FileConfig {
     pub par_ttl: Option<Duration>,
     pub allowed_resources: Option<Vec<String>>,
     pub require_pushed_authorization_requests: Option<bool>,
+    pub fapi2_security_profile: Option<bool>,
     #[serde(default, with = "humantime_serde")]
     pub dpop_proof_max_age: Option<Duration>,
     pub require_dpop_nonce: Option<bool>,
@@ -146,6 +147,8 @@ pub struct Settings {
     pub allowed_resources: Vec<String>,
     /// Every client must push its authorization requests (RFC 9126 §5).
     pub require_pushed_authorization_requests: bool,
+    /// Every client is held to FAPI 2.0 (docs/fapi2.md).
+    pub fapi2_security_profile: bool,
     /// How old a DPoP proof's `iat` may be (RFC 9449 §11.1).
     pub dpop_proof_max_age: Duration,
     /// Every DPoP proof must carry a server nonce (RFC 9449 §8).
@@ -338,6 +341,7 @@ impl Settings {
                 .unwrap_or(false),
             dpop_proof_max_age: layers.dpop_proof_max_age.unwrap_or(Duration::from_secs(60)),
             require_dpop_nonce: layers.require_dpop_nonce.unwrap_or(false),
+            fapi2_security_profile: layers.fapi2_security_profile.unwrap_or(false),
             dpop_nonce_period: layers.dpop_nonce_period.unwrap_or(Duration::from_secs(300)),
             revocation_feed_streams: layers.revocation_feed_streams.unwrap_or(4),
             revocation_feed_poll: layers

@@ -52,6 +52,7 @@ pub fn resolve_settings(
         require_pushed_authorization_requests: serve
             .and_then(|s| s.require_pushed_authorization_requests),
         dpop_proof_max_age: serve.and_then(|s| s.dpop_proof_max_age),
+        fapi2_security_profile: serve.and_then(|s| s.fapi2_security_profile),
         require_dpop_nonce: serve.and_then(|s| s.require_dpop_nonce),
         dpop_nonce_period: serve.and_then(|s| s.dpop_nonce_period),
         public_command_url: serve.and_then(|s| s.public_command_url.clone()),

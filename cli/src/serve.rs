@@ -180,6 +180,7 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
             throttle: throttle.clone(),
             assertions: assertions(context, &settings.public_command_url),
             dpop: dpop(context, &settings.public_command_url),
+            fapi2: settings.fapi2_security_profile,
             account_throttle: self::throttle(settings),
             trusted_proxies: trusted_proxies(settings),
             signing_alg: settings.signing_alg.as_str().to_owned(),
@@ -217,6 +218,7 @@ fn assertions(context: &Context, public_base: &str) -> Assertions {
         issuer: context.settings.issuer.clone(),
         public_base: public_base.to_owned(),
         keys: context.client_keys.clone(),
+        fapi2: context.settings.fapi2_security_profile,
     }
 }
 
@@ -255,6 +257,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Op
             throttle: throttle.clone(),
             assertions: assertions(context, &settings.public_query_url),
             dpop: dpop(context, &settings.public_query_url),
+            fapi2: settings.fapi2_security_profile,
             trusted_proxies: trusted_proxies(settings),
             registration_enabled: settings.registration_token.is_some(),
             require_pushed_authorization_requests: settings.require_pushed_authorization_requests,

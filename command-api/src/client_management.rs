@@ -342,6 +342,8 @@ fn widens(current: &ClientSettings, next: &ClientSettings) -> Option<&'static st
         Some("require_pushed_authorization_requests")
     } else if current.dpop_bound_access_tokens && !next.dpop_bound_access_tokens {
         Some("dpop_bound_access_tokens")
+    } else if current.fapi2_security_profile && !next.fapi2_security_profile {
+        Some("fapi2_security_profile")
     } else {
         None
     }

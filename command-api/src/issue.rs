@@ -38,13 +38,20 @@ fn hash(raw: &str) -> SecretHash {
 /// client wants those, and a refresh token when `with_refresh`. With a
 /// DPoP key, the access token is bound to it, and so is a public client's
 /// refresh token (RFC 9449 §5): a confidential client's is bound to its
-/// credentials already.
+/// credentials already. A FAPI 2.0 client's refresh token is bound to the
+/// key too, and is never rotated, so it has no idle lifetime of its own.
 pub fn prepare(
+    state: &CommandState,
     settings: &ClientSettings,
     with_refresh: bool,
-    idle: Duration,
     dpop_jkt: Option<String>,
 ) -> Prepared {
+    let fapi2 = settings.fapi2(state.fapi2);
+    let idle = if fapi2 {
+        Duration::from_secs(settings.refresh_token_ttl_secs)
+    } else {
+        state.refresh_token_idle_ttl
+    };
     let access = (settings.token_format == TokenFormat::Opaque).then(random_token);
     let refresh = with_refresh.then(random_token);
     Prepared {
@@ -55,7 +62,7 @@ pub fn prepare(
                 token_hash: hash(raw),
                 idle_ttl_secs: idle.as_secs().max(1),
                 family_ttl_secs: settings.refresh_token_ttl_secs,
-                jkt: dpop_jkt.clone().filter(|_| settings.public),
+                jkt: dpop_jkt.clone().filter(|_| settings.public || fapi2),
             }),
             audience: None,
             dpop_jkt,

@@ -61,6 +61,8 @@ pub struct CommandContext {
     pub assertions: writ_edge::client_assertion::Assertions,
     /// DPoP proofs (RFC 9449) at the token and PAR endpoints.
     pub dpop: writ_edge::dpop::DpopSettings,
+    /// Every client is held to FAPI 2.0 (docs/fapi2.md).
+    pub fapi2: bool,
     /// Failed sign-ins and password grants, per username (its keyed hash).
     pub account_throttle: Throttle,
     /// Whose forwarding headers name the client's address.
@@ -80,6 +82,7 @@ impl axum::extract::FromRef<CommandState> for writ_edge::ClientAuthenticator {
             store: state.store.clone(),
             throttle: state.throttle.clone(),
             assertions: state.assertions.clone(),
+            fapi2: state.fapi2,
         }
     }
 }

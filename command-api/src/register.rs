@@ -64,6 +64,10 @@ pub struct Metadata7591 {
     /// RFC 9449 §5.2: access tokens must be DPoP-bound.
     #[serde(default)]
     dpop_bound_access_tokens: bool,
+    /// Writ's own: the FAPI 2.0 Security Profile (docs/fapi2.md), which
+    /// sets the two above.
+    #[serde(default)]
+    fapi2_security_profile: bool,
     /// The public keys of a `private_key_jwt` client (RFC 7591 §2).
     jwks: Option<Value>,
     jwks_uri: Option<String>,
@@ -205,6 +209,7 @@ pub(crate) fn described(
         "resources": settings.resources,
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
         "dpop_bound_access_tokens": settings.dpop_bound_access_tokens,
+        "fapi2_security_profile": settings.fapi2_security_profile,
     });
     if let Some(jwks) = &settings.jwks {
         described["jwks"] = jwks.clone();
@@ -259,6 +264,12 @@ pub(crate) fn settings_from(
             format!("token_endpoint_auth_method {raw_method} is not supported"),
         ));
     };
+    if metadata.fapi2_security_profile && method != AuthMethod::PrivateKeyJwt {
+        return Err(invalid(
+            writ_edge::ErrorCode::InvalidClientMetadata,
+            "a FAPI 2.0 client authenticates with private_key_jwt",
+        ));
+    }
     let public = method == AuthMethod::None;
     let mut grant_types = Vec::new();
     for raw in &metadata.grant_types {
@@ -341,8 +352,11 @@ pub(crate) fn settings_from(
         post_logout_redirect_uris,
         id_token_signed_response_alg: id_token_alg,
         revocation_feed: metadata.revocation_feed,
-        require_pushed_authorization_requests: metadata.require_pushed_authorization_requests,
-        dpop_bound_access_tokens: metadata.dpop_bound_access_tokens,
+        require_pushed_authorization_requests: metadata.require_pushed_authorization_requests
+            || metadata.fapi2_security_profile,
+        dpop_bound_access_tokens: metadata.dpop_bound_access_tokens
+            || metadata.fapi2_security_profile,
+        fapi2_security_profile: metadata.fapi2_security_profile,
         token_endpoint_auth_method: Some(method),
         jwks: metadata.jwks,
         jwks_uri: metadata.jwks_uri,

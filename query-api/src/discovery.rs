@@ -53,6 +53,18 @@ fn metadata(state: &QueryState) -> Value {
         "claims_parameter_supported": false,
         "dpop_signing_alg_values_supported": writ_edge::dpop::ALGORITHMS,
     });
+    // FAPI 2.0 for every client: the only method that authenticates, and
+    // every request pushed.
+    if state.fapi2 {
+        for methods in [
+            "token_endpoint_auth_methods_supported",
+            "revocation_endpoint_auth_methods_supported",
+            "introspection_endpoint_auth_methods_supported",
+        ] {
+            document[methods] = json!(["private_key_jwt"]);
+        }
+        document["require_pushed_authorization_requests"] = json!(true);
+    }
     if state.registration_enabled {
         document["registration_endpoint"] = json!(format!("{command}/register"));
     }

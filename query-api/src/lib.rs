@@ -59,6 +59,9 @@ pub struct QueryContext {
     pub assertions: writ_edge::client_assertion::Assertions,
     /// DPoP proofs (RFC 9449) at userinfo.
     pub dpop: writ_edge::dpop::DpopSettings,
+    /// Every client is held to FAPI 2.0 (docs/fapi2.md): discovery says
+    /// so, and client authentication admits `private_key_jwt` only.
+    pub fapi2: bool,
     /// Whose forwarding headers name the client's address.
     pub trusted_proxies: TrustedProxies,
     /// Whether `/register` is open, so discovery lists it only then.
@@ -84,6 +87,7 @@ impl axum::extract::FromRef<QueryState> for writ_edge::ClientAuthenticator {
             store: state.store.clone(),
             throttle: state.throttle.clone(),
             assertions: state.assertions.clone(),
+            fapi2: state.fapi2,
         }
     }
 }

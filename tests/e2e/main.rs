@@ -18,6 +18,7 @@ mod display_and_logout;
 mod dpop;
 mod dpop_binding;
 mod dpop_resource_server;
+mod fapi2;
 mod faults;
 mod harness;
 mod leaks;

@@ -122,7 +122,7 @@ async fn answer<E>(state: &CommandState, headers: &HeaderMap, params: Result<For
     };
     let request_id = request_id(headers);
     let origin = Origin::Browser {
-        par_required: state.browser.require_pushed_authorization_requests,
+        par_required: state.browser.require_pushed_authorization_requests || state.fapi2,
     };
     let now = state.executor.services().now();
     let validated = match (

@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use writ_domain::client::ClientSettings;
 use writ_domain::grant::{Grant, GrantCommand};
 use writ_domain::values::{CodeChallenge, RedirectUri, SecretHash};
 use writ_infra::crypto::{random_token, sha256_hex};
@@ -64,7 +65,7 @@ pub async fn issue_code(
         challenge,
         nonce: pending.nonce.clone(),
         request_id: pending.request_id.clone(),
-        code_ttl_secs: state.browser.code_ttl.as_secs().max(1),
+        code_ttl_secs: code_ttl(state, &client.settings).as_secs().max(1),
         auth_time: Some(session.auth_time),
         sid: Some(session.sid.clone()),
         redirect_uri_defaulted: pending.redirect_uri_defaulted,
@@ -86,5 +87,16 @@ pub async fn issue_code(
             ],
         )),
         Err(_) => pages::unavailable(),
+    }
+}
+
+/// FAPI 2.0 §5.3.2.1: a FAPI client's codes live at most 60 seconds,
+/// whatever the server's `code_ttl`.
+fn code_ttl(state: &CommandState, settings: &ClientSettings) -> std::time::Duration {
+    let ttl = state.browser.code_ttl;
+    if settings.fapi2(state.fapi2) {
+        ttl.min(std::time::Duration::from_secs(60))
+    } else {
+        ttl
     }
 }

@@ -117,6 +117,13 @@ pub async fn push(
             })?,
         None => form,
     };
+    // FAPI 2.0 §5.3.2.2: the push names its redirect URI, even when the
+    // client registered only one.
+    if known.settings.fapi2(state.fapi2) && form.get("redirect_uri").is_none() {
+        return Err(OAuthError::invalid_request(
+            "a FAPI 2.0 client's pushed request must carry redirect_uri",
+        ));
+    }
     let now = state.executor.services().now();
     request::validate(Some(&known), &form, &request_id, now, Origin::Pushed)
         .map_err(refusal_as_error)?;

@@ -38,12 +38,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
         .grant_types
         .contains(&GrantType::RefreshToken);
     let jkt = proof.key(state, &client.client_id).await?;
-    let mut prepared = issue::prepare(
-        &client.settings,
-        with_refresh,
-        state.refresh_token_idle_ttl,
-        jkt,
-    );
+    let mut prepared = issue::prepare(state, &client.settings, with_refresh, jkt);
     prepared.request.audience = narrowed.clone();
     let command = GrantCommand::RedeemCode {
         client_id: client.client_id.clone(),

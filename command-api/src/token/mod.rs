@@ -112,8 +112,15 @@ pub async fn token(
             grant_type.as_str()
         )));
     }
+    let fapi2 = client.settings.fapi2(state.fapi2);
+    // FAPI 2.0 §5.3.2.1: no resource owner password credentials grant.
+    if fapi2 && grant_type == GrantType::Password {
+        return Err(OAuthError::unauthorized_client(
+            "FAPI 2.0 clients may not use the password grant",
+        ));
+    }
     let proof = writ_edge::dpop::header(&headers).map_err(Refused::at_token_endpoint)?;
-    if proof.is_none() && client.settings.dpop_bound_access_tokens {
+    if proof.is_none() && (client.settings.dpop_bound_access_tokens || fapi2) {
         return Err(
             Refused::Invalid("this client's tokens must be DPoP-bound: send a DPoP proof")
                 .at_token_endpoint(),

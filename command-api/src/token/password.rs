@@ -43,12 +43,7 @@ pub async fn grant(
         .grant_types
         .contains(&writ_domain::values::GrantType::RefreshToken);
     let jkt = proof.key(state, &client.client_id).await?;
-    let prepared = issue::prepare(
-        &client.settings,
-        with_refresh,
-        state.refresh_token_idle_ttl,
-        jkt,
-    );
+    let prepared = issue::prepare(state, &client.settings, with_refresh, jkt);
     let gid = new_gid();
     let subject = Subject {
         client_id: &client.client_id,

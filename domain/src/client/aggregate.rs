@@ -202,6 +202,16 @@ fn check_settings(settings: &ClientSettings) -> Result<(), ClientError> {
     if settings.revocation_feed && !settings.uses_secret() {
         return Err(ClientError::RevocationFeedNeedsSecret);
     }
+    // FAPI 2.0 §5.3.2: the profile is these settings together; a client
+    // cannot hold the name of it without all of them.
+    if settings.fapi2_security_profile
+        && (settings.token_endpoint_auth_method != Some(AuthMethod::PrivateKeyJwt)
+            || !settings.require_pushed_authorization_requests
+            || !settings.dpop_bound_access_tokens
+            || settings.grant_types.contains(&GrantType::Password))
+    {
+        return Err(ClientError::Fapi2Profile);
+    }
     check_keys(settings)
 }
 

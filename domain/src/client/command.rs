@@ -50,6 +50,12 @@ pub struct ClientSettings {
     /// every access token is bound to a key. Left out when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dpop_bound_access_tokens: bool,
+    /// The FAPI 2.0 Security Profile applies to this client: it
+    /// authenticates with `private_key_jwt`, pushes its requests and binds
+    /// its tokens with DPoP (both set with it), and its refresh tokens are
+    /// not rotated (docs/fapi2.md). Left out when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fapi2_security_profile: bool,
     /// RFC 7591's `token_endpoint_auth_method` as registered. Absent from
     /// clients registered before it was recorded: a secret (or none) says
     /// how they authenticate.
@@ -68,6 +74,12 @@ impl ClientSettings {
     /// of: every confidential client but a `private_key_jwt` one.
     pub fn uses_secret(&self) -> bool {
         !self.public && self.token_endpoint_auth_method != Some(AuthMethod::PrivateKeyJwt)
+    }
+
+    /// Whether FAPI 2.0 applies: the client's own profile, or the
+    /// server's for every client.
+    pub fn fapi2(&self, server_wide: bool) -> bool {
+        server_wide || self.fapi2_security_profile
     }
 }
 

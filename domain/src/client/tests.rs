@@ -28,6 +28,7 @@ fn settings() -> ClientSettings {
         revocation_feed: false,
         require_pushed_authorization_requests: false,
         dpop_bound_access_tokens: false,
+        fapi2_security_profile: false,
         token_endpoint_auth_method: None,
         jwks: None,
         jwks_uri: None,
@@ -432,4 +433,47 @@ fn a_registration_token_is_rotated_only_by_its_current_holder() {
         .given(vec![with_token, disabled()])
         .when(rotate("a", "b"))
         .then_expect_error(ClientError::Disabled);
+}
+
+#[test]
+fn the_fapi2_profile_holds_only_with_everything_it_implies() {
+    let fapi = ClientSettings {
+        fapi2_security_profile: true,
+        require_pushed_authorization_requests: true,
+        dpop_bound_access_tokens: true,
+        ..keyed()
+    };
+    let accepted = ClientTest::with(services())
+        .given_no_previous_events()
+        .when(register(fapi.clone(), None))
+        .inspect_result();
+    assert!(accepted.is_ok(), "{accepted:?}");
+    let with_secret = ClientSettings {
+        token_endpoint_auth_method: None,
+        jwks: None,
+        ..fapi.clone()
+    };
+    let without_par = ClientSettings {
+        require_pushed_authorization_requests: false,
+        ..fapi.clone()
+    };
+    let without_dpop = ClientSettings {
+        dpop_bound_access_tokens: false,
+        ..fapi.clone()
+    };
+    let with_password = ClientSettings {
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::Password],
+        ..fapi
+    };
+    for (settings, secret) in [
+        (with_secret, Some(secret())),
+        (without_par, None),
+        (without_dpop, None),
+        (with_password, None),
+    ] {
+        ClientTest::with(services())
+            .given_no_previous_events()
+            .when(register(settings, secret))
+            .then_expect_error(ClientError::Fapi2Profile);
+    }
 }

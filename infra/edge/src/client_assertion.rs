@@ -38,6 +38,8 @@ pub struct Assertions {
     /// acceptable `aud` too (OpenID Connect Core §9 names the token endpoint).
     pub public_base: String,
     pub keys: ClientKeys,
+    /// FAPI 2.0 for every client: `aud` must be the issuer, as a string.
+    pub fapi2: bool,
 }
 
 /// Why an assertion was not accepted; every one is `invalid_client`.
@@ -212,7 +214,7 @@ impl Assertions {
                 "a request object or other typed JWT is not a client assertion",
             ));
         }
-        self.check_claims(&claims, client_id, path)?;
+        self.check_claims(&claims, client_id, path, settings.fapi2(self.fapi2))?;
         let jti = claims["jti"].as_str().unwrap_or_default();
         let expires_at = claims["exp"]
             .as_i64()
@@ -253,7 +255,13 @@ impl Assertions {
         }
     }
 
-    fn check_claims(&self, claims: &Value, client_id: &str, path: &str) -> Result<(), Refused> {
+    fn check_claims(
+        &self,
+        claims: &Value,
+        client_id: &str,
+        path: &str,
+        fapi2: bool,
+    ) -> Result<(), Refused> {
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
         if text("iss") != Some(client_id) || text("sub") != Some(client_id) {
             return Err(Refused::Invalid(
@@ -264,6 +272,13 @@ impl Assertions {
         let endpoint = format!("{}{path}", self.public_base.trim_end_matches('/'));
         let issuer_endpoint = format!("{issuer}{path}");
         let acceptable = |aud: &str| aud == issuer || aud == endpoint || aud == issuer_endpoint;
+        // FAPI 2.0 §5.3.2.1: the issuer only, as a string, so that an
+        // assertion made for another server's endpoint never passes.
+        if fapi2 && claims.get("aud").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(Refused::Invalid(
+                "a FAPI 2.0 client's assertion must name the issuer alone as aud",
+            ));
+        }
         if !names_audience(claims, acceptable) {
             return Err(Refused::Invalid(
                 "the client assertion's aud must be the issuer or this endpoint",

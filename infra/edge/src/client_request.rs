@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use writ_store::Store;
 
 use crate::client_assertion::Assertions;
-use crate::client_auth::Endpoint;
+use crate::client_auth::{Endpoint, Method};
 use crate::{authenticate, form, AuthenticatedClient, ClientAddress, Form, OAuthError, Throttle};
 
 /// What client authentication needs from a router's state.
@@ -20,6 +20,8 @@ pub struct ClientAuthenticator {
     pub store: Store,
     pub throttle: Throttle,
     pub assertions: Assertions,
+    /// FAPI 2.0 for every client: only `private_key_jwt` authenticates.
+    pub fapi2: bool,
 }
 
 impl ClientAuthenticator {
@@ -77,9 +79,19 @@ where
             path: parts.uri.path(),
             request_id: &request_id,
         };
-        let client = ClientAuthenticator::from_ref(state)
+        let authenticator = ClientAuthenticator::from_ref(state);
+        let client = authenticator
             .authenticate(endpoint, &address, &parts.headers, &form, PUBLIC)
             .await?;
+        // FAPI 2.0 §5.3.2.1: private_key_jwt (or mTLS, which Writ does not
+        // offer) at every OAuth endpoint. The revocation feed is Writ's
+        // own channel and keeps Basic.
+        if client.settings.fapi2(authenticator.fapi2) && client.method != Method::PrivateKeyJwt {
+            return Err(OAuthError::invalid_client(
+                "FAPI 2.0 admits private_key_jwt client authentication only",
+                "Basic",
+            ));
+        }
         Ok(Self {
             client,
             form,

@@ -316,6 +316,7 @@ pub fn service_client_registration(client_id: &str) -> writ_domain::client::Clie
             revocation_feed: false,
             require_pushed_authorization_requests: false,
             dpop_bound_access_tokens: false,
+            fapi2_security_profile: false,
             token_endpoint_auth_method: None,
             jwks: None,
             jwks_uri: None,

@@ -1,0 +1,270 @@
+//! The FAPI 2.0 Security Profile (docs/fapi2.md) against the real binary:
+//! per client (RFC 7591 or `writ client create --fapi2`) and server-wide
+//! (`serve --fapi2`): pushed requests with their redirect URI,
+//! `private_key_jwt` with the issuer alone as `aud`, DPoP on every token
+//! request, 60-second codes, and refresh tokens bound to the DPoP key and
+//! never rotated.
+
+use serde_json::{json, Value};
+
+use crate::browser::{self, Browser, REDIRECT_URI, VERIFIER};
+use crate::dpop::Key;
+use crate::harness::{Backend, Deployment, Server};
+use crate::oauth::{self, form, Api, Reply};
+use crate::private_key_jwt::{claims, keyed_client, Signer};
+
+writ_testing::on_both_backends!(
+    a_fapi2_client_pushes_proves_and_keeps_its_refresh_token,
+    a_fapi2_server_holds_every_client_to_the_profile,
+);
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A request authenticated by an assertion for `aud`, with a DPoP proof
+/// for `path` when `key` is given.
+async fn signed_post(
+    server: &Server,
+    path: &str,
+    (client_id, signer, aud): (&str, &Signer, &str),
+    key: Option<&Key>,
+    params: &[(&str, &str)],
+) -> Reply {
+    let api = Api::new(server);
+    let assertion = signer.assertion(&claims(client_id, aud));
+    let mut all = vec![
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", assertion.as_str()),
+    ];
+    all.extend_from_slice(params);
+    let mut request = api
+        .http
+        .post(api.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&all));
+    if let Some(key) = key {
+        request = request.header("dpop", key.proof("POST", &server.url(path), None));
+    }
+    Api::reply(request).await
+}
+
+fn id_of(created: &Value) -> String {
+    created["client_id"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Seconds between the newest code's issue and expiry, from its row.
+async fn code_lifetime_is(deployment: &Deployment, backend: Backend, secs: i64) -> bool {
+    let sql = match backend {
+        Backend::Sqlite => format!(
+            "SELECT count(*) FROM tokens WHERE kind = 'code' \
+             AND abs((julianday(expires_at) - julianday(issued_at)) * 86400 - {secs}) < 1"
+        ),
+        Backend::Postgres => format!(
+            "SELECT count(*) FROM tokens WHERE kind = 'code' \
+             AND abs(extract(epoch FROM (expires_at::timestamptz - issued_at::timestamptz)) - {secs}) < 1"
+        ),
+    };
+    deployment.count(&sql).await == 1
+}
+
+async fn a_fapi2_client_pushes_proves_and_keeps_its_refresh_token(backend: Backend) {
+    let deployment = Deployment::with_keys(backend).await;
+    let signer = Signer::new("fapi");
+    let refused = deployment.writ(&["client", "create", "--name", "no keys", "--fapi2"]);
+    let line = refused.refused();
+    assert!(line.contains("FAPI 2.0"), "{line}");
+    let created = keyed_client(
+        &deployment,
+        &signer,
+        &[
+            "--name",
+            "bank app",
+            "--fapi2",
+            "--redirect-uri",
+            REDIRECT_URI,
+            "--scope",
+            "openid profile email offline_access",
+        ],
+    );
+    assert_eq!(created["fapi2_security_profile"], true, "{created}");
+    assert_eq!(created["require_pushed_authorization_requests"], true);
+    assert_eq!(created["dpop_bound_access_tokens"], true);
+    let id = id_of(&created);
+    browser::user(&deployment, "alice");
+    let initial = "initial-access-token-for-fapi2";
+    let server = deployment.serve_with(&["--code-ttl", "5m", "--registration-token", initial]);
+    let api = Api::new(&server);
+    let issuer = server.url("");
+    let (key, thief) = (Key::new(), Key::new());
+    let me = (id.as_str(), &signer, issuer.as_str());
+
+    // RFC 7591: the profile needs keys, and sets what it implies.
+    let register = |body: Value| {
+        Api::reply(
+            api.http
+                .post(api.url("/register"))
+                .bearer_auth(initial)
+                .json(&body),
+        )
+    };
+    let with_secret = register(json!({"client_name": "x", "redirect_uris": [REDIRECT_URI], "fapi2_security_profile": true})).await;
+    assert_eq!(
+        with_secret.error(),
+        "invalid_client_metadata",
+        "{}",
+        with_secret.body
+    );
+    let registered = register(json!({
+        "client_name": "x", "redirect_uris": [REDIRECT_URI], "fapi2_security_profile": true,
+        "token_endpoint_auth_method": "private_key_jwt", "jwks": signer.jwks(),
+    }))
+    .await;
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    assert_eq!(
+        registered.body["require_pushed_authorization_requests"],
+        true
+    );
+    assert_eq!(registered.body["dpop_bound_access_tokens"], true);
+
+    let plain = Browser::new(&server)
+        .authorize(&browser::oidc_params(&id, "st-plain"))
+        .await;
+    assert_eq!(
+        plain.redirect_query(REDIRECT_URI)["error"],
+        "invalid_request"
+    );
+
+    let params = browser::oidc_params(&id, "st-fapi");
+    let before = deployment.event_count().await;
+    let endpoint_aud = server.url("/par");
+    let loose = signed_post(
+        &server,
+        "/par",
+        (&id, &signer, &endpoint_aud),
+        None,
+        &params,
+    )
+    .await;
+    assert_eq!(
+        (loose.status.as_u16(), loose.error()),
+        (401, "invalid_client"),
+        "aud is the issuer alone"
+    );
+    let no_redirect: Vec<_> = params
+        .iter()
+        .filter(|(n, _)| *n != "redirect_uri")
+        .copied()
+        .collect();
+    let refused = signed_post(&server, "/par", me, None, &no_redirect).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.error()),
+        (400, "invalid_request")
+    );
+    assert_eq!(
+        deployment.event_count().await,
+        before + 1,
+        "only the assertion is recorded"
+    );
+
+    let pushed = signed_post(&server, "/par", me, Some(&key), &params).await;
+    assert_eq!(pushed.status, 201, "{}", pushed.body);
+    let request_uri = pushed.field("request_uri");
+    let back = Browser::new(&server)
+        .code_flow(
+            &[("client_id", id.as_str()), ("request_uri", &request_uri)],
+            "alice",
+        )
+        .await;
+    let query = back.redirect_query(REDIRECT_URI);
+    assert_eq!(query["iss"], issuer, "RFC 9207");
+    assert!(
+        code_lifetime_is(&deployment, backend, 60).await,
+        "codes live 60 s, not code_ttl's 5 m"
+    );
+    let code = [
+        ("grant_type", "authorization_code"),
+        ("code", query["code"].as_str()),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", VERIFIER),
+    ];
+    let unproved = signed_post(&server, "/token", me, None, &code).await;
+    assert_eq!(unproved.error(), "invalid_dpop_proof", "{}", unproved.body);
+    let tokens = signed_post(&server, "/token", me, Some(&key), &code).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    assert_eq!(tokens.field("token_type"), "DPoP");
+    let refresh_token = tokens.field("refresh_token");
+
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.as_str()),
+    ];
+    let stolen = signed_post(&server, "/token", me, Some(&thief), &refresh).await;
+    assert_eq!(stolen.error(), "invalid_grant", "bound to the DPoP key");
+    for round in 0..2 {
+        let refreshed = signed_post(&server, "/token", me, Some(&key), &refresh).await;
+        assert_eq!(refreshed.status, 200, "round {round}: {}", refreshed.body);
+        assert!(
+            refreshed.body.get("refresh_token").is_none(),
+            "not rotated: {}",
+            refreshed.body
+        );
+    }
+    let rotations = deployment
+        .count("SELECT count(*) FROM events WHERE event_type = 'RefreshTokenRotated'")
+        .await;
+    assert_eq!(rotations, 0);
+}
+
+async fn a_fapi2_server_holds_every_client_to_the_profile(backend: Backend) {
+    let deployment = Deployment::with_keys(backend).await;
+    let secret_client = oauth::client(&deployment, &["--grant-type", "client_credentials"]);
+    let signer = Signer::new("k");
+    let keyed = keyed_client(
+        &deployment,
+        &signer,
+        &["--name", "keyed", "--grant-type", "client_credentials"],
+    );
+    let id = id_of(&keyed);
+    let server = deployment.serve_with(&["--fapi2"]);
+    let api = Api::new(&server);
+    let issuer = server.url("");
+
+    let discovery: Value = api
+        .http
+        .get(api.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        discovery["token_endpoint_auth_methods_supported"],
+        json!(["private_key_jwt"])
+    );
+    assert_eq!(discovery["require_pushed_authorization_requests"], true);
+
+    let before = deployment.event_count().await;
+    let cc = [("grant_type", "client_credentials")];
+    let with_secret = api.token(&secret_client, &cc).await;
+    assert_eq!(
+        (with_secret.status.as_u16(), with_secret.error()),
+        (401, "invalid_client")
+    );
+    assert!(with_secret.header("www-authenticate").is_some());
+    let introspected = api
+        .post("/introspect", Some(&secret_client), form(&[("token", "x")]))
+        .await;
+    assert_eq!(introspected.status, 401, "every OAuth endpoint");
+    assert_eq!(
+        deployment.event_count().await,
+        before,
+        "refusals write nothing"
+    );
+
+    let me = (id.as_str(), &signer, issuer.as_str());
+    let unproved = signed_post(&server, "/token", me, None, &cc).await;
+    assert_eq!(unproved.error(), "invalid_dpop_proof", "{}", unproved.body);
+    let token = signed_post(&server, "/token", me, Some(&Key::new()), &cc).await;
+    assert_eq!(token.status, 200, "{}", token.body);
+    assert_eq!(token.field("token_type"), "DPoP");
+}
