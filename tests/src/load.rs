@@ -12,6 +12,8 @@ pub struct Target {
     pub authorization: String,
     /// The form body of the i-th request.
     pub body: Arc<dyn Fn(usize) -> String + Send + Sync>,
+    /// The i-th request's `DPoP` proof (RFC 9449), when it sends one.
+    pub dpop: Option<Arc<dyn Fn(usize) -> String + Send + Sync>>,
 }
 
 const FAILURES_KEPT: usize = 5;
@@ -76,6 +78,9 @@ async fn one(client: &reqwest::Client, target: &Target, index: usize) -> Result<
     // Clients that authenticate in the body (client assertions) send none.
     if !target.authorization.is_empty() {
         request = request.header("authorization", &target.authorization);
+    }
+    if let Some(proof) = &target.dpop {
+        request = request.header("dpop", proof(index));
     }
     let response = request
         .body((target.body)(index))

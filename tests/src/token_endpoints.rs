@@ -72,6 +72,7 @@ impl TokenEndpoints {
             url: url.to_owned(),
             authorization: self.authorization.clone(),
             body: Arc::new(move |i| bodies[i % bodies.len()].clone()),
+            dpop: None,
         }
     }
 

@@ -1,20 +1,22 @@
-//! What `private_key_jwt` costs on the token endpoint, against a client
-//! secret, in one run.
+//! What `private_key_jwt` and DPoP cost on the token endpoint, against a
+//! client secret and a bearer token, in one run.
 //!
 //!   cargo build --release -p writ-cli -p writ-tests --bins
 //!   target/release/bench-client-auth [SECONDS] [--postgres URL]
 //!
 //! Writ runs as the release binary with its defaults (SQLite WAL with
-//! synchronous=FULL, or PostgreSQL with `--postgres URL`). Two clients ask
-//! for client_credentials tokens: one with `client_secret_basic`, one with
-//! `private_key_jwt` (ES256 assertions). Each assertion is single use, so
-//! wrk's one fixed body cannot carry them: both sides are driven by this
-//! crate's closed-loop generator, 32 connections, `ROUNDS` rounds
-//! alternating. The assertions are signed before each round, so the
-//! generator does the same work per request for both sides, and the ratio
-//! is Writ's: verifying the signature and committing the assertion's
-//! `ClientAssertionAccepted` event, in a batch of its own, before the
-//! token's.
+//! synchronous=FULL, or PostgreSQL with `--postgres URL`). Clients ask for
+//! client_credentials tokens three ways: `client_secret_basic` for a
+//! bearer token (the baseline), `private_key_jwt` (ES256 assertions), and
+//! `client_secret_basic` with an ES256 DPoP proof (RFC 9449) for a
+//! DPoP-bound token. Assertions and proofs are single use, so wrk's one
+//! fixed body cannot carry them: every side is driven by this crate's
+//! closed-loop generator, 32 connections, `ROUNDS` rounds alternating.
+//! Assertions and proofs are signed before each round, so the generator
+//! does the same work per request for every side, and the ratios are
+//! Writ's: verifying the signature and committing the
+//! `ClientAssertionAccepted` or `DpopProofAccepted` event, in a batch of
+//! its own, before the token's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +91,38 @@ impl Signer {
             })
             .collect()
     }
+
+    /// `count` DPoP proofs for POSTs to `url`, each with its own `jti`.
+    fn proofs(&self, url: &str, count: usize) -> Result<Vec<String>, Failure> {
+        let point = self.pair.public_key().as_ref();
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        let header = URL_SAFE_NO_PAD
+            .encode(json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}).to_string());
+        let now = chrono::Utc::now().timestamp();
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        (0..count)
+            .map(|i| {
+                let claims =
+                    json!({"jti": format!("{run}-{i}"), "htm": "POST", "htu": url, "iat": now});
+                let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+                let signature = self
+                    .pair
+                    .sign(&self.rng, input.as_bytes())
+                    .map_err(|e| format!("{e}"))?;
+                Ok(format!(
+                    "{input}.{}",
+                    URL_SAFE_NO_PAD.encode(signature.as_ref())
+                ))
+            })
+            .collect()
+    }
 }
 
 fn ms(duration: Duration) -> f64 {
@@ -152,20 +186,22 @@ async fn main() -> Result<(), Failure> {
             secret_client["client_secret"].as_str().unwrap_or_default(),
         ),
         body: Arc::new(|_| "grant_type=client_credentials&scope=read".to_owned()),
+        dpop: None,
     };
+    let dpop_key = Signer::new()?;
     let backend = match &deployment.database_url {
         Some(_) => "PostgreSQL (synchronous_commit=on)",
         None => "embedded SQLite (WAL, synchronous=FULL)",
     };
     println!(
-        "client_credentials at /token, Writ release on {backend}: client_secret_basic vs private_key_jwt (ES256), {CONNECTIONS} connections, {}s rounds",
+        "client_credentials at /token, Writ release on {backend}: client_secret_basic (bearer) vs private_key_jwt (ES256) vs client_secret_basic with a DPoP proof (ES256), {CONNECTIONS} connections, {}s rounds",
         seconds.as_secs()
     );
     let warm = load::closed_loop(&secret, CONNECTIONS, Duration::from_secs(2)).await;
     report("warm-up (secret)", &warm)?;
 
     let per_round = ASSERTIONS_PER_ROUND_PER_SECOND * seconds.as_secs() as usize;
-    let (mut secret_rates, mut keyed_rates) = (Vec::new(), Vec::new());
+    let (mut secret_rates, mut keyed_rates, mut dpop_rates) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         println!("round {round}");
         secret_rates.push(report(
@@ -177,16 +213,32 @@ async fn main() -> Result<(), Failure> {
             url: token_url.clone(),
             authorization: String::new(),
             body: Arc::new(move |i| bodies[i % bodies.len()].clone()),
+            dpop: None,
         };
         keyed_rates.push(report(
             "private_key_jwt",
             &load::closed_loop(&keyed_target, CONNECTIONS, seconds).await,
         )?);
+        let proofs = Arc::new(dpop_key.proofs(&token_url, per_round)?);
+        let dpop_target = Target {
+            dpop: Some(Arc::new(move |i| proofs[i % proofs.len()].clone())),
+            ..secret.clone()
+        };
+        let dpop = load::closed_loop(&dpop_target, CONNECTIONS, seconds).await;
+        if !dpop.samples.iter().all(|body| body.contains("\"DPoP\"")) {
+            return Err("a DPoP request got a token that is not DPoP-bound".into());
+        }
+        dpop_rates.push(report("DPoP", &dpop)?);
     }
-    let (secret_median, keyed_median) = (median(secret_rates), median(keyed_rates));
+    let (secret_median, keyed_median, dpop_median) = (
+        median(secret_rates),
+        median(keyed_rates),
+        median(dpop_rates),
+    );
     println!(
-        "median: client_secret_basic {secret_median:.0} req/s, private_key_jwt {keyed_median:.0} req/s, ratio {:.2}x",
-        keyed_median / secret_median
+        "median: client_secret_basic {secret_median:.0} req/s, private_key_jwt {keyed_median:.0} req/s ({:.2}x), DPoP {dpop_median:.0} req/s ({:.2}x)",
+        keyed_median / secret_median,
+        dpop_median / secret_median
     );
     server.stop();
     Ok(())

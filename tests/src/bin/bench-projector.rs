@@ -109,6 +109,7 @@ async fn steady_state(binary: &std::path::Path) -> Result<(), Failure> {
         url: format!("{}/token", command.base),
         authorization,
         body: Arc::new(|_| "grant_type=client_credentials&scope=read".to_owned()),
+        dpop: None,
     };
     let max = load::closed_loop(&target, 32, Duration::from_secs(5)).await;
     let rate = max.per_second() * 0.7;
