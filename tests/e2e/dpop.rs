@@ -163,6 +163,15 @@ async fn a_proof_binds_the_token_and_introspection_and_userinfo_demand_the_key(b
         ))
         .await;
     assert_eq!(bound, 1, "the event names the key the token is bound to");
+    let gid = claims_of(&access)["gid"].as_str().unwrap_or_default().to_owned();
+    let history = deployment
+        .writ(&["audit", "history", "--grant", &gid])
+        .success()
+        .stdout();
+    assert!(
+        history.contains(&format!("jkt={}", key.thumbprint())),
+        "the auditor sees the key: {history}"
+    );
     assert_eq!(proof_events(&deployment).await, 1);
 
     let introspected = api.introspect(&app, &access).await;

@@ -111,6 +111,9 @@ fn details(event: &StoredEvent) -> String {
         "expires_at",
         "request_id",
         "audience",
+        // The DPoP key a token or code is bound to (a thumbprint, public).
+        "jkt",
+        "dpop_jkt",
     ];
     let body = fields(event);
     // How the client authenticated, when a client's request caused it.
