@@ -252,7 +252,9 @@ fn settings_from(
             .id_token_alg
             .as_deref()
             .and_then(IdTokenAlg::parse)
-            .or(current.id_token_signed_response_alg),
+            .or(current.id_token_signed_response_alg)
+            // FAPI 2.0 §5.4.1 rules RS256 out: its default is ES256.
+            .or(fapi2.then_some(IdTokenAlg::ES256)),
         revocation_feed,
         require_pushed_authorization_requests: fields
             .require_par

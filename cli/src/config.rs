@@ -237,12 +237,12 @@ impl FileConfig {
                 "dpop_proof_max_age must be between 1s and 10m".into(),
             ));
         }
-        if config
-            .dpop_nonce_period
-            .is_some_and(|period| period < Duration::from_secs(1))
-        {
+        // A nonce is accepted for two periods; a long one is no nonce.
+        if config.dpop_nonce_period.is_some_and(|period| {
+            period < Duration::from_secs(1) || period > Duration::from_secs(3600)
+        }) {
             return Err(ConfigError::Layers(
-                "dpop_nonce_period must be at least 1s".into(),
+                "dpop_nonce_period must be between 1s and 1h".into(),
             ));
         }
         if let Some(bad) = config

@@ -31,10 +31,15 @@ pub async fn sign(
     grant: &Grant,
     issued: &Issued,
 ) -> Result<String, OAuthError> {
-    let alg = client
+    let mut alg = client
         .settings
         .id_token_signed_response_alg
         .unwrap_or_default();
+    // FAPI 2.0 §5.4.1 for every client (`serve --fapi2`): no RS256; the
+    // access tokens' algorithm always has an active key.
+    if alg == IdTokenAlg::RS256 && client.settings.fapi2(state.fapi2) {
+        alg = IdTokenAlg::parse(&state.signing_alg).unwrap_or(IdTokenAlg::ES256);
+    }
     let signer = state
         .keys
         .signer(alg.as_str())

@@ -14,7 +14,7 @@ use writ_domain::grant::{
     Grant, GrantCommand, GrantError, GrantEvent, RefreshRequest, TokenRequest,
 };
 use writ_domain::values::{SecretHash, TokenFormat};
-use writ_edge::{no_store, OAuthError};
+use writ_edge::{no_store, AuthenticatedClient, OAuthError};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::signing::jwt;
 use writ_infra::tokens::{self, TokenKind, TokenRecord};
@@ -81,11 +81,14 @@ pub struct DpopProof<'a> {
 }
 
 impl DpopProof<'_> {
-    /// The thumbprint of the proof's key, once the proof is accepted.
+    /// The thumbprint of the proof's key, once the proof is accepted. A
+    /// proof by another key than the one the code or refresh token is
+    /// `bound_to` is refused before it is recorded.
     pub async fn key(
         &self,
         state: &CommandState,
-        client_id: &str,
+        client: &AuthenticatedClient,
+        bound_to: Option<&str>,
     ) -> Result<Option<String>, OAuthError> {
         let Some(proof) = self.header else {
             return Ok(None);
@@ -94,16 +97,22 @@ impl DpopProof<'_> {
             method: "POST",
             path: "/token",
             access_token: None,
-            bound_to: None,
-            client_id,
+            bound_to,
+            client_id: &client.client_id,
             request_id: self.request_id,
+            fapi2: client.settings.fapi2(state.fapi2),
         };
         state
             .dpop
             .accept(proof, &request)
             .await
             .map(|proof| Some(proof.jkt))
-            .map_err(writ_edge::dpop::Refused::at_token_endpoint)
+            .map_err(|refused| match refused {
+                // RFC 9449 §5, §10: the code or refresh token is not this
+                // key's, which its holder learns as of any bad grant.
+                writ_edge::dpop::Refused::WrongKey => invalid_grant(),
+                other => other.at_token_endpoint(),
+            })
     }
 }
 

@@ -255,6 +255,17 @@ pub(crate) fn settings_from(
     // RS256 is what no choice means: stored as none, a registration read
     // back and sent again is the same settings.
     .filter(|alg| *alg != IdTokenAlg::default());
+    // FAPI 2.0 §5.4.1 rules RS256 out: such a client's default is ES256.
+    let id_token_alg = match (metadata.fapi2_security_profile, id_token_alg) {
+        (true, None) if metadata.id_token_signed_response_alg.is_some() => {
+            return Err(invalid(
+                writ_edge::ErrorCode::InvalidClientMetadata,
+                "a FAPI 2.0 client's id_tokens are signed with ES256 or EdDSA",
+            ))
+        }
+        (true, None) => Some(IdTokenAlg::ES256),
+        (_, chosen) => chosen,
+    };
     let raw_method = metadata
         .token_endpoint_auth_method
         .unwrap_or_else(|| "client_secret_basic".into());

@@ -53,17 +53,31 @@ fn metadata(state: &QueryState) -> Value {
         "claims_parameter_supported": false,
         "dpop_signing_alg_values_supported": writ_edge::dpop::ALGORITHMS,
     });
-    // FAPI 2.0 for every client: the only method that authenticates, and
-    // every request pushed.
+    // FAPI 2.0 for every client: the only method that authenticates at
+    // the client's endpoints (introspection, for resource servers, keeps
+    // its methods), and every request pushed.
     if state.fapi2 {
         for methods in [
             "token_endpoint_auth_methods_supported",
             "revocation_endpoint_auth_methods_supported",
-            "introspection_endpoint_auth_methods_supported",
         ] {
             document[methods] = json!(["private_key_jwt"]);
         }
         document["require_pushed_authorization_requests"] = json!(true);
+        // §5.4.1: no RSASSA-PKCS1-v1_5.
+        for algs in [
+            "token_endpoint_auth_signing_alg_values_supported",
+            "revocation_endpoint_auth_signing_alg_values_supported",
+            "dpop_signing_alg_values_supported",
+            "id_token_signing_alg_values_supported",
+        ] {
+            document[algs] = json!(["ES256", "EdDSA", "PS256"]
+                .iter()
+                .filter(|alg| document[algs]
+                    .as_array()
+                    .is_some_and(|listed| listed.contains(&json!(alg))))
+                .collect::<Vec<_>>());
+        }
     }
     if state.registration_enabled {
         document["registration_endpoint"] = json!(format!("{command}/register"));

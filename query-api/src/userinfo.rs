@@ -50,11 +50,13 @@ pub async fn userinfo(
         .map_err(|e| OAuthError::unavailable().because(e))?
         .filter(|record| record.kind == TokenKind::Access && record.is_active(state.services.now()))
         .ok_or_else(|| {
-            OAuthError::bearer(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::InvalidToken,
-                "the access token is invalid, expired or revoked",
-            )
+            let why = "the access token is invalid, expired or revoked";
+            // RFC 9449 §7.1: answered in the scheme it was presented in.
+            if dpop {
+                dpop::challenge(ErrorCode::InvalidToken, why)
+            } else {
+                OAuthError::bearer(StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken, why)
+            }
         })?;
     proves_possession(&state, &method, &headers, &token, dpop, &record).await?;
     let sub = record
@@ -116,6 +118,7 @@ async fn proves_possession(
         bound_to: Some(bound_to),
         client_id: &record.client_id,
         request_id: &writ_edge::request_id(headers),
+        fapi2: state.fapi2,
     };
     state
         .dpop

@@ -2,7 +2,7 @@
 //! bearer token, or the DPoP-bound token and its proof, and RFC 6750 and
 //! RFC 9449 errors as responses with their `WWW-Authenticate` challenge.
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -88,10 +88,15 @@ where
                 ))
             }
         };
+        // A nested router sees its own part of the path; `htu` names all.
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |original| original.0.path());
         let request = DpopRequest {
             proof,
             method: parts.method.as_str(),
-            path: parts.uri.path(),
+            path,
         };
         server
             .authenticate_dpop(token, request)

@@ -42,6 +42,10 @@ pub struct Config {
     /// The most DPoP `jti`s remembered at once; past it, proofs are
     /// refused (503) until older ones age out [default: 100 000].
     pub dpop_replay_capacity: usize,
+    /// The most remembered per key; past it, that key's proofs are
+    /// refused (`invalid_dpop_proof`) until older ones age out
+    /// [default: 10 000].
+    pub dpop_replay_per_key: usize,
 }
 
 impl Config {
@@ -56,6 +60,7 @@ impl Config {
             public_url: None,
             dpop_proof_max_age: Duration::from_secs(60),
             dpop_replay_capacity: 100_000,
+            dpop_replay_per_key: 10_000,
         }
     }
 }
@@ -117,7 +122,10 @@ impl ResourceServer {
         Self {
             inner: Arc::new(Inner {
                 denylist: RwLock::new(DenyList::new(config.skew)),
-                proofs_seen: crate::dpop::SeenProofs::new(config.dpop_replay_capacity),
+                proofs_seen: crate::dpop::SeenProofs::new(
+                    config.dpop_replay_capacity,
+                    config.dpop_replay_per_key,
+                ),
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(5))
                     // Writ closes a kept-alive connection idle for its

@@ -163,7 +163,10 @@ async fn a_proof_binds_the_token_and_introspection_and_userinfo_demand_the_key(b
         ))
         .await;
     assert_eq!(bound, 1, "the event names the key the token is bound to");
-    let gid = claims_of(&access)["gid"].as_str().unwrap_or_default().to_owned();
+    let gid = claims_of(&access)["gid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let history = deployment
         .writ(&["audit", "history", "--grant", &gid])
         .success()
@@ -225,6 +228,13 @@ async fn a_proof_binds_the_token_and_introspection_and_userinfo_demand_the_key(b
     let replayed = userinfo(&api, &format!("DPoP {access}"), Some(&good)).await;
     assert_eq!(replayed.status, 401, "a proof is used once");
     assert_eq!(replayed.error(), "invalid_dpop_proof");
+
+    let unknown = userinfo(&api, "DPoP not-a-token", Some(&good)).await;
+    assert!(
+        challenge(&unknown).starts_with("DPoP ") && unknown.error() == "invalid_token",
+        "answered in the scheme it came in: {}",
+        challenge(&unknown)
+    );
 
     // A bearer token is not accepted under the DPoP scheme.
     let bearer = api.client_credentials(&api_client).await;

@@ -78,11 +78,10 @@ async fn dpop_jkt_binds_the_code_and_a_public_clients_refresh_tokens(backend: Ba
             refused.body
         );
     }
-    let thief_proofs = 1;
     assert_eq!(
         deployment.event_count().await,
-        before + thief_proofs,
-        "only the thief's proof is recorded: the code is neither spent nor burned"
+        before,
+        "nothing is recorded: the code is neither spent nor burned, and the thief's proof is refused before it is"
     );
     let tokens = redeem(&server, &spa, &code, Some(&key)).await;
     assert_eq!(tokens.status, 200, "{}", tokens.body);
@@ -91,10 +90,16 @@ async fn dpop_jkt_binds_the_code_and_a_public_clients_refresh_tokens(backend: Ba
     assert!(!refresh_token.is_empty(), "{}", tokens.body);
 
     // RFC 9449 §5: the public client's refresh token needs the same key.
+    let before = deployment.event_count().await;
     for (attempt, why) in [(None, "no proof"), (Some(&thief), "another key")] {
         let refused = refresh(&server, &spa, &refresh_token, attempt).await;
         assert_eq!(refused.error(), "invalid_grant", "{why}: {}", refused.body);
     }
+    assert_eq!(
+        deployment.event_count().await,
+        before,
+        "refusals write nothing"
+    );
     let refreshed = refresh(&server, &spa, &refresh_token, Some(&key)).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     assert_eq!(refreshed.field("token_type"), "DPoP");

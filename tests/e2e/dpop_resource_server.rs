@@ -31,8 +31,9 @@ async fn api_on_a_port(mut config: Config) -> String {
         listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
     );
     config.public_url = Some(base.clone());
+    // Nested, as APIs often are: `htu` names the whole path.
     let app = Router::new()
-        .route("/whoami", get(whoami))
+        .nest("/v1", Router::new().route("/whoami", get(whoami)))
         .with_state(ResourceServer::new(config));
     tokio::spawn(async move { axum::serve(listener, app).await });
     base
@@ -100,7 +101,7 @@ async fn the_resource_server_crate_verifies_dpop_bound_tokens(backend: Backend) 
         client_secret: introspector.secret.clone(),
     });
     let base = api_on_a_port(config).await;
-    let url = format!("{base}/whoami");
+    let url = format!("{base}/v1/whoami");
     let http = reqwest::Client::new();
 
     for (token, owner) in [(&jwt, &app.id), (&opaque, &opaque_app.id)] {

@@ -124,6 +124,14 @@ async fn a_fapi2_client_pushes_proves_and_keeps_its_refresh_token(backend: Backe
         true
     );
     assert_eq!(registered.body["dpop_bound_access_tokens"], true);
+    assert_eq!(registered.body["id_token_signed_response_alg"], "ES256");
+    let rs256 = register(json!({
+        "client_name": "x", "redirect_uris": [REDIRECT_URI], "fapi2_security_profile": true,
+        "token_endpoint_auth_method": "private_key_jwt", "jwks": signer.jwks(),
+        "id_token_signed_response_alg": "RS256",
+    }))
+    .await;
+    assert_eq!(rs256.error(), "invalid_client_metadata", "{}", rs256.body);
 
     let plain = Browser::new(&server)
         .authorize(&browser::oidc_params(&id, "st-plain"))
@@ -191,6 +199,17 @@ async fn a_fapi2_client_pushes_proves_and_keeps_its_refresh_token(backend: Backe
     let tokens = signed_post(&server, "/token", me, Some(&key), &code).await;
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     assert_eq!(tokens.field("token_type"), "DPoP");
+    let id_token_header = tokens.field("id_token");
+    let id_token_header = id_token_header.split('.').next().unwrap_or_default();
+    let id_token_header: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            id_token_header,
+        )
+        .unwrap_or_default(),
+    )
+    .unwrap_or(Value::Null);
+    assert_eq!(id_token_header["alg"], "ES256", "§5.4.1: no RS256");
     let refresh_token = tokens.field("refresh_token");
 
     let refresh = [
@@ -251,14 +270,27 @@ async fn a_fapi2_server_holds_every_client_to_the_profile(backend: Backend) {
         (401, "invalid_client")
     );
     assert!(with_secret.header("www-authenticate").is_some());
-    let introspected = api
-        .post("/introspect", Some(&secret_client), form(&[("token", "x")]))
+    let revoked = api
+        .post("/revoke", Some(&secret_client), form(&[("token", "x")]))
         .await;
-    assert_eq!(introspected.status, 401, "every OAuth endpoint");
+    assert_eq!(
+        revoked.status, 401,
+        "every endpoint of the profile's clients"
+    );
     assert_eq!(
         deployment.event_count().await,
         before,
         "refusals write nothing"
+    );
+    // Introspection is for resource servers, which keep their secrets.
+    let introspected = api
+        .post("/introspect", Some(&secret_client), form(&[("token", "x")]))
+        .await;
+    assert_eq!(introspected.status, 200, "{}", introspected.body);
+    let algs = discovery["dpop_signing_alg_values_supported"].to_string();
+    assert!(
+        !algs.contains("RS256") && algs.contains("PS256"),
+        "§5.4.1: {algs}"
     );
 
     let me = (id.as_str(), &signer, issuer.as_str());
@@ -267,4 +299,33 @@ async fn a_fapi2_server_holds_every_client_to_the_profile(backend: Backend) {
     let token = signed_post(&server, "/token", me, Some(&Key::new()), &cc).await;
     assert_eq!(token.status, 200, "{}", token.body);
     assert_eq!(token.field("token_type"), "DPoP");
+
+    // §5.3.2.1: clocks may be up to ten seconds ahead, for assertions and
+    // proofs alike; further is refused.
+    for (secs, admitted) in [(8, true), (30, false)] {
+        let now = chrono::Utc::now().timestamp();
+        let mut assertion = claims(&id, &issuer);
+        assertion["nbf"] = json!(now + secs);
+        let key = Key::new();
+        let mut proof = crate::dpop::claims("POST", &server.url("/token"), None);
+        proof["iat"] = json!(now + secs);
+        let reply = Api::reply(
+            api.http
+                .post(api.url("/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("dpop", key.proof_with(key.header(), proof))
+                .body(form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", JWT_BEARER),
+                    ("client_assertion", &signer.assertion(&assertion)),
+                ])),
+        )
+        .await;
+        assert_eq!(
+            reply.status == 200,
+            admitted,
+            "{secs} s ahead: {}",
+            reply.body
+        );
+    }
 }

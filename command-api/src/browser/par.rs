@@ -138,6 +138,7 @@ pub async fn push(
                 bound_to: form.get("dpop_jkt"),
                 client_id: &client.client_id,
                 request_id: &request_id,
+                fapi2: known.settings.fapi2(state.fapi2),
             };
             let accepted = state.dpop.accept(proof, &request).await;
             Some(accepted.map_err(Refused::at_token_endpoint)?.jkt)

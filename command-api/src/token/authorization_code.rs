@@ -37,7 +37,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
         .settings
         .grant_types
         .contains(&GrantType::RefreshToken);
-    let jkt = proof.key(state, &client.client_id).await?;
+    let jkt = proof.key(state, client, record.jkt.as_deref()).await?;
     let mut prepared = issue::prepare(state, &client.settings, with_refresh, jkt);
     prepared.request.audience = narrowed.clone();
     let command = GrantCommand::RedeemCode {

@@ -42,7 +42,7 @@ pub async fn grant(
         .settings
         .grant_types
         .contains(&writ_domain::values::GrantType::RefreshToken);
-    let jkt = proof.key(state, &client.client_id).await?;
+    let jkt = proof.key(state, client, None).await?;
     let prepared = issue::prepare(state, &client.settings, with_refresh, jkt);
     let gid = new_gid();
     let subject = Subject {

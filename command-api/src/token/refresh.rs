@@ -42,7 +42,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
     let record = issue::presented(state, presented, TokenKind::Refresh).await?;
     let gid = record.gid.clone();
     let hash = record.key.clone();
-    let jkt = proof.key(state, &client.client_id).await?;
+    let jkt = proof.key(state, client, record.jkt.as_deref()).await?;
     // FAPI 2.0 §5.3.2.1: its refresh tokens are not rotated; the one
     // presented stays the family's, bound to the client and its DPoP key.
     let rotate = !client.settings.fapi2(state.fapi2);

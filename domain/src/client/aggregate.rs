@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     check_jwks, check_jwks_uri, AuthMethod, ClientCommand, ClientError, ClientEvent, ClientSettings,
 };
-use crate::values::{GrantType, SecretHash};
+use crate::values::{GrantType, IdTokenAlg, SecretHash};
 use crate::Services;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,7 +208,11 @@ fn check_settings(settings: &ClientSettings) -> Result<(), ClientError> {
         && (settings.token_endpoint_auth_method != Some(AuthMethod::PrivateKeyJwt)
             || !settings.require_pushed_authorization_requests
             || !settings.dpop_bound_access_tokens
-            || settings.grant_types.contains(&GrantType::Password))
+            || settings.grant_types.contains(&GrantType::Password)
+            || !matches!(
+                settings.id_token_signed_response_alg,
+                Some(IdTokenAlg::ES256 | IdTokenAlg::EdDSA)
+            ))
     {
         return Err(ClientError::Fapi2Profile);
     }

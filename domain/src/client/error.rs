@@ -38,6 +38,6 @@ pub enum ClientError {
     RevocationFeedNeedsSecret,
     #[error("the registration access token is no longer this client's")]
     RegistrationTokenSuperseded,
-    #[error("a FAPI 2.0 client authenticates with private_key_jwt, pushes its authorization requests, has DPoP-bound tokens and no password grant")]
+    #[error("a FAPI 2.0 client authenticates with private_key_jwt, pushes its authorization requests, has DPoP-bound tokens, no password grant and id_tokens signed with ES256 or EdDSA")]
     Fapi2Profile,
 }

@@ -441,6 +441,7 @@ fn the_fapi2_profile_holds_only_with_everything_it_implies() {
         fapi2_security_profile: true,
         require_pushed_authorization_requests: true,
         dpop_bound_access_tokens: true,
+        id_token_signed_response_alg: Some(crate::values::IdTokenAlg::ES256),
         ..keyed()
     };
     let accepted = ClientTest::with(services())
@@ -461,6 +462,10 @@ fn the_fapi2_profile_holds_only_with_everything_it_implies() {
         dpop_bound_access_tokens: false,
         ..fapi.clone()
     };
+    let with_rs256 = ClientSettings {
+        id_token_signed_response_alg: None,
+        ..fapi.clone()
+    };
     let with_password = ClientSettings {
         grant_types: vec![GrantType::AuthorizationCode, GrantType::Password],
         ..fapi
@@ -469,6 +474,7 @@ fn the_fapi2_profile_holds_only_with_everything_it_implies() {
         (with_secret, Some(secret())),
         (without_par, None),
         (without_dpop, None),
+        (with_rs256, None),
         (with_password, None),
     ] {
         ClientTest::with(services())

@@ -204,12 +204,16 @@ impl Aggregate for Grant {
                 previous_hash,
                 token_hash,
                 idle_expires_at,
+                jkt,
                 ..
             } => {
                 if let Some(family) = &mut self.refresh {
                     family.rotated.push(previous_hash);
                     family.current = token_hash;
                     family.idle_expires_at = idle_expires_at;
+                    if jkt.is_some() {
+                        family.jkt = jkt;
+                    }
                 }
             }
             GrantEvent::AccessTokenRevoked { jti, .. } => {
@@ -474,6 +478,7 @@ impl Grant {
                 token_hash: next.token_hash.clone(),
                 rotated_at: now,
                 idle_expires_at: (now + seconds(next.idle_ttl_secs)?).min(family.family_expires_at),
+                jkt: family.jkt.clone().or_else(|| next.jkt.clone()),
             });
         }
         events.extend(self.mint(

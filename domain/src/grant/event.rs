@@ -95,6 +95,11 @@ pub enum GrantEvent {
         token_hash: SecretHash,
         rotated_at: DateTime<Utc>,
         idle_expires_at: DateTime<Utc>,
+        /// The DPoP key the family is bound to from here on: the one it
+        /// had, or the key of the first refresh to prove one (a public
+        /// client's, RFC 9449 §5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jkt: Option<String>,
     },
     RefreshTokenReuseDetected {
         token_hash: SecretHash,

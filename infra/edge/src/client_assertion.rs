@@ -27,6 +27,8 @@ const MAX_ASSERTION_LEN: usize = 8 * 1024;
 /// refused, so its `jti` need not be remembered for long either.
 const MAX_LIFETIME_SECS: i64 = 600;
 const MAX_JTI_LEN: usize = 256;
+/// How far ahead of Writ's clock an `nbf` may be.
+const NBF_SKEW_SECS: i64 = 10;
 
 /// What verifying assertions needs besides the client's row.
 #[derive(Clone)]
@@ -94,7 +96,8 @@ fn verified_claims(
     let mut validation = Validation::new(alg);
     validation.set_required_spec_claims(required);
     validation.validate_aud = false;
-    validation.validate_nbf = true;
+    // `nbf` is checked by the caller, with the skew FAPI 2.0 asks for.
+    validation.validate_nbf = false;
     validation.leeway = 0;
     keys.iter().find_map(|key| {
         let jwk = Jwk::deserialize(*key).ok()?;
@@ -172,10 +175,18 @@ pub async fn signed_by_client(
             }
         }
     }
+    let claims = claims.ok_or(Refused::Invalid(
+        "the JWT does not verify under the client's keys",
+    ))?;
+    // FAPI 2.0 §5.3.2.1: clocks differ; up to ten seconds ahead is fine.
+    if claims.get("nbf").is_some_and(|nbf| {
+        nbf.as_i64()
+            .is_none_or(|nbf| nbf > Utc::now().timestamp().saturating_add(NBF_SKEW_SECS))
+    }) {
+        return Err(Refused::Invalid("the JWT is not valid yet (nbf)"));
+    }
     Ok(SignedByClient {
-        claims: claims.ok_or(Refused::Invalid(
-            "the JWT does not verify under the client's keys",
-        ))?,
+        claims,
         alg: format!("{alg:?}"),
         kid: kid.map(str::to_owned),
         typ,
@@ -214,7 +225,14 @@ impl Assertions {
                 "a request object or other typed JWT is not a client assertion",
             ));
         }
-        self.check_claims(&claims, client_id, path, settings.fapi2(self.fapi2))?;
+        let fapi2 = settings.fapi2(self.fapi2);
+        // FAPI 2.0 §5.4.1: no RSASSA-PKCS1-v1_5.
+        if fapi2 && alg == "RS256" {
+            return Err(Refused::Invalid(
+                "FAPI 2.0 admits assertions signed with ES256, EdDSA or PS256 only",
+            ));
+        }
+        self.check_claims(&claims, client_id, path, fapi2)?;
         let jti = claims["jti"].as_str().unwrap_or_default();
         let expires_at = claims["exp"]
             .as_i64()

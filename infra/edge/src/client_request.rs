@@ -83,10 +83,17 @@ where
         let client = authenticator
             .authenticate(endpoint, &address, &parts.headers, &form, PUBLIC)
             .await?;
-        // FAPI 2.0 §5.3.2.1: private_key_jwt (or mTLS, which Writ does not
-        // offer) at every OAuth endpoint. The revocation feed is Writ's
-        // own channel and keeps Basic.
-        if client.settings.fapi2(authenticator.fapi2) && client.method != Method::PrivateKeyJwt {
+        // FAPI 2.0 §5.3.2.1: clients authenticate with private_key_jwt (or
+        // mTLS, which Writ does not offer). Introspection (`!PUBLIC`) is
+        // for resource servers, not the profile's clients, and the
+        // revocation feed is Writ's own channel: both keep their methods
+        // for clients not held to the profile themselves.
+        let held = if PUBLIC {
+            client.settings.fapi2(authenticator.fapi2)
+        } else {
+            client.settings.fapi2_security_profile
+        };
+        if held && client.method != Method::PrivateKeyJwt {
             return Err(OAuthError::invalid_client(
                 "FAPI 2.0 admits private_key_jwt client authentication only",
                 "Basic",

@@ -26,8 +26,12 @@ pub const HEADER: HeaderName = HeaderName::from_static("dpop");
 pub const NONCE_HEADER: HeaderName = HeaderName::from_static("dpop-nonce");
 
 /// How far ahead of Writ's clock a proof's `iat` may be: clients' clocks
-/// differ a little, and a proof from the future is otherwise suspect.
-const MAX_SKEW_SECS: i64 = 5;
+/// differ a little (FAPI 2.0 §5.3.2.1 asks for 10 seconds), and a proof
+/// from further ahead is suspect.
+const MAX_SKEW_SECS: i64 = 10;
+
+/// FAPI 2.0 §5.4.1: no RSASSA-PKCS1-v1_5.
+pub const FAPI2_ALGORITHMS: &[&str] = &["ES256", "EdDSA", "PS256"];
 
 /// Nonces of the current period and the one before are accepted, so a
 /// nonce handed out just before a period ends still works once.
@@ -72,6 +76,11 @@ impl Nonces {
     }
 }
 
+/// Whether a proof signed with `alg` is admitted.
+fn admitted(alg: &str, fapi2: bool) -> bool {
+    !fapi2 || FAPI2_ALGORITHMS.contains(&alg)
+}
+
 /// What checking proofs needs, in both API contexts.
 #[derive(Clone)]
 pub struct DpopSettings {
@@ -88,6 +97,9 @@ pub struct DpopSettings {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
     Invalid(&'static str),
+    /// A good proof by another key than the one the token, code or
+    /// refresh token is bound to, or the `dpop_jkt` beside it names.
+    WrongKey,
     /// The proof lacks a current nonce; the client retries with this one.
     UseNonce(String),
     Unavailable(String),
@@ -97,6 +109,11 @@ impl Refused {
     /// As the token and PAR endpoints answer (RFC 9449 §5, §8): 400.
     pub fn at_token_endpoint(self) -> OAuthError {
         match self {
+            Self::WrongKey => OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidDpopProof,
+                WRONG_KEY,
+            ),
             Self::Invalid(why) => {
                 OAuthError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidDpopProof, why)
             }
@@ -116,6 +133,7 @@ impl Refused {
     /// `DPoP` challenge.
     pub fn at_resource(self) -> OAuthError {
         match self {
+            Self::WrongKey => challenge(ErrorCode::InvalidDpopProof, WRONG_KEY),
             Self::Invalid(why) => challenge(ErrorCode::InvalidDpopProof, why),
             Self::UseNonce(nonce) => OAuthError {
                 dpop_nonce: Some(nonce),
@@ -128,6 +146,8 @@ impl Refused {
         }
     }
 }
+
+const WRONG_KEY: &str = "the DPoP proof is not signed by the key the token or dpop_jkt names";
 
 /// RFC 9449 §7.1: a 401 whose `WWW-Authenticate: DPoP` names the error
 /// and the algorithms a proof may use.
@@ -155,6 +175,8 @@ pub struct ProofFor<'a> {
     pub bound_to: Option<&'a str>,
     pub client_id: &'a str,
     pub request_id: &'a str,
+    /// FAPI 2.0 applies: fewer algorithms.
+    pub fapi2: bool,
 }
 
 /// The request's one `DPoP` header, if it sent one; two are refused
@@ -188,10 +210,13 @@ impl DpopSettings {
             max_skew_secs: MAX_SKEW_SECS,
         };
         let proof = dpop::verify(proof, &expected).map_err(|e| Refused::Invalid(e.0))?;
-        if request.bound_to.is_some_and(|bound| bound != proof.jkt) {
+        if !admitted(proof.alg, request.fapi2) {
             return Err(Refused::Invalid(
-                "the DPoP proof is not signed by the key the token or dpop_jkt names",
+                "FAPI 2.0 admits DPoP proofs signed with ES256, EdDSA or PS256 only",
             ));
+        }
+        if request.bound_to.is_some_and(|bound| bound != proof.jkt) {
+            return Err(Refused::WrongKey);
         }
         if let Some(nonces) = &self.nonces {
             let fresh = proof
@@ -252,6 +277,15 @@ impl DpopSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fapi2_admits_no_rs256_proof() {
+        assert!(admitted("RS256", false));
+        assert!(!admitted("RS256", true));
+        for alg in ["ES256", "EdDSA", "PS256"] {
+            assert!(admitted(alg, true), "{alg}");
+        }
+    }
 
     #[test]
     fn a_nonce_is_fresh_for_its_period_and_the_next_and_cannot_be_forged() {

@@ -50,6 +50,8 @@ pub struct Proof {
     pub iat: i64,
     /// The server nonce the proof carries, for the caller to check.
     pub nonce: Option<String>,
+    /// The JWS algorithm, for profiles that admit fewer (FAPI 2.0 §5.4.1).
+    pub alg: &'static str,
 }
 
 /// Why a proof is refused; the text is for the client's developer.
@@ -64,14 +66,11 @@ impl std::fmt::Display for InvalidProof {
 
 impl std::error::Error for InvalidProof {}
 
-fn algorithm(alg: &str) -> Option<Algorithm> {
-    match alg {
-        "ES256" => Some(Algorithm::ES256),
-        "EdDSA" => Some(Algorithm::EdDSA),
-        "PS256" => Some(Algorithm::PS256),
-        "RS256" => Some(Algorithm::RS256),
-        _ => None,
-    }
+fn algorithm(alg: &str) -> Option<(Algorithm, &'static str)> {
+    ALGORITHMS
+        .iter()
+        .find(|known| **known == alg)
+        .and_then(|known| Some((known.parse().ok()?, *known)))
 }
 
 /// Checks `proof` against RFC 9449 §4.3 for the `expected` request:
@@ -93,7 +92,7 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, InvalidProo
     if !text("typ").is_some_and(|typ| typ.eq_ignore_ascii_case(PROOF_TYP)) {
         return invalid("the DPoP proof's typ must be dpop+jwt");
     }
-    let Some(alg) = text("alg").and_then(algorithm) else {
+    let Some((alg, alg_name)) = text("alg").and_then(algorithm) else {
         return invalid("the DPoP proof's alg is not an accepted asymmetric algorithm");
     };
     let Some(jwk) = header.get("jwk").filter(|jwk| jwk.is_object()) else {
@@ -129,10 +128,19 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, InvalidProo
     if !claim("htu").is_some_and(|htu| same_target(htu, expected.url)) {
         return invalid("the DPoP proof's htu is not this endpoint's URL");
     }
-    let Some(iat) = claims.get("iat").and_then(Value::as_i64) else {
+    // RFC 7519 §2: a NumericDate may carry a fraction.
+    let Some(iat) = claims.get("iat").and_then(|iat| {
+        iat.as_i64().or_else(|| {
+            iat.as_f64()
+                .filter(|t| t.abs() < 1e15)
+                .map(|t| t.floor() as i64)
+        })
+    }) else {
         return invalid("the DPoP proof needs an iat");
     };
-    if iat < expected.now - expected.max_age_secs || iat > expected.now + expected.max_skew_secs {
+    let earliest = expected.now.saturating_sub(expected.max_age_secs);
+    let latest = expected.now.saturating_add(expected.max_skew_secs);
+    if iat < earliest || iat > latest {
         return invalid("the DPoP proof's iat is outside the accepted window");
     }
     if let Some(token) = expected.access_token {
@@ -145,6 +153,7 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, InvalidProo
         jti: jti.to_owned(),
         iat,
         nonce: claim("nonce").map(str::to_owned),
+        alg: alg_name,
     })
 }
 

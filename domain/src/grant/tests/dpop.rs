@@ -83,3 +83,38 @@ fn a_bound_refresh_family_needs_its_key_at_every_refresh() {
         .inspect_result();
     assert!(accepted.is_ok(), "{accepted:?}");
 }
+
+#[test]
+fn an_unbound_family_is_bound_by_the_first_refresh_that_proves_a_key() {
+    let mut proved = with_key(tokens(Some("r2")), Some("key-1"));
+    if let Some(next) = &mut proved.refresh {
+        next.jkt = Some("key-1".into());
+    }
+    let first = GrantCommand::Refresh {
+        client_id: "c1".into(),
+        token_hash: hash("r1"),
+        scopes: None,
+        tokens: proved,
+    };
+    let events = GrantTest::with(services())
+        .given(redeemed_history())
+        .when(first)
+        .inspect_result()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(GrantEvent::RefreshTokenRotated { jkt, .. }) = events.first().cloned() else {
+        panic!("rotated first: {events:?}")
+    };
+    assert_eq!(jkt.as_deref(), Some("key-1"), "RFC 9449 §5");
+    let mut history = redeemed_history();
+    history.extend(events);
+    let later = |jkt: Option<&str>| GrantCommand::Refresh {
+        client_id: "c1".into(),
+        token_hash: hash("r2"),
+        scopes: None,
+        tokens: with_key(tokens(Some("r3")), jkt),
+    };
+    GrantTest::with(services())
+        .given(history)
+        .when(later(None))
+        .then_expect_error(GrantError::DpopKeyMismatch);
+}

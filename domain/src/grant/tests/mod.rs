@@ -121,6 +121,7 @@ pub(super) fn rotated() -> GrantEvent {
         token_hash: hash("r2"),
         rotated_at: t0(),
         idle_expires_at: t0() + Duration::seconds(3_600),
+        jkt: None,
     }
 }
 

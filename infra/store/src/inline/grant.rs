@@ -122,6 +122,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             issued_at,
             expires_at,
             sid,
+            dpop_jkt,
             ..
         } => {
             let (at, until) = (timestamp(&issued_at), timestamp(&expires_at));
@@ -137,13 +138,16 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
                     until: &until,
                     sid,
                 }),
-                new_token(
-                    code_hash.0,
-                    TokenKind::Code.as_str(),
-                    None,
-                    None,
-                    &at,
-                    &until,
+                bound_to(
+                    new_token(
+                        code_hash.0,
+                        TokenKind::Code.as_str(),
+                        None,
+                        None,
+                        &at,
+                        &until,
+                    ),
+                    dpop_jkt,
                 ),
             ]
         }
@@ -225,25 +229,25 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             if let (Some(audience), Change::Insert { values, .. }) = (audience, &mut token) {
                 values.push((token::audience, serde_json::to_string(&audience).ok()));
             }
-            if let (Some(jkt), Change::Insert { values, .. }) = (jkt, &mut token) {
-                values.push((token::jkt, Some(jkt)));
-            }
-            vec![token, extend(&until)]
+            vec![bound_to(token, jkt), extend(&until)]
         }
         GrantEvent::RefreshTokenIssued {
             token_hash,
             issued_at,
             idle_expires_at,
             family_expires_at,
-            ..
+            jkt,
         } => vec![
-            new_token(
-                token_hash.0,
-                TokenKind::Refresh.as_str(),
-                None,
-                None,
-                &timestamp(&issued_at),
-                &timestamp(&idle_expires_at),
+            bound_to(
+                new_token(
+                    token_hash.0,
+                    TokenKind::Refresh.as_str(),
+                    None,
+                    None,
+                    &timestamp(&issued_at),
+                    &timestamp(&idle_expires_at),
+                ),
+                jkt,
             ),
             extend(&timestamp(&family_expires_at)),
         ],
@@ -252,19 +256,23 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             token_hash,
             rotated_at,
             idle_expires_at,
+            jkt,
         } => vec![
             Change::update(
                 &TOKENS,
                 vec![(token::status, to(TokenStatus::Rotated.as_str()))],
                 vec![(token::token_key, previous_hash.0)],
             ),
-            new_token(
-                token_hash.0,
-                TokenKind::Refresh.as_str(),
-                None,
-                None,
-                &timestamp(&rotated_at),
-                &timestamp(&idle_expires_at),
+            bound_to(
+                new_token(
+                    token_hash.0,
+                    TokenKind::Refresh.as_str(),
+                    None,
+                    None,
+                    &timestamp(&rotated_at),
+                    &timestamp(&idle_expires_at),
+                ),
+                jkt,
             ),
         ],
         GrantEvent::AccessTokenRevoked { jti, .. } => {
@@ -286,6 +294,16 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
         ));
     }
     changes
+}
+
+/// A new token row with the DPoP key (RFC 9449) the token, code or
+/// refresh token is bound to, so that a request proving another key is
+/// refused before anything is recorded.
+fn bound_to(mut token: Change, jkt: Option<String>) -> Change {
+    if let (Some(jkt), Change::Insert { values, .. }) = (jkt, &mut token) {
+        values.push((token::jkt, Some(jkt)));
+    }
+    token
 }
 
 #[cfg(test)]
