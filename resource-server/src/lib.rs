@@ -15,7 +15,9 @@
 //! - DPoP-bound tokens (RFC 9449, `cnf.jkt`) are accepted only under the
 //!   `DPoP` scheme with a fresh proof by their key for the request, `ath`
 //!   included ([`ResourceServer::authenticate_dpop`]; the extractor does it
-//!   for you); each proof's `jti` is accepted once per process. Refusals
+//!   for you, reading the full path of nested routes); each proof's `jti`
+//!   is accepted once per process, in a set bounded in all and per key
+//!   ([`Config::dpop_replay_capacity`], [`Config::dpop_replay_per_key`]). Refusals
 //!   carry a `DPoP` challenge (§7.1). Set [`Config::public_url`] unless the
 //!   audience is the API's URL: proofs name it in `htu`.
 //!
