@@ -70,6 +70,7 @@ mod extractor;
 #[cfg(feature = "kafka")]
 pub mod feed;
 mod rejection;
+mod replay;
 pub mod sse;
 mod verify;
 

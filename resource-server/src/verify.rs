@@ -107,7 +107,7 @@ struct Inner {
     introspection_calls: AtomicU64,
     applied: AtomicU64,
     ready: tokio::sync::watch::Sender<bool>,
-    pub(crate) proofs_seen: crate::dpop::SeenProofs,
+    pub(crate) proofs_seen: crate::replay::SeenProofs,
 }
 
 impl Principal {
@@ -122,7 +122,7 @@ impl ResourceServer {
         Self {
             inner: Arc::new(Inner {
                 denylist: RwLock::new(DenyList::new(config.skew)),
-                proofs_seen: crate::dpop::SeenProofs::new(
+                proofs_seen: crate::replay::SeenProofs::new(
                     config.dpop_replay_capacity,
                     config.dpop_replay_per_key,
                 ),
@@ -148,7 +148,7 @@ impl ResourceServer {
         &self.inner.config
     }
 
-    pub(crate) fn proofs_seen(&self) -> &crate::dpop::SeenProofs {
+    pub(crate) fn proofs_seen(&self) -> &crate::replay::SeenProofs {
         &self.inner.proofs_seen
     }
 

@@ -389,15 +389,7 @@ async fn dpop_bound_clients_must_prove_and_nonces_are_handed_out_when_required(b
     let url = server.url("/token");
     let cc = [("grant_type", "client_credentials")];
 
-    let discovery: Value = api
-        .http
-        .get(api.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let discovery = api.discovery().await;
     let algs = discovery["dpop_signing_alg_values_supported"].to_string();
     assert!(algs.contains("ES256") && algs.contains("EdDSA"), "{algs}");
 

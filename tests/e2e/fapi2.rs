@@ -247,15 +247,7 @@ async fn a_fapi2_server_holds_every_client_to_the_profile(backend: Backend) {
     let api = Api::new(&server);
     let issuer = server.url("");
 
-    let discovery: Value = api
-        .http
-        .get(api.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let discovery = api.discovery().await;
     assert_eq!(
         discovery["token_endpoint_auth_methods_supported"],
         json!(["private_key_jwt"])

@@ -95,6 +95,18 @@ impl Api {
             .unwrap_or(0)
     }
 
+    /// The OpenID Connect discovery document.
+    pub async fn discovery(&self) -> Value {
+        self.http
+            .get(self.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// The body of a GET, or `None` when nothing answered.
     pub async fn text(&self, path: &str) -> Option<String> {
         self.http

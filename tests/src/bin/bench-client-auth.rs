@@ -63,54 +63,23 @@ impl Signer {
         }]})
     }
 
-    /// Form bodies of `count` client_credentials requests, each with an
-    /// assertion of its own.
-    fn bodies(&self, client_id: &str, issuer: &str, count: usize) -> Result<Vec<String>, Failure> {
-        let header = URL_SAFE_NO_PAD.encode(json!({"alg": "ES256", "kid": "bench"}).to_string());
-        let now = chrono::Utc::now().timestamp();
-        // Unique across rounds and runs: every jti is single use.
+    /// `count` compact ES256 JWSs under `header`, the i-th with the
+    /// claims `claims(i, jti)` makes; every `jti` is unique across rounds
+    /// and runs, as single use demands.
+    fn signed(
+        &self,
+        header: &serde_json::Value,
+        count: usize,
+        claims: impl Fn(String) -> serde_json::Value,
+    ) -> Result<Vec<String>, Failure> {
+        let header = URL_SAFE_NO_PAD.encode(header.to_string());
         let run = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         (0..count)
             .map(|i| {
-                let claims = json!({
-                    "iss": client_id, "sub": client_id, "aud": issuer,
-                    "jti": format!("{run}-{i}"), "iat": now, "exp": now + 540,
-                });
-                let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
-                let signature = self
-                    .pair
-                    .sign(&self.rng, input.as_bytes())
-                    .map_err(|e| format!("{e}"))?;
-                let assertion = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()));
-                Ok(format!(
-                    "grant_type=client_credentials&scope=read&client_assertion_type={JWT_BEARER_FORM}&client_assertion={assertion}"
-                ))
-            })
-            .collect()
-    }
-
-    /// `count` DPoP proofs for POSTs to `url`, each with its own `jti`.
-    fn proofs(&self, url: &str, count: usize) -> Result<Vec<String>, Failure> {
-        let point = self.pair.public_key().as_ref();
-        let jwk = json!({
-            "kty": "EC", "crv": "P-256",
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        });
-        let header = URL_SAFE_NO_PAD
-            .encode(json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}).to_string());
-        let now = chrono::Utc::now().timestamp();
-        let run = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        (0..count)
-            .map(|i| {
-                let claims =
-                    json!({"jti": format!("{run}-{i}"), "htm": "POST", "htu": url, "iat": now});
+                let claims = claims(format!("{run}-{i}"));
                 let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
                 let signature = self
                     .pair
@@ -122,6 +91,42 @@ impl Signer {
                 ))
             })
             .collect()
+    }
+
+    /// Form bodies of `count` client_credentials requests, each with an
+    /// assertion of its own.
+    fn bodies(&self, client_id: &str, issuer: &str, count: usize) -> Result<Vec<String>, Failure> {
+        let now = chrono::Utc::now().timestamp();
+        let header = json!({"alg": "ES256", "kid": "bench"});
+        let assertions = self.signed(&header, count, |jti| {
+            json!({
+                "iss": client_id, "sub": client_id, "aud": issuer,
+                "jti": jti, "iat": now, "exp": now + 540,
+            })
+        })?;
+        Ok(assertions
+            .into_iter()
+            .map(|assertion| format!(
+                "grant_type=client_credentials&scope=read&client_assertion_type={JWT_BEARER_FORM}&client_assertion={assertion}"
+            ))
+            .collect())
+    }
+
+    /// `count` DPoP proofs for POSTs to `url`, each with its own `jti`.
+    fn proofs(&self, url: &str, count: usize) -> Result<Vec<String>, Failure> {
+        let point = self.pair.public_key().as_ref();
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        let now = chrono::Utc::now().timestamp();
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        self.signed(
+            &header,
+            count,
+            |jti| json!({"jti": jti, "htm": "POST", "htu": url, "iat": now}),
+        )
     }
 }
 
