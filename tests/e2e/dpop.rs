@@ -435,6 +435,26 @@ async fn dpop_bound_clients_must_prove_and_nonces_are_handed_out_when_required(b
     assert_eq!(token.status, 200, "{}", token.body);
     assert_eq!(token.field("token_type"), "DPoP");
 
+    // Userinfo asks for the nonce too, in its DPoP challenge (§9); with it
+    // the proof passes, and the client's own token then has no person.
+    let access = token.field("access_token");
+    let userinfo_url = server.url("/userinfo");
+    let bare = key.proof("GET", &userinfo_url, Some(&access));
+    let asked = userinfo(&api, &format!("DPoP {access}"), Some(&bare)).await;
+    assert_eq!((asked.status.as_u16(), asked.error()), (401, "use_dpop_nonce"));
+    assert!(challenge(&asked).starts_with("DPoP "), "{}", challenge(&asked));
+    let nonce = asked.header("dpop-nonce").unwrap_or_default();
+    let mut with_nonce = self::claims("GET", &userinfo_url, Some(&access));
+    with_nonce["nonce"] = json!(nonce);
+    let proved = key.proof_with(key.header(), with_nonce);
+    let answered = userinfo(&api, &format!("DPoP {access}"), Some(&proved)).await;
+    assert_eq!(
+        (answered.status.as_u16(), answered.error()),
+        (403, "insufficient_scope"),
+        "{}",
+        answered.body
+    );
+
     // RFC 7591 registration takes the same setting, and shows it.
     let registered = Api::reply(
         api.http
