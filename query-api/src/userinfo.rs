@@ -72,6 +72,9 @@ pub async fn userinfo(
         .map_err(|e| OAuthError::unavailable().because(e))?;
     let mut response = Json(claims).into_response();
     no_store(&mut response);
+    if dpop {
+        state.dpop.next_nonce(&mut response);
+    }
     Ok(response)
 }
 

@@ -434,6 +434,11 @@ async fn dpop_bound_clients_must_prove_and_nonces_are_handed_out_when_required(b
     let token = post_with_proof(&api, "/token", &bound, Some(&proof), &cc).await;
     assert_eq!(token.status, 200, "{}", token.body);
     assert_eq!(token.field("token_type"), "DPoP");
+    let next_nonce = token.header("dpop-nonce").unwrap_or_default();
+    assert!(
+        !next_nonce.is_empty(),
+        "§8.2: the next nonce comes with the answer"
+    );
 
     // Userinfo asks for the nonce too, in its DPoP challenge (§9); with it
     // the proof passes, and the client's own token then has no person.
@@ -441,11 +446,19 @@ async fn dpop_bound_clients_must_prove_and_nonces_are_handed_out_when_required(b
     let userinfo_url = server.url("/userinfo");
     let bare = key.proof("GET", &userinfo_url, Some(&access));
     let asked = userinfo(&api, &format!("DPoP {access}"), Some(&bare)).await;
-    assert_eq!((asked.status.as_u16(), asked.error()), (401, "use_dpop_nonce"));
-    assert!(challenge(&asked).starts_with("DPoP "), "{}", challenge(&asked));
-    let nonce = asked.header("dpop-nonce").unwrap_or_default();
+    assert_eq!(
+        (asked.status.as_u16(), asked.error()),
+        (401, "use_dpop_nonce")
+    );
+    assert!(
+        challenge(&asked).starts_with("DPoP "),
+        "{}",
+        challenge(&asked)
+    );
+    assert!(asked.header("dpop-nonce").is_some());
+    // The nonce the token answer handed out works here too.
     let mut with_nonce = self::claims("GET", &userinfo_url, Some(&access));
-    with_nonce["nonce"] = json!(nonce);
+    with_nonce["nonce"] = json!(next_nonce);
     let proved = key.proof_with(key.header(), with_nonce);
     let answered = userinfo(&api, &format!("DPoP {access}"), Some(&proved)).await;
     assert_eq!(

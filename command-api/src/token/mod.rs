@@ -138,10 +138,14 @@ pub async fn token(
         metadata: &metadata,
         proof: &proof,
     };
-    match grant_type {
+    let mut response = match grant_type {
         GrantType::ClientCredentials => client_credentials::grant(&grant).await,
         GrantType::RefreshToken => refresh::grant(&grant).await,
         GrantType::Password => password::grant(&grant, address.0).await,
         GrantType::AuthorizationCode => authorization_code::grant(&grant).await,
+    }?;
+    if proof.header.is_some() {
+        state.dpop.next_nonce(&mut response);
     }
+    Ok(response)
 }

@@ -194,6 +194,19 @@ pub fn header(headers: &HeaderMap) -> Result<Option<&str>, Refused> {
 }
 
 impl DpopSettings {
+    /// RFC 9449 §8.2: when nonces are required, a successful answer to a
+    /// DPoP request carries the one to use next, so a client need not
+    /// fail once per period to learn it.
+    pub fn next_nonce(&self, response: &mut axum::response::Response) {
+        let Some(nonces) = &self.nonces else {
+            return;
+        };
+        let now = self.executor.services().now().timestamp();
+        if let Ok(value) = axum::http::HeaderValue::from_str(&nonces.current(now)) {
+            response.headers_mut().insert(NONCE_HEADER, value);
+        }
+    }
+
     /// Checks `proof` for `request` and records it as used; a second use
     /// anywhere, or a missing or stale nonce when nonces are required, is
     /// refused.
