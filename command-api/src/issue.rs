@@ -73,8 +73,9 @@ pub fn prepare(
 }
 
 /// The DPoP proof a token request carries. It is accepted, and recorded
-/// as used, only when a grant has passed its own checks, so that an
-/// unknown code or refresh token writes nothing to the log.
+/// as used, only once the code or refresh token is found and its key
+/// binding checked, so that an unknown one, or a bound one without its
+/// key, writes nothing to the log.
 pub struct DpopProof<'a> {
     pub header: Option<&'a str>,
     pub request_id: &'a str,
@@ -91,7 +92,13 @@ impl DpopProof<'_> {
         bound_to: Option<&str>,
     ) -> Result<Option<String>, OAuthError> {
         let Some(proof) = self.header else {
-            return Ok(None);
+            // Without its key a bound code or refresh token is nothing: it
+            // must not reach the grant, where a spent code or a rotated
+            // token would revoke what the rightful client holds.
+            return match bound_to {
+                Some(_) => Err(invalid_grant()),
+                None => Ok(None),
+            };
         };
         let request = writ_edge::dpop::ProofFor {
             method: "POST",

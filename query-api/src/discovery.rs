@@ -68,6 +68,8 @@ fn metadata(state: &QueryState) -> Value {
         for algs in [
             "token_endpoint_auth_signing_alg_values_supported",
             "revocation_endpoint_auth_signing_alg_values_supported",
+            "introspection_endpoint_auth_signing_alg_values_supported",
+            "request_object_signing_alg_values_supported",
             "dpop_signing_alg_values_supported",
             "id_token_signing_alg_values_supported",
         ] {

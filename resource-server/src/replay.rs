@@ -1,7 +1,7 @@
 //! What a resource server remembers of the DPoP proofs it accepted, so
 //! that each is used once (RFC 9449 §11.1), in this process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
 use crate::rejection::Rejection;
@@ -21,14 +21,40 @@ struct Seen {
     /// (thumbprint, `jti`) → until when.
     proofs: HashMap<(String, String), i64>,
     by_key: HashMap<String, usize>,
+    /// In the order accepted, which is about the order they expire in
+    /// (proofs' `iat`s differ by at most a window): pruning pops what has
+    /// expired from the front and stops at the first that has not, so it
+    /// costs what it removes.
+    expiring: VecDeque<(i64, String, String)>,
 }
 
 impl Seen {
-    fn prune(&mut self, now: i64) {
+    /// Every expired entry, wherever it is: only when the whole set is
+    /// full, which a front prune could not relieve.
+    fn prune_all(&mut self, now: i64) {
         self.proofs.retain(|_, until| *until >= now);
+        self.expiring.retain(|(until, _, _)| *until >= now);
         self.by_key.clear();
         for (jkt, _) in self.proofs.keys() {
             *self.by_key.entry(jkt.clone()).or_default() += 1;
+        }
+    }
+
+    fn prune(&mut self, now: i64) {
+        while let Some((until, _, _)) = self.expiring.front() {
+            if *until >= now {
+                break;
+            }
+            let Some((_, jkt, jti)) = self.expiring.pop_front() else {
+                break;
+            };
+            self.proofs.remove(&(jkt.clone(), jti));
+            if let Some(count) = self.by_key.get_mut(&jkt) {
+                *count -= 1;
+                if *count == 0 {
+                    self.by_key.remove(&jkt);
+                }
+            }
         }
     }
 }
@@ -56,6 +82,9 @@ impl SeenProofs {
         if seen.proofs.len() >= self.capacity || of_key(&seen) >= self.per_key {
             seen.prune(now);
         }
+        if seen.proofs.len() >= self.capacity {
+            seen.prune_all(now);
+        }
         let key = (jkt.to_owned(), jti.to_owned());
         if seen.proofs.contains_key(&key) {
             return Ok(false);
@@ -71,6 +100,8 @@ impl SeenProofs {
         }
         seen.proofs.insert(key, until);
         *seen.by_key.entry(jkt.to_owned()).or_default() += 1;
+        seen.expiring
+            .push_back((until, jkt.to_owned(), jti.to_owned()));
         Ok(true)
     }
 }

@@ -111,6 +111,21 @@ async fn dpop_jkt_binds_the_code_and_a_public_clients_refresh_tokens(backend: Ba
         "the rotated token stays bound"
     );
 
+    // Without the key, a spent code or a rotated token is nothing: it
+    // neither counts as a replay nor revokes what the client holds.
+    let before = deployment.event_count().await;
+    let replayed_code = redeem(&server, &spa, &code, None).await;
+    assert_eq!(replayed_code.error(), "invalid_grant");
+    let reused = refresh(&server, &spa, &refresh_token, None).await;
+    assert_eq!(reused.error(), "invalid_grant");
+    assert_eq!(
+        deployment.event_count().await,
+        before,
+        "no replay or reuse recorded, no revocation"
+    );
+    let still = refresh(&server, &spa, &next, Some(&key)).await;
+    assert_eq!(still.status, 200, "the family lives: {}", still.body);
+
     let malformed = Browser::new(&server)
         .authorize(&[
             ("client_id", spa.id.as_str()),

@@ -16,6 +16,7 @@ use crate::private_key_jwt::{claims, keyed_client, Signer};
 writ_testing::on_both_backends!(
     a_fapi2_client_pushes_proves_and_keeps_its_refresh_token,
     a_fapi2_server_holds_every_client_to_the_profile,
+    a_fapi2_client_may_not_sign_with_rs256,
 );
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -320,4 +321,139 @@ async fn a_fapi2_server_holds_every_client_to_the_profile(backend: Backend) {
             reply.body
         );
     }
+}
+
+/// §5.4.1: a FAPI client's RS256 assertions, request objects and DPoP
+/// proofs are refused, though the RSA key is registered; its ES256 key
+/// works. The RSA key is made and used through `writ-infra`'s signer.
+async fn a_fapi2_client_may_not_sign_with_rs256(backend: Backend) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use writ_infra::signing::keypair::generate;
+    use writ_infra::signing::Signer as RsaSigner;
+
+    let deployment = Deployment::with_keys(backend).await;
+    let es256 = Signer::new("ec");
+    let rsa = generate("RS256").unwrap_or_else(|e| panic!("{e}"));
+    let rsa_signer =
+        RsaSigner::from_pkcs8(&rsa.kid, "RS256", &rsa.pkcs8).unwrap_or_else(|e| panic!("{e}"));
+    let sign = |header: Value, claims: Value| {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = rsa_signer
+            .sign(input.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    };
+    let jwks = json!({"keys": [es256.jwk(), rsa.public_jwk]});
+    let jwks_file = deployment.data.path().join("fapi-jwks.json");
+    std::fs::write(&jwks_file, jwks.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let path = jwks_file.to_string_lossy().into_owned();
+    let created = deployment
+        .writ(&[
+            "--json",
+            "client",
+            "create",
+            "--name",
+            "bank",
+            "--fapi2",
+            "--jwks-file",
+            &path,
+            "--redirect-uri",
+            REDIRECT_URI,
+            "--scope",
+            "openid profile email offline_access",
+        ])
+        .success()
+        .json();
+    let id = id_of(&created);
+    let server = deployment.serve();
+    let issuer = server.url("");
+    let par = server.url("/par");
+    let api = Api::new(&server);
+    let params = browser::oidc_params(&id, "st-rsa");
+    let post = |assertion: String, proof: Option<String>, extra: Vec<(String, String)>| {
+        let mut all = vec![
+            ("client_assertion_type".to_owned(), JWT_BEARER.to_owned()),
+            ("client_assertion".to_owned(), assertion),
+        ];
+        all.extend(extra);
+        let mut request = api
+            .http
+            .post(api.url("/par"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(
+                &all.iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect::<Vec<_>>(),
+            ));
+        if let Some(proof) = proof {
+            request = request.header("dpop", proof);
+        }
+        Api::reply(request)
+    };
+    let plain: Vec<(String, String)> = params
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+
+    let rs256_assertion = sign(
+        json!({"alg": "RS256", "kid": rsa.kid, "typ": "JWT"}),
+        claims(&id, &issuer),
+    );
+    let refused = post(rs256_assertion, None, plain.clone()).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.error()),
+        (401, "invalid_client")
+    );
+
+    let before = deployment.event_count().await;
+    let rsa_jwk = json!({
+        "kty": "RSA", "n": jwks["keys"][1]["n"], "e": jwks["keys"][1]["e"],
+    });
+    let proof = sign(
+        json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": rsa_jwk}),
+        crate::dpop::claims("POST", &par, None),
+    );
+    let refused = post(
+        es256.assertion(&claims(&id, &issuer)),
+        Some(proof),
+        plain.clone(),
+    )
+    .await;
+    assert_eq!(refused.error(), "invalid_dpop_proof", "{}", refused.body);
+    let mut object = json!({
+        "iss": id, "aud": issuer, "client_id": id,
+        "exp": chrono::Utc::now().timestamp() + 60,
+    });
+    for (name, value) in &params {
+        object[*name] = json!(value);
+    }
+    let request_object = sign(
+        json!({"alg": "RS256", "kid": rsa.kid, "typ": "oauth-authz-req+jwt"}),
+        object,
+    );
+    let refused = post(
+        es256.assertion(&claims(&id, &issuer)),
+        None,
+        vec![("request".to_owned(), request_object)],
+    )
+    .await;
+    assert_eq!(
+        refused.error(),
+        "invalid_request_object",
+        "{}",
+        refused.body
+    );
+    let accepted_assertions = 2;
+    assert_eq!(
+        deployment.event_count().await,
+        before + accepted_assertions,
+        "only the ES256 assertions are recorded"
+    );
+    let pushed = post(es256.assertion(&claims(&id, &issuer)), None, plain).await;
+    assert_eq!(pushed.status, 201, "{}", pushed.body);
 }

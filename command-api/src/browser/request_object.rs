@@ -46,6 +46,10 @@ pub async fn unpack(
         Refused::Invalid(why) => why,
         _ => "the client's keys could not be read",
     })?;
+    // FAPI 2.0 §5.4.1: no RSASSA-PKCS1-v1_5.
+    if signed.alg == "RS256" && client.settings.fapi2(state.fapi2) {
+        return Err("a FAPI 2.0 client's request objects are signed with ES256, EdDSA or PS256");
+    }
     let claims = signed.claims;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     if text("iss") != Some(client.client_id.as_str()) {

@@ -136,8 +136,8 @@ const ASSERTION_TYP: &str = "client-authentication+jwt";
 
 /// Verifies `jwt` under the client's keys (`jwks`, or its `jwks_uri`,
 /// fetched again once when no cached key verifies), with an asymmetric
-/// algorithm only, `exp` (and `nbf`, when present) checked without
-/// leeway, and the `required` claims present. Client assertions and
+/// algorithm only, `exp` checked without leeway and `nbf` (when present)
+/// allowed ten seconds ahead, and the `required` claims present. Client assertions and
 /// request objects (RFC 9101) are both checked here.
 pub async fn signed_by_client(
     keys: &ClientKeys,
