@@ -31,10 +31,11 @@ fn insufficient_scope(description: &str) -> OAuthError {
     path = "/userinfo",
     tag = tag::OAUTH,
     security(("access_token" = [])),
+    params(("DPoP" = Option<String>, Header, description = "With `Authorization: DPoP`: a proof (RFC 9449 §7) by the key the token is bound to, carrying `ath`.")),
     responses(
         (status = 200, description = "`sub`, and the claims the token's scopes allow.", body = Object),
         (status = 400, description = "`invalid_request`: the token is malformed or sent twice.", body = ErrorBody),
-        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge (RFC 6750 §3.1); a token that is not active: `invalid_token`.", body = ErrorBody),
+        (status = 401, description = "No token: an empty body and a bare `WWW-Authenticate: Bearer` challenge (RFC 6750 §3.1); a token that is not active: `invalid_token`; a DPoP-bound token as Bearer, or a bad proof: `invalid_token` or `invalid_dpop_proof` (`use_dpop_nonce` with `DPoP-Nonce`) with a `DPoP` challenge (RFC 9449 §7.1).", body = ErrorBody),
         (status = 403, description = "`insufficient_scope`: the token lacks `openid`.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )

@@ -39,6 +39,9 @@ pub struct AuthorizationRequest {
     response_mode: Option<String>,
     /// RFC 8707 resource indicators; may repeat.
     resource: Option<String>,
+    /// RFC 9449 §10: the SHA-256 thumbprint of the client's DPoP key; the
+    /// code is redeemed only with a proof by it.
+    dpop_jkt: Option<String>,
 }
 
 /// The sealed request a sign-in hands back to the authorization endpoint.

@@ -53,9 +53,10 @@ fn login_hint_key(reference: &str) -> Key {
     tag = tag::OAUTH,
     request_body(content = crate::browser::described::AuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
     security(("client_secret_basic" = []), ()),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449 §10.1): binds the code to its key, as `dpop_jkt` does.")),
     responses(
         (status = 201, description = "`request_uri` and `expires_in` (RFC 9126 §2.2).", body = Object),
-        (status = 400, description = "What `/authorize` would refuse: `invalid_request` (also for a `request_uri` inside the push, a missing or `plain` PKCE challenge, or a redirect URI that is not registered), `invalid_scope`, `invalid_target`, `unauthorized_client`, `unsupported_response_type`; `invalid_request_object` for a signed request object that does not verify.", body = ErrorBody),
+        (status = 400, description = "What `/authorize` would refuse: `invalid_request` (also for a `request_uri` inside the push, a missing or `plain` PKCE challenge, or a redirect URI that is not registered), `invalid_scope`, `invalid_target`, `unauthorized_client`, `unsupported_response_type`; `invalid_request_object` for a signed request object that does not verify; `invalid_dpop_proof` or `use_dpop_nonce` for a DPoP proof that fails.", body = ErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate`.", body = ErrorBody),
         (status = 429, description = "A public client's pushes from this address passed `ip_failure_limit`; `Retry-After` says when to try again.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),

@@ -78,9 +78,10 @@ pub struct TokenResponse {
     tag = tag::OAUTH,
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     security(("client_secret_basic" = []), ()),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449 §4) for this request: binds what is issued to its key.")),
     responses(
-        (status = 200, description = "Tokens (RFC 6749 §5.1), `Cache-Control: no-store`.", body = TokenResponse),
-        (status = 400, description = "RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`.", body = ErrorBody),
+        (status = 200, description = "Tokens (RFC 6749 §5.1), `Cache-Control: no-store`; with a proof, `token_type: DPoP` (and `DPoP-Nonce` when nonces are required).", body = TokenResponse),
+        (status = 400, description = "RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`; RFC 9449: `invalid_dpop_proof`, `use_dpop_nonce` (with `DPoP-Nonce`).", body = ErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate`; after too many failed authentications, with `Retry-After` too.", body = ErrorBody),
         (status = 429, description = "The password grant only: too many failed sign-ins for the username; `Retry-After` says when to try again.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`: the store did not answer.", body = ErrorBody),
