@@ -24,12 +24,22 @@ pub fn at_hash(alg: IdTokenAlg, access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
+/// What an id_token is issued at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    CodeExchange,
+    /// OpenID Connect Core §12.2: the same `sub` and `auth_time`, a new
+    /// `iat`, and no `nonce`.
+    Refresh,
+}
+
 pub async fn sign(
     state: &CommandState,
     client: &AuthenticatedClient,
     sub: &str,
     grant: &Grant,
     issued: &Issued,
+    at: At,
 ) -> Result<String, OAuthError> {
     let mut alg = client
         .settings
@@ -62,7 +72,7 @@ pub async fn sign(
     if let Some(auth_time) = authentication.and_then(|a| a.auth_time) {
         claims["auth_time"] = json!(auth_time.timestamp());
     }
-    if let Some(nonce) = authentication.and_then(|a| a.nonce.as_deref()) {
+    if let (At::CodeExchange, Some(nonce)) = (at, authentication.and_then(|a| a.nonce.as_deref())) {
         claims["nonce"] = json!(nonce);
     }
     jwt::encode(&signer, "JWT", &claims).map_err(|e| OAuthError::unavailable().because(e))

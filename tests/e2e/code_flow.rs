@@ -129,6 +129,22 @@ async fn an_independent_relying_party_completes_the_code_flow(backend: Backend) 
         .request_async(&http)
         .await
         .unwrap_or_else(|e| panic!("refresh: {e:?}"));
+    // OpenID Connect Core §12.2: the same person and sign-in, no nonce.
+    let renewed = refreshed
+        .id_token()
+        .unwrap_or_else(|| panic!("no id_token on refresh"))
+        .claims(&id_verifier, |nonce: Option<&Nonce>| match nonce {
+            None => Ok(()),
+            Some(_) => Err("a refreshed id_token carries no nonce".to_owned()),
+        })
+        .unwrap_or_else(|e| panic!("refreshed id_token: {e:?}"));
+    assert_eq!(renewed.subject(), claims.subject());
+    assert_eq!(
+        renewed.auth_time(),
+        claims.auth_time(),
+        "the original sign-in"
+    );
+    assert!(renewed.issue_time() >= claims.issue_time());
     let access = refreshed.access_token().secret().clone();
     assert!(api.is_active(&app, &access).await);
     // The crate refuses a plain-http revocation URL, so this one is raw.

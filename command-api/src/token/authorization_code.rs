@@ -76,7 +76,8 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
     let mut body = issued.body.clone();
     if issued.scopes.contains("openid") {
         let sub = record.sub.as_deref().unwrap_or_default();
-        let token = id_token::sign(state, client, sub, &committed.state, &issued).await?;
+        let at = id_token::At::CodeExchange;
+        let token = id_token::sign(state, client, sub, &committed.state, &issued, at).await?;
         body["id_token"] = serde_json::Value::String(token);
     }
     Ok(issue::send(body))

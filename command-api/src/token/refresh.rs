@@ -69,7 +69,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
     {
         return Err(issue::invalid_grant());
     }
-    issue::respond(
+    let issued = issue::body(
         state,
         Subject {
             client_id: &client.client_id,
@@ -79,5 +79,19 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
         },
         &committed.events,
         prepared,
-    )
+    )?;
+    let mut body = issued.body.clone();
+    // OpenID Connect Core §12.2: a grant that began with a sign-in gets a
+    // fresh id_token for the same person and sign-in.
+    if let (Some(sub), true, true) = (
+        record.sub.as_deref(),
+        issued.scopes.contains("openid"),
+        committed.state.authentication.is_some(),
+    ) {
+        let at = crate::id_token::At::Refresh;
+        let token =
+            crate::id_token::sign(state, client, sub, &committed.state, &issued, at).await?;
+        body["id_token"] = serde_json::Value::String(token);
+    }
+    Ok(issue::send(body))
 }
