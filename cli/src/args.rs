@@ -474,4 +474,7 @@ pub enum UserCommand {
     },
     /// Forget a person: delete their data key; the log keeps only ciphertext.
     Forget { username: String },
+    /// End every browser session of a person, revoking the grants issued in
+    /// them, as their own logout would.
+    SignOut { username: String },
 }

@@ -99,6 +99,30 @@ pub async fn run(context: Context, command: UserCommand, json: bool) -> anyhow::
             )?;
             show(&context, &normalize_username(&username)?, json).await
         }
+        UserCommand::SignOut { username } => {
+            let (id, _) = subject_of(&context, &username).await?;
+            let sub = accounts::sub_of(context.store.db(), &id)
+                .await?
+                .ok_or_else(|| anyhow!("user {username}: no such account"))?;
+            let (sessions, grants) = writ_command_api::sign_out::sign_out(
+                &context.executor,
+                &context.store,
+                &sub,
+                ACTOR,
+                &Metadata::cli(ACTOR),
+            )
+            .await
+            .map_err(|_| anyhow!("user {username}: the store did not answer; try again"))?;
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::json!({"sessions_ended": sessions, "grants_revoked": grants})
+                );
+            } else {
+                outln!("signed {username} out of {sessions} session(s); {grants} grant(s) revoked");
+            }
+            Ok(())
+        }
         UserCommand::Forget { username } => {
             let (id, _) = subject_of(&context, &username).await?;
             let sub = accounts::sub_of(context.store.db(), &id)

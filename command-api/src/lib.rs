@@ -17,6 +17,7 @@ mod issue;
 mod metadata;
 mod register;
 mod revoke;
+pub mod sign_out;
 mod token;
 
 use std::time::Duration;

@@ -44,6 +44,7 @@ mod revocation_stream;
 mod schema;
 mod serve;
 mod shutdown;
+mod sign_out;
 mod signed_introspection;
 mod slow_clients;
 mod split;

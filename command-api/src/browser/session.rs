@@ -4,12 +4,11 @@
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use writ_domain::grant::{Grant, GrantCommand};
 use writ_domain::session::{Session, SessionCommand};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_store::executor::Stream;
 use writ_store::inline::timestamp;
-use writ_store::views::{grants, sessions};
+use writ_store::views::sessions;
 use writ_store::{ExecuteError, Metadata};
 
 use super::state::{cookie, SESSION_COOKIE};
@@ -128,10 +127,22 @@ pub async fn end(
     reason: &str,
     metadata: &Metadata,
 ) -> Result<(), Unavailable> {
-    end_session(state, session, reason, metadata).await?;
-    revoke_grants(state, session, metadata).await
+    let by = format!("user:{}", session.sub);
+    crate::sign_out::end_session(
+        &state.executor,
+        &state.store,
+        &session.sid,
+        &by,
+        reason,
+        metadata,
+    )
+    .await
+    .map(drop)
+    .map_err(|_| Unavailable)
 }
 
+/// Ends the session alone: a new sign-in replaces it, and what was
+/// granted in it stands.
 async fn end_session(
     state: &CommandState,
     session: &LiveSession,
@@ -150,30 +161,4 @@ async fn end_session(
         Ok(_) | Err(ExecuteError::Rejected(_)) => Ok(()),
         Err(_) => Err(Unavailable),
     }
-}
-
-async fn revoke_grants(
-    state: &CommandState,
-    session: &LiveSession,
-    metadata: &Metadata,
-) -> Result<(), Unavailable> {
-    let grants = grants::standing_in_session(state.store.db(), &session.sid)
-        .await
-        .map_err(|_| Unavailable)?;
-    for gid in grants {
-        let command = GrantCommand::Revoke {
-            by: format!("user:{}", session.sub),
-            reason: "logout".into(),
-        };
-        match state
-            .executor
-            .execute::<Grant>(&gid, command, metadata)
-            .await
-        {
-            // Revoked meanwhile (by a replay, a policy): nothing to add.
-            Ok(_) | Err(ExecuteError::Rejected(_)) => {}
-            Err(_) => return Err(Unavailable),
-        }
-    }
-    Ok(())
 }

@@ -52,3 +52,16 @@ pub async fn find(db: &Db, sid: &str) -> Result<Option<SessionRow>, sqlx::Error>
     )
     .await
 }
+
+/// The sessions of `sub` not yet ended (some may have expired): what
+/// `writ user sign-out` ends.
+pub async fn live_of(db: &Db, sub: &str) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = db
+        .fetch_rows(
+            &Statement::new("SELECT sid FROM sessions WHERE sub = $1 AND status = $2")
+                .text(sub)
+                .text(SessionStatus::Live.as_str()),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|(sid,)| sid).collect())
+}
