@@ -18,15 +18,16 @@ async fn migrate_says_what_it_applied_and_then_that_nothing_is_left(backend: Bac
         "applied migration 3: audit index by time",
         "applied migration 4: token audience",
         "applied migration 5: token dpop key",
-        "is at migration 5",
+        "applied migration 6: sessions by subject",
+        "is at migration 6",
     ] {
         assert!(first.contains(line), "{line:?} in {first}");
     }
     let second = deployment.writ(&["migrate"]).success().stdout();
     assert!(!second.contains("applied"), "{second}");
-    assert!(second.contains("is up to date at migration 5"), "{second}");
+    assert!(second.contains("is up to date at migration 6"), "{second}");
     let json = deployment.writ(&["migrate", "--json"]).success().json();
-    assert_eq!(json["current"], 5);
+    assert_eq!(json["current"], 6);
     assert_eq!(json["applied"], serde_json::json!([]));
 }
 

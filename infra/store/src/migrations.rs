@@ -44,6 +44,11 @@ const SQLITE: &[Source] = &[
         "token dpop key",
         include_str!("../migrations/sqlite/0005_token_dpop_key.sql"),
     ),
+    (
+        6,
+        "sessions by subject",
+        include_str!("../migrations/sqlite/0006_sessions_by_subject.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -71,6 +76,11 @@ const POSTGRES: &[Source] = &[
         5,
         "token dpop key",
         include_str!("../migrations/postgres/0005_token_dpop_key.sql"),
+    ),
+    (
+        6,
+        "sessions by subject",
+        include_str!("../migrations/postgres/0006_sessions_by_subject.sql"),
     ),
 ];
 

@@ -113,6 +113,7 @@ CREATE TABLE {schema}.sessions (
   status     text NOT NULL,
   updated_at text NOT NULL
 ) STRICT;
+CREATE INDEX {schema}.sessions_by_sub ON sessions (sub);
 CREATE TABLE {schema}.audit_index (
   position       integer PRIMARY KEY,
   cursor         text NOT NULL,

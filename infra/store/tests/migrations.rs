@@ -25,11 +25,13 @@ const RELEASED: &[(&str, i64, &str)] = &[
     ("sqlite", 3, "2466075982b64c5cb6cd0becc1dee4a269abbf6e70208af07e9afbc1f4c4ca5e369b12cc2cad1ad5eaa7fd38098cab40"),
     ("sqlite", 4, "79fdf3f0089410659dfe9d4b8f59f0e24b999f129140e2b6cbf21e9a7b65463546fab3195d2ba0c1f378486d5622d08c"),
     ("sqlite", 5, "0be9c019fc91365b3c2bb5a78089b27bb36e2579f62b413095b76b92dcd93d29af41b0a14416ac0e406a569707aab47b"),
+    ("sqlite", 6, "0840e9eaa05f60e9d8bd36668884872f546713a0134606525a0c162e1e42e842e9e02961e971e0902f215c7cfe5fdb8e"),
     ("postgres", 1, "f6ab718719cf38a5015f3a70615f6be509495c9f1e85b8071d4de3327ec79fe1c0b2c9cfc679c368b7b97bd69908aef9"),
     ("postgres", 2, "68f4ed48e5c839a8f915133607f427bb7897f3d060cb59b2cbe665926f9e04aff2fb3142f92fcbe69e9629bb22a7b9af"),
     ("postgres", 3, "33a833152c3f350e58bc44ed613fb19005bb624f7610fbfd70f544a336c5af009515c2be84c486ec37c8609547d9ccbf"),
     ("postgres", 4, "6c83470e124bdf4ace3208e56e6adf09e452a8ca7b7c966978d5d16e5eb61dc2bfade0763de66d8184735894127d632f"),
     ("postgres", 5, "95d337ceeafd065d69634bae035c6715a0e74cbefa2a7f0daa40b27e1912adc8605a2867fb8ec6eb3fe5c3a331ee36f7"),
+    ("postgres", 6, "fba7559f26706fef8d905a9873c343618ab5a7925f14bda4f5db0cb03d2216ea553555428ebb36d76c43f06d770f393d"),
 ];
 
 #[test]
@@ -107,6 +109,7 @@ async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backe
              CREATE INDEX audit_by_client ON audit_index (client_id);
              ALTER TABLE tokens DROP COLUMN audience;
              ALTER TABLE tokens DROP COLUMN jkt;
+             DROP INDEX {schema}.sessions_by_sub;
              DELETE FROM _sqlx_migrations WHERE version >= 3;"
         ),
     )
@@ -122,10 +125,11 @@ async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backe
         [
             (3, "audit index by time".to_owned()),
             (4, "token audience".to_owned()),
-            (5, "token dpop key".to_owned())
+            (5, "token dpop key".to_owned()),
+            (6, "sessions by subject".to_owned())
         ]
     );
-    assert_eq!(report.current, 5);
+    assert_eq!(report.current, 6);
     assert_eq!(audit_indexes(&mut conn).await, ["audit_by_recorded_at"]);
     let again = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(again.applied.is_empty() && again.adopted.is_empty());
@@ -136,11 +140,13 @@ async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backe
 /// so success itself shows nothing ran; what came after 3 is applied.
 async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backend: Backend) {
     let (_dir, mut conn) = connect(backend).await;
+    let schema = conn.dialect().live_schema();
     let earlier = |versions: &str| {
         format!(
             "DROP TABLE _sqlx_migrations;
              ALTER TABLE tokens DROP COLUMN audience;
              ALTER TABLE tokens DROP COLUMN jkt;
+             DROP INDEX {schema}.sessions_by_sub;
              CREATE TABLE writ_migrations (version bigint PRIMARY KEY, applied_at text NOT NULL);
              INSERT INTO writ_migrations VALUES {versions};"
         )
@@ -158,11 +164,12 @@ async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backe
         report.applied,
         [
             (4, "token audience".to_owned()),
-            (5, "token dpop key".to_owned())
+            (5, "token dpop key".to_owned()),
+            (6, "sessions by subject".to_owned())
         ],
         "{report:?}"
     );
-    assert_eq!(report.current, 5);
+    assert_eq!(report.current, 6);
     let again = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(again.adopted.is_empty(), "adopted once: {again:?}");
 
@@ -181,7 +188,8 @@ async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backe
         [
             (3, "audit index by time".to_owned()),
             (4, "token audience".to_owned()),
-            (5, "token dpop key".to_owned())
+            (5, "token dpop key".to_owned()),
+            (6, "sessions by subject".to_owned())
         ]
     );
 }

@@ -11,7 +11,7 @@ table! {
         sid, sub, auth_time, expires_at, status, updated_at,
     }
     key [sid]
-    lookups []
+    lookups [sub]
 }
 
 status!(SessionStatus {

@@ -1,0 +1,1 @@
+CREATE INDEX sessions_by_sub ON public.sessions (sub);

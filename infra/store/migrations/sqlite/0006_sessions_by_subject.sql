@@ -1,0 +1,1 @@
+CREATE INDEX main.sessions_by_sub ON sessions (sub);
