@@ -108,12 +108,11 @@ fn answer(
 }
 
 fn recorded_as(headers: &HeaderMap, client_id: &str) -> Metadata {
-    Metadata {
-        actor: format!("client:{client_id}"),
-        request_id: request_id(headers),
-        client_id: Some(client_id.to_owned()),
-        client_auth: Some("registration_access_token".to_owned()),
-    }
+    Metadata::client(
+        client_id,
+        &request_id(headers),
+        Some("registration_access_token"),
+    )
 }
 
 /// Reads a client's registration (RFC 7592 §2.1).

@@ -17,10 +17,5 @@ pub fn user_metadata(sub: &str, request_id: &str, client_id: Option<&str>) -> Me
 /// An authenticated client's command: the actor is `client:<id>`, and the
 /// method it authenticated with is recorded beside it.
 pub fn client_metadata(client: &AuthenticatedClient, request_id: String) -> Metadata {
-    Metadata {
-        actor: format!("client:{}", client.client_id),
-        request_id,
-        client_id: Some(client.client_id.clone()),
-        client_auth: Some(client.method.as_str().to_owned()),
-    }
+    Metadata::client(&client.client_id, &request_id, Some(client.method.as_str()))
 }

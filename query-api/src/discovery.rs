@@ -64,7 +64,6 @@ fn metadata(state: &QueryState) -> Value {
             document[methods] = json!(["private_key_jwt"]);
         }
         document["require_pushed_authorization_requests"] = json!(true);
-        // §5.4.1: no RSASSA-PKCS1-v1_5.
         for algs in [
             "token_endpoint_auth_signing_alg_values_supported",
             "revocation_endpoint_auth_signing_alg_values_supported",
@@ -73,12 +72,12 @@ fn metadata(state: &QueryState) -> Value {
             "dpop_signing_alg_values_supported",
             "id_token_signing_alg_values_supported",
         ] {
-            document[algs] = json!(["ES256", "EdDSA", "PS256"]
-                .iter()
-                .filter(|alg| document[algs]
-                    .as_array()
-                    .is_some_and(|listed| listed.contains(&json!(alg))))
-                .collect::<Vec<_>>());
+            if let Some(listed) = document[algs].as_array_mut() {
+                listed.retain(|alg| {
+                    alg.as_str()
+                        .is_some_and(|alg| writ_edge::fapi2::admits(alg, true))
+                });
+            }
         }
     }
     if state.registration_enabled {

@@ -97,8 +97,13 @@ impl Api {
 
     /// The OpenID Connect discovery document.
     pub async fn discovery(&self) -> Value {
+        self.json("/.well-known/openid-configuration").await
+    }
+
+    /// A GET's JSON body, as `T`.
+    pub async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         self.http
-            .get(self.url("/.well-known/openid-configuration"))
+            .get(self.url(path))
             .send()
             .await
             .unwrap_or_else(|e| panic!("{e}"))

@@ -107,14 +107,7 @@ async fn an_independent_client_library_gets_client_credentials_password_and_refr
 }
 
 pub async fn jwks(api: &Api) -> JwkSet {
-    api.http
-        .get(api.url("/jwks"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
+    api.json("/jwks").await
 }
 
 /// Verifies with the `jsonwebtoken` crate, not with Writ's own code.

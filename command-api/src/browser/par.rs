@@ -234,12 +234,7 @@ pub async fn take(
     let command = PushedRequestCommand::Use {
         client_id: client.client_id.clone(),
     };
-    let metadata = Metadata {
-        actor: format!("client:{}", client.client_id),
-        request_id: request_id.to_owned(),
-        client_id: Some(client.client_id.clone()),
-        client_auth: None,
-    };
+    let metadata = Metadata::client(&client.client_id, request_id, None);
     let committed = match state
         .executor
         .execute::<PushedRequest>(&stream, command, &metadata)

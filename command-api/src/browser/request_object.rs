@@ -46,8 +46,7 @@ pub async fn unpack(
         Refused::Invalid(why) => why,
         _ => "the client's keys could not be read",
     })?;
-    // FAPI 2.0 §5.4.1: no RSASSA-PKCS1-v1_5.
-    if signed.alg == "RS256" && client.settings.fapi2(state.fapi2) {
+    if !writ_edge::fapi2::admits(&signed.alg, client.settings.fapi2(state.fapi2)) {
         return Err("a FAPI 2.0 client's request objects are signed with ES256, EdDSA or PS256");
     }
     let claims = signed.claims;

@@ -90,9 +90,15 @@ fn bare_challenge(realm: &str) -> Response {
 /// The token in the `Authorization` header, if the scheme is Bearer (in
 /// any case: RFC 7235 §2.1); possibly empty.
 pub fn from_header(headers: &HeaderMap) -> Option<&str> {
+    in_scheme(headers, "bearer")
+}
+
+/// The credentials in the `Authorization` header under `scheme`
+/// (compared in any case), trimmed; possibly empty.
+fn in_scheme<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    let (presented, token) = value.split_once(' ')?;
+    presented.eq_ignore_ascii_case(scheme).then(|| token.trim())
 }
 
 impl<S: Send + Sync> FromRequest<S> for BearerToken {
@@ -109,7 +115,7 @@ impl<S: Send + Sync> FromRequest<S> for BearerToken {
         };
         let in_header = from_header(&parts.headers).map(|token| (token.to_owned(), false));
         let in_header = in_header
-            .or_else(|| dpop_from_header(&parts.headers).map(|token| (token.to_owned(), true)));
+            .or_else(|| in_scheme(&parts.headers, "dpop").map(|token| (token.to_owned(), true)));
         let is_form = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -136,13 +142,6 @@ impl<S: Send + Sync> FromRequest<S> for BearerToken {
             (None, None) => Err(BearerRejection::Missing),
         }
     }
-}
-
-/// The token in the `Authorization` header, if the scheme is DPoP.
-fn dpop_from_header(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("dpop").then(|| token.trim())
 }
 
 /// Whether the request carries the token whose SHA-256 is

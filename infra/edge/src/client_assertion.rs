@@ -226,8 +226,7 @@ impl Assertions {
             ));
         }
         let fapi2 = settings.fapi2(self.fapi2);
-        // FAPI 2.0 §5.4.1: no RSASSA-PKCS1-v1_5.
-        if fapi2 && alg == "RS256" {
+        if !crate::fapi2::admits(&alg, fapi2) {
             return Err(Refused::Invalid(
                 "FAPI 2.0 admits assertions signed with ES256, EdDSA or PS256 only",
             ));
@@ -250,12 +249,7 @@ impl Assertions {
             kid,
             expires_at,
         };
-        let metadata = Metadata {
-            actor: format!("client:{client_id}"),
-            request_id: request_id.to_owned(),
-            client_id: Some(client_id.to_owned()),
-            client_auth: Some("private_key_jwt".to_owned()),
-        };
+        let metadata = Metadata::client(client_id, request_id, Some("private_key_jwt"));
         let stream = ClientAssertion::stream_id(client_id, jti, sha256_hex);
         match self
             .executor

@@ -30,9 +30,6 @@ pub const NONCE_HEADER: HeaderName = HeaderName::from_static("dpop-nonce");
 /// from further ahead is suspect.
 const MAX_SKEW_SECS: i64 = 10;
 
-/// FAPI 2.0 §5.4.1: no RSASSA-PKCS1-v1_5.
-pub const FAPI2_ALGORITHMS: &[&str] = &["ES256", "EdDSA", "PS256"];
-
 /// Nonces of the current period and the one before are accepted, so a
 /// nonce handed out just before a period ends still works once.
 #[derive(Clone)]
@@ -74,11 +71,6 @@ impl Nonces {
         (period == current || period == current - 1)
             && constant_time_eq(self.for_period(period).as_bytes(), nonce.as_bytes())
     }
-}
-
-/// Whether a proof signed with `alg` is admitted.
-fn admitted(alg: &str, fapi2: bool) -> bool {
-    !fapi2 || FAPI2_ALGORITHMS.contains(&alg)
 }
 
 /// What checking proofs needs, in both API contexts.
@@ -223,7 +215,7 @@ impl DpopSettings {
             max_skew_secs: MAX_SKEW_SECS,
         };
         let proof = dpop::verify(proof, &expected).map_err(|e| Refused::Invalid(e.0))?;
-        if !admitted(proof.alg, request.fapi2) {
+        if !crate::fapi2::admits(proof.alg, request.fapi2) {
             return Err(Refused::Invalid(
                 "FAPI 2.0 admits DPoP proofs signed with ES256, EdDSA or PS256 only",
             ));
@@ -266,12 +258,7 @@ impl DpopSettings {
             client_id: request.client_id.to_owned(),
             expires_at,
         };
-        let metadata = Metadata {
-            actor: format!("client:{}", request.client_id),
-            request_id: request.request_id.to_owned(),
-            client_id: Some(request.client_id.to_owned()),
-            client_auth: None,
-        };
+        let metadata = Metadata::client(request.client_id, request.request_id, None);
         let stream = DpopProof::stream_id(&proof.jkt, &proof.jti, sha256_hex);
         match self
             .executor
@@ -290,15 +277,6 @@ impl DpopSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fapi2_admits_no_rs256_proof() {
-        assert!(admitted("RS256", false));
-        assert!(!admitted("RS256", true));
-        for alg in ["ES256", "EdDSA", "PS256"] {
-            assert!(admitted(alg, true), "{alg}");
-        }
-    }
 
     #[test]
     fn a_nonce_is_fresh_for_its_period_and_the_next_and_cannot_be_forged() {

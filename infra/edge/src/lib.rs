@@ -15,6 +15,7 @@ pub mod client_auth;
 mod client_request;
 pub mod dpop;
 pub mod error;
+pub mod fapi2;
 pub mod form;
 pub mod health;
 pub mod metrics;

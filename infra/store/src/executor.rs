@@ -39,6 +39,18 @@ impl Metadata {
         }
     }
 
+    /// A client's command: the actor is `client:<id>`, with how it
+    /// authenticated when it did (`client_secret_basic`, `private_key_jwt`,
+    /// `registration_access_token`, …).
+    pub fn client(client_id: &str, request_id: &str, client_auth: Option<&str>) -> Self {
+        Self {
+            actor: format!("client:{client_id}"),
+            request_id: request_id.to_owned(),
+            client_id: Some(client_id.to_owned()),
+            client_auth: client_auth.map(str::to_owned),
+        }
+    }
+
     fn to_map(&self) -> HashMap<String, String> {
         let mut map = HashMap::from([
             ("actor".to_owned(), self.actor.clone()),
