@@ -258,6 +258,12 @@ pub struct ServeArgs {
     /// Lifetime of a pushed authorization request's request_uri, under 10m [default: 60s].
     #[arg(long, env = "WRIT_PAR_TTL", value_parser = humantime::parse_duration)]
     pub par_ttl: Option<Duration>,
+    /// Lifetime of a device code and its user code (RFC 8628), 1s to 1h [default: 10m].
+    #[arg(long, env = "WRIT_DEVICE_CODE_TTL", value_parser = humantime::parse_duration)]
+    pub device_code_ttl: Option<Duration>,
+    /// How often a device may poll the token endpoint (RFC 8628 §3.2), 1s to 1m [default: 5s].
+    #[arg(long, env = "WRIT_DEVICE_POLL_INTERVAL", value_parser = humantime::parse_duration)]
+    pub device_poll_interval: Option<Duration>,
     /// Every client's authorization requests must be pushed first (RFC 9126) [default: false].
     #[arg(long = "require-par", env = "WRIT_REQUIRE_PAR", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub require_pushed_authorization_requests: Option<bool>,
@@ -345,7 +351,7 @@ pub struct ClientFields {
     /// Registered redirect URI (repeatable; exact match).
     #[arg(long = "redirect-uri")]
     pub redirect_uris: Vec<String>,
-    /// Allowed grant type (repeatable): authorization_code, client_credentials, refresh_token, password.
+    /// Allowed grant type (repeatable): authorization_code, client_credentials, refresh_token, password, device_code (RFC 8628).
     #[arg(long = "grant-type")]
     pub grant_types: Vec<String>,
     /// Space-separated scopes the client may request.

@@ -146,7 +146,14 @@ fn settings_from(
     let mut grant_types = fields
         .grant_types
         .iter()
-        .map(|raw| GrantType::parse(raw).ok_or_else(|| anyhow!("unknown grant type {raw:?}; use authorization_code, client_credentials, refresh_token or password")))
+        .map(|raw| {
+            // RFC 8628's name is a URN; its last part is what people type.
+            let named = match raw.as_str() {
+                "device_code" => GrantType::parse(GrantType::DeviceCode.as_str()),
+                other => GrantType::parse(other),
+            };
+            named.ok_or_else(|| anyhow!("unknown grant type {raw:?}; use authorization_code, client_credentials, refresh_token, password or device_code"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     grant_types.sort();
     grant_types.dedup();

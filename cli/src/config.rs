@@ -60,6 +60,8 @@ pub struct FileConfig {
     pub authorization_request_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub par_ttl: Option<Duration>,
+    pub device_code_ttl: Option<Duration>,
+    pub device_poll_interval: Option<Duration>,
     pub allowed_resources: Option<Vec<String>>,
     pub require_pushed_authorization_requests: Option<bool>,
     pub fapi2_security_profile: Option<bool>,
@@ -143,6 +145,10 @@ pub struct Settings {
     pub authorization_request_ttl: Duration,
     /// How long a pushed authorization request's `request_uri` lives.
     pub par_ttl: Duration,
+    /// RFC 8628: how long a device code and its user code live.
+    pub device_code_ttl: Duration,
+    /// RFC 8628 §3.2: the polling interval devices are given.
+    pub device_poll_interval: Duration,
     /// RFC 8707 resources tokens may be for; empty, any absolute URI.
     pub allowed_resources: Vec<String>,
     /// Every client must push its authorization requests (RFC 9126 §5).
@@ -225,6 +231,26 @@ impl FileConfig {
         {
             return Err(ConfigError::Layers(
                 "par_ttl must be at least 1s and under 10m".into(),
+            ));
+        }
+        // A user code is guessable in proportion to how long it lives and
+        // how many live at once (RFC 8628 §5.1).
+        if config
+            .device_code_ttl
+            .is_some_and(|ttl| ttl < Duration::from_secs(1) || ttl > Duration::from_secs(3600))
+        {
+            return Err(ConfigError::Layers(
+                "device_code_ttl must be between 1s and 1h".into(),
+            ));
+        }
+        // Whole seconds: §3.2's `interval` is an integer.
+        if config.device_poll_interval.is_some_and(|interval| {
+            interval < Duration::from_secs(1)
+                || interval > Duration::from_secs(60)
+                || interval.subsec_nanos() != 0
+        }) {
+            return Err(ConfigError::Layers(
+                "device_poll_interval must be whole seconds between 1s and 1m".into(),
             ));
         }
         // A proof older than this is refused; its jti is remembered that
@@ -335,6 +361,10 @@ impl Settings {
                 .authorization_request_ttl
                 .unwrap_or(Duration::from_secs(30 * 60)),
             par_ttl: layers.par_ttl.unwrap_or(Duration::from_secs(60)),
+            device_code_ttl: layers.device_code_ttl.unwrap_or(Duration::from_secs(600)),
+            device_poll_interval: layers
+                .device_poll_interval
+                .unwrap_or(Duration::from_secs(5)),
             allowed_resources: layers.allowed_resources.clone().unwrap_or_default(),
             require_pushed_authorization_requests: layers
                 .require_pushed_authorization_requests

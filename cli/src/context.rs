@@ -46,6 +46,8 @@ pub fn resolve_settings(
         session_ttl: serve.and_then(|s| s.session_ttl),
         authorization_request_ttl: serve.and_then(|s| s.authorization_request_ttl),
         par_ttl: serve.and_then(|s| s.par_ttl),
+        device_code_ttl: serve.and_then(|s| s.device_code_ttl),
+        device_poll_interval: serve.and_then(|s| s.device_poll_interval),
         allowed_resources: serve
             .filter(|s| !s.allowed_resources.is_empty())
             .map(|s| s.allowed_resources.clone()),

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use utoipa_axum::router::OpenApiRouter;
 use writ_command_api::browser::{BrowserKey, BrowserSettings};
+use writ_command_api::device::DeviceSettings;
 use writ_command_api::{CommandContext, RegistrationDefaults};
 use writ_edge::client_assertion::Assertions;
 use writ_edge::dpop::{DpopSettings, Nonces};
@@ -175,6 +176,7 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
             executor: context.executor.clone(),
             store: context.store.clone(),
             issuer: settings.issuer.clone(),
+            public_url: settings.public_command_url.clone(),
             keys: keys.clone(),
             key_ring: context.keys.clone(),
             throttle: throttle.clone(),
@@ -192,6 +194,11 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
                 public_url: settings.public_command_url.clone(),
             },
             allowed_resources: settings.allowed_resources.clone(),
+            device: DeviceSettings::new(
+                settings.device_code_ttl,
+                settings.device_poll_interval,
+                Throttle::new(settings.ip_failure_limit, settings.auth_failure_window),
+            ),
             browser: BrowserSettings {
                 key: BrowserKey::derive(&context.keys),
                 code_ttl: settings.code_ttl,

@@ -278,6 +278,10 @@ pub fn invalid_grant() -> OAuthError {
 
 /// Refusals map to `invalid_grant` (scope escalation to `invalid_scope`);
 /// a store that is down or a commit whose outcome is unknown to 503.
+pub fn polling(error: writ_edge::ErrorCode, description: &str) -> OAuthError {
+    OAuthError::new(axum::http::StatusCode::BAD_REQUEST, error, description)
+}
+
 pub fn refused(err: ExecuteError<GrantError>) -> OAuthError {
     match err {
         ExecuteError::Rejected(GrantError::ScopeEscalation) => {
@@ -287,6 +291,20 @@ pub fn refused(err: ExecuteError<GrantError>) -> OAuthError {
             axum::http::StatusCode::BAD_REQUEST,
             writ_edge::ErrorCode::InvalidTarget,
             "a requested resource was not granted",
+        ),
+        // RFC 8628 §3.5: what a polling device is told, to its own client
+        // holding its own code only (the aggregate checks both first).
+        ExecuteError::Rejected(GrantError::AuthorizationPending) => polling(
+            writ_edge::ErrorCode::AuthorizationPending,
+            "the person has not answered yet; poll again after the interval",
+        ),
+        ExecuteError::Rejected(GrantError::DeviceAccessDenied) => polling(
+            writ_edge::ErrorCode::AccessDenied,
+            "the person denied the request",
+        ),
+        ExecuteError::Rejected(GrantError::DeviceCodeExpired) => polling(
+            writ_edge::ErrorCode::ExpiredToken,
+            "the device code has expired; start again",
         ),
         // The aggregate's reason stays in the log: the client learns no
         // more than that the grant is not good (L5).

@@ -12,9 +12,11 @@ mod audience;
 pub mod browser;
 mod client_management;
 mod credentials;
+pub mod device;
 mod id_token;
 mod issue;
 mod metadata;
+mod public_writes;
 mod register;
 mod revoke;
 pub mod sign_out;
@@ -54,6 +56,8 @@ pub struct CommandContext {
     pub executor: Executor,
     pub store: Store,
     pub issuer: String,
+    /// Where browsers reach this API (the verification page's address).
+    pub public_url: String,
     pub keys: KeySet,
     pub key_ring: KeyRing,
     /// Failed client authentications, per client and address.
@@ -75,6 +79,7 @@ pub struct CommandContext {
     /// absolute URI (a client's configured audience may still restrict it).
     pub allowed_resources: Vec<String>,
     pub browser: browser::BrowserSettings,
+    pub device: device::DeviceSettings,
 }
 
 impl axum::extract::FromRef<CommandState> for writ_edge::ClientAuthenticator {
@@ -93,6 +98,7 @@ pub fn router(state: CommandState) -> OpenApiRouter {
         .routes(routes!(token::token))
         .routes(routes!(revoke::revoke))
         .routes(routes!(browser::par::push))
+        .routes(routes!(device::authorize_device))
         .routes(routes!(register::register))
         .routes(routes!(
             client_management::read,

@@ -57,7 +57,7 @@ pub async fn revoke(
             }
             (TokenKind::Access, _) => Some(TokenRef::AccessHash(SecretHash(record.key.clone()))),
             (TokenKind::Refresh, _) => Some(TokenRef::RefreshHash(SecretHash(record.key.clone()))),
-            (TokenKind::Code | TokenKind::Unrecognised, _) => None,
+            (TokenKind::Code | TokenKind::DeviceCode | TokenKind::Unrecognised, _) => None,
         };
         if let Some(token) = token {
             let metadata = crate::metadata::client_metadata(&client, request_id);

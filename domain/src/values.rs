@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 mod display;
+pub mod user_code;
 pub use display::displayable;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -226,6 +227,9 @@ pub enum GrantType {
     ClientCredentials,
     RefreshToken,
     Password,
+    /// RFC 8628: a device without a browser asks a person to approve it
+    /// on another one.
+    DeviceCode,
 }
 
 impl GrantType {
@@ -235,6 +239,7 @@ impl GrantType {
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
             Self::Password => "password",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 
@@ -244,6 +249,7 @@ impl GrantType {
             Self::ClientCredentials,
             Self::RefreshToken,
             Self::Password,
+            Self::DeviceCode,
         ]
         .into_iter()
         .find(|grant| grant.as_str() == raw)

@@ -103,6 +103,12 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// An RFC 8628 user code from the OS CSPRNG (see
+/// [`writ_domain::values::user_code`]).
+pub fn random_user_code() -> String {
+    writ_domain::values::user_code::from_random(|| OsRng.next_u32() as u8)
+}
+
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }

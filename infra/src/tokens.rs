@@ -94,6 +94,12 @@ impl TokenRecord {
         liveness::token_is_live(&self.token, &self.holder, now)
     }
 
+    /// Not revoked, rotated or spent: a redeemed code or device code is
+    /// not, whatever its grant's state.
+    pub fn is_unspent(&self) -> bool {
+        self.token.token_active
+    }
+
     /// See [`liveness::holder_is_live`].
     pub fn holder_is_live(&self) -> bool {
         liveness::holder_is_live(&self.holder)

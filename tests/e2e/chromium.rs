@@ -1,6 +1,7 @@
 //! A real browser: Debian's headless Chromium driven through
 //! chromedriver's W3C WebDriver API. Sign in → consent → redirect with a
 //! code; Deny; the account page → withdraw → the token is inactive.
+//! A device connected from the verification page with the keyboard only.
 //! Screenshots are kept under `target/e2e-artifacts/` for people to look at.
 
 use std::path::PathBuf;
@@ -206,6 +207,23 @@ impl Session<'_> {
         .await;
     }
 
+    /// Waits until the page's source contains `text`.
+    async fn wait_for_text(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let source = self.call(reqwest::Method::GET, "/source", None).await;
+            if source.as_str().is_some_and(|html| html.contains(text)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never showed on {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn wait_for_url(&self, prefix: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -352,4 +370,45 @@ async fn a_person_signs_in_consents_denies_and_withdraws_in_chromium() {
         "withdrawn in the browser, inactive at once"
     );
     session.close().await;
+}
+
+/// WebDriver's Enter key.
+const ENTER: &str = "\u{E007}";
+
+#[tokio::test]
+#[ignore = "needs Chromium: `bash scripts/test` installs it and runs this"]
+async fn a_person_connects_a_device_with_the_keyboard_alone_in_chromium() {
+    let deployment = Deployment::with_keys(Backend::Sqlite).await;
+    let tv = crate::device_flow::device_client(&deployment);
+    browser::user(&deployment, "alice");
+    let server = deployment.serve_with(&["--device-poll-interval", "1s"]);
+    let api = Api::new(&server);
+    let started = crate::device_flow::start(&api, &tv, "openid profile").await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let user_code = started.field("user_code");
+    let driver = Driver::start().await;
+    let session = driver.session().await;
+
+    // Typed as people do: lower case, a space for the dash, then Enter.
+    session.open(&started.field("verification_uri")).await;
+    let typed = user_code.to_lowercase().replace('-', " ");
+    session.type_into("#user_code", &typed).await;
+    session.screenshot("05-device-code").await;
+    session.type_into("#user_code", ENTER).await;
+    session.type_into("#username", "alice").await;
+    session
+        .type_into("#password", &format!("{}{ENTER}", browser::PASSWORD))
+        .await;
+    session.find("#allow").await;
+    session.wait_for_text(&user_code).await;
+    session.wait_for_text("Living Room TV").await;
+    session.screenshot("06-device-confirm").await;
+    session.type_into("#allow", ENTER).await;
+    session.wait_for_text("Device connected").await;
+    session.screenshot("07-device-connected").await;
+    session.close().await;
+
+    let tokens = crate::device_flow::poll(&api, &tv, &started.field("device_code")).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    assert_eq!(tokens.field("scope"), "openid profile");
 }

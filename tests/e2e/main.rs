@@ -14,6 +14,7 @@ mod client_management;
 mod clock_skew;
 mod code_flow;
 mod demo;
+mod device_flow;
 mod display_and_logout;
 mod dpop;
 mod dpop_binding;

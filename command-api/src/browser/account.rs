@@ -52,11 +52,7 @@ pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Resp
             granted_at: consent.granted_at,
         })
         .collect();
-    let username = writ_infra::claims::username(&state.store, &state.key_ring, &session.sub)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| session.sub.clone());
+    let username = session.username(&state, &session.sub).await;
     pages::render(
         StatusCode::OK,
         &pages::Account {

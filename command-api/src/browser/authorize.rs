@@ -250,7 +250,10 @@ pub async fn proceed(state: &CommandState, headers: &HeaderMap, pending: Pending
             "login_required",
             "the user is not signed in",
         ),
-        None => super::login::page(state, &binding, Some(&pending), None, StatusCode::OK).await,
+        None => {
+            let after = super::login::After::Authorization(Box::new(pending));
+            super::login::page(state, &binding, &after, None, StatusCode::OK).await
+        }
         Some(session) => match consent_covers(state, &session.sub, &pending).await {
             Err(()) => pages::unavailable(),
             Ok(true) if !pending.prompt.consent => issue_code(state, &pending, &session).await,

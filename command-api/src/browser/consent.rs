@@ -25,11 +25,7 @@ pub async fn page(
     mut pending: Pending,
     session: &LiveSession,
 ) -> Response {
-    let username = writ_infra::claims::username(&state.store, &state.key_ring, &session.sub)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "you".into());
+    let username = session.username(state, "you").await;
     pending.consent_for = Some(session.sub.clone());
     let request = state.browser.key.seal(binding, "consent", &pending);
     pages::render(

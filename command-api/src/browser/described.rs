@@ -100,3 +100,21 @@ pub struct LogoutConfirmation {
     /// Where to go after signing out, sealed to this browser.
     request: String,
 }
+
+/// The device code page's form (RFC 8628 §3.3).
+#[derive(ToSchema)]
+pub struct DeviceForm {
+    csrf: String,
+    /// As the device shows it; case, dashes and spaces do not matter.
+    user_code: String,
+}
+
+/// The device confirmation page's form.
+#[derive(ToSchema)]
+pub struct DeviceDecisionForm {
+    csrf: String,
+    /// The grant shown, sealed to this browser.
+    request: String,
+    /// `allow` or `deny`.
+    decision: String,
+}

@@ -20,24 +20,45 @@ use crate::credentials::{self, Checked};
 use crate::metadata::request_id;
 use crate::CommandState;
 
-/// The sign-in page for this browser, with `pending` sealed into it.
+/// What a sign-in goes on with.
+#[derive(Debug, Clone)]
+pub enum After {
+    /// The account page.
+    Account,
+    /// An authorization request.
+    Authorization(Box<Pending>),
+    /// The device verification page, with the user code typed there.
+    Device(String),
+}
+
+/// Seals `After::Device`'s user code: a form field for no other purpose.
+const DEVICE_PURPOSE: &str = "device login";
+
+/// The sign-in page for this browser, with what follows sealed into it.
 pub async fn page(
     state: &CommandState,
     binding: &str,
-    pending: Option<&Pending>,
+    after: &After,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    let key = &state.browser.key;
+    let (pending, device) = match after {
+        After::Account => (None, String::new()),
+        After::Authorization(pending) => (Some(&**pending), String::new()),
+        After::Device(code) => (None, key.seal(binding, DEVICE_PURPOSE, code)),
+    };
     let request = pending
-        .map(|p| state.browser.key.seal(binding, "login", p))
+        .map(|p| key.seal(binding, "login", p))
         .unwrap_or_default();
     pages::render(
         status,
         &pages::Login {
             client_name: pending.map(|p| p.client_name.as_str()),
             error,
-            csrf: &state.browser.key.csrf(binding),
+            csrf: &key.csrf(binding),
             request: &request,
+            device: &device,
             username: pending
                 .and_then(|p| p.login_hint.as_deref())
                 .unwrap_or_default(),
@@ -62,7 +83,7 @@ pub async fn show(State(state): State<CommandState>, headers: HeaderMap) -> Resp
         Err(_) => return pages::unavailable(),
     }
     let (binding, new_binding) = state::binding(&headers);
-    let response = page(&state, &binding, None, None, StatusCode::OK).await;
+    let response = page(&state, &binding, &After::Account, None, StatusCode::OK).await;
     guard::remember_browser(&state, response, &binding, new_binding)
 }
 
@@ -93,18 +114,27 @@ pub async fn submit(
         Ok(posted) => posted,
         Err(page) => return page,
     };
-    let pending: Option<Pending> = match form.get("request") {
-        None => None,
-        Some(sealed) => match state.browser.key.open(&binding, "login", Some(sealed)) {
-            Some(pending) if fresh(&state, &pending) => Some(pending),
+    let key = &state.browser.key;
+    let after = match (form.get("request"), form.get("device")) {
+        (Some(sealed), _) => match key.open(&binding, "login", Some(sealed)) {
+            Some(pending) if fresh(&state, &pending) => After::Authorization(Box::new(pending)),
             _ => return expired(),
         },
+        (None, Some(sealed)) => match key.open(&binding, DEVICE_PURPOSE, Some(sealed)) {
+            Some(code) => After::Device(code),
+            None => return expired(),
+        },
+        (None, None) => After::Account,
+    };
+    let pending = match &after {
+        After::Authorization(pending) => Some((**pending).clone()),
+        _ => None,
     };
     let again = |error: &'static str, status| {
         let state = state.clone();
         let binding = binding.clone();
-        let pending = pending.clone();
-        async move { page(&state, &binding, pending.as_ref(), Some(error), status).await }
+        let after = after.clone();
+        async move { page(&state, &binding, &after, Some(error), status).await }
     };
     let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
         return again("Enter your username and password.", StatusCode::BAD_REQUEST).await;
@@ -147,15 +177,13 @@ pub async fn submit(
     let Ok((_, cookie)) = session::sign_in(&state, existing, &sub, &metadata).await else {
         return pages::unavailable();
     };
-    let mut response = match &pending {
-        Some(pending) => see_other(&with_query(
+    let mut response = match &after {
+        After::Authorization(pending) => see_other(&with_query(
             "/authorize/resume",
-            &[(
-                "request",
-                Some(&state.browser.key.seal(&binding, "resume", pending)),
-            )],
+            &[("request", Some(&key.seal(&binding, "resume", pending)))],
         )),
-        None => see_other("/account"),
+        After::Device(code) => see_other(&with_query("/device", &[("user_code", Some(code))])),
+        After::Account => see_other("/account"),
     };
     if let Some(cookie) = cookie {
         let max_age = state.browser.session_ttl.as_secs();

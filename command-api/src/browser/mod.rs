@@ -7,6 +7,7 @@ mod authorize;
 mod code;
 mod consent;
 mod described;
+mod device;
 mod guard;
 mod login;
 mod logout;
@@ -25,6 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use writ_edge::Throttle;
 
+pub use pages::with_query;
 pub use state::BrowserKey;
 
 use crate::CommandState;
@@ -55,6 +57,8 @@ pub fn router() -> OpenApiRouter<CommandState> {
         .routes(routes!(authorize::resume))
         .routes(routes!(login::show, login::submit))
         .routes(routes!(consent::submit))
+        .routes(routes!(device::show, device::submit))
+        .routes(routes!(device::decide))
         .routes(routes!(logout::logout, logout::confirm_logout))
         .routes(routes!(account::show))
         .routes(routes!(account::withdraw))

@@ -12,7 +12,35 @@ pub struct Login<'a> {
     pub error: Option<&'a str>,
     pub csrf: &'a str,
     pub request: &'a str,
+    /// The sealed user code of a device verification to go on with.
+    pub device: &'a str,
     pub username: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct Device<'a> {
+    pub error: Option<&'a str>,
+    pub csrf: &'a str,
+    pub user_code: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+pub struct DeviceConfirm<'a> {
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub user_code: &'a str,
+    pub scopes: Vec<String>,
+    pub csrf: &'a str,
+    pub request: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "device_done.html")]
+pub struct DeviceDone<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
 }
 
 #[derive(Template)]

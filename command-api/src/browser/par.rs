@@ -13,7 +13,6 @@ use axum::Json;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use writ_domain::pushed_request::{AuthorizationParameters, PushedRequest, PushedRequestCommand};
-use writ_edge::client_auth::Method;
 use writ_edge::dpop::{self, ProofFor, Refused};
 use writ_edge::openapi::{tag, ErrorBody};
 use writ_edge::{no_store, ClientRequest, ErrorCode, Form, OAuthError};
@@ -75,20 +74,7 @@ pub async fn push(
         request_id,
         address,
     } = request;
-    // A public client's id is no credential: anyone could grow the log
-    // with its pushes, so they are counted per address (ADR 0012).
-    if client.method == Method::None {
-        let key = format!("{:?}", address.0);
-        if let Err(retry_after) = state.browser.public_pushes.check(&key) {
-            return Err(OAuthError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::InvalidRequest,
-                "too many pushed requests from this address; retry later",
-            )
-            .retry_after(retry_after));
-        }
-        state.browser.public_pushes.record_failure(&key);
-    }
+    crate::public_writes::count(&state, &client, &address, "pushed")?;
     if request::oversized(&form, AUTHORIZATION_PARAMETERS) {
         return Err(OAuthError::invalid_request(
             "a parameter of this request is too long",

@@ -162,3 +162,15 @@ async fn end_session(
         Err(_) => Err(Unavailable),
     }
 }
+
+impl LiveSession {
+    /// The signed-in person's username for a page, or `otherwise` when it
+    /// cannot be read (a forgotten account, a store that did not answer).
+    pub async fn username(&self, state: &CommandState, otherwise: &str) -> String {
+        writ_infra::claims::username(&state.store, &state.key_ring, &self.sub)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| otherwise.to_owned())
+    }
+}

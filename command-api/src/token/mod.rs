@@ -5,6 +5,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod device_code;
 mod password;
 mod refresh;
 
@@ -31,13 +32,18 @@ pub struct Grant<'a> {
 /// A token request's form. Which fields a grant reads is RFC 6749's:
 /// `authorization_code` reads `code`, `redirect_uri` and `code_verifier`
 /// (RFC 7636); `refresh_token` reads `refresh_token`; `password` reads
-/// `username` and `password`; every grant reads `scope` and `resource`.
+/// `username` and `password`; the device code grant (RFC 8628) reads
+/// `device_code`; the others read `scope` and `resource`.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // Describes the form; the handler reads it as `ClientRequest`.
 pub struct TokenForm {
-    #[schema(pattern = "^(authorization_code|client_credentials|refresh_token|password)$")]
+    #[schema(
+        pattern = "^(authorization_code|client_credentials|refresh_token|password|urn:ietf:params:oauth:grant-type:device_code)$"
+    )]
     grant_type: String,
     code: Option<String>,
+    /// RFC 8628 §3.4.
+    device_code: Option<String>,
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
     refresh_token: Option<String>,
@@ -81,7 +87,7 @@ pub struct TokenResponse {
     params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449 §4) for this request: binds what is issued to its key.")),
     responses(
         (status = 200, description = "Tokens (RFC 6749 §5.1), `Cache-Control: no-store`; with a proof, `token_type: DPoP` (and `DPoP-Nonce` when nonces are required).", body = TokenResponse),
-        (status = 400, description = "RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`; RFC 9449: `invalid_dpop_proof`, `use_dpop_nonce` (with `DPoP-Nonce`).", body = ErrorBody),
+        (status = 400, description = "RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`; RFC 8628 §3.5: `authorization_pending`, `slow_down`, `access_denied`, `expired_token`; RFC 9449: `invalid_dpop_proof`, `use_dpop_nonce` (with `DPoP-Nonce`).", body = ErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate`; after too many failed authentications, with `Retry-After` too.", body = ErrorBody),
         (status = 429, description = "The password grant only: too many failed sign-ins for the username; `Retry-After` says when to try again.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`: the store did not answer.", body = ErrorBody),
@@ -144,6 +150,7 @@ pub async fn token(
         GrantType::RefreshToken => refresh::grant(&grant).await,
         GrantType::Password => password::grant(&grant, address.0).await,
         GrantType::AuthorizationCode => authorization_code::grant(&grant).await,
+        GrantType::DeviceCode => device_code::grant(&grant).await,
     }?;
     if proof.header.is_some() {
         state.dpop.next_nonce(&mut response);

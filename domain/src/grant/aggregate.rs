@@ -3,9 +3,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    GrantCommand, GrantError, GrantEvent, GrantKind, GrantParties, TokenRef, TokenRequest,
-};
+use super::{GrantCommand, GrantError, GrantEvent, GrantKind, TokenRequest};
 use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
 use crate::Services;
 
@@ -67,8 +65,11 @@ pub struct Grant {
     pub code: Option<CodeState>,
     pub access_tokens: Vec<IssuedAccess>,
     pub refresh: Option<RefreshFamily>,
-    /// The sign-in behind a code grant, for its id_token.
+    /// The sign-in behind a code or device grant, for its id_token.
     pub authentication: Option<Authentication>,
+    /// RFC 8628: the device code and the person's answer.
+    #[serde(default)]
+    pub device: Option<super::device::DeviceState>,
 }
 
 /// What the id_token of a code grant says about the sign-in.
@@ -216,6 +217,10 @@ impl Aggregate for Grant {
                     }
                 }
             }
+            event @ (GrantEvent::DeviceAuthorizationStarted { .. }
+            | GrantEvent::DeviceAuthorizationApproved { .. }
+            | GrantEvent::DeviceAuthorizationDenied { .. }
+            | GrantEvent::DeviceCodeRedeemed { .. }) => self.apply_device(event),
             GrantEvent::AccessTokenRevoked { jti, .. } => {
                 if let Some(token) = self.access_tokens.iter_mut().find(|t| t.jti == jti) {
                     token.revoked = true;
@@ -240,7 +245,7 @@ impl Grant {
         // and records nothing: a pending code, a refresh token or a second
         // revocation cannot bring it back or move it.
         if self.status == GrantStatus::Revoked {
-            return Err(GrantError::Revoked);
+            return Err(self.refused_when_revoked(&command));
         }
         match command {
             GrantCommand::IssueCode {
@@ -335,6 +340,18 @@ impl Grant {
                 scopes,
                 tokens,
             } => self.refresh(&client_id, &token_hash, scopes, tokens, services),
+            start @ GrantCommand::StartDeviceAuthorization { .. } => self.start_device(start, now),
+            GrantCommand::DecideDevice {
+                sub,
+                auth_time,
+                sid,
+                allow,
+            } => self.decide_device(sub, auth_time, sid, allow, now),
+            GrantCommand::RedeemDeviceCode {
+                client_id,
+                device_code_hash,
+                tokens,
+            } => self.redeem_device(&client_id, &device_code_hash, tokens, services),
             GrantCommand::RevokeToken {
                 client_id,
                 token,
@@ -431,145 +448,6 @@ impl Grant {
         }];
         events.extend(self.mint(&scopes, tokens, true, services)?);
         Ok(events)
-    }
-
-    fn refresh(
-        &self,
-        client_id: &str,
-        presented: &SecretHash,
-        scopes: Option<ScopeSet>,
-        tokens: TokenRequest,
-        services: &Services,
-    ) -> Result<Vec<GrantEvent>, GrantError> {
-        let now = services.now();
-        let family = self.refresh.as_ref().ok_or(GrantError::NotRefreshable)?;
-        if self.client_id != client_id {
-            return Err(GrantError::ClientMismatch);
-        }
-        if family.rotated.contains(presented) {
-            return Ok(vec![
-                GrantEvent::RefreshTokenReuseDetected {
-                    token_hash: presented.clone(),
-                    detected_at: now,
-                },
-                self.revocation("writ".into(), "refresh_token_reuse".into(), now),
-            ]);
-        }
-        if family.current != *presented {
-            return Err(GrantError::UnknownRefreshToken);
-        }
-        if now >= family.idle_expires_at || now >= family.family_expires_at {
-            return Err(GrantError::RefreshExpired);
-        }
-        if family.jkt.is_some() && family.jkt != tokens.dpop_jkt {
-            return Err(GrantError::DpopKeyMismatch);
-        }
-        let scopes = match scopes {
-            Some(requested) if !requested.is_subset(&self.scopes) => {
-                return Err(GrantError::ScopeEscalation)
-            }
-            Some(requested) => requested,
-            None => self.scopes.clone(),
-        };
-        let mut events = Vec::new();
-        if let Some(next) = &tokens.refresh {
-            events.push(GrantEvent::RefreshTokenRotated {
-                previous_hash: presented.clone(),
-                token_hash: next.token_hash.clone(),
-                rotated_at: now,
-                idle_expires_at: (now + seconds(next.idle_ttl_secs)?).min(family.family_expires_at),
-                jkt: family.jkt.clone().or_else(|| next.jkt.clone()),
-            });
-        }
-        events.extend(self.mint(
-            &scopes,
-            TokenRequest {
-                refresh: None,
-                ..tokens
-            },
-            false,
-            services,
-        )?);
-        Ok(events)
-    }
-
-    fn revoke_token(
-        &self,
-        client_id: &str,
-        token: &TokenRef,
-        by: String,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<GrantEvent>, GrantError> {
-        // RFC 7009 §2.1: a client may only revoke its own tokens; the
-        // endpoint answers 200 either way, so this refusal records nothing.
-        if self.client_id != client_id {
-            return Err(GrantError::ClientMismatch);
-        }
-        let live = |t: &&IssuedAccess| !t.revoked;
-        match token {
-            TokenRef::AccessJti(jti) => self
-                .access_tokens
-                .iter()
-                .filter(live)
-                .find(|t| t.jti == *jti),
-            TokenRef::AccessHash(hash) => self
-                .access_tokens
-                .iter()
-                .filter(live)
-                .find(|t| t.token_hash.as_ref() == Some(hash)),
-            TokenRef::RefreshHash(hash) => {
-                // RFC 7009 §2.1: revoking a refresh token revokes the grant's
-                // access tokens too.
-                return match &self.refresh {
-                    Some(family) if family.current == *hash => Ok(vec![self.revocation(
-                        by,
-                        "refresh_token_revoked".into(),
-                        now,
-                    )]),
-                    _ => Err(GrantError::UnknownToken),
-                };
-            }
-        }
-        .map(|t| {
-            vec![GrantEvent::AccessTokenRevoked {
-                jti: t.jti.clone(),
-                by,
-                revoked_at: now,
-                parties: Some(GrantParties::of(self)),
-                expires_at: Some(t.expires_at),
-            }]
-        })
-        .ok_or(GrantError::UnknownToken)
-    }
-
-    fn revocation(&self, by: String, reason: String, now: DateTime<Utc>) -> GrantEvent {
-        let live: Vec<&IssuedAccess> = self.access_tokens.iter().filter(|t| !t.revoked).collect();
-        GrantEvent::GrantRevoked {
-            by,
-            reason,
-            jtis: live.iter().map(|t| t.jti.clone()).collect(),
-            expires_at: live
-                .iter()
-                .map(|t| t.expires_at)
-                .chain(self.pending_code_bound())
-                .max(),
-            revoked_at: now,
-            parties: Some(GrantParties::of(self)),
-        }
-    }
-
-    /// R72: the latest a token minted from a still-pending code could
-    /// live. Nothing can be minted once the grant is revoked, but resource
-    /// servers keep the gid denied until then all the same, so a deny-list
-    /// never depends on every writer refusing.
-    fn pending_code_bound(&self) -> Option<DateTime<Utc>> {
-        let code = self.code.as_ref().filter(|code| !code.spent)?;
-        let after = code
-            .token_ttl_secs
-            .and_then(|secs| i64::try_from(secs).ok())
-            .and_then(Duration::try_seconds)
-            .unwrap_or_default();
-        code.expires_at.checked_add_signed(after)
     }
 
     fn ensure_absent(&self) -> Result<(), GrantError> {

@@ -9,6 +9,7 @@ pub enum GrantKind {
     AuthorizationCode,
     ClientCredentials,
     Password,
+    DeviceCode,
 }
 
 /// What to mint on success. Raw tokens are made and kept by the caller;
@@ -99,6 +100,33 @@ pub enum GrantCommand {
         token_hash: SecretHash,
         /// A narrower set, or `None` for the granted scopes (RFC 6749 §6).
         scopes: Option<ScopeSet>,
+        tokens: TokenRequest,
+    },
+    /// RFC 8628 §3.1. The stream id is derived from the user code, so
+    /// two live authorizations can never share one: the second start on
+    /// a stream is refused and the caller draws another code.
+    StartDeviceAuthorization {
+        gid: String,
+        client_id: String,
+        scopes: ScopeSet,
+        audience: Vec<String>,
+        device_code_hash: SecretHash,
+        request_id: String,
+        ttl_secs: u64,
+        interval_secs: u64,
+        token_ttl_secs: u64,
+    },
+    /// The person's answer on the verification page.
+    DecideDevice {
+        sub: String,
+        auth_time: DateTime<Utc>,
+        sid: Option<String>,
+        allow: bool,
+    },
+    /// RFC 8628 §3.4: the device polls the token endpoint.
+    RedeemDeviceCode {
+        client_id: String,
+        device_code_hash: SecretHash,
         tokens: TokenRequest,
     },
     RevokeToken {

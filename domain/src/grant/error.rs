@@ -32,6 +32,18 @@ pub enum GrantError {
     ZeroLifetime,
     #[error("a requested resource was not granted")]
     ResourceNotGranted,
+    /// RFC 8628 §3.5 `authorization_pending`.
+    #[error("the person has not answered yet")]
+    AuthorizationPending,
+    /// RFC 8628 §3.5 `access_denied`.
+    #[error("the person denied the request")]
+    DeviceAccessDenied,
+    /// RFC 8628 §3.5 `expired_token`.
+    #[error("the device code has expired")]
+    DeviceCodeExpired,
+    /// The verification page answered an authorization already answered.
+    #[error("the request has already been answered")]
+    AlreadyDecided,
     #[error("the DPoP proof's key is not the one the code or refresh token is bound to")]
     DpopKeyMismatch,
 }

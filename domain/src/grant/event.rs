@@ -105,6 +105,38 @@ pub enum GrantEvent {
         token_hash: SecretHash,
         detected_at: DateTime<Utc>,
     },
+    /// RFC 8628 §3.2: a device asked for a grant; nothing is granted
+    /// until a person approves it on another device.
+    DeviceAuthorizationStarted {
+        gid: String,
+        client_id: String,
+        scopes: ScopeSet,
+        audience: Vec<String>,
+        device_code_hash: SecretHash,
+        request_id: String,
+        issued_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        /// The polling interval the device was given (§3.2 `interval`).
+        interval_secs: u64,
+        /// How long after `expires_at` a token minted from it could live.
+        token_ttl_secs: u64,
+    },
+    /// The person typed the user code, signed in and allowed it.
+    DeviceAuthorizationApproved {
+        sub: String,
+        auth_time: DateTime<Utc>,
+        /// The browser session it was approved in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sid: Option<String>,
+        approved_at: DateTime<Utc>,
+    },
+    DeviceAuthorizationDenied {
+        sub: String,
+        denied_at: DateTime<Utc>,
+    },
+    DeviceCodeRedeemed {
+        redeemed_at: DateTime<Utc>,
+    },
     /// Version 1.1 adds `parties` and `expires_at`: a reader (the
     /// revocation publisher) learns whose token it was and how long to
     /// remember the revocation without asking the read model.

@@ -5,9 +5,12 @@
 
 mod aggregate;
 mod command;
+mod device;
 mod error;
 mod event;
 mod mint;
+mod refresh;
+mod revoke;
 
 pub use aggregate::{Grant, GrantStatus};
 pub use command::{GrantCommand, GrantKind, RefreshRequest, TokenRef, TokenRequest};

@@ -37,10 +37,14 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §8 and §9: retry with the `DPoP-Nonce` sent.
     UseDpopNonce,
+    /// RFC 8628 §3.5: the device polls again later.
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
 }
 
 impl ErrorCode {
-    const ALL: [Self; 17] = [
+    const ALL: [Self; 20] = [
         Self::InvalidRequest,
         Self::InvalidClient,
         Self::InvalidGrant,
@@ -58,6 +62,9 @@ impl ErrorCode {
         Self::InvalidRequestObject,
         Self::InvalidDpopProof,
         Self::UseDpopNonce,
+        Self::AuthorizationPending,
+        Self::SlowDown,
+        Self::ExpiredToken,
     ];
 
     /// The code an authorization error names, for an endpoint that answers
@@ -85,6 +92,9 @@ impl ErrorCode {
             Self::InvalidRequestObject => "invalid_request_object",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
         }
     }
 }

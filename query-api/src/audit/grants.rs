@@ -14,6 +14,10 @@ use super::{
     Report,
 };
 
+/// Not yet working: a code not redeemed, a device grant not redeemed.
+const CODE_ISSUED: &str = "code issued";
+const DEVICE_PENDING: &str = "device pending";
+
 /// One grant as it stood at a moment.
 #[derive(Debug, Clone)]
 struct GrantState {
@@ -34,8 +38,10 @@ impl GrantState {
             "revoked"
         } else if self.expires_at.is_some_and(|expiry| expiry <= at) {
             "expired"
-        } else if self.kind == "code issued" {
-            "code issued"
+        } else if self.kind == CODE_ISSUED {
+            CODE_ISSUED
+        } else if self.kind == DEVICE_PENDING {
+            DEVICE_PENDING
         } else {
             "active"
         }
@@ -58,14 +64,14 @@ fn fold_grant(gid: &str, events: &[StoredEvent], at: DateTime<Utc>) -> Option<Gr
         let body = fields(event);
         let text = |name: &str| body[name].as_str().map(str::to_owned);
         match event.event_type.as_str() {
-            "CodeIssued" | "GrantStarted" => {
+            "CodeIssued" | "GrantStarted" | "DeviceAuthorizationStarted" => {
                 let started = state.as_ref().map_or(recorded(event), |s| s.started_at);
                 state = Some(GrantState {
                     gid: gid.to_owned(),
-                    kind: if event.event_type == "CodeIssued" {
-                        "code issued".to_owned()
-                    } else {
-                        text("kind").unwrap_or_default()
+                    kind: match event.event_type.as_str() {
+                        "CodeIssued" => CODE_ISSUED.to_owned(),
+                        "DeviceAuthorizationStarted" => DEVICE_PENDING.to_owned(),
+                        _ => text("kind").unwrap_or_default(),
                     },
                     client_id: text("client_id").unwrap_or_default(),
                     sub: text("sub"),
@@ -75,11 +81,28 @@ fn fold_grant(gid: &str, events: &[StoredEvent], at: DateTime<Utc>) -> Option<Gr
                     ended: None,
                 });
             }
-            // A code grant starts working when its code is redeemed.
-            "CodeRedeemed" => {
+            // A code grant starts working when its code is redeemed, a
+            // device grant when the device redeems the person's approval.
+            "CodeRedeemed" | "DeviceCodeRedeemed" => {
                 if let Some(state) = state.as_mut() {
-                    state.kind = "authorization_code".to_owned();
+                    state.kind = if event.event_type == "CodeRedeemed" {
+                        "authorization_code"
+                    } else {
+                        "device_code"
+                    }
+                    .to_owned();
                     state.expires_at = None;
+                }
+            }
+            "DeviceAuthorizationApproved" => {
+                if let Some(state) = state.as_mut() {
+                    state.sub = text("sub");
+                }
+            }
+            "DeviceAuthorizationDenied" => {
+                if let Some(state) = state.as_mut() {
+                    state.sub = text("sub");
+                    state.end(recorded(event), "denied by the person".into());
                 }
             }
             "AccessTokenIssued" => access = access.max(time_field(event, "expires_at")),
@@ -98,7 +121,7 @@ fn fold_grant(gid: &str, events: &[StoredEvent], at: DateTime<Utc>) -> Option<Gr
         }
     }
     let mut state = state?;
-    if state.kind != "code issued" {
+    if state.kind != CODE_ISSUED && state.kind != DEVICE_PENDING {
         let refresh = match (refresh_family, refresh_idle) {
             (Some(family), Some(idle)) => Some(family.min(idle)),
             (family, idle) => family.or(idle),

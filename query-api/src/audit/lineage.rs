@@ -48,21 +48,50 @@ pub async fn consents(store: &Store, sub: &str) -> AuditResult<Report> {
     Ok(report)
 }
 
+/// Where a person's sign-in and consent met the grant: the event naming
+/// the browser session, the person and the client, and the request both
+/// the grant and the consent were recorded in.
+struct SignedInAt {
+    sid: Option<String>,
+    consent_stream: Option<String>,
+    request_id: Option<String>,
+}
+
+/// A code grant's `CodeIssued`, or a device grant's approval (RFC 8628),
+/// whose client is in the grant's first event and whose consent was
+/// recorded by the verification page's request.
+fn signed_in_at(events: &[StoredEvent]) -> Option<SignedInAt> {
+    let text = |event: &StoredEvent, name: &str| fields(event)[name].as_str().map(str::to_owned);
+    let consent = |sub: Option<String>, client: Option<String>| {
+        Some(writ_domain::consent::stream_id(&sub?, &client?))
+    };
+    if let Some(issued) = events.iter().find(|e| e.event_type == "CodeIssued") {
+        return Some(SignedInAt {
+            sid: text(issued, "sid"),
+            consent_stream: consent(text(issued, "sub"), text(issued, "client_id")),
+            request_id: text(issued, "request_id"),
+        });
+    }
+    let started = events.first()?;
+    let approved = events
+        .iter()
+        .find(|e| e.event_type == "DeviceAuthorizationApproved")?;
+    Some(SignedInAt {
+        sid: text(approved, "sid"),
+        consent_stream: consent(text(approved, "sub"), text(started, "client_id")),
+        request_id: approved.metadata["request_id"].as_str().map(str::to_owned),
+    })
+}
+
 /// `audit history`: one grant's lineage, every event in log order: the
-/// grant's own stream, the browser session it was issued in, and the
-/// consent given in the same authorization request.
+/// grant's own stream, the browser session it was issued (or a device
+/// grant approved) in, and the consent given in the same request.
 pub async fn history(store: &Store, gid: &str) -> AuditResult<Report> {
     let mut events = events_of(store, "Grant", &[gid.to_owned()]).await?;
-    let issued = events.iter().find(|event| event.event_type == "CodeIssued");
-    let sid = issued.and_then(|event| fields(event)["sid"].as_str().map(str::to_owned));
-    let request = issued.and_then(|event| fields(event)["request_id"].as_str().map(str::to_owned));
-    let consent_stream = issued.and_then(|event| {
-        let body = fields(event);
-        Some(writ_domain::consent::stream_id(
-            body["sub"].as_str()?,
-            body["client_id"].as_str()?,
-        ))
-    });
+    let (sid, consent_stream, request) = match signed_in_at(&events) {
+        Some(at) => (at.sid, at.consent_stream, at.request_id),
+        None => (None, None, None),
+    };
     if let Some(sid) = sid {
         events.extend(events_of(store, "Session", &[sid]).await?);
     }

@@ -3,6 +3,7 @@
 //! paths are in `code.rs`.
 
 mod code;
+mod device;
 mod dpop;
 mod terminal;
 

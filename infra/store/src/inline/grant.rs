@@ -15,6 +15,7 @@ fn kind_name(kind: GrantKind) -> &'static str {
         GrantKind::AuthorizationCode => "authorization_code",
         GrantKind::ClientCredentials => "client_credentials",
         GrantKind::Password => "password",
+        GrantKind::DeviceCode => "device_code",
     }
 }
 
@@ -108,6 +109,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
     let sets_cursor = matches!(
         event,
         GrantEvent::CodeIssued { .. }
+            | GrantEvent::DeviceAuthorizationStarted { .. }
             | GrantEvent::GrantStarted { .. }
             | GrantEvent::AccessTokenIssued { .. }
             | GrantEvent::RefreshTokenIssued { .. }
@@ -176,6 +178,82 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             tokens_where(
                 TokenStatus::Spent,
                 (token::kind, TokenKind::Code.as_str().into()),
+            ),
+        ],
+        GrantEvent::DeviceAuthorizationStarted {
+            client_id,
+            scopes,
+            audience,
+            device_code_hash,
+            issued_at,
+            expires_at,
+            ..
+        } => {
+            let (at, until) = (timestamp(&issued_at), timestamp(&expires_at));
+            vec![
+                new_grant(NewGrant {
+                    kind: kind_name(GrantKind::DeviceCode),
+                    client_id,
+                    sub: None,
+                    scopes: scopes.to_string(),
+                    audience: &audience,
+                    status: GrantStatus::Pending.as_str(),
+                    at: &at,
+                    until: &until,
+                    sid: None,
+                }),
+                new_token(
+                    device_code_hash.0,
+                    TokenKind::DeviceCode.as_str(),
+                    None,
+                    None,
+                    &at,
+                    &until,
+                ),
+            ]
+        }
+        // The person who answered is the grant's subject from here on, and
+        // their browser session the one whose logout ends it.
+        GrantEvent::DeviceAuthorizationApproved {
+            sub,
+            sid,
+            approved_at,
+            ..
+        } => vec![Change::update(
+            &GRANTS,
+            vec![
+                (grant::sub, to(sub)),
+                (grant::sid, Assign::To(sid)),
+                (grant::updated_at, to(timestamp(&approved_at))),
+            ],
+            by_gid(),
+        )],
+        // The device code stays unspent, so the device's next poll reaches
+        // the grant and learns it was denied (RFC 8628 §3.5).
+        GrantEvent::DeviceAuthorizationDenied { sub, denied_at } => vec![Change::update(
+            &GRANTS,
+            vec![
+                (grant::sub, to(sub)),
+                (grant::status, to(GrantStatus::Revoked.as_str())),
+                (grant::updated_at, to(timestamp(&denied_at))),
+            ],
+            by_gid(),
+        )],
+        GrantEvent::DeviceCodeRedeemed { redeemed_at: at } => vec![
+            Change::update(
+                &GRANTS,
+                vec![
+                    (grant::status, to(GrantStatus::Active.as_str())),
+                    (grant::updated_at, to(timestamp(&at))),
+                ],
+                vec![
+                    (grant::gid, gid.to_owned()),
+                    (grant::status, GrantStatus::Pending.as_str().to_owned()),
+                ],
+            ),
+            tokens_where(
+                TokenStatus::Spent,
+                (token::kind, TokenKind::DeviceCode.as_str().into()),
             ),
         ],
         GrantEvent::CodeReplayDetected { .. } | GrantEvent::RefreshTokenReuseDetected { .. } => {

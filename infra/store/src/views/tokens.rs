@@ -31,6 +31,8 @@ status!(TokenKind {
     Access = "access",
     Refresh = "refresh",
     Code = "code",
+    /// RFC 8628: what the device polls with.
+    DeviceCode = "device_code",
 });
 
 /// A token with everything that decides whether it is active: its grant,
