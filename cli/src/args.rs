@@ -109,7 +109,9 @@ pub enum AuditCommand {
         #[arg(long)]
         subject: String,
     },
-    /// One grant's lineage, every event in order.
+    /// One grant's lineage, every event in order (an exchanged grant's
+    /// through every grant it descends from); also `audit lineage`.
+    #[command(alias = "lineage")]
     History {
         #[arg(long)]
         grant: String,
@@ -264,6 +266,9 @@ pub struct ServeArgs {
     /// How often a device may poll the token endpoint (RFC 8628 §3.2), 1s to 1m [default: 5s].
     #[arg(long, env = "WRIT_DEVICE_POLL_INTERVAL", value_parser = humantime::parse_duration)]
     pub device_poll_interval: Option<Duration>,
+    /// User codes one address (an IPv6 /64) may try on /device per auth_failure_window [default: 10].
+    #[arg(long, env = "WRIT_USER_CODE_FAILURE_LIMIT")]
+    pub user_code_failure_limit: Option<u32>,
     /// Every client's authorization requests must be pushed first (RFC 9126) [default: false].
     #[arg(long = "require-par", env = "WRIT_REQUIRE_PAR", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub require_pushed_authorization_requests: Option<bool>,
@@ -351,7 +356,7 @@ pub struct ClientFields {
     /// Registered redirect URI (repeatable; exact match).
     #[arg(long = "redirect-uri")]
     pub redirect_uris: Vec<String>,
-    /// Allowed grant type (repeatable): authorization_code, client_credentials, refresh_token, password, device_code (RFC 8628).
+    /// Allowed grant type (repeatable): authorization_code, client_credentials, refresh_token, password, device_code (RFC 8628), token_exchange (RFC 8693).
     #[arg(long = "grant-type")]
     pub grant_types: Vec<String>,
     /// Space-separated scopes the client may request.

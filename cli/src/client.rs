@@ -150,9 +150,10 @@ fn settings_from(
             // RFC 8628's name is a URN; its last part is what people type.
             let named = match raw.as_str() {
                 "device_code" => GrantType::parse(GrantType::DeviceCode.as_str()),
+                "token_exchange" => GrantType::parse(GrantType::TokenExchange.as_str()),
                 other => GrantType::parse(other),
             };
-            named.ok_or_else(|| anyhow!("unknown grant type {raw:?}; use authorization_code, client_credentials, refresh_token, password or device_code"))
+            named.ok_or_else(|| anyhow!("unknown grant type {raw:?}; use authorization_code, client_credentials, refresh_token, password, device_code or token_exchange"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     grant_types.sort();

@@ -60,8 +60,11 @@ pub struct FileConfig {
     pub authorization_request_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub par_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
     pub device_code_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
     pub device_poll_interval: Option<Duration>,
+    pub user_code_failure_limit: Option<u32>,
     pub allowed_resources: Option<Vec<String>>,
     pub require_pushed_authorization_requests: Option<bool>,
     pub fapi2_security_profile: Option<bool>,
@@ -149,6 +152,8 @@ pub struct Settings {
     pub device_code_ttl: Duration,
     /// RFC 8628 §3.2: the polling interval devices are given.
     pub device_poll_interval: Duration,
+    /// User codes one address may try per `auth_failure_window` (§5.1).
+    pub user_code_failure_limit: u32,
     /// RFC 8707 resources tokens may be for; empty, any absolute URI.
     pub allowed_resources: Vec<String>,
     /// Every client must push its authorization requests (RFC 9126 §5).
@@ -365,6 +370,7 @@ impl Settings {
             device_poll_interval: layers
                 .device_poll_interval
                 .unwrap_or(Duration::from_secs(5)),
+            user_code_failure_limit: layers.user_code_failure_limit.unwrap_or(10),
             allowed_resources: layers.allowed_resources.clone().unwrap_or_default(),
             require_pushed_authorization_requests: layers
                 .require_pushed_authorization_requests

@@ -48,6 +48,7 @@ pub fn resolve_settings(
         par_ttl: serve.and_then(|s| s.par_ttl),
         device_code_ttl: serve.and_then(|s| s.device_code_ttl),
         device_poll_interval: serve.and_then(|s| s.device_poll_interval),
+        user_code_failure_limit: serve.and_then(|s| s.user_code_failure_limit),
         allowed_resources: serve
             .filter(|s| !s.allowed_resources.is_empty())
             .map(|s| s.allowed_resources.clone()),

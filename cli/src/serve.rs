@@ -197,7 +197,10 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
             device: DeviceSettings::new(
                 settings.device_code_ttl,
                 settings.device_poll_interval,
-                Throttle::new(settings.ip_failure_limit, settings.auth_failure_window),
+                Throttle::new(
+                    settings.user_code_failure_limit,
+                    settings.auth_failure_window,
+                ),
             ),
             browser: BrowserSettings {
                 key: BrowserKey::derive(&context.keys),

@@ -179,6 +179,13 @@ pub async fn authorize_device(
     }
     crate::public_writes::count(&state, &client, &address, "device")?;
     let scopes = audience::scopes(&client.settings, form.get("scope"))?;
+    // Something must be asked, or the person would allow nothing in words
+    // and no consent could record it.
+    if scopes.is_empty() {
+        return Err(OAuthError::invalid_scope(
+            "ask for at least one scope this client may have",
+        ));
+    }
     let audience = audience::resolve(
         &client.client_id,
         &client.settings,

@@ -147,6 +147,8 @@ pub struct Subject<'a> {
     pub sub: Option<&'a str>,
     pub audience: &'a [String],
     pub gid: &'a str,
+    /// RFC 8693 §4.1: who acts for the subject, for an exchanged grant.
+    pub act: Option<&'a Value>,
 }
 
 pub fn respond(
@@ -213,6 +215,7 @@ pub fn body(
                 scope: Some(scopes.to_string()),
                 gid: Some(subject.gid.to_owned()),
                 cnf: jkt.clone().map(|jkt| Confirmation { jkt }),
+                act: subject.act.cloned(),
             };
             jwt::encode(&signer, "at+jwt", &claims)
                 .map_err(|e| OAuthError::unavailable().because(e))?

@@ -321,6 +321,12 @@ pub(crate) fn settings_from(
             "a public client cannot use client_credentials",
         ));
     }
+    if public && grant_types.contains(&GrantType::TokenExchange) {
+        return Err(invalid(
+            writ_edge::ErrorCode::InvalidClientMetadata,
+            "a public client cannot exchange tokens",
+        ));
+    }
     if public && metadata.revocation_feed {
         return Err(invalid(
             writ_edge::ErrorCode::InvalidClientMetadata,

@@ -230,6 +230,9 @@ pub enum GrantType {
     /// RFC 8628: a device without a browser asks a person to approve it
     /// on another one.
     DeviceCode,
+    /// RFC 8693: a service trades a token it was given for one to call
+    /// another service with, on the same person's behalf.
+    TokenExchange,
 }
 
 impl GrantType {
@@ -240,6 +243,7 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::Password => "password",
             Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 
@@ -250,6 +254,7 @@ impl GrantType {
             Self::RefreshToken,
             Self::Password,
             Self::DeviceCode,
+            Self::TokenExchange,
         ]
         .into_iter()
         .find(|grant| grant.as_str() == raw)

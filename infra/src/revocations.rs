@@ -129,7 +129,7 @@ async fn concerned(
     let holders = Holders {
         client_id: client_id.map(str::to_owned),
         sub: sub.map(str::to_owned),
-        created_before: None,
+        ..Holders::default()
     };
     let (mut owners, mut audience) = (BTreeSet::new(), BTreeSet::new());
     owners.extend(client_id.map(str::to_owned));

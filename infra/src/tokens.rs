@@ -12,7 +12,7 @@ use crate::signing::{jwt, KeySet};
 use writ_store::memory::{Fresh, Memory};
 use writ_store::views::accounts::AccountStatus;
 use writ_store::views::clients::ClientStatus;
-use writ_store::views::grants::GrantStatus;
+use writ_store::views::grants::{self, GrantStatus};
 pub use writ_store::views::tokens::TokenKind;
 use writ_store::views::tokens::{self as view, TokenLookup, TokenStatus};
 use writ_store::Store;
@@ -32,6 +32,13 @@ pub struct TokenRecord {
     pub audience: Vec<String>,
     /// RFC 9449: the DPoP key an access token is bound to (`cnf.jkt`).
     pub jkt: Option<String>,
+    /// RFC 8693 §4.1: who acts for the subject, for an exchanged grant.
+    pub act: Option<serde_json::Value>,
+    /// An exchanged grant's ancestors, the root first.
+    pub ancestors: Vec<String>,
+    /// The grant, or one it descends from, is revoked (a denied device
+    /// grant included).
+    pub grant_revoked: bool,
     pub cursor: String,
     token: Token,
     holder: Holder,
@@ -72,7 +79,17 @@ impl TokenRecord {
             expires_at: instant(&row.expires_at, DateTime::<Utc>::MIN_UTC),
         };
         Self {
+            grant_revoked: row.grant_status == GrantStatus::Revoked,
             audience: serde_json::from_str(&row.audience).unwrap_or_default(),
+            act: row
+                .act
+                .as_deref()
+                .and_then(|act| serde_json::from_str(act).ok()),
+            // Unreadable ancestors would hide a revocation: one that names
+            // no grant keeps the check failing closed.
+            ancestors: row.ancestors.as_deref().map_or_else(Vec::new, |text| {
+                serde_json::from_str(text).unwrap_or_else(|_| vec![String::new()])
+            }),
             jkt: row.jkt,
             key: row.token_key,
             kind: row.kind,
@@ -169,7 +186,7 @@ pub async fn find_checked(
     let fresh = checked.or_else(|| memory.and_then(Memory::check));
     if let (Some(memory), Some(fresh)) = (memory, fresh) {
         if let Some(lookup) = memory.token(fresh, &whole) {
-            return Ok(Some(TokenRecord::from_lookup(lookup)));
+            return standing_with_ancestors(store, TokenRecord::from_lookup(lookup)).await;
         }
     }
     let key = if jwt::looks_like_jwt(presented) {
@@ -186,7 +203,22 @@ pub async fn find_checked(
     if let (Some(memory), Some(fresh)) = (memory, fresh) {
         memory.keep_token(fresh, &whole, &lookup);
     }
-    Ok(Some(TokenRecord::from_lookup(lookup)))
+    standing_with_ancestors(store, TokenRecord::from_lookup(lookup)).await
+}
+
+/// RFC 8693: a token of an exchanged grant stands only while every
+/// grant it descends from does. Asked of the database each time, outside
+/// the memory, whose entries a revocation of another grant would not
+/// reach; tokens of other grants have no ancestors and cost nothing.
+async fn standing_with_ancestors(
+    store: &Store,
+    mut record: TokenRecord,
+) -> Result<Option<TokenRecord>, sqlx::Error> {
+    if grants::any_revoked(store.db(), &record.ancestors).await? {
+        record.token.grant_active = false;
+        record.grant_revoked = true;
+    }
+    Ok(Some(record))
 }
 
 #[cfg(test)]
@@ -206,6 +238,9 @@ mod tests {
             sub: None,
             audience: audience.iter().map(|a| (*a).to_owned()).collect(),
             jkt: None,
+            act: None,
+            ancestors: Vec::new(),
+            grant_revoked: false,
             cursor: String::new(),
             token: Token {
                 is_code: false,
@@ -256,6 +291,8 @@ mod tests {
             sub: Some("s1".into()),
             audience: "[]".into(),
             jkt: None,
+            ancestors: None,
+            act: None,
             cursor: String::new(),
             grant_status: GrantStatus::Active,
             grant_created_at: "2026-12-05T10:00:00.000000Z".into(),

@@ -1,6 +1,10 @@
 //! Cross-aggregate policies as a process manager driven by the log:
 //! disabling a client or an account, changing a password, or withdrawing a
-//! consent revokes the affected grants with `GrantRevoked` events. The
+//! consent revokes the affected grants with `GrantRevoked` events, and a
+//! revoked grant's exchanged children (RFC 8693) follow it, each child's
+//! revocation reaching its own children in turn. An exchange committed
+//! after its parent's revocation (a race the children's lookup at the
+//! revocation could not see) is revoked when the policy reaches it. The
 //! inline rows already make those tokens inactive at once; these events
 //! make the revocation part of each grant's own history (and of the
 //! revocation feed). Idempotent by construction: revoking a revoked grant
@@ -10,7 +14,7 @@ use cqrs_es::Aggregate;
 use writ_domain::account::{Account, AccountEvent};
 use writ_domain::client::{Client, ClientEvent};
 use writ_domain::consent::{Consent, ConsentEvent};
-use writ_domain::grant::{Grant, GrantCommand};
+use writ_domain::grant::{Grant, GrantCommand, GrantEvent};
 use writ_store::inline::timestamp;
 use writ_store::views::grants::{self, Holders};
 use writ_store::{Conn, Cursor, EventHeader, Store, StoredEvent};
@@ -23,8 +27,17 @@ const BATCH: i64 = 1000;
 
 /// Which grants an event ends, and why.
 struct Consequence {
-    holders: Holders,
+    grants: Ending,
     reason: &'static str,
+}
+
+enum Ending {
+    Held(Holders),
+    /// An exchanged grant whose ancestors include a revoked one.
+    ExchangedUnder {
+        gid: String,
+        ancestors: Vec<String>,
+    },
 }
 
 /// The only event types with consequences; no other event's payload is
@@ -35,6 +48,8 @@ const TRIGGERS: &[&str] = &[
     "AccountForgotten",
     "PasswordChanged",
     "ConsentWithdrawn",
+    "GrantRevoked",
+    "GrantExchanged",
 ];
 
 fn consequence(event: &StoredEvent) -> Option<Consequence> {
@@ -45,27 +60,27 @@ fn consequence(event: &StoredEvent) -> Option<Consequence> {
     match event.aggregate_type.as_str() {
         Client::TYPE => match serde_json::from_value(payload).ok()? {
             ClientEvent::ClientDisabled { .. } => Some(Consequence {
-                holders: Holders {
+                grants: Ending::Held(Holders {
                     client_id: Some(event.aggregate_id.clone()),
                     ..Holders::default()
-                },
+                }),
                 reason: "client_disabled",
             }),
             _ => None,
         },
         Account::TYPE => match serde_json::from_value(payload).ok()? {
             AccountEvent::AccountDisabled { sub, .. } => Some(Consequence {
-                holders: Holders {
+                grants: Ending::Held(Holders {
                     sub: Some(sub),
                     ..Holders::default()
-                },
+                }),
                 reason: "account_disabled",
             }),
             AccountEvent::AccountForgotten { sub, .. } => Some(Consequence {
-                holders: Holders {
+                grants: Ending::Held(Holders {
                     sub: Some(sub),
                     ..Holders::default()
-                },
+                }),
                 reason: "account_forgotten",
             }),
             // Only grants that began before the change: later ones were
@@ -73,11 +88,11 @@ fn consequence(event: &StoredEvent) -> Option<Consequence> {
             AccountEvent::PasswordChanged {
                 sub, changed_at, ..
             } => Some(Consequence {
-                holders: Holders {
+                grants: Ending::Held(Holders {
                     sub: Some(sub),
                     created_before: Some(timestamp(&changed_at)),
                     ..Holders::default()
-                },
+                }),
                 reason: "password_changed",
             }),
             _ => None,
@@ -89,12 +104,30 @@ fn consequence(event: &StoredEvent) -> Option<Consequence> {
                 withdrawn_at,
                 ..
             } => Some(Consequence {
-                holders: Holders {
+                grants: Ending::Held(Holders {
                     client_id: Some(client_id),
                     sub: Some(sub),
                     created_before: Some(timestamp(&withdrawn_at)),
-                },
+                    ..Holders::default()
+                }),
                 reason: "consent_withdrawn",
+            }),
+            _ => None,
+        },
+        Grant::TYPE => match serde_json::from_value(payload).ok()? {
+            GrantEvent::GrantRevoked { .. } => Some(Consequence {
+                grants: Ending::Held(Holders {
+                    parent_gid: Some(event.aggregate_id.clone()),
+                    ..Holders::default()
+                }),
+                reason: "parent_revoked",
+            }),
+            GrantEvent::GrantExchanged { lineage, .. } => Some(Consequence {
+                grants: Ending::ExchangedUnder {
+                    gid: event.aggregate_id.clone(),
+                    ancestors: lineage.ancestors,
+                },
+                reason: "parent_revoked",
             }),
             _ => None,
         },
@@ -171,7 +204,17 @@ impl Policies {
         cause: &StoredEvent,
         consequence: Consequence,
     ) -> Result<(), ProjectorError> {
-        let grants = grants::standing(self.store.db(), &consequence.holders).await?;
+        let db = self.store.db();
+        let grants = match consequence.grants {
+            Ending::Held(holders) => grants::standing(db, &holders).await?,
+            Ending::ExchangedUnder { gid, ancestors } => {
+                if grants::any_revoked(db, &ancestors).await? {
+                    vec![gid]
+                } else {
+                    Vec::new()
+                }
+            }
+        };
         let metadata = Metadata {
             actor: "policy".into(),
             request_id: format!("policy:{}", cause.cursor()),

@@ -30,7 +30,7 @@ fn metadata(state: &QueryState) -> Value {
         "jwks_uri": format!("{query}/jwks"),
         "introspection_endpoint": format!("{query}/introspect"),
         "userinfo_endpoint": format!("{query}/userinfo"),
-        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token", "password", "urn:ietf:params:oauth:grant-type:device_code"],
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token", "password", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

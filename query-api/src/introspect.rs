@@ -131,6 +131,9 @@ struct Inactive {
 #[derive(Serialize)]
 struct Active<'a> {
     active: bool,
+    /// RFC 8693 §4.1: who acts for the subject of an exchanged token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<&'a serde_json::Value>,
     aud: &'a [String],
     client_id: &'a str,
     /// RFC 9449 §6.2: the key a DPoP-bound token is bound to.
@@ -158,6 +161,7 @@ impl<'a> Active<'a> {
     fn of(state: &'a QueryState, record: &'a TokenRecord) -> Self {
         Self {
             active: true,
+            act: record.act.as_ref(),
             aud: &record.audience,
             client_id: &record.client_id,
             exp: seconds(&record.expires_at),

@@ -4,10 +4,7 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthType, ClientId, DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizationResponse,
@@ -83,7 +80,7 @@ pub async fn answer(server: &Server, username: &str, user_code: &str, decision: 
         )
         .await;
     assert!(login.is_login(), "{} {}", login.status, login.html);
-    let signed_in = browser
+    let confirm = browser
         .post(
             "/login",
             &[
@@ -94,7 +91,6 @@ pub async fn answer(server: &Server, username: &str, user_code: &str, decision: 
             ],
         )
         .await;
-    let confirm = browser.follow(&signed_in).await;
     assert!(
         confirm.html.contains("action=\"/device/decision\""),
         "{} {}",
@@ -115,25 +111,6 @@ pub async fn answer(server: &Server, username: &str, user_code: &str, decision: 
             ],
         )
         .await
-}
-
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap_or_default();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap_or_default()).unwrap_or_default()
-}
-
-/// An id_token checked by the `jsonwebtoken` crate against the JWKS.
-fn verified_id_token(token: &str, keys: &JwkSet, audience: &str, issuer: &str) -> Value {
-    let header = jsonwebtoken::decode_header(token).unwrap_or_else(|e| panic!("{e}"));
-    let kid = header.kid.unwrap_or_else(|| panic!("no kid"));
-    let jwk = keys.find(&kid).unwrap_or_else(|| panic!("kid {kid}"));
-    let key = DecodingKey::from_jwk(jwk).unwrap_or_else(|e| panic!("{e}"));
-    let mut validation = Validation::new(header.alg);
-    validation.set_audience(&[audience]);
-    validation.set_issuer(&[issuer]);
-    jsonwebtoken::decode::<Value>(token, &key, &validation)
-        .unwrap_or_else(|e| panic!("the id_token does not verify: {e}"))
-        .claims
 }
 
 async fn userinfo(api: &Api, access_token: &str) -> (u16, Value) {
@@ -220,14 +197,14 @@ async fn the_oauth2_crate_gets_tokens_once_a_person_allows_the_device(backend: B
         .await;
     assert_eq!(raw.status, 200, "a device grant refreshes: {}", raw.body);
     let keys: JwkSet = api.json("/jwks").await;
-    let id_claims = verified_id_token(&raw.field("id_token"), &keys, &tv.id, &api.base);
+    let id_claims = crate::tokens::verified(&raw.field("id_token"), &keys, &tv.id, &api.base);
     assert_eq!(id_claims["sub"], person["sub"]);
     assert!(id_claims["auth_time"].is_i64(), "{id_claims}");
     assert!(id_claims.get("nonce").is_none());
 
     // The grant in the audit answers, with the sign-in and consent that
     // approved it.
-    let gid = claims_of(&access)["gid"]
+    let gid = crate::dpop::claims_of(&access)["gid"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -337,13 +314,36 @@ async fn polling_is_pending_slowed_denied_expired_or_invalid_and_records_nothing
     let denied = start(&api, &tv, "openid").await;
     let page = answer(&server, "alice", &denied.field("user_code"), "deny").await;
     assert!(page.html.contains("Device refused"), "{}", page.html);
-    let told = poll(&api, &tv, &denied.field("device_code")).await;
+    let after_denial = deployment.event_count().await;
+    for _ in 0..2 {
+        let told = poll(&api, &tv, &denied.field("device_code")).await;
+        assert_eq!(
+            (told.status.as_u16(), told.error()),
+            (400, "access_denied"),
+            "{}",
+            told.body
+        );
+    }
     assert_eq!(
-        (told.status.as_u16(), told.error()),
-        (400, "access_denied"),
-        "{}",
-        told.body
+        deployment.event_count().await,
+        after_denial,
+        "told from the rows"
     );
+
+    // A password changed while the device waited does not kill what the
+    // person then allows: the grant begins at the approval.
+    let waiting = start(&api, &tv, "openid").await;
+    deployment
+        .writ_with_stdin(
+            &["user", "set-password", "alice", "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        )
+        .success();
+    answer(&server, "alice", &waiting.field("user_code"), "allow").await;
+    let after_change = poll(&api, &tv, &waiting.field("device_code")).await;
+    assert_eq!(after_change.status, 200, "{}", after_change.body);
+    let (status, _) = userinfo(&api, &after_change.field("access_token")).await;
+    assert_eq!(status, 200, "the token lives");
 
     // Allowed and redeemed once; the same code again is invalid_grant.
     let allowed = start(&api, &tv, "openid").await;
@@ -351,7 +351,7 @@ async fn polling_is_pending_slowed_denied_expired_or_invalid_and_records_nothing
     let tokens = poll(&api, &tv, &allowed.field("device_code")).await;
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     let keys: JwkSet = api.json("/jwks").await;
-    let id_claims = verified_id_token(&tokens.field("id_token"), &keys, &tv.id, &api.base);
+    let id_claims = crate::tokens::verified(&tokens.field("id_token"), &keys, &tv.id, &api.base);
     assert!(
         id_claims["auth_time"].is_i64(),
         "openid was asked: {id_claims}"
@@ -462,7 +462,7 @@ async fn clients_registered_without_the_device_grant_are_unauthorized(backend: B
 async fn wrong_user_codes_are_throttled_per_address(backend: Backend) {
     let deployment = Deployment::with_keys(backend).await;
     let tv = device_client(&deployment);
-    let server = deployment.serve_with(&["--ip-failure-limit", "3"]);
+    let server = deployment.serve_with(&["--user-code-failure-limit", "3"]);
     let api = Api::new(&server);
     let real = start(&api, &tv, "openid").await.field("user_code");
     let browser = Browser::new(&server);
@@ -489,6 +489,10 @@ async fn wrong_user_codes_are_throttled_per_address(backend: Backend) {
         "even a right code, past the limit"
     );
     assert!(throttled.header("retry-after").is_some());
+    // A code in the query only fills the field: another site cannot make
+    // a visitor's browser try codes for it.
     let through_query = browser.get(&format!("/device?user_code={real}")).await;
-    assert_eq!(through_query.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(through_query.status, StatusCode::OK);
+    assert!(through_query.html.contains(&format!("value=\"{real}\"")));
+    assert!(!through_query.html.contains("not valid"));
 }

@@ -53,5 +53,6 @@ mod swap;
 mod tamper;
 mod terminal_grants;
 mod throttles;
+mod token_exchange;
 mod tokens;
 mod upgrade;

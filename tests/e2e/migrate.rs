@@ -19,15 +19,16 @@ async fn migrate_says_what_it_applied_and_then_that_nothing_is_left(backend: Bac
         "applied migration 4: token audience",
         "applied migration 5: token dpop key",
         "applied migration 6: sessions by subject",
-        "is at migration 6",
+        "applied migration 7: token exchange lineage",
+        "is at migration 7",
     ] {
         assert!(first.contains(line), "{line:?} in {first}");
     }
     let second = deployment.writ(&["migrate"]).success().stdout();
     assert!(!second.contains("applied"), "{second}");
-    assert!(second.contains("is up to date at migration 6"), "{second}");
+    assert!(second.contains("is up to date at migration 7"), "{second}");
     let json = deployment.writ(&["migrate", "--json"]).success().json();
-    assert_eq!(json["current"], 6);
+    assert_eq!(json["current"], 7);
     assert_eq!(json["applied"], serde_json::json!([]));
 }
 

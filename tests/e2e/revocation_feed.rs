@@ -9,9 +9,9 @@ use writ_resource_server::{Authenticated, Config, Rejection, ResourceServer};
 use crate::harness::{eventually, Backend, Deployment, Server};
 use crate::oauth::{self, Api, Creds};
 
-const ISSUER: &str = "http://writ.test";
+pub const ISSUER: &str = "http://writ.test";
 
-async fn sse_resource_server(writ: &Server, reader: &Creds) -> ResourceServer {
+pub async fn sse_resource_server(writ: &Server, reader: &Creds) -> ResourceServer {
     let mut config = Config::new(ISSUER, &reader.id);
     config.jwks_url = writ.url("/jwks");
     let server = ResourceServer::new(config);

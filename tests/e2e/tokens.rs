@@ -110,10 +110,18 @@ pub async fn jwks(api: &Api) -> JwkSet {
     api.json("/jwks").await
 }
 
-/// Verifies with the `jsonwebtoken` crate, not with Writ's own code.
+/// Verifies an access token with the `jsonwebtoken` crate, not with
+/// Writ's own code.
 fn verify(token: &str, keys: &JwkSet, audience: &str, issuer: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1");
+    verified(token, keys, audience, issuer)
+}
+
+/// Any JWT of Writ's (access token, id_token), its signature, `aud`,
+/// `iss` and `exp` checked by the `jsonwebtoken` crate against the JWKS.
+pub fn verified(token: &str, keys: &JwkSet, audience: &str, issuer: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap_or_else(|e| panic!("{e}"));
     let kid = header.kid.unwrap_or_else(|| panic!("no kid"));
     let jwk = keys
         .find(&kid)

@@ -3,9 +3,12 @@
 //! what, and allows or denies. Allowing records the consent too, so the
 //! account page lists the device's access and can withdraw it.
 //!
-//! §5.1: wrong codes are counted per address and refused past the limit;
-//! §5.4: the page always asks, even when the person consented before,
-//! because someone else may have sent them a code of theirs.
+//! §5.1: every code typed is counted per address (an IPv6 /64) before it
+//! is looked up, and refused past `user_code_failure_limit`; a code in the
+//! query only fills the field, so another site cannot make a visitor's
+//! browser guess for it. §5.4: the page always asks, even when the person
+//! consented before, because someone else may have sent them a code of
+//! theirs.
 
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -51,34 +54,29 @@ struct Shown {
     shown_at: DateTime<Utc>,
 }
 
-/// The page to type a code on, or, with `user_code` (from
-/// `verification_uri_complete`), straight on to signing in or confirming.
+/// The page to type a code on, the field filled from `user_code` (from
+/// `verification_uri_complete`); nothing is looked up until it is posted.
 #[utoipa::path(
     get,
     path = "/device",
     tag = writ_edge::openapi::tag::BROWSER,
     params(Typed),
     responses(
-        (status = 200, description = "The code page; with a valid `user_code`, the confirmation page, or the sign-in page first.", content_type = "text/html"),
-        (status = 400, description = "The code page again: the code is not valid or has expired.", content_type = "text/html"),
-        (status = 429, description = "The code page again: too many wrong codes from this address; `Retry-After` says when to try again.", content_type = "text/html"),
+        (status = 200, description = "The code page.", content_type = "text/html"),
     )
 )]
 pub async fn show(
     State(state): State<CommandState>,
-    ClientAddress(address): ClientAddress,
     Query(typed): Query<Typed>,
     headers: HeaderMap,
 ) -> Response {
     let (binding, new_binding) = state::binding(&headers);
-    let response = match typed.user_code.as_deref().filter(|code| !code.is_empty()) {
-        None => entry(&state, &binding, "", None, StatusCode::OK),
-        Some(code) => verify(&state, &headers, &binding, address, code).await,
-    };
+    let typed = typed.user_code.unwrap_or_default();
+    let response = entry(&state, &binding, &typed, None, StatusCode::OK);
     guard::remember_browser(&state, response, &binding, new_binding)
 }
 
-/// The code page's form: the code, checked as a `user_code` in the query is.
+/// The code page's form: the code is counted, then looked up.
 #[utoipa::path(
     post,
     path = "/device",
@@ -115,7 +113,7 @@ async fn verify(
     typed: &str,
 ) -> Response {
     let throttle = &state.device.user_codes;
-    let key = format!("{address:?}");
+    let key = address_key(address);
     if let Err(wait) = throttle.check(&key) {
         let mut response = entry(
             state,
@@ -196,6 +194,42 @@ async fn pending_grant(state: &CommandState, typed: &str) -> Result<Found, Looku
     })
 }
 
+/// After the sign-in page that [`verify`] led to: the code it sealed was
+/// counted and found then, so it is looked up again without counting.
+pub async fn confirm_signed_in(
+    state: &CommandState,
+    binding: &str,
+    code: &str,
+    session: &LiveSession,
+) -> Response {
+    match pending_grant(state, code).await {
+        Ok(found) => confirm(state, binding, found, session).await,
+        Err(Lookup::Unavailable) => pages::unavailable(),
+        Err(Lookup::NotPending) => entry(
+            state,
+            binding,
+            code,
+            Some(NO_SUCH_CODE),
+            StatusCode::BAD_REQUEST,
+        ),
+    }
+}
+
+/// The throttle's key: the address, or for IPv6 its /64, which one
+/// subscriber usually holds whole.
+fn address_key(address: Option<std::net::IpAddr>) -> String {
+    match address {
+        Some(std::net::IpAddr::V6(v6)) => {
+            let segments = v6.segments();
+            format!(
+                "{:x}:{:x}:{:x}:{:x}::/64",
+                segments[0], segments[1], segments[2], segments[3]
+            )
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 async fn confirm(
     state: &CommandState,
     binding: &str,
@@ -268,42 +302,18 @@ pub async fn decide(
         _ => return pages::error(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
     };
     let metadata = user_metadata(&session.sub, &request_id(&headers), Some(&shown.client_id));
-    if allow {
-        let consent = ConsentCommand::Grant {
-            sub: session.sub.clone(),
-            client_id: shown.client_id.clone(),
-            scopes: shown.scopes.clone(),
-            request_id: metadata.request_id.clone(),
-        };
-        let stream = stream_id(&session.sub, &shown.client_id);
-        match state
-            .executor
-            .execute::<Consent>(&stream, consent, &metadata)
-            .await
-        {
-            Ok(_) | Err(ExecuteError::Rejected(_)) => {}
-            Err(_) => return pages::unavailable(),
-        }
-    }
     let command = GrantCommand::DecideDevice {
         sub: session.sub.clone(),
         auth_time: session.auth_time,
         sid: Some(session.sid.clone()),
         allow,
     };
-    let (title, message) = match state
+    match state
         .executor
         .execute::<Grant>(&shown.gid, command, &metadata)
         .await
     {
-        Ok(_) if allow => (
-            "Device connected",
-            "Your device is now signed in. Return to it to continue.",
-        ),
-        Ok(_) => (
-            "Device refused",
-            "The device was not given access. Nothing was shared with it.",
-        ),
+        Ok(_) => {}
         Err(ExecuteError::Rejected(
             GrantError::AlreadyDecided | GrantError::DeviceCodeExpired | GrantError::Revoked,
         )) => {
@@ -313,7 +323,40 @@ pub async fn decide(
             )
         }
         Err(_) => return pages::unavailable(),
+    }
+    if !allow {
+        return pages::render(
+            StatusCode::OK,
+            &pages::DeviceDone {
+                title: "Device refused",
+                message: "The device was not given access. Nothing was shared with it.",
+            },
+        );
+    }
+    // Recorded once the approval stands, so a failed one leaves no consent
+    // behind; with it the account page lists the device's access.
+    let consent = ConsentCommand::Grant {
+        sub: session.sub.clone(),
+        client_id: shown.client_id.clone(),
+        scopes: shown.scopes.clone(),
+        request_id: metadata.request_id.clone(),
     };
+    let stream = stream_id(&session.sub, &shown.client_id);
+    match state
+        .executor
+        .execute::<Consent>(&stream, consent, &metadata)
+        .await
+    {
+        // Already covered by an earlier consent: nothing to add.
+        Ok(_) | Err(ExecuteError::Rejected(_)) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, "a device was approved but its consent was not recorded")
+        }
+    }
+    let (title, message) = (
+        "Device connected",
+        "Your device is now signed in. Return to it to continue.",
+    );
     pages::render(StatusCode::OK, &pages::DeviceDone { title, message })
 }
 

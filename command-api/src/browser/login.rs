@@ -174,7 +174,7 @@ pub async fn submit(
     };
     let metadata =
         crate::metadata::user_metadata(&sub, &metadata.request_id, metadata.client_id.as_deref());
-    let Ok((_, cookie)) = session::sign_in(&state, existing, &sub, &metadata).await else {
+    let Ok((session, cookie)) = session::sign_in(&state, existing, &sub, &metadata).await else {
         return pages::unavailable();
     };
     let mut response = match &after {
@@ -182,7 +182,11 @@ pub async fn submit(
             "/authorize/resume",
             &[("request", Some(&key.seal(&binding, "resume", pending)))],
         )),
-        After::Device(code) => see_other(&with_query("/device", &[("user_code", Some(code))])),
+        // The code was looked up (and counted) before the sign-in page
+        // sealed it, so the confirmation follows at once.
+        After::Device(code) => {
+            super::device::confirm_signed_in(&state, &binding, code, &session).await
+        }
         After::Account => see_other("/account"),
     };
     if let Some(cookie) = cookie {

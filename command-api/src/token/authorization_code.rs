@@ -69,6 +69,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
             sub: record.sub.as_deref(),
             audience: narrowed.as_deref().unwrap_or(&record.audience),
             gid: &record.gid,
+            act: None,
         },
         &committed.events,
         prepared,

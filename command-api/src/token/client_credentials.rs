@@ -38,6 +38,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
         sub: None,
         audience: &audience,
         gid: &gid,
+        act: None,
     };
     issue::start_grant(state, metadata, subject, prepared, |tokens| {
         GrantCommand::GrantClientCredentials {

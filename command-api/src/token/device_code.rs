@@ -1,8 +1,9 @@
 //! The device code grant at `/token` (RFC 8628 §3.4, §3.5): the device
 //! polls with its `device_code` until the person answers. Until then
 //! nothing is recorded: an unanswered grant is told apart from the read
-//! rows (no subject yet), so polling writes no event, and a DPoP proof is
-//! accepted only once there is something to bind it to.
+//! rows (no subject yet), as is a denied one (its grant revoked), so
+//! polling writes no event, and a DPoP proof is accepted only once there
+//! is something to bind it to.
 
 use axum::response::Response;
 use chrono::DateTime;
@@ -38,6 +39,14 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
             "the device code has expired; start again",
         ));
     }
+    // Denied, or revoked before it was redeemed: told from the rows, so
+    // that no DPoP proof is recorded for a grant that will mint nothing.
+    if record.grant_revoked {
+        return Err(polling(
+            ErrorCode::AccessDenied,
+            "the person denied the request, or it was revoked",
+        ));
+    }
     state.device.poll(&record.key)?;
     let Some(sub) = record.sub.clone() else {
         return Err(polling(
@@ -68,6 +77,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
             sub: Some(&sub),
             audience: &record.audience,
             gid: &record.gid,
+            act: None,
         },
         &committed.events,
         prepared,

@@ -6,6 +6,7 @@
 mod authorization_code;
 mod client_credentials;
 mod device_code;
+mod exchange;
 mod password;
 mod refresh;
 
@@ -33,17 +34,29 @@ pub struct Grant<'a> {
 /// `authorization_code` reads `code`, `redirect_uri` and `code_verifier`
 /// (RFC 7636); `refresh_token` reads `refresh_token`; `password` reads
 /// `username` and `password`; the device code grant (RFC 8628) reads
-/// `device_code`; the others read `scope` and `resource`.
+/// `device_code`; token exchange (RFC 8693) reads `subject_token`,
+/// `actor_token`, their types, `audience` and `requested_token_type`; the
+/// others read `scope` and `resource`.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // Describes the form; the handler reads it as `ClientRequest`.
 pub struct TokenForm {
     #[schema(
-        pattern = "^(authorization_code|client_credentials|refresh_token|password|urn:ietf:params:oauth:grant-type:device_code)$"
+        pattern = "^(authorization_code|client_credentials|refresh_token|password|urn:ietf:params:oauth:grant-type:device_code|urn:ietf:params:oauth:grant-type:token-exchange)$"
     )]
     grant_type: String,
     code: Option<String>,
     /// RFC 8628 §3.4.
     device_code: Option<String>,
+    /// RFC 8693 §2.1: the token exchanged, and its type's URN.
+    subject_token: Option<String>,
+    subject_token_type: Option<String>,
+    /// RFC 8693 §2.1: the acting party's access token.
+    actor_token: Option<String>,
+    actor_token_type: Option<String>,
+    /// RFC 8693: the client_id of the service the new token is for.
+    audience: Option<String>,
+    /// RFC 8693: only `urn:ietf:params:oauth:token-type:access_token`.
+    requested_token_type: Option<String>,
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
     refresh_token: Option<String>,
@@ -74,6 +87,8 @@ pub struct TokenResponse {
     refresh_token: Option<String>,
     /// When `openid` was granted in the authorization code flow.
     id_token: Option<String>,
+    /// RFC 8693 §2.2.1, at a token exchange.
+    issued_token_type: Option<String>,
 }
 
 /// The token endpoint (RFC 6749 §3.2): a grant for tokens. The response
@@ -87,7 +102,7 @@ pub struct TokenResponse {
     params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449 §4) for this request: binds what is issued to its key.")),
     responses(
         (status = 200, description = "Tokens (RFC 6749 §5.1), `Cache-Control: no-store`; with a proof, `token_type: DPoP` (and `DPoP-Nonce` when nonces are required).", body = TokenResponse),
-        (status = 400, description = "RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`; RFC 8628 §3.5: `authorization_pending`, `slow_down`, `access_denied`, `expired_token`; RFC 9449: `invalid_dpop_proof`, `use_dpop_nonce` (with `DPoP-Nonce`).", body = ErrorBody),
+        (status = 400, description = "RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`; RFC 8628 §3.5: `authorization_pending`, `slow_down`, `access_denied`, `expired_token`; RFC 8693: `invalid_request` for a subject or actor token that is invalid, expired, revoked or not this client's, `invalid_target` for an unknown audience; RFC 9449: `invalid_dpop_proof`, `use_dpop_nonce` (with `DPoP-Nonce`).", body = ErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate`; after too many failed authentications, with `Retry-After` too.", body = ErrorBody),
         (status = 429, description = "The password grant only: too many failed sign-ins for the username; `Retry-After` says when to try again.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`: the store did not answer.", body = ErrorBody),
@@ -151,6 +166,7 @@ pub async fn token(
         GrantType::Password => password::grant(&grant, address.0).await,
         GrantType::AuthorizationCode => authorization_code::grant(&grant).await,
         GrantType::DeviceCode => device_code::grant(&grant).await,
+        GrantType::TokenExchange => exchange::grant(&grant).await,
     }?;
     if proof.header.is_some() {
         state.dpop.next_nonce(&mut response);

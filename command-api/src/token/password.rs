@@ -50,6 +50,7 @@ pub async fn grant(
         sub: Some(&sub),
         audience: &audience,
         gid: &gid,
+        act: None,
     };
     issue::start_grant(state, metadata, subject, prepared, |tokens| {
         GrantCommand::GrantByPassword {

@@ -76,6 +76,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
             sub: record.sub.as_deref(),
             audience: narrowed.as_deref().unwrap_or(&record.audience),
             gid: &gid,
+            act: None,
         },
         &committed.events,
         prepared,

@@ -187,6 +187,9 @@ fn check_settings(settings: &ClientSettings) -> Result<(), ClientError> {
     if settings.public && settings.grant_types.contains(&GrantType::ClientCredentials) {
         return Err(ClientError::PublicClientCredentials);
     }
+    if settings.public && settings.grant_types.contains(&GrantType::TokenExchange) {
+        return Err(ClientError::PublicTokenExchange);
+    }
     // Introspection (RFC 7662 §2.1) authenticates its caller, which a
     // public client cannot do, so its resources would be dead settings.
     if settings.public && !settings.resources.is_empty() {

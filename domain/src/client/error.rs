@@ -22,6 +22,8 @@ pub enum ClientError {
     RedirectUriRequired,
     #[error("public clients cannot use the client_credentials grant")]
     PublicClientCredentials,
+    #[error("public clients cannot exchange tokens (RFC 8693)")]
+    PublicTokenExchange,
     #[error("only a confidential client can introspect tokens for resources")]
     PublicResourceServer,
     #[error("token lifetimes must be at least one second")]

@@ -70,6 +70,9 @@ pub struct Grant {
     /// RFC 8628: the device code and the person's answer.
     #[serde(default)]
     pub device: Option<super::device::DeviceState>,
+    /// RFC 8693: the grant this one was exchanged from, and its actors.
+    #[serde(default)]
+    pub lineage: Option<super::Lineage>,
 }
 
 /// What the id_token of a code grant says about the sign-in.
@@ -217,6 +220,7 @@ impl Aggregate for Grant {
                     }
                 }
             }
+            event @ GrantEvent::GrantExchanged { .. } => self.apply_exchange(event),
             event @ (GrantEvent::DeviceAuthorizationStarted { .. }
             | GrantEvent::DeviceAuthorizationApproved { .. }
             | GrantEvent::DeviceAuthorizationDenied { .. }
@@ -340,6 +344,17 @@ impl Grant {
                 scopes,
                 tokens,
             } => self.refresh(&client_id, &token_hash, scopes, tokens, services),
+            GrantCommand::Exchange {
+                gid,
+                client_id,
+                sub,
+                scopes,
+                audience,
+                lineage,
+                tokens,
+            } => self.exchange(
+                gid, client_id, sub, scopes, audience, lineage, tokens, services,
+            ),
             start @ GrantCommand::StartDeviceAuthorization { .. } => self.start_device(start, now),
             GrantCommand::DecideDevice {
                 sub,

@@ -10,6 +10,7 @@ pub enum GrantKind {
     ClientCredentials,
     Password,
     DeviceCode,
+    TokenExchange,
 }
 
 /// What to mint on success. Raw tokens are made and kept by the caller;
@@ -115,6 +116,16 @@ pub enum GrantCommand {
         ttl_secs: u64,
         interval_secs: u64,
         token_ttl_secs: u64,
+    },
+    /// RFC 8693: a new grant, child of the subject token's.
+    Exchange {
+        gid: String,
+        client_id: String,
+        sub: Option<String>,
+        scopes: ScopeSet,
+        audience: Vec<String>,
+        lineage: super::Lineage,
+        tokens: TokenRequest,
     },
     /// The person's answer on the verification page.
     DecideDevice {

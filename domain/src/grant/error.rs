@@ -32,6 +32,10 @@ pub enum GrantError {
     ZeroLifetime,
     #[error("a requested resource was not granted")]
     ResourceNotGranted,
+    /// RFC 8693: more ancestors than [`super::MAX_EXCHANGE_DEPTH`], or a
+    /// lineage that does not end at its parent.
+    #[error("the chain of exchanges is too long or malformed")]
+    DelegationTooDeep,
     /// RFC 8628 §3.5 `authorization_pending`.
     #[error("the person has not answered yet")]
     AuthorizationPending,

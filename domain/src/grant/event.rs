@@ -105,6 +105,18 @@ pub enum GrantEvent {
         token_hash: SecretHash,
         detected_at: DateTime<Utc>,
     },
+    /// RFC 8693: a client exchanged a token of another grant (the parent)
+    /// for one of this grant, acting for the same subject.
+    GrantExchanged {
+        gid: String,
+        client_id: String,
+        sub: Option<String>,
+        scopes: ScopeSet,
+        audience: Vec<String>,
+        #[serde(flatten)]
+        lineage: super::Lineage,
+        started_at: DateTime<Utc>,
+    },
     /// RFC 8628 §3.2: a device asked for a grant; nothing is granted
     /// until a person approves it on another device.
     DeviceAuthorizationStarted {

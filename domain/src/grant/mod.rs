@@ -8,6 +8,7 @@ mod command;
 mod device;
 mod error;
 mod event;
+mod exchange;
 mod mint;
 mod refresh;
 mod revoke;
@@ -16,6 +17,7 @@ pub use aggregate::{Grant, GrantStatus};
 pub use command::{GrantCommand, GrantKind, RefreshRequest, TokenRef, TokenRequest};
 pub use error::GrantError;
 pub use event::{GrantEvent, GrantParties, REVOCATIONS_VERSION};
+pub use exchange::{Actor, Lineage, MAX_DEPTH as MAX_EXCHANGE_DEPTH};
 
 #[cfg(test)]
 mod tests;

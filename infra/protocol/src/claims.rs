@@ -36,6 +36,10 @@ pub struct AccessTokenClaims {
     /// a DPoP proof signed by it may present the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// RFC 8693 §4.1: who acts for the subject (a token exchanged with an
+    /// actor token), with earlier actors nested inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
 }
 
 /// RFC 7800's confirmation claim, with RFC 9449's `jkt` member.

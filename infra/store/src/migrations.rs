@@ -49,6 +49,11 @@ const SQLITE: &[Source] = &[
         "sessions by subject",
         include_str!("../migrations/sqlite/0006_sessions_by_subject.sql"),
     ),
+    (
+        7,
+        "token exchange lineage",
+        include_str!("../migrations/sqlite/0007_token_exchange_lineage.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -81,6 +86,11 @@ const POSTGRES: &[Source] = &[
         6,
         "sessions by subject",
         include_str!("../migrations/postgres/0006_sessions_by_subject.sql"),
+    ),
+    (
+        7,
+        "token exchange lineage",
+        include_str!("../migrations/postgres/0007_token_exchange_lineage.sql"),
     ),
 ];
 

@@ -79,9 +79,13 @@ CREATE TABLE {schema}.grants (
   updated_at text NOT NULL,
   expires_at text NOT NULL,
   cursor     text NOT NULL,
-  sid        text
+  sid        text,
+  parent_gid text,
+  ancestors  text,
+  act        text
 ) STRICT;
 CREATE INDEX {schema}.grants_by_client ON grants (client_id);
+CREATE INDEX {schema}.grants_by_parent ON grants (parent_gid);
 CREATE INDEX {schema}.grants_by_sid ON grants (sid);
 CREATE INDEX {schema}.grants_by_sub ON grants (sub);
 CREATE TABLE {schema}.tokens (

@@ -30,6 +30,9 @@ struct GrantState {
     expires_at: Option<DateTime<Utc>>,
     /// When it stopped working, and why.
     ended: Option<(DateTime<Utc>, String)>,
+    /// RFC 8693: the grant it was exchanged from, and who acts in it.
+    parent_gid: Option<String>,
+    act: Option<String>,
 }
 
 impl GrantState {
@@ -64,13 +67,14 @@ fn fold_grant(gid: &str, events: &[StoredEvent], at: DateTime<Utc>) -> Option<Gr
         let body = fields(event);
         let text = |name: &str| body[name].as_str().map(str::to_owned);
         match event.event_type.as_str() {
-            "CodeIssued" | "GrantStarted" | "DeviceAuthorizationStarted" => {
+            "CodeIssued" | "GrantStarted" | "DeviceAuthorizationStarted" | "GrantExchanged" => {
                 let started = state.as_ref().map_or(recorded(event), |s| s.started_at);
                 state = Some(GrantState {
                     gid: gid.to_owned(),
                     kind: match event.event_type.as_str() {
                         "CodeIssued" => CODE_ISSUED.to_owned(),
                         "DeviceAuthorizationStarted" => DEVICE_PENDING.to_owned(),
+                        "GrantExchanged" => "token_exchange".to_owned(),
                         _ => text("kind").unwrap_or_default(),
                     },
                     client_id: text("client_id").unwrap_or_default(),
@@ -79,6 +83,8 @@ fn fold_grant(gid: &str, events: &[StoredEvent], at: DateTime<Utc>) -> Option<Gr
                     started_at: started,
                     expires_at: time_field(event, "expires_at"),
                     ended: None,
+                    parent_gid: text("parent_gid"),
+                    act: actors(&body["act"]),
                 });
             }
             // A code grant starts working when its code is redeemed, a
@@ -129,6 +135,22 @@ fn fold_grant(gid: &str, events: &[StoredEvent], at: DateTime<Utc>) -> Option<Gr
         state.expires_at = access.max(refresh);
     }
     Some(state)
+}
+
+/// RFC 8693 §4.1's `act` as a reader follows it: the current actor
+/// first, each as `client_id` (with its `sub` when that differs), then
+/// the earlier ones after `<-`.
+fn actors(act: &serde_json::Value) -> Option<String> {
+    let mut shown = Vec::new();
+    let mut actor = act;
+    while let Some(client) = actor["client_id"].as_str() {
+        shown.push(match actor["sub"].as_str() {
+            Some(sub) if sub != client => format!("{client} ({sub})"),
+            _ => client.to_owned(),
+        });
+        actor = &actor["act"];
+    }
+    (!shown.is_empty()).then(|| shown.join(" <- "))
 }
 
 /// What stops every grant of a client or a subject, or of one consent:
@@ -235,7 +257,7 @@ pub async fn grants(
     let holders = Holders {
         client_id: client.map(str::to_owned),
         sub: Some(sub.to_owned()),
-        created_before: None,
+        ..Holders::default()
     };
     let gids = grants::held_by(store.db(), &holders).await?;
     let mut report = Report::new(&[
@@ -248,6 +270,8 @@ pub async fn grants(
         "status",
         "ended_at",
         "reason",
+        "parent_gid",
+        "act",
     ]);
     for grant in grants_at(store, &gids, at).await? {
         let status = grant.status(at);
@@ -261,6 +285,8 @@ pub async fn grants(
             json!(status),
             json!(grant.ended.as_ref().map(|(when, _)| rfc3339(*when))),
             json!(grant.ended.map(|(_, why)| why)),
+            json!(grant.parent_gid),
+            json!(grant.act),
         ]);
     }
     Ok(report)
@@ -282,6 +308,7 @@ pub async fn who_can(
         "scopes",
         "started_at",
         "expires_at",
+        "act",
     ]);
     for grant in grants_at(store, &gids, at).await? {
         let has_scope = grant.scopes.split(' ').any(|s| s == scope);
@@ -293,6 +320,7 @@ pub async fn who_can(
                 json!(grant.scopes),
                 json!(rfc3339(grant.started_at)),
                 json!(grant.expires_at.map(rfc3339)),
+                json!(grant.act),
             ]);
         }
     }

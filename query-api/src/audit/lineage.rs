@@ -88,6 +88,16 @@ fn signed_in_at(events: &[StoredEvent]) -> Option<SignedInAt> {
 /// grant approved) in, and the consent given in the same request.
 pub async fn history(store: &Store, gid: &str) -> AuditResult<Report> {
     let mut events = events_of(store, "Grant", &[gid.to_owned()]).await?;
+    // RFC 8693: an exchanged grant's lineage runs through every grant it
+    // descends from, so the chain of who acted for whom reads in order.
+    let ancestors: Vec<String> = events
+        .first()
+        .filter(|first| first.event_type == "GrantExchanged")
+        .and_then(|first| serde_json::from_value(fields(first)["ancestors"].clone()).ok())
+        .unwrap_or_default();
+    if !ancestors.is_empty() {
+        events.extend(events_of(store, "Grant", &ancestors).await?);
+    }
     let (sid, consent_stream, request) = match signed_in_at(&events) {
         Some(at) => (at.sid, at.consent_stream, at.request_id),
         None => (None, None, None),
@@ -143,6 +153,9 @@ fn details(event: &StoredEvent) -> String {
         // The DPoP key a token or code is bound to (a thumbprint, public).
         "jkt",
         "dpop_jkt",
+        // RFC 8693: where an exchanged grant comes from and who acts in it.
+        "parent_gid",
+        "act",
     ];
     let body = fields(event);
     // How the client authenticated, when a client's request caused it.

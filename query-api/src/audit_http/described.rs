@@ -12,16 +12,23 @@ use writ_edge::openapi::ErrorBody;
 pub struct Grant {
     gid: String,
     client_id: String,
-    /// `authorization_code`, `client_credentials`, `password`, or `code
-    /// issued` before the code is redeemed.
+    /// `authorization_code`, `client_credentials`, `password`,
+    /// `device_code`, `token_exchange`; `code issued` or `device pending`
+    /// before the code or device code is redeemed.
     kind: String,
     scopes: String,
     started_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
-    #[schema(pattern = "^(code issued|active|expired|revoked)$")]
+    #[schema(pattern = "^(code issued|device pending|active|expired|revoked)$")]
     status: String,
     ended_at: Option<DateTime<Utc>>,
     reason: Option<String>,
+    /// RFC 8693: the grant this one was exchanged from.
+    parent_gid: Option<String>,
+    /// RFC 8693 §4.1: who acts in it, the current actor first, each as
+    /// `client_id` (with its `sub` in parentheses when that differs),
+    /// separated by ` <- `.
+    act: Option<String>,
 }
 
 /// One event of a subject's consent history.
@@ -58,6 +65,8 @@ pub struct Holder {
     scopes: String,
     started_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
+    /// RFC 8693: the actors of delegated access, as in [`Grant`]'s `act`.
+    act: Option<String>,
 }
 
 /// The hash chains and signed checkpoints, checked.

@@ -5,6 +5,7 @@
 mod code;
 mod device;
 mod dpop;
+mod exchange;
 mod terminal;
 
 use chrono::Duration;

@@ -16,6 +16,7 @@ fn kind_name(kind: GrantKind) -> &'static str {
         GrantKind::ClientCredentials => "client_credentials",
         GrantKind::Password => "password",
         GrantKind::DeviceCode => "device_code",
+        GrantKind::TokenExchange => "token_exchange",
     }
 }
 
@@ -111,6 +112,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
         GrantEvent::CodeIssued { .. }
             | GrantEvent::DeviceAuthorizationStarted { .. }
             | GrantEvent::GrantStarted { .. }
+            | GrantEvent::GrantExchanged { .. }
             | GrantEvent::AccessTokenIssued { .. }
             | GrantEvent::RefreshTokenIssued { .. }
     );
@@ -180,6 +182,44 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
                 (token::kind, TokenKind::Code.as_str().into()),
             ),
         ],
+        // RFC 8693: the lineage on the row lets a token's lookup check its
+        // ancestors, and the policy find a revoked grant's children.
+        GrantEvent::GrantExchanged {
+            client_id,
+            sub,
+            scopes,
+            audience,
+            lineage,
+            started_at,
+            ..
+        } => {
+            let at = timestamp(&started_at);
+            let mut row = new_grant(NewGrant {
+                kind: kind_name(GrantKind::TokenExchange),
+                client_id,
+                sub,
+                scopes: scopes.to_string(),
+                audience: &audience,
+                status: GrantStatus::Active.as_str(),
+                at: &at,
+                until: &at,
+                sid: None,
+            });
+            if let Change::Insert { values, .. } = &mut row {
+                values.extend([
+                    (grant::parent_gid, Some(lineage.parent_gid)),
+                    (
+                        grant::ancestors,
+                        serde_json::to_string(&lineage.ancestors).ok(),
+                    ),
+                    (
+                        grant::act,
+                        lineage.act.and_then(|act| serde_json::to_string(&act).ok()),
+                    ),
+                ]);
+            }
+            vec![row]
+        }
         GrantEvent::DeviceAuthorizationStarted {
             client_id,
             scopes,
@@ -213,7 +253,9 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             ]
         }
         // The person who answered is the grant's subject from here on, and
-        // their browser session the one whose logout ends it.
+        // their browser session the one whose logout ends it. The grant
+        // begins for them now: a password changed or a consent withdrawn
+        // while the device waited must not kill what they just allowed.
         GrantEvent::DeviceAuthorizationApproved {
             sub,
             sid,
@@ -224,6 +266,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             vec![
                 (grant::sub, to(sub)),
                 (grant::sid, Assign::To(sid)),
+                (grant::created_at, to(timestamp(&approved_at))),
                 (grant::updated_at, to(timestamp(&approved_at))),
             ],
             by_gid(),

@@ -11,10 +11,10 @@ use crate::{Db, Dialect};
 table! {
     GRANTS = "grants", columns grant {
         gid, kind, client_id, sub, scopes, audience, status, created_at,
-        updated_at, expires_at, cursor, sid,
+        updated_at, expires_at, cursor, sid, parent_gid, ancestors, act,
     }
     key [gid]
-    lookups []
+    lookups [parent_gid]
 }
 
 status!(GrantStatus {
@@ -54,20 +54,22 @@ impl PartiesRow {
     }
 }
 
-/// Grants held by a client, by a subject, or by a subject with a client;
-/// optionally only those begun before a time. A filter naming neither
-/// client nor subject selects nothing.
+/// Grants held by a client, by a subject, or by a subject with a client,
+/// or exchanged from one grant (RFC 8693); optionally only those begun
+/// before a time. A filter naming none of these selects nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Holders {
     pub client_id: Option<String>,
     pub sub: Option<String>,
+    /// The grant they were exchanged from.
+    pub parent_gid: Option<String>,
     /// A read-table timestamp.
     pub created_before: Option<String>,
 }
 
 impl Holders {
     fn statement(&self, select: &str, standing_only: bool) -> Option<Statement> {
-        if self.client_id.is_none() && self.sub.is_none() {
+        if self.client_id.is_none() && self.sub.is_none() && self.parent_gid.is_none() {
             return None;
         }
         let mut conditions = Vec::new();
@@ -81,6 +83,9 @@ impl Holders {
         }
         if let Some(sub) = &self.sub {
             condition("sub =", sub);
+        }
+        if let Some(parent) = &self.parent_gid {
+            condition("parent_gid =", parent);
         }
         if let Some(before) = &self.created_before {
             condition("created_at <", before);
@@ -175,6 +180,24 @@ pub async fn with_scope(
     .await
 }
 
+/// Whether any of `gids` is revoked: an exchanged grant stands only while
+/// every ancestor does (RFC 8693), which this decides at once, before the
+/// policy has recorded the descendants' own revocations.
+pub async fn any_revoked(db: &Db, gids: &[String]) -> Result<bool, sqlx::Error> {
+    if gids.is_empty() {
+        return Ok(false);
+    }
+    let placeholders: Vec<String> = (2..gids.len() + 2).map(|n| format!("${n}")).collect();
+    let statement = Statement::new(format!(
+        "SELECT count(*) FROM grants WHERE status = $1 AND gid IN ({})",
+        placeholders.join(", ")
+    ))
+    .text(GrantStatus::Revoked.as_str());
+    let statement = gids.iter().fold(statement, |s, gid| s.text(gid.clone()));
+    let (revoked,): (i64,) = db.fetch_row(&statement).await?.unwrap_or((0,));
+    Ok(revoked > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +220,7 @@ mod tests {
             client_id: Some("app".into()),
             sub: Some("s1".into()),
             created_before: Some("2026-12-05T10:00:00.000000Z".into()),
+            ..Holders::default()
         }
         .statement("SELECT gid", true)
         .unwrap_or_else(|| panic!("a holder is named"));

@@ -57,6 +57,9 @@ pub struct TokenLookup {
     pub audience: String,
     /// RFC 9449: the thumbprint of the DPoP key an access token is bound to.
     pub jkt: Option<String>,
+    /// RFC 8693: an exchanged grant's ancestors (a JSON array) and actors.
+    pub ancestors: Option<String>,
+    pub act: Option<String>,
     pub cursor: String,
     #[sqlx(try_from = "String")]
     pub grant_status: GrantStatus,
@@ -76,7 +79,7 @@ impl TokenLookup {
 }
 
 const LOOKUP: &str = "SELECT t.token_key, t.kind, t.gid, t.jti, coalesce(t.scopes, g.scopes) AS scopes, t.issued_at, t.expires_at, \
-  t.status AS token_status, g.client_id, g.sub, coalesce(t.audience, g.audience) AS audience, t.jkt, g.cursor, g.status AS grant_status, \
+  t.status AS token_status, g.client_id, g.sub, coalesce(t.audience, g.audience) AS audience, t.jkt, g.ancestors, g.act, g.cursor, g.status AS grant_status, \
   g.created_at AS grant_created_at, c.status AS client_status, a.status AS account_status, \
   a.credentials_changed_at, cs.withdrawn_at AS consent_withdrawn_at \
   FROM tokens t JOIN grants g ON g.gid = t.gid JOIN clients c ON c.client_id = g.client_id \
