@@ -290,6 +290,9 @@ pub fn refused(err: ExecuteError<GrantError>) -> OAuthError {
         ExecuteError::Rejected(GrantError::ScopeEscalation) => {
             OAuthError::invalid_scope("the requested scope exceeds the granted scope")
         }
+        ExecuteError::Rejected(GrantError::DelegationTooDeep) => {
+            OAuthError::invalid_request("the chain of exchanges is too long")
+        }
         ExecuteError::Rejected(GrantError::ResourceNotGranted) => OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
             writ_edge::ErrorCode::InvalidTarget,

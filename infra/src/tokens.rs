@@ -86,7 +86,7 @@ impl TokenRecord {
                 .as_deref()
                 .and_then(|act| serde_json::from_str(act).ok()),
             // Unreadable ancestors would hide a revocation: one that names
-            // no grant keeps the check failing closed.
+            // no grant is never found, so the check fails closed.
             ancestors: row.ancestors.as_deref().map_or_else(Vec::new, |text| {
                 serde_json::from_str(text).unwrap_or_else(|_| vec![String::new()])
             }),
@@ -206,6 +206,43 @@ pub async fn find_checked(
     standing_with_ancestors(store, TokenRecord::from_lookup(lookup)).await
 }
 
+/// RFC 8693: whether every grant in `ancestors` still stands: not revoked,
+/// and its client, person and consent as live as a token lookup of its
+/// own would require. A grant not found does not stand.
+pub async fn ancestors_stand(store: &Store, ancestors: &[String]) -> Result<bool, sqlx::Error> {
+    if ancestors.is_empty() {
+        return Ok(true);
+    }
+    let rows = grants::ancestors(store.db(), ancestors).await?;
+    Ok(rows.len() == ancestors.len()
+        && rows
+            .iter()
+            .all(|row| row.status != GrantStatus::Revoked && ancestor_holder(row)))
+}
+
+/// An ancestor's holder as [`liveness::holder_is_live`] sees it: its
+/// client enabled, and its person enabled, with no password change or
+/// consent withdrawal since it began.
+fn ancestor_holder(row: &grants::AncestorRow) -> bool {
+    let person = match (&row.sub, &row.account_status, &row.credentials_changed_at) {
+        (None, _, _) => Person::None,
+        (Some(_), Some(status), Some(changed)) => Person::Account {
+            enabled: AccountStatus::from(status.clone()) == AccountStatus::Active,
+            credentials_changed_at: instant(changed, DateTime::<Utc>::MAX_UTC),
+            consent_withdrawn_at: row
+                .consent_withdrawn_at
+                .as_deref()
+                .map(|at| instant(at, DateTime::<Utc>::MAX_UTC)),
+        },
+        (Some(_), _, _) => Person::Missing,
+    };
+    liveness::holder_is_live(&Holder {
+        client_enabled: row.client_status == ClientStatus::Active,
+        grant_created_at: instant(&row.created_at, DateTime::<Utc>::MIN_UTC),
+        person,
+    })
+}
+
 /// RFC 8693: a token of an exchanged grant stands only while every
 /// grant it descends from does. Asked of the database each time, outside
 /// the memory, whose entries a revocation of another grant would not
@@ -214,7 +251,7 @@ async fn standing_with_ancestors(
     store: &Store,
     mut record: TokenRecord,
 ) -> Result<Option<TokenRecord>, sqlx::Error> {
-    if grants::any_revoked(store.db(), &record.ancestors).await? {
+    if !ancestors_stand(store, &record.ancestors).await? {
         record.token.grant_active = false;
         record.grant_revoked = true;
     }

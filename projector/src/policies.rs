@@ -208,7 +208,7 @@ impl Policies {
         let grants = match consequence.grants {
             Ending::Held(holders) => grants::standing(db, &holders).await?,
             Ending::ExchangedUnder { gid, ancestors } => {
-                if grants::any_revoked(db, &ancestors).await? {
+                if !writ_infra::tokens::ancestors_stand(&self.store, &ancestors).await? {
                     vec![gid]
                 } else {
                     Vec::new()

@@ -259,7 +259,8 @@ type Case<'a> = (&'a Creds, Vec<(&'a str, String)>, u16, &'a str, &'a str);
 
 async fn exchanges_never_widen_and_refuse_what_they_cannot_trust(backend: Backend) {
     let deployment = Deployment::with_keys(backend).await;
-    let orders = service(&deployment, "orders", &[]);
+    // Its own tokens live an hour; exchanged ones never outlive the subject.
+    let orders = service(&deployment, "orders", &["--access-token-ttl", "1h"]);
     let billing = service(&deployment, "billing", &[]);
     let bystander = service(&deployment, "bystander", &[]);
     let plain = oauth::client(&deployment, &["--scope", "orders:read"]);
@@ -358,6 +359,20 @@ async fn exchanges_never_widen_and_refuse_what_they_cannot_trust(backend: Backen
         ),
         (
             &orders,
+            [
+                subject(&user_token),
+                vec![
+                    ("actor_token", user_token.clone()),
+                    ("actor_token_type", ACCESS_TOKEN.into()),
+                ],
+            ]
+            .concat(),
+            400,
+            "invalid_request",
+            "an actor token presented to it by someone else",
+        ),
+        (
+            &orders,
             [subject(&user_token), vec![("actor_token", own.clone())]].concat(),
             400,
             "invalid_request",
@@ -440,10 +455,10 @@ async fn exchanges_never_widen_and_refuse_what_they_cannot_trust(backend: Backen
     )
     .await;
     assert_eq!(retargeted.status, 200, "{}", retargeted.body);
-    assert!(
-        api.is_active(&billing, &retargeted.field("access_token"))
-            .await
-    );
+    let child = retargeted.field("access_token");
+    assert!(api.is_active(&billing, &child).await);
+    let lives = retargeted.body["expires_in"].as_i64().unwrap_or(i64::MAX);
+    assert!(lives <= 300, "capped at the subject token's life: {lives}");
     let from_refresh = exchange(
         &api,
         &shop,
@@ -469,4 +484,13 @@ async fn exchanges_never_widen_and_refuse_what_they_cannot_trust(backend: Backen
     )
     .await;
     assert_eq!(revoked.error(), "invalid_request", "{}", revoked.body);
+
+    // Disabling the person's app ends what was exchanged from its grants
+    // at once, before the policy records anything.
+    assert!(api.is_active(&billing, &child).await);
+    deployment.writ(&["client", "disable", &shop.id]).success();
+    assert!(
+        !api.is_active(&billing, &child).await,
+        "the root's client disabled: its descendants stop at once"
+    );
 }

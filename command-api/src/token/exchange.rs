@@ -61,9 +61,18 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
         ));
     };
     let actor = match (form.get("actor_token"), form.get("actor_token_type")) {
-        (Some(token), Some(ACCESS_TOKEN)) => {
-            Some(accepted(state, client, token, TokenKind::Access, "actor_token").await?)
-        }
+        // The actor is this client, proving it with a token of its own: a
+        // token others presented to it names them, not it.
+        (Some(token), Some(ACCESS_TOKEN)) => Some(
+            accepted(state, client, token, TokenKind::Access, "actor_token")
+                .await?
+                .clone(),
+        )
+        .filter(|actor: &TokenRecord| actor.client_id == client.client_id)
+        .ok_or_else(|| {
+            OAuthError::invalid_request("the actor_token must be one issued to this client")
+        })
+        .map(Some)?,
         (None, None) => None,
         _ => {
             return Err(OAuthError::invalid_request(
@@ -71,7 +80,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
             ))
         }
     };
-    let act = actors(&subject, actor.as_ref());
+    let act = actors(&subject, actor.as_ref())?;
     if !may_act_admits(may_act_of(presented).as_ref(), act.as_ref()) {
         return Err(OAuthError::invalid_request(
             "the subject_token's may_act does not name this actor",
@@ -86,8 +95,18 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
             "the chain of exchanges behind this subject_token is too long",
         ));
     }
-    let jkt = proof.key(state, client, None).await?;
-    let prepared = issue::prepare(state, &client.settings, false, jkt);
+    // A refresh token bound to a DPoP key (RFC 9449 §5) is exchanged only
+    // by a request proving that key, as it is refreshed.
+    let bound_to = (kind == TokenKind::Refresh)
+        .then_some(subject.jkt.as_deref())
+        .flatten();
+    let jkt = proof.key(state, client, bound_to).await?;
+    let mut prepared = issue::prepare(state, &client.settings, false, jkt);
+    // Never outliving what it was exchanged from.
+    prepared.request.access_ttl_secs = prepared
+        .request
+        .access_ttl_secs
+        .min(seconds_left(state, &subject));
     let gid = new_gid();
     let command = GrantCommand::Exchange {
         gid: gid.clone(),
@@ -153,20 +172,33 @@ async fn accepted(
 }
 
 /// §4.1: the actor token's holder acts now, and before it whoever acted
-/// in the subject token; without an actor the chain stays as it was.
-fn actors(subject: &TokenRecord, actor: Option<&TokenRecord>) -> Option<Actor> {
-    let earlier: Option<Actor> = subject
-        .act
-        .clone()
-        .and_then(|act| serde_json::from_value(act).ok());
-    match actor {
+/// in the subject token; without an actor the chain stays as it was. A
+/// chain that cannot be read is refused rather than cut short.
+fn actors(subject: &TokenRecord, actor: Option<&TokenRecord>) -> Result<Option<Actor>, OAuthError> {
+    let earlier: Option<Actor> = match subject.act.clone() {
+        None => None,
+        Some(act) => Some(serde_json::from_value(act).map_err(|_| {
+            OAuthError::invalid_request("the subject_token's actors cannot be read")
+        })?),
+    };
+    Ok(match actor {
         Some(actor) => Some(Actor {
             sub: actor.sub.clone().unwrap_or_else(|| actor.client_id.clone()),
             client_id: actor.client_id.clone(),
             act: earlier.map(Box::new),
         }),
         None => earlier,
-    }
+    })
+}
+
+/// Whole seconds until the subject token expires, at least one (it is
+/// active, so it has not).
+fn seconds_left(state: &CommandState, subject: &TokenRecord) -> u64 {
+    let now = state.executor.services().now();
+    chrono::DateTime::parse_from_rfc3339(&subject.expires_at)
+        .map(|expires_at| (expires_at.with_timezone(&chrono::Utc) - now).num_seconds())
+        .unwrap_or(0)
+        .max(1) as u64
 }
 
 /// §4.4: the subject token's `may_act`, when it is a JWT carrying one.

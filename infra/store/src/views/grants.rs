@@ -180,22 +180,41 @@ pub async fn with_scope(
     .await
 }
 
-/// Whether any of `gids` is revoked: an exchanged grant stands only while
-/// every ancestor does (RFC 8693), which this decides at once, before the
-/// policy has recorded the descendants' own revocations.
-pub async fn any_revoked(db: &Db, gids: &[String]) -> Result<bool, sqlx::Error> {
+/// What decides whether an ancestor of an exchanged grant still stands:
+/// the same facts the token lookup reads for the grant itself.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AncestorRow {
+    #[sqlx(try_from = "String")]
+    pub status: GrantStatus,
+    pub created_at: String,
+    #[sqlx(try_from = "String")]
+    pub client_status: super::clients::ClientStatus,
+    pub sub: Option<String>,
+    pub account_status: Option<String>,
+    pub credentials_changed_at: Option<String>,
+    pub consent_withdrawn_at: Option<String>,
+}
+
+/// The rows of these grants with their client, account and consent, one
+/// per grant found (RFC 8693: an exchanged grant stands only while every
+/// ancestor does, which the caller decides at once, before the policy has
+/// recorded the descendants' own revocations).
+pub async fn ancestors(db: &Db, gids: &[String]) -> Result<Vec<AncestorRow>, sqlx::Error> {
     if gids.is_empty() {
-        return Ok(false);
+        return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (2..gids.len() + 2).map(|n| format!("${n}")).collect();
+    let placeholders: Vec<String> = (1..=gids.len()).map(|n| format!("${n}")).collect();
     let statement = Statement::new(format!(
-        "SELECT count(*) FROM grants WHERE status = $1 AND gid IN ({})",
+        "SELECT g.status, g.created_at, c.status AS client_status, g.sub, a.status AS account_status, \
+         a.credentials_changed_at, cs.withdrawn_at AS consent_withdrawn_at \
+         FROM grants g JOIN clients c ON c.client_id = g.client_id \
+         LEFT JOIN accounts a ON a.sub = g.sub \
+         LEFT JOIN consents cs ON cs.sub = g.sub AND cs.client_id = g.client_id \
+         WHERE g.gid IN ({})",
         placeholders.join(", ")
-    ))
-    .text(GrantStatus::Revoked.as_str());
+    ));
     let statement = gids.iter().fold(statement, |s, gid| s.text(gid.clone()));
-    let (revoked,): (i64,) = db.fetch_row(&statement).await?.unwrap_or((0,));
-    Ok(revoked > 0)
+    db.fetch_rows(&statement).await
 }
 
 #[cfg(test)]
