@@ -266,6 +266,9 @@ pub struct ServeArgs {
     /// How often a device may poll the token endpoint (RFC 8628 §3.2), 1s to 1m [default: 5s].
     #[arg(long, env = "WRIT_DEVICE_POLL_INTERVAL", value_parser = humantime::parse_duration)]
     pub device_poll_interval: Option<Duration>,
+    /// How long a relying party's back-channel logout token is retried before it is given up, 1s to 7d [default: 24h].
+    #[arg(long, env = "WRIT_BACKCHANNEL_LOGOUT_RETRY_FOR", value_parser = humantime::parse_duration)]
+    pub backchannel_logout_retry_for: Option<Duration>,
     /// User codes one address (an IPv6 /64) may try on /device per auth_failure_window [default: 10].
     #[arg(long, env = "WRIT_USER_CODE_FAILURE_LIMIT")]
     pub user_code_failure_limit: Option<u32>,
@@ -412,6 +415,11 @@ pub struct ClientFields {
     /// JWK Set file; no secret.
     #[arg(long)]
     pub jwks_file: Option<std::path::PathBuf>,
+    /// Where a logout token is POSTed when a session it received an
+    /// id_token in ends (OpenID Connect Back-Channel Logout): https, or
+    /// http on a loopback address.
+    #[arg(long)]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

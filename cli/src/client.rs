@@ -185,6 +185,8 @@ fn settings_from(
         token_endpoint_auth_method: None,
         jwks: None,
         jwks_uri: None,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
     });
     let is_new = current.name.is_empty();
     let jwks = match &fields.jwks_file {
@@ -284,6 +286,10 @@ fn settings_from(
         } else {
             current.jwks_uri
         },
+        backchannel_logout_uri: fields
+            .backchannel_logout_uri
+            .or(current.backchannel_logout_uri),
+        backchannel_logout_session_required: current.backchannel_logout_session_required,
     })
 }
 
@@ -328,6 +334,7 @@ fn describe(row: &ClientRow, secret: Option<&str>) -> anyhow::Result<Value> {
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
         "dpop_bound_access_tokens": settings.dpop_bound_access_tokens,
         "fapi2_security_profile": settings.fapi2_security_profile,
+        "backchannel_logout_uri": settings.backchannel_logout_uri,
         "status": row.status.as_str(),
         "registered_at": row.registered_at,
     });

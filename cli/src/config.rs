@@ -65,6 +65,8 @@ pub struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     pub device_poll_interval: Option<Duration>,
     pub user_code_failure_limit: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub backchannel_logout_retry_for: Option<Duration>,
     pub allowed_resources: Option<Vec<String>>,
     pub require_pushed_authorization_requests: Option<bool>,
     pub fapi2_security_profile: Option<bool>,
@@ -154,6 +156,8 @@ pub struct Settings {
     pub device_poll_interval: Duration,
     /// User codes one address may try per `auth_failure_window` (§5.1).
     pub user_code_failure_limit: u32,
+    /// How long a back-channel logout token is retried before giving up.
+    pub backchannel_logout_retry_for: Duration,
     /// RFC 8707 resources tokens may be for; empty, any absolute URI.
     pub allowed_resources: Vec<String>,
     /// Every client must push its authorization requests (RFC 9126 §5).
@@ -246,6 +250,13 @@ impl FileConfig {
         {
             return Err(ConfigError::Layers(
                 "device_code_ttl must be between 1s and 1h".into(),
+            ));
+        }
+        if config.backchannel_logout_retry_for.is_some_and(|window| {
+            window < Duration::from_secs(1) || window > Duration::from_secs(7 * 24 * 3600)
+        }) {
+            return Err(ConfigError::Layers(
+                "backchannel_logout_retry_for must be between 1s and 7d".into(),
             ));
         }
         // Whole seconds: §3.2's `interval` is an integer.
@@ -371,6 +382,9 @@ impl Settings {
                 .device_poll_interval
                 .unwrap_or(Duration::from_secs(5)),
             user_code_failure_limit: layers.user_code_failure_limit.unwrap_or(10),
+            backchannel_logout_retry_for: layers
+                .backchannel_logout_retry_for
+                .unwrap_or(writ_projector::DEFAULT_LOGOUT_RETRY_FOR),
             allowed_resources: layers.allowed_resources.clone().unwrap_or_default(),
             require_pushed_authorization_requests: layers
                 .require_pushed_authorization_requests

@@ -49,6 +49,7 @@ pub fn resolve_settings(
         device_code_ttl: serve.and_then(|s| s.device_code_ttl),
         device_poll_interval: serve.and_then(|s| s.device_poll_interval),
         user_code_failure_limit: serve.and_then(|s| s.user_code_failure_limit),
+        backchannel_logout_retry_for: serve.and_then(|s| s.backchannel_logout_retry_for),
         allowed_resources: serve
             .filter(|s| !s.allowed_resources.is_empty())
             .map(|s| s.allowed_resources.clone()),

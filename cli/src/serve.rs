@@ -17,6 +17,7 @@ use writ_edge::metrics::Registry;
 use writ_edge::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
 use writ_infra::signing::{self, KeySet};
+use writ_projector::backchannel::Deliverer;
 use writ_projector::{Projector, Publisher};
 use writ_query_api::{FeedLimits, QueryContext, RevocationFeed};
 
@@ -35,9 +36,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let keys = signing_keys(&context, true).await?;
+    let deliverer = deliverer(&context, &keys);
+    registry = registry.with(deliverer.metrics());
+    let deliverer = tokio::spawn(deliverer.run_until_stopped(stopped.clone()));
     let sealer = tokio::spawn(seal_periodically(&context, stopped.clone()));
     let projector = tokio::spawn(projector.run_until_stopped(stopped));
-    let keys = signing_keys(&context, true).await?;
     let throttle = throttle(&context.settings);
     let app =
         command_router(&context, &keys, &throttle).merge(query_router(&context, &keys, &throttle));
@@ -45,6 +49,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = projector.await;
     let _ = sealer.await;
+    let _ = deliverer.await;
     if let Some(publisher) = publisher {
         let _ = publisher.await;
     }
@@ -80,7 +85,21 @@ pub async fn projector(context: &Context) -> anyhow::Result<Projector> {
         context.settings.projector_check_interval,
     )
     .await?
-    .with_policies(context.executor.clone()))
+    .with_policies(
+        context.executor.clone(),
+        context.settings.backchannel_logout_retry_for,
+    ))
+}
+
+/// Delivers back-channel logout tokens from the log's outbox; it runs
+/// beside the projector, whose policy schedules them.
+pub fn deliverer(context: &Context, keys: &KeySet) -> Deliverer {
+    Deliverer::new(
+        context.store.clone(),
+        context.executor.clone(),
+        keys.clone(),
+        context.settings.issuer.clone(),
+    )
 }
 
 /// Seals the log with a signed checkpoint every `checkpoint_interval`

@@ -64,6 +64,10 @@ pub async fn projector(settings: Settings) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let keys = serve::signing_keys(&context, false).await?;
+    let deliverer = serve::deliverer(&context, &keys);
+    registry = registry.with(deliverer.metrics());
+    let deliverer = tokio::spawn(deliverer.run_until_stopped(stopped.clone()));
     let sealer = tokio::spawn(serve::seal_periodically(&context, stopped.clone()));
     let running = tokio::spawn(projector.run_until_stopped(stopped));
     let app = writ_edge::health::router(context.store.clone());
@@ -71,6 +75,7 @@ pub async fn projector(settings: Settings) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = running.await;
     let _ = sealer.await;
+    let _ = deliverer.await;
     if let Some(publisher) = publisher {
         let _ = publisher.await;
     }

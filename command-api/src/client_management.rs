@@ -155,7 +155,7 @@ pub async fn read(
     security(("registration_access_token" = [])),
     responses(
         (status = 200, description = "The client's metadata as it now stands, with a new `registration_access_token` (the one presented retires).", body = Object),
-        (status = 400, description = "`invalid_client_metadata` (also for a `client_id` or `client_secret` that is not this client's, and for an update that would change the authentication method or keys, turn a web client native, widen scope, grant types, redirect or post-logout URIs, resources or the revocation feed, or drop a pushed-request requirement) or `invalid_redirect_uri`; `invalid_request` for a server field (`registration_access_token`, `registration_client_uri`, `client_secret_expires_at`, `client_id_issued_at`).", body = ErrorBody),
+        (status = 400, description = "`invalid_client_metadata` (also for a `client_id` or `client_secret` that is not this client's, and for an update that would change the authentication method or keys, turn a web client native, widen scope, grant types, redirect or post-logout URIs, resources or the revocation feed, set a new back-channel logout URI, or drop a pushed-request requirement) or `invalid_redirect_uri`; `invalid_request` for a server field (`registration_access_token`, `registration_client_uri`, `client_secret_expires_at`, `client_id_issued_at`).", body = ErrorBody),
         (status = 401, description = "As for GET.", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = ErrorBody),
     )
@@ -335,6 +335,11 @@ fn widens(current: &ClientSettings, next: &ClientSettings) -> Option<&'static st
         Some("resources")
     } else if next.revocation_feed && !current.revocation_feed {
         Some("revocation_feed")
+    } else if next.backchannel_logout_uri.is_some()
+        && next.backchannel_logout_uri != current.backchannel_logout_uri
+    {
+        // Somewhere new for Writ to call: an administrator's to give.
+        Some("backchannel_logout_uri")
     } else if current.require_pushed_authorization_requests
         && !next.require_pushed_authorization_requests
     {

@@ -1,6 +1,6 @@
 //! id_tokens (OpenID Connect Core §2, §3.1.3.6): RS256 unless the client
 //! asked for ES256 or EdDSA, never `alg: none`, with `kid`, `nonce`,
-//! `auth_time`, `at_hash`, and the claims its scopes allow.
+//! `auth_time`, `at_hash`, `sid`, and the claims its scopes allow.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -71,6 +71,11 @@ pub async fn sign(
     merge(&mut claims, extra);
     if let Some(auth_time) = authentication.and_then(|a| a.auth_time) {
         claims["auth_time"] = json!(auth_time.timestamp());
+    }
+    // Back-Channel Logout 1.0 §2.1: the session the sign-in belongs to,
+    // which a logout token names when that session ends.
+    if let Some(sid) = authentication.and_then(|a| a.sid.as_deref()) {
+        claims["sid"] = json!(sid);
     }
     if let (At::CodeExchange, Some(nonce)) = (at, authentication.and_then(|a| a.nonce.as_deref())) {
         claims["nonce"] = json!(nonce);

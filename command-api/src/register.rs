@@ -71,6 +71,11 @@ pub struct Metadata7591 {
     /// The public keys of a `private_key_jwt` client (RFC 7591 §2).
     jwks: Option<Value>,
     jwks_uri: Option<String>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.2: https, or http on a
+    /// loopback address; never a private, link-local or metadata address.
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    backchannel_logout_session_required: bool,
 }
 
 pub(crate) fn invalid(error: writ_edge::ErrorCode, description: impl Into<String>) -> OAuthError {
@@ -216,6 +221,11 @@ pub(crate) fn described(
     }
     if let Some(uri) = &settings.jwks_uri {
         described["jwks_uri"] = json!(uri);
+    }
+    if let Some(uri) = &settings.backchannel_logout_uri {
+        described["backchannel_logout_uri"] = json!(uri);
+        described["backchannel_logout_session_required"] =
+            json!(settings.backchannel_logout_session_required);
     }
     described
 }
@@ -377,5 +387,7 @@ pub(crate) fn settings_from(
         token_endpoint_auth_method: Some(method),
         jwks: metadata.jwks,
         jwks_uri: metadata.jwks_uri,
+        backchannel_logout_uri: metadata.backchannel_logout_uri,
+        backchannel_logout_session_required: metadata.backchannel_logout_session_required,
     })
 }

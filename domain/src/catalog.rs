@@ -5,6 +5,7 @@
 use cqrs_es::Aggregate;
 
 use crate::account::{Account, AccountEvent};
+use crate::backchannel_logout::{BackchannelLogout, BackchannelLogoutEvent};
 use crate::client::{Client, ClientEvent};
 use crate::client_assertion::{ClientAssertion, ClientAssertionEvent};
 use crate::consent::{Consent, ConsentEvent};
@@ -27,6 +28,7 @@ const CATALOGUE: &[(&str, &[&str])] = &[
     (PushedRequest::TYPE, PushedRequestEvent::TYPES),
     (ClientAssertion::TYPE, ClientAssertionEvent::TYPES),
     (DpopProof::TYPE, DpopProofEvent::TYPES),
+    (BackchannelLogout::TYPE, BackchannelLogoutEvent::TYPES),
 ];
 
 /// Every type is known at 1.0; the grant's revocations also at 1.1. That

@@ -8,6 +8,7 @@
 )]
 
 pub mod account;
+pub mod backchannel_logout;
 pub mod catalog;
 pub mod client;
 pub mod client_assertion;

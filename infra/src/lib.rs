@@ -11,6 +11,7 @@ pub mod client_keys;
 pub mod crypto;
 pub mod kafka;
 pub mod keys;
+pub mod outbound;
 pub mod personal;
 pub mod revocations;
 pub mod signing;

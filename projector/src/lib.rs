@@ -9,7 +9,9 @@
 )]
 
 mod audit;
+pub mod backchannel;
 mod bulk;
+mod logouts;
 mod metrics;
 mod policies;
 mod progress;
@@ -27,7 +29,7 @@ use writ_store::statement::Statement;
 use writ_store::{Conn, Cursor, EventHeader, RowExt, Store};
 
 pub use metrics::ProjectorMetrics;
-pub use policies::Policies;
+pub use policies::{Policies, DEFAULT_LOGOUT_RETRY_FOR};
 pub use publisher::{Publisher, PublisherMetrics, CHECKPOINT as PUBLISHER_CHECKPOINT};
 pub use rebuild::{
     rebuild_and_compare, rebuild_and_compare_with_progress, RowDifference, Side, TableDifference,
@@ -219,9 +221,16 @@ impl Projector {
         .unwrap_or(counted)
     }
 
-    /// Also runs the cross-aggregate policies, which issue commands.
-    pub fn with_policies(mut self, executor: writ_store::Executor) -> Self {
-        self.policies = Some(Policies::new(self.store.clone(), executor));
+    /// Also runs the cross-aggregate policies, which issue commands; a
+    /// relying party's logout token is retried for `logout_retry_for`.
+    pub fn with_policies(
+        mut self,
+        executor: writ_store::Executor,
+        logout_retry_for: Duration,
+    ) -> Self {
+        self.policies = Some(
+            Policies::new(self.store.clone(), executor).with_logout_retry_for(logout_retry_for),
+        );
         self
     }
 

@@ -1,4 +1,5 @@
-//! Cross-aggregate policies as a process manager driven by the log:
+//! Cross-aggregate policies as a process manager driven by the log (a
+//! session's end also schedules its back-channel logouts, `logouts.rs`):
 //! disabling a client or an account, changing a password, or withdrawing a
 //! consent revokes the affected grants with `GrantRevoked` events, and a
 //! revoked grant's exchanged children (RFC 8693) follow it, each child's
@@ -50,6 +51,7 @@ const TRIGGERS: &[&str] = &[
     "ConsentWithdrawn",
     "GrantRevoked",
     "GrantExchanged",
+    "SessionEnded",
 ];
 
 fn consequence(event: &StoredEvent) -> Option<Consequence> {
@@ -138,11 +140,25 @@ fn consequence(event: &StoredEvent) -> Option<Consequence> {
 pub struct Policies {
     store: Store,
     executor: Executor,
+    /// How long a relying party's logout token is retried for.
+    logout_retry_for: std::time::Duration,
 }
+
+/// Back-Channel Logout gives no bound; a day outlasts an outage.
+pub const DEFAULT_LOGOUT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl Policies {
     pub fn new(store: Store, executor: Executor) -> Self {
-        Self { store, executor }
+        Self {
+            store,
+            executor,
+            logout_retry_for: DEFAULT_LOGOUT_RETRY_FOR,
+        }
+    }
+
+    pub fn with_logout_retry_for(mut self, retry_for: std::time::Duration) -> Self {
+        self.logout_retry_for = retry_for;
+        self
     }
 
     /// Handles the next events after the checkpoint; `Ok(0)` when idle.
@@ -194,6 +210,15 @@ impl Policies {
         for event in self.store.events_at(&triggers).await? {
             if let Some(consequence) = consequence(&event) {
                 self.revoke_grants(&event, consequence).await?;
+            }
+            if crate::logouts::TRIGGERS.contains(&event.event_type.as_str()) {
+                crate::logouts::schedule(
+                    &self.store,
+                    &self.executor,
+                    &event,
+                    self.logout_retry_for,
+                )
+                .await?;
             }
         }
         crate::advance_checkpoint(conn, CHECKPOINT, from, last).await

@@ -35,7 +35,7 @@ fn metadata(state: &QueryState) -> Value {
         "response_modes_supported": ["query"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "email"],
+        "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "name", "email"],
         "subject_types_supported": ["public"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
@@ -53,6 +53,8 @@ fn metadata(state: &QueryState) -> Value {
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
         "dpop_signing_alg_values_supported": writ_edge::dpop::ALGORITHMS,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     });
     // FAPI 2.0 for every client: the only method that authenticates at
     // the client's endpoints (introspection, for resource servers, keeps

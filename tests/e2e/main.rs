@@ -6,6 +6,7 @@ mod attacks;
 mod audit;
 mod audit_api;
 mod authorize_attacks;
+mod backchannel_logout;
 mod broker;
 mod browser;
 mod chromium;

@@ -219,6 +219,11 @@ fn check_settings(settings: &ClientSettings) -> Result<(), ClientError> {
     {
         return Err(ClientError::Fapi2Profile);
     }
+    if let Some(uri) = &settings.backchannel_logout_uri {
+        if !super::is_server_side_uri(uri) {
+            return Err(ClientError::UnusableBackchannelLogoutUri);
+        }
+    }
     check_keys(settings)
 }
 

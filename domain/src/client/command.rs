@@ -67,6 +67,15 @@ pub struct ClientSettings {
     pub jwks: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// OpenID Connect Back-Channel Logout 1.0: where a logout token is
+    /// POSTed when a session it received an id_token in ends. Left out
+    /// when absent, as `jwks_uri` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// The client asks for `sid` in logout tokens; Writ always sends it,
+    /// and keeps the setting to say so back. Left out when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_logout_session_required: bool,
 }
 
 impl ClientSettings {

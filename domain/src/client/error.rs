@@ -34,6 +34,8 @@ pub enum ClientError {
     KeysWithoutPrivateKeyJwt,
     #[error("{0}")]
     UnusableKeys(String),
+    #[error("backchannel_logout_uri must be https, or http on a loopback address, with no fragment, and not a private, link-local or metadata address")]
+    UnusableBackchannelLogoutUri,
     #[error("a client cannot switch between a secret, keys and none; register a new one")]
     AuthenticationKindChanged,
     #[error("only a client with a secret can subscribe to the revocation feed")]

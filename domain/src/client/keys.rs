@@ -4,6 +4,8 @@
 //! or a `jwks_uri` Writ would not fetch.
 
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
 use serde_json::Value;
 
 use super::ClientError;
@@ -74,38 +76,79 @@ pub fn check_jwks(jwks: &Value) -> Result<(), ClientError> {
 /// A `jwks_uri` Writ may fetch: https, or http on a loopback address (for
 /// development), without a fragment or credentials (R57).
 pub fn check_jwks_uri(uri: &str) -> Result<(), ClientError> {
-    let bad = || {
-        Err(ClientError::UnusableKeys(
-            "jwks_uri must be https, or http on a loopback address, without a fragment".to_owned(),
-        ))
-    };
+    if is_server_side_uri(uri) {
+        return Ok(());
+    }
+    Err(ClientError::UnusableKeys(
+        "jwks_uri must be https, or http on a loopback address, without a fragment, and not a private, link-local or metadata address".to_owned(),
+    ))
+}
+
+/// A URL Writ itself calls (a `jwks_uri`, a `backchannel_logout_uri`):
+/// https, or http on a loopback address (for development), without a
+/// fragment or credentials, and not an address on the network behind Writ
+/// (R57). A host name is checked again, resolved, when it is called.
+pub fn is_server_side_uri(uri: &str) -> bool {
     if uri.len() > MAX_URI_LEN
         || uri.contains(['#', ' ', '\\'])
         || uri.chars().any(char::is_control)
     {
-        return bad();
+        return false;
     }
-    let rest = if let Some(rest) = uri.strip_prefix("https://") {
-        rest
+    let (rest, https) = if let Some(rest) = uri.strip_prefix("https://") {
+        (rest, true)
     } else if let Some(rest) = uri.strip_prefix("http://") {
-        let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..host_end];
-        let host = match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ => authority,
-        };
-        if !["127.0.0.1", "[::1]", "localhost"].contains(&host) {
-            return bad();
-        }
-        rest
+        (rest, false)
     } else {
-        return bad();
+        return false;
     };
     let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
     if authority.is_empty() || authority.contains('@') {
-        return bad();
+        return false;
     }
-    Ok(())
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    if !https && !["127.0.0.1", "[::1]", "localhost"].contains(&host) {
+        return false;
+    }
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(host);
+    literal.parse::<IpAddr>().map_or(true, is_reachable_address)
+}
+
+/// Whether Writ may connect to `ip` on a client's behalf: loopback (for
+/// development), or a public address; never a private, link-local (cloud
+/// metadata), shared, documentation, multicast or unspecified one.
+pub fn is_reachable_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || !(v4.is_private()
+                    || v4.is_link_local()
+                    || v4.is_unspecified()
+                    || v4.is_broadcast()
+                    || v4.is_multicast()
+                    || v4.is_documentation()
+                    || (a == 100 && (64..128).contains(&b))
+                    || a == 0)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_reachable_address(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback()
+                    || !(v6.is_unspecified()
+                        || v6.is_multicast()
+                        || (first & 0xfe00) == 0xfc00
+                        || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +192,32 @@ mod tests {
             "https://",
         ] {
             assert!(check_jwks_uri(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_server_side_uri_never_names_the_network_behind_writ() {
+        for refused in [
+            "https://10.0.0.1/logout",
+            "https://192.168.1.1/logout",
+            "https://172.16.0.9/logout",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/logout",
+            "https://0.0.0.0/logout",
+            "https://[fd00::1]/logout",
+            "https://[fe80::1]:8443/logout",
+            "https://[::ffff:10.0.0.1]/logout",
+            "http://10.0.0.1/logout",
+        ] {
+            assert!(!is_server_side_uri(refused), "{refused}");
+        }
+        for allowed in [
+            "https://rp.example/logout",
+            "https://203.0.114.7/logout",
+            "http://127.0.0.1:9/logout",
+            "https://[2001:4860::1]/logout",
+        ] {
+            assert!(is_server_side_uri(allowed), "{allowed}");
         }
     }
 }

@@ -11,7 +11,7 @@ pub use aggregate::{Client, ClientStatus};
 pub use command::{ClientCommand, ClientSettings};
 pub use error::ClientError;
 pub use event::ClientEvent;
-pub use keys::{check_jwks, check_jwks_uri, AuthMethod};
+pub use keys::{check_jwks, check_jwks_uri, is_reachable_address, is_server_side_uri, AuthMethod};
 
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,8 @@ fn settings() -> ClientSettings {
         token_endpoint_auth_method: None,
         jwks: None,
         jwks_uri: None,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
     }
 }
 

@@ -320,6 +320,8 @@ pub fn service_client_registration(client_id: &str) -> writ_domain::client::Clie
             token_endpoint_auth_method: None,
             jwks: None,
             jwks_uri: None,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         },
         secret_hash: Some(SecretHash("ab".repeat(32))),
         registration_token_hash: None,

@@ -103,6 +103,19 @@ pub async fn history(store: &Store, gid: &str) -> AuditResult<Report> {
         None => (None, None, None),
     };
     if let Some(sid) = sid {
+        // Back-Channel Logout: when the session ended, the grant's client
+        // was told (or Writ gave up telling it), attempt by attempt.
+        let client = events
+            .first()
+            .and_then(|first| fields(first)["client_id"].as_str().map(str::to_owned));
+        if let Some(client) = client {
+            let logout = writ_domain::backchannel_logout::BackchannelLogout::stream_id(
+                &sid,
+                &client,
+                writ_infra::crypto::sha256_hex,
+            );
+            events.extend(events_of(store, "BackchannelLogout", &[logout]).await?);
+        }
         events.extend(events_of(store, "Session", &[sid]).await?);
     }
     if let (Some(stream), Some(request)) = (consent_stream, request) {
@@ -156,6 +169,11 @@ fn details(event: &StoredEvent) -> String {
         // RFC 8693: where an exchanged grant comes from and who acts in it.
         "parent_gid",
         "act",
+        // Back-Channel Logout: each delivery attempt and its outcome.
+        "attempt",
+        "attempts",
+        "status",
+        "retry_at",
     ];
     let body = fields(event);
     // How the client authenticated, when a client's request caused it.

@@ -135,6 +135,25 @@ pub async fn standing_in_session(db: &Db, sid: &str) -> Result<Vec<String>, sqlx
     .await
 }
 
+/// The clients given an id_token in one browser session (its grants that
+/// asked for `openid`, revoked or not): whom its end is told to
+/// (Back-Channel Logout 1.0 §2.7).
+pub async fn signed_in_clients(db: &Db, sid: &str) -> Result<Vec<String>, sqlx::Error> {
+    let has_openid = match db.dialect() {
+        Dialect::Postgres => "position(' openid ' in ' ' || scopes || ' ') > 0",
+        Dialect::Sqlite => "instr(' ' || scopes || ' ', ' openid ') > 0",
+    };
+    let rows: Vec<(String,)> = db
+        .fetch_rows(
+            &Statement::new(format!(
+                "SELECT DISTINCT client_id FROM grants WHERE sid = $1 AND {has_openid} ORDER BY client_id"
+            ))
+            .text(sid),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|(client_id,)| client_id).collect())
+}
+
 /// The distinct owners and audiences among the grants of `holders`.
 pub async fn parties_of(db: &Db, holders: &Holders) -> Result<Vec<PartiesRow>, sqlx::Error> {
     match holders.statement("SELECT DISTINCT client_id, NULL AS sub, audience", false) {

@@ -1,0 +1,299 @@
+//! Back-channel logout delivery (OpenID Connect Back-Channel Logout 1.0
+//! §2.5, §2.8): the outbox is the log. The policy schedules one
+//! `BackchannelLogout` stream per (ended session, relying party); this
+//! task follows the log for them, POSTs each relying party a freshly
+//! signed logout token (the same `jti` every attempt), and records every
+//! attempt's outcome. Failures are retried with doubling waits until the
+//! stream's `give_up_at`, then recorded as abandoned. Nothing here ever
+//! waits on the person's logout, which answered long before.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use writ_domain::backchannel_logout::{
+    BackchannelLogout, BackchannelLogoutCommand, BackchannelLogoutEvent, Outcome,
+};
+use writ_infra::outbound;
+use writ_infra::signing::{jwt, KeySet};
+use writ_store::metrics::Source;
+use writ_store::views::clients;
+use writ_store::{Cursor, Executor, Metadata, Store};
+
+/// How often the log is read for new logouts and due retries are sent.
+const TICK: Duration = Duration::from_millis(250);
+const HEADERS_PER_READ: i64 = 5_000;
+/// Deliveries in flight at once: a relying party that hangs holds one.
+const IN_FLIGHT: usize = 32;
+/// The first retry waits this long, each next one twice as long as the
+/// one before, up to [`LONGEST_WAIT`].
+const FIRST_WAIT: Duration = Duration::from_secs(1);
+const LONGEST_WAIT: Duration = Duration::from_secs(300);
+/// §2.4: a logout token should be short-lived.
+const TOKEN_LIFETIME_SECS: i64 = 120;
+const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+#[derive(Debug, Default)]
+pub struct BackchannelMetrics {
+    pub delivered: Counter,
+    pub failed_attempts: Counter,
+    pub abandoned: Counter,
+}
+
+impl Source for BackchannelMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "writ_backchannel_logout_delivered",
+            "logout tokens a relying party accepted",
+            self.delivered.clone(),
+        );
+        registry.register(
+            "writ_backchannel_logout_failed_attempts",
+            "logout token deliveries that failed and will be retried or abandoned",
+            self.failed_attempts.clone(),
+        );
+        registry.register(
+            "writ_backchannel_logout_abandoned",
+            "logout tokens given up on after their retry window",
+            self.abandoned.clone(),
+        );
+    }
+}
+
+/// One relying party still to be told.
+#[derive(Debug, Clone)]
+struct Pending {
+    client_id: String,
+    sub: String,
+    sid: String,
+    uri: String,
+    attempts: u32,
+    due: DateTime<Utc>,
+}
+
+pub struct Deliverer {
+    store: Store,
+    executor: Executor,
+    keys: KeySet,
+    issuer: String,
+    metrics: Arc<BackchannelMetrics>,
+}
+
+impl Deliverer {
+    pub fn new(store: Store, executor: Executor, keys: KeySet, issuer: String) -> Self {
+        Self {
+            store,
+            executor,
+            keys,
+            issuer,
+            metrics: Arc::default(),
+        }
+    }
+
+    pub fn metrics(&self) -> Arc<BackchannelMetrics> {
+        self.metrics.clone()
+    }
+
+    pub async fn run_until_stopped(self, mut stopped: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let mut read_to = writ_store::START;
+        let mut pending: HashMap<String, Pending> = HashMap::new();
+        // The attempt each delivery under way makes. It stays here after
+        // its outcome is recorded until the log, as read, shows it, so a
+        // read lagging behind the commit never sends the same attempt twice.
+        let mut in_flight: HashMap<String, u32> = HashMap::new();
+        let (done, mut finished) = mpsc::unbounded_channel::<(String, bool)>();
+        loop {
+            while let Ok((id, recorded)) = finished.try_recv() {
+                if !recorded {
+                    in_flight.remove(&id);
+                }
+            }
+            match this.read_new(read_to, &mut pending).await {
+                Ok(cursor) => read_to = cursor,
+                Err(err) => {
+                    tracing::warn!(error = %err, "back-channel logouts cannot read the log")
+                }
+            }
+            in_flight.retain(|id, attempt| {
+                pending
+                    .get(id)
+                    .is_some_and(|entry| entry.attempts < *attempt)
+            });
+            let now = Utc::now();
+            let due: Vec<(String, Pending)> = pending
+                .iter()
+                .filter(|(id, entry)| entry.due <= now && !in_flight.contains_key(*id))
+                .take(IN_FLIGHT.saturating_sub(in_flight.len()))
+                .map(|(id, entry)| (id.clone(), entry.clone()))
+                .collect();
+            for (id, entry) in due {
+                in_flight.insert(id.clone(), entry.attempts + 1);
+                let (this, done) = (this.clone(), done.clone());
+                tokio::spawn(async move {
+                    let recorded = this.attempt(&id, entry).await;
+                    let _ = done.send((id, recorded));
+                });
+            }
+            tokio::select! {
+                _ = stopped.wait_for(|stopped| *stopped) => return,
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+    }
+
+    /// Folds the logouts committed since `after` into `pending`.
+    async fn read_new(
+        &self,
+        mut after: Cursor,
+        pending: &mut HashMap<String, Pending>,
+    ) -> Result<Cursor, sqlx::Error> {
+        loop {
+            let headers = self.store.headers_after(after, HEADERS_PER_READ).await?;
+            let Some(last) = headers.last() else {
+                return Ok(after);
+            };
+            after = last.cursor();
+            let positions: Vec<i64> = headers
+                .iter()
+                .filter(|header| header.aggregate_type == "BackchannelLogout")
+                .map(|header| header.position)
+                .collect();
+            for event in self.store.events_at(&positions).await? {
+                let Ok(payload) = serde_json::from_value(event.payload.clone()) else {
+                    continue;
+                };
+                fold(pending, &event.aggregate_id, payload);
+            }
+            if (headers.len() as i64) < HEADERS_PER_READ {
+                return Ok(after);
+            }
+        }
+    }
+
+    /// One delivery attempt and its recorded outcome; false when the
+    /// outcome could not be recorded (it will be tried again).
+    async fn attempt(&self, id: &str, entry: Pending) -> bool {
+        let attempt = entry.attempts + 1;
+        let outcome = match self.token(id, &entry).await {
+            Some(token) => match outbound::post_form(&entry.uri, &[("logout_token", &token)]).await
+            {
+                Ok(status) if status == 200 => Outcome::Delivered { status },
+                Ok(status) => self.failed(attempt, format!("HTTP {status}")),
+                Err(why) => self.failed(attempt, why),
+            },
+            None => self.failed(attempt, "no signing key for the logout token".into()),
+        };
+        let metrics = &self.metrics;
+        match &outcome {
+            Outcome::Delivered { .. } => metrics.delivered.inc(),
+            Outcome::Failed { .. } => metrics.failed_attempts.inc(),
+        };
+        let command = BackchannelLogoutCommand::Record { attempt, outcome };
+        let metadata = Metadata {
+            actor: "backchannel".into(),
+            request_id: format!("backchannel:{id}:{attempt}"),
+            client_id: Some(entry.client_id.clone()),
+            client_auth: None,
+        };
+        match self
+            .executor
+            .execute::<BackchannelLogout>(id, command, &metadata)
+            .await
+        {
+            Ok(committed) => {
+                if committed.events.iter().any(|e| {
+                    matches!(
+                        e.payload,
+                        BackchannelLogoutEvent::BackchannelLogoutAbandoned { .. }
+                    )
+                }) {
+                    metrics.abandoned.inc();
+                    tracing::warn!(client_id = %entry.client_id, "a back-channel logout was abandoned after its retry window");
+                }
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "a back-channel logout attempt was not recorded");
+                false
+            }
+        }
+    }
+
+    fn failed(&self, attempt: u32, reason: String) -> Outcome {
+        let wait = FIRST_WAIT
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+            .min(LONGEST_WAIT);
+        let retry_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        Outcome::Failed { reason, retry_at }
+    }
+
+    /// §2.4: `typ logout+jwt`, signed with the client's id_token algorithm
+    /// (§2.6: validated as an id_token is), with both `sub` and `sid`, the
+    /// back-channel event, and no `nonce`; the stream id is the `jti`, the
+    /// same on every try.
+    async fn token(&self, id: &str, entry: &Pending) -> Option<String> {
+        let alg = clients::active_settings(self.store.db(), &entry.client_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|settings| settings.id_token_signed_response_alg)
+            .unwrap_or_default();
+        let signer = self.keys.signer(alg.as_str())?;
+        let now = Utc::now().timestamp();
+        let claims = json!({
+            "iss": self.issuer,
+            "aud": entry.client_id,
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME_SECS,
+            "jti": id,
+            "sub": entry.sub,
+            "sid": entry.sid,
+            "events": { EVENT: {} },
+        });
+        jwt::encode(&signer, "logout+jwt", &claims).ok()
+    }
+}
+
+/// What one logout event says of where its relying party stands.
+fn fold(pending: &mut HashMap<String, Pending>, id: &str, event: BackchannelLogoutEvent) {
+    match event {
+        BackchannelLogoutEvent::BackchannelLogoutScheduled {
+            client_id,
+            sub,
+            sid,
+            uri,
+            scheduled_at,
+            ..
+        } => {
+            pending.insert(
+                id.to_owned(),
+                Pending {
+                    client_id,
+                    sub,
+                    sid,
+                    uri,
+                    attempts: 0,
+                    due: scheduled_at,
+                },
+            );
+        }
+        BackchannelLogoutEvent::BackchannelLogoutAttemptFailed {
+            attempt, retry_at, ..
+        } => {
+            if let Some(entry) = pending.get_mut(id) {
+                entry.attempts = attempt;
+                entry.due = retry_at;
+            }
+        }
+        BackchannelLogoutEvent::BackchannelLogoutDelivered { .. }
+        | BackchannelLogoutEvent::BackchannelLogoutAbandoned { .. } => {
+            pending.remove(id);
+        }
+    }
+}
