@@ -417,9 +417,13 @@ pub struct ClientFields {
     pub jwks_file: Option<std::path::PathBuf>,
     /// Where a logout token is POSTed when a session it received an
     /// id_token in ends (OpenID Connect Back-Channel Logout): https, or
-    /// http on a loopback address.
+    /// http on a loopback address; "" removes it.
     #[arg(long)]
     pub backchannel_logout_uri: Option<String>,
+    /// Record that it requires `sid` in logout tokens (Writ always sends
+    /// it): `--backchannel-logout-session-required` or `=false`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

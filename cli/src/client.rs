@@ -286,10 +286,14 @@ fn settings_from(
         } else {
             current.jwks_uri
         },
-        backchannel_logout_uri: fields
-            .backchannel_logout_uri
-            .or(current.backchannel_logout_uri),
-        backchannel_logout_session_required: current.backchannel_logout_session_required,
+        backchannel_logout_uri: match fields.backchannel_logout_uri {
+            Some(uri) if uri.is_empty() => None,
+            Some(uri) => Some(uri),
+            None => current.backchannel_logout_uri,
+        },
+        backchannel_logout_session_required: fields
+            .backchannel_logout_session_required
+            .unwrap_or(current.backchannel_logout_session_required),
     })
 }
 
@@ -335,6 +339,7 @@ fn describe(row: &ClientRow, secret: Option<&str>) -> anyhow::Result<Value> {
         "dpop_bound_access_tokens": settings.dpop_bound_access_tokens,
         "fapi2_security_profile": settings.fapi2_security_profile,
         "backchannel_logout_uri": settings.backchannel_logout_uri,
+        "backchannel_logout_session_required": settings.backchannel_logout_session_required,
         "status": row.status.as_str(),
         "registered_at": row.registered_at,
     });

@@ -17,7 +17,7 @@ use writ_edge::metrics::Registry;
 use writ_edge::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
 use writ_infra::signing::{self, KeySet};
-use writ_projector::backchannel::Deliverer;
+use writ_projector::backchannel::{Deliverer, Signing};
 use writ_projector::{Projector, Publisher};
 use writ_query_api::{FeedLimits, QueryContext, RevocationFeed};
 
@@ -94,11 +94,16 @@ pub async fn projector(context: &Context) -> anyhow::Result<Projector> {
 /// Delivers back-channel logout tokens from the log's outbox; it runs
 /// beside the projector, whose policy schedules them.
 pub fn deliverer(context: &Context, keys: &KeySet) -> Deliverer {
+    let settings = &context.settings;
     Deliverer::new(
         context.store.clone(),
         context.executor.clone(),
-        keys.clone(),
-        context.settings.issuer.clone(),
+        Signing {
+            keys: keys.clone(),
+            issuer: settings.issuer.clone(),
+            access_token_alg: settings.signing_alg.as_str().to_owned(),
+            fapi2: settings.fapi2_security_profile,
+        },
     )
 }
 

@@ -41,15 +41,9 @@ pub async fn sign(
     issued: &Issued,
     at: At,
 ) -> Result<String, OAuthError> {
-    let mut alg = client
+    let alg = client
         .settings
-        .id_token_signed_response_alg
-        .unwrap_or_default();
-    // FAPI 2.0 §5.4.1 for every client (`serve --fapi2`): no RS256; the
-    // access tokens' algorithm always has an active key.
-    if alg == IdTokenAlg::RS256 && client.settings.fapi2(state.fapi2) {
-        alg = IdTokenAlg::parse(&state.signing_alg).unwrap_or(IdTokenAlg::ES256);
-    }
+        .id_token_alg(state.fapi2, &state.signing_alg);
     let signer = state
         .keys
         .signer(alg.as_str())

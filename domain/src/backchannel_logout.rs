@@ -35,7 +35,13 @@ pub enum Outcome {
     Delivered {
         status: u16,
     },
-    /// A refusal, an error or no answer: tried again at `retry_at`, unless
+    /// §2.8: the relying party refused the token itself (a 4xx but 408
+    /// and 429), or no longer has a back channel: another try would be
+    /// refused the same way.
+    Rejected {
+        reason: String,
+    },
+    /// A server error or no answer: tried again at `retry_at`, unless
     /// that is past the time to give up.
     Failed {
         reason: String,
@@ -67,6 +73,13 @@ pub enum BackchannelLogoutEvent {
         attempt: u32,
         status: u16,
         delivered_at: DateTime<Utc>,
+    },
+    /// The relying party refused the token, or no longer has a back
+    /// channel to send it to; not tried again.
+    BackchannelLogoutRejected {
+        attempt: u32,
+        reason: String,
+        rejected_at: DateTime<Utc>,
     },
     /// Every attempt until `give_up_at` failed; the last one's reason.
     BackchannelLogoutAbandoned {
@@ -180,6 +193,13 @@ impl BackchannelLogout {
                             delivered_at: now,
                         }
                     }
+                    Outcome::Rejected { reason } => {
+                        BackchannelLogoutEvent::BackchannelLogoutRejected {
+                            attempt,
+                            reason,
+                            rejected_at: now,
+                        }
+                    }
                     Outcome::Failed { reason, retry_at } if retry_at > scheduled.give_up_at => {
                         BackchannelLogoutEvent::BackchannelLogoutAbandoned {
                             attempts: attempt,
@@ -246,6 +266,7 @@ impl Aggregate for BackchannelLogout {
                 self.retry_at = Some(retry_at);
             }
             BackchannelLogoutEvent::BackchannelLogoutDelivered { attempt, .. }
+            | BackchannelLogoutEvent::BackchannelLogoutRejected { attempt, .. }
             | BackchannelLogoutEvent::BackchannelLogoutAbandoned {
                 attempts: attempt, ..
             } => {
@@ -358,5 +379,23 @@ mod tests {
             .given_no_previous_events()
             .when(failed(1, 1))
             .then_expect_error(BackchannelLogoutError::NotScheduled);
+        let rejected = BackchannelLogoutEvent::BackchannelLogoutRejected {
+            attempt: 1,
+            reason: "HTTP 400".into(),
+            rejected_at: t0(),
+        };
+        LogoutTest::with(services())
+            .given(vec![scheduled()])
+            .when(BackchannelLogoutCommand::Record {
+                attempt: 1,
+                outcome: Outcome::Rejected {
+                    reason: "HTTP 400".into(),
+                },
+            })
+            .then_expect_events(vec![rejected.clone()]);
+        LogoutTest::with(services())
+            .given(vec![scheduled(), rejected])
+            .when(failed(2, 1))
+            .then_expect_error(BackchannelLogoutError::Finished);
     }
 }

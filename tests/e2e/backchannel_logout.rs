@@ -21,6 +21,7 @@ use crate::oauth::{self, Api};
 
 writ_testing::on_both_backends!(
     a_logout_reaches_the_relying_partys_back_channel_after_two_refusals,
+    a_relying_party_that_refuses_the_token_is_not_asked_again,
     sign_out_and_disabling_the_account_send_logout_tokens_too,
     a_back_channel_that_never_answers_is_given_up_without_blocking_anyone,
     registration_takes_only_back_channels_writ_may_call,
@@ -28,8 +29,9 @@ writ_testing::on_both_backends!(
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
-/// A relying party's back channel on a port of its own: it answers 500 to
-/// the first `refusals` logout tokens, then 200, and keeps every one.
+/// A relying party's back channel on a port of its own: it answers each
+/// logout token with the next of `answers`, the last one from then on,
+/// and keeps every token.
 struct Receiver {
     url: String,
     tokens: Arc<Mutex<Vec<String>>>,
@@ -40,25 +42,27 @@ struct Posted {
     logout_token: String,
 }
 
-async fn receiver(refusals: usize) -> Receiver {
+type Kept = (Arc<Mutex<Vec<String>>>, Vec<u16>);
+
+async fn receiver(answers: &[u16]) -> Receiver {
     let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
     let app = Router::new()
         .route(
             "/backchannel",
             post(
-                |State((tokens, refusals)): State<(Arc<Mutex<Vec<String>>>, usize)>,
-                 Form(posted): Form<Posted>| async move {
+                |State((tokens, answers)): State<Kept>, Form(posted): Form<Posted>| async move {
                     let mut kept = tokens.lock().unwrap_or_else(|e| e.into_inner());
                     kept.push(posted.logout_token);
-                    if kept.len() <= refusals {
-                        Status::INTERNAL_SERVER_ERROR
-                    } else {
-                        Status::OK
-                    }
+                    let answer = answers
+                        .get(kept.len() - 1)
+                        .or(answers.last())
+                        .copied()
+                        .unwrap_or(200);
+                    Status::from_u16(answer).unwrap_or(Status::OK)
                 },
             ),
         )
-        .with_state((tokens.clone(), refusals));
+        .with_state((tokens.clone(), answers.to_vec()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -105,8 +109,8 @@ async fn count_events(deployment: &Deployment, event_type: &str) -> i64 {
 }
 
 async fn a_logout_reaches_the_relying_partys_back_channel_after_two_refusals(backend: Backend) {
-    let rp = receiver(2).await;
-    let quiet = receiver(0).await;
+    let rp = receiver(&[500, 500, 200]).await;
+    let quiet = receiver(&[200]).await;
     let deployment = Deployment::with_keys(backend).await;
     let app = browser::web_client(&deployment, &["--backchannel-logout-uri", &rp.url]);
     // Asks for no `openid`: it receives no id_token, so no logout token.
@@ -225,7 +229,7 @@ async fn a_logout_reaches_the_relying_partys_back_channel_after_two_refusals(bac
 }
 
 async fn sign_out_and_disabling_the_account_send_logout_tokens_too(backend: Backend) {
-    let rp = receiver(0).await;
+    let rp = receiver(&[200]).await;
     let deployment = Deployment::with_keys(backend).await;
     let app = browser::web_client(&deployment, &["--backchannel-logout-uri", &rp.url]);
     browser::user(&deployment, "alice");
@@ -259,7 +263,7 @@ async fn sign_out_and_disabling_the_account_send_logout_tokens_too(backend: Back
 }
 
 async fn a_back_channel_that_never_answers_is_given_up_without_blocking_anyone(backend: Backend) {
-    let rp = receiver(usize::MAX).await;
+    let rp = receiver(&[503]).await;
     let deployment = Deployment::with_keys(backend).await;
     let app = browser::web_client(&deployment, &["--backchannel-logout-uri", &rp.url]);
     browser::user(&deployment, "alice");
@@ -341,6 +345,8 @@ async fn registration_takes_only_back_channels_writ_may_call(backend: Backend) {
     for bad in [
         "http://10.0.0.1/bc",
         "https://10.1.2.3/bc",
+        "https://167772161/bc",
+        "https://[64:ff9b::a9fe:a9fe]/latest",
         "https://169.254.169.254/latest/meta-data",
         "https://[fd00::1]/bc",
         "https://100.64.0.1/bc",
@@ -363,4 +369,46 @@ async fn registration_takes_only_back_channels_writ_may_call(backend: Backend) {
         "http://127.0.0.1:9/bc"
     );
     assert_eq!(accepted.body["backchannel_logout_session_required"], true);
+}
+
+async fn a_relying_party_that_refuses_the_token_is_not_asked_again(backend: Backend) {
+    let refusing = receiver(&[400]).await;
+    let terse = receiver(&[204]).await;
+    let deployment = Deployment::with_keys(backend).await;
+    let first = browser::web_client(&deployment, &["--backchannel-logout-uri", &refusing.url]);
+    let second = browser::web_client(&deployment, &["--backchannel-logout-uri", &terse.url]);
+    browser::user(&deployment, "alice");
+    let server = deployment.serve();
+    let api = Api::new(&server);
+    let person = Browser::new(&server);
+    let mut id_token = String::new();
+    for app in [&first, &second] {
+        let back = person
+            .code_flow(&browser::oidc_params(&app.id, "s"), "alice")
+            .await;
+        let code = back.redirect_query(REDIRECT_URI)["code"].clone();
+        id_token = browser::redeem(&api, app, &code).await.field("id_token");
+    }
+    let signed_out = person
+        .get(&format!(
+            "/logout?{}",
+            oauth::form(&[
+                ("id_token_hint", &id_token),
+                ("post_logout_redirect_uri", LOGOUT_URI),
+            ])
+        ))
+        .await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    eventually("one refused and one delivered", || async {
+        let rejected = count_events(&deployment, "BackchannelLogoutRejected").await;
+        let delivered = count_events(&deployment, "BackchannelLogoutDelivered").await;
+        (rejected == 1 && delivered == 1).then_some(())
+    })
+    .await;
+    assert_eq!(refusing.received().len(), 1, "§2.8: a 400 is not retried");
+    assert_eq!(terse.received().len(), 1, "a 204 is delivered");
+    assert_eq!(
+        count_events(&deployment, "BackchannelLogoutAttemptFailed").await,
+        0
+    );
 }

@@ -85,6 +85,18 @@ impl ClientSettings {
         !self.public && self.token_endpoint_auth_method != Some(AuthMethod::PrivateKeyJwt)
     }
 
+    /// The id_token's (and the logout token's, which is validated the
+    /// same way) signature algorithm: the client's choice, RS256 by
+    /// default, except that FAPI 2.0 (§5.4.1) allows no RS256, which then
+    /// becomes the access tokens' algorithm, whose key is always active.
+    pub fn id_token_alg(&self, server_fapi2: bool, access_token_alg: &str) -> IdTokenAlg {
+        let alg = self.id_token_signed_response_alg.unwrap_or_default();
+        if alg == IdTokenAlg::RS256 && self.fapi2(server_fapi2) {
+            return IdTokenAlg::parse(access_token_alg).unwrap_or(IdTokenAlg::ES256);
+        }
+        alg
+    }
+
     /// Whether FAPI 2.0 applies: the client's own profile, or the
     /// server's for every client.
     pub fn fapi2(&self, server_wide: bool) -> bool {

@@ -87,46 +87,43 @@ pub fn check_jwks_uri(uri: &str) -> Result<(), ClientError> {
 /// A URL Writ itself calls (a `jwks_uri`, a `backchannel_logout_uri`):
 /// https, or http on a loopback address (for development), without a
 /// fragment or credentials, and not an address on the network behind Writ
-/// (R57). A host name is checked again, resolved, when it is called.
+/// (R57). Parsed as the caller will parse it (WHATWG URL), so every
+/// spelling of an address (`167772161`, `0xa.0.0.1`, `%31%30.0.0.1`) is
+/// judged as the address it is; a host name is checked again, resolved,
+/// when it is called.
 pub fn is_server_side_uri(uri: &str) -> bool {
-    if uri.len() > MAX_URI_LEN
-        || uri.contains(['#', ' ', '\\'])
-        || uri.chars().any(char::is_control)
-    {
+    if uri.len() > MAX_URI_LEN || uri.contains('#') {
         return false;
     }
-    let (rest, https) = if let Some(rest) = uri.strip_prefix("https://") {
-        (rest, true)
-    } else if let Some(rest) = uri.strip_prefix("http://") {
-        (rest, false)
-    } else {
+    let Ok(url) = url::Url::parse(uri) else {
         return false;
     };
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    if authority.is_empty() || authority.contains('@') {
+    if !url.username().is_empty() || url.password().is_some() {
         return false;
     }
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => authority,
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(v4)) if is_reachable_address(IpAddr::V4(v4)) => v4.is_loopback(),
+        Some(url::Host::Ipv6(v6)) if is_reachable_address(IpAddr::V6(v6)) => v6.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        _ => return false,
     };
-    if !https && !["127.0.0.1", "[::1]", "localhost"].contains(&host) {
-        return false;
+    match url.scheme() {
+        "https" => true,
+        "http" => loopback,
+        _ => false,
     }
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|inner| inner.strip_suffix(']'))
-        .unwrap_or(host);
-    literal.parse::<IpAddr>().map_or(true, is_reachable_address)
 }
 
 /// Whether Writ may connect to `ip` on a client's behalf: loopback (for
-/// development), or a public address; never a private, link-local (cloud
-/// metadata), shared, documentation, multicast or unspecified one.
+/// development), or a public unicast address; never a private, link-local
+/// (cloud metadata), shared, benchmarking, reserved, documentation,
+/// multicast or unspecified one, nor an IPv6 form that tunnels to IPv4
+/// (NAT64, 6to4, Teredo, IPv4-compatible), which an IPv6 allow-list of
+/// global unicast space keeps out.
 pub fn is_reachable_address(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || !(v4.is_private()
                     || v4.is_link_local()
@@ -135,17 +132,20 @@ pub fn is_reachable_address(ip: IpAddr) -> bool {
                     || v4.is_multicast()
                     || v4.is_documentation()
                     || (a == 100 && (64..128).contains(&b))
+                    || (a == 198 && (18..20).contains(&b))
+                    || (a == 192 && b == 0 && c == 0)
+                    || a >= 240
                     || a == 0)
         }
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => is_reachable_address(IpAddr::V4(v4)),
             None => {
-                let first = v6.segments()[0];
+                let [first, second, ..] = v6.segments();
                 v6.is_loopback()
-                    || !(v6.is_unspecified()
-                        || v6.is_multicast()
-                        || (first & 0xfe00) == 0xfc00
-                        || (first & 0xffc0) == 0xfe80)
+                    || ((first & 0xe000) == 0x2000
+                        && !(first == 0x2001 && second == 0)
+                        && !(first == 0x2001 && second == 0x0db8)
+                        && first != 0x2002)
             }
         },
     }
@@ -208,6 +208,18 @@ mod tests {
             "https://[fe80::1]:8443/logout",
             "https://[::ffff:10.0.0.1]/logout",
             "http://10.0.0.1/logout",
+            "https://167772161/logout",
+            "https://0xa9fe.0xa9fe/latest",
+            "https://%31%30.0.0.1/logout",
+            "https://[64:ff9b::a00:1]/logout",
+            "https://[2002:a00:1::]/logout",
+            "https://[::10.0.0.1]/logout",
+            "https://198.18.0.1/logout",
+            "https://240.0.0.1/logout",
+            "https://:443/logout",
+            "https://user:pw@rp.example/logout",
+            "http://rp.example/logout",
+            "ftp://rp.example/logout",
         ] {
             assert!(!is_server_side_uri(refused), "{refused}");
         }
