@@ -324,6 +324,19 @@ pub async fn decide(
         }
         Err(_) => return pages::unavailable(),
     }
+    // A logout racing the approval may have looked for the session's
+    // grants before this one had its session: asked again, it ends it.
+    if allow && matches!(session::current(&state, &headers).await, Ok(None)) {
+        let revoke = GrantCommand::Revoke {
+            by: format!("user:{}", session.sub),
+            reason: "logout".into(),
+        };
+        let _ = state
+            .executor
+            .execute::<Grant>(&shown.gid, revoke, &metadata)
+            .await;
+        return expired();
+    }
     if !allow {
         return pages::render(
             StatusCode::OK,
