@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use serde_json::json;
@@ -80,7 +81,7 @@ impl Leadership {
 
 /// How often the log is read for new logouts and due retries are sent.
 const TICK: Duration = Duration::from_millis(250);
-const HEADERS_PER_READ: i64 = 5_000;
+const EVENTS_PER_READ: i64 = 1_000;
 /// Deliveries in flight at once: a relying party that hangs holds one.
 const IN_FLIGHT: usize = 32;
 /// Deliveries in flight to one client: one that hangs cannot take the
@@ -263,23 +264,18 @@ impl Deliverer {
             if *stopped.borrow() {
                 return Ok(after);
             }
-            let headers = self.store.headers_after(after, HEADERS_PER_READ).await?;
-            let Some(last) = headers.last() else {
-                return Ok(after);
-            };
-            after = last.cursor();
-            let positions: Vec<i64> = headers
-                .iter()
-                .filter(|header| header.aggregate_type == "BackchannelLogout")
-                .map(|header| header.position)
-                .collect();
-            for event in self.store.events_at(&positions).await? {
-                let Ok(payload) = serde_json::from_value(event.payload.clone()) else {
-                    continue;
-                };
-                fold(pending, &event.aggregate_id, payload);
+            let (events, reached) = self
+                .store
+                .events_of_type_after(after, BackchannelLogout::TYPE, EVENTS_PER_READ)
+                .await?;
+            for event in &events {
+                if let Ok(payload) = serde_json::from_value(event.payload.clone()) {
+                    fold(pending, &event.aggregate_id, payload);
+                }
             }
-            if (headers.len() as i64) < HEADERS_PER_READ {
+            let more = reached != after && events.len() as i64 == EVENTS_PER_READ;
+            after = reached;
+            if !more {
                 return Ok(after);
             }
         }

@@ -136,6 +136,72 @@ impl Store {
             .collect()
     }
 
+    /// The events of one aggregate type committed after `after`, at most
+    /// `limit`, and the cursor the read reached: a reader that follows few
+    /// streams among many (the back-channel logout deliverer) has the
+    /// database skip the rest instead of decoding every header. The reach
+    /// is the log's head read first (on PostgreSQL below its global-order
+    /// bound), so nothing committed at or before it is missed.
+    pub async fn events_of_type_after(
+        &self,
+        after: Cursor,
+        aggregate_type: &str,
+        limit: i64,
+    ) -> Result<(Vec<StoredEvent>, Cursor), sqlx::Error> {
+        let dialect = self.dialect();
+        let head = match dialect {
+            Dialect::Sqlite => Statement::new(
+                "SELECT 0 AS txid, coalesce(max(position), 0) AS position FROM events",
+            ),
+            Dialect::Postgres => Statement::new(
+                "SELECT txid::text::bigint AS txid, position FROM events \
+                 WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY events.txid DESC, events.position DESC LIMIT 1",
+            ),
+        };
+        let reach = self
+            .db()
+            .fetch_all(&head)
+            .await?
+            .first()
+            .map(|row| Cursor {
+                txid: row.int("txid").unwrap_or(0),
+                position: row.int("position").unwrap_or(0),
+            })
+            .unwrap_or(after);
+        if reach <= after {
+            return Ok((Vec::new(), after));
+        }
+        let statement = match dialect {
+            Dialect::Sqlite => Statement::new(format!(
+                "SELECT {} FROM events WHERE position > $1 AND position <= $2 \
+                 AND aggregate_type = $3 ORDER BY position LIMIT $4",
+                event_columns(dialect)
+            ))
+            .int(after.position)
+            .int(reach.position),
+            Dialect::Postgres => Statement::new(format!(
+                "SELECT {} FROM events \
+                 WHERE (txid, position) > ($1::text::xid8, $2) AND (txid, position) <= ($3::text::xid8, $4) \
+                 AND aggregate_type = $5 ORDER BY events.txid, events.position LIMIT $6",
+                event_columns(dialect)
+            ))
+            .text(after.txid.to_string())
+            .int(after.position)
+            .text(reach.txid.to_string())
+            .int(reach.position),
+        };
+        let events = self
+            .fetch_events(&statement.text(aggregate_type).int(limit))
+            .await?;
+        // A full page may stop short of the reach: go on from its last.
+        let reached = match events.last() {
+            Some(last) if events.len() as i64 == limit => last.cursor(),
+            _ => reach,
+        };
+        Ok((events, reached))
+    }
+
     /// The events at these positions, in global order.
     pub async fn events_at(&self, positions: &[i64]) -> Result<Vec<StoredEvent>, sqlx::Error> {
         if positions.is_empty() {
