@@ -52,25 +52,51 @@ fn instant(text: &str, otherwise: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).map_or(otherwise, |at| at.with_timezone(&Utc))
 }
 
-impl TokenRecord {
-    fn from_lookup(row: TokenLookup) -> Self {
-        let person = match (&row.sub, row.account_status(), &row.credentials_changed_at) {
+/// What a grant's row says of whoever it speaks for, as the read tables
+/// hold it: its client's status, its start, and its person's account,
+/// credentials change and consent withdrawal (all absent for a client
+/// acting for itself).
+struct HolderFacts<'a> {
+    client_status: ClientStatus,
+    grant_created_at: &'a str,
+    sub: Option<&'a str>,
+    account_status: Option<AccountStatus>,
+    credentials_changed_at: Option<&'a str>,
+    consent_withdrawn_at: Option<&'a str>,
+}
+
+impl HolderFacts<'_> {
+    fn holder(&self) -> Holder {
+        let person = match (self.sub, &self.account_status, self.credentials_changed_at) {
             (None, _, _) => Person::None,
             (Some(_), Some(status), Some(changed)) => Person::Account {
-                enabled: status == AccountStatus::Active,
+                enabled: *status == AccountStatus::Active,
                 credentials_changed_at: instant(changed, DateTime::<Utc>::MAX_UTC),
-                consent_withdrawn_at: row
+                consent_withdrawn_at: self
                     .consent_withdrawn_at
-                    .as_deref()
                     .map(|at| instant(at, DateTime::<Utc>::MAX_UTC)),
             },
             (Some(_), _, _) => Person::Missing,
         };
-        let holder = Holder {
-            client_enabled: row.client_status == ClientStatus::Active,
-            grant_created_at: instant(&row.grant_created_at, DateTime::<Utc>::MIN_UTC),
+        Holder {
+            client_enabled: self.client_status == ClientStatus::Active,
+            grant_created_at: instant(self.grant_created_at, DateTime::<Utc>::MIN_UTC),
             person,
-        };
+        }
+    }
+}
+
+impl TokenRecord {
+    fn from_lookup(row: TokenLookup) -> Self {
+        let holder = HolderFacts {
+            client_status: row.client_status,
+            grant_created_at: &row.grant_created_at,
+            sub: row.sub.as_deref(),
+            account_status: row.account_status(),
+            credentials_changed_at: row.credentials_changed_at.as_deref(),
+            consent_withdrawn_at: row.consent_withdrawn_at.as_deref(),
+        }
+        .holder();
         let token = Token {
             // A kind this Writ does not write is never a token it answers for.
             is_code: !matches!(row.kind, TokenKind::Access | TokenKind::Refresh),
@@ -109,6 +135,11 @@ impl TokenRecord {
     /// See [`liveness::token_is_live`].
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         liveness::token_is_live(&self.token, &self.holder, now)
+    }
+
+    /// When it expires; unreadable, the earliest instant (expired).
+    pub fn expiry(&self) -> DateTime<Utc> {
+        self.token.expires_at
     }
 
     /// Not revoked, rotated or spent: a redeemed code or device code is
@@ -220,27 +251,19 @@ pub async fn ancestors_stand(store: &Store, ancestors: &[String]) -> Result<bool
             .all(|row| row.status != GrantStatus::Revoked && ancestor_holder(row)))
 }
 
-/// An ancestor's holder as [`liveness::holder_is_live`] sees it: its
-/// client enabled, and its person enabled, with no password change or
-/// consent withdrawal since it began.
+/// An ancestor's holder as [`liveness::holder_is_live`] sees it, from
+/// the same facts a token lookup of its own would read.
 fn ancestor_holder(row: &grants::AncestorRow) -> bool {
-    let person = match (&row.sub, &row.account_status, &row.credentials_changed_at) {
-        (None, _, _) => Person::None,
-        (Some(_), Some(status), Some(changed)) => Person::Account {
-            enabled: AccountStatus::from(status.clone()) == AccountStatus::Active,
-            credentials_changed_at: instant(changed, DateTime::<Utc>::MAX_UTC),
-            consent_withdrawn_at: row
-                .consent_withdrawn_at
-                .as_deref()
-                .map(|at| instant(at, DateTime::<Utc>::MAX_UTC)),
-        },
-        (Some(_), _, _) => Person::Missing,
-    };
-    liveness::holder_is_live(&Holder {
-        client_enabled: row.client_status == ClientStatus::Active,
-        grant_created_at: instant(&row.created_at, DateTime::<Utc>::MIN_UTC),
-        person,
-    })
+    let holder = HolderFacts {
+        client_status: row.client_status,
+        grant_created_at: &row.created_at,
+        sub: row.sub.as_deref(),
+        account_status: row.account_status.clone().map(AccountStatus::from),
+        credentials_changed_at: row.credentials_changed_at.as_deref(),
+        consent_withdrawn_at: row.consent_withdrawn_at.as_deref(),
+    }
+    .holder();
+    liveness::holder_is_live(&holder)
 }
 
 /// RFC 8693: a token of an exchanged grant stands only while every

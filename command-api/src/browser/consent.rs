@@ -5,8 +5,9 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use writ_domain::consent::{stream_id, Consent, ConsentCommand};
-use writ_store::ExecuteError;
+use writ_domain::consent::{stream_id, Consent, ConsentCommand, ConsentError};
+use writ_domain::values::ScopeSet;
+use writ_store::{ExecuteError, Metadata};
 
 use super::code::issue_code;
 use super::described::ConsentForm;
@@ -109,20 +110,43 @@ pub async fn submit(
         }
         Err(()) => return pages::unavailable(),
     }
-    let command = ConsentCommand::Grant {
-        sub: session.sub.clone(),
-        client_id: pending.client_id.clone(),
-        scopes: pending.scopes.clone(),
-        request_id: pending.request_id.clone(),
-    };
     let metadata = user_metadata(&session.sub, &pending.request_id, Some(&pending.client_id));
-    let stream = stream_id(&session.sub, &pending.client_id);
+    match record(
+        &state,
+        &session.sub,
+        &pending.client_id,
+        &pending.scopes,
+        &metadata,
+    )
+    .await
+    {
+        Ok(()) => issue_code(&state, &pending, &session).await,
+        Err(_) => pages::unavailable(),
+    }
+}
+
+/// Records that `sub` allowed `client_id` these scopes (`ConsentGranted`,
+/// or `ConsentExtended` with the union). A consent that already covers
+/// them is refused by the aggregate and needs nothing more.
+pub async fn record(
+    state: &CommandState,
+    sub: &str,
+    client_id: &str,
+    scopes: &ScopeSet,
+    metadata: &Metadata,
+) -> Result<(), ExecuteError<ConsentError>> {
+    let command = ConsentCommand::Grant {
+        sub: sub.to_owned(),
+        client_id: client_id.to_owned(),
+        scopes: scopes.clone(),
+        request_id: metadata.request_id.clone(),
+    };
     match state
         .executor
-        .execute::<Consent>(&stream, command, &metadata)
+        .execute::<Consent>(&stream_id(sub, client_id), command, metadata)
         .await
     {
-        Ok(_) | Err(ExecuteError::Rejected(_)) => issue_code(&state, &pending, &session).await,
-        Err(_) => pages::unavailable(),
+        Ok(_) | Err(ExecuteError::Rejected(_)) => Ok(()),
+        Err(err) => Err(err),
     }
 }

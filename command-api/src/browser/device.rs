@@ -15,7 +15,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use writ_domain::consent::{stream_id, Consent, ConsentCommand};
 use writ_domain::grant::{Grant, GrantCommand, GrantError, GrantStatus};
 use writ_domain::values::{user_code, ScopeSet};
 use writ_edge::ClientAddress;
@@ -348,23 +347,15 @@ pub async fn decide(
     }
     // Recorded once the approval stands, so a failed one leaves no consent
     // behind; with it the account page lists the device's access.
-    let consent = ConsentCommand::Grant {
-        sub: session.sub.clone(),
-        client_id: shown.client_id.clone(),
-        scopes: shown.scopes.clone(),
-        request_id: metadata.request_id.clone(),
-    };
-    let stream = stream_id(&session.sub, &shown.client_id);
-    match state
-        .executor
-        .execute::<Consent>(&stream, consent, &metadata)
-        .await
-    {
-        // Already covered by an earlier consent: nothing to add.
-        Ok(_) | Err(ExecuteError::Rejected(_)) => {}
-        Err(err) => {
-            tracing::warn!(error = %err, "a device was approved but its consent was not recorded")
-        }
+    let recorded = super::consent::record(
+        &state,
+        &session.sub,
+        &shown.client_id,
+        &shown.scopes,
+        &metadata,
+    );
+    if let Err(err) = recorded.await {
+        tracing::warn!(error = %err, "a device was approved but its consent was not recorded");
     }
     let (title, message) = (
         "Device connected",

@@ -6,7 +6,6 @@
 //! is something to bind it to.
 
 use axum::response::Response;
-use chrono::DateTime;
 use writ_domain::grant::{Grant, GrantCommand};
 use writ_domain::values::{GrantType, SecretHash};
 use writ_edge::{ErrorCode, OAuthError};
@@ -30,10 +29,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
     if record.client_id != client.client_id || !record.is_unspent() {
         return Err(issue::invalid_grant());
     }
-    let now = state.executor.services().now();
-    let expired = DateTime::parse_from_rfc3339(&record.expires_at)
-        .map_or(true, |expires_at| now >= expires_at);
-    if expired {
+    if state.executor.services().now() >= record.expiry() {
         return Err(polling(
             ErrorCode::ExpiredToken,
             "the device code has expired; start again",

@@ -195,10 +195,7 @@ fn actors(subject: &TokenRecord, actor: Option<&TokenRecord>) -> Result<Option<A
 /// active, so it has not).
 fn seconds_left(state: &CommandState, subject: &TokenRecord) -> u64 {
     let now = state.executor.services().now();
-    chrono::DateTime::parse_from_rfc3339(&subject.expires_at)
-        .map(|expires_at| (expires_at.with_timezone(&chrono::Utc) - now).num_seconds())
-        .unwrap_or(0)
-        .max(1) as u64
+    (subject.expiry() - now).num_seconds().max(1) as u64
 }
 
 /// §4.4: the subject token's `may_act`, when it is a JWT carrying one.

@@ -64,6 +64,24 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             by_gid(),
         )
     };
+    // A code or device code redeemed: the grant activates (only from
+    // pending, see CodeRedeemed below) and the code is spent.
+    let redeemed = |kind: TokenKind, at: &DateTime<Utc>| {
+        vec![
+            Change::update(
+                &GRANTS,
+                vec![
+                    (grant::status, to(GrantStatus::Active.as_str())),
+                    (grant::updated_at, to(timestamp(at))),
+                ],
+                vec![
+                    (grant::gid, gid.to_owned()),
+                    (grant::status, GrantStatus::Pending.as_str().to_owned()),
+                ],
+            ),
+            tokens_where(TokenStatus::Spent, (token::kind, kind.as_str().into())),
+        ]
+    };
     let new_token = |key: String,
                      kind: &str,
                      jti: Option<String>,
@@ -158,23 +176,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
         // R72: only a pending grant becomes active. Logs written before
         // redemptions of revoked grants were refused hold some; replayed,
         // they leave the grant revoked (the aggregate's apply agrees).
-        GrantEvent::CodeRedeemed { redeemed_at: at } => vec![
-            Change::update(
-                &GRANTS,
-                vec![
-                    (grant::status, to(GrantStatus::Active.as_str())),
-                    (grant::updated_at, to(timestamp(&at))),
-                ],
-                vec![
-                    (grant::gid, gid.to_owned()),
-                    (grant::status, GrantStatus::Pending.as_str().to_owned()),
-                ],
-            ),
-            tokens_where(
-                TokenStatus::Spent,
-                (token::kind, TokenKind::Code.as_str().into()),
-            ),
-        ],
+        GrantEvent::CodeRedeemed { redeemed_at: at } => redeemed(TokenKind::Code, &at),
         GrantEvent::CodeBurned { burned_at: at, .. } => vec![
             set_status(GrantStatus::Revoked, &at),
             tokens_where(
@@ -282,23 +284,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             ],
             by_gid(),
         )],
-        GrantEvent::DeviceCodeRedeemed { redeemed_at: at } => vec![
-            Change::update(
-                &GRANTS,
-                vec![
-                    (grant::status, to(GrantStatus::Active.as_str())),
-                    (grant::updated_at, to(timestamp(&at))),
-                ],
-                vec![
-                    (grant::gid, gid.to_owned()),
-                    (grant::status, GrantStatus::Pending.as_str().to_owned()),
-                ],
-            ),
-            tokens_where(
-                TokenStatus::Spent,
-                (token::kind, TokenKind::DeviceCode.as_str().into()),
-            ),
-        ],
+        GrantEvent::DeviceCodeRedeemed { redeemed_at: at } => redeemed(TokenKind::DeviceCode, &at),
         GrantEvent::CodeReplayDetected { .. } | GrantEvent::RefreshTokenReuseDetected { .. } => {
             Vec::new()
         }
