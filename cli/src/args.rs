@@ -495,6 +495,12 @@ pub enum UserCommand {
         #[arg(long, default_value = "disabled by an administrator")]
         reason: String,
     },
+    /// Enable a disabled account again; its earlier grants stay revoked.
+    Enable {
+        username: String,
+        #[arg(long, default_value = "enabled by an administrator")]
+        reason: String,
+    },
     /// Forget a person: delete their data key; the log keeps only ciphertext.
     Forget { username: String },
     /// End every browser session of a person, revoking the grants issued in

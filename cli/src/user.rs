@@ -99,6 +99,21 @@ pub async fn run(context: Context, command: UserCommand, json: bool) -> anyhow::
             )?;
             show(&context, &normalize_username(&username)?, json).await
         }
+        UserCommand::Enable { username, reason } => {
+            let (id, _) = subject_of(&context, &username).await?;
+            check(
+                context
+                    .executor
+                    .execute::<Account>(
+                        &id,
+                        AccountCommand::Enable { reason },
+                        &Metadata::cli(ACTOR),
+                    )
+                    .await,
+                &username,
+            )?;
+            show(&context, &normalize_username(&username)?, json).await
+        }
         UserCommand::SignOut { username } => {
             let (id, _) = subject_of(&context, &username).await?;
             let sub = accounts::sub_of(context.store.db(), &id)

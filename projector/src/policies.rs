@@ -71,9 +71,14 @@ fn consequence(event: &StoredEvent) -> Option<Consequence> {
             _ => None,
         },
         Account::TYPE => match serde_json::from_value(payload).ok()? {
-            AccountEvent::AccountDisabled { sub, .. } => Some(Consequence {
+            // Only grants from before: the account may have been enabled
+            // again, and new grants made, by the time the policy runs.
+            AccountEvent::AccountDisabled {
+                sub, disabled_at, ..
+            } => Some(Consequence {
                 grants: Ending::Held(Holders {
                     sub: Some(sub),
+                    created_before: Some(timestamp(&disabled_at)),
                     ..Holders::default()
                 }),
                 reason: "account_disabled",

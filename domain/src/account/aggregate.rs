@@ -28,6 +28,9 @@ pub enum AccountCommand {
     Disable {
         reason: String,
     },
+    Enable {
+        reason: String,
+    },
     Forget,
 }
 
@@ -39,6 +42,8 @@ pub enum AccountError {
     NotFound,
     #[error("the account is disabled")]
     Disabled,
+    #[error("the account is not disabled")]
+    NotDisabled,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +121,15 @@ impl Aggregate for Account {
                     disabled_at: now,
                 }
             }
+            AccountCommand::Enable { reason } => match self.status {
+                AccountStatus::Absent => return Err(AccountError::NotFound),
+                AccountStatus::Active => return Err(AccountError::NotDisabled),
+                AccountStatus::Disabled => AccountEvent::AccountEnabled {
+                    sub,
+                    reason,
+                    enabled_at: now,
+                },
+            },
             AccountCommand::Forget => {
                 if self.status == AccountStatus::Absent {
                     return Err(AccountError::NotFound);
@@ -138,6 +152,7 @@ impl Aggregate for Account {
             }
             AccountEvent::PasswordChanged { .. } | AccountEvent::ClaimsUpdated { .. } => {}
             AccountEvent::AccountDisabled { .. } => self.status = AccountStatus::Disabled,
+            AccountEvent::AccountEnabled { .. } => self.status = AccountStatus::Active,
             AccountEvent::AccountForgotten { .. } => {
                 self.status = AccountStatus::Absent;
                 self.sub.clear();

@@ -34,6 +34,13 @@ pub enum AccountEvent {
         reason: String,
         disabled_at: DateTime<Utc>,
     },
+    /// A disabled account may sign in again. Its grants from before the
+    /// disabling stay revoked: only new ones are live.
+    AccountEnabled {
+        sub: String,
+        reason: String,
+        enabled_at: DateTime<Utc>,
+    },
     /// The subject's data key was deleted; sealed fields are unreadable.
     AccountForgotten {
         sub: String,
@@ -50,6 +57,7 @@ impl AccountEvent {
             | Self::PasswordChanged { sub, .. }
             | Self::ClaimsUpdated { sub, .. }
             | Self::AccountDisabled { sub, .. }
+            | Self::AccountEnabled { sub, .. }
             | Self::AccountForgotten { sub, .. } => sub,
         }
     }

@@ -152,3 +152,23 @@ fn forgetting_a_missing_account_is_refused() {
         .when(AccountCommand::Forget)
         .then_expect_error(AccountError::NotFound);
 }
+
+#[test]
+fn enabling_reopens_a_disabled_account_only() {
+    AccountTest::with(services())
+        .given(vec![created("s1"), disabled()])
+        .when(AccountCommand::Enable { reason: "r".into() })
+        .then_expect_events(vec![AccountEvent::AccountEnabled {
+            sub: "s1".into(),
+            reason: "r".into(),
+            enabled_at: t0(),
+        }]);
+    AccountTest::with(services())
+        .given(vec![created("s1")])
+        .when(AccountCommand::Enable { reason: "r".into() })
+        .then_expect_error(AccountError::NotDisabled);
+    AccountTest::with(services())
+        .given_no_previous_events()
+        .when(AccountCommand::Enable { reason: "r".into() })
+        .then_expect_error(AccountError::NotFound);
+}

@@ -310,6 +310,19 @@ fn account(account_id: &str, event: AccountEvent) -> Vec<Change> {
         AccountEvent::AccountDisabled {
             sub, disabled_at, ..
         } => vec![status(AccountStatus::Disabled.as_str(), &disabled_at, &sub)],
+        // Grants from before the account was enabled again stay dead: the
+        // policy revokes them, and until it has, this instant says so.
+        AccountEvent::AccountEnabled {
+            sub, enabled_at, ..
+        } => vec![Change::update(
+            &ACCOUNTS,
+            vec![
+                (account::status, to(AccountStatus::Active.as_str())),
+                (account::updated_at, to(timestamp(&enabled_at))),
+                (account::credentials_changed_at, to(timestamp(&enabled_at))),
+            ],
+            vec![(account::sub, sub)],
+        )],
         AccountEvent::AccountForgotten { sub, forgotten_at } => vec![
             status(AccountStatus::Forgotten.as_str(), &forgotten_at, &sub),
             Change::Delete {
