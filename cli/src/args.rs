@@ -269,6 +269,12 @@ pub struct ServeArgs {
     /// How long a relying party's back-channel logout token is retried before it is given up, 1s to 7d [default: 24h].
     #[arg(long, env = "WRIT_BACKCHANNEL_LOGOUT_RETRY_FOR", value_parser = humantime::parse_duration)]
     pub backchannel_logout_retry_for: Option<Duration>,
+    /// How long a Shared Signals push receiver is retried for one SET before it is abandoned, 1s to 7d [default: 1h].
+    #[arg(long, env = "WRIT_SSF_RETRY_FOR", value_parser = humantime::parse_duration)]
+    pub ssf_retry_for: Option<Duration>,
+    /// How long a Shared Signals poll (RFC 8936) waits for a SET before answering empty, 1s to 1m [default: 30s].
+    #[arg(long, env = "WRIT_SSF_LONG_POLL", value_parser = humantime::parse_duration)]
+    pub ssf_long_poll: Option<Duration>,
     /// User codes one address (an IPv6 /64) may try on /device per auth_failure_window [default: 10].
     #[arg(long, env = "WRIT_USER_CODE_FAILURE_LIMIT")]
     pub user_code_failure_limit: Option<u32>,

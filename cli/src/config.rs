@@ -67,6 +67,10 @@ pub struct FileConfig {
     pub user_code_failure_limit: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub backchannel_logout_retry_for: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub ssf_retry_for: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub ssf_long_poll: Option<Duration>,
     pub allowed_resources: Option<Vec<String>>,
     pub require_pushed_authorization_requests: Option<bool>,
     pub fapi2_security_profile: Option<bool>,
@@ -158,6 +162,10 @@ pub struct Settings {
     pub user_code_failure_limit: u32,
     /// How long a back-channel logout token is retried before giving up.
     pub backchannel_logout_retry_for: Duration,
+    /// How long one SET is pushed to a failing receiver before giving up.
+    pub ssf_retry_for: Duration,
+    /// How long an RFC 8936 poll is held open waiting for a SET.
+    pub ssf_long_poll: Duration,
     /// RFC 8707 resources tokens may be for; empty, any absolute URI.
     pub allowed_resources: Vec<String>,
     /// Every client must push its authorization requests (RFC 9126 §5).
@@ -250,6 +258,21 @@ impl FileConfig {
         {
             return Err(ConfigError::Layers(
                 "device_code_ttl must be between 1s and 1h".into(),
+            ));
+        }
+        if config.ssf_retry_for.is_some_and(|window| {
+            window < Duration::from_secs(1) || window > Duration::from_secs(7 * 24 * 3600)
+        }) {
+            return Err(ConfigError::Layers(
+                "ssf_retry_for must be between 1s and 7d".into(),
+            ));
+        }
+        if config
+            .ssf_long_poll
+            .is_some_and(|wait| wait < Duration::from_secs(1) || wait > Duration::from_secs(60))
+        {
+            return Err(ConfigError::Layers(
+                "ssf_long_poll must be between 1s and 1m".into(),
             ));
         }
         if config.backchannel_logout_retry_for.is_some_and(|window| {
@@ -385,6 +408,10 @@ impl Settings {
             backchannel_logout_retry_for: layers
                 .backchannel_logout_retry_for
                 .unwrap_or(writ_projector::DEFAULT_LOGOUT_RETRY_FOR),
+            ssf_retry_for: layers
+                .ssf_retry_for
+                .unwrap_or(writ_projector::ssf_push::DEFAULT_RETRY_FOR),
+            ssf_long_poll: layers.ssf_long_poll.unwrap_or(Duration::from_secs(30)),
             allowed_resources: layers.allowed_resources.clone().unwrap_or_default(),
             require_pushed_authorization_requests: layers
                 .require_pushed_authorization_requests

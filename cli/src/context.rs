@@ -50,6 +50,8 @@ pub fn resolve_settings(
         device_poll_interval: serve.and_then(|s| s.device_poll_interval),
         user_code_failure_limit: serve.and_then(|s| s.user_code_failure_limit),
         backchannel_logout_retry_for: serve.and_then(|s| s.backchannel_logout_retry_for),
+        ssf_retry_for: serve.and_then(|s| s.ssf_retry_for),
+        ssf_long_poll: serve.and_then(|s| s.ssf_long_poll),
         allowed_resources: serve
             .filter(|s| !s.allowed_resources.is_empty())
             .map(|s| s.allowed_resources.clone()),

@@ -18,6 +18,7 @@ use writ_edge::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
 use writ_infra::signing::{self, KeySet};
 use writ_projector::backchannel::{Deliverer, Signing};
+use writ_projector::ssf_push::Pusher;
 use writ_projector::{Projector, Publisher};
 use writ_query_api::{FeedLimits, QueryContext, RevocationFeed};
 
@@ -40,6 +41,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let deliverer = deliverer(&context, &keys);
     registry = registry.with(deliverer.metrics());
     let deliverer = tokio::spawn(deliverer.run_until_stopped(stopped.clone()));
+    let pusher = pusher(&context, &keys);
+    registry = registry.with(pusher.metrics());
+    let pusher = tokio::spawn(pusher.run_until_stopped(stopped.clone(), PUSH_TICK));
     let sealer = tokio::spawn(seal_periodically(&context, stopped.clone()));
     let projector = tokio::spawn(projector.run_until_stopped(stopped));
     let throttle = throttle(&context.settings);
@@ -50,6 +54,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = projector.await;
     let _ = sealer.await;
     let _ = deliverer.await;
+    let _ = pusher.await;
     if let Some(publisher) = publisher {
         let _ = publisher.await;
     }
@@ -104,6 +109,24 @@ pub fn deliverer(context: &Context, keys: &KeySet) -> Deliverer {
             access_token_alg: settings.signing_alg.as_str().to_owned(),
             fapi2: settings.fapi2_security_profile,
         },
+    )
+}
+
+/// How often the Shared Signals pusher looks for new signals: a SET
+/// reaches a push receiver about this long after its event commits.
+pub const PUSH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Pushes Shared Signals streams' SETs from the log; it runs beside the
+/// projector, like the back-channel deliverer.
+pub fn pusher(context: &Context, keys: &KeySet) -> Pusher {
+    let settings = &context.settings;
+    Pusher::new(
+        context.store.clone(),
+        context.executor.clone(),
+        keys.clone(),
+        context.keys.clone(),
+        settings.issuer.clone(),
+        settings.ssf_retry_for,
     )
 }
 
@@ -218,6 +241,7 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
                 public_url: settings.public_command_url.clone(),
             },
             allowed_resources: settings.allowed_resources.clone(),
+            ssf_long_poll: settings.ssf_long_poll,
             device: DeviceSettings::new(
                 settings.device_code_ttl,
                 settings.device_poll_interval,

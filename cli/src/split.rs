@@ -68,6 +68,9 @@ pub async fn projector(settings: Settings) -> anyhow::Result<()> {
     let deliverer = serve::deliverer(&context, &keys);
     registry = registry.with(deliverer.metrics());
     let deliverer = tokio::spawn(deliverer.run_until_stopped(stopped.clone()));
+    let pusher = serve::pusher(&context, &keys);
+    registry = registry.with(pusher.metrics());
+    let pusher = tokio::spawn(pusher.run_until_stopped(stopped.clone(), serve::PUSH_TICK));
     let sealer = tokio::spawn(serve::seal_periodically(&context, stopped.clone()));
     let running = tokio::spawn(projector.run_until_stopped(stopped));
     let app = writ_edge::health::router(context.store.clone());
@@ -76,6 +79,7 @@ pub async fn projector(settings: Settings) -> anyhow::Result<()> {
     let _ = running.await;
     let _ = sealer.await;
     let _ = deliverer.await;
+    let _ = pusher.await;
     if let Some(publisher) = publisher {
         let _ = publisher.await;
     }

@@ -20,6 +20,7 @@ mod public_writes;
 mod register;
 mod revoke;
 pub mod sign_out;
+mod ssf;
 mod token;
 
 use std::time::Duration;
@@ -80,6 +81,8 @@ pub struct CommandContext {
     pub allowed_resources: Vec<String>,
     pub browser: browser::BrowserSettings,
     pub device: device::DeviceSettings,
+    /// How long an RFC 8936 poll waits for a SET before answering empty.
+    pub ssf_long_poll: Duration,
 }
 
 impl axum::extract::FromRef<CommandState> for writ_edge::ClientAuthenticator {
@@ -106,6 +109,7 @@ pub fn router(state: CommandState) -> OpenApiRouter {
             client_management::delete
         ))
         .merge(browser::router())
+        .merge(ssf::router())
         .layer(axum::middleware::from_fn_with_state(
             state.trusted_proxies.clone(),
             address::resolve_client_address,

@@ -15,6 +15,7 @@ use crate::login::{LoginDay, LoginEvent};
 use crate::pushed_request::{PushedRequest, PushedRequestEvent};
 use crate::session::{Session, SessionEvent};
 use crate::signing_key::{SigningKey, SigningKeyEvent};
+use crate::ssf_stream::{SsfStream, SsfStreamEvent};
 use crate::EVENT_VERSION_1;
 
 const CATALOGUE: &[(&str, &[&str])] = &[
@@ -29,6 +30,7 @@ const CATALOGUE: &[(&str, &[&str])] = &[
     (ClientAssertion::TYPE, ClientAssertionEvent::TYPES),
     (DpopProof::TYPE, DpopProofEvent::TYPES),
     (BackchannelLogout::TYPE, BackchannelLogoutEvent::TYPES),
+    (SsfStream::TYPE, SsfStreamEvent::TYPES),
 ];
 
 /// Every type is known at 1.0; the grant's revocations also at 1.1. That

@@ -21,6 +21,7 @@ pub mod pushed_request;
 pub mod services;
 pub mod session;
 pub mod signing_key;
+pub mod ssf_stream;
 pub mod values;
 
 pub use services::{Clock, Randomness, Services};

@@ -15,4 +15,5 @@ pub mod outbound;
 pub mod personal;
 pub mod revocations;
 pub mod signing;
+pub mod ssf;
 pub mod tokens;

@@ -1,9 +1,10 @@
 //! Calls Writ makes on a client's behalf to a URL the client registered (a
-//! `jwks_uri`, a `backchannel_logout_uri`): with a timeout, no redirects
-//! and no proxy, and never to an address on the network behind Writ (R57).
-//! A registered URL naming such an address literally is refused when it is
-//! registered; a host name is resolved here, and only the public (or
-//! loopback) addresses it resolves to are connected to.
+//! `jwks_uri`, a `backchannel_logout_uri`, a Shared Signals push endpoint):
+//! with a timeout, no redirects and no proxy, and never to an address on
+//! the network behind Writ (R57). A registered URL naming such an address
+//! literally is refused when it is registered; a host name is resolved
+//! here, and only the public (or loopback) addresses it resolves to are
+//! connected to.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -77,6 +78,27 @@ pub async fn post_form(uri: &str, fields: &[(&str, &str)]) -> Result<u16, String
     let response = client
         .post(url)
         .form(fields)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    Ok(response.status().as_u16())
+}
+
+/// POSTs one Security Event Token (RFC 8935 §2) with the receiver's
+/// `Authorization` value, if it gave one, and answers with the status.
+/// The answer's body is not read: only the status decides (§2.2, §2.3).
+pub async fn post_set(uri: &str, authorization: Option<&str>, set: String) -> Result<u16, String> {
+    let url = callable(uri)?;
+    let client = client()?;
+    let mut request = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/secevent+jwt")
+        .header(reqwest::header::ACCEPT, "application/json")
+        .body(set);
+    if let Some(value) = authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, value);
+    }
+    let response = request
         .send()
         .await
         .map_err(|e| e.without_url().to_string())?;

@@ -30,54 +30,11 @@ use writ_store::metrics::Source;
 use writ_store::views::clients;
 use writ_store::{Cursor, Executor, Metadata, Store};
 
+use crate::leadership::Leadership;
+
 /// On PostgreSQL only the holder of this session lock delivers, so the
 /// projector's high-availability pair does not send each token twice.
 const DELIVERER_LOCK: i64 = 0x0057_5249_5442_434C; // "WRITBCL"
-
-/// Whether this process delivers: always on SQLite (one process owns the
-/// file); on PostgreSQL while a connection of its own holds
-/// [`DELIVERER_LOCK`], checked alive on every tick, since the lock goes
-/// with the connection.
-#[derive(Default)]
-struct Leadership {
-    conn: Option<writ_store::Conn>,
-    leading: bool,
-}
-
-impl Leadership {
-    async fn lead(&mut self, store: &Store) -> bool {
-        if store.dialect() == writ_store::Dialect::Sqlite {
-            return true;
-        }
-        if self.conn.is_none() {
-            self.leading = false;
-            self.conn = writ_store::Conn::connect(store.target()).await.ok();
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return false;
-        };
-        let held = if self.leading {
-            conn.fetch_optional(&writ_store::statement::Statement::new("SELECT 1 AS alive"))
-                .await
-                .map(|_| true)
-        } else {
-            crate::run::try_lock(conn, DELIVERER_LOCK).await
-        };
-        match held {
-            Ok(held) => {
-                if held && !self.leading {
-                    tracing::info!("this process now delivers back-channel logouts");
-                }
-                self.leading = held;
-            }
-            Err(_) => {
-                self.conn = None;
-                self.leading = false;
-            }
-        }
-        self.leading
-    }
-}
 
 /// How often the log is read for new logouts and due retries are sent.
 const TICK: Duration = Duration::from_millis(250);
@@ -182,7 +139,7 @@ impl Deliverer {
         // read lagging behind the commit never sends the same attempt twice.
         let mut in_flight: HashMap<String, u32> = HashMap::new();
         let (done, mut finished) = mpsc::unbounded_channel::<(String, Option<DateTime<Utc>>)>();
-        let mut leadership = Leadership::default();
+        let mut leadership = Leadership::new(DELIVERER_LOCK, "back-channel logouts");
         loop {
             // An attempt whose outcome could not be recorded waits before
             // it is made again, here, since the log cannot say so.

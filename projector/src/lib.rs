@@ -11,6 +11,7 @@
 mod audit;
 pub mod backchannel;
 mod bulk;
+mod leadership;
 mod logouts;
 mod metrics;
 mod policies;
@@ -19,6 +20,7 @@ mod publisher;
 mod rebuild;
 pub mod replay;
 mod run;
+pub mod ssf_push;
 pub mod swap;
 
 use std::sync::Arc;

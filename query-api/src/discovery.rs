@@ -34,7 +34,7 @@ fn metadata(state: &QueryState) -> Value {
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access", "ssf.manage"],
         "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "name", "email"],
         "subject_types_supported": ["public"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
@@ -55,6 +55,8 @@ fn metadata(state: &QueryState) -> Value {
         "dpop_signing_alg_values_supported": writ_edge::dpop::ALGORITHMS,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
+        // Writ's own pointer to its Shared Signals transmitter.
+        "ssf_configuration_uri": format!("{}/.well-known/ssf-configuration", state.issuer.trim_end_matches('/')),
     });
     // FAPI 2.0 for every client: the only method that authenticates at
     // the client's endpoints (introspection, for resource servers, keeps
@@ -117,6 +119,34 @@ pub async fn openid_configuration(State(state): State<QueryState>) -> Response {
 )]
 pub async fn oauth_authorization_server(State(state): State<QueryState>) -> Response {
     cacheable(metadata(&state), 300)
+}
+
+/// The Shared Signals transmitter's metadata (SSF 1.0 §7.1): its
+/// endpoints are the command API's, its keys the OpenID ones.
+#[utoipa::path(
+    get,
+    path = "/.well-known/ssf-configuration",
+    tag = tag::OAUTH,
+    responses((status = 200, description = "The transmitter's metadata: delivery methods and stream management endpoints.", body = Object))
+)]
+pub async fn ssf_configuration(State(state): State<QueryState>) -> Response {
+    let command = state.command_url.trim_end_matches('/');
+    let query = state.query_url.trim_end_matches('/');
+    let document = json!({
+        "spec_version": "1_0",
+        "issuer": state.issuer,
+        "jwks_uri": format!("{query}/jwks"),
+        "delivery_methods_supported": [writ_infra::ssf::PUSH, writ_infra::ssf::POLL],
+        "configuration_endpoint": format!("{command}/ssf/streams"),
+        "status_endpoint": format!("{command}/ssf/status"),
+        "add_subject_endpoint": format!("{command}/ssf/subjects/add"),
+        "remove_subject_endpoint": format!("{command}/ssf/subjects/remove"),
+        "verification_endpoint": format!("{command}/ssf/verify"),
+        "critical_subject_members": [],
+        "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6749"}],
+        "default_subjects": "ALL",
+    });
+    cacheable(document, 300)
 }
 
 /// Retired keys stay published for the longest access-token lifetime any

@@ -100,6 +100,7 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .routes(routes!(revocations::revocations))
         .routes(routes!(discovery::openid_configuration))
         .routes(routes!(discovery::oauth_authorization_server))
+        .routes(routes!(discovery::ssf_configuration))
         .layer(axum::middleware::from_fn_with_state(
             state.trusted_proxies.clone(),
             address::resolve_client_address,

@@ -45,6 +45,8 @@ mod revocation_feed_scope;
 mod revocation_stream;
 mod schema;
 mod serve;
+mod shared_signals;
+mod shared_signals_push;
 mod shutdown;
 mod sign_out;
 mod signed_introspection;

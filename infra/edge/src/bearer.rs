@@ -76,7 +76,7 @@ pub fn refusal_by_hash(
 
 /// The 401 for a request with no bearer token at all: the challenge and
 /// nothing else, no error code (RFC 6750 §3.1).
-fn bare_challenge(realm: &str) -> Response {
+pub fn bare_challenge(realm: &str) -> Response {
     let mut response = StatusCode::UNAUTHORIZED.into_response();
     if let Ok(challenge) = HeaderValue::from_str(&format!("Bearer realm=\"{realm}\"")) {
         response

@@ -148,8 +148,26 @@ impl Store {
         aggregate_type: &str,
         limit: i64,
     ) -> Result<(Vec<StoredEvent>, Cursor), sqlx::Error> {
-        let dialect = self.dialect();
-        let head = match dialect {
+        self.events_where_after(after, "aggregate_type", &[aggregate_type], limit)
+            .await
+    }
+
+    /// [`Store::events_of_type_after`] for events of any of these event
+    /// types (the Shared Signals transmitter's sources).
+    pub async fn events_of_kinds_after(
+        &self,
+        after: Cursor,
+        event_types: &[&str],
+        limit: i64,
+    ) -> Result<(Vec<StoredEvent>, Cursor), sqlx::Error> {
+        self.events_where_after(after, "event_type", event_types, limit)
+            .await
+    }
+
+    /// The head of the log as a reader may see it: on PostgreSQL below the
+    /// global-order bound (ADR 0002).
+    pub async fn readable_head(&self) -> Result<Cursor, sqlx::Error> {
+        let head = match self.dialect() {
             Dialect::Sqlite => Statement::new(
                 "SELECT 0 AS txid, coalesce(max(position), 0) AS position FROM events",
             ),
@@ -159,7 +177,7 @@ impl Store {
                  ORDER BY events.txid DESC, events.position DESC LIMIT 1",
             ),
         };
-        let reach = self
+        Ok(self
             .db()
             .fetch_all(&head)
             .await?
@@ -168,32 +186,85 @@ impl Store {
                 txid: row.int("txid").unwrap_or(0),
                 position: row.int("position").unwrap_or(0),
             })
-            .unwrap_or(after);
-        if reach <= after {
-            return Ok((Vec::new(), after));
-        }
-        let statement = match dialect {
-            Dialect::Sqlite => Statement::new(format!(
-                "SELECT {} FROM events WHERE position > $1 AND position <= $2 \
-                 AND aggregate_type = $3 ORDER BY position LIMIT $4",
-                event_columns(dialect)
-            ))
-            .int(after.position)
-            .int(reach.position),
-            Dialect::Postgres => Statement::new(format!(
-                "SELECT {} FROM events \
-                 WHERE (txid, position) > ($1::text::xid8, $2) AND (txid, position) <= ($3::text::xid8, $4) \
-                 AND aggregate_type = $5 ORDER BY events.txid, events.position LIMIT $6",
-                event_columns(dialect)
-            ))
-            .text(after.txid.to_string())
-            .int(after.position)
-            .text(reach.txid.to_string())
-            .int(reach.position),
+            .unwrap_or(crate::START))
+    }
+
+    /// The last event recorded before `at` (RFC 3339), or the start: where
+    /// a reader that lost its place and knows only a time goes on from.
+    /// A scan, for rare calls (a Shared Signals stream started at a time).
+    pub async fn cursor_before(
+        &self,
+        at: &chrono::DateTime<chrono::Utc>,
+    ) -> Result<Cursor, sqlx::Error> {
+        let statement = match self.dialect() {
+            Dialect::Sqlite => Statement::new(
+                "SELECT 0 AS txid, coalesce(max(position), 0) AS position FROM events \
+                 WHERE recorded_at < $1",
+            )
+            .text(crate::inline::timestamp(at)),
+            Dialect::Postgres => Statement::new(
+                "SELECT txid::text::bigint AS txid, position FROM events \
+                 WHERE recorded_at < $1::timestamptz AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY events.txid DESC, events.position DESC LIMIT 1",
+            )
+            .text(at.to_rfc3339()),
         };
-        let events = self
-            .fetch_events(&statement.text(aggregate_type).int(limit))
-            .await?;
+        Ok(self
+            .db()
+            .fetch_all(&statement)
+            .await?
+            .first()
+            .map(|row| Cursor {
+                txid: row.int("txid").unwrap_or(0),
+                position: row.int("position").unwrap_or(0),
+            })
+            .unwrap_or(crate::START))
+    }
+
+    async fn events_where_after(
+        &self,
+        after: Cursor,
+        column: &'static str,
+        values: &[&str],
+        limit: i64,
+    ) -> Result<(Vec<StoredEvent>, Cursor), sqlx::Error> {
+        let dialect = self.dialect();
+        let reach = self.readable_head().await?;
+        if reach <= after || values.is_empty() {
+            return Ok((Vec::new(), after.max(reach)));
+        }
+        let (bounds, first) = match dialect {
+            Dialect::Sqlite => ("position > $1 AND position <= $2", 3),
+            Dialect::Postgres => (
+                "(txid, position) > ($1::text::xid8, $2) AND (txid, position) <= ($3::text::xid8, $4)",
+                5,
+            ),
+        };
+        let placeholders: Vec<String> = (0..values.len())
+            .map(|i| format!("${}", first + i))
+            .collect();
+        let order = match dialect {
+            Dialect::Sqlite => "position",
+            Dialect::Postgres => "events.txid, events.position",
+        };
+        let sql = format!(
+            "SELECT {} FROM events WHERE {bounds} AND {column} IN ({}) ORDER BY {order} LIMIT ${}",
+            event_columns(dialect),
+            placeholders.join(", "),
+            first + values.len(),
+        );
+        let mut statement = match dialect {
+            Dialect::Sqlite => Statement::new(sql).int(after.position).int(reach.position),
+            Dialect::Postgres => Statement::new(sql)
+                .text(after.txid.to_string())
+                .int(after.position)
+                .text(reach.txid.to_string())
+                .int(reach.position),
+        };
+        for value in values {
+            statement = statement.text(*value);
+        }
+        let events = self.fetch_events(&statement.int(limit)).await?;
         // A full page may stop short of the reach: go on from its last.
         let reached = match events.last() {
             Some(last) if events.len() as i64 == limit => last.cursor(),

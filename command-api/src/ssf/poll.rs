@@ -1,0 +1,237 @@
+//! RFC 8936 polling: a poll stream's receiver acknowledges what it got
+//! (`ack`, `setErrs`) and asks for more. Unacknowledged SETs come back,
+//! identical, on the next poll, also after a restart: they are made from
+//! the log again. A poll without SETs to return waits for one (long
+//! polling) unless `returnImmediately`, answering as soon as one commits.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use writ_domain::ssf_stream::{SetError, SsfStream, SsfStreamCommand, StreamStatus};
+use writ_edge::openapi::tag;
+use writ_infra::ssf::{self, Signal};
+use writ_store::Cursor;
+
+use super::streams::body;
+use super::{executed, metadata, receiver, refused, stream_of, unavailable, Refusal};
+use crate::CommandState;
+
+/// At most this many SETs per answer, whatever `maxEvents` asks.
+const MOST_EVENTS: usize = 1_000;
+const DEFAULT_EVENTS: usize = 100;
+/// Source events read per page while looking for a stream's SETs, and
+/// pages per look: a stream that filters out most events still answers.
+const PAGE: i64 = 1_000;
+const PAGES: usize = 20;
+/// How often a held poll looks at the log again.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PollIn {
+    max_events: Option<usize>,
+    #[serde(default)]
+    return_immediately: bool,
+    #[serde(default)]
+    ack: Vec<String>,
+    #[serde(default)]
+    set_errs: Map<String, Value>,
+}
+
+/// Poll a stream (RFC 8936 §2.4).
+#[utoipa::path(post, path = "/ssf/poll/{stream_id}", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    params(("stream_id" = String, Path, description = "The poll stream.")),
+    responses((status = 200, description = "`sets` (jti to SET) and `moreAvailable`."),
+        (status = 400, description = "A malformed body, or a push stream."),
+        (status = 404, description = "No such stream of this receiver.")))]
+pub async fn poll(
+    State(state): State<CommandState>,
+    Path(stream_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    let receiver = receiver(&state, &headers, &uri).await?;
+    let asked: PollIn = if bytes.is_empty() {
+        PollIn::default()
+    } else {
+        body(&bytes)?
+    };
+    let mut stream = stream_of(&state, &receiver, &stream_id).await?;
+    if !stream.is_poll() {
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "this stream delivers by push",
+        )
+        .into());
+    }
+    let errors: Vec<SetError> = asked
+        .set_errs
+        .iter()
+        .map(|(jti, err)| SetError {
+            jti: jti.clone(),
+            err: err
+                .get("err")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .chars()
+                .take(64)
+                .collect(),
+            description: err
+                .get("description")
+                .and_then(Value::as_str)
+                .map(|d| d.chars().take(256).collect()),
+        })
+        .collect();
+    let acked: BTreeSet<Cursor> = asked
+        .ack
+        .iter()
+        .chain(asked.set_errs.keys())
+        .filter_map(|jti| ssf::position_of(&stream_id, jti))
+        .collect();
+    if !acked.is_empty() {
+        let floor = floor_after(&state, &stream_id, &stream, &acked).await?;
+        let command = SsfStreamCommand::Acknowledge {
+            receiver: receiver.clone(),
+            positions: acked.iter().map(Cursor::to_string).collect(),
+            errors: errors
+                .into_iter()
+                .filter(|e| ssf::position_of(&stream_id, &e.jti).is_some())
+                .collect(),
+            floor: floor.to_string(),
+        };
+        executed(
+            state
+                .executor
+                .execute::<SsfStream>(&stream_id, command, &metadata(&receiver, &headers))
+                .await,
+        )?;
+        stream = stream_of(&state, &receiver, &stream_id).await?;
+    }
+    let most = asked.max_events.unwrap_or(DEFAULT_EVENTS).min(MOST_EVENTS);
+    if most == 0 || stream.status != StreamStatus::Enabled {
+        return Ok(answer(Map::new(), false));
+    }
+    let deadline = tokio::time::Instant::now() + state.ssf_long_poll;
+    let (due, more) = loop {
+        let (due, more) = unacknowledged(&state, &stream_id, &stream, most).await?;
+        if !due.is_empty() || asked.return_immediately || tokio::time::Instant::now() >= deadline {
+            break (due, more);
+        }
+        tokio::time::sleep(LOOK_EVERY).await;
+    };
+    let mut sets = Map::new();
+    for signal in &due {
+        let set = signal
+            .sign(&state.keys, &state.issuer, &stream_id, &receiver)
+            .ok_or_else(|| unavailable("no RS256 key is active"))?;
+        sets.insert(ssf::jti(&stream_id, signal.position), Value::String(set));
+    }
+    if let Some(last) = due.last() {
+        if last.position.to_string() > stream.delivered_up_to {
+            let command = SsfStreamCommand::RecordDelivered {
+                up_to: last.position.to_string(),
+                count: due.len() as u32,
+            };
+            // The SETs go out whether or not this is recorded: a poller
+            // that gets them again acknowledges them again.
+            if let Err(err) = state
+                .executor
+                .execute::<SsfStream>(&stream_id, command, &metadata(&receiver, &headers))
+                .await
+            {
+                tracing::warn!(error = %err, "a Shared Signals poll was not recorded");
+            }
+        }
+    }
+    Ok(answer(sets, more))
+}
+
+fn answer(sets: Map<String, Value>, more: bool) -> Response {
+    let mut response = (
+        StatusCode::OK,
+        Json(json!({"sets": sets, "moreAvailable": more})),
+    )
+        .into_response();
+    writ_edge::no_store(&mut response);
+    response
+}
+
+/// The stream's SETs after its acknowledged floor that are not yet
+/// acknowledged, at most `most`, and whether there are more.
+async fn unacknowledged(
+    state: &CommandState,
+    stream_id: &str,
+    stream: &SsfStream,
+    most: usize,
+) -> Result<(Vec<Signal>, bool), Response> {
+    let mut after: Cursor = stream.acked_floor.parse().unwrap_or_default();
+    let mut due = Vec::new();
+    for _ in 0..PAGES {
+        let (signals, reached) = ssf::signals_after(&state.store, &state.issuer, after, PAGE)
+            .await
+            .map_err(unavailable)?;
+        for signal in signals {
+            if signal.is_for(stream_id, stream)
+                && !stream.acked_above.contains(&signal.position.to_string())
+            {
+                if due.len() == most {
+                    return Ok((due, true));
+                }
+                due.push(signal);
+            }
+        }
+        if reached == after {
+            break;
+        }
+        after = reached;
+    }
+    Ok((due, false))
+}
+
+/// How far every SET of the stream is acknowledged once `acked` is: the
+/// floor moves over acknowledged SETs (and events not for the stream)
+/// up to the first SET still unacknowledged.
+async fn floor_after(
+    state: &CommandState,
+    stream_id: &str,
+    stream: &SsfStream,
+    acked: &BTreeSet<Cursor>,
+) -> Result<Cursor, Refusal> {
+    let mut floor: Cursor = stream.acked_floor.parse().unwrap_or_default();
+    let Some(&highest) = acked.iter().next_back() else {
+        return Ok(floor);
+    };
+    let mut after = floor;
+    for _ in 0..PAGES {
+        let (signals, reached) = ssf::signals_after(&state.store, &state.issuer, after, PAGE)
+            .await
+            .map_err(unavailable)?;
+        for signal in signals {
+            if signal.position > highest {
+                return Ok(floor);
+            }
+            let done = !signal.is_for(stream_id, stream)
+                || acked.contains(&signal.position)
+                || stream.acked_above.contains(&signal.position.to_string());
+            if !done {
+                return Ok(floor);
+            }
+            floor = signal.position;
+        }
+        if reached == after {
+            break;
+        }
+        after = reached;
+    }
+    Ok(floor)
+}

@@ -1,0 +1,498 @@
+//! Stream management (SSF 1.0 §8.1.1–§8.1.4): create, read, update,
+//! replace and delete a stream; its status; its subjects; verification.
+//! Every change is an event of the stream; none takes effect in a handler
+//! alone. Bodies are JSON; anything malformed is a 400 that records
+//! nothing.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use writ_domain::client::is_server_side_uri;
+use writ_domain::ssf_stream::{
+    Delivery, SsfStream, SsfStreamCommand, SsfStreamEvent, StreamConfig, StreamStatus,
+};
+use writ_edge::openapi::tag;
+use writ_infra::{outbound, ssf};
+use writ_store::executor::Stream;
+use writ_store::{Cursor, START};
+
+use super::{described, executed, metadata, receiver, refused, stream_of, unavailable, Refusal};
+use crate::CommandState;
+
+fn invalid(description: &str) -> Refusal {
+    refused(StatusCode::BAD_REQUEST, "invalid_request", description).into()
+}
+
+pub(super) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Refusal> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| invalid(&format!("the body is not valid JSON for this request: {e}")))
+}
+
+#[derive(Deserialize)]
+pub(super) struct StreamId {
+    stream_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryIn {
+    method: String,
+    endpoint_url: Option<String>,
+    authorization_header: Option<String>,
+}
+
+/// What a receiver may send; the transmitter's own fields (`iss`, `aud`,
+/// `events_supported`, `events_delivered`, …) are accepted and ignored.
+#[derive(Deserialize)]
+struct StreamIn {
+    stream_id: Option<String>,
+    delivery: Option<DeliveryIn>,
+    events_requested: Option<Vec<String>>,
+    description: Option<String>,
+    /// Writ's: start after this log cursor instead of now.
+    start_after: Option<String>,
+    /// Writ's: start with what was recorded from this time on.
+    start_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The delivery asked for, with a push endpoint Writ may call (R57).
+fn delivery(
+    state: &CommandState,
+    stream_id: &str,
+    asked: Option<DeliveryIn>,
+) -> Result<Delivery, Refusal> {
+    let Some(asked) = asked else {
+        return Ok(Delivery::Poll);
+    };
+    match asked.method.as_str() {
+        ssf::POLL => Ok(Delivery::Poll),
+        ssf::PUSH => {
+            let url = asked
+                .endpoint_url
+                .ok_or_else(|| invalid("a push stream needs delivery.endpoint_url"))?;
+            if !is_server_side_uri(&url) || outbound::callable(&url).is_err() {
+                return Err(invalid(
+                    "delivery.endpoint_url must be https (or http on a loopback address) and not a private, link-local or metadata address",
+                ));
+            }
+            let authorization_header = asked
+                .authorization_header
+                .map(|value| ssf::seal_authorization(&state.key_ring, stream_id, &value));
+            Ok(Delivery::Push {
+                endpoint_url: url,
+                authorization_header,
+            })
+        }
+        _ => Err(invalid(
+            "delivery.method must be urn:ietf:rfc:8935 (push) or urn:ietf:rfc:8936 (poll)",
+        )),
+    }
+}
+
+fn config(state: &CommandState, stream_id: &str, asked: StreamIn) -> Result<StreamConfig, Refusal> {
+    if asked.description.as_ref().is_some_and(|d| d.len() > 1024) {
+        return Err(invalid("description is longer than 1024 bytes"));
+    }
+    if asked
+        .events_requested
+        .as_ref()
+        .is_some_and(|e| e.len() > 64)
+    {
+        return Err(invalid("events_requested names more than 64 event types"));
+    }
+    Ok(StreamConfig {
+        delivery: delivery(state, stream_id, asked.delivery)?,
+        events_requested: asked.events_requested,
+        description: asked.description,
+    })
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    writ_edge::no_store(&mut response);
+    response
+}
+
+/// Create a stream (SSF §8.1.1.1).
+#[utoipa::path(post, path = "/ssf/streams", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    responses((status = 201, description = "The new stream's configuration."),
+        (status = 400, description = "A malformed body, an unknown delivery method or a push endpoint Writ may not call."),
+        (status = 401, description = "No valid access token."),
+        (status = 403, description = "The token lacks `ssf.manage`.")))]
+pub async fn create(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    uri: Uri,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    let receiver = receiver(&state, &headers, &uri).await?;
+    let asked: StreamIn = body(&bytes)?;
+    let stream_id = uuid::Uuid::now_v7().simple().to_string();
+    let start_after = match (&asked.start_after, &asked.start_at) {
+        (Some(cursor), _) => cursor
+            .parse::<Cursor>()
+            .map_err(|_| invalid("start_after is not a log cursor"))?,
+        (None, Some(at)) => state.store.cursor_before(at).await.map_err(unavailable)?,
+        (None, None) => state.store.readable_head().await.map_err(unavailable)?,
+    };
+    let config = config(&state, &stream_id, asked)?;
+    let command = SsfStreamCommand::Create {
+        receiver: receiver.clone(),
+        config,
+        start_after: start_after.max(START).to_string(),
+    };
+    executed(
+        state
+            .executor
+            .execute_with::<SsfStream>(
+                &stream_id,
+                command,
+                &metadata(&receiver, &headers),
+                Vec::new(),
+                Stream::New,
+            )
+            .await,
+    )?;
+    let stream = stream_of(&state, &receiver, &stream_id).await?;
+    Ok(answer(
+        StatusCode::CREATED,
+        described(&state, &stream_id, &stream),
+    ))
+}
+
+/// Read one stream, or list the receiver's (SSF §8.1.1.2).
+#[utoipa::path(get, path = "/ssf/streams", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    params(("stream_id" = Option<String>, Query, description = "One stream; without it, every stream of the receiver.")),
+    responses((status = 200, description = "The stream's configuration, or an array of them."),
+        (status = 404, description = "No such stream of this receiver.")))]
+pub async fn read(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(query): Query<StreamId>,
+) -> Result<Response, Refusal> {
+    let receiver = receiver(&state, &headers, &uri).await?;
+    if let Some(stream_id) = query.stream_id {
+        let stream = stream_of(&state, &receiver, &stream_id).await?;
+        return Ok(answer(
+            StatusCode::OK,
+            described(&state, &stream_id, &stream),
+        ));
+    }
+    let (events, _) = state
+        .store
+        .events_of_kinds_after(START, &["SsfStreamCreated"], 10_000)
+        .await
+        .map_err(unavailable)?;
+    let mut listed = Vec::new();
+    for event in events {
+        let Ok(SsfStreamEvent::SsfStreamCreated {
+            receiver: owner, ..
+        }) = serde_json::from_value(event.payload)
+        else {
+            continue;
+        };
+        if owner != receiver {
+            continue;
+        }
+        if let Ok(stream) = stream_of(&state, &receiver, &event.aggregate_id).await {
+            listed.push(described(&state, &event.aggregate_id, &stream));
+        }
+    }
+    Ok(answer(StatusCode::OK, Value::Array(listed)))
+}
+
+async fn change(
+    state: &CommandState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    bytes: &Bytes,
+    merge: bool,
+) -> Result<Response, Refusal> {
+    let receiver = receiver(state, headers, uri).await?;
+    let asked: StreamIn = body(bytes)?;
+    let stream_id = asked
+        .stream_id
+        .clone()
+        .ok_or_else(|| invalid("stream_id is required"))?;
+    let stream = stream_of(state, &receiver, &stream_id).await?;
+    let current = stream.config.clone().unwrap_or(StreamConfig {
+        delivery: Delivery::Poll,
+        events_requested: None,
+        description: None,
+    });
+    let config = if merge {
+        StreamConfig {
+            delivery: match asked.delivery {
+                Some(asked) => delivery(state, &stream_id, Some(asked))?,
+                None => current.delivery,
+            },
+            events_requested: asked.events_requested.or(current.events_requested),
+            description: asked.description.or(current.description),
+        }
+    } else {
+        config(state, &stream_id, asked)?
+    };
+    let command = SsfStreamCommand::Update {
+        receiver: receiver.clone(),
+        config,
+    };
+    executed(
+        state
+            .executor
+            .execute::<SsfStream>(&stream_id, command, &metadata(&receiver, headers))
+            .await,
+    )?;
+    let stream = stream_of(state, &receiver, &stream_id).await?;
+    Ok(answer(
+        StatusCode::OK,
+        described(state, &stream_id, &stream),
+    ))
+}
+
+/// Update the fields sent (SSF §8.1.1.3).
+#[utoipa::path(patch, path = "/ssf/streams", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    responses((status = 200, description = "The stream's new configuration."),
+        (status = 404, description = "No such stream of this receiver.")))]
+pub async fn update(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    uri: Uri,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    change(&state, &headers, &uri, &bytes, true).await
+}
+
+/// Replace the receiver-supplied fields (SSF §8.1.1.4).
+#[utoipa::path(put, path = "/ssf/streams", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    responses((status = 200, description = "The stream's new configuration."),
+        (status = 404, description = "No such stream of this receiver.")))]
+pub async fn replace(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    uri: Uri,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    change(&state, &headers, &uri, &bytes, false).await
+}
+
+/// Delete a stream (SSF §8.1.1.5); nothing more is sent on it.
+#[utoipa::path(delete, path = "/ssf/streams", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    params(("stream_id" = String, Query, description = "The stream.")),
+    responses((status = 204, description = "Deleted."),
+        (status = 404, description = "No such stream of this receiver.")))]
+pub async fn delete(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(query): Query<StreamId>,
+) -> Result<Response, Refusal> {
+    let receiver = receiver(&state, &headers, &uri).await?;
+    let stream_id = query
+        .stream_id
+        .ok_or_else(|| invalid("stream_id is required"))?;
+    let command = SsfStreamCommand::Delete {
+        receiver: receiver.clone(),
+    };
+    executed(
+        state
+            .executor
+            .execute::<SsfStream>(&stream_id, command, &metadata(&receiver, &headers))
+            .await,
+    )?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn status_body(stream_id: &str, stream: &SsfStream) -> Value {
+    let mut body = json!({"stream_id": stream_id, "status": stream.status.as_str()});
+    if let Some(reason) = &stream.reason {
+        body["reason"] = json!(reason);
+    }
+    body
+}
+
+/// A stream's status (SSF §8.1.2.1).
+#[utoipa::path(get, path = "/ssf/status", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    params(("stream_id" = String, Query, description = "The stream.")),
+    responses((status = 200, description = "`stream_id`, `status` and the `reason` given with it."),
+        (status = 404, description = "No such stream of this receiver.")))]
+pub async fn status(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(query): Query<StreamId>,
+) -> Result<Response, Refusal> {
+    let receiver = receiver(&state, &headers, &uri).await?;
+    let stream_id = query
+        .stream_id
+        .ok_or_else(|| invalid("stream_id is required"))?;
+    let stream = stream_of(&state, &receiver, &stream_id).await?;
+    Ok(answer(StatusCode::OK, status_body(&stream_id, &stream)))
+}
+
+#[derive(Deserialize)]
+struct StatusIn {
+    stream_id: String,
+    status: String,
+    reason: Option<String>,
+}
+
+/// Enable, pause or disable a stream (SSF §8.1.2.2): paused holds its
+/// events for later; disabled drops them.
+#[utoipa::path(post, path = "/ssf/status", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    responses((status = 200, description = "The stream's new status, with the reason echoed."),
+        (status = 400, description = "An unknown status."),
+        (status = 404, description = "No such stream of this receiver.")))]
+pub async fn set_status(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    uri: Uri,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    let receiver = receiver(&state, &headers, &uri).await?;
+    let asked: StatusIn = body(&bytes)?;
+    let status = StreamStatus::parse(&asked.status)
+        .ok_or_else(|| invalid("status must be enabled, paused or disabled"))?;
+    let head = state.store.readable_head().await.map_err(unavailable)?;
+    let command = SsfStreamCommand::SetStatus {
+        receiver: receiver.clone(),
+        status,
+        reason: asked.reason,
+        head: head.to_string(),
+    };
+    executed(
+        state
+            .executor
+            .execute::<SsfStream>(&asked.stream_id, command, &metadata(&receiver, &headers))
+            .await,
+    )?;
+    let stream = stream_of(&state, &receiver, &asked.stream_id).await?;
+    Ok(answer(
+        StatusCode::OK,
+        status_body(&asked.stream_id, &stream),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SubjectIn {
+    stream_id: String,
+    subject: Value,
+}
+
+async fn subject(
+    state: &CommandState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    bytes: &Bytes,
+    add: bool,
+) -> Result<Response, Refusal> {
+    let receiver = receiver(state, headers, uri).await?;
+    let asked: SubjectIn = body(bytes)?;
+    let format = asked.subject.get("format").and_then(Value::as_str);
+    if format.is_none() || asked.subject.to_string().len() > 2048 {
+        return Err(invalid(
+            "subject must be a subject identifier (RFC 9493) with a format",
+        ));
+    }
+    let command = if add {
+        SsfStreamCommand::AddSubject {
+            receiver: receiver.clone(),
+            subject: asked.subject,
+        }
+    } else {
+        SsfStreamCommand::RemoveSubject {
+            receiver: receiver.clone(),
+            subject: asked.subject,
+        }
+    };
+    executed(
+        state
+            .executor
+            .execute::<SsfStream>(&asked.stream_id, command, &metadata(&receiver, headers))
+            .await,
+    )?;
+    Ok(if add {
+        StatusCode::OK.into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    })
+}
+
+/// Add a subject back (SSF §8.1.3.2). Every subject is included by
+/// default (`default_subjects` ALL): this undoes a removal.
+#[utoipa::path(post, path = "/ssf/subjects/add", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    responses((status = 200, description = "Added."),
+        (status = 400, description = "No subject identifier."),
+        (status = 404, description = "No such stream of this receiver.")))]
+pub async fn add_subject(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    uri: Uri,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    subject(&state, &headers, &uri, &bytes, true).await
+}
+
+/// Remove a subject (SSF §8.1.3.3): no more events about that person.
+#[utoipa::path(post, path = "/ssf/subjects/remove", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    responses((status = 204, description = "Removed."),
+        (status = 400, description = "No subject identifier."),
+        (status = 404, description = "No such stream of this receiver.")))]
+pub async fn remove_subject(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    uri: Uri,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    subject(&state, &headers, &uri, &bytes, false).await
+}
+
+#[derive(Deserialize)]
+struct VerifyIn {
+    stream_id: String,
+    state: Option<String>,
+}
+
+/// Ask for a verification event (SSF §8.1.4.2), sent on the stream like
+/// any other, carrying `state`.
+#[utoipa::path(post, path = "/ssf/verify", tag = tag::OAUTH,
+    security(("access_token" = [])),
+    responses((status = 204, description = "The verification event is on its way."),
+        (status = 404, description = "No such stream of this receiver.")))]
+pub async fn verify(
+    State(state): State<CommandState>,
+    headers: HeaderMap,
+    uri: Uri,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    let receiver = receiver(&state, &headers, &uri).await?;
+    let asked: VerifyIn = body(&bytes)?;
+    if asked.state.as_ref().is_some_and(|s| s.len() > 1024) {
+        return Err(invalid("state is longer than 1024 bytes"));
+    }
+    let command = SsfStreamCommand::Verify {
+        receiver: receiver.clone(),
+        state: asked.state,
+    };
+    executed(
+        state
+            .executor
+            .execute::<SsfStream>(&asked.stream_id, command, &metadata(&receiver, &headers))
+            .await,
+    )?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,318 @@
+//! Shared Signals (OpenID SSF 1.0, CAEP 1.0, RISC 1.0): which events in
+//! the log are security signals, and the Security Event Token (RFC 8417)
+//! each becomes for a stream. A SET is a pure function of its log event
+//! and its stream, so a SET sent again (a retry, a re-poll, after a
+//! restart) is the same SET: its `jti` names the stream and the event's
+//! position, its `iat` is the event's commit time, and RS256 (PKCS#1 v1.5)
+//! signatures are deterministic under one key.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use writ_domain::account::AccountEvent;
+use writ_domain::grant::GrantEvent;
+use writ_domain::ssf_stream::{SsfStream, SsfStreamEvent};
+use writ_domain::values::Sealed;
+use writ_store::{Cursor, Store, StoredEvent};
+
+use crate::signing::{jwt, KeySet};
+
+pub const PUSH: &str = "urn:ietf:rfc:8935";
+pub const POLL: &str = "urn:ietf:rfc:8936";
+pub const SESSION_REVOKED: &str =
+    "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+pub const CREDENTIAL_CHANGE: &str =
+    "https://schemas.openid.net/secevent/caep/event-type/credential-change";
+pub const ACCOUNT_DISABLED: &str =
+    "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
+pub const ACCOUNT_ENABLED: &str =
+    "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
+pub const ACCOUNT_PURGED: &str =
+    "https://schemas.openid.net/secevent/risc/event-type/account-purged";
+pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+
+/// What a stream may ask for. Verification events are not asked for: a
+/// stream gets those it requests (SSF §8.1.4).
+pub const EVENTS_SUPPORTED: &[&str] = &[
+    SESSION_REVOKED,
+    CREDENTIAL_CHANGE,
+    ACCOUNT_DISABLED,
+    ACCOUNT_ENABLED,
+    ACCOUNT_PURGED,
+];
+
+/// The log's event types that are signals; no other payload is read.
+pub const SOURCES: &[&str] = &[
+    "GrantRevoked",
+    "PasswordChanged",
+    "AccountDisabled",
+    "AccountEnabled",
+    "AccountForgotten",
+    "SsfVerificationRequested",
+];
+
+/// The signing algorithm of every SET (the interoperability profile's).
+pub const ALG: &str = "RS256";
+
+/// One event in the log as a security signal, before it is addressed to
+/// a stream.
+#[derive(Debug, Clone)]
+pub struct Signal {
+    pub position: Cursor,
+    pub event_type: &'static str,
+    /// The person it is about, for a stream's removed subjects.
+    pub sub: Option<String>,
+    /// A verification is for the stream that asked for it alone.
+    pub for_stream: Option<String>,
+    sub_id: Value,
+    body: Value,
+    iat: i64,
+}
+
+/// The event types a stream with this request receives: the supported
+/// ones it asked for, unknown ones ignored; all of them when it asked for
+/// none in particular.
+pub fn events_delivered(requested: Option<&[String]>) -> Vec<&'static str> {
+    match requested {
+        None => EVENTS_SUPPORTED.to_vec(),
+        Some(requested) => EVENTS_SUPPORTED
+            .iter()
+            .copied()
+            .filter(|supported| requested.iter().any(|r| r == supported))
+            .collect(),
+    }
+}
+
+fn seconds(at: &DateTime<Utc>) -> i64 {
+    at.timestamp()
+}
+
+fn iss_sub(issuer: &str, sub: &str) -> Value {
+    json!({"format": "iss_sub", "iss": issuer, "sub": sub})
+}
+
+fn english(text: String) -> Value {
+    json!({ "en": text })
+}
+
+/// CAEP's `initiating_entity` and an administrator's sentence for each
+/// cause of a revocation.
+fn revocation_cause(reason: &str) -> (&'static str, String) {
+    let (entity, sentence) = match reason {
+        "logout" => ("user", "the person logged out"),
+        "consent_withdrawn" => ("user", "the person withdrew their consent"),
+        "refresh_token_revoked" => ("user", "the client revoked the grant (RFC 7009)"),
+        "client_disabled" => ("admin", "the client was disabled"),
+        "account_disabled" => ("admin", "the account was disabled"),
+        "account_forgotten" => ("admin", "the account was forgotten"),
+        "admin" => ("admin", "an administrator revoked the grant"),
+        "password_changed" => ("policy", "the password was changed"),
+        "parent_revoked" => ("policy", "the grant it was exchanged from was revoked"),
+        "refresh_token_reuse" => ("policy", "a rotated refresh token was used again"),
+        "code_replay" => ("policy", "its authorization code was used twice"),
+        _ => ("system", ""),
+    };
+    let sentence = if sentence.is_empty() {
+        format!("the grant was revoked ({reason})")
+    } else {
+        sentence.to_owned()
+    };
+    (entity, sentence)
+}
+
+/// The signal an event in the log is, if it is one.
+pub fn signal_of(event: &StoredEvent, issuer: &str) -> Option<Signal> {
+    if !SOURCES.contains(&event.event_type.as_str()) {
+        return None;
+    }
+    let iat = DateTime::parse_from_rfc3339(&event.recorded_at)
+        .map(|at| at.timestamp())
+        .unwrap_or_default();
+    let signal = |event_type, sub: Option<String>, sub_id, body| Signal {
+        position: event.cursor(),
+        event_type,
+        sub,
+        for_stream: None,
+        sub_id,
+        body,
+        iat,
+    };
+    let payload = event.payload.clone();
+    match event.event_type.as_str() {
+        "GrantRevoked" => {
+            let GrantEvent::GrantRevoked {
+                reason,
+                revoked_at,
+                parties,
+                ..
+            } = serde_json::from_value(payload).ok()?
+            else {
+                return None;
+            };
+            let sub = parties.and_then(|p| p.sub);
+            let mut sub_id = json!({
+                "format": "complex",
+                "session": {"format": "opaque", "id": event.aggregate_id},
+            });
+            if let Some(sub) = &sub {
+                sub_id["user"] = iss_sub(issuer, sub);
+            }
+            let (entity, sentence) = revocation_cause(&reason);
+            let body = json!({
+                "event_timestamp": seconds(&revoked_at),
+                "initiating_entity": entity,
+                "reason_admin": english(sentence),
+            });
+            Some(signal(SESSION_REVOKED, sub, sub_id, body))
+        }
+        "SsfVerificationRequested" => {
+            let SsfStreamEvent::SsfVerificationRequested { state, .. } =
+                serde_json::from_value(payload).ok()?
+            else {
+                return None;
+            };
+            let mut body = json!({});
+            if let Some(state) = state {
+                body["state"] = Value::String(state);
+            }
+            let sub_id = json!({"format": "opaque", "id": event.aggregate_id});
+            Some(Signal {
+                for_stream: Some(event.aggregate_id.clone()),
+                ..signal(VERIFICATION, None, sub_id, body)
+            })
+        }
+        _ => {
+            let account: AccountEvent = serde_json::from_value(payload).ok()?;
+            let sub = account.sub().to_owned();
+            let sub_id = iss_sub(issuer, &sub);
+            let (event_type, body) = match account {
+                AccountEvent::PasswordChanged { changed_at, .. } => (
+                    CREDENTIAL_CHANGE,
+                    json!({
+                        "credential_type": "password",
+                        "change_type": "update",
+                        "event_timestamp": seconds(&changed_at),
+                        "initiating_entity": "admin",
+                        "reason_admin": english("the password was set by an administrator".into()),
+                    }),
+                ),
+                AccountEvent::AccountDisabled { reason, .. } => (
+                    ACCOUNT_DISABLED,
+                    json!({"reason_admin": english(format!("the account was disabled: {reason}"))}),
+                ),
+                AccountEvent::AccountEnabled { reason, .. } => (
+                    ACCOUNT_ENABLED,
+                    json!({"reason_admin": english(format!("the account was enabled: {reason}"))}),
+                ),
+                AccountEvent::AccountForgotten { .. } => (
+                    ACCOUNT_PURGED,
+                    json!({"reason_admin": english("the account was forgotten".into())}),
+                ),
+                _ => return None,
+            };
+            Some(signal(event_type, Some(sub), sub_id, body))
+        }
+    }
+}
+
+/// A SET's `jti`: the event's position and the stream, so the same SET
+/// always has the same `jti`, and a poller's acknowledgement names the
+/// position it acknowledges.
+pub fn jti(stream_id: &str, position: Cursor) -> String {
+    format!("{position}.{stream_id}")
+}
+
+/// The position a `jti` of this stream names.
+pub fn position_of(stream_id: &str, jti: &str) -> Option<Cursor> {
+    let (position, stream) = jti.split_once('.')?;
+    (stream == stream_id)
+        .then(|| position.parse().ok())
+        .flatten()
+}
+
+impl Signal {
+    /// Whether this stream receives this signal, status aside.
+    pub fn is_for(&self, stream_id: &str, stream: &SsfStream) -> bool {
+        if let Some(only) = &self.for_stream {
+            return only == stream_id;
+        }
+        let Some(config) = &stream.config else {
+            return false;
+        };
+        events_delivered(config.events_requested.as_deref()).contains(&self.event_type)
+            && stream.includes_subject(self.sub.as_deref())
+    }
+
+    /// The SET's claims (RFC 8417, SSF §4): no `sub` and no `exp`; the
+    /// subject in `sub_id`.
+    pub fn claims(&self, issuer: &str, stream_id: &str, receiver: &str) -> Value {
+        json!({
+            "iss": issuer,
+            "aud": receiver,
+            "jti": jti(stream_id, self.position),
+            "iat": self.iat,
+            "sub_id": self.sub_id,
+            "events": { self.event_type: self.body },
+        })
+    }
+
+    /// The signed SET, or `None` when no RS256 key is active.
+    pub fn sign(
+        &self,
+        keys: &KeySet,
+        issuer: &str,
+        stream_id: &str,
+        receiver: &str,
+    ) -> Option<String> {
+        let signer = keys.signer(ALG)?;
+        jwt::encode(
+            &signer,
+            "secevent+jwt",
+            &self.claims(issuer, stream_id, receiver),
+        )
+        .ok()
+    }
+}
+
+/// The signals committed after `after`, at most `limit` source events
+/// read, and the position the read reached.
+pub async fn signals_after(
+    store: &Store,
+    issuer: &str,
+    after: Cursor,
+    limit: i64,
+) -> Result<(Vec<Signal>, Cursor), sqlx::Error> {
+    let (events, reached) = store.events_of_kinds_after(after, SOURCES, limit).await?;
+    let signals = events
+        .iter()
+        .filter_map(|event| signal_of(event, issuer))
+        .collect();
+    Ok((signals, reached))
+}
+
+fn authorization_context(stream_id: &str) -> String {
+    format!("ssf-stream/{stream_id}/authorization")
+}
+
+/// A push receiver's `Authorization` value as the log keeps it: sealed
+/// under the key-encryption key, bound to its stream.
+pub fn seal_authorization(keys: &crate::keys::KeyRing, stream_id: &str, value: &str) -> Sealed {
+    Sealed(crate::crypto::seal(
+        &keys.key_encryption,
+        &authorization_context(stream_id),
+        value.as_bytes(),
+    ))
+}
+
+pub fn open_authorization(
+    keys: &crate::keys::KeyRing,
+    stream_id: &str,
+    sealed: &Sealed,
+) -> Option<String> {
+    let plain = crate::crypto::open(
+        &keys.key_encryption,
+        &authorization_context(stream_id),
+        &sealed.0,
+    )
+    .ok()?;
+    String::from_utf8(plain).ok()
+}
