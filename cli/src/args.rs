@@ -147,6 +147,27 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "ndjson")]
         format: ExportFormat,
     },
+    /// Shared Signals: which receivers were told of a grant's revocation
+    /// (or of the signal at a log position), when, and when each
+    /// acknowledged; with --receiver, what it was told between two times.
+    #[command(group = clap::ArgGroup::new("about").required(true).args(["grant", "position", "receiver"]))]
+    Notifications {
+        /// A grant's id (`gid`): its revocation's notifications.
+        #[arg(long)]
+        grant: Option<String>,
+        /// A log cursor: the notifications of the signal there.
+        #[arg(long)]
+        position: Option<String>,
+        /// A receiver's client id: what it was told from --from to --to.
+        #[arg(long, requires_all = ["from", "to"])]
+        receiver: Option<String>,
+        /// RFC 3339, inclusive.
+        #[arg(long, value_parser = parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// RFC 3339, exclusive.
+        #[arg(long, value_parser = parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

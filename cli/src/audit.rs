@@ -51,6 +51,25 @@ pub async fn run(context: Context, args: AuditArgs, json: bool) -> anyhow::Resul
         AuditCommand::WhoCan { scope, client, at } => {
             shape.print(&audit::who_can(store, &scope, client.as_deref(), at).await?);
         }
+        AuditCommand::Notifications {
+            grant,
+            position,
+            receiver,
+            from,
+            to,
+        } => {
+            if let (Some(receiver), Some(from), Some(to)) = (receiver, from, to) {
+                if from >= to {
+                    bail!("--from must be before --to");
+                }
+                shape.print(&audit::notifications_to(store, &receiver, from, to).await?);
+            } else {
+                let position = position
+                    .map(|raw| raw.parse().map_err(|why: String| anyhow::anyhow!(why)))
+                    .transpose()?;
+                shape.print(&audit::notifications_of(store, grant.as_deref(), position).await?);
+            }
+        }
         AuditCommand::Export { from, to, format } => {
             if from >= to {
                 bail!("--from must be before --to");

@@ -55,6 +55,7 @@ async fn probe(server: &Server, method: &str, path: &str) -> u16 {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(""),
         "put" => client.put(url).json(&serde_json::json!({})),
+        "patch" => client.patch(url).json(&serde_json::json!({})),
         "delete" => client.delete(url),
         other => panic!("no probe for {other}"),
     };

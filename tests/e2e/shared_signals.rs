@@ -20,14 +20,16 @@ writ_testing::on_both_backends!(
     a_stream_may_start_at_the_beginning_of_the_log,
 );
 
-pub(crate) const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+pub(crate) const SESSION_REVOKED: &str =
+    "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
 pub(crate) const CREDENTIAL_CHANGE: &str =
     "https://schemas.openid.net/secevent/caep/event-type/credential-change";
 const ACCOUNT_DISABLED: &str =
     "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
 const ACCOUNT_ENABLED: &str = "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
 const ACCOUNT_PURGED: &str = "https://schemas.openid.net/secevent/risc/event-type/account-purged";
-pub(crate) const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+pub(crate) const VERIFICATION: &str =
+    "https://schemas.openid.net/secevent/ssf/event-type/verification";
 pub(crate) const PUSH: &str = "urn:ietf:rfc:8935";
 
 pub(crate) fn receiver_client(deployment: &Deployment) -> Creds {
@@ -54,7 +56,12 @@ impl Ssf {
         Self { api, token }
     }
 
-    pub(crate) async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self
             .api
             .http
@@ -510,6 +517,51 @@ async fn a_poller_gets_every_signal_as_a_verifiable_set_until_it_acknowledges(ba
     assert_eq!(acked["moreAvailable"], true);
     assert!(acked["sets"].get(&jtis[1]).is_some() && acked["sets"].get(&jtis[2]).is_some());
     assert_eq!(count(&deployment, "SsfSetsAcknowledged").await, 1);
+    // Proof of notification, from the log: the revocation was handed over
+    // and acknowledged; the password change only handed over.
+    let told = deployment
+        .writ(&["--json", "audit", "notifications", "--grant", &gid])
+        .success()
+        .json();
+    let told = told.as_array().cloned().unwrap_or_default();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["stream_id"], stream_id);
+    assert_eq!(told[0]["receiver"], receiver.id);
+    assert_eq!(told[0]["jti"], jtis[0]);
+    assert_eq!(told[0]["outcome"], "acknowledged");
+    assert!(told[0]["told_at"].is_string() && told[0]["acknowledged_at"].is_string());
+    let position = jtis[1].split('.').next().unwrap_or_default().to_owned();
+    let pending = deployment
+        .writ(&["--json", "audit", "notifications", "--position", &position])
+        .success()
+        .json();
+    assert_eq!(pending[0]["outcome"], "not yet acknowledged", "{pending}");
+    assert_eq!(pending[0]["event"], CREDENTIAL_CHANGE);
+    let learned = deployment
+        .writ(&[
+            "--json",
+            "audit",
+            "notifications",
+            "--receiver",
+            &receiver.id,
+            "--from",
+            "2000-01-01T00:00:00Z",
+            "--to",
+            "2100-01-01T00:00:00Z",
+        ])
+        .success()
+        .json();
+    let learned: Vec<String> = learned
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r["jti"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(learned.len(), 7, "every SET handed over once: {learned:?}");
+    let refused = deployment.writ(&["audit", "notifications"]).refused();
+    assert!(!refused.is_empty());
     drop(server);
     let server = deployment.serve_with(&["--issuer", ISSUER]);
     let ssf = Ssf::new(&server, &receiver).await;

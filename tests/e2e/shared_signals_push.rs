@@ -15,8 +15,8 @@ use serde_json::json;
 use crate::harness::{eventually, Backend, Deployment};
 use crate::refresh::{password_app, user, PASSWORD};
 use crate::shared_signals::{
-    claims_sub, count, event_type, receiver_client, verified, Ssf, CREDENTIAL_CHANGE, PUSH,
-    SESSION_REVOKED, VERIFICATION,
+    claims_sub, count, event_type, receiver_client, unverified, verified, Ssf, CREDENTIAL_CHANGE,
+    PUSH, SESSION_REVOKED, VERIFICATION,
 };
 
 writ_testing::on_both_backends!(
@@ -105,6 +105,10 @@ async fn a_push_receiver_that_fails_twice_gets_the_same_set_three_times(backend:
     }))
     .await;
     let reply = ssf.api.password(&app, "alice", PASSWORD).await;
+    let gid = unverified(&reply.field("access_token"))["gid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(
         ssf.api
             .revoke(&app, &reply.field("refresh_token"))
@@ -127,6 +131,16 @@ async fn a_push_receiver_that_fails_twice_gets_the_same_set_three_times(backend:
         (count(&deployment, "SsfSetsDelivered").await == 1).then_some(())
     })
     .await;
+    let told = deployment
+        .writ(&["--json", "audit", "notifications", "--grant", &gid])
+        .success()
+        .json();
+    assert_eq!(told[0]["method"], "push", "{told}");
+    assert_eq!(
+        told[0]["outcome"], "acknowledged",
+        "the 202 is the acknowledgement"
+    );
+    assert_eq!(told[0]["told_at"], told[0]["acknowledged_at"]);
     // The receiver's secret is sealed in the log, never in clear.
     let leaked = deployment
         .count(
@@ -242,4 +256,3 @@ async fn paused_streams_hold_disabled_streams_drop_and_the_filter_filters(backen
     let claims = verified(&received[3].0, &keys, &receiver.id, &server.url(""));
     assert_eq!(event_type(&claims), VERIFICATION);
 }
-

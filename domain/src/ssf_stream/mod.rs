@@ -93,6 +93,8 @@ pub struct SsfStream {
     pub status: StreamStatus,
     pub reason: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
+    /// The stream carries the signals after this position.
+    pub start_after: String,
     /// Push: every SET up to here was accepted or abandoned.
     pub delivered_up_to: String,
     /// Poll: every SET up to here was acknowledged; `acked_above` holds
@@ -309,6 +311,7 @@ impl Aggregate for SsfStream {
                 self.receiver = receiver;
                 self.config = Some(config);
                 self.created_at = Some(created_at);
+                self.start_after = start_after.clone();
                 self.delivered_up_to = start_after.clone();
                 self.acked_floor = start_after;
             }

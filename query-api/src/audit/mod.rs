@@ -1,6 +1,7 @@
 //! Answers for auditors, computed from the log itself: which grants a
 //! subject held at a moment, the full consent history, one grant's lineage,
-//! who could use a scope at a moment, and an export for a SIEM.
+//! who could use a scope at a moment, who was told of a security event
+//! (Shared Signals), and an export for a SIEM.
 //!
 //! "At a moment" means what Writ would have answered then: the events
 //! committed by that time (their recorded commit time), with expiry judged
@@ -15,9 +16,11 @@ use writ_store::{event_columns, log_order, StoredEvent};
 
 mod grants;
 mod lineage;
+mod notifications;
 
 pub use grants::{grants, who_can};
 pub use lineage::{consents, export, history};
+pub use notifications::{notifications_of, notifications_to};
 
 /// Rows with named columns, in order; shown as a table, JSON or CSV.
 #[derive(Debug, Clone, PartialEq)]

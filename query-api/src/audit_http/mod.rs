@@ -35,6 +35,7 @@ fn routes() -> OpenApiRouter<QueryState> {
         .routes(routes!(history))
         .routes(routes!(who_can))
         .routes(routes!(export))
+        .routes(routes!(notifications))
         .routes(routes!(verify))
 }
 
@@ -115,6 +116,8 @@ struct Params {
     at: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    position: Option<String>,
+    receiver: Option<String>,
 }
 
 /// Answers with `answer` once the caller is authorised; the future is not
@@ -290,6 +293,61 @@ async fn export(
             .map(|object| format!("{object}\n"))
             .collect();
         Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response())
+    })
+    .await
+}
+
+/// Shared Signals, proof of notification: which receivers were told of a
+/// grant's revocation (or of the signal at a log position), when, and
+/// when each acknowledged; or, with `receiver`, what it was told between
+/// two times.
+#[utoipa::path(
+    get,
+    path = "/audit/notifications",
+    tag = tag::AUDIT,
+    security(("audit_token" = [])),
+    params(
+        ("grant" = Option<String>, Query, description = "A grant's id: its revocation."),
+        ("position" = Option<String>, Query, description = "A log cursor: the signal there."),
+        ("receiver" = Option<String>, Query, description = "A receiver's client id, with `from` and `to`."),
+        ("from" = Option<DateTime<Utc>>, Query, description = "Inclusive."),
+        ("to" = Option<DateTime<Utc>>, Query, description = "Exclusive."),
+    ),
+    responses(
+        (status = 200, description = "With `grant` or `position`: `position`, `event`, `stream_id`, `receiver`, `method`, `jti`, `told_at`, `acknowledged_at`, `outcome` per receiver. With `receiver`: `told_at`, `stream_id`, `method`, `position`, `event`, `subject`, `jti` per SET.", body = Vec<Object>),
+        Refusals,
+    )
+)]
+async fn notifications(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    query: Result<Query<Params>, OAuthError>,
+) -> Response {
+    respond(&state, &headers, async {
+        // Read only once the caller is authorised.
+        let Query(p) = query?;
+        if let Some(receiver) = p.receiver.as_deref().filter(|r| !r.is_empty()) {
+            let from = time(Some(required(&p.from, "from")?), "from")?.unwrap_or_else(Utc::now);
+            let to = time(Some(required(&p.to, "to")?), "to")?.unwrap_or_else(Utc::now);
+            if from >= to {
+                return Err(OAuthError::invalid_request("from must be before to"));
+            }
+            return rows(audit::notifications_to(&state.store, receiver, from, to).await);
+        }
+        let position = p
+            .position
+            .as_deref()
+            .map(|raw| {
+                raw.parse()
+                    .map_err(|why: String| OAuthError::invalid_request(why))
+            })
+            .transpose()?;
+        if p.grant.is_none() && position.is_none() {
+            return Err(OAuthError::invalid_request(
+                "one of grant, position or receiver is required",
+            ));
+        }
+        rows(audit::notifications_of(&state.store, p.grant.as_deref(), position).await)
     })
     .await
 }
