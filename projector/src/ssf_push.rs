@@ -27,10 +27,13 @@ use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
 use writ_infra::{outbound, ssf};
 use writ_store::metrics::Source;
+use writ_store::views::clients;
 use writ_store::{Cursor, Executor, Metadata, Store};
 
 use crate::leadership::Leadership;
 
+/// The scope that makes a client a receiver.
+const SCOPE: &str = "ssf.manage";
 const PUSHER_LOCK: i64 = 0x0057_5249_5453_5346; // "WRITSSF"
 const EVENTS_PER_READ: i64 = 1_000;
 /// Signal events read per stream per turn.
@@ -162,6 +165,8 @@ impl Pusher {
                 Ok(cursor) => read_to = cursor,
                 Err(err) => tracing::warn!(error = %err, "Shared Signals cannot read its streams"),
             }
+            streams.retain(|_, stream| !stream.deleted && stream.config.is_some());
+            walks.retain(|id, _| streams.contains_key(id));
             if leadership.lead(&this.store).await {
                 for (id, stream) in &streams {
                     let pushing = matches!(
@@ -252,9 +257,27 @@ impl Pusher {
         else {
             return walk;
         };
-        let authorization = authorization_header
-            .as_ref()
-            .and_then(|sealed| ssf::open_authorization(&self.key_ring, id, sealed));
+        // A receiver disabled, or no longer holding `ssf.manage`, is told
+        // nothing more; its stream waits where it is.
+        match clients::active_settings(self.store.db(), &stream.receiver).await {
+            Ok(Some(settings)) if settings.scopes.contains(SCOPE) => {}
+            Ok(_) => return walk,
+            Err(err) => {
+                tracing::warn!(error = %err, "Shared Signals cannot read its receiver");
+                return walk;
+            }
+        }
+        let authorization = match &authorization_header {
+            None => None,
+            Some(sealed) => match ssf::open_authorization(&self.key_ring, id, sealed) {
+                Some(value) => Some(value),
+                // Never sent without the receiver's credentials.
+                None => {
+                    tracing::warn!(stream_id = %id, "a push stream's Authorization value does not open");
+                    return walk;
+                }
+            },
+        };
         let mine: Vec<&ssf::Signal> = signals.iter().filter(|s| s.is_for(id, stream)).collect();
         self.metrics
             .lag_events

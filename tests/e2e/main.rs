@@ -2,6 +2,7 @@
 //! sources by the harness, run as separate processes on temporary data
 //! directories. One test binary, because linking is the slow part.
 
+mod account_enable;
 mod attacks;
 mod audit;
 mod audit_api;

@@ -326,6 +326,56 @@ async fn receivers_manage_their_own_streams_and_nothing_else(backend: Backend) {
         .await;
     assert_eq!(status.body["status"], "paused");
 
+    // What would skip or repeat SETs, or match nobody, is refused.
+    let events = deployment.count("SELECT count(*) FROM events").await;
+    let switched = ssf
+        .call(
+            reqwest::Method::PATCH,
+            "/ssf/streams",
+            Some(json!({"stream_id": stream_id, "delivery": {"method": PUSH, "endpoint_url": "https://receiver.example/ssf"}})),
+        )
+        .await;
+    assert_eq!(
+        switched.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        switched.body
+    );
+    let unmatched = ssf
+        .call(
+            reqwest::Method::POST,
+            "/ssf/subjects/remove",
+            Some(json!({"stream_id": stream_id, "subject": {"format": "email", "email": "a@example.com"}})),
+        )
+        .await;
+    assert_eq!(
+        unmatched.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        unmatched.body
+    );
+    let flood: Vec<String> = (0..1001).map(|i| format!("{i:020}.{stream_id}")).collect();
+    let flooded = ssf
+        .call(
+            reqwest::Method::POST,
+            &format!("/ssf/poll/{stream_id}"),
+            Some(json!({"ack": flood, "returnImmediately": true})),
+        )
+        .await;
+    assert_eq!(flooded.status, StatusCode::BAD_REQUEST, "{}", flooded.body);
+    let unseen = ssf
+        .poll(&stream_id, json!({"ack": [format!("99999999999999999999.{stream_id}")], "returnImmediately": true}))
+        .await;
+    assert_eq!(
+        unseen["sets"],
+        json!({}),
+        "nothing handed over, nothing to acknowledge"
+    );
+    assert_eq!(
+        deployment.count("SELECT count(*) FROM events").await,
+        events
+    );
+
     // Another receiver's stream is as good as absent.
     let stranger = Ssf::new(&server, &other).await;
     for (method, path, body) in [

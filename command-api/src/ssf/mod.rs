@@ -77,27 +77,21 @@ pub(crate) fn unavailable(why: impl std::fmt::Display) -> Response {
 }
 
 /// The receiver calling, by its access token (RFC 6750 as the SSF's
-/// `urn:ietf:rfc:6749` scheme asks): the bare challenge without a token,
-/// `invalid_request` for one in the query string (§2.3 is not offered),
-/// `invalid_token` for one that is not an active access token, and 403
+/// `urn:ietf:rfc:6749` scheme asks): the bare challenge without a token
+/// in the header, `invalid_token` for one that is not an active access token, and 403
 /// `insufficient_scope` without `ssf.manage` or for a person's token.
 pub(crate) async fn receiver(
     state: &CommandState,
     headers: &HeaderMap,
     uri: &Uri,
 ) -> Result<String, Refusal> {
+    // RFC 6750 §2.3 is not offered: a token in the query is no token,
+    // and gets the bare challenge, like a request without one.
     let in_query = uri.query().is_some_and(|query| {
         form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token")
     });
     if in_query {
-        return Err(Refusal::from(
-            OAuthError::bearer(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::InvalidRequest,
-                "an access token is accepted in the Authorization header only",
-            )
-            .into_response(),
-        ));
+        return Err(Refusal::from(bearer::bare_challenge(bearer::REALM)));
     }
     let Some(token) = bearer::from_header(headers).filter(|token| !token.is_empty()) else {
         return Err(Refusal::from(bearer::bare_challenge(bearer::REALM)));

@@ -31,7 +31,7 @@ const DEFAULT_EVENTS: usize = 100;
 const PAGE: i64 = 1_000;
 const PAGES: usize = 20;
 /// How often a held poll looks at the log again.
-const LOOK_EVERY: Duration = Duration::from_millis(50);
+const LOOK_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -74,6 +74,14 @@ pub async fn poll(
         )
         .into());
     }
+    if asked.ack.len() + asked.set_errs.len() > MOST_EVENTS {
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "at most 1000 SETs are acknowledged at once",
+        )
+        .into());
+    }
     let errors: Vec<SetError> = asked
         .set_errs
         .iter()
@@ -97,6 +105,9 @@ pub async fn poll(
         .iter()
         .chain(asked.set_errs.keys())
         .filter_map(|jti| ssf::position_of(&stream_id, jti))
+        // Only what was handed over can be acknowledged: a made-up
+        // position would otherwise be kept for ever.
+        .filter(|position| position.to_string() <= stream.delivered_up_to)
         .collect();
     if !acked.is_empty() {
         let floor = floor_after(&state, &stream_id, &stream, &acked).await?;
@@ -122,13 +133,48 @@ pub async fn poll(
         return Ok(answer(Map::new(), false));
     }
     let deadline = tokio::time::Instant::now() + state.ssf_long_poll;
-    let (due, more) = loop {
-        let (due, more) = unacknowledged(&state, &stream_id, &stream, most).await?;
-        if !due.is_empty() || asked.return_immediately || tokio::time::Instant::now() >= deadline {
-            break (due, more);
+    let mut from: Cursor = stream.acked_floor.parse().unwrap_or_default();
+    let scan = loop {
+        let scan = unacknowledged(&state, &stream_id, &stream, from, most).await?;
+        if !scan.due.is_empty()
+            || scan.more
+            || asked.return_immediately
+            || tokio::time::Instant::now() >= deadline
+        {
+            break scan;
         }
+        // A held poll goes on from where this look found nothing.
+        from = scan.clear_to;
         tokio::time::sleep(LOOK_EVERY).await;
     };
+    let clear_to = if scan.due.is_empty() {
+        from.max(scan.clear_to)
+    } else {
+        scan.clear_to
+    };
+    // A long stretch of the log with nothing for this stream moves its
+    // floor, so no later poll reads that stretch again; a short one is
+    // read again, rather than recorded on every poll.
+    if stream
+        .acked_floor
+        .parse::<Cursor>()
+        .is_ok_and(|floor| far_ahead(floor, clear_to))
+    {
+        let command = SsfStreamCommand::Acknowledge {
+            receiver: receiver.clone(),
+            positions: Vec::new(),
+            errors: Vec::new(),
+            floor: clear_to.to_string(),
+        };
+        if let Err(err) = state
+            .executor
+            .execute::<SsfStream>(&stream_id, command, &metadata(&receiver, &headers))
+            .await
+        {
+            tracing::warn!(error = %err, "a Shared Signals stream's floor was not moved");
+        }
+    }
+    let (due, more) = (scan.due, scan.more);
     let mut sets = Map::new();
     for signal in &due {
         let set = signal
@@ -166,36 +212,66 @@ fn answer(sets: Map<String, Value>, more: bool) -> Response {
     response
 }
 
-/// The stream's SETs after its acknowledged floor that are not yet
-/// acknowledged, at most `most`, and whether there are more.
+/// What one look at the log found for a stream.
+struct Scan {
+    /// Unacknowledged SETs, in log order, at most the number asked for.
+    due: Vec<Signal>,
+    /// There are more than `due`, or the look stopped before the head.
+    more: bool,
+    /// Nothing between the look's start and here is due.
+    clear_to: Cursor,
+}
+
+/// Whether `to` is at least a page of the log past `floor`, counting
+/// events on SQLite (positions are dense) and transactions' events on
+/// PostgreSQL (by position, which grows across transactions).
+fn far_ahead(floor: Cursor, to: Cursor) -> bool {
+    to.position.saturating_sub(floor.position) >= PAGE
+}
+
+/// The stream's SETs after `from` that are not yet acknowledged.
 async fn unacknowledged(
     state: &CommandState,
     stream_id: &str,
     stream: &SsfStream,
+    from: Cursor,
     most: usize,
-) -> Result<(Vec<Signal>, bool), Response> {
-    let mut after: Cursor = stream.acked_floor.parse().unwrap_or_default();
-    let mut due = Vec::new();
+) -> Result<Scan, Response> {
+    let mut after = from;
+    let mut scan = Scan {
+        due: Vec::new(),
+        more: false,
+        clear_to: from,
+    };
     for _ in 0..PAGES {
         let (signals, reached) = ssf::signals_after(&state.store, &state.issuer, after, PAGE)
             .await
             .map_err(unavailable)?;
         for signal in signals {
-            if signal.is_for(stream_id, stream)
-                && !stream.acked_above.contains(&signal.position.to_string())
-            {
-                if due.len() == most {
-                    return Ok((due, true));
+            let due = signal.is_for(stream_id, stream)
+                && !stream.acked_above.contains(&signal.position.to_string());
+            if !due {
+                if scan.due.is_empty() {
+                    scan.clear_to = signal.position;
                 }
-                due.push(signal);
+                continue;
             }
+            if scan.due.len() == most {
+                scan.more = true;
+                return Ok(scan);
+            }
+            scan.due.push(signal);
+        }
+        if scan.due.is_empty() {
+            scan.clear_to = reached;
         }
         if reached == after {
-            break;
+            return Ok(scan);
         }
         after = reached;
     }
-    Ok((due, false))
+    scan.more = true;
+    Ok(scan)
 }
 
 /// How far every SET of the stream is acknowledged once `acked` is: the

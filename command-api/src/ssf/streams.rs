@@ -94,22 +94,80 @@ fn delivery(
     }
 }
 
-fn config(state: &CommandState, stream_id: &str, asked: StreamIn) -> Result<StreamConfig, Refusal> {
-    if asked.description.as_ref().is_some_and(|d| d.len() > 1024) {
+/// Streams one receiver may hold: each costs the pusher a read per turn.
+const STREAMS_PER_RECEIVER: usize = 32;
+/// Subjects one stream may have removed.
+const REMOVED_SUBJECTS: usize = 1_000;
+const LONGEST_TEXT: usize = 1_024;
+
+/// The bounds every configuration keeps, however it was reached.
+fn bounded(config: StreamConfig) -> Result<StreamConfig, Refusal> {
+    if config
+        .description
+        .as_ref()
+        .is_some_and(|d| d.len() > LONGEST_TEXT)
+    {
         return Err(invalid("description is longer than 1024 bytes"));
     }
-    if asked
+    if config
         .events_requested
         .as_ref()
-        .is_some_and(|e| e.len() > 64)
+        .is_some_and(|e| e.len() > 64 || e.iter().any(|uri| uri.len() > 256))
     {
-        return Err(invalid("events_requested names more than 64 event types"));
+        return Err(invalid(
+            "events_requested names more than 64 event types, or one too long",
+        ));
     }
-    Ok(StreamConfig {
+    Ok(config)
+}
+
+fn config(state: &CommandState, stream_id: &str, asked: StreamIn) -> Result<StreamConfig, Refusal> {
+    bounded(StreamConfig {
         delivery: delivery(state, stream_id, asked.delivery)?,
         events_requested: asked.events_requested,
         description: asked.description,
     })
+}
+
+/// The stream ids `receiver` created, live or not, oldest first.
+async fn created_by(state: &CommandState, receiver: &str) -> Result<Vec<String>, Refusal> {
+    let mut after = START;
+    let mut ids = Vec::new();
+    loop {
+        let (events, reached) = state
+            .store
+            .events_of_kinds_after(after, &["SsfStreamCreated"], 1_000)
+            .await
+            .map_err(unavailable)?;
+        for event in &events {
+            if let Ok(SsfStreamEvent::SsfStreamCreated {
+                receiver: owner, ..
+            }) = serde_json::from_value(event.payload.clone())
+            {
+                if owner == receiver {
+                    ids.push(event.aggregate_id.clone());
+                }
+            }
+        }
+        if events.len() < 1_000 || reached == after {
+            return Ok(ids);
+        }
+        after = reached;
+    }
+}
+
+/// The receiver's live streams.
+async fn live_streams(
+    state: &CommandState,
+    receiver: &str,
+) -> Result<Vec<(String, SsfStream)>, Refusal> {
+    let mut live = Vec::new();
+    for id in created_by(state, receiver).await? {
+        if let Ok(stream) = stream_of(state, receiver, &id).await {
+            live.push((id, stream));
+        }
+    }
+    Ok(live)
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {
@@ -133,6 +191,14 @@ pub async fn create(
 ) -> Result<Response, Refusal> {
     let receiver = receiver(&state, &headers, &uri).await?;
     let asked: StreamIn = body(&bytes)?;
+    if live_streams(&state, &receiver).await?.len() >= STREAMS_PER_RECEIVER {
+        return Err(refused(
+            StatusCode::CONFLICT,
+            "invalid_request",
+            "this receiver holds 32 streams already; delete one first",
+        )
+        .into());
+    }
     let stream_id = uuid::Uuid::now_v7().simple().to_string();
     let start_after = match (&asked.start_after, &asked.start_at) {
         (Some(cursor), _) => cursor
@@ -186,26 +252,11 @@ pub async fn read(
             described(&state, &stream_id, &stream),
         ));
     }
-    let (events, _) = state
-        .store
-        .events_of_kinds_after(START, &["SsfStreamCreated"], 10_000)
-        .await
-        .map_err(unavailable)?;
-    let mut listed = Vec::new();
-    for event in events {
-        let Ok(SsfStreamEvent::SsfStreamCreated {
-            receiver: owner, ..
-        }) = serde_json::from_value(event.payload)
-        else {
-            continue;
-        };
-        if owner != receiver {
-            continue;
-        }
-        if let Ok(stream) = stream_of(&state, &receiver, &event.aggregate_id).await {
-            listed.push(described(&state, &event.aggregate_id, &stream));
-        }
-    }
+    let listed = live_streams(&state, &receiver)
+        .await?
+        .iter()
+        .map(|(id, stream)| described(&state, id, stream))
+        .collect();
     Ok(answer(StatusCode::OK, Value::Array(listed)))
 }
 
@@ -229,17 +280,46 @@ async fn change(
         description: None,
     });
     let config = if merge {
-        StreamConfig {
+        let kept_header = match &current.delivery {
+            Delivery::Push {
+                authorization_header,
+                ..
+            } => authorization_header.clone(),
+            Delivery::Poll => None,
+        };
+        let new_header = asked
+            .delivery
+            .as_ref()
+            .is_some_and(|d| d.authorization_header.is_some());
+        bounded(StreamConfig {
             delivery: match asked.delivery {
-                Some(asked) => delivery(state, &stream_id, Some(asked))?,
-                None => current.delivery,
+                // A new endpoint without a new `authorization_header`
+                // keeps the one the receiver gave before.
+                Some(asked) => match delivery(state, &stream_id, Some(asked))? {
+                    Delivery::Push {
+                        endpoint_url,
+                        authorization_header: None,
+                    } if !new_header => Delivery::Push {
+                        endpoint_url,
+                        authorization_header: kept_header,
+                    },
+                    other => other,
+                },
+                None => current.delivery.clone(),
             },
-            events_requested: asked.events_requested.or(current.events_requested),
-            description: asked.description.or(current.description),
-        }
+            events_requested: asked.events_requested.or(current.events_requested.clone()),
+            description: asked.description.or(current.description.clone()),
+        })?
     } else {
         config(state, &stream_id, asked)?
     };
+    // Push and poll keep different offsets (delivered, acknowledged): a
+    // stream that changed method would skip SETs or send them again.
+    if std::mem::discriminant(&config.delivery) != std::mem::discriminant(&current.delivery) {
+        return Err(invalid(
+            "a stream's delivery method cannot change; create a new stream",
+        ));
+    }
     let command = SsfStreamCommand::Update {
         receiver: receiver.clone(),
         config,
@@ -363,6 +443,13 @@ pub async fn set_status(
 ) -> Result<Response, Refusal> {
     let receiver = receiver(&state, &headers, &uri).await?;
     let asked: StatusIn = body(&bytes)?;
+    if asked
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.len() > LONGEST_TEXT)
+    {
+        return Err(invalid("reason is longer than 1024 bytes"));
+    }
     let status = StreamStatus::parse(&asked.status)
         .ok_or_else(|| invalid("status must be enabled, paused or disabled"))?;
     let head = state.store.readable_head().await.map_err(unavailable)?;
@@ -400,11 +487,19 @@ async fn subject(
 ) -> Result<Response, Refusal> {
     let receiver = receiver(state, headers, uri).await?;
     let asked: SubjectIn = body(bytes)?;
+    // Only identifiers Writ can match to a person: another format would
+    // be accepted and then match nothing.
     let format = asked.subject.get("format").and_then(Value::as_str);
-    if format.is_none() || asked.subject.to_string().len() > 2048 {
+    if !matches!(format, Some("iss_sub" | "opaque" | "complex"))
+        || asked.subject.to_string().len() > 2048
+    {
         return Err(invalid(
-            "subject must be a subject identifier (RFC 9493) with a format",
+            "subject must be an iss_sub, opaque or complex (with user) subject identifier (RFC 9493)",
         ));
+    }
+    let stream = stream_of(state, &receiver, &asked.stream_id).await?;
+    if !add && stream.excluded.len() >= REMOVED_SUBJECTS {
+        return Err(invalid("this stream has 1000 subjects removed already"));
     }
     let command = if add {
         SsfStreamCommand::AddSubject {

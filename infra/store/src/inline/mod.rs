@@ -311,18 +311,34 @@ fn account(account_id: &str, event: AccountEvent) -> Vec<Change> {
             sub, disabled_at, ..
         } => vec![status(AccountStatus::Disabled.as_str(), &disabled_at, &sub)],
         // Grants from before the account was enabled again stay dead: the
-        // policy revokes them, and until it has, this instant says so.
+        // policy revokes them, and until it has, this instant says so. Its
+        // browser sessions, all from before the disabling (nobody signs in
+        // to a disabled account), end here: a session a stolen cookie
+        // still names must not come back to life with the account.
         AccountEvent::AccountEnabled {
             sub, enabled_at, ..
-        } => vec![Change::update(
-            &ACCOUNTS,
-            vec![
-                (account::status, to(AccountStatus::Active.as_str())),
-                (account::updated_at, to(timestamp(&enabled_at))),
-                (account::credentials_changed_at, to(timestamp(&enabled_at))),
-            ],
-            vec![(account::sub, sub)],
-        )],
+        } => vec![
+            Change::update(
+                &ACCOUNTS,
+                vec![
+                    (account::status, to(AccountStatus::Active.as_str())),
+                    (account::updated_at, to(timestamp(&enabled_at))),
+                    (account::credentials_changed_at, to(timestamp(&enabled_at))),
+                ],
+                vec![(account::sub, sub.clone())],
+            ),
+            Change::update(
+                &SESSIONS,
+                vec![
+                    (session::status, to(SessionStatus::Ended.as_str())),
+                    (session::updated_at, to(timestamp(&enabled_at))),
+                ],
+                vec![
+                    (session::sub, sub),
+                    (session::status, SessionStatus::Live.as_str().to_owned()),
+                ],
+            ),
+        ],
         AccountEvent::AccountForgotten { sub, forgotten_at } => vec![
             status(AccountStatus::Forgotten.as_str(), &forgotten_at, &sub),
             Change::Delete {
