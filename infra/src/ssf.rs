@@ -195,13 +195,15 @@ pub fn signal_of(event: &StoredEvent, issuer: &str) -> Option<Signal> {
                         "reason_admin": english("the password was set by an administrator".into()),
                     }),
                 ),
-                AccountEvent::AccountDisabled { reason, .. } => (
+                // The administrator's own words stay in the log: receivers
+                // are other parties, and RISC's `reason` has no value for them.
+                AccountEvent::AccountDisabled { .. } => (
                     ACCOUNT_DISABLED,
-                    json!({"reason_admin": english(format!("the account was disabled: {reason}"))}),
+                    json!({"reason_admin": english("an administrator disabled the account".into())}),
                 ),
-                AccountEvent::AccountEnabled { reason, .. } => (
+                AccountEvent::AccountEnabled { .. } => (
                     ACCOUNT_ENABLED,
-                    json!({"reason_admin": english(format!("the account was enabled: {reason}"))}),
+                    json!({"reason_admin": english("an administrator enabled the account".into())}),
                 ),
                 AccountEvent::AccountForgotten { .. } => (
                     ACCOUNT_PURGED,
@@ -315,4 +317,178 @@ pub fn open_authorization(
     )
     .ok()?;
     String::from_utf8(plain).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use writ_domain::grant::GrantParties;
+    use writ_domain::ssf_stream::{Delivery, StreamConfig};
+
+    use super::*;
+
+    fn stored(aggregate_type: &str, id: &str, position: i64, payload: Value) -> StoredEvent {
+        let event_type = payload
+            .as_object()
+            .and_then(|o| o.keys().next().cloned())
+            .unwrap_or_default();
+        StoredEvent {
+            txid: 0,
+            position,
+            recorded_at: "2026-12-06T10:00:00.000000Z".into(),
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: id.into(),
+            sequence: 1,
+            event_type,
+            event_version: "1.1".into(),
+            payload,
+            metadata: Value::Null,
+            hash: String::new(),
+        }
+    }
+
+    fn revoked(sub: Option<&str>, reason: &str) -> StoredEvent {
+        let at = Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 0).unwrap();
+        let event = GrantEvent::GrantRevoked {
+            by: "client".into(),
+            reason: reason.into(),
+            jtis: Vec::new(),
+            expires_at: None,
+            revoked_at: at,
+            parties: Some(GrantParties {
+                client_id: "app".into(),
+                sub: sub.map(str::to_owned),
+                audience: Vec::new(),
+            }),
+        };
+        stored("Grant", "g1", 7, serde_json::to_value(event).unwrap())
+    }
+
+    fn stream(requested: Option<Vec<String>>) -> SsfStream {
+        SsfStream {
+            receiver: "rx".into(),
+            config: Some(StreamConfig {
+                delivery: Delivery::Poll,
+                events_requested: requested,
+                description: None,
+            }),
+            ..SsfStream::default()
+        }
+    }
+
+    #[test]
+    fn a_revocation_is_a_session_revoked_set_naming_the_person_and_the_grant() {
+        let signal = signal_of(&revoked(Some("s1"), "consent_withdrawn"), "https://writ").unwrap();
+        let claims = signal.claims("https://writ", "st", "rx");
+        assert_eq!(claims["aud"], "rx");
+        assert_eq!(claims["jti"], "00000000000000000007.st");
+        assert_eq!(claims["iat"], 1_796_551_200);
+        assert!(claims.get("sub").is_none() && claims.get("exp").is_none());
+        assert_eq!(
+            claims["sub_id"],
+            json!({"format": "complex",
+                   "user": {"format": "iss_sub", "iss": "https://writ", "sub": "s1"},
+                   "session": {"format": "opaque", "id": "g1"}})
+        );
+        let body = &claims["events"][SESSION_REVOKED];
+        assert_eq!(body["initiating_entity"], "user");
+        assert_eq!(body["event_timestamp"], 1_796_547_600);
+        assert!(body["reason_admin"]["en"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()));
+        let machine = signal_of(&revoked(None, "something_new"), "https://writ").unwrap();
+        let claims = machine.claims("https://writ", "st", "rx");
+        assert!(claims["sub_id"].get("user").is_none());
+        assert_eq!(
+            claims["events"][SESSION_REVOKED]["initiating_entity"],
+            "system"
+        );
+    }
+
+    #[test]
+    fn account_events_are_caep_and_risc_sets_and_other_events_are_nothing() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 0).unwrap();
+        let cases = [
+            (
+                AccountEvent::PasswordChanged {
+                    sub: "s1".into(),
+                    password_hash: writ_domain::values::Sealed("x".into()),
+                    changed_at: at,
+                },
+                CREDENTIAL_CHANGE,
+            ),
+            (
+                AccountEvent::AccountDisabled {
+                    sub: "s1".into(),
+                    reason: "private words".into(),
+                    disabled_at: at,
+                },
+                ACCOUNT_DISABLED,
+            ),
+            (
+                AccountEvent::AccountEnabled {
+                    sub: "s1".into(),
+                    reason: "r".into(),
+                    enabled_at: at,
+                },
+                ACCOUNT_ENABLED,
+            ),
+            (
+                AccountEvent::AccountForgotten {
+                    sub: "s1".into(),
+                    forgotten_at: at,
+                },
+                ACCOUNT_PURGED,
+            ),
+        ];
+        for (event, uri) in cases {
+            let stored = stored("Account", "a1", 3, serde_json::to_value(event).unwrap());
+            let signal = signal_of(&stored, "https://writ").unwrap();
+            let claims = signal.claims("https://writ", "st", "rx");
+            assert_eq!(claims["sub_id"]["sub"], "s1", "{uri}");
+            assert!(claims["events"].get(uri).is_some(), "{uri}");
+            assert!(!claims.to_string().contains("private words"));
+        }
+        let created = AccountEvent::ClaimsUpdated {
+            sub: "s1".into(),
+            email: None,
+            name: None,
+            updated_at: at,
+        };
+        let stored = stored("Account", "a1", 3, serde_json::to_value(created).unwrap());
+        assert!(signal_of(&stored, "https://writ").is_none());
+    }
+
+    #[test]
+    fn a_stream_gets_what_it_asked_for_about_whom_it_did_not_remove() {
+        let signal = signal_of(&revoked(Some("s1"), "logout"), "https://writ").unwrap();
+        assert!(signal.is_for("st", &stream(None)));
+        assert!(signal.is_for(
+            "st",
+            &stream(Some(vec![SESSION_REVOKED.into(), "urn:x".into()]))
+        ));
+        assert!(!signal.is_for("st", &stream(Some(vec![CREDENTIAL_CHANGE.into()]))));
+        let mut removed = stream(None);
+        removed
+            .excluded
+            .push(json!({"format": "opaque", "id": "s1"}));
+        assert!(!signal.is_for("st", &removed));
+        assert_eq!(
+            events_delivered(Some(&["urn:unknown".to_owned()])),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn a_jti_names_its_position_for_its_own_stream_only() {
+        let position = Cursor {
+            txid: 12,
+            position: 34,
+        };
+        let jti = jti("st", position);
+        assert_eq!(position_of("st", &jti), Some(position));
+        assert_eq!(position_of("other", &jti), None);
+        assert_eq!(position_of("st", "garbage"), None);
+        assert_eq!(position_of("st", ".st"), None);
+    }
 }

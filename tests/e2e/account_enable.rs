@@ -48,7 +48,10 @@ async fn enabling_an_account_brings_back_nothing_from_before(backend: Backend) {
     // A revoked thing stays revoked.
     assert!(!api.is_active(&app, &access).await);
     assert!(!api.is_active(&app, &refresh).await);
-    assert_eq!(api.refresh(&app, &refresh).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        api.refresh(&app, &refresh).await.status,
+        StatusCode::BAD_REQUEST
+    );
 
     // The old browser session does not sign anyone in silently.
     let mut silent = params.clone();
