@@ -36,6 +36,8 @@ use crate::leadership::Leadership;
 const SCOPE: &str = "ssf.manage";
 const PUSHER_LOCK: i64 = 0x0057_5249_5453_5346; // "WRITSSF"
 const EVENTS_PER_READ: i64 = 1_000;
+/// The least time between two turns woken by commits.
+const WAKE_GAP: Duration = Duration::from_millis(5);
 /// Signal events read per stream per turn.
 const SIGNALS_PER_TURN: i64 = 200;
 const FIRST_WAIT: Duration = Duration::from_secs(1);
@@ -153,6 +155,8 @@ impl Pusher {
         let mut busy: HashMap<String, ()> = HashMap::new();
         let (done, mut finished) = mpsc::unbounded_channel::<(String, Walk)>();
         let mut leadership = Leadership::new(PUSHER_LOCK, "Shared Signals pushes");
+        let mut wakeups = crate::run::Wakeups::new(&this.store, tick).await;
+        let mut last_turn = std::time::Instant::now();
         loop {
             while let Ok((id, walk)) = finished.try_recv() {
                 busy.remove(&id);
@@ -200,10 +204,31 @@ impl Pusher {
                     });
                 }
             }
+            // A commit (this process's, or another's) wakes the pusher at
+            // once, at most every `WAKE_GAP` so a busy log does not keep it
+            // reading; the tick paces retries when nothing commits.
+            let pushing = streams.values().any(|s| {
+                s.status == StreamStatus::Enabled
+                    && matches!(
+                        s.config.as_ref().map(|c| &c.delivery),
+                        Some(Delivery::Push { .. })
+                    )
+            });
+            let since = last_turn.elapsed();
+            if since < WAKE_GAP {
+                tokio::time::sleep(WAKE_GAP - since).await;
+            }
             tokio::select! {
                 _ = stopped.wait_for(|stopped| *stopped) => return,
                 _ = tokio::time::sleep(tick) => {}
+                _ = wakeups.next(), if pushing => {}
+                // A stream's turn ended: what committed meanwhile is due.
+                Some((id, walk)) = finished.recv() => {
+                    busy.remove(&id);
+                    walks.insert(id, walk);
+                }
             }
+            last_turn = std::time::Instant::now();
         }
     }
 

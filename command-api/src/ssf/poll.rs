@@ -32,6 +32,7 @@ const PAGE: i64 = 1_000;
 const PAGES: usize = 20;
 /// How often a held poll looks at the log again.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
+const LOOK_GAP: Duration = Duration::from_millis(5);
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -134,6 +135,7 @@ pub async fn poll(
     }
     let deadline = tokio::time::Instant::now() + state.ssf_long_poll;
     let mut from: Cursor = stream.acked_floor.parse().unwrap_or_default();
+    let mut commits = state.store.commits();
     let scan = loop {
         let scan = unacknowledged(&state, &stream_id, &stream, from, most).await?;
         if !scan.due.is_empty()
@@ -143,9 +145,17 @@ pub async fn poll(
         {
             break scan;
         }
-        // A held poll goes on from where this look found nothing.
+        // A held poll goes on from where this look found nothing, when
+        // this process commits or, for another process's commits, after
+        // a while.
         from = scan.clear_to;
-        tokio::time::sleep(LOOK_EVERY).await;
+        let looked = tokio::time::Instant::now();
+        tokio::select! {
+            _ = commits.changed() => {}
+            _ = tokio::time::sleep(LOOK_EVERY) => {}
+        }
+        // Under a busy log, at most one look per `LOOK_GAP`.
+        tokio::time::sleep_until(looked + LOOK_GAP).await;
     };
     let clear_to = if scan.due.is_empty() {
         from.max(scan.clear_to)
