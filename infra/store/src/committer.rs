@@ -77,6 +77,15 @@ pub enum SideWrite {
         kid: String,
         wrapped_private: String,
     },
+    /// The aggregate's state after `last_sequence`, replacing its earlier
+    /// snapshot: loading reads it and only the events after (ADR 0030).
+    Snapshot {
+        aggregate_type: String,
+        aggregate_id: String,
+        last_sequence: i64,
+        current_snapshot: i64,
+        payload: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -319,7 +328,9 @@ async fn write_batch(
     }
     for (request, outcome) in batch.iter().zip(&outcomes) {
         if outcome.is_ok() {
-            rows.extend(request.side_writes.iter().map(side_write));
+            for write in &request.side_writes {
+                rows.extend(side_write(write, conn.dialect()));
+            }
         }
     }
     if conn.dialect() == Dialect::Postgres {
@@ -498,17 +509,43 @@ async fn insert_events(
     Ok(())
 }
 
-fn side_write(write: &SideWrite) -> Statement {
+fn side_write(write: &SideWrite, dialect: Dialect) -> Vec<Statement> {
     match write {
         SideWrite::StoreSubjectKey {
             sub,
             wrapped_key,
             created_at,
-        } => accounts::store_subject_key(sub, wrapped_key, created_at),
-        SideWrite::DeleteSubjectKey { sub } => accounts::delete_subject_key(sub),
+        } => vec![accounts::store_subject_key(sub, wrapped_key, created_at)],
+        SideWrite::DeleteSubjectKey { sub } => vec![accounts::delete_subject_key(sub)],
         SideWrite::StoreSigningSecret {
             kid,
             wrapped_private,
-        } => keys::store_secret(kid, wrapped_private),
+        } => vec![keys::store_secret(kid, wrapped_private)],
+        SideWrite::Snapshot {
+            aggregate_type,
+            aggregate_id,
+            last_sequence,
+            current_snapshot,
+            payload,
+        } => {
+            let cast = match dialect {
+                Dialect::Sqlite => "",
+                Dialect::Postgres => "::json",
+            };
+            vec![
+                Statement::new("DELETE FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2")
+                    .text(aggregate_type.clone())
+                    .text(aggregate_id.clone()),
+                Statement::new(format!(
+                    "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
+                     VALUES ($1, $2, $3, $4, $5{cast})"
+                ))
+                .text(aggregate_type.clone())
+                .text(aggregate_id.clone())
+                .int(*last_sequence)
+                .int(*current_snapshot)
+                .text(payload.clone()),
+            ]
+        }
     }
 }

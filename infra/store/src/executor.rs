@@ -11,7 +11,7 @@ use cqrs_es::persist::{PersistedEventStore, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent, EventEnvelope, EventStore};
 use writ_domain::Services;
 
-use crate::{AppendError, Cursor, SideWrite, Store};
+use crate::{AppendError, Cursor, SideWrite, Store, WritRepository};
 
 /// How often a command that lost a conflict is re-decided on fresh state
 /// before the caller sees the conflict.
@@ -167,8 +167,7 @@ impl Executor {
     where
         A: Aggregate<Services = Services>,
     {
-        let event_store = PersistedEventStore::<_, A>::new_event_store(self.store.repository());
-        event_store
+        event_store::<A>(&self.store)
             .load_aggregate(aggregate_id)
             .await
             .map(|context| context.aggregate)
@@ -197,7 +196,7 @@ impl Executor {
             Some(turn) => Some(turn.lock().await),
             None => None,
         };
-        let event_store = PersistedEventStore::<_, A>::new_event_store(self.store.repository());
+        let event_store = event_store::<A>(&self.store);
         let metadata = metadata.to_map();
         let mut assume_new = stream == Stream::New;
         for attempt in 1..=MAX_ATTEMPTS {
@@ -241,7 +240,14 @@ impl Executor {
                 .iter()
                 .map(serialize::<A>)
                 .collect::<Result<Vec<_>, _>>()?;
-            match self.store.append(serialized, side_writes.clone()).await {
+            let mut writes = side_writes.clone();
+            writes.extend(snapshot(
+                aggregate_id,
+                sequence,
+                sequence + envelopes.len(),
+                &decided,
+            ));
+            match self.store.append(serialized, writes).await {
                 Ok(receipt) => {
                     return Ok(Committed {
                         events: envelopes,
@@ -262,6 +268,49 @@ impl Executor {
         }
         Err(ExecuteError::Conflict)
     }
+}
+
+/// Aggregates whose streams grow without end, and how many events apart
+/// their snapshots are: a Shared Signals stream records every batch its
+/// receiver was told and every acknowledgement.
+const SNAPSHOTTED: &[(&str, usize)] = &[("SsfStream", 64)];
+
+fn snapshot_every<A: Aggregate>() -> Option<usize> {
+    SNAPSHOTTED
+        .iter()
+        .find(|(aggregate_type, _)| *aggregate_type == A::TYPE)
+        .map(|(_, every)| *every)
+}
+
+/// Loads from the latest snapshot and the events after it, for the
+/// aggregates that have them; from every event for the rest.
+fn event_store<A: Aggregate>(store: &Store) -> PersistedEventStore<WritRepository, A> {
+    match snapshot_every::<A>() {
+        Some(every) => PersistedEventStore::new_snapshot_store(store.repository(), every),
+        None => PersistedEventStore::new_event_store(store.repository()),
+    }
+}
+
+/// The snapshot to commit with the events that took the stream from
+/// `before` to `after` events, when they crossed a multiple of its
+/// interval.
+fn snapshot<A: Aggregate>(
+    aggregate_id: &str,
+    before: usize,
+    after: usize,
+    state: &A,
+) -> Option<SideWrite> {
+    let every = snapshot_every::<A>()?;
+    if after / every == before / every {
+        return None;
+    }
+    Some(SideWrite::Snapshot {
+        aggregate_type: A::TYPE.to_owned(),
+        aggregate_id: aggregate_id.to_owned(),
+        last_sequence: i64::try_from(after).ok()?,
+        current_snapshot: i64::try_from(after / every).ok()?,
+        payload: serde_json::to_string(state).ok()?,
+    })
 }
 
 fn serialize<A: Aggregate>(
