@@ -232,6 +232,11 @@ pub fn position_of(stream_id: &str, jti: &str) -> Option<Cursor> {
 }
 
 impl Signal {
+    /// When its event was committed (the SET's `iat`), in seconds.
+    pub fn committed_at(&self) -> i64 {
+        self.iat
+    }
+
     /// Whether this stream receives this signal, status aside.
     pub fn is_for(&self, stream_id: &str, stream: &SsfStream) -> bool {
         if let Some(only) = &self.for_stream {

@@ -38,6 +38,8 @@ const PUSHER_LOCK: i64 = 0x0057_5249_5453_5346; // "WRITSSF"
 const EVENTS_PER_READ: i64 = 1_000;
 /// The least time between two turns woken by commits.
 const WAKE_GAP: Duration = Duration::from_millis(5);
+/// How often poll streams' lag is measured for `/metrics`.
+const POLL_LAG_EVERY: Duration = Duration::from_secs(5);
 /// Signal events read per stream per turn.
 const SIGNALS_PER_TURN: i64 = 200;
 const FIRST_WAIT: Duration = Duration::from_secs(1);
@@ -80,13 +82,13 @@ impl Source for SsfMetrics {
             self.abandoned.clone(),
         );
         registry.register(
-            "writ_ssf_push_lag_events",
-            "signals committed but not yet delivered to the stream",
+            "writ_ssf_lag_events",
+            "SETs of the stream not yet delivered (push) or acknowledged (poll)",
             self.lag_events.clone(),
         );
         registry.register(
-            "writ_ssf_push_lag_seconds",
-            "age of the oldest signal not yet delivered to the stream",
+            "writ_ssf_lag_seconds",
+            "age of the stream's oldest SET not yet delivered (push) or acknowledged (poll)",
             self.lag_seconds.clone(),
         );
     }
@@ -157,6 +159,7 @@ impl Pusher {
         let mut leadership = Leadership::new(PUSHER_LOCK, "Shared Signals pushes");
         let mut wakeups = crate::run::Wakeups::new(&this.store, tick).await;
         let mut last_turn = std::time::Instant::now();
+        let mut last_poll_lag: Option<std::time::Instant> = None;
         loop {
             while let Ok((id, walk)) = finished.try_recv() {
                 busy.remove(&id);
@@ -171,6 +174,10 @@ impl Pusher {
             }
             streams.retain(|_, stream| !stream.deleted && stream.config.is_some());
             walks.retain(|id, _| streams.contains_key(id));
+            if last_poll_lag.is_none_or(|at| at.elapsed() >= POLL_LAG_EVERY) {
+                last_poll_lag = Some(std::time::Instant::now());
+                this.measure_poll_lag(&streams).await;
+            }
             if leadership.lead(&this.store).await {
                 for (id, stream) in &streams {
                     let pushing = matches!(
@@ -229,6 +236,41 @@ impl Pusher {
                 }
             }
             last_turn = std::time::Instant::now();
+        }
+    }
+
+    /// Poll streams' lag, for `/metrics`: the SETs not yet acknowledged
+    /// (counted up to a page of the log) and the age of the oldest. Every
+    /// process measures; the numbers are the log's, so they agree.
+    async fn measure_poll_lag(&self, streams: &HashMap<String, SsfStream>) {
+        let now = self.now().timestamp();
+        for (id, stream) in streams {
+            if !stream.is_poll() || stream.status != StreamStatus::Enabled {
+                continue;
+            }
+            let floor: Cursor = stream.acked_floor.parse().unwrap_or_default();
+            let Ok((signals, _)) =
+                ssf::signals_after(&self.store, &self.issuer, floor, EVENTS_PER_READ).await
+            else {
+                continue;
+            };
+            let waiting: Vec<&ssf::Signal> = signals
+                .iter()
+                .filter(|s| {
+                    s.is_for(id, stream) && !stream.acked_above.contains(&s.position.to_string())
+                })
+                .collect();
+            let label = StreamLabel {
+                stream_id: id.clone(),
+            };
+            let oldest = waiting
+                .first()
+                .map_or(0, |s| (now - s.committed_at()).max(0));
+            self.metrics
+                .lag_events
+                .get_or_create(&label)
+                .set(waiting.len() as i64);
+            self.metrics.lag_seconds.get_or_create(&label).set(oldest);
         }
     }
 

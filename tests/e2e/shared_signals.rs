@@ -612,6 +612,13 @@ async fn a_poller_gets_every_signal_as_a_verifiable_set_until_it_acknowledges(ba
     assert_eq!(learned.len(), 7, "every SET handed over once: {learned:?}");
     let refused = deployment.writ(&["audit", "notifications"]).refused();
     assert!(!refused.is_empty());
+    // Five SETs wait for their acknowledgement, and `/metrics` says so.
+    let lag = format!("writ_ssf_lag_events{{stream_id=\"{stream_id}\"}} 5");
+    eventually("the poll stream's lag in /metrics", || async {
+        let metrics = ssf.api.text("/metrics").await.unwrap_or_default();
+        metrics.contains(&lag).then_some(())
+    })
+    .await;
     drop(server);
     let server = deployment.serve_with(&["--issuer", ISSUER]);
     let ssf = Ssf::new(&server, &receiver).await;

@@ -99,11 +99,12 @@ async fn a_push_receiver_that_fails_twice_gets_the_same_set_three_times(backend:
     let server = deployment.serve();
     let ssf = Ssf::new(&server, &receiver).await;
     const SECRET: &str = "Bearer receiver-secret-7f3a";
-    ssf.create(json!({
-        "delivery": {"method": PUSH, "endpoint_url": pushed.url, "authorization_header": SECRET},
-        "events_requested": [SESSION_REVOKED],
-    }))
-    .await;
+    let stream_id = ssf
+        .create(json!({
+            "delivery": {"method": PUSH, "endpoint_url": pushed.url, "authorization_header": SECRET},
+            "events_requested": [SESSION_REVOKED],
+        }))
+        .await;
     let reply = ssf.api.password(&app, "alice", PASSWORD).await;
     let gid = unverified(&reply.field("access_token"))["gid"]
         .as_str()
@@ -131,6 +132,14 @@ async fn a_push_receiver_that_fails_twice_gets_the_same_set_three_times(backend:
         (count(&deployment, "SsfSetsDelivered").await == 1).then_some(())
     })
     .await;
+    let metrics = ssf.api.text("/metrics").await.unwrap_or_default();
+    for (name, value) in [
+        ("writ_ssf_push_delivered_total", 1),
+        ("writ_ssf_push_failed_attempts_total", 2),
+    ] {
+        let line = format!("{name}{{stream_id=\"{stream_id}\"}} {value}");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
     let told = deployment
         .writ(&["--json", "audit", "notifications", "--grant", &gid])
         .success()
