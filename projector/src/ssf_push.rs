@@ -38,6 +38,11 @@ const PUSHER_LOCK: i64 = 0x0057_5249_5453_5346; // "WRITSSF"
 const EVENTS_PER_READ: i64 = 1_000;
 /// The least time between two turns woken by commits.
 const WAKE_GAP: Duration = Duration::from_millis(5);
+/// With nothing committed, how often retries that fell due are sent.
+const IDLE: Duration = Duration::from_millis(250);
+/// A receiver disabled, or whose credentials do not open, is looked at
+/// again after this.
+const REST: chrono::Duration = chrono::Duration::seconds(5);
 /// How often poll streams' lag is measured for `/metrics`.
 const POLL_LAG_EVERY: Duration = Duration::from_secs(5);
 /// Signal events read per stream per turn.
@@ -62,6 +67,20 @@ pub struct SsfMetrics {
     pub lag_events: Family<StreamLabel, Gauge>,
     /// Seconds since the oldest undelivered signal was committed.
     pub lag_seconds: Family<StreamLabel, Gauge>,
+}
+
+impl SsfMetrics {
+    /// A deleted stream's series go, so it does not show its last lag.
+    fn forget(&self, stream_id: &str) {
+        let label = StreamLabel {
+            stream_id: stream_id.to_owned(),
+        };
+        self.delivered.remove(&label);
+        self.failed_attempts.remove(&label);
+        self.abandoned.remove(&label);
+        self.lag_events.remove(&label);
+        self.lag_seconds.remove(&label);
+    }
 }
 
 impl Source for SsfMetrics {
@@ -160,6 +179,7 @@ impl Pusher {
         let mut wakeups = crate::run::Wakeups::new(&this.store, tick).await;
         let mut last_turn = std::time::Instant::now();
         let mut last_poll_lag: Option<std::time::Instant> = None;
+        let mut missed: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
             while let Ok((id, walk)) = finished.try_recv() {
                 busy.remove(&id);
@@ -171,6 +191,9 @@ impl Pusher {
             match this.read_streams(read_to, &mut streams).await {
                 Ok(cursor) => read_to = cursor,
                 Err(err) => tracing::warn!(error = %err, "Shared Signals cannot read its streams"),
+            }
+            for (id, _) in streams.iter().filter(|(_, s)| s.deleted) {
+                this.metrics.forget(id);
             }
             streams.retain(|_, stream| !stream.deleted && stream.config.is_some());
             walks.retain(|id, _| streams.contains_key(id));
@@ -225,14 +248,25 @@ impl Pusher {
             if since < WAKE_GAP {
                 tokio::time::sleep(WAKE_GAP - since).await;
             }
-            tokio::select! {
-                _ = stopped.wait_for(|stopped| *stopped) => return,
-                _ = tokio::time::sleep(tick) => {}
-                _ = wakeups.next(), if pushing => {}
-                // A stream's turn ended: what committed meanwhile is due.
-                Some((id, walk)) = finished.recv() => {
-                    busy.remove(&id);
-                    walks.insert(id, walk);
+            let idle = tokio::time::sleep(IDLE);
+            tokio::pin!(idle);
+            loop {
+                tokio::select! {
+                    _ = stopped.wait_for(|stopped| *stopped) => return,
+                    _ = &mut idle => break,
+                    _ = wakeups.next(), if pushing => {
+                        // A stream mid-turn may have read the log before
+                        // this commit: it turns again when it is done.
+                        missed.extend(busy.keys().cloned());
+                        break;
+                    }
+                    Some((id, walk)) = finished.recv() => {
+                        busy.remove(&id);
+                        walks.insert(id.clone(), walk);
+                        if missed.remove(&id) {
+                            break;
+                        }
+                    }
                 }
             }
             last_turn = std::time::Instant::now();
@@ -328,7 +362,7 @@ impl Pusher {
         // nothing more; its stream waits where it is.
         match clients::active_settings(self.store.db(), &stream.receiver).await {
             Ok(Some(settings)) if settings.scopes.contains(SCOPE) => {}
-            Ok(_) => return walk,
+            Ok(_) => return self.rest(walk),
             Err(err) => {
                 tracing::warn!(error = %err, "Shared Signals cannot read its receiver");
                 return walk;
@@ -341,7 +375,7 @@ impl Pusher {
                 // Never sent without the receiver's credentials.
                 None => {
                     tracing::warn!(stream_id = %id, "a push stream's Authorization value does not open");
-                    return walk;
+                    return self.rest(walk);
                 }
             },
         };
@@ -418,6 +452,20 @@ impl Pusher {
             self.metrics.lag_seconds.get_or_create(&label).set(age);
         }
         walk
+    }
+
+    /// The walk, not to be taken up again for a while.
+    fn rest(&self, walk: Walk) -> Walk {
+        let now = self.now();
+        Walk {
+            failing: Some(Failing {
+                position: walk.done_to,
+                attempts: 0,
+                since: now,
+                due: now + REST,
+            }),
+            ..walk
+        }
     }
 
     async fn abandon(&self, id: &str, signal: &ssf::Signal, attempts: u32, reason: String) -> bool {

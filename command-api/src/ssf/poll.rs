@@ -151,7 +151,8 @@ pub async fn poll(
         from = scan.clear_to;
         let looked = tokio::time::Instant::now();
         tokio::select! {
-            _ = commits.changed() => {}
+            // Without a committer (it stopped) only the interval is left.
+            Ok(()) = commits.changed() => {}
             _ = tokio::time::sleep(LOOK_EVERY) => {}
         }
         // Under a busy log, at most one look per `LOOK_GAP`.
@@ -165,10 +166,19 @@ pub async fn poll(
     // A long stretch of the log with nothing for this stream moves its
     // floor, so no later poll reads that stretch again; a short one is
     // read again, rather than recorded on every poll.
+    // Judged with the stream as the poll began: a subject added back or an
+    // event type added while it was held would make the stretch not
+    // empty after all, so the floor moves only if neither changed.
+    let unchanged = || async {
+        stream_of(&state, &receiver, &stream_id)
+            .await
+            .is_ok_and(|now| now.config == stream.config && now.excluded == stream.excluded)
+    };
     if stream
         .acked_floor
         .parse::<Cursor>()
         .is_ok_and(|floor| far_ahead(floor, clear_to))
+        && unchanged().await
     {
         let command = SsfStreamCommand::Acknowledge {
             receiver: receiver.clone(),

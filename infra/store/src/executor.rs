@@ -222,10 +222,8 @@ impl Executor {
                     state: aggregate,
                 });
             }
-            let mut decided = aggregate;
-            for event in &events {
-                decided.apply(event.clone());
-            }
+            // The sink applied each event as the aggregate wrote it.
+            let decided = aggregate;
             let envelopes: Vec<EventEnvelope<A>> = events
                 .into_iter()
                 .enumerate()
