@@ -85,34 +85,12 @@ pub async fn run(context: Context, command: UserCommand, json: bool) -> anyhow::
             Ok(())
         }
         UserCommand::Disable { username, reason } => {
-            let (id, _) = subject_of(&context, &username).await?;
-            check(
-                context
-                    .executor
-                    .execute::<Account>(
-                        &id,
-                        AccountCommand::Disable { reason },
-                        &Metadata::cli(ACTOR),
-                    )
-                    .await,
-                &username,
-            )?;
-            show(&context, &normalize_username(&username)?, json).await
+            let command = AccountCommand::Disable { reason };
+            set_status(&context, &username, command, json).await
         }
         UserCommand::Enable { username, reason } => {
-            let (id, _) = subject_of(&context, &username).await?;
-            check(
-                context
-                    .executor
-                    .execute::<Account>(
-                        &id,
-                        AccountCommand::Enable { reason },
-                        &Metadata::cli(ACTOR),
-                    )
-                    .await,
-                &username,
-            )?;
-            show(&context, &normalize_username(&username)?, json).await
+            let command = AccountCommand::Enable { reason };
+            set_status(&context, &username, command, json).await
         }
         UserCommand::SignOut { username } => {
             let (id, _) = subject_of(&context, &username).await?;
@@ -159,6 +137,22 @@ pub async fn run(context: Context, command: UserCommand, json: bool) -> anyhow::
             Ok(())
         }
     }
+}
+
+/// Disables or enables an account, then shows it.
+async fn set_status(
+    context: &Context,
+    username: &str,
+    command: AccountCommand,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (id, _) = subject_of(context, username).await?;
+    let outcome = context
+        .executor
+        .execute::<Account>(&id, command, &Metadata::cli(ACTOR))
+        .await;
+    check(outcome, username)?;
+    show(context, &normalize_username(username)?, json).await
 }
 
 fn check<T>(

@@ -14,7 +14,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use writ_domain::ssf_stream::{Delivery, SsfStream, SsfStreamError};
+use writ_domain::ssf_stream::{Delivery, SsfStream, SsfStreamCommand, SsfStreamError};
 use writ_edge::{bearer, no_store, ErrorCode, OAuthError};
 use writ_infra::ssf;
 use writ_infra::tokens::{self, TokenKind};
@@ -168,6 +168,24 @@ pub(crate) fn executed<T>(outcome: Result<T, ExecuteError<SsfStreamError>>) -> R
         }
         .into()
     })
+}
+
+/// Runs a receiver's command on its stream: the stream as it stands after.
+pub(crate) async fn run(
+    state: &CommandState,
+    headers: &HeaderMap,
+    receiver: &str,
+    stream_id: &str,
+    command: SsfStreamCommand,
+) -> Result<SsfStream, Refusal> {
+    let metadata = metadata(receiver, headers);
+    let committed = executed(
+        state
+            .executor
+            .execute::<SsfStream>(stream_id, command, &metadata)
+            .await,
+    )?;
+    Ok(committed.state)
 }
 
 pub(crate) fn metadata(receiver: &str, headers: &HeaderMap) -> Metadata {

@@ -20,7 +20,7 @@ use writ_infra::ssf::{self, Signal};
 use writ_store::Cursor;
 
 use super::streams::body;
-use super::{executed, metadata, receiver, refused, stream_of, unavailable, Refusal};
+use super::{metadata, receiver, refused, run, stream_of, unavailable, Refusal};
 use crate::CommandState;
 
 /// At most this many SETs per answer, whatever `maxEvents` asks.
@@ -121,13 +121,7 @@ pub async fn poll(
                 .collect(),
             floor: floor.to_string(),
         };
-        executed(
-            state
-                .executor
-                .execute::<SsfStream>(&stream_id, command, &metadata(&receiver, &headers))
-                .await,
-        )?;
-        stream = stream_of(&state, &receiver, &stream_id).await?;
+        stream = run(&state, &headers, &receiver, &stream_id, command).await?;
     }
     let most = asked.max_events.unwrap_or(DEFAULT_EVENTS).min(MOST_EVENTS);
     if most == 0 || stream.status != StreamStatus::Enabled {

@@ -21,7 +21,9 @@ use writ_infra::{outbound, ssf};
 use writ_store::executor::Stream;
 use writ_store::{Cursor, START};
 
-use super::{described, executed, metadata, receiver, refused, stream_of, unavailable, Refusal};
+use super::{
+    described, executed, metadata, receiver, refused, run, stream_of, unavailable, Refusal,
+};
 use crate::CommandState;
 
 fn invalid(description: &str) -> Refusal {
@@ -324,13 +326,7 @@ async fn change(
         receiver: receiver.clone(),
         config,
     };
-    executed(
-        state
-            .executor
-            .execute::<SsfStream>(&stream_id, command, &metadata(&receiver, headers))
-            .await,
-    )?;
-    let stream = stream_of(state, &receiver, &stream_id).await?;
+    let stream = run(state, headers, &receiver, &stream_id, command).await?;
     Ok(answer(
         StatusCode::OK,
         described(state, &stream_id, &stream),
@@ -384,12 +380,7 @@ pub async fn delete(
     let command = SsfStreamCommand::Delete {
         receiver: receiver.clone(),
     };
-    executed(
-        state
-            .executor
-            .execute::<SsfStream>(&stream_id, command, &metadata(&receiver, &headers))
-            .await,
-    )?;
+    run(&state, &headers, &receiver, &stream_id, command).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -459,13 +450,7 @@ pub async fn set_status(
         reason: asked.reason,
         head: head.to_string(),
     };
-    executed(
-        state
-            .executor
-            .execute::<SsfStream>(&asked.stream_id, command, &metadata(&receiver, &headers))
-            .await,
-    )?;
-    let stream = stream_of(&state, &receiver, &asked.stream_id).await?;
+    let stream = run(&state, &headers, &receiver, &asked.stream_id, command).await?;
     Ok(answer(
         StatusCode::OK,
         status_body(&asked.stream_id, &stream),
@@ -512,12 +497,7 @@ async fn subject(
             subject: asked.subject,
         }
     };
-    executed(
-        state
-            .executor
-            .execute::<SsfStream>(&asked.stream_id, command, &metadata(&receiver, headers))
-            .await,
-    )?;
+    run(state, headers, &receiver, &asked.stream_id, command).await?;
     Ok(if add {
         StatusCode::OK.into_response()
     } else {
@@ -583,11 +563,6 @@ pub async fn verify(
         receiver: receiver.clone(),
         state: asked.state,
     };
-    executed(
-        state
-            .executor
-            .execute::<SsfStream>(&asked.stream_id, command, &metadata(&receiver, &headers))
-            .await,
-    )?;
+    run(&state, &headers, &receiver, &asked.stream_id, command).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
