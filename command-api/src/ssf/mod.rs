@@ -8,6 +8,8 @@
 mod poll;
 mod streams;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -80,11 +82,7 @@ pub(crate) fn unavailable(why: impl std::fmt::Display) -> Response {
 /// `urn:ietf:rfc:6749` scheme asks): the bare challenge without a token
 /// in the header, `invalid_token` for one that is not an active access token, and 403
 /// `insufficient_scope` without `ssf.manage` or for a person's token.
-pub(crate) async fn receiver(
-    state: &CommandState,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Result<String, Refusal> {
+async fn receiver(state: &CommandState, headers: &HeaderMap, uri: &Uri) -> Result<String, Refusal> {
     // RFC 6750 §2.3 is not offered: a token in the query is no token,
     // and gets the bare challenge, like a request without one.
     let in_query = uri.query().is_some_and(|query| {
@@ -170,26 +168,39 @@ pub(crate) fn executed<T>(outcome: Result<T, ExecuteError<SsfStreamError>>) -> R
     })
 }
 
+/// The receiver calling, authenticated, and what its commands record.
+pub(crate) struct Caller {
+    pub id: String,
+    pub metadata: Metadata,
+}
+
+impl FromRequestParts<CommandState> for Caller {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &CommandState,
+    ) -> Result<Self, Self::Rejection> {
+        let id = receiver(state, &parts.headers, &parts.uri).await?;
+        let metadata = Metadata::client(&id, &crate::metadata::request_id(&parts.headers), None);
+        Ok(Self { id, metadata })
+    }
+}
+
 /// Runs a receiver's command on its stream: the stream as it stands after.
 pub(crate) async fn run(
     state: &CommandState,
-    headers: &HeaderMap,
-    receiver: &str,
+    caller: &Caller,
     stream_id: &str,
     command: SsfStreamCommand,
 ) -> Result<SsfStream, Refusal> {
-    let metadata = metadata(receiver, headers);
     let committed = executed(
         state
             .executor
-            .execute::<SsfStream>(stream_id, command, &metadata)
+            .execute::<SsfStream>(stream_id, command, &caller.metadata)
             .await,
     )?;
     Ok(committed.state)
-}
-
-pub(crate) fn metadata(receiver: &str, headers: &HeaderMap) -> Metadata {
-    Metadata::client(receiver, &crate::metadata::request_id(headers), None)
 }
 
 /// Where a poll stream's receiver polls.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use writ_infra::ssf::{self, Signal};
 use writ_store::Cursor;
 
 use super::streams::body;
-use super::{metadata, receiver, refused, run, stream_of, unavailable, Refusal};
+use super::{refused, run, stream_of, unavailable, Caller, Refusal};
 use crate::CommandState;
 
 /// At most this many SETs per answer, whatever `maxEvents` asks.
@@ -56,11 +56,10 @@ struct PollIn {
 pub async fn poll(
     State(state): State<CommandState>,
     Path(stream_id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, Refusal> {
-    let receiver = receiver(&state, &headers, &uri).await?;
+    let receiver = caller.id.clone();
     let asked: PollIn = if bytes.is_empty() {
         PollIn::default()
     } else {
@@ -121,7 +120,7 @@ pub async fn poll(
                 .collect(),
             floor: floor.to_string(),
         };
-        stream = run(&state, &headers, &receiver, &stream_id, command).await?;
+        stream = run(&state, &caller, &stream_id, command).await?;
     }
     let most = asked.max_events.unwrap_or(DEFAULT_EVENTS).min(MOST_EVENTS);
     if most == 0 || stream.status != StreamStatus::Enabled {
@@ -182,7 +181,7 @@ pub async fn poll(
         };
         if let Err(err) = state
             .executor
-            .execute::<SsfStream>(&stream_id, command, &metadata(&receiver, &headers))
+            .execute::<SsfStream>(&stream_id, command, &caller.metadata)
             .await
         {
             tracing::warn!(error = %err, "a Shared Signals stream's floor was not moved");
@@ -206,7 +205,7 @@ pub async fn poll(
             // that gets them again acknowledges them again.
             if let Err(err) = state
                 .executor
-                .execute::<SsfStream>(&stream_id, command, &metadata(&receiver, &headers))
+                .execute::<SsfStream>(&stream_id, command, &caller.metadata)
                 .await
             {
                 tracing::warn!(error = %err, "a Shared Signals poll was not recorded");

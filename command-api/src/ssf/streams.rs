@@ -6,7 +6,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
@@ -21,9 +21,7 @@ use writ_infra::{outbound, ssf};
 use writ_store::executor::Stream;
 use writ_store::{Cursor, START};
 
-use super::{
-    described, executed, metadata, receiver, refused, run, stream_of, unavailable, Refusal,
-};
+use super::{described, executed, refused, run, stream_of, unavailable, Caller, Refusal};
 use crate::CommandState;
 
 fn invalid(description: &str) -> Refusal {
@@ -187,11 +185,10 @@ fn answer(status: StatusCode, body: Value) -> Response {
         (status = 403, description = "The token lacks `ssf.manage`.")))]
 pub async fn create(
     State(state): State<CommandState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, Refusal> {
-    let receiver = receiver(&state, &headers, &uri).await?;
+    let receiver = caller.id.clone();
     let asked: StreamIn = body(&bytes)?;
     if live_streams(&state, &receiver).await?.len() >= STREAMS_PER_RECEIVER {
         return Err(refused(
@@ -215,19 +212,19 @@ pub async fn create(
         config,
         start_after: start_after.max(START).to_string(),
     };
-    executed(
+    let stream = executed(
         state
             .executor
             .execute_with::<SsfStream>(
                 &stream_id,
                 command,
-                &metadata(&receiver, &headers),
+                &caller.metadata,
                 Vec::new(),
                 Stream::New,
             )
             .await,
-    )?;
-    let stream = stream_of(&state, &receiver, &stream_id).await?;
+    )?
+    .state;
     Ok(answer(
         StatusCode::CREATED,
         described(&state, &stream_id, &stream),
@@ -242,11 +239,10 @@ pub async fn create(
         (status = 404, description = "No such stream of this receiver.")))]
 pub async fn read(
     State(state): State<CommandState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     Query(query): Query<StreamId>,
 ) -> Result<Response, Refusal> {
-    let receiver = receiver(&state, &headers, &uri).await?;
+    let receiver = caller.id.clone();
     if let Some(stream_id) = query.stream_id {
         let stream = stream_of(&state, &receiver, &stream_id).await?;
         return Ok(answer(
@@ -264,12 +260,11 @@ pub async fn read(
 
 async fn change(
     state: &CommandState,
-    headers: &HeaderMap,
-    uri: &Uri,
+    caller: &Caller,
     bytes: &Bytes,
     merge: bool,
 ) -> Result<Response, Refusal> {
-    let receiver = receiver(state, headers, uri).await?;
+    let receiver = caller.id.clone();
     let asked: StreamIn = body(bytes)?;
     let stream_id = asked
         .stream_id
@@ -326,7 +321,7 @@ async fn change(
         receiver: receiver.clone(),
         config,
     };
-    let stream = run(state, headers, &receiver, &stream_id, command).await?;
+    let stream = run(state, caller, &stream_id, command).await?;
     Ok(answer(
         StatusCode::OK,
         described(state, &stream_id, &stream),
@@ -340,11 +335,10 @@ async fn change(
         (status = 404, description = "No such stream of this receiver.")))]
 pub async fn update(
     State(state): State<CommandState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, Refusal> {
-    change(&state, &headers, &uri, &bytes, true).await
+    change(&state, &caller, &bytes, true).await
 }
 
 /// Replace the receiver-supplied fields (SSF §8.1.1.4).
@@ -354,11 +348,10 @@ pub async fn update(
         (status = 404, description = "No such stream of this receiver.")))]
 pub async fn replace(
     State(state): State<CommandState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, Refusal> {
-    change(&state, &headers, &uri, &bytes, false).await
+    change(&state, &caller, &bytes, false).await
 }
 
 /// Delete a stream (SSF §8.1.1.5); nothing more is sent on it.
@@ -369,18 +362,17 @@ pub async fn replace(
         (status = 404, description = "No such stream of this receiver.")))]
 pub async fn delete(
     State(state): State<CommandState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     Query(query): Query<StreamId>,
 ) -> Result<Response, Refusal> {
-    let receiver = receiver(&state, &headers, &uri).await?;
+    let receiver = caller.id.clone();
     let stream_id = query
         .stream_id
         .ok_or_else(|| invalid("stream_id is required"))?;
     let command = SsfStreamCommand::Delete {
         receiver: receiver.clone(),
     };
-    run(&state, &headers, &receiver, &stream_id, command).await?;
+    run(&state, &caller, &stream_id, command).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -400,11 +392,10 @@ fn status_body(stream_id: &str, stream: &SsfStream) -> Value {
         (status = 404, description = "No such stream of this receiver.")))]
 pub async fn status(
     State(state): State<CommandState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     Query(query): Query<StreamId>,
 ) -> Result<Response, Refusal> {
-    let receiver = receiver(&state, &headers, &uri).await?;
+    let receiver = caller.id.clone();
     let stream_id = query
         .stream_id
         .ok_or_else(|| invalid("stream_id is required"))?;
@@ -428,11 +419,10 @@ struct StatusIn {
         (status = 404, description = "No such stream of this receiver.")))]
 pub async fn set_status(
     State(state): State<CommandState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, Refusal> {
-    let receiver = receiver(&state, &headers, &uri).await?;
+    let receiver = caller.id.clone();
     let asked: StatusIn = body(&bytes)?;
     if asked
         .reason
@@ -450,7 +440,7 @@ pub async fn set_status(
         reason: asked.reason,
         head: head.to_string(),
     };
-    let stream = run(&state, &headers, &receiver, &asked.stream_id, command).await?;
+    let stream = run(&state, &caller, &asked.stream_id, command).await?;
     Ok(answer(
         StatusCode::OK,
         status_body(&asked.stream_id, &stream),
@@ -465,12 +455,11 @@ struct SubjectIn {
 
 async fn subject(
     state: &CommandState,
-    headers: &HeaderMap,
-    uri: &Uri,
+    caller: &Caller,
     bytes: &Bytes,
     add: bool,
 ) -> Result<Response, Refusal> {
-    let receiver = receiver(state, headers, uri).await?;
+    let receiver = caller.id.clone();
     let asked: SubjectIn = body(bytes)?;
     // Only identifiers Writ can match to a person: another format would
     // be accepted and then match nothing.
@@ -497,7 +486,7 @@ async fn subject(
             subject: asked.subject,
         }
     };
-    run(state, headers, &receiver, &asked.stream_id, command).await?;
+    run(state, caller, &asked.stream_id, command).await?;
     Ok(if add {
         StatusCode::OK.into_response()
     } else {
@@ -514,11 +503,10 @@ async fn subject(
         (status = 404, description = "No such stream of this receiver.")))]
 pub async fn add_subject(
     State(state): State<CommandState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, Refusal> {
-    subject(&state, &headers, &uri, &bytes, true).await
+    subject(&state, &caller, &bytes, true).await
 }
 
 /// Remove a subject (SSF §8.1.3.3): no more events about that person.
@@ -529,11 +517,10 @@ pub async fn add_subject(
         (status = 404, description = "No such stream of this receiver.")))]
 pub async fn remove_subject(
     State(state): State<CommandState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, Refusal> {
-    subject(&state, &headers, &uri, &bytes, false).await
+    subject(&state, &caller, &bytes, false).await
 }
 
 #[derive(Deserialize)]
@@ -550,11 +537,10 @@ struct VerifyIn {
         (status = 404, description = "No such stream of this receiver.")))]
 pub async fn verify(
     State(state): State<CommandState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, Refusal> {
-    let receiver = receiver(&state, &headers, &uri).await?;
+    let receiver = caller.id.clone();
     let asked: VerifyIn = body(&bytes)?;
     if asked.state.as_ref().is_some_and(|s| s.len() > 1024) {
         return Err(invalid("state is longer than 1024 bytes"));
@@ -563,6 +549,6 @@ pub async fn verify(
         receiver: receiver.clone(),
         state: asked.state,
     };
-    run(&state, &headers, &receiver, &asked.stream_id, command).await?;
+    run(&state, &caller, &asked.stream_id, command).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
