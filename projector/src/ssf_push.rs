@@ -170,8 +170,18 @@ impl Pusher {
 
     pub async fn run_until_stopped(self, mut stopped: watch::Receiver<bool>, tick: Duration) {
         let this = Arc::new(self);
-        let mut read_to = writ_store::START;
-        let mut streams: HashMap<String, SsfStream> = HashMap::new();
+        let (mut read_to, mut streams) = loop {
+            match this.load_streams().await {
+                Ok(loaded) => break loaded,
+                Err(err) => {
+                    tracing::warn!(error = %err, "Shared Signals cannot load its streams; trying again");
+                    tokio::select! {
+                        _ = stopped.wait_for(|stopped| *stopped) => return,
+                        _ = tokio::time::sleep(IDLE) => {}
+                    }
+                }
+            }
+        };
         let mut walks: HashMap<String, Walk> = HashMap::new();
         let mut busy: HashMap<String, ()> = HashMap::new();
         let (done, mut finished) = mpsc::unbounded_channel::<(String, Walk)>();
@@ -305,6 +315,39 @@ impl Pusher {
                 .get_or_create(&label)
                 .set(waiting.len() as i64);
             self.metrics.lag_seconds.get_or_create(&label).set(oldest);
+        }
+    }
+
+    /// Every stream as it stands, each loaded from its snapshot, and the
+    /// log's head read first: what follows is read from there on. A
+    /// stream's events committed between the two are applied twice, which
+    /// its `apply` allows (every arm is idempotent). Start-up reads the
+    /// streams' creations and at most a snapshot interval of events each,
+    /// not every batch ever told.
+    async fn load_streams(&self) -> Result<(Cursor, HashMap<String, SsfStream>), String> {
+        let head = self
+            .store
+            .readable_head()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut streams = HashMap::new();
+        let mut after = writ_store::START;
+        loop {
+            let (created, reached) = self
+                .store
+                .events_of_kinds_after(after, &["SsfStreamCreated"], EVENTS_PER_READ)
+                .await
+                .map_err(|e| e.to_string())?;
+            for event in &created {
+                let stream = self.executor.load::<SsfStream>(&event.aggregate_id).await?;
+                if !stream.deleted {
+                    streams.insert(event.aggregate_id.clone(), stream);
+                }
+            }
+            if (created.len() as i64) < EVENTS_PER_READ || reached == after {
+                return Ok((head, streams));
+            }
+            after = reached;
         }
     }
 
