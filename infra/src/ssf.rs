@@ -50,6 +50,20 @@ pub const SOURCES: &[&str] = &[
     "SsfVerificationRequested",
 ];
 
+/// What wakes the pusher in this process: a signal, or a stream created,
+/// changed or enabled (its held SETs are then due).
+pub const PUSH_WAKERS: &[&str] = &[
+    "GrantRevoked",
+    "PasswordChanged",
+    "AccountDisabled",
+    "AccountEnabled",
+    "AccountForgotten",
+    "SsfVerificationRequested",
+    "SsfStreamCreated",
+    "SsfStreamUpdated",
+    "SsfStreamStatusChanged",
+];
+
 /// The signing algorithm of every SET (the interoperability profile's).
 pub const ALG: &str = "RS256";
 
@@ -482,6 +496,11 @@ mod tests {
             events_delivered(Some(&["urn:unknown".to_owned()])),
             Vec::<&str>::new()
         );
+    }
+
+    #[test]
+    fn every_signal_wakes_the_pusher() {
+        assert!(SOURCES.iter().all(|source| PUSH_WAKERS.contains(source)));
     }
 
     #[test]

@@ -155,6 +155,24 @@ pub(crate) struct Wakeups {
 
 impl Wakeups {
     pub(crate) async fn new(store: &writ_store::Store, interval: Duration) -> Self {
+        Self::with(store, interval, store.commits()).await
+    }
+
+    /// As [`Wakeups::new`], but this process's commits wake it only when
+    /// they hold one of `event_types`.
+    pub(crate) async fn of_kinds(
+        store: &writ_store::Store,
+        interval: Duration,
+        event_types: &'static [&'static str],
+    ) -> Self {
+        Self::with(store, interval, store.commits_of(event_types)).await
+    }
+
+    async fn with(
+        store: &writ_store::Store,
+        interval: Duration,
+        commits: watch::Receiver<writ_store::Cursor>,
+    ) -> Self {
         let (notifications, sqlite) = match store.target() {
             Target::Postgres(url) => match sqlx::postgres::PgListener::connect(url).await {
                 Ok(mut listener) => (
@@ -179,7 +197,7 @@ impl Wakeups {
             ),
         };
         Self {
-            commits: store.commits(),
+            commits,
             notifications,
             sqlite,
             tick: tokio::time::interval(interval),

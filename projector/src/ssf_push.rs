@@ -186,7 +186,7 @@ impl Pusher {
         let mut busy: HashMap<String, ()> = HashMap::new();
         let (done, mut finished) = mpsc::unbounded_channel::<(String, Walk)>();
         let mut leadership = Leadership::new(PUSHER_LOCK, "Shared Signals pushes");
-        let mut wakeups = crate::run::Wakeups::new(&this.store, tick).await;
+        let mut wakeups = crate::run::Wakeups::of_kinds(&this.store, tick, ssf::PUSH_WAKERS).await;
         let mut last_turn = std::time::Instant::now();
         let mut last_poll_lag: Option<std::time::Instant> = None;
         let mut missed: std::collections::HashSet<String> = std::collections::HashSet::new();

@@ -128,7 +128,7 @@ pub async fn poll(
     }
     let deadline = tokio::time::Instant::now() + state.ssf_long_poll;
     let mut from: Cursor = stream.acked_floor.parse().unwrap_or_default();
-    let mut commits = state.store.commits();
+    let mut commits = state.store.commits_of(ssf::SOURCES);
     let scan = loop {
         let scan = unacknowledged(&state, &stream_id, &stream, from, most).await?;
         if !scan.due.is_empty()

@@ -173,6 +173,7 @@ struct Inner {
     db: Db,
     appends: mpsc::Sender<AppendRequest>,
     committed: watch::Receiver<Cursor>,
+    watchers: committer::Watchers,
     metrics: Arc<Metrics>,
     migrations: migrations::MigrationReport,
     memory: Option<Arc<memory::Memory>>,
@@ -257,10 +258,12 @@ impl Store {
         let metrics = Arc::new(Metrics::default());
         let (appends, requests) = mpsc::channel(4096);
         let (committed_tx, committed) = watch::channel(START);
+        let watchers = committer::Watchers::default();
         let committer = committer::Committer {
             target: target.clone(),
             metrics: metrics.clone(),
             committed: committed_tx,
+            watchers: watchers.clone(),
             max_batch: max_batch.max(1),
             memory: memory.clone(),
         };
@@ -286,6 +289,7 @@ impl Store {
                 db,
                 appends,
                 committed,
+                watchers,
                 metrics,
                 migrations,
                 memory,
@@ -337,6 +341,13 @@ impl Store {
 
     pub fn repository(&self) -> WritRepository {
         WritRepository::new(self.clone())
+    }
+
+    /// Fires with the last committed cursor after each batch of this
+    /// process that holds an event of one of `event_types` (a static
+    /// list: one channel per list).
+    pub fn commits_of(&self, event_types: &'static [&'static str]) -> watch::Receiver<Cursor> {
+        self.inner.watchers.subscribe(event_types)
     }
 
     /// Fires with the last committed cursor after each batch of this

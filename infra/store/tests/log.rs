@@ -27,6 +27,7 @@ writ_testing::on_both_backends!(
     the_chain_verifies_and_an_altered_payload_is_detected,
     an_unknown_event_is_refused_by_the_committer_and_changes_nothing,
     commits_are_signalled_with_their_cursor,
+    a_watcher_of_some_event_types_hears_only_of_batches_holding_them,
 );
 
 /// The temporary directory lives as long as the store is used.
@@ -400,4 +401,27 @@ async fn commits_are_signalled_with_their_cursor(backend: Backend) {
     let committed = receipt.cursor().unwrap_or_default();
     assert_eq!(committed.position, 1);
     wait_until("the commit signal", || *commits.borrow() == committed).await;
+}
+
+async fn a_watcher_of_some_event_types_hears_only_of_batches_holding_them(backend: Backend) {
+    static WATCHED: &[&str] = &["LoginFailed"];
+    let (_dir, store) = open(backend).await;
+    let watched = store.commits_of(WATCHED);
+    let mut unwatched = event("other", 1);
+    unwatched.event_type = "LoginSucceeded".into();
+    unwatched.payload = json!({"LoginSucceeded": {"sub": "other", "at": "2026-01-01T00:00:00Z"}});
+    store
+        .append(vec![unwatched], vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !watched.has_changed().unwrap_or(true),
+        "a batch without the type is not announced"
+    );
+    let receipt = store
+        .append(vec![event("a", 1)], vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let committed = receipt.cursor().unwrap_or_default();
+    wait_until("the watched commit", || *watched.borrow() == committed).await;
 }
