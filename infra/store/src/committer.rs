@@ -9,8 +9,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::START;
-
 use chrono::Utc;
 use cqrs_es::persist::SerializedEvent;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -101,56 +99,6 @@ impl AppendReceipt {
     }
 }
 
-/// Readers that wake only for some event types (a held Shared Signals
-/// poll): a busy log of other events would otherwise wake them on every
-/// batch.
-#[derive(Clone, Default)]
-pub(crate) struct Watchers(Arc<std::sync::Mutex<Vec<Watcher>>>);
-
-struct Watcher {
-    event_types: &'static [&'static str],
-    sender: watch::Sender<Cursor>,
-}
-
-impl Watchers {
-    pub fn subscribe(&self, event_types: &'static [&'static str]) -> watch::Receiver<Cursor> {
-        let mut watchers = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(watcher) = watchers
-            .iter()
-            .find(|w| std::ptr::eq(w.event_types, event_types))
-        {
-            return watcher.sender.subscribe();
-        }
-        let (sender, receiver) = watch::channel(START);
-        watchers.push(Watcher {
-            event_types,
-            sender,
-        });
-        receiver
-    }
-
-    fn notify(&self, outcomes: &[Result<AppendReceipt, AppendError>], last: Cursor) {
-        let watchers = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for watcher in watchers.iter() {
-            let wanted = outcomes.iter().flatten().any(|receipt| {
-                receipt
-                    .stored
-                    .iter()
-                    .any(|event| watcher.event_types.contains(&event.event_type.as_str()))
-            });
-            if wanted {
-                watcher.sender.send_replace(last);
-            }
-        }
-    }
-}
-
 pub(crate) struct AppendRequest {
     pub events: Vec<SerializedEvent>,
     /// One per event, made by the appending task.
@@ -164,7 +112,7 @@ pub(crate) struct Committer {
     pub metrics: Arc<Metrics>,
     pub committed: watch::Sender<Cursor>,
     /// Told only of batches holding one of their event types.
-    pub watchers: Watchers,
+    pub watchers: super::watchers::Watchers,
     pub max_batch: usize,
     /// SQLite only: told what each batch claims and changes.
     pub memory: Option<Arc<Memory>>,

@@ -31,6 +31,7 @@ pub mod seal;
 pub mod services;
 pub mod statement;
 pub mod views;
+mod watchers;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -173,7 +174,7 @@ struct Inner {
     db: Db,
     appends: mpsc::Sender<AppendRequest>,
     committed: watch::Receiver<Cursor>,
-    watchers: committer::Watchers,
+    watchers: watchers::Watchers,
     metrics: Arc<Metrics>,
     migrations: migrations::MigrationReport,
     memory: Option<Arc<memory::Memory>>,
@@ -258,7 +259,7 @@ impl Store {
         let metrics = Arc::new(Metrics::default());
         let (appends, requests) = mpsc::channel(4096);
         let (committed_tx, committed) = watch::channel(START);
-        let watchers = committer::Watchers::default();
+        let watchers = watchers::Watchers::default();
         let committer = committer::Committer {
             target: target.clone(),
             metrics: metrics.clone(),
