@@ -16,6 +16,8 @@ use writ_store::{Cursor, Store, StoredEvent};
 
 use crate::signing::{jwt, KeySet};
 
+/// The scope that makes a client a receiver.
+pub const SCOPE: &str = "ssf.manage";
 pub const PUSH: &str = "urn:ietf:rfc:8935";
 pub const POLL: &str = "urn:ietf:rfc:8936";
 pub const SESSION_REVOKED: &str =
@@ -259,8 +261,18 @@ impl Signal {
         let Some(config) = &stream.config else {
             return false;
         };
-        events_delivered(config.events_requested.as_deref()).contains(&self.event_type)
-            && stream.includes_subject(self.sub.as_deref())
+        // Every signal but a verification is of a supported type, so the
+        // request alone decides (`events_delivered` without its list).
+        let requested = config
+            .events_requested
+            .as_ref()
+            .is_none_or(|requested| requested.iter().any(|r| r == self.event_type));
+        requested && stream.includes_subject(self.sub.as_deref())
+    }
+
+    /// For this poll stream and not yet acknowledged out of order.
+    pub fn awaits_ack(&self, stream_id: &str, stream: &SsfStream) -> bool {
+        self.is_for(stream_id, stream) && !stream.acked_above.contains(&self.position.to_string())
     }
 
     /// The SET's claims (RFC 8417, SSF §4): no `sub` and no `exp`; the

@@ -372,8 +372,14 @@ fn fold(pending: &mut HashMap<String, Pending>, id: &str, event: BackchannelLogo
 
 /// The wait after the `attempt`th failure: 1 s, doubling, at most an hour.
 fn backoff(attempt: u32) -> chrono::Duration {
-    let wait = FIRST_WAIT
+    doubling(attempt, FIRST_WAIT, LONGEST_WAIT)
+}
+
+/// `first` after the first failure, twice as long after each next one, at
+/// most `longest`: the waits of every outbox Writ delivers from.
+pub(crate) fn doubling(attempt: u32, first: Duration, longest: Duration) -> chrono::Duration {
+    let wait = first
         .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
-        .min(LONGEST_WAIT);
+        .min(longest);
     chrono::Duration::from_std(wait).unwrap_or_default()
 }

@@ -32,8 +32,6 @@ use writ_store::{Cursor, Executor, Metadata, Store};
 
 use crate::leadership::Leadership;
 
-/// The scope that makes a client a receiver.
-const SCOPE: &str = "ssf.manage";
 const PUSHER_LOCK: i64 = 0x0057_5249_5453_5346; // "WRITSSF"
 const EVENTS_PER_READ: i64 = 1_000;
 /// The least time between two turns woken by commits.
@@ -213,11 +211,7 @@ impl Pusher {
             }
             if leadership.lead(&this.store).await {
                 for (id, stream) in &streams {
-                    let pushing = matches!(
-                        stream.config.as_ref().map(|c| &c.delivery),
-                        Some(Delivery::Push { .. })
-                    );
-                    if !pushing
+                    if !stream.is_push()
                         || stream.deleted
                         || stream.status != StreamStatus::Enabled
                         || busy.contains_key(id)
@@ -247,13 +241,9 @@ impl Pusher {
             // A commit (this process's, or another's) wakes the pusher at
             // once, at most every `WAKE_GAP` so a busy log does not keep it
             // reading; the tick paces retries when nothing commits.
-            let pushing = streams.values().any(|s| {
-                s.status == StreamStatus::Enabled
-                    && matches!(
-                        s.config.as_ref().map(|c| &c.delivery),
-                        Some(Delivery::Push { .. })
-                    )
-            });
+            let pushing = streams
+                .values()
+                .any(|s| s.status == StreamStatus::Enabled && s.is_push());
             let since = last_turn.elapsed();
             if since < WAKE_GAP {
                 tokio::time::sleep(WAKE_GAP - since).await;
@@ -300,9 +290,7 @@ impl Pusher {
             };
             let waiting: Vec<&ssf::Signal> = signals
                 .iter()
-                .filter(|s| {
-                    s.is_for(id, stream) && !stream.acked_above.contains(&s.position.to_string())
-                })
+                .filter(|s| s.awaits_ack(id, stream))
                 .collect();
             let label = StreamLabel {
                 stream_id: id.clone(),
@@ -404,7 +392,7 @@ impl Pusher {
         // A receiver disabled, or no longer holding `ssf.manage`, is told
         // nothing more; its stream waits where it is.
         match clients::active_settings(self.store.db(), &stream.receiver).await {
-            Ok(Some(settings)) if settings.scopes.contains(SCOPE) => {}
+            Ok(Some(settings)) if settings.scopes.contains(ssf::SCOPE) => {}
             Ok(_) => return self.rest(walk),
             Err(err) => {
                 tracing::warn!(error = %err, "Shared Signals cannot read its receiver");
@@ -546,10 +534,7 @@ fn metadata(id: &str) -> Metadata {
 
 /// The wait after the `attempt`th failure: 1 s, doubling, at most 30 s.
 fn backoff(attempt: u32) -> chrono::Duration {
-    let wait = FIRST_WAIT
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
-        .min(LONGEST_WAIT);
-    chrono::Duration::from_std(wait).unwrap_or_default()
+    crate::backchannel::doubling(attempt, FIRST_WAIT, LONGEST_WAIT)
 }
 
 #[cfg(test)]

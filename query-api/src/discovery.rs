@@ -34,7 +34,7 @@ fn metadata(state: &QueryState) -> Value {
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access", "ssf.manage"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access", writ_infra::ssf::SCOPE],
         "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "name", "email"],
         "subject_types_supported": ["public"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],

@@ -24,9 +24,6 @@ use writ_store::{ExecuteError, Metadata};
 
 use crate::CommandState;
 
-/// The scope that makes a client a receiver.
-pub const SCOPE: &str = "ssf.manage";
-
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
         .routes(routes!(
@@ -130,7 +127,7 @@ async fn receiver(state: &CommandState, headers: &HeaderMap, uri: &Uri) -> Resul
             "stream management needs a client credentials token",
         )));
     }
-    if !record.scopes.split(' ').any(|scope| scope == SCOPE) {
+    if !record.scopes.split(' ').any(|scope| scope == ssf::SCOPE) {
         return Err(Refusal::from(forbidden(
             "stream management needs the ssf.manage scope",
         )));

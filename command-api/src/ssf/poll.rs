@@ -261,8 +261,7 @@ async fn unacknowledged(
             .await
             .map_err(unavailable)?;
         for signal in signals {
-            let due = signal.is_for(stream_id, stream)
-                && !stream.acked_above.contains(&signal.position.to_string());
+            let due = signal.awaits_ack(stream_id, stream);
             if !due {
                 if scan.due.is_empty() {
                     scan.clear_to = signal.position;
@@ -309,9 +308,7 @@ async fn floor_after(
             if signal.position > highest {
                 return Ok(floor);
             }
-            let done = !signal.is_for(stream_id, stream)
-                || acked.contains(&signal.position)
-                || stream.acked_above.contains(&signal.position.to_string());
+            let done = !signal.awaits_ack(stream_id, stream) || acked.contains(&signal.position);
             if !done {
                 return Ok(floor);
             }

@@ -127,6 +127,13 @@ impl SsfStream {
         )
     }
 
+    pub fn is_push(&self) -> bool {
+        matches!(
+            self.config.as_ref().map(|c| &c.delivery),
+            Some(Delivery::Push { .. })
+        )
+    }
+
     /// Whether a SET of the subject `sub` is for this stream.
     pub fn includes_subject(&self, sub: Option<&str>) -> bool {
         let Some(sub) = sub else { return true };
