@@ -296,6 +296,12 @@ pub struct ServeArgs {
     /// How long a Shared Signals poll (RFC 8936) waits for a SET before answering empty, 1s to 1m [default: 30s].
     #[arg(long, env = "WRIT_SSF_LONG_POLL", value_parser = humantime::parse_duration)]
     pub ssf_long_poll: Option<Duration>,
+    /// How long a resource server may cache a token status list before fetching it again (its `ttl`), 1s to 1d [default: 5m].
+    #[arg(long, env = "WRIT_STATUS_LIST_TTL", value_parser = humantime::parse_duration)]
+    pub status_list_ttl: Option<Duration>,
+    /// How long a signed token status list may be relied on at all (its `exp`), at least its ttl, up to 30d [default: 1d].
+    #[arg(long, env = "WRIT_STATUS_LIST_VALID_FOR", value_parser = humantime::parse_duration)]
+    pub status_list_valid_for: Option<Duration>,
     /// User codes one address (an IPv6 /64) may try on /device per auth_failure_window [default: 10].
     #[arg(long, env = "WRIT_USER_CODE_FAILURE_LIMIT")]
     pub user_code_failure_limit: Option<u32>,

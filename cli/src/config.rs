@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 use crate::telemetry::LogFormat;
 use writ_infra::keys::default_key_file;
 
+/// How long resource servers may cache a status list, and how long its
+/// signature may be relied on (draft-ietf-oauth-status-list §13.7).
+const DEFAULT_STATUS_LIST_TTL: Duration = Duration::from_secs(300);
+const DEFAULT_STATUS_LIST_VALID_FOR: Duration = Duration::from_secs(24 * 3600);
+
 /// One layer of settings: the file, or what flags and environment set.
 /// Not `Debug`: it holds the tokens and the database URL in the clear.
 #[derive(Clone, Default, Deserialize, Serialize)]
@@ -71,6 +76,10 @@ pub struct FileConfig {
     pub ssf_retry_for: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub ssf_long_poll: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub status_list_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub status_list_valid_for: Option<Duration>,
     pub allowed_resources: Option<Vec<String>>,
     pub require_pushed_authorization_requests: Option<bool>,
     pub fapi2_security_profile: Option<bool>,
@@ -166,6 +175,9 @@ pub struct Settings {
     pub ssf_retry_for: Duration,
     /// How long an RFC 8936 poll is held open waiting for a SET.
     pub ssf_long_poll: Duration,
+    /// A token status list's `ttl` and `exp` (from its signing).
+    pub status_list_ttl: Duration,
+    pub status_list_valid_for: Duration,
     /// RFC 8707 resources tokens may be for; empty, any absolute URI.
     pub allowed_resources: Vec<String>,
     /// Every client must push its authorization requests (RFC 9126 §5).
@@ -273,6 +285,20 @@ impl FileConfig {
         {
             return Err(ConfigError::Layers(
                 "ssf_long_poll must be between 1s and 1m".into(),
+            ));
+        }
+        let ttl = config.status_list_ttl.unwrap_or(DEFAULT_STATUS_LIST_TTL);
+        if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(24 * 3600) {
+            return Err(ConfigError::Layers(
+                "status_list_ttl must be between 1s and 1d".into(),
+            ));
+        }
+        let valid_for = config
+            .status_list_valid_for
+            .unwrap_or(DEFAULT_STATUS_LIST_VALID_FOR);
+        if valid_for < ttl || valid_for > Duration::from_secs(30 * 24 * 3600) {
+            return Err(ConfigError::Layers(
+                "status_list_valid_for must be at least status_list_ttl and at most 30d".into(),
             ));
         }
         if config.backchannel_logout_retry_for.is_some_and(|window| {
@@ -412,6 +438,10 @@ impl Settings {
                 .ssf_retry_for
                 .unwrap_or(writ_projector::ssf_push::DEFAULT_RETRY_FOR),
             ssf_long_poll: layers.ssf_long_poll.unwrap_or(Duration::from_secs(30)),
+            status_list_ttl: layers.status_list_ttl.unwrap_or(DEFAULT_STATUS_LIST_TTL),
+            status_list_valid_for: layers
+                .status_list_valid_for
+                .unwrap_or(DEFAULT_STATUS_LIST_VALID_FOR),
             allowed_resources: layers.allowed_resources.clone().unwrap_or_default(),
             require_pushed_authorization_requests: layers
                 .require_pushed_authorization_requests

@@ -52,6 +52,8 @@ pub fn resolve_settings(
         backchannel_logout_retry_for: serve.and_then(|s| s.backchannel_logout_retry_for),
         ssf_retry_for: serve.and_then(|s| s.ssf_retry_for),
         ssf_long_poll: serve.and_then(|s| s.ssf_long_poll),
+        status_list_ttl: serve.and_then(|s| s.status_list_ttl),
+        status_list_valid_for: serve.and_then(|s| s.status_list_valid_for),
         allowed_resources: serve
             .filter(|s| !s.allowed_resources.is_empty())
             .map(|s| s.allowed_resources.clone()),

@@ -17,10 +17,11 @@ use writ_edge::metrics::Registry;
 use writ_edge::{Throttle, TrustedProxies};
 use writ_infra::keys::WhenMissing;
 use writ_infra::signing::{self, KeySet};
+use writ_infra::status_lists::StatusAllocator;
 use writ_projector::backchannel::{Deliverer, Signing};
 use writ_projector::ssf_push::Pusher;
 use writ_projector::{Projector, Publisher};
-use writ_query_api::{FeedLimits, QueryContext, RevocationFeed};
+use writ_query_api::{FeedLimits, QueryContext, RevocationFeed, StatusListSettings};
 
 use crate::context::Context;
 
@@ -47,8 +48,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let sealer = tokio::spawn(seal_periodically(&context, stopped.clone()));
     let projector = tokio::spawn(projector.run_until_stopped(stopped));
     let throttle = throttle(&context.settings);
-    let app =
-        command_router(&context, &keys, &throttle).merge(query_router(&context, &keys, &throttle));
+    let app = command_router(&context, &keys, &throttle)
+        .await?
+        .merge(query_router(&context, &keys, &throttle));
     serve_http(listener, &context, app, registry).await?;
     let _ = stop.send(true);
     let _ = projector.await;
@@ -216,9 +218,14 @@ fn trusted_proxies(settings: &Settings) -> TrustedProxies {
     TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default()
 }
 
-pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> OpenApiRouter {
+pub async fn command_router(
+    context: &Context,
+    keys: &KeySet,
+    throttle: &Throttle,
+) -> anyhow::Result<OpenApiRouter> {
     let settings = &context.settings;
-    writ_command_api::router(
+    let status_lists = StatusAllocator::open(context.executor.clone()).await?;
+    Ok(writ_command_api::router(
         CommandContext {
             executor: context.executor.clone(),
             store: context.store.clone(),
@@ -242,6 +249,9 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
             },
             allowed_resources: settings.allowed_resources.clone(),
             ssf_long_poll: settings.ssf_long_poll,
+            stopping: context.stopping.subscribe(),
+            status_lists,
+            status_list_base: settings.public_query_url.clone(),
             device: DeviceSettings::new(
                 settings.device_code_ttl,
                 settings.device_poll_interval,
@@ -267,7 +277,7 @@ pub fn command_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> 
             },
         }
         .into(),
-    )
+    ))
 }
 
 fn assertions(context: &Context, public_base: &str) -> Assertions {
@@ -330,6 +340,10 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Op
                     recheck: settings.revocation_feed_recheck,
                 },
                 context.stopping.subscribe(),
+            ),
+            status_lists: StatusListSettings::new(
+                settings.status_list_ttl,
+                settings.status_list_valid_for,
             ),
         }
         .into(),

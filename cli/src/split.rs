@@ -29,6 +29,7 @@ pub async fn command_api(settings: Settings) -> anyhow::Result<()> {
     let keys = serve::signing_keys(&context, true).await?;
     let throttle = serve::throttle(&context.settings);
     let app = serve::command_router(&context, &keys, &throttle)
+        .await?
         .merge(writ_edge::health::router(context.store.clone()));
     let registry = Registry::new(context.store.metrics_handle());
     serve::serve_http(listener, &context, app, registry).await?;

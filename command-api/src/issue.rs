@@ -17,7 +17,9 @@ use writ_domain::values::{SecretHash, TokenFormat};
 use writ_edge::{no_store, AuthenticatedClient, OAuthError};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::signing::jwt;
+use writ_infra::status_lists;
 use writ_infra::tokens::{self, TokenKind, TokenRecord};
+use writ_protocol::status_list::{StatusClaim, StatusListReference};
 use writ_protocol::{AccessTokenClaims, Audience, Confirmation};
 use writ_store::executor::Stream;
 use writ_store::{ExecuteError, Metadata};
@@ -45,7 +47,7 @@ pub fn prepare(
     settings: &ClientSettings,
     with_refresh: bool,
     dpop_jkt: Option<String>,
-) -> Prepared {
+) -> Result<Prepared, OAuthError> {
     let fapi2 = settings.fapi2(state.fapi2);
     let idle = if fapi2 {
         Duration::from_secs(settings.refresh_token_ttl_secs)
@@ -53,8 +55,16 @@ pub fn prepare(
         state.refresh_token_idle_ttl
     };
     let access = (settings.token_format == TokenFormat::Opaque).then(random_token);
+    // A JWT is checked where it is used, so it says where its status is;
+    // an opaque token is only ever introspected.
+    let status = match access {
+        Some(_) => None,
+        None => Some(state.status_lists.next().ok_or_else(|| {
+            OAuthError::unavailable().because("no status list index is free yet")
+        })?),
+    };
     let refresh = with_refresh.then(random_token);
-    Prepared {
+    Ok(Prepared {
         request: TokenRequest {
             access_ttl_secs: settings.access_token_ttl_secs,
             opaque_access_hash: access.as_deref().map(hash),
@@ -66,10 +76,11 @@ pub fn prepare(
             }),
             audience: None,
             dpop_jkt,
+            status,
         },
         access,
         refresh,
-    }
+    })
 }
 
 /// The DPoP proof a token request carries. It is accepted, and recorded
@@ -189,11 +200,12 @@ pub fn body(
             issued_at,
             expires_at,
             jkt,
+            status,
             ..
-        } => Some((jti, scopes, issued_at, expires_at, jkt)),
+        } => Some((jti, scopes, issued_at, expires_at, jkt, status)),
         _ => None,
     });
-    let Some((jti, scopes, issued_at, expires_at, jkt)) = issued else {
+    let Some((jti, scopes, issued_at, expires_at, jkt, status)) = issued else {
         return Err(OAuthError::unavailable());
     };
     let access_token = match prepared.access {
@@ -216,6 +228,12 @@ pub fn body(
                 gid: Some(subject.gid.to_owned()),
                 cnf: jkt.clone().map(|jkt| Confirmation { jkt }),
                 act: subject.act.cloned(),
+                status: status.as_ref().map(|slot| StatusClaim {
+                    status_list: StatusListReference {
+                        idx: u64::from(slot.idx),
+                        uri: status_lists::uri(&state.status_list_base, &slot.list),
+                    },
+                }),
             };
             jwt::encode(&signer, "at+jwt", &claims)
                 .map_err(|e| OAuthError::unavailable().because(e))?

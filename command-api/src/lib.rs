@@ -83,6 +83,12 @@ pub struct CommandContext {
     pub device: device::DeviceSettings,
     /// How long an RFC 8936 poll waits for a SET before answering empty.
     pub ssf_long_poll: Duration,
+    /// Becomes true at shutdown: held polls answer then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Where each JWT access token's status is published: the indices,
+    /// and the query API's public URL, which serves the lists.
+    pub status_lists: std::sync::Arc<writ_infra::status_lists::StatusAllocator>,
+    pub status_list_base: String,
 }
 
 impl axum::extract::FromRef<CommandState> for writ_edge::ClientAuthenticator {

@@ -16,6 +16,7 @@ use crate::pushed_request::{PushedRequest, PushedRequestEvent};
 use crate::session::{Session, SessionEvent};
 use crate::signing_key::{SigningKey, SigningKeyEvent};
 use crate::ssf_stream::{SsfStream, SsfStreamEvent};
+use crate::status_list::{StatusList, StatusListEvent};
 use crate::EVENT_VERSION_1;
 
 const CATALOGUE: &[(&str, &[&str])] = &[
@@ -31,6 +32,7 @@ const CATALOGUE: &[(&str, &[&str])] = &[
     (DpopProof::TYPE, DpopProofEvent::TYPES),
     (BackchannelLogout::TYPE, BackchannelLogoutEvent::TYPES),
     (SsfStream::TYPE, SsfStreamEvent::TYPES),
+    (StatusList::TYPE, StatusListEvent::TYPES),
 ];
 
 /// Every type is known at 1.0; the grant's revocations also at 1.1. That

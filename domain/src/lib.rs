@@ -22,6 +22,7 @@ pub mod services;
 pub mod session;
 pub mod signing_key;
 pub mod ssf_stream;
+pub mod status_list;
 pub mod values;
 
 pub use services::{Clock, Randomness, Services};

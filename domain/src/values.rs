@@ -27,6 +27,14 @@ pub enum ValueError {
     ResourceUri(String, &'static str),
 }
 
+/// A JWT access token's entry in a status list: the list (a `StatusList`
+/// stream) and the index, which no other token of the list ever has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusSlot {
+    pub list: String,
+    pub idx: u32,
+}
+
 /// A registered redirect URI, compared by exact string match (RFC 9700 §4.1.3).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -16,4 +16,5 @@ pub mod personal;
 pub mod revocations;
 pub mod signing;
 pub mod ssf;
+pub mod status_lists;
 pub mod tokens;

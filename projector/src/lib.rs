@@ -1,6 +1,6 @@
 //! The asynchronous projector: tails the log in global order and maintains
-//! the tables that need not be current to the command (for now the audit
-//! index), rows and checkpoint in one transaction. One testable step,
+//! the tables that need not be current to the command (the audit index and
+//! the token status lists' bits), rows and checkpoint in one transaction. One testable step,
 //! [`Projector::project_next`], in a loop, [`Projector::run_until_stopped`].
 
 #![cfg_attr(
@@ -21,6 +21,7 @@ mod rebuild;
 pub mod replay;
 mod run;
 pub mod ssf_push;
+mod status_flips;
 pub mod swap;
 
 use std::sync::Arc;
@@ -356,6 +357,7 @@ impl Projector {
                     chunk.len()
                 ))));
             }
+            status_flips::flip(&mut self.conn, schema, chunk).await?;
             count += chunk.len();
             last = through;
             self.last_recorded_at = chunk.last().map(|e| e.recorded_at.clone());

@@ -1,5 +1,6 @@
 //! The read side's HTTP API: introspection (RFC 7662), userinfo, the JWKS,
-//! the revocation feed (server-sent events), discovery (OpenID Connect Discovery and RFC 8414), health. Every answer
+//! the revocation feed (server-sent events), token status lists,
+//! discovery (OpenID Connect Discovery and RFC 8414), health. Every answer
 //! about a token comes from the inline rows on the primary database.
 
 #![cfg_attr(
@@ -12,6 +13,7 @@ mod audit_http;
 mod discovery;
 mod introspect;
 mod revocations;
+mod status_lists;
 mod userinfo;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -22,6 +24,7 @@ use writ_infra::signing::KeySet;
 use writ_store::Store;
 
 pub use revocations::{FeedLimits, RevocationFeed};
+pub use status_lists::StatusListSettings;
 
 /// What every handler shares, behind one `Arc`: axum clones the state for
 /// each request, and a clone of the fields was measurable on the hot paths.
@@ -79,6 +82,8 @@ pub struct QueryContext {
     /// The revocation feed's shared reader and per-client stream counts:
     /// one per process.
     pub feed: RevocationFeed,
+    /// Token status lists: their `ttl` and `exp`, and the signed lists kept.
+    pub status_lists: StatusListSettings,
 }
 
 impl axum::extract::FromRef<QueryState> for writ_edge::ClientAuthenticator {
@@ -101,6 +106,7 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .routes(routes!(discovery::openid_configuration))
         .routes(routes!(discovery::oauth_authorization_server))
         .routes(routes!(discovery::ssf_configuration))
+        .routes(routes!(status_lists::status_list))
         .layer(axum::middleware::from_fn_with_state(
             state.trusted_proxies.clone(),
             address::resolve_client_address,

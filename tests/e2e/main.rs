@@ -55,6 +55,7 @@ mod sign_out;
 mod signed_introspection;
 mod slow_clients;
 mod split;
+mod status_lists;
 mod swap;
 mod tamper;
 mod terminal_grants;

@@ -20,15 +20,16 @@ async fn migrate_says_what_it_applied_and_then_that_nothing_is_left(backend: Bac
         "applied migration 5: token dpop key",
         "applied migration 6: sessions by subject",
         "applied migration 7: token exchange lineage",
-        "is at migration 7",
+        "applied migration 8: token status lists",
+        "is at migration 8",
     ] {
         assert!(first.contains(line), "{line:?} in {first}");
     }
     let second = deployment.writ(&["migrate"]).success().stdout();
     assert!(!second.contains("applied"), "{second}");
-    assert!(second.contains("is up to date at migration 7"), "{second}");
+    assert!(second.contains("is up to date at migration 8"), "{second}");
     let json = deployment.writ(&["migrate", "--json"]).success().json();
-    assert_eq!(json["current"], 7);
+    assert_eq!(json["current"], 8);
     assert_eq!(json["applied"], serde_json::json!([]));
 }
 

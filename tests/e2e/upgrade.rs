@@ -139,6 +139,7 @@ async fn a_database_written_before_versioned_migrations_upgrades_in_place(backen
             && migrated.contains("applied migration 5: token dpop key")
             && migrated.contains("applied migration 6: sessions by subject")
             && migrated.contains("applied migration 7: token exchange lineage")
+            && migrated.contains("applied migration 8: token status lists")
             && !migrated.contains("applied migration 1")
             && !migrated.contains("applied migration 3"),
         "{migrated}"

@@ -129,12 +129,16 @@ pub async fn poll(
     let deadline = tokio::time::Instant::now() + state.ssf_long_poll;
     let mut from: Cursor = stream.acked_floor.parse().unwrap_or_default();
     let mut commits = state.store.commits_of(ssf::SOURCES);
+    let mut stopping = state.stopping.clone();
     let scan = loop {
         let scan = unacknowledged(&state, &stream_id, &stream, from, most).await?;
+        // A held poll ends at shutdown, as if its wait were over, so that
+        // it does not hold the graceful shutdown open.
         if !scan.due.is_empty()
             || scan.more
             || asked.return_immediately
             || tokio::time::Instant::now() >= deadline
+            || *stopping.borrow()
         {
             break scan;
         }
@@ -147,6 +151,7 @@ pub async fn poll(
             // Without a committer (it stopped) only the interval is left.
             Ok(()) = commits.changed() => {}
             _ = tokio::time::sleep(LOOK_EVERY) => {}
+            _ = stopping.wait_for(|stopping| *stopping) => {}
         }
         // Under a busy log, at most one look per `LOOK_GAP`.
         tokio::time::sleep_until(looked + LOOK_GAP).await;

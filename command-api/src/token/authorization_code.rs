@@ -38,7 +38,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
         .grant_types
         .contains(&GrantType::RefreshToken);
     let jkt = proof.key(state, client, record.jkt.as_deref()).await?;
-    let mut prepared = issue::prepare(state, &client.settings, with_refresh, jkt);
+    let mut prepared = issue::prepare(state, &client.settings, with_refresh, jkt)?;
     prepared.request.audience = narrowed.clone();
     let command = GrantCommand::RedeemCode {
         client_id: client.client_id.clone(),

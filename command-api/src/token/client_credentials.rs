@@ -31,7 +31,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
     )?;
     // RFC 6749 §4.4.3: no refresh token for client credentials.
     let jkt = proof.key(state, client, None).await?;
-    let prepared = issue::prepare(state, &client.settings, false, jkt);
+    let prepared = issue::prepare(state, &client.settings, false, jkt)?;
     let gid = new_gid();
     let subject = Subject {
         client_id: &client.client_id,

@@ -55,7 +55,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
         .grant_types
         .contains(&GrantType::RefreshToken);
     let jkt = proof.key(state, client, None).await?;
-    let prepared = issue::prepare(state, &client.settings, with_refresh, jkt);
+    let prepared = issue::prepare(state, &client.settings, with_refresh, jkt)?;
     let command = GrantCommand::RedeemDeviceCode {
         client_id: client.client_id.clone(),
         device_code_hash: SecretHash(record.key.clone()),

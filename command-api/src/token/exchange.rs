@@ -101,7 +101,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
         .then_some(subject.jkt.as_deref())
         .flatten();
     let jkt = proof.key(state, client, bound_to).await?;
-    let mut prepared = issue::prepare(state, &client.settings, false, jkt);
+    let mut prepared = issue::prepare(state, &client.settings, false, jkt)?;
     // Never outliving what it was exchanged from.
     prepared.request.access_ttl_secs = prepared
         .request

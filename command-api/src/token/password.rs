@@ -43,7 +43,7 @@ pub async fn grant(
         .grant_types
         .contains(&writ_domain::values::GrantType::RefreshToken);
     let jkt = proof.key(state, client, None).await?;
-    let prepared = issue::prepare(state, &client.settings, with_refresh, jkt);
+    let prepared = issue::prepare(state, &client.settings, with_refresh, jkt)?;
     let gid = new_gid();
     let subject = Subject {
         client_id: &client.client_id,

@@ -46,7 +46,7 @@ pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {
     // FAPI 2.0 §5.3.2.1: its refresh tokens are not rotated; the one
     // presented stays the family's, bound to the client and its DPoP key.
     let rotate = !client.settings.fapi2(state.fapi2);
-    let mut prepared = issue::prepare(state, &client.settings, rotate, jkt);
+    let mut prepared = issue::prepare(state, &client.settings, rotate, jkt)?;
     prepared.request.audience = narrowed.clone();
     let command = GrantCommand::Refresh {
         client_id: client.client_id.clone(),

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
+use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash, StatusSlot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +27,9 @@ pub struct TokenRequest {
     /// RFC 9449: the thumbprint of the key the request's DPoP proof was
     /// signed with; its access token is bound to it (`cnf.jkt`).
     pub dpop_jkt: Option<String>,
+    /// Where a JWT access token's status is published; none for opaque
+    /// tokens, which only introspection answers for.
+    pub status: Option<StatusSlot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

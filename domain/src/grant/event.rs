@@ -3,7 +3,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use super::GrantKind;
-use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash};
+use crate::values::{CodeChallenge, RedirectUri, ScopeSet, SecretHash, StatusSlot};
 use crate::EVENT_VERSION_1;
 
 /// The variant's name is the event type, in the log and in its JSON.
@@ -80,6 +80,10 @@ pub enum GrantEvent {
         /// `cnf.jkt`, RFC 9449 §6); absent for a bearer token.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         jkt: Option<String>,
+        /// The token's entry in a status list (draft-ietf-oauth-status-list);
+        /// absent for opaque tokens and in events written before lists.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<StatusSlot>,
     },
     RefreshTokenIssued {
         token_hash: SecretHash,

@@ -35,6 +35,7 @@ impl Grant {
                 .audience
                 .filter(|narrowed| *narrowed != self.audience),
             jkt: tokens.dpop_jkt,
+            status: tokens.status,
         }];
         if let (true, Some(refresh)) = (first_refresh, tokens.refresh) {
             let family_expires_at = now + seconds(refresh.family_ttl_secs)?;

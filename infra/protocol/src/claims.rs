@@ -40,6 +40,10 @@ pub struct AccessTokenClaims {
     /// actor token), with earlier actors nested inside.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
+    /// Where the token's status is published (Token Status List §6.1):
+    /// a resource server may check it there instead of asking Writ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::status_list::StatusClaim>,
 }
 
 /// RFC 7800's confirmation claim, with RFC 9449's `jkt` member.

@@ -258,8 +258,10 @@ impl Memory {
                     }
                 }
                 // Sessions, sign-in counts, pushed requests, client
-                // assertions and DPoP proofs decide no token and no client.
-                "Session" | "LoginDay" | "PushedRequest" | "ClientAssertion" | "DpopProof" => {}
+                // assertions, DPoP proofs and status lists decide no token and no
+                // client.
+                "Session" | "LoginDay" | "PushedRequest" | "ClientAssertion" | "DpopProof"
+                | "StatusList" => {}
                 // A new registration access token changes no client row.
                 "Client" if event.event_type == "RegistrationTokenRotated" => {}
                 // A client, account, consent or signing key reaches every

@@ -54,6 +54,11 @@ const SQLITE: &[Source] = &[
         "token exchange lineage",
         include_str!("../migrations/sqlite/0007_token_exchange_lineage.sql"),
     ),
+    (
+        8,
+        "token status lists",
+        include_str!("../migrations/sqlite/0008_token_status_lists.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -91,6 +96,11 @@ const POSTGRES: &[Source] = &[
         7,
         "token exchange lineage",
         include_str!("../migrations/postgres/0007_token_exchange_lineage.sql"),
+    ),
+    (
+        8,
+        "token status lists",
+        include_str!("../migrations/postgres/0008_token_status_lists.sql"),
     ),
 ];
 

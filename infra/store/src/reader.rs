@@ -273,6 +273,21 @@ impl Store {
         Ok((events, reached))
     }
 
+    /// One stream's events, in its own order.
+    pub async fn stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let statement = Statement::new(format!(
+            "SELECT {} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+            event_columns(self.dialect())
+        ))
+        .text(aggregate_type)
+        .text(aggregate_id);
+        self.fetch_events(&statement).await
+    }
+
     /// The events at these positions, in global order.
     pub async fn events_at(&self, positions: &[i64]) -> Result<Vec<StoredEvent>, sqlx::Error> {
         if positions.is_empty() {

@@ -98,7 +98,9 @@ CREATE TABLE {schema}.tokens (
   expires_at text NOT NULL,
   status     text NOT NULL,
   audience   text,
-  jkt        text
+  jkt        text,
+  status_list text,
+  status_idx text
 ) STRICT;
 CREATE INDEX {schema}.tokens_by_gid ON tokens (gid);
 CREATE TABLE {schema}.signing_keys (

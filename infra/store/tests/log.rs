@@ -260,6 +260,7 @@ async fn a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short(
                         refresh: None,
                         audience: None,
                         dpop_jkt: None,
+                        status: None,
                     },
                 };
                 executor

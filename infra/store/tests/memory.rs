@@ -60,6 +60,7 @@ async fn grant(executor: &Executor, gid: &str, hash: &str) {
             refresh: None,
             audience: None,
             dpop_jkt: None,
+            status: None,
         },
     };
     executor

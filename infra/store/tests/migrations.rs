@@ -116,6 +116,9 @@ async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backe
              ALTER TABLE grants DROP COLUMN parent_gid;
              ALTER TABLE grants DROP COLUMN ancestors;
              ALTER TABLE grants DROP COLUMN act;
+             ALTER TABLE tokens DROP COLUMN status_list;
+             ALTER TABLE tokens DROP COLUMN status_idx;
+             DROP TABLE status_invalid;
              DELETE FROM _sqlx_migrations WHERE version >= 3;"
         ),
     )
@@ -133,10 +136,11 @@ async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backe
             (4, "token audience".to_owned()),
             (5, "token dpop key".to_owned()),
             (6, "sessions by subject".to_owned()),
-            (7, "token exchange lineage".to_owned())
+            (7, "token exchange lineage".to_owned()),
+            (8, "token status lists".to_owned())
         ]
     );
-    assert_eq!(report.current, 7);
+    assert_eq!(report.current, 8);
     assert_eq!(audit_indexes(&mut conn).await, ["audit_by_recorded_at"]);
     let again = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(again.applied.is_empty() && again.adopted.is_empty());
@@ -158,6 +162,9 @@ async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backe
              ALTER TABLE grants DROP COLUMN parent_gid;
              ALTER TABLE grants DROP COLUMN ancestors;
              ALTER TABLE grants DROP COLUMN act;
+             ALTER TABLE tokens DROP COLUMN status_list;
+             ALTER TABLE tokens DROP COLUMN status_idx;
+             DROP TABLE status_invalid;
              CREATE TABLE writ_migrations (version bigint PRIMARY KEY, applied_at text NOT NULL);
              INSERT INTO writ_migrations VALUES {versions};"
         )
@@ -177,11 +184,12 @@ async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backe
             (4, "token audience".to_owned()),
             (5, "token dpop key".to_owned()),
             (6, "sessions by subject".to_owned()),
-            (7, "token exchange lineage".to_owned())
+            (7, "token exchange lineage".to_owned()),
+            (8, "token status lists".to_owned())
         ],
         "{report:?}"
     );
-    assert_eq!(report.current, 7);
+    assert_eq!(report.current, 8);
     let again = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(again.adopted.is_empty(), "adopted once: {again:?}");
 
@@ -202,7 +210,8 @@ async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backe
             (4, "token audience".to_owned()),
             (5, "token dpop key".to_owned()),
             (6, "sessions by subject".to_owned()),
-            (7, "token exchange lineage".to_owned())
+            (7, "token exchange lineage".to_owned()),
+            (8, "token status lists".to_owned())
         ]
     );
 }

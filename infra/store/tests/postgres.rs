@@ -90,6 +90,7 @@ async fn inline_rows_commit_in_their_events_transaction() {
             refresh: None,
             audience: None,
             dpop_jkt: None,
+            status: None,
         },
     };
     executor

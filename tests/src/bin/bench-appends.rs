@@ -88,6 +88,7 @@ async fn run(
                         refresh: None,
                         audience: None,
                         dpop_jkt: None,
+                        status: None,
                     },
                 };
                 let begun = Instant::now();

@@ -60,6 +60,7 @@ async fn populate(url: &str, events: u64) -> Result<(), Failure> {
                         refresh: None,
                         audience: None,
                         dpop_jkt: None,
+                        status: None,
                     },
                 };
                 let metadata = Metadata::cli("bench");

@@ -51,6 +51,7 @@ pub(super) fn tokens(refresh: Option<&str>) -> TokenRequest {
         }),
         audience: None,
         dpop_jkt: None,
+        status: None,
     }
 }
 
@@ -95,6 +96,7 @@ pub(super) fn access_issued(jti: &str, raw_scopes: &str) -> GrantEvent {
         expires_at: t0() + Duration::seconds(300),
         audience: None,
         jkt: None,
+        status: None,
     }
 }
 

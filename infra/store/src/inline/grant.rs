@@ -318,6 +318,7 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
             expires_at,
             audience,
             jkt,
+            status,
         } => {
             let until = timestamp(&expires_at);
             // JWTs are found by jti; opaque tokens by their hash.
@@ -333,8 +334,15 @@ pub(super) fn grant(gid: &str, cursor: &str, event: GrantEvent) -> Vec<Change> {
                 &until,
             );
             // A narrowed audience only (RFC 8707); else the grant's.
-            if let (Some(audience), Change::Insert { values, .. }) = (audience, &mut token) {
-                values.push((token::audience, serde_json::to_string(&audience).ok()));
+            if let Change::Insert { values, .. } = &mut token {
+                if let Some(audience) = audience {
+                    values.push((token::audience, serde_json::to_string(&audience).ok()));
+                }
+                // Where the projector flips the token's bit when it is revoked.
+                if let Some(slot) = status {
+                    values.push((token::status_list, Some(slot.list)));
+                    values.push((token::status_idx, Some(slot.idx.to_string())));
+                }
             }
             vec![bound_to(token, jkt), extend(&until)]
         }

@@ -12,7 +12,7 @@ use crate::Db;
 table! {
     TOKENS = "tokens", columns token {
         token_key, kind, gid, jti, scopes, issued_at, expires_at, status,
-        audience, jkt,
+        audience, jkt, status_list, status_idx,
     }
     key [token_key]
     lookups [gid]

@@ -1,0 +1,40 @@
+//! Token status lists (ADR 0031): a revocation marks each revoked JWT
+//! access token of its grant INVALID in `status_invalid`, in the
+//! projection's own transaction. The token rows say which tokens the
+//! revocation reached (the inline apply marked them revoked in the
+//! revocation's commit) and where each one's bit is; a revoked token never
+//! becomes valid again, so the rows only ever grow and a replay of the
+//! same revocation changes nothing.
+
+use writ_store::statement::Statement;
+use writ_store::{Conn, EventHeader};
+
+use crate::ProjectorError;
+
+const REVOCATIONS: &[&str] = &["GrantRevoked", "AccessTokenRevoked"];
+
+pub async fn flip(
+    conn: &mut Conn,
+    schema: &str,
+    headers: &[EventHeader],
+) -> Result<(), ProjectorError> {
+    let flips: Vec<Statement> = headers
+        .iter()
+        .filter(|header| {
+            header.aggregate_type == "Grant" && REVOCATIONS.contains(&header.event_type.as_str())
+        })
+        .map(|header| {
+            Statement::new(format!(
+                "INSERT INTO {schema}.status_invalid (list_id, idx) \
+                 SELECT status_list, CAST(status_idx AS bigint) FROM {schema}.tokens \
+                 WHERE gid = $1 AND status = 'revoked' AND status_list IS NOT NULL \
+                 ON CONFLICT DO NOTHING"
+            ))
+            .text(&header.aggregate_id)
+        })
+        .collect();
+    if !flips.is_empty() {
+        conn.execute(&flips).await?;
+    }
+    Ok(())
+}
