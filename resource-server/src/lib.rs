@@ -72,6 +72,8 @@ pub mod feed;
 mod rejection;
 mod replay;
 pub mod sse;
+pub mod ssf;
+mod status;
 mod verify;
 
 pub use denylist::{DenyList, TokenFacts};

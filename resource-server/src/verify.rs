@@ -46,6 +46,17 @@ pub struct Config {
     /// refused (`invalid_dpop_proof`) until older ones age out
     /// [default: 10 000].
     pub dpop_replay_per_key: usize,
+    /// Check each JWT's entry in Writ's token status list
+    /// (draft-ietf-oauth-status-list) before accepting it: revocations are
+    /// then seen without a feed, within the list's `ttl` [default: off].
+    pub status_lists: bool,
+    /// The longest a status list is cached, whatever its `ttl` says
+    /// [default: 5 min].
+    pub status_list_max_ttl: Duration,
+    /// How long a revocation learnt from a Shared Signals SET is kept:
+    /// SETs do not say when the tokens they revoke expire, so at least
+    /// Writ's longest access-token lifetime [default: 24 h].
+    pub signal_memory: Duration,
 }
 
 impl Config {
@@ -61,6 +72,9 @@ impl Config {
             dpop_proof_max_age: Duration::from_secs(60),
             dpop_replay_capacity: 100_000,
             dpop_replay_per_key: 10_000,
+            status_lists: false,
+            status_list_max_ttl: Duration::from_secs(300),
+            signal_memory: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -108,6 +122,7 @@ struct Inner {
     applied: AtomicU64,
     ready: tokio::sync::watch::Sender<bool>,
     pub(crate) proofs_seen: crate::replay::SeenProofs,
+    pub(crate) status_lists: crate::status::StatusLists,
 }
 
 impl Principal {
@@ -140,6 +155,7 @@ impl ResourceServer {
                 applied: AtomicU64::default(),
                 config,
                 ready: tokio::sync::watch::channel(false).0,
+                status_lists: crate::status::StatusLists::default(),
             }),
         }
     }
@@ -185,7 +201,32 @@ impl ResourceServer {
         if self.read_denylist().denies(&facts) {
             return Err(Rejection::invalid_token("the token was revoked"));
         }
+        if self.inner.config.status_lists && jose::looks_like_jwt(token) {
+            crate::status::check(self, &self.inner.status_lists, &principal.claims).await?;
+        }
         Ok(principal)
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Verifies any JWS Writ signed (an access token, a status list, a
+    /// SET) against its JWKS, fetched again for an unknown `kid`.
+    pub(crate) async fn verify_signed(&self, token: &str) -> Option<jose::Verified> {
+        let known = |kid: &str| {
+            self.inner
+                .keys
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(kid)
+                .cloned()
+        };
+        if let Some(verified) = jose::verify(token, known) {
+            return Some(verified);
+        }
+        self.refetch_keys().await;
+        jose::verify(token, known)
     }
 
     fn read_denylist(&self) -> std::sync::RwLockReadGuard<'_, DenyList> {
@@ -252,22 +293,10 @@ impl ResourceServer {
     }
 
     async fn verify_jwt(&self, token: &str) -> Result<Principal, Rejection> {
-        let known = |kid: &str| {
-            self.inner
-                .keys
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(kid)
-                .cloned()
-        };
-        let verified = match jose::verify(token, known) {
-            Some(verified) => verified,
-            None => {
-                self.refetch_keys().await;
-                jose::verify(token, known)
-                    .ok_or_else(|| Rejection::invalid_token("the token does not verify"))?
-            }
-        };
+        let verified = self
+            .verify_signed(token)
+            .await
+            .ok_or_else(|| Rejection::invalid_token("the token does not verify"))?;
         if !is_access_token_typ(verified.header["typ"].as_str()) {
             return Err(Rejection::invalid_token("not an access token (typ)"));
         }

@@ -38,6 +38,7 @@ mod registration;
 mod replay;
 mod request_objects;
 mod resource_indicators;
+mod resource_server_signals;
 mod revocation_consent;
 mod revocation_duplicates;
 mod revocation_faults;
