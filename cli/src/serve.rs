@@ -224,7 +224,8 @@ pub async fn command_router(
     throttle: &Throttle,
 ) -> anyhow::Result<OpenApiRouter> {
     let settings = &context.settings;
-    let status_lists = StatusAllocator::open(context.executor.clone()).await?;
+    let status_lists =
+        StatusAllocator::open(context.executor.clone(), &settings.public_query_url).await?;
     Ok(writ_command_api::router(
         CommandContext {
             executor: context.executor.clone(),

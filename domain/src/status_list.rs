@@ -17,6 +17,8 @@ use crate::{Services, EVENT_VERSION_1};
 pub struct OpenList {
     /// How many indices the list holds; one bit each.
     pub size: u32,
+    /// Where it is served: its tokens' `status_list.uri` and its `sub`.
+    pub uri: String,
 }
 
 /// The variant's name is the event type, in the log and in its JSON.
@@ -24,7 +26,11 @@ pub struct OpenList {
     Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
 )]
 pub enum StatusListEvent {
-    StatusListOpened { size: u32, opened_at: DateTime<Utc> },
+    StatusListOpened {
+        size: u32,
+        uri: String,
+        opened_at: DateTime<Utc>,
+    },
 }
 
 impl StatusListEvent {
@@ -75,6 +81,7 @@ impl Aggregate for StatusList {
         }
         let event = StatusListEvent::StatusListOpened {
             size: command.size,
+            uri: command.uri,
             opened_at: services.now(),
         };
         sink.write(event, self).await;
@@ -100,21 +107,32 @@ mod tests {
     fn a_list_opens_once_with_its_size() {
         ListTest::with(services())
             .given_no_previous_events()
-            .when(OpenList { size: 8 })
+            .when(OpenList {
+                size: 8,
+                uri: "https://q/statuslists/l".into(),
+            })
             .then_expect_events(vec![StatusListEvent::StatusListOpened {
                 size: 8,
+                uri: "https://q/statuslists/l".into(),
                 opened_at: t0(),
             }]);
         ListTest::with(services())
             .given(vec![StatusListEvent::StatusListOpened {
                 size: 8,
+                uri: "https://q/statuslists/l".into(),
                 opened_at: t0(),
             }])
-            .when(OpenList { size: 8 })
+            .when(OpenList {
+                size: 8,
+                uri: "https://q/statuslists/l".into(),
+            })
             .then_expect_error(StatusListError::AlreadyOpen);
         ListTest::with(services())
             .given_no_previous_events()
-            .when(OpenList { size: 0 })
+            .when(OpenList {
+                size: 0,
+                uri: "https://q/statuslists/l".into(),
+            })
             .then_expect_error(StatusListError::Empty);
     }
 }

@@ -9,7 +9,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::Notify;
 use writ_domain::status_list::{OpenList, StatusList};
 use writ_domain::values::StatusSlot;
@@ -31,39 +30,56 @@ pub fn uri(query_url: &str, list: &str) -> String {
     format!("{}{PATH}/{list}", query_url.trim_end_matches('/'))
 }
 
-/// The indices of one list, in the order `(multiplier × n + offset) mod
-/// size`: a bijection on `0..size` when `size` is a power of two and the
-/// multiplier odd.
-#[derive(Debug)]
+/// The indices of one list, in the order of a keyed permutation of
+/// `0..size`: a four-round Feistel network over the two halves of the
+/// index, each round SipHash under this list's own random keys (kept in
+/// memory only: a list is never reopened). Unlike an affine order, two
+/// indices say nothing of how many tokens were issued between them.
 struct Lease {
     list: String,
     size: u32,
-    multiplier: u32,
-    offset: u32,
+    half_bits: u32,
+    keys: std::collections::hash_map::RandomState,
     handed: u32,
 }
 
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("list", &self.list)
+            .field("handed", &self.handed)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Lease {
+    /// `size` is a power of four, so the index splits into two halves.
     fn new(list: String, size: u32) -> Self {
-        let mut rng = rand::thread_rng();
         Self {
             list,
             size,
-            multiplier: rng.gen::<u32>() | 1,
-            offset: rng.gen(),
+            half_bits: size.trailing_zeros() / 2,
+            keys: std::collections::hash_map::RandomState::new(),
             handed: 0,
         }
+    }
+
+    fn scramble(&self, n: u32) -> u32 {
+        use std::hash::BuildHasher;
+        let mask = (1u32 << self.half_bits) - 1;
+        let (mut left, mut right) = (n >> self.half_bits, n & mask);
+        for round in 0u8..4 {
+            let mixed = self.keys.hash_one((round, right)) as u32 & mask;
+            (left, right) = (right, left ^ mixed);
+        }
+        (left << self.half_bits) | right
     }
 
     fn take(&mut self) -> Option<StatusSlot> {
         if self.handed >= self.size {
             return None;
         }
-        let idx = self
-            .multiplier
-            .wrapping_mul(self.handed)
-            .wrapping_add(self.offset)
-            & (self.size - 1);
+        let idx = self.scramble(self.handed);
         self.handed += 1;
         Some(StatusSlot {
             list: self.list.clone(),
@@ -84,26 +100,34 @@ pub struct StatusAllocator {
     leases: Mutex<Leases>,
     spare_wanted: Notify,
     size: u32,
+    /// The query API's public URL, under which the lists are served.
+    base: String,
 }
 
 impl StatusAllocator {
-    /// Opens a first list and a spare, then keeps a spare open.
-    pub async fn open(executor: Executor) -> anyhow::Result<Arc<Self>> {
-        Self::open_sized(executor, LIST_SIZE).await
+    /// Opens a first list and a spare, then keeps a spare open; the lists
+    /// are served under `query_url`.
+    pub async fn open(executor: Executor, query_url: &str) -> anyhow::Result<Arc<Self>> {
+        Self::open_sized(executor, query_url, LIST_SIZE).await
     }
 
-    pub async fn open_sized(executor: Executor, size: u32) -> anyhow::Result<Arc<Self>> {
+    pub async fn open_sized(
+        executor: Executor,
+        query_url: &str,
+        size: u32,
+    ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(
-            size.is_power_of_two(),
-            "a status list's size is a power of two"
+            size.is_power_of_two() && size.trailing_zeros() % 2 == 0 && size > 1,
+            "a status list's size is a power of four"
         );
         let allocator = Arc::new(Self {
             leases: Mutex::default(),
             spare_wanted: Notify::new(),
             size,
+            base: query_url.to_owned(),
         });
-        let first = open_list(&executor, size).await?;
-        let spare = open_list(&executor, size).await?;
+        let first = allocator.open_list(&executor).await?;
+        let spare = allocator.open_list(&executor).await?;
         *allocator.lock() = Leases {
             current: Some(first),
             spare: Some(spare),
@@ -133,19 +157,25 @@ impl StatusAllocator {
     }
 }
 
-async fn open_list(executor: &Executor, size: u32) -> anyhow::Result<Lease> {
-    let list = uuid::Uuid::now_v7().simple().to_string();
-    executor
-        .execute_with::<StatusList>(
-            &list,
-            OpenList { size },
-            &Metadata::cli("status-lists"),
-            Vec::new(),
-            Stream::New,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open a status list: {e}"))?;
-    Ok(Lease::new(list, size))
+impl StatusAllocator {
+    async fn open_list(&self, executor: &Executor) -> anyhow::Result<Lease> {
+        let list = uuid::Uuid::now_v7().simple().to_string();
+        let opening = OpenList {
+            size: self.size,
+            uri: uri(&self.base, &list),
+        };
+        executor
+            .execute_with::<StatusList>(
+                &list,
+                opening,
+                &Metadata::cli("status-lists"),
+                Vec::new(),
+                Stream::New,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open a status list: {e}"))?;
+        Ok(Lease::new(list, self.size))
+    }
 }
 
 /// Opens a new spare whenever the last one was taken; retried each second
@@ -157,7 +187,7 @@ async fn keep_a_spare(allocator: Arc<StatusAllocator>, executor: Executor) {
             allocator.spare_wanted.notified().await;
             continue;
         }
-        match open_list(&executor, allocator.size).await {
+        match allocator.open_list(&executor).await {
             Ok(lease) => {
                 let mut leases = allocator.lock();
                 match leases.current {
@@ -181,20 +211,23 @@ mod tests {
 
     #[test]
     fn a_lease_hands_out_every_index_once_and_not_in_order() {
-        let mut lease = Lease::new("l".into(), 1024);
+        let mut lease = Lease::new("l".into(), 1 << 20);
         let mut seen = HashSet::new();
         let mut in_order = 0;
         let mut previous = None;
         while let Some(slot) = lease.take() {
-            assert!(slot.idx < 1024);
+            assert!(slot.idx < 1 << 20);
             assert!(seen.insert(slot.idx), "index {} twice", slot.idx);
             if previous.map(|p: u32| p + 1) == Some(slot.idx) {
                 in_order += 1;
             }
             previous = Some(slot.idx);
         }
-        assert_eq!(seen.len(), 1024);
-        // A multiplier of 1 is one draw in 2^31; any other makes runs rare.
-        assert!(in_order < 1023, "the indices came out in issuance order");
+        assert_eq!(seen.len(), 1 << 20);
+        // A random permutation has about one ascending neighbour in all.
+        assert!(
+            in_order < 100,
+            "{in_order} indices followed their predecessor"
+        );
     }
 }

@@ -6,18 +6,26 @@
 //! becomes valid again, so the rows only ever grow and a replay of the
 //! same revocation changes nothing.
 
+use writ_store::inline::timestamp;
 use writ_store::statement::Statement;
 use writ_store::{Conn, EventHeader};
 
 use crate::ProjectorError;
 
 const REVOCATIONS: &[&str] = &["GrantRevoked", "AccessTokenRevoked"];
+/// Tokens that expired longer ago than this are refused by their `exp`
+/// everywhere (clock skew included): their bits would only swell the list.
+const EXPIRED_FOR: chrono::Duration = chrono::Duration::minutes(5);
 
+/// A grant refreshed every few minutes for a month has minted thousands
+/// of access tokens, and its revocation marks them all revoked: only the
+/// ones that can still be presented get a bit.
 pub async fn flip(
     conn: &mut Conn,
     schema: &str,
     headers: &[EventHeader],
 ) -> Result<(), ProjectorError> {
+    let live_after = timestamp(&(chrono::Utc::now() - EXPIRED_FOR));
     let flips: Vec<Statement> = headers
         .iter()
         .filter(|header| {
@@ -28,9 +36,10 @@ pub async fn flip(
                 "INSERT INTO {schema}.status_invalid (list_id, idx) \
                  SELECT status_list, CAST(status_idx AS bigint) FROM {schema}.tokens \
                  WHERE gid = $1 AND status = 'revoked' AND status_list IS NOT NULL \
-                 ON CONFLICT DO NOTHING"
+                 AND expires_at > $2 ON CONFLICT DO NOTHING"
             ))
             .text(&header.aggregate_id)
+            .text(&live_after)
         })
         .collect();
     if !flips.is_empty() {

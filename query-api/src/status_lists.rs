@@ -17,12 +17,16 @@ use serde_json::json;
 use writ_domain::status_list::{StatusList as ListStream, StatusListEvent};
 use writ_edge::openapi::tag;
 use writ_infra::signing::jwt;
-use writ_infra::status_lists;
 use writ_protocol::status_list::{StatusList, StatusListClaims, INVALID, MEDIA_TYPE, TOKEN_TYPE};
 use writ_store::statement::Statement;
 use writ_store::RowExt;
 
 use crate::QueryState;
+
+/// A list is refused (503) while the projector has left a committed event
+/// unprojected for longer than this: its bits could miss a revocation
+/// that introspection already shows.
+const PROJECTOR_STALLED: chrono::Duration = chrono::Duration::seconds(30);
 
 /// How long a list may be cached, and how long its signature holds.
 #[derive(Clone)]
@@ -30,7 +34,10 @@ pub struct StatusListSettings {
     pub ttl: Duration,
     pub valid_for: Duration,
     signed: Arc<Mutex<HashMap<String, Signed>>>,
-    sizes: Arc<Mutex<HashMap<String, u32>>>,
+    opened: Arc<Mutex<HashMap<String, Opened>>>,
+    /// One signing at a time: a burst of fetches after a revocation builds
+    /// the list once.
+    signing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl StatusListSettings {
@@ -39,9 +46,17 @@ impl StatusListSettings {
             ttl,
             valid_for: valid_for.max(ttl),
             signed: Arc::default(),
-            sizes: Arc::default(),
+            opened: Arc::default(),
+            signing: Arc::default(),
         }
     }
+}
+
+/// What a list's `StatusListOpened` says: never changes.
+#[derive(Clone)]
+struct Opened {
+    size: u32,
+    uri: String,
 }
 
 #[derive(Clone)]
@@ -77,17 +92,22 @@ pub async fn status_list(
             "only application/statuslist+jwt is served",
         );
     }
-    let size = match size_of(&state, &list).await {
-        Ok(Some(size)) => size,
+    let opened = match opened(&state, &list).await {
+        Ok(Some(opened)) => opened,
         Ok(None) => return refusal(StatusCode::NOT_FOUND, "no such status list"),
         Err(err) => return unavailable(err),
     };
-    let signed = match signed(&state, &list, size).await {
+    let signed = match signed(&state, &list, &opened).await {
         Ok(signed) => signed,
         Err(err) => return unavailable(err),
     };
-    let etag = format!("W/\"{list}-{}\"", signed.invalid);
+    // One tag per signed copy: a cache revalidating a copy whose `exp`
+    // has passed gets the new one, not a 304.
+    let etag = format!("W/\"{list}-{}-{}\"", signed.invalid, signed.issued_at);
     let settings = &state.status_lists;
+    // What is left of the copy's `ttl`, so that no cache holds it longer.
+    let age = (state.services.now().timestamp() - signed.issued_at).max(0) as u64;
+    let max_age = settings.ttl.as_secs().saturating_sub(age);
     let mut response = if names(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -98,10 +118,7 @@ pub async fn status_list(
     };
     let headers = response.headers_mut();
     for (name, value) in [
-        (
-            header::CACHE_CONTROL,
-            format!("public, max-age={}", settings.ttl.as_secs()),
-        ),
+        (header::CACHE_CONTROL, format!("public, max-age={max_age}")),
         (header::ETAG, etag),
         (header::VARY, "Accept".to_owned()),
         // §8.1: browsers' wallets and apps fetch lists too.
@@ -148,15 +165,15 @@ fn names(headers: &HeaderMap, etag: &str) -> bool {
         .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag))
 }
 
-/// The list's size from its opening in the log; `None` for an id that was
-/// never opened. Opened lists never change, so their sizes are kept.
-async fn size_of(state: &QueryState, list: &str) -> Result<Option<u32>, sqlx::Error> {
+/// The list's opening in the log; `None` for an id that was never
+/// opened. Openings never change, so they are kept.
+async fn opened(state: &QueryState, list: &str) -> Result<Option<Opened>, sqlx::Error> {
     let known = state
         .status_lists
-        .sizes
+        .opened
         .lock()
         .ok()
-        .and_then(|sizes| sizes.get(list).copied());
+        .and_then(|opened| opened.get(list).cloned());
     if known.is_some() {
         return Ok(known);
     }
@@ -170,40 +187,80 @@ async fn size_of(state: &QueryState, list: &str) -> Result<Option<u32>, sqlx::Er
         .await?
         .into_iter()
         .find_map(|event| match serde_json::from_value(event.payload) {
-            Ok(StatusListEvent::StatusListOpened { size, .. }) => Some(size),
+            Ok(StatusListEvent::StatusListOpened { size, uri, .. }) => Some(Opened { size, uri }),
             Err(_) => None,
         });
-    if let (Some(size), Ok(mut sizes)) = (opened, state.status_lists.sizes.lock()) {
-        sizes.insert(list.to_owned(), size);
+    if let (Some(opened), Ok(mut known)) = (&opened, state.status_lists.opened.lock()) {
+        known.insert(list.to_owned(), opened.clone());
     }
     Ok(opened)
 }
 
-async fn signed(state: &QueryState, list: &str, size: u32) -> Result<Signed, String> {
+/// Whether the projector has left a committed event behind for longer
+/// than [`PROJECTOR_STALLED`].
+async fn projector_stalled(state: &QueryState) -> Result<bool, String> {
+    let checkpoint = state
+        .store
+        .db()
+        .fetch_optional(&Statement::new(
+            "SELECT txid, position FROM projector_checkpoints WHERE projection = 'audit_index'",
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|row| writ_store::Cursor {
+            txid: row.int("txid").unwrap_or(0),
+            position: row.int("position").unwrap_or(0),
+        })
+        .unwrap_or_default();
+    let next = state
+        .store
+        .headers_after(checkpoint, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let oldest = next
+        .first()
+        .and_then(|event| chrono::DateTime::parse_from_rfc3339(&event.recorded_at).ok());
+    Ok(oldest.is_some_and(|at| state.services.now() - at.to_utc() > PROJECTOR_STALLED))
+}
+
+async fn signed(state: &QueryState, list: &str, opened: &Opened) -> Result<Signed, String> {
     let db = state.store.db();
-    let invalid = db
-        .scalar_i64(
+    let settings = &state.status_lists;
+    let count = || async {
+        db.scalar_i64(
             &Statement::new("SELECT count(*) FROM status_invalid WHERE list_id = $1").text(list),
         )
         .await
-        .map_err(|e| e.to_string())?;
-    let now = state.services.now().timestamp();
-    let settings = &state.status_lists;
-    let kept = settings
-        .signed
-        .lock()
-        .ok()
-        .and_then(|signed| signed.get(list).cloned());
-    if let Some(kept) = kept.filter(|kept| {
-        kept.invalid == invalid && now - kept.issued_at < settings.ttl.as_secs() as i64
-    }) {
+        .map_err(|e| e.to_string())
+    };
+    let current = |invalid: i64| {
+        let now = state.services.now().timestamp();
+        settings
+            .signed
+            .lock()
+            .ok()
+            .and_then(|signed| signed.get(list).cloned())
+            .filter(|kept| {
+                kept.invalid == invalid && now - kept.issued_at < settings.ttl.as_secs() as i64
+            })
+    };
+    if let Some(kept) = current(count().await?) {
         return Ok(kept);
     }
+    let _one_signing = settings.signing.lock().await;
+    let invalid = count().await?;
+    if let Some(kept) = current(invalid) {
+        return Ok(kept);
+    }
+    if projector_stalled(state).await? {
+        return Err("the projector is behind: the list may miss revocations".into());
+    }
+    let now = state.services.now().timestamp();
     let rows = db
         .fetch_all(&Statement::new("SELECT idx FROM status_invalid WHERE list_id = $1").text(list))
         .await
         .map_err(|e| e.to_string())?;
-    let mut statuses = StatusList::new(1, u64::from(size)).map_err(|e| e.to_string())?;
+    let mut statuses = StatusList::new(1, u64::from(opened.size)).map_err(|e| e.to_string())?;
     for idx in rows.iter().filter_map(|row| row.int("idx")) {
         statuses.set(idx as u64, INVALID);
     }
@@ -212,7 +269,7 @@ async fn signed(state: &QueryState, list: &str, size: u32) -> Result<Signed, Str
         .signer(&state.signing_alg)
         .ok_or("no signing key is active")?;
     let claims = StatusListClaims {
-        sub: status_lists::uri(&state.query_url, list),
+        sub: opened.uri.clone(),
         iss: Some(state.issuer.clone()),
         iat: now,
         exp: Some(now + settings.valid_for.as_secs() as i64),

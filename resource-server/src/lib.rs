@@ -7,8 +7,12 @@
 //!   RFC 9068 §4) checked; opaque tokens are introspected when
 //!   introspection is configured.
 //! - A [`DenyList`] fed by Writ's revocation stream ([`feed::follow_kafka`],
-//!   or the server-sent-event feed, [`sse::follow_sse`]) rejects revoked tokens the moment the message arrives, without asking
-//!   Writ.
+//!   or the server-sent-event feed, [`sse::follow_sse`]) or by Shared
+//!   Signals ([`ssf::push_router`], [`ssf::follow_poll`]) rejects revoked
+//!   tokens the moment the message arrives, without asking Writ.
+//! - With [`Config::status_lists`], each JWT's bit in Writ's token status
+//!   list decides too: the list is fetched once per `ttl` and read offline.
+//!   Every source ends in the same refusal (README.md compares them).
 //! - [`Authenticated`] is an axum extractor that answers with RFC 6750
 //!   `WWW-Authenticate` errors; [`Authenticated::require_scope`] enforces a
 //!   scope.

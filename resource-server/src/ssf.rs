@@ -50,6 +50,12 @@ impl SetError {
         Self { err, description }
     }
 
+    /// Whether the SET may verify later: its key is not (yet) in the JWKS
+    /// this receiver holds, or the JWKS could not be fetched.
+    pub fn may_pass_later(&self) -> bool {
+        self.err == "invalid_key"
+    }
+
     pub fn to_json(&self) -> Value {
         json!({"err": self.err, "description": self.description})
     }
@@ -153,6 +159,9 @@ fn revocation(
             let gid = sub_id["session"]["id"].as_str()?.to_owned();
             Some(revocation(RevocationType::GrantRevoked, Some(gid)))
         }
+        // A credential added (`create`) takes nothing away; Writ sends
+        // `update` for a password set.
+        CREDENTIAL_CHANGE if body["change_type"].as_str() == Some("create") => None,
         CREDENTIAL_CHANGE | ACCOUNT_DISABLED | ACCOUNT_PURGED => {
             sub.as_ref()?;
             Some(revocation(RevocationType::AccountDisabled, None))
@@ -183,7 +192,8 @@ impl SsfClient {
         let base_url: String = base_url.into();
         Self {
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
+                // Writ holds a poll for up to a minute (`--ssf-long-poll`).
+                .timeout(Duration::from_secs(90))
                 .build()
                 .unwrap_or_default(),
             token_url: format!("{}/token", base_url.trim_end_matches('/')),
@@ -255,4 +265,9 @@ impl SsfClient {
 
 mod delivery;
 
-pub use delivery::{follow_poll, push_router};
+pub use delivery::follow_poll;
+#[cfg(feature = "axum")]
+pub use delivery::push_router;
+
+#[cfg(all(test, feature = "axum"))]
+mod tests;

@@ -53,6 +53,10 @@ pub struct Config {
     /// The longest a status list is cached, whatever its `ttl` says
     /// [default: 5 min].
     pub status_list_max_ttl: Duration,
+    /// While Writ cannot be reached, how long past its `ttl` a list in hand
+    /// still decides (never past its `exp`); then tokens are refused with
+    /// 503 [default: 1 h].
+    pub status_list_max_stale: Duration,
     /// How long a revocation learnt from a Shared Signals SET is kept:
     /// SETs do not say when the tokens they revoke expire, so at least
     /// Writ's longest access-token lifetime [default: 24 h].
@@ -74,6 +78,7 @@ impl Config {
             dpop_replay_per_key: 10_000,
             status_lists: false,
             status_list_max_ttl: Duration::from_secs(300),
+            status_list_max_stale: Duration::from_secs(3600),
             signal_memory: Duration::from_secs(24 * 3600),
         }
     }
@@ -143,6 +148,9 @@ impl ResourceServer {
                 ),
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(5))
+                    // The JWKS, lists and introspection are Writ's own
+                    // URLs: a redirect would be a fetch somewhere else.
+                    .redirect(reqwest::redirect::Policy::none())
                     // Writ closes a kept-alive connection idle for its
                     // header_read_timeout (10 s by default); reusing one at
                     // that moment would fail an introspection call.
@@ -214,6 +222,15 @@ impl ResourceServer {
     /// Verifies any JWS Writ signed (an access token, a status list, a
     /// SET) against its JWKS, fetched again for an unknown `kid`.
     pub(crate) async fn verify_signed(&self, token: &str) -> Option<jose::Verified> {
+        self.verify_signed_up_to(jose::MAX_JWT_LEN, token).await
+    }
+
+    /// [`Self::verify_signed`] for a JWS up to `max_len` bytes.
+    pub(crate) async fn verify_signed_up_to(
+        &self,
+        max_len: usize,
+        token: &str,
+    ) -> Option<jose::Verified> {
         let known = |kid: &str| {
             self.inner
                 .keys
@@ -222,11 +239,11 @@ impl ResourceServer {
                 .get(kid)
                 .cloned()
         };
-        if let Some(verified) = jose::verify(token, known) {
+        if let Some(verified) = jose::verify_up_to(max_len, token, known) {
             return Some(verified);
         }
         self.refetch_keys().await;
-        jose::verify(token, known)
+        jose::verify_up_to(max_len, token, known)
     }
 
     fn read_denylist(&self) -> std::sync::RwLockReadGuard<'_, DenyList> {
@@ -451,4 +468,4 @@ fn principal_from(typed: AccessTokenClaims, claims: Value) -> Principal {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -151,7 +151,7 @@ pub async fn poll(
             // Without a committer (it stopped) only the interval is left.
             Ok(()) = commits.changed() => {}
             _ = tokio::time::sleep(LOOK_EVERY) => {}
-            _ = stopping.wait_for(|stopping| *stopping) => {}
+            Ok(_) = stopping.wait_for(|stopping| *stopping) => {}
         }
         // Under a busy log, at most one look per `LOOK_GAP`.
         tokio::time::sleep_until(looked + LOOK_GAP).await;

@@ -12,7 +12,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// Tokens longer than this are not Writ's; refuse before any parsing.
-const MAX_JWT_LEN: usize = 8 * 1024;
+pub const MAX_JWT_LEN: usize = 8 * 1024;
+/// A signed token status list grows with its revoked entries: a list of
+/// 2^20 with every other index revoked stays under this.
+pub const MAX_STATUS_LIST_LEN: usize = 1 << 20;
 
 /// Whether a presented token is shaped like a JWS (three dot-separated parts).
 pub fn looks_like_jwt(token: &str) -> bool {
@@ -44,7 +47,16 @@ fn decoding_key(public_jwk: &Value) -> Option<DecodingKey> {
 /// its `kid` names, with that key's algorithm. `alg: none`, an algorithm
 /// other than the key's, or an unknown `kid` verify nothing.
 pub fn verify(token: &str, key_for: impl Fn(&str) -> Option<(String, Value)>) -> Option<Verified> {
-    if !looks_like_jwt(token) {
+    verify_up_to(MAX_JWT_LEN, token, key_for)
+}
+
+/// [`verify`] for a JWS that may be longer than a token (a status list).
+pub fn verify_up_to(
+    max_len: usize,
+    token: &str,
+    key_for: impl Fn(&str) -> Option<(String, Value)>,
+) -> Option<Verified> {
+    if token.len() > max_len || token.split('.').count() != 3 {
         return None;
     }
     let header = jsonwebtoken::decode_header(token).ok()?;

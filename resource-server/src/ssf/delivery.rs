@@ -9,6 +9,10 @@ use super::{SsfClient, SsfReceiver};
 
 /// SETs asked for per poll.
 const MAX_EVENTS: u32 = 100;
+/// Polls a SET that cannot be verified yet is left unacknowledged for
+/// (Writ hands it out again) before it is reported in `setErrs`, which
+/// Writ takes as handled.
+const VERIFY_ATTEMPTS: u32 = 5;
 /// A SET larger than this is refused unread (Writ's are under 2 KiB).
 #[cfg(feature = "axum")]
 const MAX_SET_BYTES: usize = 64 * 1024;
@@ -88,14 +92,17 @@ pub async fn follow_poll(receiver: SsfReceiver, client: SsfClient, stream_id: St
     let mut token: Option<String> = None;
     let mut acks: Vec<String> = Vec::new();
     let mut errors = Map::new();
+    let mut unverified: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     let mut caught_up = false;
     let mut backoff = Duration::from_secs(1);
+    let mut fresh_token = false;
     loop {
         let bearer = match &token {
             Some(bearer) => bearer.clone(),
             None => match client.token().await {
                 Ok(fresh) => {
                     token = Some(fresh.clone());
+                    fresh_token = true;
                     fresh
                 }
                 Err(err) => {
@@ -120,6 +127,12 @@ pub async fn follow_poll(receiver: SsfReceiver, client: SsfClient, stream_id: St
             .await;
         let answer = match answer {
             Ok(answer) if answer.status() == reqwest::StatusCode::UNAUTHORIZED => {
+                // A token just minted and refused: the receiver lost its
+                // scope or was disabled. Wait before asking for another.
+                if fresh_token {
+                    tracing::warn!("Writ refuses the receiver's fresh token");
+                    backoff = wait(backoff).await;
+                }
                 token = None;
                 continue;
             }
@@ -142,15 +155,34 @@ pub async fn follow_poll(receiver: SsfReceiver, client: SsfClient, stream_id: St
             }
         };
         backoff = Duration::from_secs(1);
+        fresh_token = false;
         acks.clear();
         errors.clear();
+        let mut retry_later = false;
         for (jti, set) in polled["sets"].as_object().into_iter().flatten() {
             match receiver.accept(set.as_str().unwrap_or_default()).await {
-                Ok(()) => acks.push(jti.clone()),
+                Ok(()) => {
+                    unverified.remove(jti);
+                    acks.push(jti.clone());
+                }
+                Err(error) if error.may_pass_later() => {
+                    let attempts = unverified.entry(jti.clone()).or_default();
+                    *attempts += 1;
+                    if *attempts >= VERIFY_ATTEMPTS {
+                        unverified.remove(jti);
+                        errors.insert(jti.clone(), error.to_json());
+                    } else {
+                        retry_later = true;
+                    }
+                }
                 Err(error) => {
                     errors.insert(jti.clone(), error.to_json());
                 }
             }
+        }
+        if retry_later {
+            // The JWKS is fetched again at most every few seconds.
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
         if !caught_up && polled["moreAvailable"] != Value::Bool(true) {
             caught_up = true;

@@ -1,5 +1,6 @@
 //! JWT checks against tokens signed here, with the key put straight into
-//! the cache so no JWKS is fetched.
+//! the cache so no JWKS is fetched. The fixture serves the status list and
+//! Shared Signals tests too.
 
 use serde_json::json;
 use writ_infra::signing::jwt;
@@ -7,15 +8,21 @@ use writ_infra::signing::keypair::{self, Signer};
 
 use super::*;
 
-const ISSUER: &str = "https://writ.example";
-const AUDIENCE: &str = "https://api.example/";
+pub(crate) const ISSUER: &str = "https://writ.example";
+pub(crate) const AUDIENCE: &str = "https://api.example/";
 
-struct Fixture {
-    server: ResourceServer,
-    signer: Signer,
+pub(crate) struct Fixture {
+    pub(crate) server: ResourceServer,
+    pub(crate) signer: Signer,
 }
 
 fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+/// A resource server trusting a fresh ES256 key, with `setup` applied to
+/// its configuration.
+pub(crate) fn fixture_with(setup: impl FnOnce(&mut Config)) -> Fixture {
     let generated = keypair::generate("ES256").unwrap_or_else(|e| panic!("{e}"));
     let signer = Signer::from_pkcs8(&generated.kid, generated.alg, &generated.pkcs8)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -23,6 +30,7 @@ fn fixture() -> Fixture {
     // Nothing listens here: a fetch would fail, so only the cached key counts.
     config.jwks_url = "http://127.0.0.1:9/jwks".into();
     config.skew = Duration::from_secs(5);
+    setup(&mut config);
     let server = ResourceServer::new(config);
     server
         .inner
@@ -36,12 +44,12 @@ fn fixture() -> Fixture {
     Fixture { server, signer }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     Utc::now().timestamp()
 }
 
 /// Claims Writ would put in an access token, `iat` now.
-fn claims() -> Value {
+pub(crate) fn claims() -> Value {
     json!({
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -55,7 +63,7 @@ fn claims() -> Value {
 }
 
 impl Fixture {
-    fn sign(&self, typ: &str, claims: &Value) -> String {
+    pub(crate) fn sign(&self, typ: &str, claims: &Value) -> String {
         jwt::encode(&self.signer, typ, claims).unwrap_or_else(|e| panic!("{e}"))
     }
 
