@@ -16,21 +16,10 @@ use writ_store::{Cursor, Store, StoredEvent};
 
 use crate::signing::{jwt, KeySet};
 
-/// The scope that makes a client a receiver.
-pub const SCOPE: &str = "ssf.manage";
-pub const PUSH: &str = "urn:ietf:rfc:8935";
-pub const POLL: &str = "urn:ietf:rfc:8936";
-pub const SESSION_REVOKED: &str =
-    "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
-pub const CREDENTIAL_CHANGE: &str =
-    "https://schemas.openid.net/secevent/caep/event-type/credential-change";
-pub const ACCOUNT_DISABLED: &str =
-    "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
-pub const ACCOUNT_ENABLED: &str =
-    "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
-pub const ACCOUNT_PURGED: &str =
-    "https://schemas.openid.net/secevent/risc/event-type/account-purged";
-pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+pub use writ_protocol::signals::{
+    ACCOUNT_DISABLED, ACCOUNT_ENABLED, ACCOUNT_PURGED, CREDENTIAL_CHANGE, POLL, PUSH, SCOPE,
+    SESSION_REVOKED, SET_TYPE, VERIFICATION,
+};
 
 /// What a stream may ask for. Verification events are not asked for: a
 /// stream gets those it requests (SSF §8.1.4).
@@ -297,12 +286,7 @@ impl Signal {
         receiver: &str,
     ) -> Option<String> {
         let signer = keys.signer(ALG)?;
-        jwt::encode(
-            &signer,
-            "secevent+jwt",
-            &self.claims(issuer, stream_id, receiver),
-        )
-        .ok()
+        jwt::encode(&signer, SET_TYPE, &self.claims(issuer, stream_id, receiver)).ok()
     }
 }
 

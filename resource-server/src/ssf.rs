@@ -28,15 +28,10 @@ use writ_protocol::revocation::{Revocation, RevocationType, SCHEMA_VERSION};
 
 use crate::verify::ResourceServer;
 
-pub const SESSION_REVOKED: &str =
-    "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
-pub const CREDENTIAL_CHANGE: &str =
-    "https://schemas.openid.net/secevent/caep/event-type/credential-change";
-pub const ACCOUNT_DISABLED: &str =
-    "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
-pub const ACCOUNT_PURGED: &str =
-    "https://schemas.openid.net/secevent/risc/event-type/account-purged";
-const SET_TYPE: &str = "secevent+jwt";
+pub use writ_protocol::signals::{
+    ACCOUNT_DISABLED, ACCOUNT_PURGED, CREDENTIAL_CHANGE, SESSION_REVOKED, SET_TYPE,
+};
+use writ_protocol::signals::{PUSH, SCOPE};
 
 /// Why a SET was refused, in RFC 8935 §2.4's (and RFC 8936 §2.4's) terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,10 +215,7 @@ impl SsfClient {
                 reqwest::header::AUTHORIZATION,
                 crate::basic::authorization(&self.client_id, &self.client_secret),
             )
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "ssf.manage"),
-            ])
+            .form(&[("grant_type", "client_credentials"), ("scope", SCOPE)])
             .send()
             .await?
             .error_for_status()?
@@ -244,7 +236,7 @@ impl SsfClient {
         });
         if let Some((endpoint_url, authorization_header)) = push {
             body["delivery"] = json!({
-                "method": "urn:ietf:rfc:8935",
+                "method": PUSH,
                 "endpoint_url": endpoint_url,
                 "authorization_header": authorization_header,
             });

@@ -14,6 +14,7 @@ pub mod claims;
 pub mod dpop;
 pub mod jose;
 pub mod revocation;
+pub mod signals;
 pub mod status_list;
 
 pub use claims::{AccessTokenClaims, Audience, Confirmation};
