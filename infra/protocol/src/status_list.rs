@@ -135,7 +135,12 @@ impl StatusList {
     }
 
     pub fn encode(&self) -> EncodedList {
-        let mut zlib = ZlibEncoder::new(Vec::new(), Compression::best());
+        // §4.1 recommends the highest level. For 2^20 entries with 11,000
+        // set, level 9 took 32 ms and level 6 5.6 ms here, for a list 7 %
+        // larger (17.0 KB against 15.9 KB); Writ signs a list again after
+        // each revocation, so the level that keeps a revocation's flip
+        // visible within milliseconds wins.
+        let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
         // Writing to a Vec cannot fail.
         let compressed = zlib
             .write_all(&self.bytes)
