@@ -302,6 +302,9 @@ pub struct ServeArgs {
     /// How long a signed token status list may be relied on at all (its `exp`), at least its ttl, up to 30d [default: 1d].
     #[arg(long, env = "WRIT_STATUS_LIST_VALID_FOR", value_parser = humantime::parse_duration)]
     pub status_list_valid_for: Option<Duration>,
+    /// How long the projector may leave an event unprojected before token status lists are refused (503) rather than signed over bits that may miss a revocation, 1s to 1h [default: 30s].
+    #[arg(long, env = "WRIT_STATUS_LIST_STALE_AFTER", value_parser = humantime::parse_duration)]
+    pub status_list_stale_after: Option<Duration>,
     /// User codes one address (an IPv6 /64) may try on /device per auth_failure_window [default: 10].
     #[arg(long, env = "WRIT_USER_CODE_FAILURE_LIMIT")]
     pub user_code_failure_limit: Option<u32>,

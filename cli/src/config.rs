@@ -80,6 +80,8 @@ pub struct FileConfig {
     pub status_list_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub status_list_valid_for: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub status_list_stale_after: Option<Duration>,
     pub allowed_resources: Option<Vec<String>>,
     pub require_pushed_authorization_requests: Option<bool>,
     pub fapi2_security_profile: Option<bool>,
@@ -178,6 +180,8 @@ pub struct Settings {
     /// A token status list's `ttl` and `exp` (from its signing).
     pub status_list_ttl: Duration,
     pub status_list_valid_for: Duration,
+    /// How far behind the projector may be before lists are refused.
+    pub status_list_stale_after: Duration,
     /// RFC 8707 resources tokens may be for; empty, any absolute URI.
     pub allowed_resources: Vec<String>,
     /// Every client must push its authorization requests (RFC 9126 §5).
@@ -299,6 +303,14 @@ impl FileConfig {
         if valid_for < ttl || valid_for > Duration::from_secs(30 * 24 * 3600) {
             return Err(ConfigError::Layers(
                 "status_list_valid_for must be at least status_list_ttl and at most 30d".into(),
+            ));
+        }
+        if config
+            .status_list_stale_after
+            .is_some_and(|lag| lag < Duration::from_secs(1) || lag > Duration::from_secs(3600))
+        {
+            return Err(ConfigError::Layers(
+                "status_list_stale_after must be between 1s and 1h".into(),
             ));
         }
         if config.backchannel_logout_retry_for.is_some_and(|window| {
@@ -442,6 +454,9 @@ impl Settings {
             status_list_valid_for: layers
                 .status_list_valid_for
                 .unwrap_or(DEFAULT_STATUS_LIST_VALID_FOR),
+            status_list_stale_after: layers
+                .status_list_stale_after
+                .unwrap_or(Duration::from_secs(30)),
             allowed_resources: layers.allowed_resources.clone().unwrap_or_default(),
             require_pushed_authorization_requests: layers
                 .require_pushed_authorization_requests

@@ -54,6 +54,7 @@ pub fn resolve_settings(
         ssf_long_poll: serve.and_then(|s| s.ssf_long_poll),
         status_list_ttl: serve.and_then(|s| s.status_list_ttl),
         status_list_valid_for: serve.and_then(|s| s.status_list_valid_for),
+        status_list_stale_after: serve.and_then(|s| s.status_list_stale_after),
         allowed_resources: serve
             .filter(|s| !s.allowed_resources.is_empty())
             .map(|s| s.allowed_resources.clone()),

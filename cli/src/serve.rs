@@ -345,6 +345,7 @@ pub fn query_router(context: &Context, keys: &KeySet, throttle: &Throttle) -> Op
             status_lists: StatusListSettings::new(
                 settings.status_list_ttl,
                 settings.status_list_valid_for,
+                settings.status_list_stale_after,
             ),
         }
         .into(),

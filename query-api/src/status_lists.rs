@@ -23,16 +23,15 @@ use writ_store::RowExt;
 
 use crate::QueryState;
 
-/// A list is refused (503) while the projector has left a committed event
-/// unprojected for longer than this: its bits could miss a revocation
-/// that introspection already shows.
-const PROJECTOR_STALLED: chrono::Duration = chrono::Duration::seconds(30);
-
 /// How long a list may be cached, and how long its signature holds.
 #[derive(Clone)]
 pub struct StatusListSettings {
     pub ttl: Duration,
     pub valid_for: Duration,
+    /// A list is refused (503) while the projector has left a committed
+    /// event unprojected for longer than this: its bits could miss a
+    /// revocation that introspection already shows.
+    pub stale_after: Duration,
     signed: Arc<Mutex<HashMap<String, Signed>>>,
     opened: Arc<Mutex<HashMap<String, Opened>>>,
     /// One signing at a time: a burst of fetches after a revocation builds
@@ -41,10 +40,11 @@ pub struct StatusListSettings {
 }
 
 impl StatusListSettings {
-    pub fn new(ttl: Duration, valid_for: Duration) -> Self {
+    pub fn new(ttl: Duration, valid_for: Duration, stale_after: Duration) -> Self {
         Self {
             ttl,
             valid_for: valid_for.max(ttl),
+            stale_after,
             signed: Arc::default(),
             opened: Arc::default(),
             signing: Arc::default(),
@@ -197,7 +197,7 @@ async fn opened(state: &QueryState, list: &str) -> Result<Option<Opened>, sqlx::
 }
 
 /// Whether the projector has left a committed event behind for longer
-/// than [`PROJECTOR_STALLED`].
+/// than [`StatusListSettings::stale_after`].
 async fn projector_stalled(state: &QueryState) -> Result<bool, String> {
     let checkpoint = state
         .store
@@ -220,7 +220,9 @@ async fn projector_stalled(state: &QueryState) -> Result<bool, String> {
     let oldest = next
         .first()
         .and_then(|event| chrono::DateTime::parse_from_rfc3339(&event.recorded_at).ok());
-    Ok(oldest.is_some_and(|at| state.services.now() - at.to_utc() > PROJECTOR_STALLED))
+    let stale_after = chrono::Duration::from_std(state.status_lists.stale_after)
+        .unwrap_or(chrono::Duration::seconds(30));
+    Ok(oldest.is_some_and(|at| state.services.now() - at.to_utc() > stale_after))
 }
 
 async fn signed(state: &QueryState, list: &str, opened: &Opened) -> Result<Signed, String> {

@@ -14,6 +14,7 @@ use crate::harness::{eventually, Backend, Deployment};
 use crate::oauth::{self, Api};
 use crate::refresh::{password_app, user, PASSWORD};
 use crate::shared_signals::unverified;
+use crate::split;
 
 writ_testing::on_both_backends!(
     a_revoked_tokens_bit_turns_invalid_and_its_neighbours_stay_valid,
@@ -235,4 +236,34 @@ async fn lists_are_negotiated_cached_and_only_served_when_opened(backend: Backen
     let with = "SELECT count(*) FROM tokens WHERE kind = 'access' AND status_list IS NOT NULL";
     assert_eq!(deployment.count(without).await, 1);
     assert_eq!(deployment.count(with).await, 1);
+}
+
+/// Without a projector nothing flips bits, so once an event has waited
+/// longer than `--status-list-stale-after` the query API refuses to sign
+/// the list; a projector catching up brings it back.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
+async fn a_list_is_not_signed_while_the_projector_is_behind() {
+    let deployment = Deployment::with_keys(Backend::Postgres).await;
+    let service = oauth::client(&deployment, &["--grant-type", "client_credentials"]);
+    let command = split::start(&deployment, "command-api", &[]);
+    let query = split::start(
+        &deployment,
+        "query-api",
+        &["--status-list-stale-after", "1s", "--status-list-ttl", "1s"],
+    );
+    let token = Api::new(&command).client_credentials(&service).await;
+    let (uri, _) = entry(&token);
+    let list = uri.rsplit('/').next().unwrap_or_default().to_owned();
+    let reads = Api::new(&query);
+    let path = format!("/statuslists/{list}");
+    eventually("a 503 while nothing projects", || async {
+        (reads.status(&path).await == 503).then_some(())
+    })
+    .await;
+    let _projector = split::start(&deployment, "projector", &[]);
+    eventually("the list once the projector has caught up", || async {
+        (reads.status(&path).await == 200).then_some(())
+    })
+    .await;
 }
