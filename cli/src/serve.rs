@@ -252,7 +252,6 @@ pub async fn command_router(
             ssf_long_poll: settings.ssf_long_poll,
             stopping: context.stopping.subscribe(),
             status_lists,
-            status_list_base: settings.public_query_url.clone(),
             device: DeviceSettings::new(
                 settings.device_code_ttl,
                 settings.device_poll_interval,

@@ -17,7 +17,6 @@ use writ_domain::values::{SecretHash, TokenFormat};
 use writ_edge::{no_store, AuthenticatedClient, OAuthError};
 use writ_infra::crypto::{random_token, sha256_hex};
 use writ_infra::signing::jwt;
-use writ_infra::status_lists;
 use writ_infra::tokens::{self, TokenKind, TokenRecord};
 use writ_protocol::status_list::{StatusClaim, StatusListReference};
 use writ_protocol::{AccessTokenClaims, Audience, Confirmation};
@@ -231,7 +230,7 @@ pub fn body(
                 status: status.as_ref().map(|slot| StatusClaim {
                     status_list: StatusListReference {
                         idx: u64::from(slot.idx),
-                        uri: status_lists::uri(&state.status_list_base, &slot.list),
+                        uri: state.status_lists.uri(&slot.list),
                     },
                 }),
             };

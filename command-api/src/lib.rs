@@ -86,9 +86,8 @@ pub struct CommandContext {
     /// Becomes true at shutdown: held polls answer then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// Where each JWT access token's status is published: the indices,
-    /// and the query API's public URL, which serves the lists.
+    /// and the lists' URIs under the query API's public URL.
     pub status_lists: std::sync::Arc<writ_infra::status_lists::StatusAllocator>,
-    pub status_list_base: String,
 }
 
 impl axum::extract::FromRef<CommandState> for writ_edge::ClientAuthenticator {

@@ -26,7 +26,7 @@ pub const PATH: &str = "/statuslists";
 
 /// A list's URI under the query API's public URL: the token's
 /// `status.status_list.uri` and the list's `sub`.
-pub fn uri(query_url: &str, list: &str) -> String {
+fn uri(query_url: &str, list: &str) -> String {
     format!("{}{PATH}/{list}", query_url.trim_end_matches('/'))
 }
 
@@ -134,6 +134,11 @@ impl StatusAllocator {
         };
         tokio::spawn(keep_a_spare(allocator.clone(), executor));
         Ok(allocator)
+    }
+
+    /// A list's URI, as its opening recorded it.
+    pub fn uri(&self, list: &str) -> String {
+        uri(&self.base, list)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Leases> {
