@@ -136,7 +136,7 @@ async fn created_by(state: &CommandState, receiver: &str) -> Result<Vec<String>,
     loop {
         let (events, reached) = state
             .store
-            .events_of_kinds_after(after, &["SsfStreamCreated"], 1_000)
+            .events_of_kinds_seen(after, &["SsfStreamCreated"], 1_000)
             .await
             .map_err(unavailable)?;
         for event in &events {

@@ -148,7 +148,8 @@ impl Store {
         aggregate_type: &str,
         limit: i64,
     ) -> Result<(Vec<StoredEvent>, Cursor), sqlx::Error> {
-        self.events_where_after(after, "aggregate_type", &[aggregate_type], limit)
+        let reach = self.readable_head().await?;
+        self.events_where_between(after, reach, "aggregate_type", &[aggregate_type], limit)
             .await
     }
 
@@ -160,8 +161,54 @@ impl Store {
         event_types: &[&str],
         limit: i64,
     ) -> Result<(Vec<StoredEvent>, Cursor), sqlx::Error> {
-        self.events_where_after(after, "event_type", event_types, limit)
+        let reach = self.readable_head().await?;
+        self.events_where_between(after, reach, "event_type", event_types, limit)
             .await
+    }
+
+    /// Every event of these types this moment's snapshot sees, from
+    /// `after`, at most `limit`: for a point-in-time answer (the streams a
+    /// Shared Signals receiver holds), not for a reader that follows the
+    /// log. It is not held back by PostgreSQL's global-order bound, which
+    /// any open transaction in the cluster can hold below a write the
+    /// caller has just had acknowledged.
+    pub async fn events_of_kinds_seen(
+        &self,
+        after: Cursor,
+        event_types: &[&str],
+        limit: i64,
+    ) -> Result<(Vec<StoredEvent>, Cursor), sqlx::Error> {
+        let reach = self.head().await?;
+        self.events_where_between(after, reach, "event_type", event_types, limit)
+            .await
+    }
+
+    /// The cursor of the one row `statement` reads, or the start.
+    async fn cursor_of(&self, statement: &Statement) -> Result<Cursor, sqlx::Error> {
+        Ok(self
+            .db()
+            .fetch_all(statement)
+            .await?
+            .first()
+            .map(|row| Cursor {
+                txid: row.int("txid").unwrap_or(0),
+                position: row.int("position").unwrap_or(0),
+            })
+            .unwrap_or(crate::START))
+    }
+
+    /// The last event this moment's snapshot sees, committed in any order.
+    async fn head(&self) -> Result<Cursor, sqlx::Error> {
+        let head = Statement::new(match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT 0 AS txid, coalesce(max(position), 0) AS position FROM events"
+            }
+            Dialect::Postgres => {
+                "SELECT txid::text::bigint AS txid, position FROM events \
+                 ORDER BY events.txid DESC, events.position DESC LIMIT 1"
+            }
+        });
+        self.cursor_of(&head).await
     }
 
     /// The head of the log as a reader may see it: on PostgreSQL below the
@@ -177,16 +224,7 @@ impl Store {
                  ORDER BY events.txid DESC, events.position DESC LIMIT 1",
             ),
         };
-        Ok(self
-            .db()
-            .fetch_all(&head)
-            .await?
-            .first()
-            .map(|row| Cursor {
-                txid: row.int("txid").unwrap_or(0),
-                position: row.int("position").unwrap_or(0),
-            })
-            .unwrap_or(crate::START))
+        self.cursor_of(&head).await
     }
 
     /// The last event recorded before `at` (RFC 3339), or the start: where
@@ -209,27 +247,18 @@ impl Store {
             )
             .text(at.to_rfc3339()),
         };
-        Ok(self
-            .db()
-            .fetch_all(&statement)
-            .await?
-            .first()
-            .map(|row| Cursor {
-                txid: row.int("txid").unwrap_or(0),
-                position: row.int("position").unwrap_or(0),
-            })
-            .unwrap_or(crate::START))
+        self.cursor_of(&statement).await
     }
 
-    async fn events_where_after(
+    async fn events_where_between(
         &self,
         after: Cursor,
+        reach: Cursor,
         column: &'static str,
         values: &[&str],
         limit: i64,
     ) -> Result<(Vec<StoredEvent>, Cursor), sqlx::Error> {
         let dialect = self.dialect();
-        let reach = self.readable_head().await?;
         if reach <= after || values.is_empty() {
             return Ok((Vec::new(), after.max(reach)));
         }

@@ -189,7 +189,7 @@ pub async fn notifications_of(
             position: position.position - 1,
             ..position
         };
-        let (found, _) = store.events_of_kinds_after(before, ssf::SOURCES, 1).await?;
+        let (found, _) = store.events_of_kinds_seen(before, ssf::SOURCES, 1).await?;
         events.extend(found.into_iter().filter(|e| e.cursor() == position));
     }
     let signals = events
