@@ -8,7 +8,6 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod audience;
 pub mod browser;
 mod client_management;
 mod credentials;
@@ -31,6 +30,7 @@ use writ_edge::{address, Throttle, TrustedProxies};
 use writ_infra::keys::KeyRing;
 use writ_infra::signing::KeySet;
 use writ_store::{Executor, Store};
+use writ_wire::audience;
 
 pub use register::RegistrationDefaults;
 

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod client;
 pub mod client_assertion;
 pub mod consent;
+pub mod cursor;
 pub mod dpop_proof;
 pub mod grant;
 pub mod liveness;

@@ -3,10 +3,8 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -14,26 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-pub const KEY_LEN: usize = 32;
-const NONCE_LEN: usize = 24;
-
-/// A 256-bit symmetric key. Debug output never shows the bytes.
-#[derive(Clone)]
-pub struct Key(pub [u8; KEY_LEN]);
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Key(..)")
-    }
-}
-
-impl Key {
-    pub fn random() -> Self {
-        let mut bytes = [0u8; KEY_LEN];
-        OsRng.fill_bytes(&mut bytes);
-        Self(bytes)
-    }
-}
+pub use writ_wire::sealed::{seal, Key, KEY_LEN};
 
 #[derive(Debug, Error)]
 pub enum CryptoError {
@@ -45,43 +24,11 @@ pub enum CryptoError {
     PasswordHash,
 }
 
-/// Encrypts with XChaCha20-Poly1305 under `key`, binding `context` (for
-/// example a subject id) so a blob cannot be moved to another record.
-pub fn seal(key: &Key, context: &str, plaintext: &[u8]) -> String {
-    let mut nonce = [0u8; NONCE_LEN];
-    OsRng.fill_bytes(&mut nonce);
-    let cipher = XChaCha20Poly1305::new((&key.0).into());
-    let payload = Payload {
-        msg: plaintext,
-        aad: context.as_bytes(),
-    };
-    // Encryption only fails for messages beyond 256 GiB; ours are tiny.
-    let ciphertext = cipher
-        .encrypt(XNonce::from_slice(&nonce), payload)
-        .unwrap_or_default();
-    let mut blob = nonce.to_vec();
-    blob.extend(ciphertext);
-    STANDARD.encode(blob)
-}
-
 pub fn open(key: &Key, context: &str, sealed: &str) -> Result<Vec<u8>, CryptoError> {
-    let blob = STANDARD
-        .decode(sealed)
-        .map_err(|_| CryptoError::Malformed)?;
-    if blob.len() < NONCE_LEN {
-        return Err(CryptoError::Malformed);
-    }
-    let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
-    let cipher = XChaCha20Poly1305::new((&key.0).into());
-    cipher
-        .decrypt(
-            XNonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad: context.as_bytes(),
-            },
-        )
-        .map_err(|_| CryptoError::WrongKey)
+    writ_wire::sealed::open(key, context, sealed).map_err(|unopened| match unopened {
+        writ_wire::sealed::Unopened::Malformed => CryptoError::Malformed,
+        writ_wire::sealed::Unopened::WrongKey => CryptoError::WrongKey,
+    })
 }
 
 pub fn hmac_hex(key: &Key, message: &str) -> String {

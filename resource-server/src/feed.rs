@@ -12,7 +12,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use writ_protocol::revocation::Revocation;
 
 use crate::verify::ResourceServer;
 
@@ -110,8 +109,8 @@ async fn follow_once(
     }
     loop {
         let message = consumer.recv().await?;
-        match message.payload().map(serde_json::from_slice::<Revocation>) {
-            Some(Ok(revocation)) => server.apply(&revocation),
+        match message.payload().map(|payload| server.apply_payload(payload)) {
+            Some(Ok(())) => {}
             Some(Err(err)) => {
                 tracing::warn!(error = %err, offset = message.offset(), "a message on the revocation topic is not a revocation; skipped")
             }

@@ -103,7 +103,7 @@ async fn follow_once(
 /// (`eventsource-stream`) decodes UTF-8 across chunk boundaries, so a
 /// character split between two reads arrives whole. It reports `retry:`
 /// with an event that carries data, which is where Writ would send it.
-async fn apply_events<S, B, E>(
+pub async fn apply_events<S, B, E>(
     server: &ResourceServer,
     body: S,
     last_id: &mut Option<String>,

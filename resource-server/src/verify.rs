@@ -272,6 +272,13 @@ impl ResourceServer {
         self.inner.applied.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Applies one message as the topic carries it (JSON); one that is
+    /// not a revocation changes nothing.
+    pub fn apply_payload(&self, payload: &[u8]) -> Result<(), serde_json::Error> {
+        self.apply(&serde_json::from_slice::<Revocation>(payload)?);
+        Ok(())
+    }
+
     /// Messages applied since start, duplicates included.
     pub fn messages_applied(&self) -> u64 {
         self.inner.applied.load(Ordering::Relaxed)

@@ -10,16 +10,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::{json, Value};
-use writ_domain::client::is_server_side_uri;
 use writ_domain::ssf_stream::{
-    Delivery, SsfStream, SsfStreamCommand, SsfStreamEvent, StreamConfig, StreamStatus,
+    Delivery, SsfStream, SsfStreamCommand, SsfStreamEvent, StreamConfig,
 };
 use writ_edge::openapi::tag;
 use writ_infra::{outbound, ssf};
 use writ_store::executor::Stream;
 use writ_store::{Cursor, START};
+use writ_wire::ssf_stream::{
+    self, AskedDelivery, DeliveryIn, StatusIn, StreamId, StreamIn, SubjectIn, VerifyIn,
+};
+use writ_wire::Invalid;
 
 use super::{described, executed, refused, run, stream_of, unavailable, Caller, Refusal};
 use crate::CommandState;
@@ -28,36 +30,13 @@ fn invalid(description: &str) -> Refusal {
     refused(StatusCode::BAD_REQUEST, "invalid_request", description).into()
 }
 
+/// A body `writ_wire` refused, as the 400 it is.
+fn unread(why: Invalid) -> Refusal {
+    invalid(&why.description)
+}
+
 pub(super) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Refusal> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| invalid(&format!("the body is not valid JSON for this request: {e}")))
-}
-
-#[derive(Deserialize)]
-pub(super) struct StreamId {
-    stream_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeliveryIn {
-    method: String,
-    endpoint_url: Option<String>,
-    authorization_header: Option<String>,
-}
-
-/// What a receiver may send; the transmitter's own fields (`iss`, `aud`,
-/// `events_supported`, `events_delivered`, …) are accepted and ignored.
-#[derive(Deserialize)]
-struct StreamIn {
-    stream_id: Option<String>,
-    delivery: Option<DeliveryIn>,
-    events_requested: Option<Vec<String>>,
-    description: Option<String>,
-    /// Writ's: start after this log cursor instead of now.
-    start_after: Option<String>,
-    /// Writ's: start with what was recorded from this time on.
-    start_at: Option<chrono::DateTime<chrono::Utc>>,
+    ssf_stream::body(bytes).map_err(unread)
 }
 
 /// The delivery asked for, with a push endpoint Writ may call (R57).
@@ -66,31 +45,21 @@ fn delivery(
     stream_id: &str,
     asked: Option<DeliveryIn>,
 ) -> Result<Delivery, Refusal> {
-    let Some(asked) = asked else {
-        return Ok(Delivery::Poll);
-    };
-    match asked.method.as_str() {
-        ssf::POLL => Ok(Delivery::Poll),
-        ssf::PUSH => {
-            let url = asked
-                .endpoint_url
-                .ok_or_else(|| invalid("a push stream needs delivery.endpoint_url"))?;
-            if !is_server_side_uri(&url) || outbound::callable(&url).is_err() {
-                return Err(invalid(
-                    "delivery.endpoint_url must be https (or http on a loopback address) and not a private, link-local or metadata address",
-                ));
+    match asked.map(DeliveryIn::checked).transpose().map_err(unread)? {
+        None | Some(AskedDelivery::Poll) => Ok(Delivery::Poll),
+        Some(AskedDelivery::Push {
+            endpoint_url,
+            authorization_header,
+        }) => {
+            if outbound::callable(&endpoint_url).is_err() {
+                return Err(invalid(ssf_stream::UNCALLABLE_ENDPOINT));
             }
-            let authorization_header = asked
-                .authorization_header
-                .map(|value| ssf::seal_authorization(&state.key_ring, stream_id, &value));
             Ok(Delivery::Push {
-                endpoint_url: url,
-                authorization_header,
+                endpoint_url,
+                authorization_header: authorization_header
+                    .map(|value| ssf::seal_authorization(&state.key_ring, stream_id, &value)),
             })
         }
-        _ => Err(invalid(
-            "delivery.method must be urn:ietf:rfc:8935 (push) or urn:ietf:rfc:8936 (poll)",
-        )),
     }
 }
 
@@ -98,27 +67,9 @@ fn delivery(
 const STREAMS_PER_RECEIVER: usize = 32;
 /// Subjects one stream may have removed.
 const REMOVED_SUBJECTS: usize = 1_000;
-const LONGEST_TEXT: usize = 1_024;
 
-/// The bounds every configuration keeps, however it was reached.
 fn bounded(config: StreamConfig) -> Result<StreamConfig, Refusal> {
-    if config
-        .description
-        .as_ref()
-        .is_some_and(|d| d.len() > LONGEST_TEXT)
-    {
-        return Err(invalid("description is longer than 1024 bytes"));
-    }
-    if config
-        .events_requested
-        .as_ref()
-        .is_some_and(|e| e.len() > 64 || e.iter().any(|uri| uri.len() > 256))
-    {
-        return Err(invalid(
-            "events_requested names more than 64 event types, or one too long",
-        ));
-    }
-    Ok(config)
+    ssf_stream::bounded(config).map_err(unread)
 }
 
 fn config(state: &CommandState, stream_id: &str, asked: StreamIn) -> Result<StreamConfig, Refusal> {
@@ -403,13 +354,6 @@ pub async fn status(
     Ok(answer(StatusCode::OK, status_body(&stream_id, &stream)))
 }
 
-#[derive(Deserialize)]
-struct StatusIn {
-    stream_id: String,
-    status: String,
-    reason: Option<String>,
-}
-
 /// Enable, pause or disable a stream (SSF §8.1.2.2): paused holds its
 /// events for later; disabled drops them.
 #[utoipa::path(post, path = "/ssf/status", tag = tag::OAUTH,
@@ -424,15 +368,7 @@ pub async fn set_status(
 ) -> Result<Response, Refusal> {
     let receiver = caller.id.clone();
     let asked: StatusIn = body(&bytes)?;
-    if asked
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.len() > LONGEST_TEXT)
-    {
-        return Err(invalid("reason is longer than 1024 bytes"));
-    }
-    let status = StreamStatus::parse(&asked.status)
-        .ok_or_else(|| invalid("status must be enabled, paused or disabled"))?;
+    let status = asked.checked().map_err(unread)?;
     let head = state.store.readable_head().await.map_err(unavailable)?;
     let command = SsfStreamCommand::SetStatus {
         receiver: receiver.clone(),
@@ -447,12 +383,6 @@ pub async fn set_status(
     ))
 }
 
-#[derive(Deserialize)]
-struct SubjectIn {
-    stream_id: String,
-    subject: Value,
-}
-
 async fn subject(
     state: &CommandState,
     caller: &Caller,
@@ -461,16 +391,7 @@ async fn subject(
 ) -> Result<Response, Refusal> {
     let receiver = caller.id.clone();
     let asked: SubjectIn = body(bytes)?;
-    // Only identifiers Writ can match to a person: another format would
-    // be accepted and then match nothing.
-    let format = asked.subject.get("format").and_then(Value::as_str);
-    if !matches!(format, Some("iss_sub" | "opaque" | "complex"))
-        || asked.subject.to_string().len() > 2048
-    {
-        return Err(invalid(
-            "subject must be an iss_sub, opaque or complex (with user) subject identifier (RFC 9493)",
-        ));
-    }
+    asked.checked().map_err(unread)?;
     let stream = stream_of(state, &receiver, &asked.stream_id).await?;
     if !add && stream.excluded.len() >= REMOVED_SUBJECTS {
         return Err(invalid("this stream has 1000 subjects removed already"));
@@ -523,12 +444,6 @@ pub async fn remove_subject(
     subject(&state, &caller, &bytes, false).await
 }
 
-#[derive(Deserialize)]
-struct VerifyIn {
-    stream_id: String,
-    state: Option<String>,
-}
-
 /// Ask for a verification event (SSF §8.1.4.2), sent on the stream like
 /// any other, carrying `state`.
 #[utoipa::path(post, path = "/ssf/verify", tag = tag::OAUTH,
@@ -542,9 +457,7 @@ pub async fn verify(
 ) -> Result<Response, Refusal> {
     let receiver = caller.id.clone();
     let asked: VerifyIn = body(&bytes)?;
-    if asked.state.as_ref().is_some_and(|s| s.len() > 1024) {
-        return Err(invalid("state is longer than 1024 bytes"));
-    }
+    asked.checked().map_err(unread)?;
     let command = SsfStreamCommand::Verify {
         receiver: receiver.clone(),
         state: asked.state,

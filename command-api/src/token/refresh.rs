@@ -17,7 +17,7 @@ pub fn narrowed(form: &Form) -> Result<Option<Vec<String>>, OAuthError> {
     if requested.is_empty() {
         return Ok(None);
     }
-    crate::audience::well_formed(requested).map(Some)
+    Ok(crate::audience::well_formed(requested).map(Some)?)
 }
 
 pub async fn grant(grant: &super::Grant<'_>) -> Result<Response, OAuthError> {

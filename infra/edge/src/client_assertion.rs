@@ -16,6 +16,7 @@ use writ_infra::client_keys::ClientKeys;
 use writ_infra::crypto::sha256_hex;
 use writ_store::executor::Stream;
 use writ_store::{ExecuteError, Executor, Metadata};
+pub use writ_wire::request_object::{names_audience, REQUEST_OBJECT_TYP};
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -108,17 +109,6 @@ fn verified_claims(
     })
 }
 
-/// Whether a JWT's `aud` (one string, or an array of them; RFC 7519 §4.1.3)
-/// names one `acceptable` value, a trailing slash aside.
-pub fn names_audience(claims: &Value, acceptable: impl Fn(&str) -> bool) -> bool {
-    let names = |aud: &str| acceptable(aud.trim_end_matches('/'));
-    match claims.get("aud") {
-        Some(Value::String(aud)) => names(aud),
-        Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(names),
-        _ => false,
-    }
-}
-
 /// A JWT a client signed with one of its registered keys.
 pub struct SignedByClient {
     pub claims: Value,
@@ -129,8 +119,6 @@ pub struct SignedByClient {
     pub typ: Option<String>,
 }
 
-/// `typ` of a request object (RFC 9101 §4).
-pub const REQUEST_OBJECT_TYP: &str = "oauth-authz-req+jwt";
 /// `typ` of a client assertion as draft-ietf-oauth-rfc7523bis names it.
 const ASSERTION_TYP: &str = "client-authentication+jwt";
 

@@ -14,7 +14,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
-use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use writ_domain::client::ClientSettings;
 
@@ -71,31 +70,6 @@ pub struct AuthenticatedClient {
     pub checked: Option<Fresh>,
 }
 
-/// RFC 6749 §2.3.1: id and secret are form-urlencoded, then joined by a
-/// colon and base64-encoded. Anything else is refused, not guessed at.
-fn parse_basic(value: &str) -> Result<(String, String), OAuthError> {
-    let bad = || OAuthError::invalid_client("malformed Basic credentials", "Basic");
-    let encoded = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-        .ok_or_else(bad)?;
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
-    let text = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-    let unescape = |part: &str| -> Result<String, OAuthError> {
-        let bytes: Vec<u8> = form_urlencoded::parse(format!("x={part}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned().into_bytes())
-            .unwrap_or_default();
-        String::from_utf8(bytes).map_err(|_| bad())
-    };
-    let (id, secret) = (unescape(id)?, unescape(secret)?);
-    if id.is_empty() {
-        return Err(bad());
-    }
-    Ok((id, secret))
-}
-
 fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> {
     let authorization = headers
         .get_all(header::AUTHORIZATION)
@@ -121,7 +95,7 @@ fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> 
             let value = value
                 .to_str()
                 .map_err(|_| OAuthError::invalid_client("malformed Basic credentials", "Basic"))?;
-            let (client_id, secret) = parse_basic(value)?;
+            let (client_id, secret) = writ_wire::credentials::basic(value)?;
             if form_secret.is_some() {
                 return Err(OAuthError::invalid_request(
                     "use one client authentication method, not Basic and client_secret together",
@@ -306,27 +280,4 @@ pub async fn authenticate(
         method: presented.method,
         checked,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn basic(raw: &str) -> String {
-        format!("Basic {}", STANDARD.encode(raw))
-    }
-
-    #[test]
-    fn basic_credentials_are_parsed_strictly() {
-        assert_eq!(
-            parse_basic(&basic("id:s%3Acret")).ok(),
-            Some(("id".to_owned(), "s:cret".to_owned()))
-        );
-        assert!(parse_basic("Basic !!!").is_err(), "bad base64");
-        assert!(parse_basic(&basic("no-colon")).is_err());
-        assert!(parse_basic(&basic(":secret")).is_err(), "empty id");
-        let not_utf8 = format!("Basic {}", STANDARD.encode([0xff, b':', b'x']));
-        assert!(parse_basic(&not_utf8).is_err());
-        assert!(parse_basic("Bearer abc").is_err());
-    }
 }

@@ -99,6 +99,18 @@ impl ErrorCode {
     }
 }
 
+/// A request `writ_wire` refused for what it says: a 400, or for
+/// malformed client credentials a 401 with the Basic challenge.
+impl From<writ_wire::Invalid> for OAuthError {
+    fn from(invalid: writ_wire::Invalid) -> Self {
+        match ErrorCode::parse(invalid.error) {
+            Some(ErrorCode::InvalidClient) => Self::invalid_client(invalid.description, "Basic"),
+            Some(code) => Self::new(StatusCode::BAD_REQUEST, code, invalid.description),
+            None => Self::invalid_request(invalid.description),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OAuthError {
     pub status: StatusCode,

@@ -2,9 +2,9 @@
 //! for projections that decide from the type which payloads to read.
 
 use super::conn::{Dialect, Row, RowExt};
-use super::cursor::Cursor;
 use super::statement::{placeholders, Statement};
 use super::{event_columns, log_order, Store, StoredEvent};
+use writ_domain::cursor::Cursor;
 
 /// An event without its payload, metadata and hash.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _, UnparsedPublicKey, ED25519};
 
 use super::chain::{verify_chains, ChainBreak, GENESIS};
 use super::conn::{Conn, Dialect, RowExt};
-use super::cursor::Cursor;
 use super::reader::after_cursor;
+use writ_domain::cursor::Cursor;
 
 use super::statement::Statement;
 use super::Store;

@@ -2,7 +2,8 @@
 
 use writ_domain::client::ClientSettings;
 use writ_domain::values::{ResourceUri, ScopeSet};
-use writ_edge::OAuthError;
+
+use crate::Invalid;
 
 /// RFC 8707: the resources asked for, each an absolute URI without a
 /// fragment. Any such URI is accepted unless restricted: by the client's
@@ -15,7 +16,7 @@ pub fn resolve(
     settings: &ClientSettings,
     resources: &[String],
     server_allowed: &[String],
-) -> Result<Vec<String>, OAuthError> {
+) -> Result<Vec<String>, Invalid> {
     if resources.is_empty() {
         return Ok(if settings.audience.is_empty() {
             vec![client_id.to_owned()]
@@ -39,7 +40,7 @@ pub fn resolve(
 
 /// RFC 8707 §2: each `resource` an absolute URI without a fragment; the
 /// distinct ones, in order.
-pub fn well_formed(resources: &[String]) -> Result<Vec<String>, OAuthError> {
+pub fn well_formed(resources: &[String]) -> Result<Vec<String>, Invalid> {
     let mut distinct: Vec<String> = Vec::new();
     for resource in resources {
         ResourceUri::parse(resource)
@@ -51,25 +52,20 @@ pub fn well_formed(resources: &[String]) -> Result<Vec<String>, OAuthError> {
     Ok(distinct)
 }
 
-fn invalid_target(description: &str) -> OAuthError {
-    OAuthError::new(
-        axum::http::StatusCode::BAD_REQUEST,
-        writ_edge::ErrorCode::InvalidTarget,
-        description,
-    )
+fn invalid_target(description: &str) -> Invalid {
+    Invalid::target(description)
 }
 
 /// The requested scopes, which must be within the client's; without a
 /// `scope` parameter, everything the client may have.
-pub fn scopes(settings: &ClientSettings, requested: Option<&str>) -> Result<ScopeSet, OAuthError> {
+pub fn scopes(settings: &ClientSettings, requested: Option<&str>) -> Result<ScopeSet, Invalid> {
     let Some(raw) = requested else {
         return Ok(settings.scopes.clone());
     };
-    let requested = ScopeSet::parse(raw).map_err(|_| {
-        OAuthError::invalid_scope("scope contains characters RFC 6749 does not allow")
-    })?;
+    let requested = ScopeSet::parse(raw)
+        .map_err(|_| Invalid::scope("scope contains characters RFC 6749 does not allow"))?;
     if !requested.is_subset(&settings.scopes) {
-        return Err(OAuthError::invalid_scope(
+        return Err(Invalid::scope(
             "the requested scope exceeds what this client may have",
         ));
     }
