@@ -66,6 +66,16 @@ impl DenyList {
     }
 
     pub fn apply(&mut self, message: &Revocation, now: DateTime<Utc>) {
+        if self.last_cursor.as_deref() < Some(message.cursor.as_str()) {
+            self.last_cursor = Some(message.cursor.clone());
+        }
+        self.last_applied_at = Some(now);
+        // Every token it names has expired: it denies nothing, and kept it
+        // would only wait for the next prune (a replayed feed is mostly
+        // such messages).
+        if message.expires_at + self.skew < now {
+            return;
+        }
         let entry = Entry {
             revoked_at: message.revoked_at,
             expires_at: message.expires_at,
@@ -99,10 +109,6 @@ impl DenyList {
                 self.principal(Scope::Account, message.sub.as_deref(), Some(""), entry)
             }
         }
-        if self.last_cursor.as_deref() < Some(message.cursor.as_str()) {
-            self.last_cursor = Some(message.cursor.clone());
-        }
-        self.last_applied_at = Some(now);
     }
 
     fn principal(&mut self, scope: Scope, sub: Option<&str>, client: Option<&str>, entry: Entry) {

@@ -109,7 +109,10 @@ async fn follow_once(
     }
     loop {
         let message = consumer.recv().await?;
-        match message.payload().map(|payload| server.apply_payload(payload)) {
+        match message
+            .payload()
+            .map(|payload| server.apply_payload(payload))
+        {
             Some(Ok(())) => {}
             Some(Err(err)) => {
                 tracing::warn!(error = %err, offset = message.offset(), "a message on the revocation topic is not a revocation; skipped")

@@ -136,3 +136,24 @@ fn duplicates_change_nothing_and_expired_entries_are_forgotten() {
     list.prune(at(301));
     assert!(list.is_empty());
 }
+
+/// The revocation_feed fuzz target found a message whose tokens had all
+/// expired stored again on every delivery until the next prune.
+#[test]
+fn a_message_whose_tokens_all_expired_is_not_kept_but_moves_the_position() {
+    let mut list = DenyList::new(Duration::from_secs(5));
+    let stale = Revocation {
+        jtis: vec!["j1".into()],
+        ..message(RevocationType::GrantRevoked, 10, 300)
+    };
+    list.apply(&stale, at(304));
+    assert_eq!(list.len(), 1, "within the skew it still denies");
+    list.prune(at(304));
+    list.apply(&stale, at(400));
+    list.prune(at(400));
+    assert!(list.is_empty());
+    list.apply(&stale, at(401));
+    assert!(list.is_empty(), "a replayed message that denies nothing");
+    assert_eq!(list.position().0, Some(stale.cursor.as_str()));
+    assert_eq!(list.position().1, Some(at(401)));
+}
