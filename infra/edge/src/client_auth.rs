@@ -14,12 +14,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
-use base64::Engine;
 use writ_domain::client::ClientSettings;
 
 use crate::client_assertion::{Assertions, Refused, JWT_BEARER};
 use crate::{Form, OAuthError, Throttle};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use writ_domain::client::AuthMethod;
 use writ_infra::crypto::{constant_time_eq, sha256_hex};
 use writ_store::memory::Fresh;
@@ -146,13 +144,7 @@ fn asserted(form: &Form, form_id: Option<&str>) -> Result<Presented, OAuthError>
     let assertion = form
         .get("client_assertion")
         .ok_or_else(|| refused("client_assertion is missing"))?;
-    let sub = assertion
-        .split('.')
-        .nth(1)
-        .and_then(|claims| URL_SAFE_NO_PAD.decode(claims).ok())
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .and_then(|claims| claims.get("sub")?.as_str().map(str::to_owned))
-        .filter(|sub| !sub.is_empty())
+    let sub = writ_wire::client_jwt::assertion_subject(assertion)
         .ok_or_else(|| refused("the client assertion names no client"))?;
     if form_id.is_some_and(|id| id != sub) {
         return Err(OAuthError::invalid_request(

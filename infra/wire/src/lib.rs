@@ -1,6 +1,7 @@
 //! What a stranger sends Writ, read strictly and without IO: strict form
-//! bodies, Basic credentials, cookies, sealed browser state, the
-//! authorization request and the Shared Signals management bodies.
+//! bodies, Basic credentials, client assertions and request objects,
+//! cookies, sealed browser state, the authorization request and the
+//! Shared Signals management bodies.
 //! The APIs read requests through it and the fuzz targets (`fuzz/`)
 //! exercise exactly that code, with no database or broker to build.
 
@@ -11,6 +12,7 @@
 
 pub mod audience;
 pub mod authorization;
+pub mod client_jwt;
 pub mod cookie;
 pub mod credentials;
 pub mod form;
