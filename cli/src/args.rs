@@ -264,6 +264,14 @@ pub struct ServeArgs {
     /// Open HTTP connections per process; more wait to be accepted [default: 4096].
     #[arg(long, env = "WRIT_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Requests served at once per process; more wait up to --queue-wait,
+    /// then get 503 with Retry-After [default: 128].
+    #[arg(long, env = "WRIT_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// How long a request past --max-in-flight waits for a place before it
+    /// is shed [default: 50ms].
+    #[arg(long, env = "WRIT_QUEUE_WAIT", value_parser = humantime::parse_duration)]
+    pub queue_wait: Option<Duration>,
     /// Lifetime of authorization codes [default: 60s].
     #[arg(long, env = "WRIT_CODE_TTL", value_parser = humantime::parse_duration)]
     pub code_ttl: Option<Duration>,

@@ -57,6 +57,9 @@ pub struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     pub body_read_timeout: Option<Duration>,
     pub max_connections: Option<usize>,
+    pub max_in_flight: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub queue_wait: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub code_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -160,6 +163,8 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub max_connections: usize,
+    pub max_in_flight: usize,
+    pub queue_wait: Duration,
     pub code_ttl: Duration,
     pub session_ttl: Duration,
     pub authorization_request_ttl: Duration,
@@ -432,6 +437,8 @@ impl Settings {
                 .unwrap_or(Duration::from_secs(10)),
             body_read_timeout: layers.body_read_timeout.unwrap_or(Duration::from_secs(30)),
             max_connections: layers.max_connections.unwrap_or(4096).max(1),
+            max_in_flight: layers.max_in_flight.unwrap_or(128).max(1),
+            queue_wait: layers.queue_wait.unwrap_or(Duration::from_millis(50)),
             code_ttl: layers.code_ttl.unwrap_or(Duration::from_secs(60)),
             session_ttl: layers.session_ttl.unwrap_or(Duration::from_secs(12 * 3600)),
             authorization_request_ttl: layers

@@ -42,6 +42,8 @@ pub fn resolve_settings(
         header_read_timeout: serve.and_then(|s| s.header_read_timeout),
         body_read_timeout: serve.and_then(|s| s.body_read_timeout),
         max_connections: serve.and_then(|s| s.max_connections),
+        max_in_flight: serve.and_then(|s| s.max_in_flight),
+        queue_wait: serve.and_then(|s| s.queue_wait),
         code_ttl: serve.and_then(|s| s.code_ttl),
         session_ttl: serve.and_then(|s| s.session_ttl),
         authorization_request_ttl: serve.and_then(|s| s.authorization_request_ttl),

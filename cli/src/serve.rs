@@ -360,7 +360,12 @@ pub async fn serve_http(
     registry: Registry,
 ) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
-    let app = crate::telemetry::layer(registry.attach(app));
+    let settings = &context.settings;
+    let admission = writ_edge::admission::Admission::new(writ_edge::admission::Limits {
+        max_in_flight: settings.max_in_flight,
+        queue_wait: settings.queue_wait,
+    });
+    let app = crate::telemetry::layer(registry.with(admission.metrics()).attach(app));
     let durability = context.store.durability().await.unwrap_or_default();
     let durability: Vec<String> = durability
         .iter()
@@ -373,9 +378,11 @@ pub async fn serve_http(
         durability = %durability.join(" "),
         "writ listening on {bound}"
     );
-    let settings = &context.settings;
     // Body deadlines and the size cap apply to every route, /metrics too.
-    let app = writ_edge::body::limit(app, settings.body_read_timeout);
+    // The gate is outermost: a shed request costs no request id, no
+    // access-log line (a flood would drown the log) and no body read; the
+    // shed count is in /metrics.
+    let app = admission.guard(writ_edge::body::limit(app, settings.body_read_timeout));
     let limits = crate::http_server::Limits {
         header_read_timeout: settings.header_read_timeout,
         max_connections: settings.max_connections,

@@ -28,6 +28,7 @@ mod leaks;
 mod migrate;
 mod oauth;
 mod openapi;
+mod overload;
 mod page_attacks;
 mod par;
 mod privacy;

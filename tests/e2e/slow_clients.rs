@@ -15,7 +15,7 @@ use crate::oauth::Api;
 /// Generous: a deadline on a condition, not a measurement.
 const DEADLINE: Duration = Duration::from_secs(20);
 
-async fn connect(server: &Server) -> TcpStream {
+pub(crate) async fn connect(server: &Server) -> TcpStream {
     let address = server
         .url("")
         .trim_start_matches("http://")
@@ -35,7 +35,7 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
 }
 
 /// One response: its head, and the body its `Content-Length` announces.
-async fn read_response(stream: &mut TcpStream) -> String {
+pub(crate) async fn read_response(stream: &mut TcpStream) -> String {
     let mut received = Vec::new();
     let complete = |received: &[u8]| {
         let text = String::from_utf8_lossy(received);

@@ -8,6 +8,7 @@
 )]
 
 pub mod address;
+pub mod admission;
 pub mod bearer;
 pub mod body;
 pub mod client_assertion;
