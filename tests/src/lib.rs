@@ -3,6 +3,7 @@
 
 pub mod load;
 pub mod node_oidc;
+pub mod oha;
 pub mod procfs;
 pub mod token_endpoints;
 pub mod writ_process;

@@ -165,6 +165,24 @@ pub async fn fresh_postgres_deployment(
     Ok((url, dir, deployment))
 }
 
+/// `AccessTokenIssued` events in the deployment's log: one per token
+/// issued, to hold against the 200s a generator counted.
+pub async fn count_issuance_events(deployment: &Deployment) -> Result<i64, sqlx::Error> {
+    let target = match &deployment.database_url {
+        Some(url) => writ_store::Target::Postgres(url.clone()),
+        None => writ_store::Target::Sqlite(deployment.data_dir.join("writ.db")),
+    };
+    let mut conn = writ_store::Conn::connect(&target).await?;
+    let row = conn
+        .fetch_optional(&Statement::new(
+            "SELECT count(*) AS n FROM events WHERE event_type = 'AccessTokenIssued'",
+        ))
+        .await?;
+    Ok(row
+        .and_then(|r| r.get("n").and_then(|v| v.as_i64()))
+        .unwrap_or(0))
+}
+
 /// Whether the audit index and the policies have both passed `position`.
 pub async fn projected_past(db: &Db, position: i64) -> bool {
     let behind = db

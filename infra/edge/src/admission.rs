@@ -1,8 +1,12 @@
 //! Overload: a process serves at most `max_in_flight` requests at once. A
 //! request past that waits up to `queue_wait` for a place, then is
-//! answered 503 with `Retry-After` at once instead of queueing without
-//! bound. Capacity goes to the requests admitted, whose latency stays that
-//! of a busy server; the rest learn at once to come back (ADR 0033).
+//! answered 503 with `Retry-After` instead of queueing without bound.
+//! While requests are being shed, one that finds no free place is shed at
+//! once instead of waiting: a burst is absorbed by the queue, but a
+//! sustained overload keeps no standing queue, so what is admitted is
+//! served at a busy server's latency and the rest learn at once to come
+//! back (ADR 0033, after CoDel's observation that a queue that never
+//! drains only adds delay).
 //!
 //! Health probes, `/metrics` and the long-lived streams (the revocation
 //! feed's server-sent events, a held Shared Signals poll) are not counted:
@@ -10,6 +14,7 @@
 //! subscriber that holds a place for minutes would shrink the capacity.
 //! Connections are capped by the accept loop.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +27,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use writ_store::metrics::Source;
 
 use crate::OAuthError;
@@ -47,6 +53,10 @@ pub struct Admission {
     places: Arc<Semaphore>,
     limits: Limits,
     counters: Arc<Counters>,
+    started: Instant,
+    /// When a request was last shed, in milliseconds since `started`
+    /// (0: never).
+    last_shed_ms: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -65,7 +75,41 @@ impl Admission {
             places: Arc::new(Semaphore::new(limits.max_in_flight)),
             limits,
             counters: Arc::default(),
+            started: Instant::now(),
+            last_shed_ms: Arc::default(),
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// Whether requests were shed within the last `queue_wait`.
+    fn shedding(&self) -> bool {
+        let last = self.last_shed_ms.load(Ordering::Relaxed);
+        last != 0 && self.now_ms().saturating_sub(last) < self.queue_wait_ms()
+    }
+
+    fn queue_wait_ms(&self) -> u64 {
+        u64::try_from(self.limits.queue_wait.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// A place, at once or within `queue_wait`; none while shedding.
+    async fn place(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(place) = self.places.clone().try_acquire_owned() {
+            return Some(place);
+        }
+        if self.shedding() {
+            return None;
+        }
+        tokio::time::timeout(self.limits.queue_wait, self.places.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// `app` behind the gate.
@@ -100,17 +144,10 @@ async fn admit(State(admission): State<Admission>, request: Request, next: Next)
     if exempt(request.uri().path()) {
         return next.run(request).await;
     }
-    let place = match admission.places.clone().try_acquire_owned() {
-        Ok(place) => Some(place),
-        Err(_) => tokio::time::timeout(
-            admission.limits.queue_wait,
-            admission.places.clone().acquire_owned(),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok),
-    };
-    let Some(place) = place else {
+    let Some(place) = admission.place().await else {
+        admission
+            .last_shed_ms
+            .store(admission.now_ms(), Ordering::Relaxed);
         admission.counters.shed.inc();
         return busy(&request);
     };
@@ -171,4 +208,136 @@ fn busy(request: &Request) -> Response {
         .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     crate::no_store(&mut response);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tokio::sync::Notify;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// `/hold` answers once `release` is notified; any other path at once.
+    fn app(admission: &Admission, release: Arc<Notify>) -> Router {
+        admission.guard(Router::new().fallback(move |uri: axum::http::Uri| {
+            let release = release.clone();
+            async move {
+                if uri.path() == "/hold" {
+                    release.notified().await;
+                }
+                "ok"
+            }
+        }))
+    }
+
+    async fn status(app: &Router, path: &str) -> (StatusCode, Option<String>) {
+        let request = Request::get(path).body(Body::empty()).unwrap_or_default();
+        let response = app
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|e| match e {});
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (response.status(), retry_after)
+    }
+
+    #[tokio::test]
+    async fn past_its_places_a_request_waits_the_queue_wait_then_later_ones_are_shed_at_once() {
+        let queue_wait = Duration::from_secs(1);
+        let admission = Admission::new(Limits {
+            max_in_flight: 1,
+            queue_wait,
+        });
+        let release = Arc::new(Notify::new());
+        let app = app(&admission, release.clone());
+        let held = tokio::spawn({
+            let app = app.clone();
+            async move { status(&app, "/hold").await }
+        });
+        while admission.counters.in_flight.get() == 0 {
+            tokio::task::yield_now().await;
+        }
+
+        let started = Instant::now();
+        assert_eq!(
+            status(&app, "/").await,
+            (StatusCode::SERVICE_UNAVAILABLE, Some("1".into()))
+        );
+        assert!(started.elapsed() >= queue_wait, "waited the queue wait");
+        // Shed without waiting: a wait would take the whole second.
+        let started = Instant::now();
+        assert_eq!(status(&app, "/").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < queue_wait,
+            "shed at once while shedding"
+        );
+        assert_eq!(
+            status(&app, "/healthz").await.0,
+            StatusCode::OK,
+            "probes are never shed"
+        );
+
+        release.notify_one();
+        assert_eq!(held.await.ok().map(|(s, _)| s), Some(StatusCode::OK));
+        assert_eq!(
+            status(&app, "/").await.0,
+            StatusCode::OK,
+            "its place was given back"
+        );
+        assert_eq!(admission.counters.shed.get(), 2);
+        assert_eq!(admission.counters.in_flight.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_request_gets_a_place_freed_within_the_queue_wait() {
+        let admission = Admission::new(Limits {
+            max_in_flight: 1,
+            queue_wait: Duration::from_secs(60),
+        });
+        let release = Arc::new(Notify::new());
+        let app = app(&admission, release.clone());
+        let held = tokio::spawn({
+            let app = app.clone();
+            async move { status(&app, "/hold").await }
+        });
+        while admission.counters.in_flight.get() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let waiting = tokio::spawn({
+            let app = app.clone();
+            async move { status(&app, "/").await }
+        });
+        // Nothing is answered while the place is held, however long.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        release.notify_one();
+        assert_eq!(waiting.await.ok().map(|(s, _)| s), Some(StatusCode::OK));
+        assert!(held.await.is_ok());
+        assert_eq!(admission.counters.shed.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_by_its_client_gives_its_place_back() {
+        let admission = Admission::new(Limits {
+            max_in_flight: 1,
+            queue_wait: Duration::from_millis(10),
+        });
+        let app = app(&admission, Arc::new(Notify::new()));
+        let held = tokio::spawn({
+            let app = app.clone();
+            async move { status(&app, "/hold").await }
+        });
+        while admission.counters.in_flight.get() == 0 {
+            tokio::task::yield_now().await;
+        }
+        held.abort();
+        let _ = held.await;
+        assert_eq!(admission.counters.in_flight.get(), 0);
+        assert_eq!(status(&app, "/").await.0, StatusCode::OK);
+    }
 }

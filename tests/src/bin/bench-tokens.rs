@@ -37,8 +37,6 @@
 
 use std::time::Duration;
 
-use writ_store::statement::Statement;
-use writ_store::{Conn, Target};
 use writ_tests::load::{self, Stats, Target as LoadTarget};
 use writ_tests::node_oidc::{self, NodeOidc};
 use writ_tests::procfs::{self, Memory};
@@ -255,22 +253,6 @@ impl Steady {
             self.generator_cpu_share * 1e2
         )
     }
-}
-
-async fn count_issuance_events(deployment: &Deployment) -> Result<i64, Failure> {
-    let target = match &deployment.database_url {
-        Some(url) => Target::Postgres(url.clone()),
-        None => Target::Sqlite(deployment.data_dir.join("writ.db")),
-    };
-    let mut conn = Conn::connect(&target).await?;
-    let row = conn
-        .fetch_optional(&Statement::new(
-            "SELECT count(*) AS n FROM events WHERE event_type = 'AccessTokenIssued'",
-        ))
-        .await?;
-    Ok(row
-        .and_then(|r| r.get("n").and_then(|v| v.as_i64()))
-        .unwrap_or(0))
 }
 
 fn writ_memory(server: &Server) -> Result<Memory, String> {
@@ -509,7 +491,7 @@ async fn main() -> Result<(), Failure> {
 
     server.stop();
     let restarted = deployment.serve()?;
-    let events = count_issuance_events(&deployment).await?;
+    let events = writ_process::count_issuance_events(&deployment).await?;
     let issued_here = [warm_up_tokens, writ_tokens].concat();
     let tokens_inactive = TokenEndpoints::writ(&restarted.base, &writ_auth)
         .inactive(&http, &issued_here, CONNECTIONS)
