@@ -378,11 +378,11 @@ pub async fn serve_http(
         durability = %durability.join(" "),
         "writ listening on {bound}"
     );
-    // Body deadlines and the size cap apply to every route, /metrics too.
-    // The gate is outermost: a shed request costs no request id, no
-    // access-log line (a flood would drown the log) and no body read; the
-    // shed count is in /metrics.
-    let app = admission.guard(writ_edge::body::limit(app, settings.body_read_timeout));
+    // Body deadlines and the size cap apply to every route, /metrics too,
+    // and to the gate, which reads a body before the request takes a place.
+    // A shed request costs no request id and no access-log line (a flood
+    // would drown the log); the shed count is in /metrics.
+    let app = writ_edge::body::limit(admission.guard(app), settings.body_read_timeout);
     let limits = crate::http_server::Limits {
         header_read_timeout: settings.header_read_timeout,
         max_connections: settings.max_connections,

@@ -41,18 +41,33 @@ async fn reads_at_any_query_api_see_every_write_of_the_command_api() {
     let service = oauth::client(&deployment, &["--audience", &observer.id]);
     let app = password_app(&deployment, &[]);
     user(&deployment, "alice");
+    // The last step sends 500 requests at once. A debug build sharing two
+    // cores with the rest of the suite can take seconds over them; this
+    // test is about read-your-writes, not shedding (`e2e overload`), so
+    // the burst may queue.
+    let queue = ["--queue-wait", "60s"];
     let command = start(
         &deployment,
         "command-api",
-        &["--public-query-url", "http://query.writ.test"],
+        &[
+            "--public-query-url",
+            "http://query.writ.test",
+            queue[0],
+            queue[1],
+        ],
     );
     let (query_a, query_b) = (
         start(
             &deployment,
             "query-api",
-            &["--public-command-url", "http://command.writ.test"],
+            &[
+                "--public-command-url",
+                "http://command.writ.test",
+                queue[0],
+                queue[1],
+            ],
         ),
-        start(&deployment, "query-api", &[]),
+        start(&deployment, "query-api", &queue),
     );
     let _projector = start(&deployment, "projector", &[]);
     let (writes, read_a, read_b) = (Api::new(&command), Api::new(&query_a), Api::new(&query_b));

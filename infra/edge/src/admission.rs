@@ -8,21 +8,25 @@
 //! back (ADR 0033, after CoDel's observation that a queue that never
 //! drains only adds delay).
 //!
-//! Health probes, `/metrics` and the long-lived streams (the revocation
-//! feed's server-sent events, a held Shared Signals poll) are not counted:
-//! an orchestrator must still see a busy process as alive, and a
-//! subscriber that holds a place for minutes would shrink the capacity.
-//! Connections are capped by the accept loop.
+//! Health probes, `/metrics` and Shared Signals polls (held open for up to
+//! the long-poll wait) are not counted: an orchestrator must still see a
+//! busy process as alive, and a receiver holding a place for half a
+//! minute would shrink the capacity. Connections are capped by the accept
+//! loop. A request's body is read (under the body deadline and size cap)
+//! before it takes a place, so a client trickling its body holds a
+//! connection, not a place.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
+use http_body::Body as _;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -34,11 +38,16 @@ use crate::OAuthError;
 
 /// What a shed request is told to wait before trying again.
 const RETRY_AFTER_SECS: u64 = 1;
+/// How long after a shed a request that finds no free place is shed at
+/// once rather than queued: CoDel's interval.
+const SHEDDING_WINDOW: Duration = Duration::from_millis(100);
 
-/// Paths never shed: probes, metrics and streams that live for minutes.
+/// Paths never shed: probes, metrics, and a Shared Signals poll, which a
+/// receiver may hold open for its long-poll wait. The revocation feed is
+/// gated: its handler answers at once and the stream goes on without a
+/// place.
 fn exempt(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/revocations")
-        || path.starts_with("/ssf/poll/")
+    matches!(path, "/healthz" | "/readyz" | "/metrics") || path.starts_with("/ssf/poll/")
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -86,16 +95,13 @@ impl Admission {
             .max(1)
     }
 
-    /// Whether requests were shed within the last `queue_wait`.
+    /// Whether a request was shed within the last `SHEDDING_WINDOW` (or
+    /// `queue_wait`, if shorter). Each shed renews it, so a sustained
+    /// overload stays in it and a quiet moment ends it.
     fn shedding(&self) -> bool {
         let last = self.last_shed_ms.load(Ordering::Relaxed);
-        last != 0 && self.now_ms().saturating_sub(last) < self.queue_wait_ms()
-    }
-
-    fn queue_wait_ms(&self) -> u64 {
-        u64::try_from(self.limits.queue_wait.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
+        let window = self.limits.queue_wait.min(SHEDDING_WINDOW).as_millis();
+        last != 0 && u128::from(self.now_ms().saturating_sub(last)) < window.max(1)
     }
 
     /// A place, at once or within `queue_wait`; none while shedding.
@@ -144,6 +150,10 @@ async fn admit(State(admission): State<Admission>, request: Request, next: Next)
     if exempt(request.uri().path()) {
         return next.run(request).await;
     }
+    let request = match read_body(request).await {
+        Ok(request) => request,
+        Err(refused) => return refused.into_response(),
+    };
     let Some(place) = admission.place().await else {
         admission
             .last_shed_ms
@@ -153,6 +163,17 @@ async fn admit(State(admission): State<Admission>, request: Request, next: Next)
     };
     let _serving = Serving::new(place, admission.counters.clone());
     next.run(request).await
+}
+
+/// The request with its body read into memory (at most the body cap,
+/// within the body deadline); a request without a body as it is.
+async fn read_body(request: Request) -> Result<Request, OAuthError> {
+    if request.body().size_hint().exact() == Some(0) {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = crate::form::capped_body(body).await?;
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// A place held while a request is served; given back however the

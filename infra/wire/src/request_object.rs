@@ -70,14 +70,16 @@ pub fn parameters(
     let Some(exp) = claims["exp"].as_i64() else {
         return Err("the request object's exp must be a whole number of seconds");
     };
-    if exp - now > MAX_LIFETIME_SECS {
+    if exp.saturating_sub(now) > MAX_LIFETIME_SECS {
         return Err("the request object must expire within an hour");
     }
     if let Some(nbf) = claims.get("nbf") {
         let Some(nbf) = nbf.as_i64() else {
             return Err("the request object's nbf must be a whole number of seconds");
         };
-        if now - nbf > MAX_LIFETIME_SECS || exp - nbf > MAX_LIFETIME_SECS {
+        if now.saturating_sub(nbf) > MAX_LIFETIME_SECS
+            || exp.saturating_sub(nbf) > MAX_LIFETIME_SECS
+        {
             return Err("the request object's nbf is more than an hour old or before its exp");
         }
     }
@@ -122,4 +124,44 @@ pub fn parameters(
         return Err("a parameter of the request object is too long");
     }
     Ok(form)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The adversarial review's case: an `nbf` of i64::MIN overflowed
+    /// `now - nbf`, a panic in debug builds and a skipped bound in release.
+    /// (An `exp` already past is the signature check's to refuse.)
+    #[test]
+    fn extreme_times_are_refused_not_overflowed() {
+        let now = 1_800_000_000;
+        let claims = |exp: i64, nbf: i64| json!({"iss": "app", "aud": "https://writ.example", "exp": exp, "nbf": nbf, "response_type": "code"});
+        assert!(parameters(
+            &claims(now + 60, now - 10),
+            None,
+            "app",
+            "https://writ.example",
+            now
+        )
+        .is_ok());
+        assert!(parameters(
+            &claims(now + 60, i64::MIN),
+            None,
+            "app",
+            "https://writ.example",
+            now
+        )
+        .is_err());
+        assert!(parameters(
+            &claims(i64::MAX, now),
+            None,
+            "app",
+            "https://writ.example",
+            now
+        )
+        .is_err());
+    }
 }
