@@ -269,7 +269,7 @@ pub struct ServeArgs {
     #[arg(long, env = "WRIT_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
     /// How long a request past --max-in-flight waits for a place before it
-    /// is shed [default: 250ms].
+    /// is shed [default: 50ms].
     #[arg(long, env = "WRIT_QUEUE_WAIT", value_parser = humantime::parse_duration)]
     pub queue_wait: Option<Duration>,
     /// Lifetime of authorization codes [default: 60s].

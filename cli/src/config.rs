@@ -438,7 +438,7 @@ impl Settings {
             body_read_timeout: layers.body_read_timeout.unwrap_or(Duration::from_secs(30)),
             max_connections: layers.max_connections.unwrap_or(4096).max(1),
             max_in_flight: layers.max_in_flight.unwrap_or(128).max(1),
-            queue_wait: layers.queue_wait.unwrap_or(Duration::from_millis(250)),
+            queue_wait: layers.queue_wait.unwrap_or(Duration::from_millis(50)),
             code_ttl: layers.code_ttl.unwrap_or(Duration::from_secs(60)),
             session_ttl: layers.session_ttl.unwrap_or(Duration::from_secs(12 * 3600)),
             authorization_request_ttl: layers
