@@ -34,6 +34,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use writ_store::metrics::Source;
 
+use crate::body::MAX_BODY_BYTES;
 use crate::OAuthError;
 
 /// What a shed request is told to wait before trying again.
@@ -150,10 +151,7 @@ async fn admit(State(admission): State<Admission>, request: Request, next: Next)
     if exempt(request.uri().path()) {
         return next.run(request).await;
     }
-    let request = match read_body(request).await {
-        Ok(request) => request,
-        Err(refused) => return refused.into_response(),
-    };
+    let request = read_body(request).await;
     let Some(place) = admission.place().await else {
         admission
             .last_shed_ms
@@ -165,15 +163,41 @@ async fn admit(State(admission): State<Admission>, request: Request, next: Next)
     next.run(request).await
 }
 
-/// The request with its body read into memory (at most the body cap,
-/// within the body deadline); a request without a body as it is.
-async fn read_body(request: Request) -> Result<Request, OAuthError> {
-    if request.body().size_hint().exact() == Some(0) {
-        return Ok(request);
+/// The request with its body read into memory first, so that a client
+/// trickling its body holds no place. What the body cap or deadline
+/// refuses is left for the handler to answer in its own form (JSON, or a
+/// page for a browser): a body declared too large is passed on unread,
+/// one that grows too large is passed on cut just past the cap, and a
+/// read that failed is passed on failing the same way.
+async fn read_body(request: Request) -> Request {
+    use futures::StreamExt;
+    let hint = request.body().size_hint();
+    if hint.exact() == Some(0) || hint.lower() > MAX_BODY_BYTES as u64 {
+        return request;
     }
     let (parts, body) = request.into_parts();
-    let bytes = crate::form::capped_body(body).await?;
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut failure = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => kept.extend_from_slice(&chunk),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
+        if kept.len() > MAX_BODY_BYTES {
+            crate::body::discard_stream_in_background(stream);
+            break;
+        }
+    }
+    let kept = axum::body::Bytes::from(kept);
+    let body = match failure {
+        None => Body::from(kept),
+        Some(error) => Body::from_stream(futures::stream::iter([Ok(kept), Err(error)])),
+    };
+    Request::from_parts(parts, body)
 }
 
 /// A place held while a request is served; given back however the
