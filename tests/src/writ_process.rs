@@ -165,6 +165,34 @@ pub async fn fresh_postgres_deployment(
     Ok((url, dir, deployment))
 }
 
+/// A deployment in `work` with a key file and one client_secret_basic
+/// client with scope `read` (and `client_args`), and that client's
+/// `Authorization` header: how the token benchmarks start.
+pub fn bench_deployment(
+    work: &Path,
+    database_url: Option<String>,
+    client_args: &[&str],
+) -> Result<(Deployment, String), Box<dyn std::error::Error>> {
+    let deployment = Deployment {
+        binary: release_binary()?,
+        data_dir: work.join("writ"),
+        database_url,
+    };
+    std::fs::create_dir_all(&deployment.data_dir)?;
+    deployment.run(&["keys", "init"])?;
+    let mut args = vec![
+        "--json", "client", "create", "--name", "bench", "--scope", "read",
+    ];
+    args.extend_from_slice(client_args);
+    let created = deployment.run(&args)?;
+    let client: serde_json::Value = serde_json::from_slice(&created.stdout)?;
+    let authorization = crate::token_endpoints::basic(
+        client["client_id"].as_str().unwrap_or_default(),
+        client["client_secret"].as_str().unwrap_or_default(),
+    );
+    Ok((deployment, authorization))
+}
+
 /// `AccessTokenIssued` events in the deployment's log: one per token
 /// issued, to hold against the 200s a generator counted.
 pub async fn count_issuance_events(deployment: &Deployment) -> Result<i64, sqlx::Error> {

@@ -259,6 +259,7 @@ fn busy(request: &Request) -> Response {
 mod tests {
     use axum::body::Body;
     use tokio::sync::Notify;
+    use tokio::task::JoinHandle;
     use tower::ServiceExt;
 
     use super::*;
@@ -291,22 +292,47 @@ mod tests {
         (response.status(), retry_after)
     }
 
-    #[tokio::test]
-    async fn past_its_places_a_request_waits_the_queue_wait_then_later_ones_are_shed_at_once() {
-        let queue_wait = Duration::from_secs(1);
+    fn spawn_get(app: &Router, path: &'static str) -> JoinHandle<(StatusCode, Option<String>)> {
+        let app = app.clone();
+        tokio::spawn(async move { status(&app, path).await })
+    }
+
+    /// A gate of one place, that place held by `/hold` until `release`.
+    struct OnePlaceHeld {
+        admission: Admission,
+        app: Router,
+        release: Arc<Notify>,
+        held: JoinHandle<(StatusCode, Option<String>)>,
+    }
+
+    async fn one_place_held(queue_wait: Duration) -> OnePlaceHeld {
         let admission = Admission::new(Limits {
             max_in_flight: 1,
             queue_wait,
         });
         let release = Arc::new(Notify::new());
         let app = app(&admission, release.clone());
-        let held = tokio::spawn({
-            let app = app.clone();
-            async move { status(&app, "/hold").await }
-        });
+        let held = spawn_get(&app, "/hold");
         while admission.counters.in_flight.get() == 0 {
             tokio::task::yield_now().await;
         }
+        OnePlaceHeld {
+            admission,
+            app,
+            release,
+            held,
+        }
+    }
+
+    #[tokio::test]
+    async fn past_its_places_a_request_waits_the_queue_wait_then_later_ones_are_shed_at_once() {
+        let queue_wait = Duration::from_secs(1);
+        let OnePlaceHeld {
+            admission,
+            app,
+            release,
+            held,
+        } = one_place_held(queue_wait).await;
 
         let started = Instant::now();
         assert_eq!(
@@ -340,23 +366,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_request_gets_a_place_freed_within_the_queue_wait() {
-        let admission = Admission::new(Limits {
-            max_in_flight: 1,
-            queue_wait: Duration::from_secs(60),
-        });
-        let release = Arc::new(Notify::new());
-        let app = app(&admission, release.clone());
-        let held = tokio::spawn({
-            let app = app.clone();
-            async move { status(&app, "/hold").await }
-        });
-        while admission.counters.in_flight.get() == 0 {
-            tokio::task::yield_now().await;
-        }
-        let waiting = tokio::spawn({
-            let app = app.clone();
-            async move { status(&app, "/").await }
-        });
+        let OnePlaceHeld {
+            admission,
+            app,
+            release,
+            held,
+        } = one_place_held(Duration::from_secs(60)).await;
+        let waiting = spawn_get(&app, "/");
         // Nothing is answered while the place is held, however long.
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!waiting.is_finished());
@@ -368,18 +384,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_dropped_by_its_client_gives_its_place_back() {
-        let admission = Admission::new(Limits {
-            max_in_flight: 1,
-            queue_wait: Duration::from_millis(10),
-        });
-        let app = app(&admission, Arc::new(Notify::new()));
-        let held = tokio::spawn({
-            let app = app.clone();
-            async move { status(&app, "/hold").await }
-        });
-        while admission.counters.in_flight.get() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let OnePlaceHeld {
+            admission,
+            app,
+            held,
+            ..
+        } = one_place_held(Duration::from_millis(10)).await;
         held.abort();
         let _ = held.await;
         assert_eq!(admission.counters.in_flight.get(), 0);

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use writ_tests::oha::{self, OpenLoop};
 use writ_tests::procfs;
-use writ_tests::token_endpoints::{basic, TokenEndpoints, CLIENT_CREDENTIALS_BODY};
+use writ_tests::token_endpoints::{TokenEndpoints, CLIENT_CREDENTIALS_BODY};
 use writ_tests::writ_process::{self, Deployment, Server};
 use writ_tests::wrk;
 
@@ -132,23 +132,9 @@ async fn probe(
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let (seconds, database_url) = writ_process::run_arguments()?;
-    let binary = writ_process::release_binary()?;
     let work = tempfile::tempdir()?;
-    let deployment = Deployment {
-        binary,
-        data_dir: work.path().join("writ"),
-        database_url,
-    };
-    std::fs::create_dir_all(&deployment.data_dir)?;
-    deployment.run(&["keys", "init"])?;
-    let created = deployment.run(&[
-        "--json", "client", "create", "--name", "bench", "--scope", "read",
-    ])?;
-    let client: serde_json::Value = serde_json::from_slice(&created.stdout)?;
-    let authorization = basic(
-        client["client_id"].as_str().unwrap_or_default(),
-        client["client_secret"].as_str().unwrap_or_default(),
-    );
+    let (deployment, authorization) =
+        writ_process::bench_deployment(work.path(), database_url, &[])?;
     let server = deployment.serve()?;
     let idle = procfs::memory(server.pid())?;
     let endpoints = TokenEndpoints::writ(&server.base, &authorization);

@@ -43,7 +43,7 @@ use writ_tests::procfs::{self, Memory};
 use writ_tests::token_endpoints::{
     basic, introspection_bodies, TokenEndpoints, CLIENT_CREDENTIALS_BODY,
 };
-use writ_tests::writ_process::{self, Deployment, Server};
+use writ_tests::writ_process::{self, Server};
 use writ_tests::wrk;
 
 const CONNECTIONS: usize = 32;
@@ -361,31 +361,9 @@ impl Summary {
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let (seconds, database_url) = writ_process::run_arguments()?;
-    let binary = writ_process::release_binary()?;
     let work = tempfile::tempdir()?;
-    let deployment = Deployment {
-        binary,
-        data_dir: work.path().join("writ"),
-        database_url,
-    };
-    std::fs::create_dir_all(&deployment.data_dir)?;
-    deployment.run(&["keys", "init"])?;
-    let created = deployment.run(&[
-        "--json",
-        "client",
-        "create",
-        "--name",
-        "bench",
-        "--scope",
-        "read",
-        "--access-token-ttl",
-        "1h",
-    ])?;
-    let client: serde_json::Value = serde_json::from_slice(&created.stdout)?;
-    let writ_auth = basic(
-        client["client_id"].as_str().unwrap_or_default(),
-        client["client_secret"].as_str().unwrap_or_default(),
-    );
+    let (deployment, writ_auth) =
+        writ_process::bench_deployment(work.path(), database_url, &["--access-token-ttl", "1h"])?;
     let server = deployment.serve()?;
     let idle = writ_memory(&server)?;
     let writ = TokenEndpoints::writ(&server.base, &writ_auth);
