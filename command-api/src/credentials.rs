@@ -12,8 +12,10 @@
 //!   each attempt from the address waits, at most a second.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use writ_domain::login::{self, LoginCommand, LoginDay};
 use writ_domain::values::Sealed;
@@ -38,6 +40,31 @@ pub struct Unavailable;
 fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| hash_password("decoy password").unwrap_or_default())
+}
+
+/// Each argon2id verification holds 19 MiB (the crate's default cost) on a
+/// blocking thread, and more of them at once than there are cores finish
+/// no sooner. Unbounded, a burst of sign-ins multiplied that memory by the
+/// blocking pool: the soak saw the command API swing from 40 to 360 MB.
+static VERIFICATIONS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    Arc::new(Semaphore::new(cores))
+});
+
+/// Runs `work` on a blocking thread once `places` has room; the place is
+/// held until the work ends, even if the caller has gone.
+async fn bounded_blocking<T: Send + 'static>(
+    places: &Arc<Semaphore>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let place = places.clone().acquire_owned().await.ok()?;
+    tokio::task::spawn_blocking(move || {
+        let done = work();
+        drop(place);
+        done
+    })
+    .await
+    .ok()
 }
 
 struct Candidate {
@@ -73,7 +100,7 @@ pub async fn check(
         .as_ref()
         .and_then(|c| c.phc.clone())
         .unwrap_or_else(|| decoy_hash().to_owned());
-    let verified = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+    let verified = bounded_blocking(&VERIFICATIONS, move || verify_password(&password, &phc))
         .await
         .unwrap_or(false);
     let succeeded = verified && candidate.as_ref().is_some_and(|c| c.phc.is_some());
@@ -144,5 +171,50 @@ async fn record_outcome(
     {
         Ok(_) | Err(ExecuteError::Rejected(_)) => Ok(()),
         Err(_) => Err(Unavailable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_verifications_run_at_once_than_there_are_places() {
+        let places = Arc::new(Semaphore::new(2));
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let calls = (0..16).map(|n| {
+            let (running, most) = (running.clone(), most.clone());
+            bounded_blocking(&places, move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+                running.fetch_sub(1, Ordering::SeqCst);
+                n
+            })
+        });
+        let done: Vec<Option<usize>> = futures::future::join_all(calls).await;
+        assert_eq!(
+            done,
+            (0..16).map(Some).collect::<Vec<_>>(),
+            "every call answered"
+        );
+        assert_eq!(most.load(Ordering::SeqCst), 2, "two at a time, never more");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_gives_up_does_not_free_the_place_of_work_still_running() {
+        let places = Arc::new(Semaphore::new(1));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let abandoned = bounded_blocking(&places, move || {
+            let _ = released.recv();
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(50), abandoned).await;
+        assert_eq!(places.available_permits(), 0, "the work still holds it");
+        let _ = release.send(());
+        let next =
+            tokio::time::timeout(Duration::from_secs(5), bounded_blocking(&places, || 7)).await;
+        assert_eq!(next.ok().flatten(), Some(7));
     }
 }
