@@ -144,6 +144,11 @@ pub(crate) async fn replay(
     .await;
     release(tables);
     loaded?;
+    // Rows were named as of their event; the live index names a grant's
+    // subject in all its rows once the grant has one.
+    let backfill =
+        crate::audit::audit_subject_backfill(writ_store::Dialect::Postgres, schema, schema, None);
+    sqlx::Executor::execute(&mut reader, backfill.sql.as_str()).await?;
     tracing::info!(
         secs = phase.elapsed().as_secs_f64(),
         "bulk replay: inline tables copied, keys and indexes built"

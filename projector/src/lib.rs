@@ -357,6 +357,14 @@ impl Projector {
                     chunk.len()
                 ))));
             }
+            self.conn
+                .execute(&[audit::audit_subject_backfill(
+                    dialect,
+                    schema,
+                    schema,
+                    Some(&positions),
+                )])
+                .await?;
             status_flips::flip(&mut self.conn, schema, chunk).await?;
             count += chunk.len();
             last = through;

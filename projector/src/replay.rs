@@ -109,6 +109,12 @@ pub(crate) async fn replay(
         // After the page's inline rows, which the audit rows may join.
         if !indexed.is_empty() {
             statements.push(audit::audit_index_rows(dialect, scratch, live, &indexed));
+            statements.push(audit::audit_subject_backfill(
+                dialect,
+                scratch,
+                live,
+                Some(&indexed),
+            ));
         }
         if pass.commit_pages && !statements.is_empty() {
             // Deferred: on SQLite only the scratch database is locked, so

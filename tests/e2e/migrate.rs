@@ -21,15 +21,16 @@ async fn migrate_says_what_it_applied_and_then_that_nothing_is_left(backend: Bac
         "applied migration 6: sessions by subject",
         "applied migration 7: token exchange lineage",
         "applied migration 8: token status lists",
-        "is at migration 8",
+        "applied migration 9: audit subject of grants",
+        "is at migration 9",
     ] {
         assert!(first.contains(line), "{line:?} in {first}");
     }
     let second = deployment.writ(&["migrate"]).success().stdout();
     assert!(!second.contains("applied"), "{second}");
-    assert!(second.contains("is up to date at migration 8"), "{second}");
+    assert!(second.contains("is up to date at migration 9"), "{second}");
     let json = deployment.writ(&["migrate", "--json"]).success().json();
-    assert_eq!(json["current"], 8);
+    assert_eq!(json["current"], 9);
     assert_eq!(json["applied"], serde_json::json!([]));
 }
 

@@ -59,6 +59,11 @@ const SQLITE: &[Source] = &[
         "token status lists",
         include_str!("../migrations/sqlite/0008_token_status_lists.sql"),
     ),
+    (
+        9,
+        "audit subject of grants",
+        include_str!("../migrations/sqlite/0009_audit_subject_of_grants.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -101,6 +106,11 @@ const POSTGRES: &[Source] = &[
         8,
         "token status lists",
         include_str!("../migrations/postgres/0008_token_status_lists.sql"),
+    ),
+    (
+        9,
+        "audit subject of grants",
+        include_str!("../migrations/postgres/0009_audit_subject_of_grants.sql"),
     ),
 ];
 

@@ -132,6 +132,7 @@ CREATE TABLE {schema}.audit_index (
   subject        text
 ) STRICT;
 CREATE INDEX {schema}.audit_by_recorded_at ON audit_index (recorded_at);
+CREATE INDEX {schema}.audit_by_aggregate ON audit_index (aggregate_id);
 "
     );
     qualify_indexes(&for_dialect(&ddl, dialect), schema, dialect)

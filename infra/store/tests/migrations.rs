@@ -27,6 +27,7 @@ const RELEASED: &[(&str, i64, &str)] = &[
     ("sqlite", 5, "0be9c019fc91365b3c2bb5a78089b27bb36e2579f62b413095b76b92dcd93d29af41b0a14416ac0e406a569707aab47b"),
     ("sqlite", 6, "0840e9eaa05f60e9d8bd36668884872f546713a0134606525a0c162e1e42e842e9e02961e971e0902f215c7cfe5fdb8e"),
     ("sqlite", 7, "2e10e166619fc57dd0591eb93d2b93ee07a9f14db11b4dd6a17effda2e2f505ad8839c64e7941bad433f95f01307dd92"),
+    ("sqlite", 8, "13fdf7d97f50fb154bef347180bab18139afdf312f3827f5afc63901bddc2ae450fe9f5e0f9ee5e4344627c3fdaa8565"),
     ("postgres", 1, "f6ab718719cf38a5015f3a70615f6be509495c9f1e85b8071d4de3327ec79fe1c0b2c9cfc679c368b7b97bd69908aef9"),
     ("postgres", 2, "68f4ed48e5c839a8f915133607f427bb7897f3d060cb59b2cbe665926f9e04aff2fb3142f92fcbe69e9629bb22a7b9af"),
     ("postgres", 3, "33a833152c3f350e58bc44ed613fb19005bb624f7610fbfd70f544a336c5af009515c2be84c486ec37c8609547d9ccbf"),
@@ -34,6 +35,7 @@ const RELEASED: &[(&str, i64, &str)] = &[
     ("postgres", 5, "95d337ceeafd065d69634bae035c6715a0e74cbefa2a7f0daa40b27e1912adc8605a2867fb8ec6eb3fe5c3a331ee36f7"),
     ("postgres", 6, "fba7559f26706fef8d905a9873c343618ab5a7925f14bda4f5db0cb03d2216ea553555428ebb36d76c43f06d770f393d"),
     ("postgres", 7, "7e8b7940081d76349b150e52335afddf50a59e2b8351727e1b70709476c5d09b8210bc0e013c10512f6a1571a452627d"),
+    ("postgres", 8, "4834877a070ee929d02182ab20ead6b762990469956ad32f4b65dc0fde8417930ac9ff686a54987532e3ffb900f23686"),
 ];
 
 #[test]
@@ -99,7 +101,10 @@ async fn batch(conn: &mut Conn, sql: &str) {
 
 async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backend) {
     let (_dir, mut conn) = connect(backend).await;
-    assert_eq!(audit_indexes(&mut conn).await, ["audit_by_recorded_at"]);
+    assert_eq!(
+        audit_indexes(&mut conn).await,
+        ["audit_by_aggregate", "audit_by_recorded_at"]
+    );
 
     // The tables as version 2 left them.
     let schema = conn.dialect().live_schema();
@@ -119,6 +124,7 @@ async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backe
              ALTER TABLE tokens DROP COLUMN status_list;
              ALTER TABLE tokens DROP COLUMN status_idx;
              DROP TABLE status_invalid;
+             DROP INDEX {schema}.audit_by_aggregate;
              DELETE FROM _sqlx_migrations WHERE version >= 3;"
         ),
     )
@@ -137,11 +143,15 @@ async fn the_audit_index_of_an_earlier_version_is_indexed_by_time(backend: Backe
             (5, "token dpop key".to_owned()),
             (6, "sessions by subject".to_owned()),
             (7, "token exchange lineage".to_owned()),
-            (8, "token status lists".to_owned())
+            (8, "token status lists".to_owned()),
+            (9, "audit subject of grants".to_owned())
         ]
     );
-    assert_eq!(report.current, 8);
-    assert_eq!(audit_indexes(&mut conn).await, ["audit_by_recorded_at"]);
+    assert_eq!(report.current, 9);
+    assert_eq!(
+        audit_indexes(&mut conn).await,
+        ["audit_by_aggregate", "audit_by_recorded_at"]
+    );
     let again = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(again.applied.is_empty() && again.adopted.is_empty());
 }
@@ -165,6 +175,7 @@ async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backe
              ALTER TABLE tokens DROP COLUMN status_list;
              ALTER TABLE tokens DROP COLUMN status_idx;
              DROP TABLE status_invalid;
+             DROP INDEX {schema}.audit_by_aggregate;
              CREATE TABLE writ_migrations (version bigint PRIMARY KEY, applied_at text NOT NULL);
              INSERT INTO writ_migrations VALUES {versions};"
         )
@@ -185,11 +196,12 @@ async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backe
             (5, "token dpop key".to_owned()),
             (6, "sessions by subject".to_owned()),
             (7, "token exchange lineage".to_owned()),
-            (8, "token status lists".to_owned())
+            (8, "token status lists".to_owned()),
+            (9, "audit subject of grants".to_owned())
         ],
         "{report:?}"
     );
-    assert_eq!(report.current, 8);
+    assert_eq!(report.current, 9);
     let again = migrate(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(again.adopted.is_empty(), "adopted once: {again:?}");
 
@@ -211,7 +223,8 @@ async fn a_database_of_an_earlier_writ_is_adopted_without_running_anything(backe
             (5, "token dpop key".to_owned()),
             (6, "sessions by subject".to_owned()),
             (7, "token exchange lineage".to_owned()),
-            (8, "token status lists".to_owned())
+            (8, "token status lists".to_owned()),
+            (9, "audit subject of grants".to_owned())
         ]
     );
 }

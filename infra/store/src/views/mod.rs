@@ -175,6 +175,50 @@ pub fn audit_index_rows(dialect: Dialect, schema: &str, log: &str, positions: &[
     Statement::new(sql).text(positions)
 }
 
+/// Names the subject in the audit rows of the grants among `positions`
+/// (every grant, when `None`) that were indexed before the grant had one:
+/// a device grant learns its person when they approve. So a grant's rows
+/// all name its subject however the log was sliced when they were indexed,
+/// and the live index and a replay agree.
+pub fn audit_subject_backfill(
+    dialect: Dialect,
+    schema: &str,
+    log: &str,
+    positions: Option<&[i64]>,
+) -> Statement {
+    let grants = match (positions, dialect) {
+        (None, _) => String::new(),
+        (Some(_), Dialect::Postgres) => format!(
+            "AND aggregate_id IN (SELECT e.aggregate_id FROM {log}.events e \
+             WHERE e.aggregate_type = 'Grant' AND e.position = ANY($1::text::bigint[]))"
+        ),
+        (Some(_), Dialect::Sqlite) => format!(
+            "AND aggregate_id IN (SELECT e.aggregate_id FROM {log}.events e \
+             WHERE e.aggregate_type = 'Grant' AND e.position IN (SELECT value FROM json_each($1)))"
+        ),
+    };
+    let sql = format!(
+        "UPDATE {schema}.audit_index \
+         SET subject = (SELECT g.sub FROM {schema}.grants g WHERE g.gid = audit_index.aggregate_id) \
+         WHERE aggregate_type = 'Grant' AND subject IS NULL {grants} \
+         AND EXISTS (SELECT 1 FROM {schema}.grants g WHERE g.gid = audit_index.aggregate_id AND g.sub IS NOT NULL)"
+    );
+    match positions {
+        None => Statement::new(sql),
+        Some(positions) => {
+            let listed = positions
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            Statement::new(sql).text(match dialect {
+                Dialect::Postgres => format!("{{{listed}}}"),
+                Dialect::Sqlite => format!("[{listed}]"),
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::grants::GrantStatus;
