@@ -8,7 +8,6 @@ mod audit;
 mod audit_api;
 mod authorize_attacks;
 mod backchannel_logout;
-mod broker;
 mod browser;
 mod chromium;
 mod cli;

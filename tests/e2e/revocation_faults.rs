@@ -7,12 +7,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::broker::DurableBroker;
 use crate::harness::{eventually, rounds, Backend, Deployment};
 use crate::oauth::{Api, Creds};
 use crate::refresh::{password_app, user, PASSWORD};
 use crate::revocation_stream::{kafka, messages, serve};
 use crate::split::metric;
+use writ_tests::broker::DurableBroker;
 
 /// Signs alice in and revokes the access token, then the refresh token:
 /// two revocations (token, then grant) under one key, the grant id.
@@ -63,7 +63,7 @@ async fn revocations_made_while_the_broker_is_stopped_all_arrive_after_it_restar
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let app = password_app(&deployment, &[]);
     user(&deployment, "alice");
-    let mut broker = DurableBroker::start();
+    let mut broker = DurableBroker::start().unwrap_or_else(|e| panic!("{e}"));
     let mut kafka = kafka();
     kafka.brokers = broker.brokers();
     let writ = serve(&deployment, &kafka);
@@ -84,7 +84,7 @@ async fn revocations_made_while_the_broker_is_stopped_all_arrive_after_it_restar
     // The outage outlasts the producer's 10 s delivery timeout, so the
     // publisher's own resending is what delivers them.
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(stopped.elapsed())).await;
-    broker.start_again();
+    broker.start_again().unwrap_or_else(|e| panic!("{e}"));
 
     let received = messages(&kafka, 202).await;
     assert_all_delivered_in_order(&deployment, &received).await;
@@ -102,7 +102,7 @@ async fn revocations_streamed_across_a_broker_crash_and_restart_all_arrive_in_or
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let app = password_app(&deployment, &[]);
     user(&deployment, "alice");
-    let broker = DurableBroker::start();
+    let broker = DurableBroker::start().unwrap_or_else(|e| panic!("{e}"));
     let mut kafka = kafka();
     kafka.brokers = broker.brokers();
     let writ = serve(&deployment, &kafka);
@@ -125,7 +125,7 @@ async fn revocations_streamed_across_a_broker_crash_and_restart_all_arrive_in_or
             let mut broker = broker;
             broker.stop();
             std::thread::sleep(Duration::from_secs(1));
-            broker.start_again();
+            broker.start_again().unwrap_or_else(|e| panic!("{e}"));
             broker
         });
         let broker = restarted.await.unwrap_or_else(|e| panic!("{e}"));

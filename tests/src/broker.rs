@@ -1,6 +1,7 @@
-//! A Kafka-protocol broker of a test's own, on durable storage (tansu's
-//! SQLite engine, in a temporary directory), which the test can stop or
-//! crash and start again on the same port and the same data.
+//! A Kafka-protocol broker of a test's or the soak's own, on durable
+//! storage (tansu's SQLite engine, in a temporary directory), which can be
+//! stopped or crashed and started again on the same port and the same data.
+//! `WRIT_TEST_TANSU` names the binary (`scripts/test` builds it with libsql).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -15,15 +16,15 @@ pub struct DurableBroker {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .map_err(|e| e.to_string())
 }
 
 /// Starts tansu and waits for it to say it is ready.
-fn spawn_tansu(port: u16, dir: &Path) -> Child {
+fn spawn_tansu(port: u16, dir: &Path) -> Result<Child, String> {
     let tansu = std::env::var("WRIT_TEST_TANSU").unwrap_or_else(|_| "tansu".to_owned());
     let address = format!("tcp://127.0.0.1:{port}");
     let mut child = Command::new(tansu)
@@ -35,8 +36,8 @@ fn spawn_tansu(port: u16, dir: &Path) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("tansu: {e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        .map_err(|e| format!("tansu: {e}"))?;
+    let stdout = child.stdout.take().ok_or("tansu: no stdout")?;
     let (ready, readied) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -47,23 +48,24 @@ fn spawn_tansu(port: u16, dir: &Path) -> Child {
     });
     if readied.recv_timeout(Duration::from_secs(30)).is_err() {
         let _ = child.kill();
-        panic!(
+        let _ = child.wait();
+        return Err(format!(
             "tansu did not start on {port} with {STORAGE} (is WRIT_TEST_TANSU built with libsql?)"
-        );
+        ));
     }
-    child
+    Ok(child)
 }
 
 impl DurableBroker {
-    pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let port = free_port();
-        let child = spawn_tansu(port, dir.path());
-        Self {
+    pub fn start() -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let child = spawn_tansu(port, dir.path())?;
+        Ok(Self {
             child: Some(child),
             port,
             dir,
-        }
+        })
     }
 
     pub fn brokers(&self) -> String {
@@ -80,9 +82,10 @@ impl DurableBroker {
     }
 
     /// A new broker on the same port and data.
-    pub fn start_again(&mut self) {
+    pub fn start_again(&mut self) -> Result<(), String> {
         self.stop();
-        self.child = Some(spawn_tansu(self.port, self.dir.path()));
+        self.child = Some(spawn_tansu(self.port, self.dir.path())?);
+        Ok(())
     }
 }
 

@@ -80,6 +80,7 @@ pub fn listen_address(log_line: &str) -> Option<String> {
 }
 
 /// Where a deployment lives: its data directory and, optionally, PostgreSQL.
+#[derive(Clone)]
 pub struct Deployment {
     pub binary: PathBuf,
     pub data_dir: PathBuf,
@@ -119,7 +120,12 @@ impl Deployment {
     /// access-log line was a write that woke the reader, and at 10,000
     /// requests/s that halved Writ's throughput.
     pub fn start(&self, args: &[&str]) -> Result<Server, String> {
-        let name = args.first().copied().unwrap_or("writ");
+        self.start_logged(args.first().copied().unwrap_or("writ"), args)
+    }
+
+    /// [`Self::start`] with its log in `NAME.log`, for several processes
+    /// of one kind or one started again.
+    pub fn start_logged(&self, name: &str, args: &[&str]) -> Result<Server, String> {
         let log_path = self.data_dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let mut child = self

@@ -1,0 +1,338 @@
+//! The deployment under soak: a private PostgreSQL cluster (the soak
+//! restarts it), a broker on durable storage (the soak stops it), one
+//! command API, two query APIs on fixed ports (a load balancer's view) and
+//! two projectors, active and standby; then the clients and people.
+
+use std::path::Path;
+
+use writ_testing::PrivateCluster;
+
+use crate::broker::DurableBroker;
+use crate::token_endpoints::basic;
+use crate::writ_process::{Deployment, Server};
+
+pub const ISSUER: &str = "http://soak.writ.test";
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
+pub const PASSWORD: &str = "correct horse battery";
+/// People who sign in, refresh and use a device; others withdraw consent,
+/// so that no flow's tokens die under another's feet.
+pub const PEOPLE: usize = 100;
+pub const WITHDRAWERS: usize = 40;
+
+pub type Failure = Box<dyn std::error::Error>;
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    /// Its `Authorization: Basic` header; empty for a public client.
+    pub basic: String,
+}
+
+/// The clients the traffic uses. Every token names `resource` in its
+/// audience, so the resource server may introspect all of them and its
+/// revocation feed carries every revocation.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub resource: Client,
+    pub downstream: Client,
+    pub service: Client,
+    pub app: Client,
+    pub device: Client,
+    pub receiver: Client,
+}
+
+pub struct Soak {
+    pub cluster: PrivateCluster,
+    pub broker: DurableBroker,
+    pub deployment: Deployment,
+    pub command: Option<Server>,
+    pub queries: [Option<Server>; 2],
+    pub query_ports: [u16; 2],
+    pub command_port: u16,
+    /// Running projectors with their role names.
+    pub projectors: Vec<(String, Server)>,
+    pub clients: Clients,
+    started: usize,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> Result<u16, Failure> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub fn person(index: usize) -> String {
+    format!("person{index}")
+}
+
+pub fn withdrawer(index: usize) -> String {
+    format!("withdrawer{index}")
+}
+
+fn create_client(deployment: &Deployment, args: &[&str]) -> Result<Client, Failure> {
+    let mut all = vec!["--json", "client", "create"];
+    all.extend_from_slice(args);
+    let created: serde_json::Value = serde_json::from_slice(&deployment.run(&all)?.stdout)?;
+    let id = created["client_id"].as_str().unwrap_or_default().to_owned();
+    let basic = created["client_secret"]
+        .as_str()
+        .map(|secret| basic(&id, secret))
+        .unwrap_or_default();
+    Ok(Client { id, basic })
+}
+
+fn create_person(deployment: &Deployment, username: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut child = deployment
+        .command(&[
+            "user",
+            "create",
+            "--username",
+            username,
+            "--email",
+            &format!("{username}@example.com"),
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{PASSWORD}")?;
+    }
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
+    }
+    Ok(())
+}
+
+fn register(deployment: &Deployment) -> Result<Clients, Failure> {
+    let resource = create_client(
+        deployment,
+        &[
+            "--name",
+            "Orders",
+            "--grant-type",
+            "client_credentials",
+            "--grant-type",
+            "token_exchange",
+            "--scope",
+            "read write",
+            "--revocation-feed",
+        ],
+    )?;
+    let aud = resource.id.clone();
+    let downstream = create_client(
+        deployment,
+        &[
+            "--name",
+            "Billing",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read",
+        ],
+    )?;
+    let service = create_client(
+        deployment,
+        &[
+            "--name",
+            "Batch",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read",
+            "--audience",
+            &aud,
+            "--access-token-ttl",
+            "2h",
+        ],
+    )?;
+    let app = create_client(
+        deployment,
+        &[
+            "--name",
+            "Shop",
+            "--redirect-uri",
+            REDIRECT_URI,
+            "--scope",
+            "openid offline_access read",
+            "--audience",
+            &aud,
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+        ],
+    )?;
+    let device = create_client(
+        deployment,
+        &[
+            "--name",
+            "Living Room TV",
+            "--public",
+            "--grant-type",
+            "device_code",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid offline_access read",
+            "--audience",
+            &aud,
+        ],
+    )?;
+    let receiver = create_client(
+        deployment,
+        &[
+            "--name",
+            "Signals",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "ssf.manage",
+        ],
+    )?;
+    Ok(Clients {
+        resource,
+        downstream,
+        service,
+        app,
+        device,
+        receiver,
+    })
+}
+
+impl Soak {
+    /// Everything up and registered; `binary` is the release `writ`.
+    pub async fn start(binary: &Path) -> Result<Self, Failure> {
+        let cluster = PrivateCluster::create("soak")?;
+        let created = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", "createdb", "-p"])
+            .arg(cluster.port.to_string())
+            .args(["-O", "writ", "soak"])
+            .current_dir("/")
+            .status()?;
+        if !created.success() {
+            return Err("createdb soak failed".into());
+        }
+        let broker = DurableBroker::start()?;
+        let dir = tempfile::tempdir()?;
+        let deployment = Deployment {
+            binary: binary.to_owned(),
+            data_dir: dir.path().to_owned(),
+            database_url: Some(cluster.url("soak")),
+        };
+        deployment.run(&["keys", "init"])?;
+        deployment.run(&["migrate"])?;
+        let clients = register(&deployment)?;
+        for index in 0..PEOPLE {
+            create_person(&deployment, &person(index))?;
+        }
+        for index in 0..WITHDRAWERS {
+            create_person(&deployment, &withdrawer(index))?;
+        }
+        let mut soak = Self {
+            cluster,
+            broker,
+            deployment,
+            command: None,
+            queries: [None, None],
+            query_ports: [free_port()?, free_port()?],
+            command_port: free_port()?,
+            projectors: Vec::new(),
+            clients,
+            started: 0,
+            _dir: dir,
+        };
+        soak.start_command()?;
+        soak.start_query(0)?;
+        soak.start_query(1)?;
+        soak.start_projector()?;
+        soak.start_projector()?;
+        Ok(soak)
+    }
+
+    fn start_process(&mut self, kind: &str, port: u16, extra: &[&str]) -> Result<Server, Failure> {
+        self.started += 1;
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec![kind, "--listen", &listen, "--issuer", ISSUER];
+        args.extend_from_slice(extra);
+        let log = format!("{kind}-{}", self.started);
+        Ok(self.deployment.start_logged(&log, &args)?)
+    }
+
+    pub fn start_command(&mut self) -> Result<(), Failure> {
+        // The soak stands in for the load balancer, naming each device's
+        // own address.
+        let server = self.start_process(
+            "command-api",
+            self.command_port,
+            &["--trusted-proxy", "127.0.0.1"],
+        )?;
+        self.command = Some(server);
+        Ok(())
+    }
+
+    pub fn start_query(&mut self, index: usize) -> Result<(), Failure> {
+        let server = self.start_process("query-api", self.query_ports[index], &[])?;
+        self.queries[index] = Some(server);
+        Ok(())
+    }
+
+    /// A projector; the first one up takes the lead, the next stands by.
+    pub fn start_projector(&mut self) -> Result<(), Failure> {
+        let brokers = self.broker.brokers();
+        let server = self.start_process("projector", 0, &["--kafka-brokers", &brokers])?;
+        let role = format!("projector-{}", self.started);
+        self.projectors.push((role, server));
+        Ok(())
+    }
+
+    pub fn command_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.command_port)
+    }
+
+    pub fn query_urls(&self) -> [String; 2] {
+        self.query_ports
+            .map(|port| format!("http://127.0.0.1:{port}"))
+    }
+
+    /// Each running process's pid, by role.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        let mut pids = Vec::new();
+        if let Some(server) = &self.command {
+            pids.push(("command-api".to_owned(), server.pid()));
+        }
+        for (index, server) in self.queries.iter().enumerate() {
+            if let Some(server) = server {
+                pids.push((format!("query-api-{}", ["a", "b"][index]), server.pid()));
+            }
+        }
+        for (role, server) in &self.projectors {
+            pids.push((role.clone(), server.pid()));
+        }
+        pids
+    }
+
+    pub fn projector_bases(&self) -> Vec<String> {
+        self.projectors
+            .iter()
+            .map(|(_, server)| server.base.clone())
+            .collect()
+    }
+
+    /// SIGTERM to every process, each waited for.
+    pub fn stop_processes(&mut self) {
+        for server in self
+            .command
+            .take()
+            .into_iter()
+            .chain(self.queries.iter_mut().filter_map(Option::take))
+            .chain(self.projectors.drain(..).map(|(_, server)| server))
+        {
+            server.stop();
+        }
+    }
+}
