@@ -39,18 +39,48 @@ pub fn system() -> Services {
 /// The wall clock corrected to the database server's, so every process of
 /// a split deployment decides expiry by one clock even when their hosts'
 /// clocks drift apart (F12). On SQLite there is one host: no correction.
+///
+/// It never runs backwards within a process. A consent withdrawn, a
+/// password changed or an account disabled ends the grants created
+/// *before* it; had the clock stepped back between a grant and its
+/// withdrawal, the withdrawal would seem older than the grant and leave it
+/// alive. A step back stands the clock still for as long as the step.
 #[derive(Debug, Default)]
 pub struct DatabaseClock {
     offset_micros: AtomicI64,
+    /// The latest time handed out, in microseconds since the epoch.
+    latest_micros: AtomicI64,
 }
 
 /// How often the offset is measured again.
 const SYNC_INTERVAL: Duration = Duration::from_secs(10);
 
+/// A measurement is uncertain by half its round trip. One that waited on a
+/// recovering or overloaded database (the soak saw seconds) would skew
+/// every time this process writes until the next one, so it is dropped.
+const MAX_ROUND_TRIP: chrono::Duration = chrono::Duration::milliseconds(100);
+
 impl Clock for DatabaseClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::microseconds(self.offset_micros.load(Ordering::Relaxed))
+        let corrected =
+            Utc::now() + chrono::Duration::microseconds(self.offset_micros.load(Ordering::Relaxed));
+        // Whole microseconds, as the log keeps them, so that comparing two
+        // answers is comparing what is written.
+        let micros = corrected.timestamp_micros();
+        let before = self.latest_micros.fetch_max(micros, Ordering::Relaxed);
+        DateTime::from_timestamp_micros(before.max(micros)).unwrap_or(corrected)
     }
+}
+
+/// The server's offset from this host, by a query sent at `sent` and
+/// answered at `received` that read `server`; none if the round trip was
+/// too long to trust.
+fn offset_of(sent: DateTime<Utc>, server: DateTime<Utc>, received: DateTime<Utc>) -> Option<i64> {
+    let round_trip = received - sent;
+    if round_trip > MAX_ROUND_TRIP || round_trip < chrono::Duration::zero() {
+        return None;
+    }
+    (server - (sent + round_trip / 2)).num_microseconds()
 }
 
 impl DatabaseClock {
@@ -71,10 +101,13 @@ impl DatabaseClock {
             .and_then(|r| r.text("now"))
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc));
-        if let Some(server) = server {
-            let local = sent + (received - sent) / 2;
-            let offset = (server - local).num_microseconds().unwrap_or(0);
-            self.offset_micros.store(offset, Ordering::Relaxed);
+        match server.map(|server| offset_of(sent, server, received)) {
+            Some(Some(offset)) => self.offset_micros.store(offset, Ordering::Relaxed),
+            Some(None) => tracing::debug!(
+                round_trip_ms = (received - sent).num_milliseconds(),
+                "clock offset not taken: the round trip was too long to trust"
+            ),
+            None => {}
         }
         Ok(())
     }
@@ -114,4 +147,38 @@ pub async fn synced(store: &Store) -> Services {
         );
     }
     Services::new(clock, Arc::new(OsRandomness))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(millis: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(1_800_000_000_000 + millis).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_offset_is_taken_from_a_quick_round_trip_and_not_from_a_slow_one() {
+        // Sent at 0, answered at 10 ms; the server read 505 ms: 500 ahead.
+        assert_eq!(offset_of(at(0), at(505), at(10)), Some(500_000));
+        // A query that waited 6 s on a recovering database would have said
+        // the server was 3 s ahead of a host whose clock agrees with it.
+        assert_eq!(offset_of(at(0), at(6_000), at(6_000)), None);
+        assert_eq!(
+            offset_of(at(10), at(5), at(0)),
+            None,
+            "answered before sent"
+        );
+    }
+
+    #[test]
+    fn the_clock_never_runs_backwards_when_its_offset_drops() {
+        let clock = DatabaseClock::default();
+        clock.offset_micros.store(3_000_000, Ordering::Relaxed);
+        let ahead = clock.now();
+        clock.offset_micros.store(0, Ordering::Relaxed);
+        let after = clock.now();
+        assert!(after >= ahead, "{after} is before {ahead}");
+        assert!(Utc::now() < ahead, "the offset was in force");
+    }
 }
