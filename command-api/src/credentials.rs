@@ -96,13 +96,14 @@ pub async fn check(
         &normalize_username(username).unwrap_or_else(|_| username.to_owned()),
     );
     let candidate = find(state, username).await?;
-    let phc = candidate
-        .as_ref()
-        .and_then(|c| c.phc.clone())
-        .unwrap_or_else(|| decoy_hash().to_owned());
-    let verified = bounded_blocking(&VERIFICATIONS, move || verify_password(&password, &phc))
-        .await
-        .unwrap_or(false);
+    let phc = candidate.as_ref().and_then(|c| c.phc.clone());
+    // The decoy is hashed on first use, inside the bound like any hash.
+    let verified = bounded_blocking(&VERIFICATIONS, move || {
+        verify_password(&password, phc.as_deref().unwrap_or_else(|| decoy_hash()))
+    })
+    .await
+    // A verification that panicked says nothing about the password.
+    .ok_or(Unavailable)?;
     let succeeded = verified && candidate.as_ref().is_some_and(|c| c.phc.is_some());
     if let Some(candidate) = &candidate {
         record_outcome(state, candidate, succeeded, metadata).await?;
