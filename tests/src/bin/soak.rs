@@ -113,21 +113,28 @@ async fn watch(soak: Arc<Mutex<Soak>>, recorder: Arc<Recorder>, stop: Arc<Atomic
 /// and the head has stopped moving (policies write after the traffic).
 async fn settle(pool: &sqlx::PgPool) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    let mut last_head = -1;
+    let mut last_head = (-1, -1);
     loop {
-        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
-            .fetch_one(pool)
-            .await?;
-        let behind: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM projector_checkpoints WHERE position < $1")
-                .bind(head)
-                .fetch_one(pool)
-                .await?;
+        // The log's order is (writing transaction, position): its last
+        // event need not have the highest position.
+        let head: (i64, i64) = sqlx::query_as(
+            "SELECT txid::text::bigint, position FROM events ORDER BY txid DESC, position DESC LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await?
+        .unwrap_or((0, 0));
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM projector_checkpoints WHERE (txid, position) < ($1, $2)",
+        )
+        .bind(head.0)
+        .bind(head.1)
+        .fetch_one(pool)
+        .await?;
         if behind == 0 && head == last_head {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!("the projections are still behind position {head}").into());
+            return Err(format!("the projections are still behind {head:?}").into());
         }
         last_head = head;
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -208,7 +215,10 @@ async fn run(options: Options) -> Result<bool, Failure> {
     let soak = Arc::new(Mutex::new(soak));
     let stop = Arc::new(AtomicBool::new(false));
     let polls = Arc::new(AtomicU64::new(0));
-    let poller = tokio::spawn(poller.run(Duration::from_millis(500), stop.clone(), polls.clone()));
+    // The poller drains only once the policies' last revocations are in.
+    let drained = Arc::new(AtomicBool::new(false));
+    let poller =
+        tokio::spawn(poller.run(Duration::from_millis(500), drained.clone(), polls.clone()));
     let watcher = tokio::spawn(watch(soak.clone(), recorder.clone(), stop.clone()));
     let faults = tokio::spawn(faults::inject(
         soak.clone(),
@@ -225,6 +235,7 @@ async fn run(options: Options) -> Result<bool, Failure> {
 
     let pool = sqlx::PgPool::connect(&database_url).await?;
     settle(&pool).await?;
+    drained.store(true, Ordering::Relaxed);
     let revocations = checks::positions(&pool, writ_infra::revocations::REVOCATION_EVENTS).await?;
     let signals = checks::positions(&pool, &["GrantRevoked", "SsfVerificationRequested"]).await?;
     let topic = receivers::topic(&brokers, &revocations, Duration::from_secs(60)).await?;

@@ -241,10 +241,17 @@ pub fn memory(samples: &[Sample], warm_up: Duration, bound: u64) -> Check {
     )
 }
 
+/// Whether a failed flow overlapped no fault's window.
+pub fn outside(failure: &Failure, windows: &[Window]) -> bool {
+    !windows
+        .iter()
+        .any(|w| w.overlaps(failure.started, failure.at))
+}
+
 /// Failed flows and flows not started, outside every fault's window.
 pub fn errors(failures: &[Failure], total: u64, seconds: &[Second], windows: &[Window]) -> Check {
+    let failed_outside = failures.iter().filter(|f| outside(f, windows)).count();
     let outside = |at: Duration| !windows.iter().any(|w| w.covers(at));
-    let failed_outside = failures.iter().filter(|f| outside(f.at)).count();
     let unstarted_outside: u64 = seconds
         .iter()
         .enumerate()
@@ -268,6 +275,7 @@ pub fn errors(failures: &[Failure], total: u64, seconds: &[Second], windows: &[W
 pub fn unavailable(failure: &Failure) -> bool {
     let message = failure.message.as_str();
     message.starts_with("transport:")
+        || message.starts_with("starved:")
         || [" 502 ", " 503 ", " 504 "]
             .iter()
             .any(|status| message.contains(status))

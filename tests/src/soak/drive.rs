@@ -12,9 +12,13 @@ use super::flows::{Flow, Traffic};
 
 async fn one(traffic: &Traffic, n: usize) {
     let flow = Flow::nth(n);
+    let started = traffic.http.recorder.elapsed();
     match traffic.run(flow, n).await {
         Ok(()) => traffic.http.recorder.flow_ok(),
-        Err(message) => traffic.http.recorder.flow_failed(flow.name(), message),
+        Err(message) => traffic
+            .http
+            .recorder
+            .flow_failed(started, flow.name(), message),
     }
 }
 

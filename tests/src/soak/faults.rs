@@ -27,6 +27,11 @@ impl Window {
     pub fn covers(&self, at: Duration) -> bool {
         self.start <= at && at <= self.end
     }
+
+    /// Whether a flow that ran from `started` to `ended` overlapped it.
+    pub fn overlaps(&self, started: Duration, ended: Duration) -> bool {
+        started <= self.end && self.start <= ended
+    }
 }
 
 /// `name`'s value in a Prometheus text page at `base`.
@@ -129,18 +134,23 @@ fn blocking(step: impl FnOnce() -> Step) -> Step {
     tokio::task::block_in_place(step)
 }
 
+/// SIGKILLs the projector that says it is active, asking for up to 30 s:
+/// a probe under load may time out.
 async fn kill_active_projector(soak: &Arc<Mutex<Soak>>) -> Step {
     let client = reqwest::Client::new();
-    let bases = held(soak).projector_bases();
-    for (index, base) in bases.iter().enumerate() {
-        if metric(&client, base, "writ_projector_active").await == Some(1.0) {
-            let (role, server) = held(soak).projectors.remove(index);
-            println!("soak: SIGKILL {role}");
-            drop(server);
-            return Ok(());
+    for _ in 0..30 {
+        let bases = held(soak).projector_bases();
+        for (index, base) in bases.iter().enumerate() {
+            if metric(&client, base, "writ_projector_active").await == Some(1.0) {
+                let (role, server) = held(soak).projectors.remove(index);
+                println!("soak: SIGKILL {role}");
+                drop(server);
+                return Ok(());
+            }
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Err("no projector is active".into())
+    Err("no projector said it was active for 30 s".into())
 }
 
 /// Connections that send a request's headers a line every two seconds

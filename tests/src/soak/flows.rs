@@ -333,7 +333,7 @@ impl Traffic {
                 return Ok(username);
             }
             if tokio::time::Instant::now() > deadline {
-                return Err("everyone was busy for a minute".into());
+                return Err("starved: every person was in another flow for a minute".into());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -384,7 +384,13 @@ impl Traffic {
     }
 
     async fn grant_revocation(&self) -> Outcome<()> {
-        let session = self.session().await?;
+        // The newest session: its access token has not expired, so it can
+        // only be inactive because the revocation took.
+        let taken = lock(&self.sessions).pop_back();
+        let session = match taken {
+            Some(session) => session,
+            None => self.session().await?,
+        };
         self.http
             .post_form(
                 &self.url("/revoke"),
@@ -401,7 +407,26 @@ impl Traffic {
             .recorder
             .acknowledge(|acknowledged| acknowledged.revoked_grants.push(gid));
         self.must_be(&session.access, false, "its grant revoked")
-            .await
+            .await?;
+        let refused = self
+            .http
+            .post_form(
+                &self.url("/token"),
+                Some(&self.clients.app.basic),
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &session.refresh),
+                ],
+            )
+            .await?;
+        match refused.json()["error"].as_str() {
+            Some("invalid_grant") => Ok(()),
+            _ => Err(format!(
+                "a revoked refresh token: {} {}",
+                refused.status,
+                refused.short()
+            )),
+        }
     }
 
     async fn consent_withdrawal(&self) -> Outcome<()> {

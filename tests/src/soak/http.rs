@@ -128,20 +128,18 @@ impl Http {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
-                let body = response.text().await.map_err(|e| e.to_string())?;
-                Reply {
+                response.text().await.map(|body| Reply {
                     status,
                     headers,
                     body,
-                }
+                })
             }
-            Err(e) => {
-                self.recorder.request(started.elapsed());
-                return Err(format!("transport: {e}"));
-            }
+            Err(e) => Err(e),
         };
         self.recorder.request(started.elapsed());
-        Ok(reply)
+        // A connection cut while the body was read is as much a transport
+        // failure as one cut before the status line.
+        reply.map_err(|e| format!("transport: {e}"))
     }
 
     /// A form POST, authenticated with `basic` when given.

@@ -198,8 +198,8 @@ impl Poller {
         Ok(sets)
     }
 
-    /// Polls every `every` until `stop`, then until a poll comes back
-    /// empty after `drained` says the log is quiet.
+    /// Polls every `every` until `stop` (set once the log has settled),
+    /// then until three polls in a row come back empty, or two minutes.
     pub async fn run(
         mut self,
         every: Duration,
@@ -227,7 +227,9 @@ impl Poller {
                 Ok(sets) => {
                     polls.fetch_add(1, Ordering::Relaxed);
                     ack = sets.iter().map(|(jti, _)| jti.clone()).collect();
-                    if sets.is_empty() && stopped_at.is_some() {
+                    if !sets.is_empty() {
+                        empty_after_stop = 0;
+                    } else if stopped_at.is_some() {
                         empty_after_stop += 1;
                     }
                     if !sets.is_empty() {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Errors kept word for word; past this only counted.
+/// Failures kept word for word; past this, their first 120 characters.
 const ERRORS_KEPT: usize = 2_000;
 
 #[derive(Debug, Default, Clone)]
@@ -19,10 +19,15 @@ pub struct Second {
     pub not_started: u64,
 }
 
+/// A failed flow: when it started and ended, so that one caught in a
+/// fault's window and failing after it is still the fault's.
 #[derive(Debug, Clone)]
 pub struct Failure {
+    pub started: Duration,
     pub at: Duration,
     pub flow: &'static str,
+    /// The first failures' whole message; later ones keep only its first
+    /// line, so that no failure goes unjudged.
     pub message: String,
 }
 
@@ -108,14 +113,22 @@ impl Recorder {
         self.with_second(self.elapsed(), |second| second.flows_ok += 1);
     }
 
-    pub fn flow_failed(&self, flow: &'static str, message: String) {
+    pub fn flow_failed(&self, started: Duration, flow: &'static str, message: String) {
         let at = self.elapsed();
         self.with_second(at, |second| second.flows_failed += 1);
         let mut failures = lock(&self.failures);
         failures.1 += 1;
-        if failures.0.len() < ERRORS_KEPT {
-            failures.0.push(Failure { at, flow, message });
-        }
+        let message = if failures.0.len() < ERRORS_KEPT {
+            message
+        } else {
+            message.chars().take(120).collect()
+        };
+        failures.0.push(Failure {
+            started,
+            at,
+            flow,
+            message,
+        });
     }
 
     pub fn not_started(&self) {

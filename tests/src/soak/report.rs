@@ -111,7 +111,11 @@ impl Report<'_> {
             "| fault | from | to (incl. grace) | failed flows in it |\n| --- | --- | --- | --- |"
         );
         for window in self.windows {
-            let inside = self.failures.iter().filter(|f| window.covers(f.at)).count();
+            let inside = self
+                .failures
+                .iter()
+                .filter(|f| window.overlaps(f.started, f.at))
+                .count();
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {inside} |",
@@ -150,7 +154,7 @@ impl Report<'_> {
         let notable: Vec<&Failure> = self
             .failures
             .iter()
-            .filter(|f| self.outside(f.at) || !super::checks::unavailable(f))
+            .filter(|f| super::checks::outside(f, self.windows) || !super::checks::unavailable(f))
             .collect();
         if !notable.is_empty() {
             let _ = writeln!(
