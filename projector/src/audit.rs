@@ -7,7 +7,7 @@
 use writ_store::inline::ApplyError;
 use writ_store::EventHeader;
 
-pub use writ_store::views::{audit_index_rows, audit_subject_backfill};
+pub use writ_store::views::{audit_index_rows, audit_subject_backfill, SUBJECT_ARRIVES};
 
 /// Events this version cannot read stop the projection there.
 pub fn check_known(header: &EventHeader) -> Result<(), ApplyError> {

@@ -357,14 +357,22 @@ impl Projector {
                     chunk.len()
                 ))));
             }
-            self.conn
-                .execute(&[audit::audit_subject_backfill(
-                    dialect,
-                    schema,
-                    schema,
-                    Some(&positions),
-                )])
-                .await?;
+            // Only an approval or denial gives a grant its subject late.
+            let arrivals: Vec<i64> = chunk
+                .iter()
+                .filter(|header| audit::SUBJECT_ARRIVES.contains(&header.event_type.as_str()))
+                .map(|header| header.position)
+                .collect();
+            if !arrivals.is_empty() {
+                self.conn
+                    .execute(&[audit::audit_subject_backfill(
+                        dialect,
+                        schema,
+                        schema,
+                        Some(&arrivals),
+                    )])
+                    .await?;
+            }
             status_flips::flip(&mut self.conn, schema, chunk).await?;
             count += chunk.len();
             last = through;

@@ -92,6 +92,7 @@ pub(crate) async fn replay(
             .await?;
         let mut statements = Vec::new();
         let mut indexed = Vec::new();
+        let mut arrivals = Vec::new();
         let mut reached_end = rows.len() < PAGE as usize;
         for row in &rows {
             let event = StoredEvent::from_row(row)?;
@@ -102,6 +103,9 @@ pub(crate) async fn replay(
             statements.extend(inline::statements(scratch, &event)?);
             if audit_until.admits(&event) {
                 indexed.push(event.position);
+                if audit::SUBJECT_ARRIVES.contains(&event.event_type.as_str()) {
+                    arrivals.push(event.position);
+                }
             }
             last = Some(event.cursor());
             progress.replayed += 1;
@@ -109,11 +113,13 @@ pub(crate) async fn replay(
         // After the page's inline rows, which the audit rows may join.
         if !indexed.is_empty() {
             statements.push(audit::audit_index_rows(dialect, scratch, live, &indexed));
+        }
+        if !arrivals.is_empty() {
             statements.push(audit::audit_subject_backfill(
                 dialect,
                 scratch,
                 live,
-                Some(&indexed),
+                Some(&arrivals),
             ));
         }
         if pass.commit_pages && !statements.is_empty() {

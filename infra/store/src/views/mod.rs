@@ -175,6 +175,9 @@ pub fn audit_index_rows(dialect: Dialect, schema: &str, log: &str, positions: &[
     Statement::new(sql).text(positions)
 }
 
+/// The events after which a grant has a subject it did not start with.
+pub const SUBJECT_ARRIVES: &[&str] = &["DeviceAuthorizationApproved", "DeviceAuthorizationDenied"];
+
 /// Names the subject in the audit rows of the grants among `positions`
 /// (every grant, when `None`) that were indexed before the grant had one:
 /// a device grant learns its person when they approve. So a grant's rows
