@@ -116,6 +116,11 @@ impl Http {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(512)
+            // Writ closes a connection whose next request's headers have
+            // not come within header_read_timeout (10 s); a client that
+            // keeps idle connections longer races that close, and reqwest
+            // does not retry a POST whose connection was closed under it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
         Self { client, recorder }
