@@ -360,18 +360,24 @@ impl Traffic {
         }
     }
 
-    async fn refresh(&self) -> Outcome<()> {
-        let session = self.session().await?;
-        let reply = self
-            .http
+    /// The app's refresh request with `refresh_token`.
+    async fn redeem_refresh(&self, refresh_token: &str) -> Outcome<Reply> {
+        self.http
             .post_form(
                 &self.url("/token"),
                 Some(&self.clients.app.basic),
                 &[
                     ("grant_type", "refresh_token"),
-                    ("refresh_token", &session.refresh),
+                    ("refresh_token", refresh_token),
                 ],
             )
+            .await
+    }
+
+    async fn refresh(&self) -> Outcome<()> {
+        let session = self.session().await?;
+        let reply = self
+            .redeem_refresh(&session.refresh)
             .await?
             .expect(200, "refresh")?;
         let access = self.acknowledge_issued(&reply)?;
@@ -408,17 +414,7 @@ impl Traffic {
             .acknowledge(|acknowledged| acknowledged.revoked_grants.push(gid));
         self.must_be(&session.access, false, "its grant revoked")
             .await?;
-        let refused = self
-            .http
-            .post_form(
-                &self.url("/token"),
-                Some(&self.clients.app.basic),
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", &session.refresh),
-                ],
-            )
-            .await?;
+        let refused = self.redeem_refresh(&session.refresh).await?;
         match refused.json()["error"].as_str() {
             Some("invalid_grant") => Ok(()),
             _ => Err(format!(
