@@ -137,27 +137,19 @@ pub(crate) use status;
 /// `grants` and `sessions` rows in the same schema (a rebuild reads its
 /// own, written before this statement runs).
 pub fn audit_index_rows(dialect: Dialect, schema: &str, log: &str, positions: &[i64]) -> Statement {
-    let listed = positions
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let (cursor, recorded_at, actor, field, selected, positions) = match dialect {
+    let (selected, positions) = event_at_positions(dialect, positions);
+    let (cursor, recorded_at, actor, field) = match dialect {
         Dialect::Postgres => (
             "lpad(e.txid::text, 20, '0') || '-' || lpad(e.position::text, 20, '0')",
             "to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
             "e.metadata ->> 'actor'",
             "(e.payload -> e.event_type ->> '{}')",
-            "e.position = ANY($1::text::bigint[])",
-            format!("{{{listed}}}"),
         ),
         Dialect::Sqlite => (
             "printf('%020d', e.position)",
             "e.recorded_at",
             "json_extract(e.metadata, '$.actor')",
             "json_extract(e.payload, '$.' || e.event_type || '.{}')",
-            "e.position IN (SELECT value FROM json_each($1))",
-            format!("[{listed}]"),
         ),
     };
     let sub = field.replace("{}", "sub");
@@ -189,16 +181,16 @@ pub fn audit_subject_backfill(
     log: &str,
     positions: Option<&[i64]>,
 ) -> Statement {
-    let grants = match (positions, dialect) {
-        (None, _) => String::new(),
-        (Some(_), Dialect::Postgres) => format!(
-            "AND aggregate_id IN (SELECT e.aggregate_id FROM {log}.events e \
-             WHERE e.aggregate_type = 'Grant' AND e.position = ANY($1::text::bigint[]))"
-        ),
-        (Some(_), Dialect::Sqlite) => format!(
-            "AND aggregate_id IN (SELECT e.aggregate_id FROM {log}.events e \
-             WHERE e.aggregate_type = 'Grant' AND e.position IN (SELECT value FROM json_each($1)))"
-        ),
+    let (grants, listed) = match positions {
+        None => (String::new(), None),
+        Some(positions) => {
+            let (selected, listed) = event_at_positions(dialect, positions);
+            let grants = format!(
+                "AND aggregate_id IN (SELECT e.aggregate_id FROM {log}.events e \
+                 WHERE e.aggregate_type = 'Grant' AND {selected})"
+            );
+            (grants, Some(listed))
+        }
     };
     let sql = format!(
         "UPDATE {schema}.audit_index \
@@ -206,19 +198,30 @@ pub fn audit_subject_backfill(
          WHERE aggregate_type = 'Grant' AND subject IS NULL {grants} \
          AND EXISTS (SELECT 1 FROM {schema}.grants g WHERE g.gid = audit_index.aggregate_id AND g.sub IS NOT NULL)"
     );
-    match positions {
+    match listed {
         None => Statement::new(sql),
-        Some(positions) => {
-            let listed = positions
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            Statement::new(sql).text(match dialect {
-                Dialect::Postgres => format!("{{{listed}}}"),
-                Dialect::Sqlite => format!("[{listed}]"),
-            })
-        }
+        Some(listed) => Statement::new(sql).text(listed),
+    }
+}
+
+/// `e.position` among `positions`, bound as `$1`: one text parameter in
+/// the dialect's array syntax, so a slice of any length is one statement
+/// with one bind (an `IN (…)` list would be a new statement per length).
+fn event_at_positions(dialect: Dialect, positions: &[i64]) -> (&'static str, String) {
+    let listed = positions
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    match dialect {
+        Dialect::Postgres => (
+            "e.position = ANY($1::text::bigint[])",
+            format!("{{{listed}}}"),
+        ),
+        Dialect::Sqlite => (
+            "e.position IN (SELECT value FROM json_each($1))",
+            format!("[{listed}]"),
+        ),
     }
 }
 
