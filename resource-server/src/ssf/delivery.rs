@@ -79,7 +79,7 @@ pub fn push_router(
 
 #[cfg(feature = "axum")]
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// Polls the stream for ever (RFC 8936): first without waiting until it has
