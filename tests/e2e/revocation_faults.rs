@@ -12,7 +12,7 @@ use crate::oauth::{Api, Creds};
 use crate::refresh::{password_app, user, PASSWORD};
 use crate::revocation_stream::{kafka, messages, serve};
 use crate::split::metric;
-use writ_tests::broker::DurableBroker;
+use writ_tests::broker::Broker;
 
 /// Signs alice in and revokes the access token, then the refresh token:
 /// two revocations (token, then grant) under one key, the grant id.
@@ -63,7 +63,7 @@ async fn revocations_made_while_the_broker_is_stopped_all_arrive_after_it_restar
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let app = password_app(&deployment, &[]);
     user(&deployment, "alice");
-    let mut broker = DurableBroker::start().unwrap_or_else(|e| panic!("{e}"));
+    let mut broker = Broker::durable().unwrap_or_else(|e| panic!("{e}"));
     let mut kafka = kafka();
     kafka.brokers = broker.brokers();
     let writ = serve(&deployment, &kafka);
@@ -102,7 +102,7 @@ async fn revocations_streamed_across_a_broker_crash_and_restart_all_arrive_in_or
     let deployment = Deployment::with_keys(Backend::Postgres).await;
     let app = password_app(&deployment, &[]);
     user(&deployment, "alice");
-    let broker = DurableBroker::start().unwrap_or_else(|e| panic!("{e}"));
+    let broker = Broker::durable().unwrap_or_else(|e| panic!("{e}"));
     let mut kafka = kafka();
     kafka.brokers = broker.brokers();
     let writ = serve(&deployment, &kafka);

@@ -1,6 +1,7 @@
-//! A Kafka-protocol broker of a test's or the soak's own, on durable
-//! storage (tansu's SQLite engine, in a temporary directory), which can be
-//! stopped or crashed and started again on the same port and the same data.
+//! A Kafka-protocol broker of a test's, a benchmark's or the soak's own:
+//! tansu on durable storage (its SQLite engine, in a temporary directory),
+//! which can be crashed and started again on the same port and the same
+//! data, or in memory where only speed matters.
 //! `WRIT_TEST_TANSU` names the binary (`scripts/test` builds it with libsql).
 
 use std::io::{BufRead, BufReader};
@@ -8,30 +9,27 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const STORAGE: &str = "sqlite://tansu.db";
+use crate::writ_process::free_port;
 
-pub struct DurableBroker {
+const DURABLE: &str = "sqlite://tansu.db";
+const IN_MEMORY: &str = "memory://tansu/";
+
+pub struct Broker {
     child: Option<Child>,
     port: u16,
+    storage: &'static str,
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|e| e.to_string())
-}
-
 /// Starts tansu and waits for it to say it is ready.
-fn spawn_tansu(port: u16, dir: &Path) -> Result<Child, String> {
+fn spawn_tansu(port: u16, storage: &str, dir: &Path) -> Result<Child, String> {
     let tansu = std::env::var("WRIT_TEST_TANSU").unwrap_or_else(|_| "tansu".to_owned());
     let address = format!("tcp://127.0.0.1:{port}");
     let mut child = Command::new(tansu)
         .arg("broker")
         .args(["--listener-url", &address])
         .args(["--advertised-listener-url", &address])
-        .args(["--storage-engine", STORAGE])
+        .args(["--storage-engine", storage])
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -49,21 +47,37 @@ fn spawn_tansu(port: u16, dir: &Path) -> Result<Child, String> {
     if readied.recv_timeout(Duration::from_secs(30)).is_err() {
         let _ = child.kill();
         let _ = child.wait();
+        let hint = if storage == DURABLE {
+            " (is WRIT_TEST_TANSU built with libsql?)"
+        } else {
+            ""
+        };
         return Err(format!(
-            "tansu did not start on {port} with {STORAGE} (is WRIT_TEST_TANSU built with libsql?)"
+            "tansu did not start on {port} with {storage}{hint}"
         ));
     }
     Ok(child)
 }
 
-impl DurableBroker {
-    pub fn start() -> Result<Self, String> {
+impl Broker {
+    /// On disk: what it acknowledged survives [`Self::stop`].
+    pub fn durable() -> Result<Self, String> {
+        Self::start(DURABLE)
+    }
+
+    /// In memory: what it held is gone after [`Self::stop`].
+    pub fn in_memory() -> Result<Self, String> {
+        Self::start(IN_MEMORY)
+    }
+
+    fn start(storage: &'static str) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port()?;
-        let child = spawn_tansu(port, dir.path())?;
+        let child = spawn_tansu(port, storage, dir.path())?;
         Ok(Self {
             child: Some(child),
             port,
+            storage,
             dir,
         })
     }
@@ -81,15 +95,15 @@ impl DurableBroker {
         }
     }
 
-    /// A new broker on the same port and data.
+    /// A new broker on the same port and storage.
     pub fn start_again(&mut self) -> Result<(), String> {
         self.stop();
-        self.child = Some(spawn_tansu(self.port, self.dir.path())?);
+        self.child = Some(spawn_tansu(self.port, self.storage, self.dir.path())?);
         Ok(())
     }
 }
 
-impl Drop for DurableBroker {
+impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
     }

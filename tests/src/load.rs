@@ -18,6 +18,25 @@ pub struct Target {
 
 const FAILURES_KEPT: usize = 5;
 
+/// `N {what}, p50 …, p99 …, max …` of latencies measured one by one (the
+/// latency benchmarks' line), sorting them.
+pub fn spread(samples: &mut [Duration], what: &str) -> String {
+    samples.sort();
+    let at = |p: f64| {
+        samples
+            .get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    format!(
+        "{} {what}, p50 {:?}, p99 {:?}, max {:?}",
+        samples.len(),
+        at(0.5),
+        at(0.99),
+        samples.last().copied().unwrap_or_default()
+    )
+}
+
 #[derive(Debug, Default)]
 pub struct Stats {
     pub ok: u64,

@@ -87,6 +87,35 @@ pub struct Deployment {
     pub database_url: Option<String>,
 }
 
+/// A port nobody listens on now (the OS's pick; free until someone binds).
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|e| e.to_string())
+}
+
+/// A client as `writ client create` registered it.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+impl Registered {
+    /// Its `Authorization: Basic` header; empty for a public client.
+    pub fn basic(&self) -> String {
+        self.secret
+            .as_deref()
+            .map(|secret| crate::token_endpoints::basic(&self.id, secret))
+            .unwrap_or_default()
+    }
+
+    pub fn secret(&self) -> &str {
+        self.secret.as_deref().unwrap_or_default()
+    }
+}
+
 impl Deployment {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.binary);
@@ -107,6 +136,43 @@ impl Deployment {
             return Err(String::from_utf8_lossy(&output.stderr).into_owned());
         }
         Ok(output)
+    }
+
+    /// `writ --json client create ARGS`: the client's id and its secret
+    /// (none for a public client).
+    pub fn create_client(&self, args: &[&str]) -> Result<Registered, String> {
+        let mut all = vec!["--json", "client", "create"];
+        all.extend_from_slice(args);
+        let created: serde_json::Value =
+            serde_json::from_slice(&self.run(&all)?.stdout).map_err(|e| e.to_string())?;
+        Ok(Registered {
+            id: created["client_id"].as_str().unwrap_or_default().to_owned(),
+            secret: created["client_secret"].as_str().map(str::to_owned),
+        })
+    }
+
+    /// `writ user create --username NAME ARGS --password-stdin`, the
+    /// password written to its stdin as a person would type it.
+    pub fn create_user(&self, username: &str, password: &str, args: &[&str]) -> Result<(), String> {
+        use std::io::Write;
+        let mut all = vec!["user", "create", "--username", username];
+        all.extend_from_slice(args);
+        all.push("--password-stdin");
+        let mut child = self
+            .command(&all)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("writ: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            writeln!(stdin, "{password}").map_err(|e| e.to_string())?;
+        }
+        let output = child.wait_with_output().map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(())
     }
 
     /// `writ serve` with the defaults, its log going to a file.
@@ -186,16 +252,9 @@ pub fn bench_deployment(
     };
     std::fs::create_dir_all(&deployment.data_dir)?;
     deployment.run(&["keys", "init"])?;
-    let mut args = vec![
-        "--json", "client", "create", "--name", "bench", "--scope", "read",
-    ];
+    let mut args = vec!["--name", "bench", "--scope", "read"];
     args.extend_from_slice(client_args);
-    let created = deployment.run(&args)?;
-    let client: serde_json::Value = serde_json::from_slice(&created.stdout)?;
-    let authorization = crate::token_endpoints::basic(
-        client["client_id"].as_str().unwrap_or_default(),
-        client["client_secret"].as_str().unwrap_or_default(),
-    );
+    let authorization = deployment.create_client(&args)?.basic();
     Ok((deployment, authorization))
 }
 

@@ -27,8 +27,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::json;
 use writ_tests::load::{self, Stats, Target};
-use writ_tests::token_endpoints::basic;
-use writ_tests::writ_process::{self, Deployment};
+use writ_tests::writ_process::{self, Deployment, Registered};
 
 const CONNECTIONS: usize = 32;
 const ROUNDS: usize = 3;
@@ -156,13 +155,10 @@ fn report(name: &str, stats: &Stats) -> Result<f64, Failure> {
     Ok(stats.per_second())
 }
 
-fn create_client(deployment: &Deployment, extra: &[&str]) -> Result<serde_json::Value, Failure> {
-    let mut args = vec![
-        "--json", "client", "create", "--name", "bench", "--scope", "read",
-    ];
+fn create_client(deployment: &Deployment, extra: &[&str]) -> Result<Registered, Failure> {
+    let mut args = vec!["--name", "bench", "--scope", "read"];
     args.extend_from_slice(extra);
-    let created = deployment.run(&args)?;
-    Ok(serde_json::from_slice(&created.stdout)?)
+    Ok(deployment.create_client(&args)?)
 }
 
 #[tokio::main]
@@ -181,15 +177,12 @@ async fn main() -> Result<(), Failure> {
     std::fs::write(&jwks_file, signer.jwks().to_string())?;
     let secret_client = create_client(&deployment, &[])?;
     let keyed = create_client(&deployment, &["--jwks-file", &jwks_file.to_string_lossy()])?;
-    let keyed_id = keyed["client_id"].as_str().unwrap_or_default().to_owned();
+    let keyed_id = keyed.id;
     let server = deployment.serve()?;
     let token_url = format!("{}/token", server.base);
     let secret = Target {
         url: token_url.clone(),
-        authorization: basic(
-            secret_client["client_id"].as_str().unwrap_or_default(),
-            secret_client["client_secret"].as_str().unwrap_or_default(),
-        ),
+        authorization: secret_client.basic(),
         body: Arc::new(|_| "grant_type=client_credentials&scope=read".to_owned()),
         dpop: None,
     };

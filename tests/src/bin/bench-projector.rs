@@ -19,8 +19,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use writ_store::statement::Statement;
 use writ_store::{Conn, Db, Target};
 use writ_tests::load::{self, Target as LoadTarget};
@@ -91,18 +89,9 @@ async fn catch_up(binary: &std::path::Path, events: i64) -> Result<(), Failure> 
 
 async fn steady_state(binary: &std::path::Path) -> Result<(), Failure> {
     let (url, _dir, deployment) = writ_process::fresh_postgres_deployment(binary).await?;
-    let created = deployment.run(&[
-        "--json", "client", "create", "--name", "bench", "--scope", "read",
-    ])?;
-    let created: serde_json::Value = serde_json::from_slice(&created.stdout)?;
-    let authorization = format!(
-        "Basic {}",
-        STANDARD.encode(format!(
-            "{}:{}",
-            created["client_id"].as_str().unwrap_or_default(),
-            created["client_secret"].as_str().unwrap_or_default()
-        ))
-    );
+    let authorization = deployment
+        .create_client(&["--name", "bench", "--scope", "read"])?
+        .basic();
     let command = start(&deployment, "command-api").await?;
     let _projector = start(&deployment, "projector").await?;
     let target = LoadTarget {
@@ -141,18 +130,12 @@ async fn steady_state(binary: &std::path::Path) -> Result<(), Failure> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stats = load.await?;
-    lags.sort();
-    let at =
-        |p: f64| lags.get(((lags.len() as f64 * p) as usize).min(lags.len().saturating_sub(1)));
     println!(
-        "steady state: {:.0} req/s served ({} ok, {} failed); projector lag over {} samples: p50 {:?}, p99 {:?}, max {:?}",
+        "steady state: {:.0} req/s served ({} ok, {} failed); projector lag over {}",
         stats.per_second(),
         stats.ok,
         stats.failed,
-        lags.len(),
-        at(0.5).copied().unwrap_or_default(),
-        at(0.99).copied().unwrap_or_default(),
-        lags.last().copied().unwrap_or_default()
+        load::spread(&mut lags, "samples"),
     );
     Ok(())
 }

@@ -9,80 +9,23 @@
 //!   cargo build --release -p writ-cli -p writ-tests --bins
 //!   WRIT_TEST_POSTGRES=postgres://… target/release/bench-propagation [N]
 //!
-//! `TANSU` names the broker binary (default `~/.cargo/bin/tansu`).
+//! `WRIT_TEST_TANSU` names the broker binary (default `tansu` on the path).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use writ_infra::kafka::KafkaSettings;
 use writ_resource_server::sse::{follow_sse, SseFeed};
 use writ_resource_server::{Config, ResourceServer};
+use writ_tests::broker::Broker;
+use writ_tests::load;
 use writ_tests::writ_process::{self, Deployment};
 
 type Failure = Box<dyn std::error::Error>;
 
 const ISSUER: &str = "http://bench.writ.test";
 
-struct Broker(std::process::Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_broker() -> Result<(Broker, String), Failure> {
-    let tansu = std::env::var("TANSU").unwrap_or_else(|_| {
-        format!(
-            "{}/.cargo/bin/tansu",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut child = Command::new(tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let broker = Broker(child);
-    for line in BufReader::new(stdout).lines() {
-        if line?.contains("ready in") {
-            return Ok((broker, format!("127.0.0.1:{port}")));
-        }
-    }
-    Err("tansu did not start".into())
-}
-
 fn percentiles(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |p: f64| {
-        samples
-            .get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    println!(
-        "{name}: {} revocations, p50 {:?}, p99 {:?}, max {:?}",
-        samples.len(),
-        at(0.5),
-        at(0.99),
-        samples.last().copied().unwrap_or_default()
-    );
+    println!("{name}: {}", load::spread(&mut samples, "revocations"));
 }
 
 async fn rejected_after(server: &ResourceServer, token: &str, since: Instant) -> Duration {
@@ -97,7 +40,8 @@ async fn rejected_after(server: &ResourceServer, token: &str, since: Instant) ->
 async fn main() -> Result<(), Failure> {
     let revocations: usize = writ_process::count_argument(1000)?;
     let binary = writ_process::release_binary()?;
-    let (_broker, brokers) = start_broker()?;
+    let broker = Broker::in_memory()?;
+    let brokers = broker.brokers();
     let url = writ_testing::fresh_postgres_database().await?;
     let dir = tempfile::tempdir()?;
     let deployment = Deployment {
@@ -106,15 +50,8 @@ async fn main() -> Result<(), Failure> {
         database_url: Some(url),
     };
     deployment.run(&["keys", "init"])?;
-    let created = |args: &[&str]| -> Result<(String, String), Failure> {
-        let mut all = vec!["--json", "client", "create", "--name", "bench"];
-        all.extend_from_slice(args);
-        let output: serde_json::Value = serde_json::from_slice(&deployment.run(&all)?.stdout)?;
-        let field = |name: &str| output[name].as_str().unwrap_or_default().to_owned();
-        Ok((field("client_id"), field("client_secret")))
-    };
-    let api_identity = created(&["--revocation-feed"])?;
-    let service = created(&["--audience", &api_identity.0])?;
+    let api_identity = deployment.create_client(&["--name", "bench", "--revocation-feed"])?;
+    let service = deployment.create_client(&["--name", "bench", "--audience", &api_identity.id])?;
     let mut kafka = KafkaSettings::new(brokers);
     kafka.partitions = 1;
     let writ = deployment.start(&[
@@ -134,7 +71,7 @@ async fn main() -> Result<(), Failure> {
     );
 
     let resource_server = || {
-        let mut config = Config::new(ISSUER, &api_identity.0);
+        let mut config = Config::new(ISSUER, &api_identity.id);
         config.jwks_url = format!("{}/jwks", writ.base);
         ResourceServer::new(config)
     };
@@ -152,8 +89,8 @@ async fn main() -> Result<(), Failure> {
         over_sse.clone(),
         SseFeed {
             url: format!("{}/revocations", writ.base),
-            client_id: api_identity.0.clone(),
-            client_secret: api_identity.1.clone(),
+            client_id: api_identity.id.clone(),
+            client_secret: api_identity.secret().to_owned(),
         },
     ));
     tokio::time::timeout(Duration::from_secs(30), async {
@@ -163,10 +100,7 @@ async fn main() -> Result<(), Failure> {
     .await?;
 
     let http = reqwest::Client::new();
-    let basic = format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", service.0, service.1))
-    );
+    let basic = service.basic();
     let (mut kafka_times, mut sse_times) = (Vec::new(), Vec::new());
     for _ in 0..revocations {
         let issued: serde_json::Value = http

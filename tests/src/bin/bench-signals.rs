@@ -9,8 +9,6 @@
 //!   target/release/bench-signals [N]
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +17,7 @@ use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
+use writ_tests::load;
 use writ_tests::writ_process::{self, Deployment, Server};
 
 type Failure = Box<dyn std::error::Error>;
@@ -108,20 +107,7 @@ impl Receiver {
 }
 
 fn percentiles(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |p: f64| {
-        samples
-            .get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    println!(
-        "  {name}: {} revocations, p50 {:?}, p99 {:?}, max {:?}",
-        samples.len(),
-        at(0.5),
-        at(0.99),
-        samples.last().copied().unwrap_or_default()
-    );
+    println!("  {name}: {}", load::spread(&mut samples, "revocations"));
 }
 
 async fn arrived(arrivals: &Arrivals, gid: &str, since: Instant) -> Duration {
@@ -138,11 +124,11 @@ async fn arrived(arrivals: &Arrivals, gid: &str, since: Instant) -> Duration {
 }
 
 fn client(deployment: &Deployment, args: &[&str]) -> Result<(String, String), Failure> {
-    let mut all = vec!["--json", "client", "create", "--name", "bench"];
+    let mut all = vec!["--name", "bench"];
     all.extend_from_slice(args);
-    let output: Value = serde_json::from_slice(&deployment.run(&all)?.stdout)?;
-    let field = |name: &str| output[name].as_str().unwrap_or_default().to_owned();
-    Ok((field("client_id"), field("client_secret")))
+    let client = deployment.create_client(&all)?;
+    let secret = client.secret().to_owned();
+    Ok((client.id, secret))
 }
 
 async fn run(deployment: &Deployment, what: &str, revocations: usize) -> Result<(), Failure> {
@@ -170,19 +156,7 @@ async fn run(deployment: &Deployment, what: &str, revocations: usize) -> Result<
             "openid",
         ],
     )?;
-    let mut create = deployment
-        .command(&["user", "create", "--username", "bench", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()?;
-    create
-        .stdin
-        .take()
-        .ok_or("no stdin")?
-        .write_all(format!("{PASSWORD}\n").as_bytes())?;
-    if !create.wait()?.success() {
-        return Err("user create failed".into());
-    }
+    deployment.create_user("bench", PASSWORD, &[])?;
     let writ: Server = deployment.serve()?;
     let http = reqwest::Client::new();
     let token: Value = http

@@ -19,6 +19,7 @@ use serde_json::Value;
 use writ_protocol::revocation::{Revocation, RevocationType, SCHEMA_VERSION};
 use writ_protocol::status_list::{StatusList, StatusListClaims, INVALID};
 use writ_resource_server::{Config, ResourceServer};
+use writ_tests::load;
 use writ_tests::writ_process::{self, Deployment, Server};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -39,23 +40,6 @@ fn entry(jwt: &str) -> Result<(String, u64), Failure> {
         entry["uri"].as_str().ok_or("no status")?.to_owned(),
         entry["idx"].as_u64().ok_or("no idx")?,
     ))
-}
-
-fn percentiles(samples: &mut [Duration]) -> String {
-    samples.sort();
-    let at = |p: f64| {
-        samples
-            .get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    format!(
-        "{} samples, p50 {:?}, p99 {:?}, max {:?}",
-        samples.len(),
-        at(0.5),
-        at(0.99),
-        samples.last().copied().unwrap_or_default()
-    )
 }
 
 struct Bench {
@@ -132,10 +116,7 @@ impl Bench {
 }
 
 fn client(deployment: &Deployment) -> Result<(String, String), Failure> {
-    let output = deployment.run(&[
-        "--json",
-        "client",
-        "create",
+    let client = deployment.create_client(&[
         "--name",
         "bench",
         "--grant-type",
@@ -143,9 +124,8 @@ fn client(deployment: &Deployment) -> Result<(String, String), Failure> {
         "--access-token-ttl",
         "1h",
     ])?;
-    let output: Value = serde_json::from_slice(&output.stdout)?;
-    let field = |name: &str| output[name].as_str().unwrap_or_default().to_owned();
-    Ok((field("client_id"), field("client_secret")))
+    let secret = client.secret().to_owned();
+    Ok((client.id, secret))
 }
 
 async fn flips(bench: &Bench, revocations: usize) -> Result<(), Failure> {
@@ -159,7 +139,7 @@ async fn flips(bench: &Bench, revocations: usize) -> Result<(), Failure> {
     }
     println!(
         "  revoke response → bit INVALID in a fetch: {}",
-        percentiles(&mut latencies)
+        load::spread(&mut latencies, "samples")
     );
     Ok(())
 }
@@ -243,7 +223,7 @@ async fn at_scale(bench: &Arc<Bench>, live: usize) -> Result<(), Failure> {
     }
     println!(
         "  fetch, unchanged list (kept signed): {}",
-        percentiles(&mut cached)
+        load::spread(&mut cached, "samples")
     );
     let mut rebuilt = Vec::new();
     for _ in 0..50 {
@@ -254,7 +234,7 @@ async fn at_scale(bench: &Arc<Bench>, live: usize) -> Result<(), Failure> {
     }
     println!(
         "  fetch that first shows a new revocation (count, read, compress, sign): {}",
-        percentiles(&mut rebuilt)
+        load::spread(&mut rebuilt, "samples")
     );
     Ok(())
 }
@@ -319,7 +299,10 @@ async fn decisions(base: &str, token: &str) -> Result<(), Failure> {
                 .map_err(|e| format!("{e:?}"))?;
             samples.push(started.elapsed());
         }
-        println!("  SDK decision, {name}: {}", percentiles(&mut samples));
+        println!(
+            "  SDK decision, {name}: {}",
+            load::spread(&mut samples, "samples")
+        );
     }
     Ok(())
 }

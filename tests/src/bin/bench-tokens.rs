@@ -43,7 +43,7 @@ use writ_tests::procfs::{self, Memory};
 use writ_tests::token_endpoints::{
     basic, introspection_bodies, TokenEndpoints, CLIENT_CREDENTIALS_BODY,
 };
-use writ_tests::writ_process::{self, Server};
+use writ_tests::writ_process::{self, free_port, Server};
 use writ_tests::wrk;
 
 const CONNECTIONS: usize = 32;
@@ -369,10 +369,7 @@ async fn main() -> Result<(), Failure> {
     let writ = TokenEndpoints::writ(&server.base, &writ_auth);
     let peer_dir = std::env::temp_dir().join("writ-bench-node-oidc-provider");
     std::fs::create_dir_all(&peer_dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let node = NodeOidc::start(&peer_dir, port)?;
+    let node = NodeOidc::start(&peer_dir, free_port()?)?;
     let peer = TokenEndpoints {
         token_url: format!("{}/token", node.base),
         introspection_url: format!("{}/token/introspection", node.base),

@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use writ_tests::soak::checks::{self, Check};
 use writ_tests::soak::drive::{closed_loop, open_loop};
-use writ_tests::soak::faults::{self, held, metric};
+use writ_tests::soak::faults::{self, metric};
 use writ_tests::soak::flows::Traffic;
 use writ_tests::soak::http::Http;
+use writ_tests::soak::lock;
 use writ_tests::soak::receivers::{self, Poller};
 use writ_tests::soak::record::{Recorder, Sample};
 use writ_tests::soak::report;
@@ -148,24 +149,28 @@ fn cli_check(
     args: &[&str],
     out: &std::path::Path,
 ) -> Check {
-    let (passed, text) = match deployment.command(args).output() {
-        Ok(output) => (
-            output.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        ),
-        Err(e) => (false, format!("writ: {e}")),
+    let (passed, said, text) = match deployment.command(args).output() {
+        Ok(output) => {
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let text = format!("{stdout}{stderr}");
+            (output.status.success(), stdout, text)
+        }
+        Err(e) => (false, String::new(), format!("writ: {e}")),
     };
     let _ = std::fs::write(out.join(format!("{}.log", name.replace(' ', "-"))), &text);
-    // Progress lines come first; the verdict is the last thing said.
-    let detail = text
-        .lines()
-        .rfind(|line| !line.trim().is_empty())
-        .unwrap_or_default()
-        .to_owned();
+    // A pass is the last thing said on stdout (log lines may follow it on
+    // stderr); a failure's reason is the last thing said at all.
+    let last = |text: &str| {
+        text.lines()
+            .rfind(|line| !line.trim().is_empty())
+            .map(str::to_owned)
+    };
+    let detail = passed
+        .then(|| last(&said))
+        .flatten()
+        .or_else(|| last(&text))
+        .unwrap_or_default();
     Check {
         name: name.to_owned(),
         passed,
@@ -257,12 +262,12 @@ async fn run(options: Options) -> Result<bool, Failure> {
     pool.close().await;
     // Which routes were slow, by the command API's own histograms.
     std::fs::create_dir_all(&options.out)?;
-    let command_url = held(&soak).command_url();
+    let command_url = lock(&soak).command_url();
     if let Ok(reply) = reqwest::get(format!("{command_url}/metrics")).await {
         std::fs::write(options.out.join("command-api.metrics"), reply.text().await?)?;
     }
     let deployment = {
-        let mut soak = held(&soak);
+        let mut soak = lock(&soak);
         soak.stop_processes();
         soak.deployment.clone()
     };
@@ -299,7 +304,7 @@ async fn run(options: Options) -> Result<bool, Failure> {
     writ_tests::soak::chart::draw(&options.out.join("soak.svg"), &seconds, &samples, &windows)?;
     println!("soak: report and chart in {}", options.out.display());
     if options.keep {
-        held(&soak).broker.stop();
+        lock(&soak).broker.stop();
         println!(
             "soak: kept writ --data-dir {} --database-url {}",
             deployment.data_dir.display(),

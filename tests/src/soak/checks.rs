@@ -248,14 +248,22 @@ pub fn outside(failure: &Failure, windows: &[Window]) -> bool {
         .any(|w| w.overlaps(failure.started, failure.at))
 }
 
+/// Whether the run's `index`th second began outside every fault's window:
+/// what is counted per second (latencies, flows not started) is split by
+/// the second, where a failed flow, which has its own times, is split by
+/// [`outside`].
+pub fn second_outside(index: usize, windows: &[Window]) -> bool {
+    let at = Duration::from_secs(index as u64);
+    !windows.iter().any(|w| w.covers(at))
+}
+
 /// Failed flows and flows not started, outside every fault's window.
 pub fn errors(failures: &[Failure], total: u64, seconds: &[Second], windows: &[Window]) -> Check {
     let failed_outside = failures.iter().filter(|f| outside(f, windows)).count();
-    let outside = |at: Duration| !windows.iter().any(|w| w.covers(at));
     let unstarted_outside: u64 = seconds
         .iter()
         .enumerate()
-        .filter(|(index, _)| outside(Duration::from_secs(*index as u64)))
+        .filter(|(index, _)| second_outside(*index, windows))
         .map(|(_, second)| second.not_started)
         .sum();
     let flows: u64 = seconds.iter().map(|s| s.flows_ok + s.flows_failed).sum();

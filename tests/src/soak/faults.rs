@@ -3,11 +3,12 @@
 //! moment it is injected to `GRACE` after it is mended; errors are
 //! expected only inside one.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
+use super::lock;
 use super::record::Recorder;
 use super::setup::Soak;
 
@@ -52,10 +53,6 @@ pub async fn metric(client: &reqwest::Client, base: &str, name: &str) -> Option<
 
 type Step = Result<(), String>;
 
-pub fn held(soak: &Mutex<Soak>) -> MutexGuard<'_, Soak> {
-    soak.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Runs the schedule over `duration`; the windows, in order.
 pub async fn inject(
     soak: Arc<Mutex<Soak>>,
@@ -88,40 +85,40 @@ pub async fn inject(
 
     until(at(0.15)).await;
     let start = recorder.elapsed();
-    blocking(|| held(&soak).cluster.stop())?;
+    blocking(|| lock(&soak).cluster.stop())?;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    blocking(|| held(&soak).cluster.start())?;
+    blocking(|| lock(&soak).cluster.start())?;
     window("PostgreSQL stopped (immediate) and started", start);
 
     until(at(0.30)).await;
     let start = recorder.elapsed();
-    held(&soak).broker.stop();
+    lock(&soak).broker.stop();
     tokio::time::sleep(outage).await;
-    blocking(|| held(&soak).broker.start_again())?;
+    blocking(|| lock(&soak).broker.start_again())?;
     window("broker stopped", start);
 
     until(at(0.45)).await;
     let start = recorder.elapsed();
     kill_active_projector(&soak).await?;
     tokio::time::sleep(Duration::from_secs(10)).await;
-    blocking(|| held(&soak).start_projector().map_err(|e| e.to_string()))?;
+    blocking(|| lock(&soak).start_projector().map_err(|e| e.to_string()))?;
     window("active projector SIGKILLed", start);
 
     until(at(0.60)).await;
     let start = recorder.elapsed();
-    let stopped = held(&soak).queries[0].take();
+    let stopped = lock(&soak).queries[0].take();
     if let Some(server) = stopped {
         blocking(|| {
             server.stop();
             Ok(())
         })?;
     }
-    blocking(|| held(&soak).start_query(0).map_err(|e| e.to_string()))?;
+    blocking(|| lock(&soak).start_query(0).map_err(|e| e.to_string()))?;
     window("query API A restarted", start);
 
     until(at(0.75)).await;
     let start = recorder.elapsed();
-    let port = held(&soak).command_port;
+    let port = lock(&soak).command_port;
     let closed = slow_clients(port, outage).await;
     println!("soak: the command API closed {closed} slow connections");
     window("200 slow clients held connections", start);
@@ -139,10 +136,10 @@ fn blocking(step: impl FnOnce() -> Step) -> Step {
 async fn kill_active_projector(soak: &Arc<Mutex<Soak>>) -> Step {
     let client = reqwest::Client::new();
     for _ in 0..30 {
-        let bases = held(soak).projector_bases();
+        let bases = lock(soak).projector_bases();
         for (index, base) in bases.iter().enumerate() {
             if metric(&client, base, "writ_projector_active").await == Some(1.0) {
-                let (role, server) = held(soak).projectors.remove(index);
+                let (role, server) = lock(soak).projectors.remove(index);
                 println!("soak: SIGKILL {role}");
                 drop(server);
                 return Ok(());

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::http::{claim, query_param, Http, Jar, Outcome, Reply};
+use super::lock;
 use super::setup::{person, withdrawer, Clients, PASSWORD, PEOPLE, REDIRECT_URI, WITHDRAWERS};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -93,12 +94,6 @@ pub struct Traffic {
     sessions: Mutex<VecDeque<Session>>,
     people: Mutex<VecDeque<String>>,
     withdrawers: Mutex<VecDeque<String>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Keeps at most `POOL`, dropping the oldest (whose tokens simply live on).

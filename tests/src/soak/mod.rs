@@ -23,3 +23,11 @@ pub mod receivers;
 pub mod record;
 pub mod report;
 pub mod setup;
+
+/// A mutex's guard even after a panic elsewhere: the soak reports what it
+/// saw rather than dying on a poisoned lock.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::lock;
+
 /// Failures kept word for word; past this, their first 120 characters.
 const ERRORS_KEPT: usize = 2_000;
 
@@ -60,12 +62,6 @@ pub struct Recorder {
     failures: Mutex<(Vec<Failure>, u64)>,
     samples: Mutex<Vec<Sample>>,
     acknowledged: Mutex<Acknowledged>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Recorder {

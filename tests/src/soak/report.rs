@@ -26,16 +26,12 @@ fn clock(at: Duration) -> String {
 }
 
 impl Report<'_> {
-    fn outside(&self, at: Duration) -> bool {
-        !self.windows.iter().any(|w| w.covers(at))
-    }
-
     fn latency(&self, outside_only: bool) -> (f64, f64, f64) {
         let mut all: Vec<u32> = self
             .seconds
             .iter()
             .enumerate()
-            .filter(|(i, _)| !outside_only || self.outside(Duration::from_secs(*i as u64)))
+            .filter(|(i, _)| !outside_only || super::checks::second_outside(*i, self.windows))
             .flat_map(|(_, s)| s.latencies_us.iter().copied())
             .collect();
         (
@@ -99,7 +95,7 @@ impl Report<'_> {
         let _ = writeln!(
             out,
             "- request latency, whole run: p50 {p50:.1} ms, p99 {p99:.1} ms, p99.9 {p999:.1} ms; \
-             outside fault windows: p50 {q50:.1} ms, p99 {q99:.1} ms, p99.9 {q999:.1} ms"
+             in the seconds outside fault windows: p50 {q50:.1} ms, p99 {q99:.1} ms, p99.9 {q999:.1} ms"
         );
         let _ = writeln!(
             out,

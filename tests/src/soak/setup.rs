@@ -7,9 +7,8 @@ use std::path::Path;
 
 use writ_testing::PrivateCluster;
 
-use crate::broker::DurableBroker;
-use crate::token_endpoints::basic;
-use crate::writ_process::{Deployment, Server};
+use crate::broker::Broker;
+use crate::writ_process::{free_port, Deployment, Server};
 
 pub const ISSUER: &str = "http://soak.writ.test";
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
@@ -43,7 +42,7 @@ pub struct Clients {
 
 pub struct Soak {
     pub cluster: PrivateCluster,
-    pub broker: DurableBroker,
+    pub broker: Broker,
     pub deployment: Deployment,
     pub command: Option<Server>,
     pub queries: [Option<Server>; 2],
@@ -56,12 +55,6 @@ pub struct Soak {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> Result<u16, Failure> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 pub fn person(index: usize) -> String {
     format!("person{index}")
 }
@@ -71,41 +64,16 @@ pub fn withdrawer(index: usize) -> String {
 }
 
 fn create_client(deployment: &Deployment, args: &[&str]) -> Result<Client, Failure> {
-    let mut all = vec!["--json", "client", "create"];
-    all.extend_from_slice(args);
-    let created: serde_json::Value = serde_json::from_slice(&deployment.run(&all)?.stdout)?;
-    let id = created["client_id"].as_str().unwrap_or_default().to_owned();
-    let basic = created["client_secret"]
-        .as_str()
-        .map(|secret| basic(&id, secret))
-        .unwrap_or_default();
-    Ok(Client { id, basic })
+    let registered = deployment.create_client(args)?;
+    Ok(Client {
+        basic: registered.basic(),
+        id: registered.id,
+    })
 }
 
 fn create_person(deployment: &Deployment, username: &str) -> Result<(), Failure> {
-    use std::io::Write;
-    let mut child = deployment
-        .command(&[
-            "user",
-            "create",
-            "--username",
-            username,
-            "--email",
-            &format!("{username}@example.com"),
-            "--password-stdin",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        writeln!(stdin, "{PASSWORD}")?;
-    }
-    let output = child.wait_with_output()?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
-    }
-    Ok(())
+    let email = format!("{username}@example.com");
+    Ok(deployment.create_user(username, PASSWORD, &["--email", &email])?)
 }
 
 fn register(deployment: &Deployment) -> Result<Clients, Failure> {
@@ -217,7 +185,7 @@ impl Soak {
         if !created.success() {
             return Err("createdb soak failed".into());
         }
-        let broker = DurableBroker::start()?;
+        let broker = Broker::durable()?;
         let dir = tempfile::tempdir()?;
         let deployment = Deployment {
             binary: binary.to_owned(),
