@@ -169,7 +169,7 @@ impl Traffic {
             .http
             .post_form(
                 &self.query_url("/introspect"),
-                Some(&self.clients.resource.basic),
+                Some(&self.clients.resource.basic()),
                 &[("token", token)],
             )
             .await?
@@ -192,7 +192,7 @@ impl Traffic {
             .http
             .post_form(
                 &self.url("/token"),
-                Some(&self.clients.service.basic),
+                Some(&self.clients.service.basic()),
                 &[("grant_type", "client_credentials"), ("scope", "read")],
             )
             .await?
@@ -227,7 +227,7 @@ impl Traffic {
         self.http
             .post_form(
                 &self.url("/revoke"),
-                Some(&self.clients.service.basic),
+                Some(&self.clients.service.basic()),
                 &[("token", &token), ("token_type_hint", "access_token")],
             )
             .await?
@@ -303,7 +303,7 @@ impl Traffic {
             .http
             .post_form(
                 &self.url("/token"),
-                Some(&self.clients.app.basic),
+                Some(&self.clients.app.basic()),
                 &[
                     ("grant_type", "authorization_code"),
                     ("code", &code),
@@ -355,12 +355,22 @@ impl Traffic {
         }
     }
 
+    /// The session signed in last, whose access token is the furthest from
+    /// its expiry; a new one when none is free.
+    async fn newest_session(&self) -> Outcome<Session> {
+        let taken = lock(&self.sessions).pop_back();
+        match taken {
+            Some(session) => Ok(session),
+            None => self.session().await,
+        }
+    }
+
     /// The app's refresh request with `refresh_token`.
     async fn redeem_refresh(&self, refresh_token: &str) -> Outcome<Reply> {
         self.http
             .post_form(
                 &self.url("/token"),
-                Some(&self.clients.app.basic),
+                Some(&self.clients.app.basic()),
                 &[
                     ("grant_type", "refresh_token"),
                     ("refresh_token", refresh_token),
@@ -385,17 +395,13 @@ impl Traffic {
     }
 
     async fn grant_revocation(&self) -> Outcome<()> {
-        // The newest session: its access token has not expired, so it can
-        // only be inactive because the revocation took.
-        let taken = lock(&self.sessions).pop_back();
-        let session = match taken {
-            Some(session) => session,
-            None => self.session().await?,
-        };
+        // Its access token has not expired, so it can only be inactive
+        // because the revocation took.
+        let session = self.newest_session().await?;
         self.http
             .post_form(
                 &self.url("/revoke"),
-                Some(&self.clients.app.basic),
+                Some(&self.clients.app.basic()),
                 &[
                     ("token", &session.refresh),
                     ("token_type_hint", "refresh_token"),
@@ -554,18 +560,12 @@ impl Traffic {
     }
 
     async fn token_exchange(&self) -> Outcome<()> {
-        // The newest session: its access token is the least likely to be
-        // near its expiry.
-        let taken = lock(&self.sessions).pop_back();
-        let session = match taken {
-            Some(session) => session,
-            None => self.session().await?,
-        };
+        let session = self.newest_session().await?;
         let exchanged = self
             .http
             .post_form(
                 &self.url("/token"),
-                Some(&self.clients.resource.basic),
+                Some(&self.clients.resource.basic()),
                 &[
                     ("grant_type", EXCHANGE_GRANT),
                     ("subject_token", &session.access),

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use writ_domain::cursor::Cursor;
 use writ_infra::kafka::KafkaSettings;
 
-use super::setup::Client;
+use crate::writ_process::Registered;
 
 /// A revocation as a receiver got it: its key (the topic's message key)
 /// and the cursor it names. On PostgreSQL the log's order is the cursors'
@@ -71,10 +71,10 @@ pub async fn topic(
 }
 
 /// `GET /revocations` from the start of the log to its `caught_up` event.
-pub async fn feed(query_url: &str, reader: &Client) -> Result<Vec<Cursor>, String> {
+pub async fn feed(query_url: &str, reader: &Registered) -> Result<Vec<Cursor>, String> {
     let response = reqwest::Client::new()
         .get(format!("{query_url}/revocations"))
-        .header("authorization", &reader.basic)
+        .header("authorization", reader.basic())
         .header("accept", "text/event-stream")
         .send()
         .await
@@ -112,7 +112,7 @@ pub async fn feed(query_url: &str, reader: &Client) -> Result<Vec<Cursor>, Strin
 /// one's SETs; every batch is kept in the order it came.
 pub struct Poller {
     command_url: String,
-    receiver: Client,
+    receiver: Registered,
     stream_id: String,
     http: reqwest::Client,
     pub batches: Vec<Vec<Cursor>>,
@@ -120,7 +120,7 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub async fn create(command_url: String, receiver: Client) -> Result<Self, String> {
+    pub async fn create(command_url: String, receiver: Registered) -> Result<Self, String> {
         let mut poller = Self {
             command_url,
             receiver,
@@ -150,7 +150,7 @@ impl Poller {
         let reply: Value = self
             .http
             .post(format!("{}/token", self.command_url))
-            .header("authorization", &self.receiver.basic)
+            .header("authorization", self.receiver.basic())
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("scope", "ssf.manage"),

@@ -8,7 +8,7 @@ use std::path::Path;
 use writ_testing::PrivateCluster;
 
 use crate::broker::Broker;
-use crate::writ_process::{free_port, Deployment, Server};
+use crate::writ_process::{free_port, Deployment, Registered, Server};
 
 pub const ISSUER: &str = "http://soak.writ.test";
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
@@ -20,24 +20,17 @@ pub const WITHDRAWERS: usize = 40;
 
 pub type Failure = Box<dyn std::error::Error>;
 
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub id: String,
-    /// Its `Authorization: Basic` header; empty for a public client.
-    pub basic: String,
-}
-
 /// The clients the traffic uses. Every token names `resource` in its
 /// audience, so the resource server may introspect all of them and its
 /// revocation feed carries every revocation.
 #[derive(Debug, Clone)]
 pub struct Clients {
-    pub resource: Client,
-    pub downstream: Client,
-    pub service: Client,
-    pub app: Client,
-    pub device: Client,
-    pub receiver: Client,
+    pub resource: Registered,
+    pub downstream: Registered,
+    pub service: Registered,
+    pub app: Registered,
+    pub device: Registered,
+    pub receiver: Registered,
 }
 
 pub struct Soak {
@@ -63,105 +56,79 @@ pub fn withdrawer(index: usize) -> String {
     format!("withdrawer{index}")
 }
 
-fn create_client(deployment: &Deployment, args: &[&str]) -> Result<Client, Failure> {
-    let registered = deployment.create_client(args)?;
-    Ok(Client {
-        basic: registered.basic(),
-        id: registered.id,
-    })
-}
-
 fn create_person(deployment: &Deployment, username: &str) -> Result<(), Failure> {
     let email = format!("{username}@example.com");
     Ok(deployment.create_user(username, PASSWORD, &["--email", &email])?)
 }
 
 fn register(deployment: &Deployment) -> Result<Clients, Failure> {
-    let resource = create_client(
-        deployment,
-        &[
-            "--name",
-            "Orders",
-            "--grant-type",
-            "client_credentials",
-            "--grant-type",
-            "token_exchange",
-            "--scope",
-            "read write",
-            "--revocation-feed",
-        ],
-    )?;
+    let resource = deployment.create_client(&[
+        "--name",
+        "Orders",
+        "--grant-type",
+        "client_credentials",
+        "--grant-type",
+        "token_exchange",
+        "--scope",
+        "read write",
+        "--revocation-feed",
+    ])?;
     let aud = resource.id.clone();
-    let downstream = create_client(
-        deployment,
-        &[
-            "--name",
-            "Billing",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "read",
-        ],
-    )?;
-    let service = create_client(
-        deployment,
-        &[
-            "--name",
-            "Batch",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "read",
-            "--audience",
-            &aud,
-            "--access-token-ttl",
-            "2h",
-        ],
-    )?;
-    let app = create_client(
-        deployment,
-        &[
-            "--name",
-            "Shop",
-            "--redirect-uri",
-            REDIRECT_URI,
-            "--scope",
-            "openid offline_access read",
-            "--audience",
-            &aud,
-            "--grant-type",
-            "authorization_code",
-            "--grant-type",
-            "refresh_token",
-        ],
-    )?;
-    let device = create_client(
-        deployment,
-        &[
-            "--name",
-            "Living Room TV",
-            "--public",
-            "--grant-type",
-            "device_code",
-            "--grant-type",
-            "refresh_token",
-            "--scope",
-            "openid offline_access read",
-            "--audience",
-            &aud,
-        ],
-    )?;
-    let receiver = create_client(
-        deployment,
-        &[
-            "--name",
-            "Signals",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "ssf.manage",
-        ],
-    )?;
+    let downstream = deployment.create_client(&[
+        "--name",
+        "Billing",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "read",
+    ])?;
+    let service = deployment.create_client(&[
+        "--name",
+        "Batch",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "read",
+        "--audience",
+        &aud,
+        "--access-token-ttl",
+        "2h",
+    ])?;
+    let app = deployment.create_client(&[
+        "--name",
+        "Shop",
+        "--redirect-uri",
+        REDIRECT_URI,
+        "--scope",
+        "openid offline_access read",
+        "--audience",
+        &aud,
+        "--grant-type",
+        "authorization_code",
+        "--grant-type",
+        "refresh_token",
+    ])?;
+    let device = deployment.create_client(&[
+        "--name",
+        "Living Room TV",
+        "--public",
+        "--grant-type",
+        "device_code",
+        "--grant-type",
+        "refresh_token",
+        "--scope",
+        "openid offline_access read",
+        "--audience",
+        &aud,
+    ])?;
+    let receiver = deployment.create_client(&[
+        "--name",
+        "Signals",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "ssf.manage",
+    ])?;
     Ok(Clients {
         resource,
         downstream,
