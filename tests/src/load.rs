@@ -1,9 +1,14 @@
 //! A small HTTP load generator for the benchmarks: closed loop over N
 //! keep-alive connections, or open loop at a constant rate with latency
-//! measured from each request's scheduled time (no coordinated omission).
+//! measured from each request's scheduled time (no coordinated omission;
+//! [`paced`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod paced;
+
+pub use paced::constant_rate;
 
 /// One kind of request against one server.
 #[derive(Clone)]
@@ -47,6 +52,9 @@ pub struct Stats {
     pub samples: Vec<String>,
     /// Why the first few failed requests failed.
     pub failures: Vec<String>,
+    /// Open loop: how late the generator sent each request whose connection
+    /// was free before it was due, its timer's share of a latency.
+    pub timer_lateness: Vec<Duration>,
 }
 
 impl Stats {
@@ -55,17 +63,18 @@ impl Stats {
     }
 
     pub fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[index]
+        percentile(&self.latencies, p)
+    }
+
+    pub fn timer_lateness_percentile(&self, p: f64) -> Duration {
+        percentile(&self.timer_lateness, p)
     }
 
     fn merge(&mut self, other: Stats) {
         self.ok += other.ok;
         self.failed += other.failed;
         self.latencies.extend(other.latencies);
+        self.timer_lateness.extend(other.timer_lateness);
         if self.samples.len() < 200 {
             self.samples.extend(other.samples);
         }
@@ -79,6 +88,14 @@ impl Stats {
             self.failures.push(why);
         }
     }
+}
+
+/// Of sorted durations.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn connection() -> reqwest::Client {
@@ -150,58 +167,4 @@ pub async fn closed_loop(target: &Target, connections: usize, duration: Duration
     total.elapsed = started.elapsed();
     total.latencies.sort();
     total
-}
-
-/// Requests scheduled at `rate` per second for `duration`, each on the
-/// next free one of `connections` connections; latency counts from the
-/// scheduled time, so a stalled server (or a request waiting for a free
-/// connection) shows up in p99. The pool is fixed, as wrk2's is: opening
-/// new connections whenever the generator fell behind left thousands of
-/// them half-open and failing.
-pub async fn constant_rate(
-    target: &Target,
-    rate: f64,
-    connections: usize,
-    duration: Duration,
-) -> Stats {
-    let pool: Arc<Mutex<Vec<reqwest::Client>>> =
-        Arc::new(Mutex::new((0..connections).map(|_| connection()).collect()));
-    let free = Arc::new(tokio::sync::Semaphore::new(connections));
-    let started = Instant::now();
-    let total = (rate * duration.as_secs_f64()) as usize;
-    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
-    let mut tasks = Vec::with_capacity(total);
-    for index in 0..total {
-        let scheduled = started + interval * index as u32;
-        tokio::time::sleep_until(scheduled.into()).await;
-        let (target, pool, free) = (target.clone(), pool.clone(), free.clone());
-        tasks.push(tokio::spawn(async move {
-            let Ok(_permit) = free.acquire().await else {
-                return (Err("the pool closed".to_owned()), scheduled.elapsed());
-            };
-            // A permit guarantees a client in the pool.
-            let client = pool
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop()
-                .unwrap_or_else(connection);
-            let outcome = one(&client, &target, index).await;
-            pool.lock().unwrap_or_else(|p| p.into_inner()).push(client);
-            (outcome.map(drop), scheduled.elapsed())
-        }));
-    }
-    let mut stats = Stats::default();
-    for task in futures::future::join_all(tasks).await {
-        match task {
-            Ok((Ok(()), latency)) => {
-                stats.ok += 1;
-                stats.latencies.push(latency);
-            }
-            Ok((Err(why), _)) => stats.fail(why),
-            Err(panicked) => stats.fail(panicked.to_string()),
-        }
-    }
-    stats.elapsed = started.elapsed();
-    stats.latencies.sort();
-    stats
 }

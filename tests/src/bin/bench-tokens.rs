@@ -22,9 +22,11 @@
 //!    newest 1000 entries, so tokens from the issuance rounds would be
 //!    forgotten there and introspect inactive, which is cheaper work.
 //! 4. A constant-rate run at 70 % of Writ's median maximum, with this
-//!    crate's generator, which measures latency from each request's
-//!    scheduled time, for p99 against the targets. It runs in this
-//!    process, so its CPU share is this process's.
+//!    crate's generator (`load::constant_rate`: built like wrk2, one
+//!    thread, raw HTTP/1.1 over keep-alive connections), which measures
+//!    latency from each request's due time, for p99 against the targets.
+//!    It runs in this process, so its CPU share is this process's; it
+//!    also prints how late its own timer sent the requests.
 //! 5. Writ's resident memory at idle, its peak after each phase, and what
 //!    is resident after the benchmark.
 //! 6. A restart of Writ, then the log against what was delivered. This
@@ -205,7 +207,7 @@ struct Steady {
     stats: Stats,
     target: Duration,
     /// This process's CPU over the run's wall time on all cores: here the
-    /// generator is in-process, and heavier than wrk.
+    /// generator is in-process.
     generator_cpu_share: f64,
 }
 
@@ -244,13 +246,16 @@ impl Steady {
     fn cell(&self) -> String {
         let p99 = self.stats.percentile(0.99);
         format!(
-            "{}/s: p50 {:.2} ms, p99 {:.2} ms (target ≤ {} ms: {}); generator CPU {:.0} %",
+            "{}/s: p50 {:.2} ms, p99 {:.2} ms (target ≤ {} ms: {}); generator CPU {:.0} %, \
+             its timer late by p50 {:.2} ms, p99 {:.2} ms",
             grouped(self.rate.round() as u64),
             ms(self.stats.percentile(0.50)),
             ms(p99),
             self.target.as_millis(),
             met(p99 <= self.target),
-            self.generator_cpu_share * 1e2
+            self.generator_cpu_share * 1e2,
+            ms(self.stats.timer_lateness_percentile(0.50)),
+            ms(self.stats.timer_lateness_percentile(0.99))
         )
     }
 }
