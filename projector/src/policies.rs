@@ -26,6 +26,15 @@ use crate::ProjectorError;
 const CHECKPOINT: &str = "policies";
 const BATCH: i64 = 1000;
 
+/// Whether moving the policies' checkpoint happens inside the projector's
+/// transaction, which holds this process's write turn already, or as a
+/// write of its own, which must take it ([`writ_store::WriteTurn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    Held,
+    Take,
+}
+
 /// Which grants an event ends, and why.
 struct Consequence {
     grants: Ending,
@@ -166,14 +175,18 @@ impl Policies {
         self
     }
 
-    /// Handles the next events after the checkpoint; `Ok(0)` when idle.
-    /// The checkpoint moves only after every consequence is committed. The
-    /// checkpoint goes through the projector's own connection: the store's
-    /// SQLite pool is read-only.
-    pub async fn step(&self, conn: &mut Conn) -> Result<usize, ProjectorError> {
+    /// Handles the next events after the checkpoint up to `through` (the
+    /// projector's); `Ok(0)` when idle. The checkpoint moves only after
+    /// every consequence is committed. The checkpoint goes through the
+    /// projector's own connection: the store's SQLite pool is read-only.
+    /// Never past the projector: the policies' checkpoint then moves in the
+    /// projector's own transactions, where running ahead under load made
+    /// every idle moment a write of its own.
+    pub async fn step(&self, conn: &mut Conn, through: Cursor) -> Result<usize, ProjectorError> {
         let from = crate::read_checkpoint(conn, CHECKPOINT).await?;
-        let headers = self.store.headers_after(from, BATCH).await?;
-        self.handle(conn, from, &headers).await?;
+        let mut headers = self.store.headers_after(from, BATCH).await?;
+        headers.retain(|header| header.cursor() <= through);
+        self.handle(conn, from, &headers, Turn::Take).await?;
         Ok(headers.len())
     }
 
@@ -185,9 +198,10 @@ impl Policies {
         conn: &mut Conn,
         from: Cursor,
         headers: &[EventHeader],
+        turn: Turn,
     ) -> Result<(), ProjectorError> {
         if crate::read_checkpoint(conn, CHECKPOINT).await? == from {
-            self.handle(conn, from, headers).await?;
+            self.handle(conn, from, headers, turn).await?;
         }
         Ok(())
     }
@@ -203,6 +217,7 @@ impl Policies {
         conn: &mut Conn,
         from: Cursor,
         headers: &[EventHeader],
+        turn: Turn,
     ) -> Result<(), ProjectorError> {
         let Some(last) = headers.last().map(EventHeader::cursor) else {
             return Ok(());
@@ -226,7 +241,12 @@ impl Policies {
                 .await?;
             }
         }
-        crate::advance_checkpoint(conn, CHECKPOINT, from, last).await
+        match turn {
+            Turn::Held => crate::advance_checkpoint(conn, CHECKPOINT, from, last).await,
+            Turn::Take => {
+                crate::advance_checkpoint_alone(&self.store, conn, CHECKPOINT, from, last).await
+            }
+        }
     }
 
     async fn revoke_grants(

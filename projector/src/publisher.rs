@@ -20,7 +20,7 @@ use writ_infra::revocations;
 use writ_store::metrics::Source;
 use writ_store::{Conn, Cursor, Dialect, Store};
 
-use crate::{advance_checkpoint, read_checkpoint, ProjectorError};
+use crate::{advance_checkpoint_alone, read_checkpoint, ProjectorError};
 
 pub const CHECKPOINT: &str = "revocations";
 /// The session-level advisory lock whose holder is the active publisher.
@@ -136,7 +136,7 @@ impl Publisher {
                 Err(_) => return Err(ProjectorError::Kafka("delivery cancelled".into())),
             }
         }
-        advance_checkpoint(&mut self.conn, CHECKPOINT, from, last).await?;
+        advance_checkpoint_alone(&self.store, &mut self.conn, CHECKPOINT, from, last).await?;
         self.metrics.published.inc_by(messages.len() as i64);
         Ok(headers.len())
     }

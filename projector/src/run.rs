@@ -44,7 +44,7 @@ impl Projector {
     async fn reconnect(&mut self) {
         self.leading = false;
         self.metrics.active.set(0);
-        match Conn::connect(self.store.target()).await {
+        match crate::connect_projection(self.store.target()).await {
             Ok(mut conn) => {
                 if conn.dialect() == Dialect::Postgres {
                     let _ = conn.batch(SESSION_SETTINGS).await;
@@ -86,8 +86,14 @@ impl Projector {
                 self.measure_lag(outcome).await;
             }
             match step {
-                Ok(Outcome::Projected { .. }) => {
+                Ok(Outcome::Projected { events, .. }) => {
                     held_back_since = None;
+                    if let Some(at) = self.next_slice_at(events) {
+                        tokio::select! {
+                            _ = shutdown.changed() => return,
+                            _ = tokio::time::sleep_until(at.into()) => {}
+                        }
+                    }
                     continue;
                 }
                 Ok(Outcome::Idle) => {

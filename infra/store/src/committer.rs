@@ -116,6 +116,8 @@ pub(crate) struct Committer {
     pub max_batch: usize,
     /// SQLite only: told what each batch claims and changes.
     pub memory: Option<Arc<Memory>>,
+    /// SQLite only: taken for each batch, in turn with the projector.
+    pub write_turn: Option<super::WriteTurn>,
 }
 
 impl Committer {
@@ -147,6 +149,10 @@ impl Committer {
                     Err(_) => break,
                 }
             }
+            let turn = match &self.write_turn {
+                Some(turn) => Some(turn.lock().await),
+                None => None,
+            };
             let outcomes = match conn.as_mut() {
                 Some(live) => commit_batch(live, &batch, metrics, self.memory.as_deref()).await,
                 None => batch
@@ -164,6 +170,7 @@ impl Committer {
                     Err(AppendError::Unavailable(_) | AppendError::OutcomeUnknown)
                 )
             };
+            drop(turn);
             if conn.is_none() || outcomes.iter().any(lost) {
                 conn = healthy_or_reconnected(conn, &self.target).await;
             }

@@ -177,7 +177,16 @@ struct Inner {
     metrics: Arc<Metrics>,
     migrations: migrations::MigrationReport,
     memory: Option<Arc<memory::Memory>>,
+    write_turn: Option<WriteTurn>,
 }
+
+/// SQLite's one write lock, taken in turn by this process's writers (the
+/// committer, the projector and its checkpoints), first come first served.
+/// Without it a projector's `BEGIN IMMEDIATE`, polling on SQLite's back-off
+/// (1, 2, 5, … 100 ms), lost to a committer that is rarely idle under load:
+/// it fell seconds behind, then held the lock for 50 ms slices while every
+/// request waited (issuance p99 21–57 ms at 70 % of the maximum).
+pub type WriteTurn = Arc<tokio::sync::Mutex<()>>;
 
 use committer::AppendRequest;
 
@@ -259,6 +268,7 @@ impl Store {
         let (appends, requests) = mpsc::channel(4096);
         let (committed_tx, committed) = watch::channel(START);
         let watchers = watchers::Watchers::default();
+        let write_turn = (target.dialect() == Dialect::Sqlite).then(WriteTurn::default);
         let committer = committer::Committer {
             target: target.clone(),
             metrics: metrics.clone(),
@@ -266,6 +276,7 @@ impl Store {
             watchers: watchers.clone(),
             max_batch: max_batch.max(1),
             memory: memory.clone(),
+            write_turn: write_turn.clone(),
         };
         match target {
             Target::Postgres(_) => {
@@ -293,8 +304,19 @@ impl Store {
                 metrics,
                 migrations,
                 memory,
+                write_turn,
             }),
         })
+    }
+
+    /// Waits for this process's turn at SQLite's write lock (see
+    /// [`WriteTurn`]); hold it from `BEGIN IMMEDIATE` to `COMMIT`. Nothing to
+    /// wait for on PostgreSQL.
+    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.inner.write_turn {
+            Some(turn) => Some(turn.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// What opening the store migrated.
