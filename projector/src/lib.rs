@@ -44,13 +44,13 @@ const BATCH: i64 = 2000;
 const SLICE: Duration = Duration::from_millis(50);
 /// Events applied between two looks at the slice's clock.
 const SLICE_CHUNK: usize = 500;
-/// On SQLite, while keeping up, a slice begins at most this often. The
-/// projector and the committer take turns at the one write lock
-/// ([`writ_store::WriteTurn`]); a slice after every batch of commands
-/// doubled the transactions the committer waited behind (issuance p50 at
-/// 70 % of the maximum 1.6 → 4–7 ms), while one every 20 ms holds it up
-/// for about a millisecond at a time and leaves the audit index, the
-/// status lists and the policies at most that far behind.
+/// On SQLite, while keeping up and commands wait for the committer, a
+/// slice begins at most this often. The projector and the committer take
+/// turns at the one write lock ([`writ_store::WriteTurn`]); a slice after
+/// every batch of commands doubled the transactions the committer waited
+/// behind (issuance p50 at 5,500/s 1.6 → 4–7 ms), while one every 20 ms
+/// holds it up about a millisecond at a time and leaves the audit index,
+/// the status bits and the policies that far behind.
 const SQLITE_SPACING: Duration = Duration::from_millis(20);
 
 #[derive(Debug, PartialEq, Eq)]
@@ -143,16 +143,22 @@ pub(crate) async fn advance_checkpoint_alone(
     advance_checkpoint(conn, projection, from, to).await
 }
 
-/// The projector's own connection. On SQLite its commits skip the WAL's
-/// fsync (`synchronous = NORMAL`): the rows are derived from the log and
-/// move with their checkpoint in one transaction, so a crash of the
-/// machine can only take back the newest slices whole, and they are
-/// projected again; and the committer's next fsync of the same WAL makes
-/// them durable anyway. An fsync per slice held the committer up for it.
+/// A projector's or publisher's own connection. On SQLite its commits skip
+/// the WAL's fsync (`synchronous = NORMAL`): what it writes is derived
+/// from the log and moves with its checkpoint in one transaction (or is
+/// the checkpoint alone), so a crash of the machine can only take back the
+/// newest transactions whole, and they are projected again; and the
+/// committer's next fsync of the same WAL makes them durable anyway. Slices
+/// that flip status bits, which relying parties are shown, are the
+/// exception ([`Projector::project_next`]). Nor does it checkpoint the WAL
+/// inside its COMMIT (SQLite's default after 1,000 pages, always past under
+/// load): the committer's checkpointer copies, and a projector catching up
+/// alone copies after its slice, outside the write turn.
 pub(crate) async fn connect_projection(target: &Target) -> Result<Conn, sqlx::Error> {
     let mut conn = Conn::connect(target).await?;
     if conn.dialect() == Dialect::Sqlite {
-        conn.batch("PRAGMA synchronous = NORMAL").await?;
+        conn.batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0")
+            .await?;
     }
     Ok(conn)
 }
@@ -276,7 +282,9 @@ impl Projector {
         self
     }
 
-    /// Runs the policies until they have seen every committed event.
+    /// Runs the policies until they have seen every event the audit index
+    /// has: after every slice, since under load the projector seldom idles,
+    /// and a policy step that failed would otherwise wait for that.
     async fn run_policies(&mut self) {
         let Some(policies) = &self.policies else {
             return;
@@ -301,11 +309,13 @@ impl Projector {
     }
 
     /// When the next slice may begin after one of `events`: on SQLite, a
-    /// slice that reached the head waits out [`SQLITE_SPACING`]; catching
-    /// up goes on at once.
+    /// slice that reached the head waits out [`SQLITE_SPACING`] while
+    /// commands wait for the committer; catching up, or with nobody
+    /// waiting, the next one goes at once.
     fn next_slice_at(&self, events: usize) -> Option<Instant> {
         let keeping_up = events < BATCH as usize;
-        match (self.conn.dialect(), keeping_up) {
+        let commands_waiting = self.store.queued_appends() > 0;
+        match (self.conn.dialect(), keeping_up && commands_waiting) {
             (Dialect::Sqlite, true) => self.last_slice_started.map(|at| at + SQLITE_SPACING),
             _ => None,
         }
@@ -344,8 +354,15 @@ impl Projector {
             let task = tokio::spawn(async move { store.headers_after(next, BATCH).await });
             self.prefetched = Some((next, task));
         }
+        // A status bit, once a relying party may have seen it, must survive
+        // a crash of the machine (ADR 0031): such a slice is fsynced.
+        let sqlite = self.conn.dialect() == Dialect::Sqlite;
+        let durable = sqlite && status_flips::any(&headers[..readable]);
         let turn = self.store.write_turn().await;
         self.last_slice_started = Some(Instant::now());
+        if durable {
+            self.conn.batch("PRAGMA synchronous = FULL").await?;
+        }
         self.conn.begin_write().await?;
         match self.apply_slice(&headers[..readable], from).await {
             Ok((count, last)) => {
@@ -364,6 +381,15 @@ impl Projector {
                 self.conn.batch("COMMIT").await?;
                 // Before the policies' revocations, which are the committer's.
                 drop(turn);
+                if durable {
+                    self.conn.batch("PRAGMA synchronous = NORMAL").await?;
+                }
+                if sqlite && count > SLICE_CHUNK {
+                    // Catching up, perhaps with no committer to copy the WAL.
+                    if let Err(err) = self.conn.batch("PRAGMA wal_checkpoint(PASSIVE)").await {
+                        tracing::warn!(error = %err, "WAL checkpoint after a slice failed");
+                    }
+                }
                 if let (Some(policies), true) = (&self.policies, consequential) {
                     let after = policies::Turn::Take;
                     if let Err(err) = policies.follow(&mut self.conn, from, slice, after).await {

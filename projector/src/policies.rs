@@ -184,6 +184,9 @@ impl Policies {
     /// every idle moment a write of its own.
     pub async fn step(&self, conn: &mut Conn, through: Cursor) -> Result<usize, ProjectorError> {
         let from = crate::read_checkpoint(conn, CHECKPOINT).await?;
+        if from >= through {
+            return Ok(0);
+        }
         let mut headers = self.store.headers_after(from, BATCH).await?;
         headers.retain(|header| header.cursor() <= through);
         self.handle(conn, from, &headers, Turn::Take).await?;
@@ -227,6 +230,12 @@ impl Policies {
             .filter(|header| TRIGGERS.contains(&header.event_type.as_str()))
             .map(|header| header.position)
             .collect();
+        if turn == Turn::Held && !triggers.is_empty() {
+            // Their revocations are commands, which wait for the turn.
+            return Err(ProjectorError::Invalid(
+                "consequences inside the projector's transaction".into(),
+            ));
+        }
         for event in self.store.events_at(&triggers).await? {
             if let Some(consequence) = consequence(&event) {
                 self.revoke_grants(&event, consequence).await?;

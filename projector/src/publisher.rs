@@ -79,7 +79,7 @@ impl Publisher {
             .producer()
             .map_err(|err| ProjectorError::Kafka(err.to_string()))?;
         Ok(Self {
-            conn: Conn::connect(store.target()).await?,
+            conn: crate::connect_projection(store.target()).await?,
             store,
             producer,
             kafka: kafka.clone(),
@@ -171,7 +171,7 @@ impl Publisher {
     async fn reconnect(&mut self) {
         self.leading = false;
         self.metrics.active.set(0);
-        match Conn::connect(self.store.target()).await {
+        match crate::connect_projection(self.store.target()).await {
             Ok(conn) => self.conn = conn,
             Err(err) => tracing::warn!(error = %err, "publisher cannot reconnect; retrying"),
         }

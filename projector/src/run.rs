@@ -88,6 +88,7 @@ impl Projector {
             match step {
                 Ok(Outcome::Projected { events, .. }) => {
                     held_back_since = None;
+                    self.run_policies().await;
                     if let Some(at) = self.next_slice_at(events) {
                         tokio::select! {
                             _ = shutdown.changed() => return,

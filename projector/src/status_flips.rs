@@ -17,6 +17,15 @@ const REVOCATIONS: &[&str] = &["GrantRevoked", "AccessTokenRevoked"];
 /// everywhere (clock skew included): their bits would only swell the list.
 const EXPIRED_FOR: chrono::Duration = chrono::Duration::minutes(5);
 
+/// Whether any of `headers` may set a status bit.
+pub fn any(headers: &[EventHeader]) -> bool {
+    headers.iter().any(flips_bits)
+}
+
+fn flips_bits(header: &EventHeader) -> bool {
+    header.aggregate_type == "Grant" && REVOCATIONS.contains(&header.event_type.as_str())
+}
+
 /// A grant refreshed every few minutes for a month has minted thousands
 /// of access tokens, and its revocation marks them all revoked: only the
 /// ones that can still be presented get a bit.
@@ -28,9 +37,7 @@ pub async fn flip(
     let live_after = timestamp(&(chrono::Utc::now() - EXPIRED_FOR));
     let flips: Vec<Statement> = headers
         .iter()
-        .filter(|header| {
-            header.aggregate_type == "Grant" && REVOCATIONS.contains(&header.event_type.as_str())
-        })
+        .filter(|header| flips_bits(header))
         .map(|header| {
             Statement::new(format!(
                 "INSERT INTO {schema}.status_invalid (list_id, idx) \

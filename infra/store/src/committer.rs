@@ -143,14 +143,14 @@ impl Committer {
         let mut conn = Some(conn);
         while let Some(first) = requests.recv().await {
             let mut batch = vec![first];
-            while batch.len() < self.max_batch {
-                match requests.try_recv() {
-                    Ok(request) => batch.push(request),
-                    Err(_) => break,
-                }
-            }
+            gather(&mut batch, &mut requests, self.max_batch);
             let turn = match &self.write_turn {
-                Some(turn) => Some(turn.lock().await),
+                Some(turn) => {
+                    let turn = turn.lock().await;
+                    // What arrived while another writer had the turn.
+                    gather(&mut batch, &mut requests, self.max_batch);
+                    Some(turn)
+                }
                 None => None,
             };
             let outcomes = match conn.as_mut() {
@@ -189,6 +189,20 @@ impl Committer {
             if let Some(live) = conn.as_ref() {
                 live.between_batches();
             }
+        }
+    }
+}
+
+/// Adds what is waiting in the channel to `batch`, up to `max_batch`.
+fn gather(
+    batch: &mut Vec<AppendRequest>,
+    requests: &mut mpsc::Receiver<AppendRequest>,
+    max_batch: usize,
+) {
+    while batch.len() < max_batch {
+        match requests.try_recv() {
+            Ok(request) => batch.push(request),
+            Err(_) => break,
         }
     }
 }

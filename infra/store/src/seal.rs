@@ -185,6 +185,7 @@ pub async fn seal(store: &Store, seed: &CheckpointSeed) -> Result<Option<Checkpo
     // Another sealer may have sealed the same prefix: same answer, kept
     // once. A connection of its own: the pool may be read-only (SQLite).
     let mut conn = Conn::connect(store.target()).await?;
+    let _turn = store.write_turn().await;
     conn.execute(&[Statement::new(
                 "INSERT INTO audit_checkpoints (cursor, event_count, rolling_hash, signed_at, public_key, signature)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cursor) DO NOTHING",

@@ -2,8 +2,11 @@
 //! of this process gets it between two batches of a committer that never
 //! idles, and no batch commits while it holds it.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
 
 use cqrs_es::persist::SerializedEvent;
 use serde_json::json;
@@ -19,6 +22,15 @@ fn event(aggregate_id: &str, sequence: usize) -> SerializedEvent {
         event_version: "1.0".into(),
         payload: json!({"LoginFailed": {"sub": aggregate_id, "at": "2026-01-01T00:00:00Z"}}),
         metadata: json!({"actor": "test"}),
+    }
+}
+
+/// Fails the test instead of hanging when the appenders stop committing.
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::task::yield_now().await;
     }
 }
 
@@ -45,23 +57,13 @@ async fn a_writer_waiting_for_the_turn_gets_it_between_two_batches_of_a_busy_com
         })
         .collect();
     let committed = || store.metrics().batches_committed.get();
-    while committed() < 20 {
-        tokio::task::yield_now().await;
-    }
+    until("the first batches", || committed() >= 20).await;
     let mut writer = Conn::connect(store.target())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     for round in 0..20 {
-        let asked_at = committed();
-        let turn = store.write_turn().await;
-        assert!(turn.is_some(), "SQLite has a write turn");
-        let waited = committed() - asked_at;
-        // The batch under way when asked, and at most one more that took
-        // the turn between the count and the request.
-        assert!(
-            waited <= 2,
-            "round {round}: the turn came {waited} batches later"
-        );
+        let held = store.write_turn().await;
+        assert!(held.is_some(), "SQLite has a write turn");
         let held_at = committed();
         writer
             .batch("BEGIN IMMEDIATE; UPDATE projector_checkpoints SET position = position WHERE 0; COMMIT")
@@ -72,10 +74,27 @@ async fn a_writer_waiting_for_the_turn_gets_it_between_two_batches_of_a_busy_com
             held_at,
             "round {round}: a batch committed in another writer's turn"
         );
-        drop(turn);
-        while committed() == held_at {
-            tokio::task::yield_now().await;
-        }
+        // A second writer queues while the turn is held, as the committer
+        // may have: once it is let go, at most that one batch comes first.
+        let mut next = std::pin::pin!(store.write_turn());
+        let mut context = Context::from_waker(Waker::noop());
+        assert!(
+            next.as_mut().poll(&mut context).is_pending(),
+            "round {round}: the turn is held"
+        );
+        let released_at = committed();
+        drop(held);
+        let next = next.await;
+        let waited = committed() - released_at;
+        assert!(
+            waited <= 1,
+            "round {round}: the turn came {waited} batches later"
+        );
+        drop(next);
+        until("the committer's next batch", || {
+            committed() > released_at + waited
+        })
+        .await;
     }
     stop.store(true, Ordering::Relaxed);
     for appender in appenders {
