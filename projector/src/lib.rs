@@ -179,8 +179,13 @@ pub struct Projector {
     /// The slice after the one being written, read meanwhile on another
     /// connection while catching up.
     prefetched: Option<(Cursor, Prefetch)>,
-    /// When the last slice's transaction began (see [`SQLITE_SPACING`]).
+    /// When the last slice's transaction began, and whether commands were
+    /// waiting for the committer as it ended (see [`SQLITE_SPACING`]).
     last_slice_started: Option<Instant>,
+    commands_waited: bool,
+    /// The SQLite connection's `synchronous` level is FULL (see
+    /// [`connect_projection`]).
+    synchronous_full: bool,
 }
 
 type Prefetch = tokio::task::JoinHandle<Result<Vec<EventHeader>, sqlx::Error>>;
@@ -203,6 +208,8 @@ impl Projector {
             leading: false,
             prefetched: None,
             last_slice_started: None,
+            commands_waited: false,
+            synchronous_full: false,
         })
     }
 
@@ -283,9 +290,9 @@ impl Projector {
     }
 
     /// Runs the policies until they have seen every event the audit index
-    /// has: after every slice, since under load the projector seldom idles,
-    /// and a policy step that failed would otherwise wait for that.
-    async fn run_policies(&mut self) {
+    /// has, or for at most `steps` steps: one after every slice, since under
+    /// load the projector seldom idles, and the rest when it does.
+    async fn run_policies(&mut self, steps: usize) {
         let Some(policies) = &self.policies else {
             return;
         };
@@ -296,7 +303,7 @@ impl Projector {
                 return;
             }
         };
-        loop {
+        for _ in 0..steps {
             match policies.step(&mut self.conn, through).await {
                 Ok(0) => return,
                 Ok(_) => continue,
@@ -314,8 +321,7 @@ impl Projector {
     /// waiting, the next one goes at once.
     fn next_slice_at(&self, events: usize) -> Option<Instant> {
         let keeping_up = events < BATCH as usize;
-        let commands_waiting = self.store.queued_appends() > 0;
-        match (self.conn.dialect(), keeping_up && commands_waiting) {
+        match (self.conn.dialect(), keeping_up && self.commands_waited) {
             (Dialect::Sqlite, true) => self.last_slice_started.map(|at| at + SQLITE_SPACING),
             _ => None,
         }
@@ -358,11 +364,15 @@ impl Projector {
         // a crash of the machine (ADR 0031): such a slice is fsynced.
         let sqlite = self.conn.dialect() == Dialect::Sqlite;
         let durable = sqlite && status_flips::any(&headers[..readable]);
+        if sqlite && durable != self.synchronous_full {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            self.conn
+                .batch(&format!("PRAGMA synchronous = {level}"))
+                .await?;
+            self.synchronous_full = durable;
+        }
         let turn = self.store.write_turn().await;
         self.last_slice_started = Some(Instant::now());
-        if durable {
-            self.conn.batch("PRAGMA synchronous = FULL").await?;
-        }
         self.conn.begin_write().await?;
         match self.apply_slice(&headers[..readable], from).await {
             Ok((count, last)) => {
@@ -378,13 +388,14 @@ impl Projector {
                         return Err(err);
                     }
                 }
+                // Read while the committer waits for the turn: once it has
+                // the turn it takes everything queued into its batch.
+                self.commands_waited = self.store.queued_appends() > 0;
                 self.conn.batch("COMMIT").await?;
                 // Before the policies' revocations, which are the committer's.
                 drop(turn);
-                if durable {
-                    self.conn.batch("PRAGMA synchronous = NORMAL").await?;
-                }
-                if sqlite && count > SLICE_CHUNK {
+                // Slices cut by time end on whole chunks.
+                if sqlite && count >= SLICE_CHUNK {
                     // Catching up, perhaps with no committer to copy the WAL.
                     if let Err(err) = self.conn.batch("PRAGMA wal_checkpoint(PASSIVE)").await {
                         tracing::warn!(error = %err, "WAL checkpoint after a slice failed");
@@ -393,7 +404,7 @@ impl Projector {
                 if let (Some(policies), true) = (&self.policies, consequential) {
                     let after = policies::Turn::Take;
                     if let Err(err) = policies.follow(&mut self.conn, from, slice, after).await {
-                        tracing::warn!(error = %err, "policy step failed; retrying when idle");
+                        tracing::warn!(error = %err, "policy step failed; retrying after the next slice");
                     }
                 }
                 Ok(Outcome::Projected {

@@ -195,7 +195,8 @@ impl Policies {
 
     /// Handles a slice the projector has just indexed, when the policies
     /// are at its start, so catching up reads the log once; otherwise
-    /// [`Policies::step`] catches up by itself when the projector idles.
+    /// [`Policies::step`] catches up, a step after each slice and the rest
+    /// when the projector idles.
     pub async fn follow(
         &self,
         conn: &mut Conn,

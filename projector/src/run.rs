@@ -50,6 +50,7 @@ impl Projector {
                     let _ = conn.batch(SESSION_SETTINGS).await;
                 }
                 self.conn = conn;
+                self.synchronous_full = false;
             }
             Err(err) => tracing::warn!(error = %err, "projector cannot reconnect; retrying"),
         }
@@ -88,7 +89,7 @@ impl Projector {
             match step {
                 Ok(Outcome::Projected { events, .. }) => {
                     held_back_since = None;
-                    self.run_policies().await;
+                    self.run_policies(1).await;
                     if let Some(at) = self.next_slice_at(events) {
                         tokio::select! {
                             _ = shutdown.changed() => return,
@@ -98,7 +99,7 @@ impl Projector {
                     continue;
                 }
                 Ok(Outcome::Idle) => {
-                    self.run_policies().await;
+                    self.run_policies(usize::MAX).await;
                     self.report_held_back(&mut held_back_since).await
                 }
                 Err(ProjectorError::Poison(why)) => {

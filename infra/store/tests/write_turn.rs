@@ -30,7 +30,7 @@ async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_micros(200)).await;
     }
 }
 
@@ -76,7 +76,9 @@ async fn a_writer_waiting_for_the_turn_gets_it_between_two_batches_of_a_busy_com
         );
         // A second writer queues while the turn is held, as the committer
         // may have: once it is let go, at most that one batch comes first.
-        let mut next = std::pin::pin!(store.write_turn());
+        // Unconstrained: a future out of tokio's cooperative budget would
+        // return before it queued.
+        let mut next = std::pin::pin!(tokio::task::unconstrained(store.write_turn()));
         let mut context = Context::from_waker(Waker::noop());
         assert!(
             next.as_mut().poll(&mut context).is_pending(),
