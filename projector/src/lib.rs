@@ -150,15 +150,13 @@ pub(crate) async fn advance_checkpoint_alone(
 /// newest transactions whole, and they are projected again; and the
 /// committer's next fsync of the same WAL makes them durable anyway. Slices
 /// that flip status bits, which relying parties are shown, are the
-/// exception ([`Projector::project_next`]). Nor does it checkpoint the WAL
-/// inside its COMMIT (SQLite's default after 1,000 pages, always past under
-/// load): the committer's checkpointer copies, and a projector catching up
-/// alone copies after its slice, outside the write turn.
+/// exception ([`Projector::project_next`]). It never checkpoints the WAL
+/// inside its COMMIT ([`Conn::connect_beside_committer`]); a projector
+/// catching up alone copies after its slice, outside the write turn.
 pub(crate) async fn connect_projection(target: &Target) -> Result<Conn, sqlx::Error> {
-    let mut conn = Conn::connect(target).await?;
+    let mut conn = Conn::connect_beside_committer(target).await?;
     if conn.dialect() == Dialect::Sqlite {
-        conn.batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0")
-            .await?;
+        conn.batch("PRAGMA synchronous = NORMAL").await?;
     }
     Ok(conn)
 }
@@ -290,18 +288,12 @@ impl Projector {
     }
 
     /// Runs the policies until they have seen every event the audit index
-    /// has, or for at most `steps` steps: one after every slice, since under
-    /// load the projector seldom idles, and the rest when it does.
-    async fn run_policies(&mut self, steps: usize) {
+    /// has (`through`, its checkpoint), or for at most `steps` steps: one
+    /// after every slice, since under load the projector seldom idles, and
+    /// the rest when it does.
+    async fn run_policies(&mut self, through: Cursor, steps: usize) {
         let Some(policies) = &self.policies else {
             return;
-        };
-        let through = match read_checkpoint(&mut self.conn, PROJECTION).await {
-            Ok(through) => through,
-            Err(err) => {
-                tracing::warn!(error = %err, "policy step failed; retrying at the next wake-up");
-                return;
-            }
         };
         for _ in 0..steps {
             match policies.step(&mut self.conn, through).await {

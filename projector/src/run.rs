@@ -87,9 +87,9 @@ impl Projector {
                 self.measure_lag(outcome).await;
             }
             match step {
-                Ok(Outcome::Projected { events, .. }) => {
+                Ok(Outcome::Projected { events, through }) => {
                     held_back_since = None;
-                    self.run_policies(1).await;
+                    self.run_policies(through, 1).await;
                     if let Some(at) = self.next_slice_at(events) {
                         tokio::select! {
                             _ = shutdown.changed() => return,
@@ -99,7 +99,12 @@ impl Projector {
                     continue;
                 }
                 Ok(Outcome::Idle) => {
-                    self.run_policies(usize::MAX).await;
+                    match self.checkpoint().await {
+                        Ok(through) => self.run_policies(through, usize::MAX).await,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "policy step failed; retrying at the next wake-up");
+                        }
+                    }
                     self.report_held_back(&mut held_back_since).await
                 }
                 Err(ProjectorError::Poison(why)) => {

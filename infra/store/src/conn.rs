@@ -89,6 +89,19 @@ impl Conn {
         })
     }
 
+    /// A writer's connection in a process whose committer copies the WAL
+    /// (its checkpoint thread): on SQLite it never checkpoints inside its
+    /// own COMMIT, which SQLite does after 1,000 WAL pages (always past
+    /// under load) by copying pages and fsyncing the database file while
+    /// the write turn is held (ADR 0035).
+    pub async fn connect_beside_committer(target: &Target) -> Result<Self, sqlx::Error> {
+        let mut conn = Self::connect(target).await?;
+        if conn.dialect() == Dialect::Sqlite {
+            conn.batch("PRAGMA wal_autocheckpoint = 0").await?;
+        }
+        Ok(conn)
+    }
+
     /// The committer's connection: inline SQLite on its own thread (ADR
     /// 0025), or an ordinary PostgreSQL connection.
     pub async fn connect_committer(target: &Target) -> Result<Self, sqlx::Error> {

@@ -184,11 +184,7 @@ pub async fn seal(store: &Store, seed: &CheckpointSeed) -> Result<Option<Checkpo
     };
     // Another sealer may have sealed the same prefix: same answer, kept
     // once. A connection of its own: the pool may be read-only (SQLite).
-    let mut conn = Conn::connect(store.target()).await?;
-    if conn.dialect() == crate::Dialect::Sqlite {
-        // Copying the WAL is the checkpointer's, not this writer's turn's.
-        conn.batch("PRAGMA wal_autocheckpoint = 0").await?;
-    }
+    let mut conn = Conn::connect_beside_committer(store.target()).await?;
     let _turn = store.write_turn().await;
     conn.execute(&[Statement::new(
                 "INSERT INTO audit_checkpoints (cursor, event_count, rolling_hash, signed_at, public_key, signature)
