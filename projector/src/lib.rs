@@ -383,7 +383,14 @@ impl Projector {
                 // Read while the committer waits for the turn: once it has
                 // the turn it takes everything queued into its batch.
                 self.commands_waited = self.store.queued_appends() > 0;
-                self.conn.batch("COMMIT").await?;
+                if let Err(err) = self.conn.batch("COMMIT").await {
+                    // A failed COMMIT may leave the transaction open (SQLite
+                    // after SQLITE_BUSY), write lock and all, with the
+                    // committer behind it; SQLite asks for a ROLLBACK, which
+                    // is harmless where it rolled back already.
+                    let _ = self.conn.batch("ROLLBACK").await;
+                    return Err(err.into());
+                }
                 // Before the policies' revocations, which are the committer's.
                 drop(turn);
                 // Slices cut by time end on whole chunks.
