@@ -301,14 +301,37 @@ mod tests {
         for text in texts {
             let mut out = Vec::new();
             write_string(&text, &mut out);
-            assert_eq!(
-                String::from_utf8_lossy(&out),
-                Value::from(text.as_str()).to_string()
-            );
+            assert_eq!(out, Value::from(text.as_str()).to_string().into_bytes());
         }
         let payload =
             json!({"a": [1, -2, 9_007_199_254_740_993_u64, null, true], "é": {"\u{1}": "x\ny"}});
         assert_eq!(compact(&payload), payload.to_string());
+    }
+
+    /// One link pinned as a constant, computed apart from this code
+    /// (Python's `json.dumps` with sorted keys, no whitespace and no ASCII
+    /// escaping, then SHA-256 over the genesis, a newline and that text):
+    /// a change to the canonical form that every path here shared would
+    /// still be caught.
+    #[test]
+    fn a_link_equals_the_one_computed_elsewhere() {
+        let payload =
+            json!({"Z": [1, "\u{1F600}\"\\\n\u{1}"], "a": {"\u{fb01}": null, "b": true}, "n": -12});
+        let metadata = json!({"actor": "client:x", "request_id": "r\t1"});
+        let row = RowForHash {
+            aggregate_type: "Grant",
+            aggregate_id: "id \"quoted\"",
+            sequence: 0,
+            event_type: "AccessTokenIssued",
+            event_version: "1.0",
+            payload: &payload,
+            metadata: &metadata,
+            recorded_at: "2026-12-02T10:00:00.123456Z",
+        };
+        assert_eq!(
+            link(GENESIS, &row),
+            "949093812a509af4f2b005ae7d7e54d6d10f2dd85a456c8c14bd8f5935b6814f"
+        );
     }
 
     #[test]
