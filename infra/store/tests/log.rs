@@ -1,6 +1,6 @@
 //! The log on both backends: group commit, conflicts and retries, stream
-//! lengths, the hash chain; on SQLite, the write turn. Real SQLite files in temporary directories and
-//! a fresh PostgreSQL database per test.
+//! lengths, the hash chain; on SQLite, the write turn. Real SQLite files
+//! in temporary directories and a fresh PostgreSQL database per test.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
