@@ -82,6 +82,14 @@ pub fn after_cursor(
     }
 }
 
+/// Whether any event waits above the global-order bound: whether the newest
+/// transaction's is. Asked as "any event at or above the bound", PostgreSQL
+/// guessed a third of the log matched and scanned all of it for the first,
+/// on every idle turn of the projector: 17 ms at 30,000 events.
+pub(crate) const WAITING_ABOVE_THE_BOUND: &str =
+    "SELECT count(*) FROM (SELECT txid FROM events ORDER BY txid DESC LIMIT 1) AS newest \
+     WHERE newest.txid >= pg_snapshot_xmin(pg_current_snapshot())";
+
 impl Store {
     async fn fetch_events(&self, statement: &Statement) -> Result<Vec<StoredEvent>, sqlx::Error> {
         self.db()
@@ -324,9 +332,7 @@ impl Store {
         }
         let waiting = self
             .db()
-            .scalar_i64(&Statement::new(
-                "SELECT count(*) FROM (SELECT 1 FROM events WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1) AS waiting",
-            ))
+            .scalar_i64(&Statement::new(WAITING_ABOVE_THE_BOUND))
             .await?;
         if waiting == 0 {
             return Ok(None);
