@@ -55,6 +55,14 @@ impl Change {
         Self::Update { table, set, filter }
     }
 
+    pub fn table(&self) -> &'static Table {
+        match self {
+            Self::Insert { table, .. }
+            | Self::Update { table, .. }
+            | Self::Delete { table, .. } => table,
+        }
+    }
+
     /// The change as one SQL statement on the tables of `schema`.
     pub fn statement(&self, schema: &str) -> Statement {
         let mut binds = Binds::default();

@@ -18,7 +18,7 @@ use super::heads::{stream_heads, StreamKey};
 use super::inline::{self, timestamp};
 use super::statement::Statement;
 use super::views::{accounts, keys};
-use super::{chain, Cursor, StoredEvent};
+use super::{chain, coalesce, Cursor, StoredEvent};
 use crate::memory::Memory;
 use crate::metrics::Metrics;
 
@@ -343,13 +343,15 @@ async fn write_batch(
         insert_events(conn, chunk).await?;
         rest = after;
     }
-    let mut rows = Vec::with_capacity(accepted.len() * 2);
+    let mut changes = Vec::with_capacity(accepted.len() * 2);
     for (event, _) in &accepted {
-        rows.extend(
-            inline::statements(conn.dialect().live_schema(), event)
+        changes.extend(
+            inline::changes((&**event).into(), &&event.payload)
                 .map_err(|err| AppendError::Rejected(err.to_string()))?,
         );
     }
+    let dialect = conn.dialect();
+    let mut rows = coalesce::statements(dialect.live_schema(), dialect, changes);
     for (request, outcome) in batch.iter().zip(&outcomes) {
         if outcome.is_ok() {
             for write in &request.side_writes {

@@ -12,6 +12,7 @@
 
 pub mod chain;
 pub mod change;
+pub mod coalesce;
 mod committer;
 mod conn;
 mod embedded;

@@ -132,7 +132,8 @@ fn decode<E: DeserializeOwned>(
 }
 
 /// The statements that bring the inline rows of `schema` up to date with
-/// one event. Pure: the committer and the statement replay execute them.
+/// one event, for the statement replay (the committer coalesces a batch's
+/// changes: [`crate::coalesce`]).
 pub fn statements(schema: &str, event: &StoredEvent) -> Result<Vec<Statement>, ApplyError> {
     Ok(changes(event.into(), &&event.payload)?
         .iter()
