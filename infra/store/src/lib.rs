@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use chain::{link as chain_link, verify_chains, ChainBreak, RowForHash, GENESIS};
 pub use committer::{AppendError, AppendReceipt, SideWrite, DEFAULT_MAX_BATCH};
-pub use conn::{Conn, Db, Dialect, Row, RowExt, Target};
+pub use conn::{Conn, Db, Dialect, Row, RowExt, Target, PING_AFTER_IDLE};
 pub use executor::{Committed, ExecuteError, Executor, Metadata};
 pub use reader::{after_cursor, EventHeader};
 pub use repository::WritRepository;

@@ -564,3 +564,51 @@ async fn a_point_in_time_read_sees_a_write_behind_the_global_order_bound() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// The read pool pings only a connection that sat idle (a ping on every
+/// loan doubled each query's round trips). So a connection the server
+/// dropped while it was busy fails one query and is replaced, and one that
+/// sat idle is replaced before any query fails.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: `bash scripts/test` starts it and runs this"]
+async fn the_read_pool_replaces_connections_the_server_dropped() {
+    let url = fresh_postgres_database()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pool = writ_store::Db::connect_postgres(&url, 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db = writ_store::Db::Postgres(pool);
+    let mut admin = Conn::connect(&writ_store::Target::Postgres(url.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alive = Statement::new("SELECT 1");
+    let drop_the_pools_connections = Statement::new(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+
+    db.scalar_i64(&alive)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dropped = admin
+        .fetch_all(&drop_the_pools_connections)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(dropped.len(), 1);
+    let mut failures = 0;
+    while db.scalar_i64(&alive).await.is_err() {
+        failures += 1;
+        assert!(failures <= 2, "at most one failure per pooled connection");
+    }
+
+    db.scalar_i64(&alive)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    admin
+        .fetch_all(&drop_the_pools_connections)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(writ_store::PING_AFTER_IDLE + Duration::from_millis(100)).await;
+    assert_eq!(db.scalar_i64(&alive).await.ok(), Some(1));
+}
