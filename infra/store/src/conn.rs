@@ -216,9 +216,10 @@ pub enum Db {
 
 impl Db {
     /// Only a connection that sat idle is pinged before it is lent: a ping
-    /// on every loan doubled each query's round trips (16 % of `writ
-    /// serve`'s samples under PostgreSQL issuance). A busy connection that
-    /// broke fails its query and is closed; the next loan opens another.
+    /// on every loan made each query three round trips, not two (sqlx also
+    /// pings a connection it takes back, which closes one that broke while
+    /// lent). So after PostgreSQL restarts, a connection lent within a
+    /// second of its last use fails one query (503) and is replaced.
     pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
         PgPoolOptions::new()
             .max_connections(max_connections)
