@@ -251,8 +251,8 @@ impl Projector {
     /// which counting would cost the catch-up it measures, so the identity
     /// values' difference stands in (rolled-back inserts make it a slight
     /// overcount). In position order, so that PostgreSQL walks the index
-    /// from `through`: unordered, its generic plan guessed a third of the
-    /// log was behind and scanned the whole log when none was.
+    /// from `through`: unordered, its log showed this count scanning the
+    /// whole log under load.
     async fn events_behind(&self, through: Cursor) -> i64 {
         let db = self.store.db();
         let counted = db

@@ -17,6 +17,21 @@ pub enum Assign {
     AtLeast(String),
 }
 
+impl Assign {
+    /// The assignment carried out on a value in memory, as its SQL does:
+    /// a null current value compares as unknown, so `AtLeast` leaves it.
+    pub fn apply(self, cell: &mut Option<String>) {
+        match self {
+            Self::To(value) => *cell = value,
+            Self::AtLeast(offered) => {
+                if cell.as_ref().is_some_and(|current| *current < offered) {
+                    *cell = Some(offered);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// A new row. With `replace`, a row with the same key keeps its other

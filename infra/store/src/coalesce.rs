@@ -18,7 +18,8 @@ use std::collections::HashMap;
 
 use super::change::{Assign, Change};
 use super::conn::Dialect;
-use super::statement::Statement;
+use super::fold::key_of;
+use super::statement::{power_of_two_rows, value_rows, Statement};
 use super::views::Table;
 
 /// Most rows per insert: powers of two up to this, so that each column
@@ -43,19 +44,14 @@ struct Held {
 }
 
 impl Held {
-    fn key(&self, value: impl Fn(&str) -> Option<String>) -> Option<String> {
-        let parts: Option<Vec<String>> = self.table.key.iter().map(|c| value(c)).collect();
-        parts.map(|parts| parts.join("\0"))
-    }
-
     fn push(&mut self, row: Vec<Option<String>>) {
         let columns = &self.columns;
-        let key = self.key(|name| {
+        let key = key_of(self.table, |name| {
             let at = columns.iter().position(|column| *column == name)?;
-            row[at].clone()
+            row[at].as_deref()
         });
-        if let Some(key) = key {
-            self.by_key.insert(key, self.rows.len());
+        if let Ok(key) = key {
+            self.by_key.insert(key.into_owned(), self.rows.len());
         }
         self.rows.push(row);
     }
@@ -76,13 +72,13 @@ impl Held {
         if !by_whole_key {
             return false;
         }
-        let Some(key) = self.key(|name| {
+        let Ok(key) = key_of(self.table, |name| {
             let (_, value) = filter.iter().find(|(column, _)| *column == name)?;
-            Some(value.clone())
+            Some(value.as_str())
         }) else {
             return false;
         };
-        let Some(&at) = self.by_key.get(&key) else {
+        let Some(&at) = self.by_key.get(key.as_ref()) else {
             return false;
         };
         let mut places = Vec::with_capacity(set.len());
@@ -94,35 +90,23 @@ impl Held {
         }
         let row = &mut self.rows[at];
         for (place, (_, assign)) in places.into_iter().zip(set) {
-            match assign {
-                Assign::To(value) => row[place] = value.clone(),
-                // As the SQL's CASE: a null current value compares as
-                // unknown and stays.
-                Assign::AtLeast(offered) => {
-                    if row[place].as_ref().is_some_and(|current| current < offered) {
-                        row[place] = Some(offered.clone());
-                    }
-                }
-            }
+            assign.clone().apply(&mut row[place]);
         }
         true
     }
 
     fn send(self, schema: &str, dialect: Dialect, out: &mut Vec<Statement>) {
         let columns = self.columns.join(", ");
+        let width = self.columns.len();
         let mut rows = self.rows.into_iter();
         let mut remaining = rows.len();
         while remaining > 0 {
-            let take = 1 << remaining.min(most_rows(dialect)).ilog2();
+            let take = power_of_two_rows(remaining, most_rows(dialect));
             remaining -= take;
-            let width = self.columns.len();
-            let values: Vec<String> = (0..take)
-                .map(|row| format!("({})", super::statement::placeholders(row * width, width)))
-                .collect();
             let sql = format!(
                 "INSERT INTO {schema}.{} ({columns}) VALUES {}",
                 self.table.name,
-                values.join(", ")
+                value_rows(take, width)
             );
             let statement = rows
                 .by_ref()

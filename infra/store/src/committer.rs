@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::conn::{Conn, Dialect, RowExt, Target};
 use super::heads::{stream_heads, StreamKey};
 use super::inline::{self, timestamp};
-use super::statement::Statement;
+use super::statement::{self, Statement};
 use super::views::{accounts, keys};
 use super::{chain, coalesce, Cursor, StoredEvent};
 use crate::memory::Memory;
@@ -37,10 +37,7 @@ const SQLITE_EVENTS_PER_INSERT: usize = 128;
 fn insert_size(dialect: Dialect, remaining: usize) -> usize {
     match dialect {
         Dialect::Postgres => remaining.min(EVENTS_PER_INSERT),
-        Dialect::Sqlite => {
-            let fits = remaining.min(SQLITE_EVENTS_PER_INSERT);
-            1 << fits.ilog2()
-        }
+        Dialect::Sqlite => statement::power_of_two_rows(remaining, SQLITE_EVENTS_PER_INSERT),
     }
 }
 /// How often a PostgreSQL batch is re-run after another process won a

@@ -38,7 +38,7 @@ struct Rows {
 
 /// The key of a row or filter: the one key value, or the values joined by
 /// NUL (which PostgreSQL text cannot hold) for a composite key.
-fn key_of<'a>(
+pub(crate) fn key_of<'a>(
     table: &'static Table,
     value: impl Fn(&str) -> Option<&'a str>,
 ) -> Result<std::borrow::Cow<'a, str>, FoldError> {
@@ -223,19 +223,12 @@ impl Rows {
             // The last candidate may take the values; the others copy them.
             let take = nth == last;
             for (index, assign) in &mut assignments {
-                match assign {
-                    Assign::To(value) if take => row[*index] = value.take(),
-                    Assign::To(value) => row[*index] = value.clone(),
-                    // SQL: a null current value compares as unknown and stays.
-                    Assign::AtLeast(offered) => {
-                        if row[*index]
-                            .as_ref()
-                            .is_some_and(|current| current < offered)
-                        {
-                            row[*index] = Some(offered.clone());
-                        }
-                    }
-                }
+                let assign = if take {
+                    std::mem::replace(assign, Assign::To(None))
+                } else {
+                    assign.clone()
+                };
+                assign.apply(&mut row[*index]);
             }
         }
         Ok(())

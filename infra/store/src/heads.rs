@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::committer::AppendRequest;
 use super::conn::{Conn, Dialect, RowExt};
-use super::statement::{placeholders, Statement};
+use super::statement::{value_rows, Statement};
 
 /// Two parameters per stream in the head lookup.
 const STREAMS_PER_LOOKUP: usize = 1000;
@@ -54,10 +54,7 @@ pub(crate) async fn stream_heads(
 
 /// The last event of each stream in `streams`; none for a new stream.
 pub(crate) fn heads_lookup(dialect: Dialect, streams: &[StreamKey]) -> Statement {
-    let values: Vec<String> = (0..streams.len())
-        .map(|i| format!("({})", placeholders(i * 2, 2)))
-        .collect();
-    let values = values.join(", ");
+    let values = value_rows(streams.len(), 2);
     let sql = match dialect {
         // SQLite has no LATERAL, and looks up one stream at a time anyway.
         Dialect::Sqlite => format!(
@@ -127,7 +124,8 @@ mod tests {
     /// Plans, not timings. sqlx prepares its statements, so PostgreSQL may
     /// keep a generic plan made while the log was small: the old head
     /// lookup's hashed the whole log for every batch, and kept doing so as
-    /// the log grew (issuance fell from 1,165 to 401 a second over 30 s).
+    /// the log grew (issuance fell from 1,165 to 401 a second over three
+    /// 10 s rounds).
     /// With the statistics of a small log and generic plans forced, the
     /// lookup reads one index entry per stream (the old one fails here).
     /// The projector's bound check is held to an index too; its old form's

@@ -41,6 +41,21 @@ impl Statement {
     }
 }
 
+/// `($1, $2), ($3, $4), …`: `rows` rows of `width` parameters each.
+pub fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", placeholders(row * width, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many of `remaining` rows (at least one) the next multi-row statement
+/// takes: the largest power of two up to `most`, so that a few statement
+/// shapes cover every count and stay in a connection's statement cache.
+pub fn power_of_two_rows(remaining: usize, most: usize) -> usize {
+    1 << remaining.min(most).ilog2()
+}
+
 /// `$1, $2, …` for `count` parameters starting after `offset`.
 pub fn placeholders(offset: usize, count: usize) -> String {
     (offset + 1..=offset + count)
