@@ -284,7 +284,6 @@ pub async fn start_grant(
 pub const INVALID_GRANT: &str =
     "the authorization code or refresh token is invalid, expired, revoked, or was issued to another client";
 
-/// RFC 6749 §5.2 `invalid_grant` with [`INVALID_GRANT`].
 /// A new grant's id: its stream in the log and `gid` in its tokens. Time
 /// ordered (UUID v7), so that the grant's rows and events append to their
 /// indexes (ADR 0025); not a secret, it is in every token of the grant.
@@ -292,6 +291,7 @@ pub fn new_gid() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
+/// RFC 6749 §5.2 `invalid_grant` with [`INVALID_GRANT`].
 pub fn invalid_grant() -> OAuthError {
     OAuthError::invalid_grant(INVALID_GRANT)
 }

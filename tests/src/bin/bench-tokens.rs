@@ -23,7 +23,8 @@
 //!    forgotten there and introspect inactive, which is cheaper work.
 //! 4. A constant-rate run at 70 % of Writ's median maximum, with this
 //!    crate's generator (`load::constant_rate`: built like wrk2, one
-//!    thread, raw HTTP/1.1 over keep-alive connections), which measures
+//!    thread, raw HTTP/1.1 over keep-alive connections, all opened before
+//!    the first request), which measures
 //!    latency from each request's due time, for p99 against the targets.
 //!    It runs in this process, so its CPU share is this process's; it
 //!    also prints how late its own timer sent the requests.

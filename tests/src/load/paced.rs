@@ -100,17 +100,28 @@ async fn paced(
     duration: Duration,
 ) -> Result<Stats, String> {
     let endpoint = std::rc::Rc::new(Endpoint::of(&target)?);
+    // As in wrk, every connection is open before the first request is due:
+    // a TCP handshake and the server's accept are not a request's latency.
+    // Opened at their first due times, 256 connections in the first 12 ms
+    // of a 22,000/s introspection run put a third to a half of the run's
+    // requests over 3 ms into its first 100 ms.
+    let mut streams = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        streams.push(open(&endpoint.address).await?);
+    }
     let schedule = Schedule {
         started: Instant::now(),
         interval: Duration::from_secs_f64(1.0 / rate.max(1.0)),
         step: connections,
         total: (rate * duration.as_secs_f64()) as usize,
     };
-    let workers: Vec<_> = (0..connections)
-        .map(|first| {
+    let workers: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(first, stream)| {
             let (target, endpoint) = (target.clone(), endpoint.clone());
             tokio::task::spawn_local(async move {
-                connection(&target, &endpoint, schedule, first).await
+                connection(&target, &endpoint, schedule, first, stream).await
             })
         })
         .collect();
@@ -144,9 +155,10 @@ async fn connection(
     endpoint: &Endpoint,
     schedule: Schedule,
     first: usize,
+    opened: TcpStream,
 ) -> Stats {
     let mut stats = Stats::default();
-    let mut stream: Option<TcpStream> = None;
+    let mut stream = Some(opened);
     let (mut request, mut answer) = (Vec::with_capacity(1024), Vec::with_capacity(4096));
     let mut free_since = Instant::now();
     for index in (first..schedule.total).step_by(schedule.step) {
@@ -184,8 +196,17 @@ async fn connection(
     stats
 }
 
-/// Sends one request on the connection (opening it when there is none) and
-/// reads its answer: the status, with the body left in `answer`.
+async fn open(address: &str) -> Result<TcpStream, String> {
+    let opened = TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("connect {address}: {e}"))?;
+    opened.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(opened)
+}
+
+/// Sends one request on the connection (opening another when a failure
+/// closed it) and reads its answer: the status, with the body left in
+/// `answer`.
 async fn exchange(
     stream: &mut Option<TcpStream>,
     address: &str,
@@ -193,11 +214,7 @@ async fn exchange(
     answer: &mut Vec<u8>,
 ) -> Result<u16, String> {
     if stream.is_none() {
-        let opened = TcpStream::connect(address)
-            .await
-            .map_err(|e| format!("connect {address}: {e}"))?;
-        opened.set_nodelay(true).map_err(|e| e.to_string())?;
-        *stream = Some(opened);
+        *stream = Some(open(address).await?);
     }
     let Some(socket) = stream.as_mut() else {
         return Err("no connection".to_owned());
@@ -249,7 +266,75 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(u16, usize, usize)>, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::parse_head;
+    use crate::load::{constant_rate, Target};
+
+    /// Answers one request on `stream` with an empty 200.
+    fn answer_one(stream: &mut TcpStream) -> std::io::Result<()> {
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let read = stream.read(&mut chunk)?;
+            if read == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            request.extend_from_slice(&chunk[..read]);
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut parsed = httparse::Request::new(&mut headers);
+            if let Ok(httparse::Status::Complete(head)) = parsed.parse(&request) {
+                let length: usize = parsed
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                    .unwrap_or(0);
+                if request.len() >= head + length {
+                    break;
+                }
+            }
+        }
+        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+    }
+
+    /// Two connections at 4 requests/s: the second's first request is due
+    /// 250 ms after the first's. When the first request arrives, the second
+    /// connection must already wait in the listener's backlog: a generator
+    /// that opened it at its due time would not have connected yet.
+    #[tokio::test]
+    async fn every_connection_is_open_before_the_first_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || -> std::io::Result<usize> {
+            let (first, _) = listener.accept()?;
+            let mut byte = [0u8; 1];
+            first.peek(&mut byte)?;
+            listener.set_nonblocking(true)?;
+            let mut open = vec![first];
+            while let Ok((stream, _)) = listener.accept() {
+                open.push(stream);
+            }
+            let open_at_first_request = open.len();
+            for stream in &mut open {
+                stream.set_nonblocking(false)?;
+                answer_one(stream)?;
+            }
+            Ok(open_at_first_request)
+        });
+        let target = Target {
+            url: format!("http://{address}/token"),
+            authorization: String::new(),
+            body: Arc::new(|_| "a=b".to_owned()),
+            dpop: None,
+        };
+        let stats = constant_rate(&target, 4.0, 2, Duration::from_millis(500)).await;
+        assert_eq!((stats.ok, stats.failed), (2, 0), "{:?}", stats.failures);
+        assert_eq!(server.join().unwrap().unwrap(), 2);
+    }
 
     #[test]
     fn a_head_is_read_once_complete_with_its_body_length() {
