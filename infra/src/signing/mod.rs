@@ -38,6 +38,8 @@ pub struct PublishedKey {
 #[derive(Default)]
 struct Loaded {
     signers: HashMap<String, Arc<Signer>>,
+    /// Every active key's signer by kid, for the next reload to keep.
+    active: HashMap<String, Arc<Signer>>,
     published: Vec<PublishedKey>,
     at: Option<Instant>,
 }
@@ -72,6 +74,15 @@ impl KeySet {
             at: Some(Instant::now()),
             ..Loaded::default()
         };
+        // A kid is its public key's thumbprint, so the signer made for an
+        // active kid is what its sealed secret would give again: a reload
+        // decrypts and parses only keys it has not seen (RSA's parse is
+        // most of a reload, every 5 s and on every unknown kid).
+        let known = self
+            .loaded
+            .read()
+            .map(|current| current.active.clone())
+            .unwrap_or_default();
         for row in rows {
             let key = PublishedKey {
                 jwk: serde_json::from_str(&row.public_jwk).unwrap_or(Value::Null),
@@ -81,16 +92,13 @@ impl KeySet {
                 updated_at: row.updated_at,
             };
             if key.status == KeyStatus::Active {
+                let signer = match known.get(&key.kid) {
+                    Some(signer) if signer.alg == key.alg => signer.clone(),
+                    _ => Arc::new(self.open_signer(&key, row.wrapped_private)?),
+                };
                 // Rows come oldest first, so the newest activation wins.
-                let sealed = row.wrapped_private.unwrap_or_default();
-                let pkcs8 = crypto::open(
-                    &self.keys.key_encryption,
-                    &sealing_context(&key.kid),
-                    &sealed,
-                )
-                .map_err(|e| KeyError::Rejected(format!("key {}: {e}", key.kid)))?;
-                let signer = Signer::from_pkcs8(&key.kid, &key.alg, &pkcs8)?;
-                loaded.signers.insert(key.alg.clone(), Arc::new(signer));
+                loaded.signers.insert(key.alg.clone(), signer.clone());
+                loaded.active.insert(key.kid.clone(), signer);
             }
             loaded.published.push(key);
         }
@@ -98,6 +106,16 @@ impl KeySet {
             *guard = loaded;
         }
         Ok(())
+    }
+
+    fn open_signer(&self, key: &PublishedKey, sealed: Option<String>) -> Result<Signer, KeyError> {
+        let pkcs8 = crypto::open(
+            &self.keys.key_encryption,
+            &sealing_context(&key.kid),
+            &sealed.unwrap_or_default(),
+        )
+        .map_err(|e| KeyError::Rejected(format!("key {}: {e}", key.kid)))?;
+        Signer::from_pkcs8(&key.kid, &key.alg, &pkcs8)
     }
 
     /// Reloads in the background so rotations by `writ keys rotate` in
@@ -254,4 +272,52 @@ pub async fn ensure_active(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reload_keeps_the_signers_of_unchanged_keys_and_takes_a_rotation() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open_sqlite(dir.path())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let executor = Executor::new(store.clone(), writ_store::services::system());
+        let keys = KeyRing::generate();
+        ensure_active(&executor, &store, &keys, &["ES256", "EdDSA", "RS256"])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let set = KeySet::load(store.clone(), keys.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let before = set
+            .signer("RS256")
+            .unwrap_or_else(|| panic!("no RS256 signer"));
+        set.reload().await.unwrap_or_else(|e| panic!("{e}"));
+        let kept = set
+            .signer("RS256")
+            .unwrap_or_else(|| panic!("no RS256 signer"));
+        assert!(
+            Arc::ptr_eq(&before, &kept),
+            "an unchanged key was parsed again"
+        );
+
+        let rotated = rotate(&executor, &store, &keys, "RS256", "test")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        set.reload().await.unwrap_or_else(|e| panic!("{e}"));
+        let after = set
+            .signer("RS256")
+            .unwrap_or_else(|| panic!("no RS256 signer"));
+        assert_eq!(after.kid, rotated);
+        assert_ne!(before.kid, rotated);
+        let signature = after.sign(b"message").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!signature.is_empty());
+        let es256 = set
+            .signer("ES256")
+            .unwrap_or_else(|| panic!("no ES256 signer"));
+        assert_eq!(es256.alg, "ES256");
+    }
 }
