@@ -24,8 +24,8 @@
 //! 4. A constant-rate run at 70 % of Writ's median maximum, with this
 //!    crate's generator (`load::constant_rate`: built like wrk2, one
 //!    thread, raw HTTP/1.1 over keep-alive connections, all opened before
-//!    the first request), which measures
-//!    latency from each request's due time, for p99 against the targets.
+//!    the first request), which measures latency from each request's due
+//!    time, for p99 against the targets.
 //!    It runs in this process, so its CPU share is this process's; it
 //!    also prints how late its own timer sent the requests.
 //! 5. Writ's resident memory at idle, its peak after each phase, and what
