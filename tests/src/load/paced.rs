@@ -204,9 +204,9 @@ async fn open(address: &str) -> Result<TcpStream, String> {
     Ok(opened)
 }
 
-/// Sends one request on the connection (opening another when a failure
-/// closed it) and reads its answer: the status, with the body left in
-/// `answer`.
+/// Sends one request on the connection (opening one when it has none: its
+/// first connect failed, or a failure closed it) and reads its answer: the
+/// status, with the body left in `answer`.
 async fn exchange(
     stream: &mut Option<TcpStream>,
     address: &str,
@@ -255,13 +255,15 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(u16, usize, usize)>, String> {
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(format!("a malformed answer: {e}")),
     };
-    let length = response
-        .headers
+    let length = content_length(response.headers).ok_or("an answer without Content-Length")?;
+    Ok(Some((response.code.unwrap_or(0), head, length)))
+}
+
+fn content_length(headers: &[httparse::Header]) -> Option<usize> {
+    headers
         .iter()
         .find(|header| header.name.eq_ignore_ascii_case("content-length"))
         .and_then(|header| std::str::from_utf8(header.value).ok()?.trim().parse().ok())
-        .ok_or("an answer without Content-Length")?;
-    Ok(Some((response.code.unwrap_or(0), head, length)))
 }
 
 #[cfg(test)]
@@ -271,7 +273,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::parse_head;
+    use super::{content_length, parse_head};
     use crate::load::{constant_rate, Target};
 
     /// Answers one request on `stream` with an empty 200.
@@ -287,13 +289,7 @@ mod tests {
             let mut headers = [httparse::EMPTY_HEADER; 16];
             let mut parsed = httparse::Request::new(&mut headers);
             if let Ok(httparse::Status::Complete(head)) = parsed.parse(&request) {
-                let length: usize = parsed
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
-                    .unwrap_or(0);
-                if request.len() >= head + length {
+                if request.len() >= head + content_length(parsed.headers).unwrap_or(0) {
                     break;
                 }
             }
