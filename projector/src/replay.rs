@@ -182,7 +182,7 @@ fn page_entry(statement: &Statement) -> Option<serde_json::Value> {
         .iter()
         .map(|bind| match bind {
             Bind::Text(text) => Some(serde_json::Value::from(text.clone())),
-            Bind::Int(_) => None,
+            Bind::Int(_) | Bind::Texts(_) => None,
         })
         .collect::<Option<Vec<_>>>()?;
     Some(serde_json::json!([statement.sql, values]))

@@ -22,17 +22,13 @@ use super::fold::key_of;
 use super::statement::{power_of_two_rows, value_rows, Statement};
 use super::views::Table;
 
-/// Most rows per insert: powers of two up to this, so that each column
-/// list takes at most five shapes on SQLite (eight on PostgreSQL) in the
-/// connection's statement cache. A token row has up to eight column lists
-/// (audience, status list and DPoP key are each optional), so a mixed load
-/// can still outgrow SQLite's cache of 64 (not measured).
-fn most_rows(dialect: Dialect) -> usize {
-    match dialect {
-        Dialect::Sqlite => 16,
-        Dialect::Postgres => 128,
-    }
-}
+/// Most rows per insert on SQLite: powers of two up to this, so that each
+/// column list takes at most five shapes in the connection's statement
+/// cache. A token row has up to eight column lists (audience, status list
+/// and DPoP key are each optional), so a mixed load can still outgrow
+/// SQLite's cache of 64 (not measured). PostgreSQL takes every row in one
+/// insert of arrays.
+const SQLITE_MOST_ROWS: usize = 16;
 
 /// Inserts waiting to be sent, into one table with one list of columns.
 struct Held {
@@ -98,10 +94,34 @@ impl Held {
     fn send(self, schema: &str, dialect: Dialect, out: &mut Vec<Statement>) {
         let columns = self.columns.join(", ");
         let width = self.columns.len();
+        if dialect == Dialect::Postgres {
+            // One array per column: one statement, and one statement shape,
+            // whatever the number of rows. The inline tables are all text.
+            let arrays = (1..=width)
+                .map(|n| format!("${n}::text[]"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO {schema}.{} ({columns}) SELECT * FROM unnest({arrays})",
+                self.table.name
+            );
+            let mut by_column = vec![Vec::with_capacity(self.rows.len()); width];
+            for row in self.rows {
+                for (column, value) in by_column.iter_mut().zip(row) {
+                    column.push(value);
+                }
+            }
+            out.push(
+                by_column
+                    .into_iter()
+                    .fold(Statement::new(sql), Statement::texts),
+            );
+            return;
+        }
         let mut rows = self.rows.into_iter();
         let mut remaining = rows.len();
         while remaining > 0 {
-            let take = power_of_two_rows(remaining, most_rows(dialect));
+            let take = power_of_two_rows(remaining, SQLITE_MOST_ROWS);
             remaining -= take;
             let sql = format!(
                 "INSERT INTO {schema}.{} ({columns}) VALUES {}",

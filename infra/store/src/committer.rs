@@ -16,30 +16,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::conn::{Conn, Dialect, RowExt, Target};
 use super::heads::{stream_heads, StreamKey};
 use super::inline::{self, timestamp};
-use super::statement::{self, Statement};
+use super::statement::Statement;
 use super::views::{accounts, keys};
-use super::{chain, coalesce, Cursor, StoredEvent};
+use super::{chain, coalesce, event_rows, Cursor, StoredEvent};
 use crate::memory::Memory;
 use crate::metrics::Metrics;
 
 /// Enough to amortise one fsync over many commands, small enough that a
 /// batch's transaction stays short.
 pub const DEFAULT_MAX_BATCH: usize = 256;
-/// Bound parameters stay under SQLite's 32,766 and PostgreSQL's 65,535:
-/// ten columns per event.
-const EVENTS_PER_INSERT: usize = 500;
-/// SQLite's prepared statements are cached per SQL text, and a statement
-/// for hundreds of rows compiles to megabytes: inserts there take the
-/// largest power of two up to this, so eight shapes cover every batch.
-const SQLITE_EVENTS_PER_INSERT: usize = 128;
-
-/// How many of `remaining` events the next insert takes.
-fn insert_size(dialect: Dialect, remaining: usize) -> usize {
-    match dialect {
-        Dialect::Postgres => remaining.min(EVENTS_PER_INSERT),
-        Dialect::Sqlite => statement::power_of_two_rows(remaining, SQLITE_EVENTS_PER_INSERT),
-    }
-}
 /// How often a PostgreSQL batch is re-run after another process won a
 /// stream it touched, before its commands are answered "unavailable".
 const MAX_BATCH_ATTEMPTS: usize = 3;
@@ -241,10 +226,15 @@ async fn commit_batch(
     let mut attempt = 0;
     let outcomes = loop {
         attempt += 1;
-        if let Err(err) = conn.begin_write().await {
-            return fail_all(AppendError::Unavailable(err.to_string()));
-        }
-        match write_batch(conn, batch).await {
+        let context = match begin(conn).await {
+            Ok(context) => context,
+            Err(err) => {
+                // PostgreSQL's BEGIN may have succeeded before its query failed.
+                let _ = conn.batch("ROLLBACK").await;
+                return fail_all(AppendError::Unavailable(err.to_string()));
+            }
+        };
+        match write_batch(conn, batch, context).await {
             Ok(outcomes) => break outcomes,
             // Another process appended to one of our streams between our
             // head lookup and our insert (PostgreSQL has no single writer):
@@ -275,7 +265,7 @@ async fn commit_batch(
     if let (Some(memory), Some((first, last))) = (memory, positions) {
         memory.claim(first.position, last.position);
     }
-    if let Err(err) = conn.batch("COMMIT").await {
+    if let Err(err) = conn.batch(commit(conn.dialect())).await {
         tracing::error!(error = %err, "COMMIT of an event batch failed; answering 503 to its commands");
         // Before the write lock can pass to another writer at our positions.
         if let (Some(memory), Some((first, _))) = (memory, positions) {
@@ -316,9 +306,9 @@ async fn commit_batch(
 async fn write_batch(
     conn: &mut Conn,
     batch: &[AppendRequest],
+    (txid, mut next_position, recorded_at): (i64, i64, String),
 ) -> Result<Vec<Result<AppendReceipt, AppendError>>, AppendError> {
     let unavailable = |err: sqlx::Error| AppendError::Unavailable(err.to_string());
-    let (txid, mut next_position, recorded_at) = batch_context(conn).await.map_err(unavailable)?;
     let mut heads = stream_heads(conn, batch).await.map_err(unavailable)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for request in batch {
@@ -334,12 +324,7 @@ async fn write_batch(
         .filter_map(|(outcome, request)| outcome.as_mut().ok().zip(Some(request)))
         .flat_map(|(receipt, request)| receipt.stored.iter_mut().zip(&request.prepared))
         .collect();
-    let mut rest = &mut accepted[..];
-    while !rest.is_empty() {
-        let (chunk, after) = rest.split_at_mut(insert_size(conn.dialect(), rest.len()));
-        insert_events(conn, chunk).await?;
-        rest = after;
-    }
+    event_rows::insert(conn, &mut accepted).await?;
     let mut changes = Vec::with_capacity(accepted.len() * 2);
     for (event, _) in &accepted {
         changes.extend(
@@ -356,20 +341,19 @@ async fn write_batch(
             }
         }
     }
-    if conn.dialect() == Dialect::Postgres {
-        // Delivered at COMMIT, to projectors in any process.
-        rows.push(Statement::new("SELECT pg_notify($1, '')").text(super::COMMIT_CHANNEL));
-    }
     conn.execute(&rows).await.map_err(unavailable)?;
     Ok(outcomes)
 }
 
-/// The batch's transaction id, first position and commit time. On SQLite
-/// the committer holds the only write lock, so it numbers positions itself;
-/// on PostgreSQL the identity column does, and `now()` is the transaction's.
-async fn batch_context(conn: &mut Conn) -> Result<(i64, i64, String), sqlx::Error> {
+/// Opens the batch's write transaction and reads its transaction id, first
+/// position and commit time. On SQLite the committer holds the only write
+/// lock, so it numbers positions itself; on PostgreSQL the identity column
+/// does, `now()` is the transaction's, and BEGIN travels with the query in
+/// one round trip (the simple protocol: nothing is bound).
+async fn begin(conn: &mut Conn) -> Result<(i64, i64, String), sqlx::Error> {
     match conn.dialect() {
         Dialect::Sqlite => {
+            conn.begin_write().await?;
             let row = conn
                 .fetch_optional(&Statement::new(
                     "SELECT coalesce(max(position), 0) + 1 AS next FROM events",
@@ -380,11 +364,13 @@ async fn batch_context(conn: &mut Conn) -> Result<(i64, i64, String), sqlx::Erro
         }
         Dialect::Postgres => {
             let row = conn
-                .fetch_optional(&Statement::new(
-                    "SELECT pg_current_xact_id()::text::bigint AS txid, \
+                .fetch_unbound(
+                    "BEGIN; SELECT pg_current_xact_id()::text::bigint AS txid, \
                      to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS now",
-                ))
+                )
                 .await?
+                .into_iter()
+                .next()
                 .unwrap_or_default();
             Ok((
                 row.int("txid").unwrap_or(0),
@@ -394,6 +380,18 @@ async fn batch_context(conn: &mut Conn) -> Result<(i64, i64, String), sqlx::Erro
         }
     }
 }
+
+/// The batch's COMMIT. On PostgreSQL the notice to projectors in any
+/// process goes in the same round trip; it is delivered at COMMIT. The
+/// channel is a constant, so nothing outside Writ enters the SQL text.
+fn commit(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "COMMIT",
+        Dialect::Postgres => NOTIFY_AND_COMMIT,
+    }
+}
+
+const NOTIFY_AND_COMMIT: &str = "SELECT pg_notify('writ_events', ''); COMMIT";
 
 /// Chains one command's events onto its stream's head, or reports that the
 /// command was decided on a stale view of the stream.
@@ -451,87 +449,6 @@ fn stage(
     Ok(AppendReceipt { stored })
 }
 
-/// One multi-row insert. SQLite takes the committer's positions; on
-/// PostgreSQL the identity assigns them and `RETURNING` reports them back.
-async fn insert_events(
-    conn: &mut Conn,
-    rows: &mut [(&mut StoredEvent, &chain::Prepared)],
-) -> Result<(), AppendError> {
-    let dialect = conn.dialect();
-    let (columns, per_row, casts) = match dialect {
-        Dialect::Sqlite => (
-            "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, hash, position",
-            10,
-            ["", "", "", "", "", "", "", "", "", ""],
-        ),
-        Dialect::Postgres => (
-            "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, hash",
-            9,
-            ["", "", "", "", "", "::json", "::json", "::timestamptz", "", ""],
-        ),
-    };
-    let values: Vec<String> = (0..rows.len())
-        .map(|row| {
-            let cells: Vec<String> = (0..per_row)
-                .map(|column| format!("${}{}", row * per_row + column + 1, casts[column]))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect();
-    let returning = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " RETURNING aggregate_type, aggregate_id, sequence, position",
-    };
-    let mut insert = Statement::new(format!(
-        "INSERT INTO events ({columns}) VALUES {}{returning}",
-        values.join(", ")
-    ));
-    for (event, prepared) in rows.iter() {
-        insert = insert
-            .text(event.aggregate_type.clone())
-            .text(event.aggregate_id.clone())
-            .int(event.sequence)
-            .text(event.event_type.clone())
-            .text(event.event_version.clone())
-            .text(prepared.payload.clone())
-            .text(prepared.metadata.clone())
-            .text(event.recorded_at.clone())
-            .text(event.hash.clone());
-        if dialect == Dialect::Sqlite {
-            insert = insert.int(event.position);
-        }
-    }
-    let returned = match conn.fetch_all(&insert).await {
-        Ok(returned) => returned,
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            return Err(AppendError::Conflict)
-        }
-        Err(err) => return Err(AppendError::Unavailable(err.to_string())),
-    };
-    if dialect == Dialect::Postgres {
-        let positions: HashMap<(String, String, i64), i64> = returned
-            .iter()
-            .map(|row| {
-                let key = (
-                    row.text("aggregate_type").unwrap_or_default(),
-                    row.text("aggregate_id").unwrap_or_default(),
-                    row.int("sequence").unwrap_or(0),
-                );
-                (key, row.int("position").unwrap_or(0))
-            })
-            .collect();
-        for (event, _) in rows.iter_mut() {
-            let key = (
-                event.aggregate_type.clone(),
-                event.aggregate_id.clone(),
-                event.sequence,
-            );
-            event.position = positions.get(&key).copied().unwrap_or(0);
-        }
-    }
-    Ok(())
-}
-
 fn side_write(write: &SideWrite, dialect: Dialect) -> Vec<Statement> {
     match write {
         SideWrite::StoreSubjectKey {
@@ -570,5 +487,17 @@ fn side_write(write: &SideWrite, dialect: Dialect) -> Vec<Statement> {
                 .text(payload.clone()),
             ]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_commit_notifies_the_channel_projectors_listen_on() {
+        let notify = format!(
+            "SELECT pg_notify('{}', ''); COMMIT",
+            super::super::COMMIT_CHANNEL
+        );
+        assert_eq!(super::NOTIFY_AND_COMMIT, notify);
     }
 }

@@ -202,6 +202,25 @@ impl Conn {
     ) -> Result<Option<Row>, sqlx::Error> {
         Ok(self.fetch_all(statement).await?.into_iter().next())
     }
+
+    /// The rows of SQL text with nothing to bind, which may hold several
+    /// statements: on PostgreSQL one round trip of the simple protocol.
+    pub async fn fetch_unbound(&mut self, sql: &str) -> Result<Vec<Row>, sqlx::Error> {
+        Ok(match self {
+            Self::Postgres(conn) => sqlx::Executor::fetch_all(&mut *conn, sql)
+                .await?
+                .iter()
+                .map(pg_row)
+                .collect(),
+            Self::Sqlite(conn) => sqlx::Executor::fetch_all(&mut *conn, sql)
+                .await?
+                .iter()
+                .map(sqlite_row)
+                .collect(),
+            Self::Embedded(conn) => crate::embedded::fetch_all(&conn.lock(), &Statement::new(sql))
+                .map_err(embedded_error)?,
+        })
+    }
 }
 
 /// See [`Db::connect_postgres`].
@@ -318,12 +337,13 @@ impl<T> Decoded for T where
 /// without higher-ranked bounds sqlx cannot satisfy, so one macro writes
 /// the same body for both.
 macro_rules! bound_query {
-    ($statement:expr) => {{
+    ($statement:expr, $texts:expr) => {{
         let mut query = sqlx::query(&$statement.sql);
         for bind in &$statement.binds {
             query = match bind {
                 Bind::Text(text) => query.bind(text.as_deref()),
                 Bind::Int(int) => query.bind(*int),
+                Bind::Texts(texts) => query.bind($texts(texts)),
             };
         }
         query
@@ -333,13 +353,17 @@ macro_rules! bound_query {
 fn sqlite_query(
     statement: &Statement,
 ) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
-    bound_query!(statement)
+    bound_query!(statement, Bind::texts_as_json)
 }
 
 fn pg_query(
     statement: &Statement,
 ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    bound_query!(statement)
+    bound_query!(statement, pg_texts)
+}
+
+fn pg_texts(texts: &[Option<String>]) -> &[Option<String>] {
+    texts
 }
 
 /// Text, then integer, then the extra types given: the types Writ's tables

@@ -58,6 +58,7 @@ fn prepared<'c>(
         match bind {
             Bind::Text(text) => prepared.raw_bind_parameter(index, text.as_deref())?,
             Bind::Int(int) => prepared.raw_bind_parameter(index, int)?,
+            Bind::Texts(texts) => prepared.raw_bind_parameter(index, Bind::texts_as_json(texts))?,
         }
     }
     Ok(prepared)

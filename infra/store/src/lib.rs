@@ -16,6 +16,7 @@ pub mod coalesce;
 mod committer;
 mod conn;
 mod embedded;
+mod event_rows;
 pub mod executor;
 pub mod fold;
 mod heads;

@@ -9,6 +9,17 @@
 pub enum Bind {
     Text(Option<String>),
     Int(i64),
+    /// A PostgreSQL `text[]`, for statements whose shape must not depend on
+    /// how many rows they carry (`unnest($1::text[], …)`). SQLite has no
+    /// arrays: there it binds as the JSON array of the texts.
+    Texts(Vec<Option<String>>),
+}
+
+impl Bind {
+    /// How SQLite takes a [`Bind::Texts`]: its JSON array.
+    pub fn texts_as_json(texts: &[Option<String>]) -> String {
+        serde_json::Value::from(texts.to_vec()).to_string()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +48,11 @@ impl Statement {
 
     pub fn int(mut self, value: i64) -> Self {
         self.binds.push(Bind::Int(value));
+        self
+    }
+
+    pub fn texts(mut self, values: Vec<Option<String>>) -> Self {
+        self.binds.push(Bind::Texts(values));
         self
     }
 }

@@ -195,10 +195,8 @@ async fn coalesced_statements_leave_the_same_rows_on_postgres() {
     both_ways_agree(one, other).await;
 }
 
-/// Nine client-credentials issuances, as one batch: the grants and the
-/// tokens in two inserts each (eight rows and one), the expiries folded in.
-#[test]
-fn a_batch_of_issuances_is_four_inserts() {
+/// Nine client-credentials issuances' changes, as one batch's.
+fn nine_issuances() -> Vec<Change> {
     let mut changes = Vec::new();
     for n in 0..9 {
         let gid = format!("g{n}");
@@ -210,7 +208,38 @@ fn a_batch_of_issuances_is_four_inserts() {
             &format!("c{n}"),
         ));
     }
-    let merged = statements("main", Dialect::Sqlite, changes);
+    changes
+}
+
+/// On PostgreSQL, one insert of arrays per table, whatever the batch's size.
+#[test]
+fn a_batch_of_issuances_is_two_inserts_on_postgres() {
+    let merged = statements("public", Dialect::Postgres, nine_issuances());
+    let shapes: Vec<(&str, usize)> = merged
+        .iter()
+        .map(|s| (s.sql.split(" (").next().unwrap_or_default(), s.binds.len()))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("INSERT INTO public.grants", 12),
+            ("INSERT INTO public.tokens", 8)
+        ]
+    );
+    assert!(merged[0].sql.ends_with("SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])"), "{}", merged[0].sql);
+    let cursor = GRANTS.column(grant::cursor).unwrap_or_default();
+    let cursors: Vec<Option<String>> = (0..9).map(|n| Some(format!("c{n}"))).collect();
+    assert_eq!(
+        merged[0].binds[cursor],
+        crate::statement::Bind::Texts(cursors)
+    );
+}
+
+/// Nine client-credentials issuances, as one batch: the grants and the
+/// tokens in two inserts each (eight rows and one), the expiries folded in.
+#[test]
+fn a_batch_of_issuances_is_four_inserts() {
+    let merged = statements("main", Dialect::Sqlite, nine_issuances());
     let shapes: Vec<(&str, usize)> = merged
         .iter()
         .map(|s| (s.sql.split(" (").next().unwrap_or_default(), s.binds.len()))
