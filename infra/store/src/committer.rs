@@ -1,8 +1,9 @@
 //! Group commit. Commands hand their events to one committer task; per
 //! batch it opens one `BEGIN IMMEDIATE` transaction, reads the heads of the
 //! streams the batch touches, drops the commands decided on a stale head
-//! (conflicts), appends the others' events in a few multi-row inserts with
-//! positions, commit time and chain hashes, writes the inline rows, commits,
+//! (conflicts), appends the others' events with positions, commit time and
+//! chain hashes (a few multi-row inserts on SQLite, one insert of arrays on
+//! PostgreSQL: `event_rows`), writes the inline rows, commits,
 //! and only then answers each waiting command. A conflict fails only its own
 //! command; the rest of the batch commits.
 
@@ -301,8 +302,8 @@ async fn commit_batch(
 
 /// Decides every command's fate against the streams' current heads, read
 /// in one query inside the transaction, so losers are dropped before
-/// anything is written; then writes the winners' events in a few multi-row
-/// inserts, their inline rows and side writes. An `Err` fails the attempt.
+/// anything is written; then writes the winners' events, their inline rows
+/// and side writes. An `Err` fails the attempt.
 async fn write_batch(
     conn: &mut Conn,
     batch: &[AppendRequest],

@@ -203,23 +203,21 @@ impl Conn {
         Ok(self.fetch_all(statement).await?.into_iter().next())
     }
 
-    /// The rows of SQL text with nothing to bind, which may hold several
-    /// statements: on PostgreSQL one round trip of the simple protocol.
+    /// PostgreSQL only: the rows of SQL text with nothing to bind, which
+    /// may hold several statements, in one round trip of the simple
+    /// protocol. SQLite's inline connection would run only the first
+    /// statement, so it refuses instead.
     pub async fn fetch_unbound(&mut self, sql: &str) -> Result<Vec<Row>, sqlx::Error> {
-        Ok(match self {
-            Self::Postgres(conn) => sqlx::Executor::fetch_all(&mut *conn, sql)
+        match self {
+            Self::Postgres(conn) => Ok(sqlx::Executor::fetch_all(&mut *conn, sql)
                 .await?
                 .iter()
                 .map(pg_row)
-                .collect(),
-            Self::Sqlite(conn) => sqlx::Executor::fetch_all(&mut *conn, sql)
-                .await?
-                .iter()
-                .map(sqlite_row)
-                .collect(),
-            Self::Embedded(conn) => crate::embedded::fetch_all(&conn.lock(), &Statement::new(sql))
-                .map_err(embedded_error)?,
-        })
+                .collect()),
+            Self::Sqlite(_) | Self::Embedded(_) => Err(sqlx::Error::Protocol(
+                "several statements in one call are for PostgreSQL only".into(),
+            )),
+        }
     }
 }
 

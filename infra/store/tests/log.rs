@@ -27,6 +27,7 @@ writ_testing::on_both_backends!(
     parallel_commands_on_one_stream_take_turns_without_conflicts,
     a_thousand_grants_leave_the_client_stream_alone_and_every_stream_short,
     positions_are_gap_free_and_follow_commit_order,
+    a_batch_numbers_its_events_in_its_order,
     the_chain_verifies_and_an_altered_payload_is_detected,
     an_unknown_event_is_refused_by_the_committer_and_changes_nothing,
     commits_are_signalled_with_their_cursor,
@@ -344,6 +345,54 @@ async fn positions_are_gap_free_and_follow_commit_order(backend: Backend) {
             .is_some_and(|c| c.ends_with("00000000000000000040")),
         "{shown:?}"
     );
+}
+
+/// Concurrent commands share batches: each command's events take
+/// consecutive positions in sequence order, and what each was told is what
+/// the log holds (on PostgreSQL the identity numbers a batch's rows and the
+/// committer matches them back).
+async fn a_batch_numbers_its_events_in_its_order(backend: Backend) {
+    let (_dir, store) = open(backend).await;
+    let mut appends = tokio::task::JoinSet::new();
+    for n in 0..32 {
+        let store = store.clone();
+        let stream = format!("b{n}");
+        appends.spawn(async move {
+            store
+                .append((1..=3).map(|s| event(&stream, s)).collect(), vec![])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        });
+    }
+    let mut told = std::collections::HashMap::new();
+    while let Some(receipt) = appends.join_next().await {
+        let stored = receipt.unwrap_or_else(|e| panic!("{e}")).stored;
+        let positions: Vec<i64> = stored.iter().map(|e| e.position).collect();
+        let first = positions[0];
+        assert_eq!(positions, [first, first + 1, first + 2], "{stored:?}");
+        for event in stored {
+            told.insert((event.aggregate_id, event.sequence), event.position);
+        }
+    }
+    let logged = store
+        .db()
+        .fetch_all(&Statement::new(
+            "SELECT aggregate_id, sequence, position FROM events",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let logged: std::collections::HashMap<(String, i64), i64> = logged
+        .iter()
+        .map(|row| {
+            let key = (
+                row.text("aggregate_id").unwrap_or_default(),
+                row.int("sequence").unwrap_or(0),
+            );
+            (key, row.int("position").unwrap_or(0))
+        })
+        .collect();
+    assert_eq!(told.len(), 96);
+    assert_eq!(logged, told);
 }
 
 async fn the_chain_verifies_and_an_altered_payload_is_detected(backend: Backend) {
