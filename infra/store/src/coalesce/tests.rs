@@ -211,16 +211,20 @@ fn nine_issuances() -> Vec<Change> {
     changes
 }
 
+/// Each statement as its verb and table, and how many values it binds.
+fn shapes(merged: &[Statement]) -> Vec<(&str, usize)> {
+    merged
+        .iter()
+        .map(|s| (s.sql.split(" (").next().unwrap_or_default(), s.binds.len()))
+        .collect()
+}
+
 /// On PostgreSQL, one insert of arrays per table, whatever the batch's size.
 #[test]
 fn a_batch_of_issuances_is_two_inserts_on_postgres() {
     let merged = statements("public", Dialect::Postgres, nine_issuances());
-    let shapes: Vec<(&str, usize)> = merged
-        .iter()
-        .map(|s| (s.sql.split(" (").next().unwrap_or_default(), s.binds.len()))
-        .collect();
     assert_eq!(
-        shapes,
+        shapes(&merged),
         [
             ("INSERT INTO public.grants", 12),
             ("INSERT INTO public.tokens", 8)
@@ -240,12 +244,8 @@ fn a_batch_of_issuances_is_two_inserts_on_postgres() {
 #[test]
 fn a_batch_of_issuances_is_four_inserts() {
     let merged = statements("main", Dialect::Sqlite, nine_issuances());
-    let shapes: Vec<(&str, usize)> = merged
-        .iter()
-        .map(|s| (s.sql.split(" (").next().unwrap_or_default(), s.binds.len()))
-        .collect();
     assert_eq!(
-        shapes,
+        shapes(&merged),
         [
             ("INSERT INTO main.grants", 8 * 12),
             ("INSERT INTO main.grants", 12),
