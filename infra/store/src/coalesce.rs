@@ -105,21 +105,7 @@ impl Held {
                 "INSERT INTO {schema}.{} ({columns}) SELECT * FROM unnest({arrays})",
                 self.table.name
             );
-            let mut by_column: Vec<Vec<Option<String>>> = (0..width)
-                .map(|_| Vec::with_capacity(self.rows.len()))
-                .collect();
-            for row in self.rows {
-                // A row and its column list come from one change's values.
-                debug_assert_eq!(row.len(), width);
-                for (column, value) in by_column.iter_mut().zip(row) {
-                    column.push(value);
-                }
-            }
-            out.push(
-                by_column
-                    .into_iter()
-                    .fold(Statement::new(sql), Statement::texts),
-            );
+            out.push(Statement::new(sql).columns(self.rows, width));
             return;
         }
         let mut rows = self.rows.into_iter();

@@ -357,11 +357,7 @@ fn sqlite_query(
 fn pg_query(
     statement: &Statement,
 ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    bound_query!(statement, pg_texts)
-}
-
-fn pg_texts(texts: &[Option<String>]) -> &[Option<String>] {
-    texts
+    bound_query!(statement, std::convert::identity)
 }
 
 /// Text, then integer, then the extra types given: the types Writ's tables

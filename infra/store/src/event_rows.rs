@@ -101,19 +101,24 @@ fn sqlite_insert(rows: &[(&mut StoredEvent, &chain::Prepared)]) -> Statement {
 }
 
 fn postgres_insert(rows: &[(&mut StoredEvent, &chain::Prepared)]) -> Statement {
-    let column = |cell: &dyn Fn(&StoredEvent, &chain::Prepared) -> String| {
-        rows.iter()
-            .map(|(event, prepared)| Some(cell(event, prepared)))
-            .collect::<Vec<_>>()
-    };
-    Statement::new(POSTGRES_INSERT)
-        .texts(column(&|e, _| e.aggregate_type.clone()))
-        .texts(column(&|e, _| e.aggregate_id.clone()))
-        .texts(column(&|e, _| e.sequence.to_string()))
-        .texts(column(&|e, _| e.event_type.clone()))
-        .texts(column(&|e, _| e.event_version.clone()))
-        .texts(column(&|_, p| p.payload.clone()))
-        .texts(column(&|_, p| p.metadata.clone()))
-        .texts(column(&|e, _| e.recorded_at.clone()))
-        .texts(column(&|e, _| e.hash.clone()))
+    let rows = rows
+        .iter()
+        .map(|(event, prepared)| {
+            [
+                event.aggregate_type.clone(),
+                event.aggregate_id.clone(),
+                event.sequence.to_string(),
+                event.event_type.clone(),
+                event.event_version.clone(),
+                prepared.payload.clone(),
+                prepared.metadata.clone(),
+                event.recorded_at.clone(),
+                event.hash.clone(),
+            ]
+            .into_iter()
+            .map(Some)
+            .collect()
+        })
+        .collect();
+    Statement::new(POSTGRES_INSERT).columns(rows, 9)
 }

@@ -55,6 +55,20 @@ impl Statement {
         self.binds.push(Bind::Texts(values));
         self
     }
+
+    /// `rows`, each `width` texts wide, bound as one `text[]` per column:
+    /// what `unnest($1::text[], …)` takes apart into the rows again.
+    pub fn columns(self, rows: Vec<Vec<Option<String>>>, width: usize) -> Self {
+        let mut columns: Vec<Vec<Option<String>>> =
+            (0..width).map(|_| Vec::with_capacity(rows.len())).collect();
+        for row in rows {
+            debug_assert_eq!(row.len(), width, "a row as wide as its columns");
+            for (column, value) in columns.iter_mut().zip(row) {
+                column.push(value);
+            }
+        }
+        columns.into_iter().fold(self, Self::texts)
+    }
 }
 
 /// `($1, $2), ($3, $4), …`: `rows` rows of `width` parameters each.
