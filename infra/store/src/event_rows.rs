@@ -27,6 +27,8 @@ const POSTGRES_INSERT: &str = "INSERT INTO events \
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) \
      WITH ORDINALITY AS u(t, i, s, et, ev, p, m, r, h, n) ORDER BY n \
      RETURNING aggregate_type, aggregate_id, sequence, position";
+/// The arrays [`POSTGRES_INSERT`] takes apart: one per column it inserts.
+const POSTGRES_COLUMNS: usize = 9;
 
 /// Writes the events, in order; on PostgreSQL sets each one's position.
 pub(crate) async fn insert(
@@ -104,7 +106,7 @@ fn postgres_insert(rows: &[(&mut StoredEvent, &chain::Prepared)]) -> Statement {
     let rows = rows
         .iter()
         .map(|(event, prepared)| {
-            [
+            let row: [String; POSTGRES_COLUMNS] = [
                 event.aggregate_type.clone(),
                 event.aggregate_id.clone(),
                 event.sequence.to_string(),
@@ -114,11 +116,9 @@ fn postgres_insert(rows: &[(&mut StoredEvent, &chain::Prepared)]) -> Statement {
                 prepared.metadata.clone(),
                 event.recorded_at.clone(),
                 event.hash.clone(),
-            ]
-            .into_iter()
-            .map(Some)
-            .collect()
+            ];
+            row.into_iter().map(Some).collect()
         })
         .collect();
-    Statement::new(POSTGRES_INSERT).columns(rows, 9)
+    Statement::new(POSTGRES_INSERT).columns(rows, POSTGRES_COLUMNS)
 }
